@@ -1,0 +1,46 @@
+# Thin wrapper around CMake. Every target installs missing Debian packages first.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+ifeq ($(CI),true)
+CMAKE_FLAGS += -DEINSIM_WERROR=ON
+endif
+
+.PHONY: all deps build demo test test-asan fuzz bench clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# The flagship example: the Llama-3-70B decode step and FuseMax's 1-pass attention cascade.
+demo: build
+	@$(BUILD)/sim/einsim describe configs/models/llama-3-70b.toml --phase decode --batch 16 --context 32768
+	@echo
+	@$(BUILD)/sim/einsim describe configs/workloads/attention-1pass.toml
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan: deps
+	@cmake -S . -B build-asan -DEINSIM_SANITIZE=ON -DEINSIM_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@CC=clang CXX=clang++ cmake -S . -B build-fuzz -DEINSIM_FUZZ=ON -DEINSIM_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_einsum fuzz_config
+	@mkdir -p build-fuzz/corpus-einsum build-fuzz/corpus-config
+	build-fuzz/tests/fuzz/fuzz_einsum -max_total_time=$(FUZZ_SECONDS) -timeout=5 build-fuzz/corpus-einsum tests/fuzz/corpus/einsum
+	build-fuzz/tests/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) -timeout=5 build-fuzz/corpus-config tests/fuzz/corpus/config configs/models configs/workloads
+
+bench: build
+	@$(BUILD)/tests/bench/einsim_bench --benchmark_repetitions=10 --benchmark_report_aggregates_only=true
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz

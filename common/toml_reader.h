@@ -1,0 +1,117 @@
+#pragma once
+// Strict TOML reading: every key must be read by the loader (unknown keys are errors), every
+// value is type- and range-checked, and every error is located (`file:line:col: error: ...`).
+// A document is a stack of layers: `--set` overrides, then the file, then the presets it
+// `inherits` from, so that source locations always point at the file that set a value.
+#include <toml++/toml.h>
+
+#include <cstdint>
+#include <deque>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "common/units.h"
+
+namespace einsim {
+
+/// Location of a toml++ node (its file, line, column).
+SourceLoc loc_of(const toml::node& n, const SourceLoc& fallback = {});
+
+class ConfigDoc;
+
+/// A view of one table across all layers of a document. Reading a key marks it as known.
+class ConfigTable {
+ public:
+  /// Dotted path of this table ("" for the root).
+  const std::string& path() const { return path_; }
+  /// Location of the table itself (its header in the highest layer that defines it).
+  SourceLoc loc() const;
+  /// Location of `key` (highest layer), or of the table when absent.
+  SourceLoc loc(std::string_view key) const;
+  bool contains(std::string_view key) const;
+  /// Every key present in any layer, in file order of the highest layer first. Marks none.
+  std::vector<std::string> keys() const;
+
+  int64_t get_int(std::string_view key, int64_t min = std::numeric_limits<int64_t>::min(),
+                  int64_t max = std::numeric_limits<int64_t>::max()) const;
+  std::optional<int64_t> opt_int(std::string_view key, int64_t min = std::numeric_limits<int64_t>::min(),
+                                 int64_t max = std::numeric_limits<int64_t>::max()) const;
+  /// An integer or float.
+  double get_number(std::string_view key, double min = -std::numeric_limits<double>::infinity(),
+                    double max = std::numeric_limits<double>::infinity()) const;
+  std::optional<double> opt_number(std::string_view key, double min = -std::numeric_limits<double>::infinity(),
+                                   double max = std::numeric_limits<double>::infinity()) const;
+  std::string get_string(std::string_view key) const;
+  std::optional<std::string> opt_string(std::string_view key) const;
+  /// A string that must be one of `choices`.
+  std::string get_choice(std::string_view key, const std::vector<std::string>& choices) const;
+  std::optional<std::string> opt_choice(std::string_view key, const std::vector<std::string>& choices) const;
+  bool get_bool(std::string_view key) const;
+  std::optional<bool> opt_bool(std::string_view key) const;
+  /// A quantity with a unit, in SI. Negative values are errors unless `allow_negative`.
+  double get_quantity(std::string_view key, Dim dim, bool allow_negative = false) const;
+  std::optional<double> opt_quantity(std::string_view key, Dim dim, bool allow_negative = false) const;
+  std::vector<std::string> get_string_array(std::string_view key) const;
+  /// Raw node in the highest layer (marks the key as known), or nullptr.
+  const toml::node* node(std::string_view key) const;
+  ConfigTable get_table(std::string_view key) const;
+  std::optional<ConfigTable> opt_table(std::string_view key) const;
+
+ private:
+  friend class ConfigDoc;
+  ConfigTable(const ConfigDoc* doc, std::vector<const toml::table*> layers, std::vector<SourceLoc> fallbacks,
+              std::string path);
+  const toml::node* lookup(std::string_view key, SourceLoc* where) const;
+  [[noreturn]] void type_error(std::string_view key, const toml::node& n, std::string_view expected) const;
+  std::string full(std::string_view key) const;
+
+  const ConfigDoc* doc_;
+  std::vector<const toml::table*> layers_;  // highest priority first
+  std::vector<SourceLoc> fallbacks_;        // location of each layer's file
+  std::string path_;
+};
+
+/// One config document: a file, its `inherits` chain and command-line overrides.
+class ConfigDoc {
+ public:
+  /// Parses `file` (TOML), follows `inherits = "name"` (looked up beside the file, then in
+  /// `preset_dir`), applies `overrides` ("dotted.key=value", highest priority) and checks
+  /// `version = 1` in every file. Throws UserError with a location.
+  static std::unique_ptr<ConfigDoc> load(const std::string& file, const std::vector<std::string>& overrides = {},
+                                         const std::string& preset_dir = "");
+  /// Parses TOML text held in memory (`name` is used in locations).
+  static std::unique_ptr<ConfigDoc> parse(std::string_view text, const std::string& name,
+                                          const std::vector<std::string>& overrides = {});
+
+  ConfigTable root() const;
+  /// Throws on the first key no loader read, with a "did you mean" hint when one is close.
+  void finish() const;
+  /// The file this document was loaded from.
+  const std::string& file() const { return file_; }
+
+ private:
+  friend class ConfigTable;
+  ConfigDoc() = default;
+  void add_file_layer(const std::string& file, std::set<std::string>& seen, const std::string& preset_dir, int depth);
+  void add_overrides(const std::vector<std::string>& overrides);
+  void mark(const std::string& path) const { used_.insert(path); }
+  void asked(const std::string& table, std::string_view key) const { asked_[table].insert(std::string(key)); }
+  void check_unused(const toml::table& t, const std::string& path, const SourceLoc& fallback) const;
+
+  std::string file_;
+  std::deque<toml::table> tables_;  // owned layers, highest priority first after construction
+  std::vector<SourceLoc> fallbacks_;
+  mutable std::set<std::string> used_;
+  mutable std::map<std::string, std::set<std::string>> asked_;
+};
+
+/// Levenshtein distance, for "did you mean" hints.
+size_t edit_distance(std::string_view a, std::string_view b);
+
+}  // namespace einsim

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages einsim builds against, only those that are missing.
+set -euo pipefail
+pkgs=(cmake make g++ pkg-config libtomlplusplus-dev libeigen3-dev libfmt-dev libcli11-dev
+      nlohmann-json3-dev catch2 libbenchmark-dev libsqlite3-dev libsystemc-dev gnuplot-nox)
+if command -v clang++ >/dev/null 2>&1; then pkgs+=(libclang-rt-14-dev); fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+[[ $(id -u) -ne 0 ]] && sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

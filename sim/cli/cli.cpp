@@ -1,0 +1,121 @@
+#include "sim/cli/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <iostream>
+#include <map>
+
+#include "common/error.h"
+#include "sim/cli/describe.h"
+#include "workloads/cascade_loader.h"
+
+namespace einsim {
+namespace {
+
+const std::map<std::string, Format> kFormats = {{"table", Format::Table}, {"json", Format::Json}, {"csv", Format::Csv}};
+
+// Reads "32k", "1M", "4096": token counts in the units architects write them.
+int64_t parse_tokens(const std::string& s, const std::string& option) {
+  size_t used = 0;
+  int64_t v = 0;
+  try {
+    v = std::stoll(s, &used);
+  } catch (const std::exception&) {
+    throw UserError(SourceLoc{option}, fmt::format("'{}' is not a token count", s));
+  }
+  const std::string suffix = s.substr(used);
+  if (suffix == "k" || suffix == "K") v *= 1024;
+  else if (suffix == "M") v *= 1024 * 1024;
+  else if (!suffix.empty()) throw UserError(SourceLoc{option}, fmt::format("'{}' is not a token count (use 4096, 32k or 1M)", s));
+  return v;
+}
+
+}  // namespace
+
+int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
+  CLI::App app{"einsim: hardware-level simulator and accelerator model for LLM inference"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "einsim 0.1.0");
+
+  std::vector<std::string> files, overrides;
+  std::string format = "table";
+  auto* check = app.add_subcommand("check", "Validate config files (cascades, models); exit 1 on the first error of each");
+  check->add_option("files", files, "Config files (TOML, or a HuggingFace config.json)")->required();
+  check->add_option("--set", overrides, "Override a config value: dotted.key=value (checked like file values)");
+
+  std::string file, phase_name, attention = "1pass", batch = "1", prompt = "", context = "";
+  int64_t layers = 0, block = 256;
+  auto* describe = app.add_subcommand("describe", "Summarise a cascade or a model");
+  describe->add_option("file", file, "A cascade or model config (or a shipped model name, e.g. llama-3-70b)")->required();
+  describe->add_option("--format", format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
+  describe->add_option("--set", overrides, "Override a config value: dotted.key=value");
+  describe->add_option("--phase", phase_name, "Model: build the cascade of one step")->check(CLI::IsMember({"prefill", "decode"}));
+  describe->add_option("--batch", batch, "Model: requests per step");
+  describe->add_option("--prompt", prompt, "Model, prefill: tokens per request (e.g. 2048, 32k)");
+  describe->add_option("--context", context, "Model, decode: tokens already in the KV cache (e.g. 32k)");
+  describe->add_option("--attention", attention, "Model: attention cascade")->check(CLI::IsMember({"1pass", "3pass"}));
+  describe->add_option("--block", block, "Model, 1-pass attention: keys per block (M0)")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  describe->add_option("--layers", layers, "Model: build only the first N layers")->check(CLI::Range(int64_t{0}, int64_t{4096}));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e, out, err);
+    return code == 0 ? 0 : 1;
+  }
+
+  try {
+    if (*check) {
+      int failed = 0;
+      for (const std::string& f : files) {
+        try {
+          out << check_file(f, overrides) << "\n";
+        } catch (const UserError& e) {
+          err << e.what() << "\n";
+          ++failed;
+        }
+      }
+      if (failed) err << fmt::format("{} of {} file{} failed\n", failed, files.size(), files.size() == 1 ? "" : "s");
+      return failed ? 1 : 0;
+    }
+    if (*describe) {
+      const Format fmt_ = kFormats.at(format);
+      const std::string path = resolve_model_path(file);
+      if (config_kind(path) == ConfigKind::Cascade) {
+        if (!phase_name.empty() || !prompt.empty() || !context.empty())
+          throw UserError(SourceLoc{"--phase"}, "--phase, --prompt and --context apply to models, not cascades");
+        out << describe_cascade(load_cascade(path, overrides), fmt_);
+        return 0;
+      }
+      const ModelConfig m = load_model(path, overrides);
+      std::optional<Phase> ph;
+      if (!phase_name.empty()) {
+        Phase p;
+        p.kind = phase_name == "decode" ? PhaseKind::Decode : PhaseKind::Prefill;
+        p.batch = parse_tokens(batch, "--batch");
+        p.prompt = prompt.empty() ? 2048 : parse_tokens(prompt, "--prompt");
+        p.context = context.empty() ? 2048 : parse_tokens(context, "--context");
+        p.attention = attention == "3pass" ? AttentionKind::ThreePass : AttentionKind::OnePass;
+        p.block = block;
+        p.layers = layers;
+        if (p.batch < 1 || p.prompt < 1 || p.context < 0)
+          throw UserError(SourceLoc{"--batch"}, "--batch and --prompt must be at least 1, --context at least 0");
+        ph = p;
+      } else if (!prompt.empty() || !context.empty()) {
+        throw UserError(SourceLoc{"--prompt"}, "--prompt and --context need --phase prefill|decode");
+      }
+      out << describe_model(m, ph, fmt_);
+      return 0;
+    }
+  } catch (const UserError& e) {
+    err << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    err << "einsim: internal error: " << e.what() << "\n";
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace einsim

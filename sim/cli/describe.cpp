@@ -1,0 +1,269 @@
+#include "sim/cli/describe.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "common/toml_reader.h"
+#include "sim/report/table.h"
+#include "workloads/analysis.h"
+#include "workloads/cascade_loader.h"
+
+namespace einsim {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+ConfigKind config_kind(const std::string& file) {
+  if (file.ends_with(".json")) return ConfigKind::Model;
+  auto doc = ConfigDoc::load(file);
+  const ConfigTable root = doc->root();
+  const bool cascade = root.contains("cascade"), model = root.contains("model");
+  if (cascade && model) throw UserError(root.loc("model"), "a config file holds one thing: [cascade] or [model], not both");
+  if (cascade) return ConfigKind::Cascade;
+  if (model) return ConfigKind::Model;
+  throw UserError(SourceLoc{file, 1, 1}, "not an einsim config: expected a [cascade] or [model] table");
+}
+
+std::string check_file(const std::string& file, const std::vector<std::string>& overrides) {
+  if (config_kind(file) == ConfigKind::Cascade) {
+    const Cascade c = load_cascade(file, overrides);
+    return fmt::format("{}: ok: cascade '{}', {} Einsums, {} tensors", file, c.name, c.einsums.size(), c.tensors.size());
+  }
+  const ModelConfig m = load_model(file, overrides);
+  // Build and check one layer of each phase the model has.
+  Phase ph;
+  ph.layers = 1;
+  bind(transformer_cascade(m, ph));
+  if (!m.encoder_only) {
+    ph.kind = PhaseKind::Decode;
+    ph.context = 16;
+    bind(transformer_cascade(m, ph));
+  }
+  const ParamCounts p = count_params(m);
+  return fmt::format("{}: ok: model '{}', {} parameters", file, m.name, fmt_count(p.total));
+}
+
+namespace {
+
+json ops_json(const OpCounts& o) {
+  json j;
+  for (int i = 0; i < kOpClasses; ++i) j[std::string(op_class_name(static_cast<OpClass>(i)))] = o.n[static_cast<size_t>(i)];
+  j["flops"] = o.flops();
+  return j;
+}
+
+std::string iteration_space(const Einsum& e) {
+  std::vector<std::string> v;
+  for (size_t i = 0; i < e.vars.size(); ++i)
+    v.push_back(fmt::format("{}{}={}", static_cast<int>(i) < e.n_out ? "" : "~", e.vars[i].name, e.vars[i].extent));
+  return fmt::format("{}", fmt::join(v, " "));
+}
+
+std::vector<PassReport> all_passes(const Cascade& c) {
+  std::vector<PassReport> out;
+  for (const Rank& r : c.ranks) {
+    if (r.parent >= 0) continue;
+    PassReport p = pass_analysis(c, r.name);
+    // Only ranks that some Einsum reduces are interesting; a rank nobody reduces is 1 pass.
+    bool reduced = false;
+    const std::vector<int> fam = c.rank_family(c.find_rank(r.name));
+    for (const Einsum& e : c.einsums)
+      for (size_t v = static_cast<size_t>(e.n_out); v < e.vars.size(); ++v)
+        reduced |= std::find(fam.begin(), fam.end(), e.vars[v].rank) != fam.end();
+    if (reduced && p.passes > 0) out.push_back(std::move(p));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string describe_cascade(const Cascade& c, Format f) {
+  const CascadeStats s = analyze(c);
+  const std::vector<PassReport> passes = all_passes(c);
+  if (f == Format::Json) {
+    json j;
+    j["kind"] = "cascade";
+    j["name"] = c.name;
+    for (const Rank& r : c.ranks) j["ranks"][r.name] = r.extent;
+    for (const Tensor& t : c.tensors)
+      j["tensors"].push_back({{"name", t.name}, {"shape", t.shape}, {"dtype", dtype_name(t.dtype)},
+                              {"role", t.is_input() ? (t.role == TensorRole::Auto ? "input" : role_name(t.role))
+                                       : t.readers.empty() ? "output" : "intermediate"},
+                              {"bytes", t.bytes()}});
+    for (size_t i = 0; i < c.einsums.size(); ++i) {
+      const Einsum& e = c.einsums[i];
+      j["einsums"].push_back({{"einsum", e.text}, {"points", e.points}, {"ops", ops_json(e.ops)},
+                              {"bytes_read", s.einsums[i].bytes_read}, {"bytes_written", s.einsums[i].bytes_written}});
+    }
+    j["totals"] = {{"ops", ops_json(s.ops)}, {"input_bytes", s.input_bytes}, {"output_bytes", s.output_bytes},
+                   {"intermediate_bytes", s.intermediate_bytes}, {"compulsory_bytes", s.compulsory_bytes},
+                   {"unfused_bytes", s.unfused_bytes}};
+    for (const PassReport& p : passes) j["passes"].push_back({{"rank", p.rank}, {"passes", p.passes}, {"reasons", p.reasons}});
+    return j.dump(2) + "\n";
+  }
+  TextTable t({"#", "einsum", "iteration space", "points", "mac", "add", "max", "exp", "div", "other", "read", "written"});
+  for (size_t i = 0; i < c.einsums.size(); ++i) {
+    const Einsum& e = c.einsums[i];
+    const OpCounts& o = e.ops;
+    t.row({std::to_string(i + 1), e.text, iteration_space(e), fmt_count(static_cast<double>(e.points)),
+           fmt_count(o[OpClass::Mac]), fmt_count(o[OpClass::Add]), fmt_count(o[OpClass::Max]), fmt_count(o[OpClass::Exp]),
+           fmt_count(o[OpClass::Div]), fmt_count(o[OpClass::Mul] + o[OpClass::Unary]), fmt_bytes(s.einsums[i].bytes_read),
+           fmt_bytes(s.einsums[i].bytes_written)});
+  }
+  if (f == Format::Csv) return t.csv();
+  std::string out = fmt::format("cascade {}: {} Einsums over ranks", c.name, c.einsums.size());
+  for (const Rank& r : c.ranks) out += fmt::format(" {}={}", r.name, r.extent);
+  out += "\n(~ marks a reduced index)\n\n" + t.aligned();
+  out += fmt::format("\ntotal: {} FLOPs ({} MACs), inputs {}, outputs {}, intermediates {}\n", fmt_count(s.ops.flops()),
+                     fmt_count(s.ops[OpClass::Mac]), fmt_bytes(s.input_bytes), fmt_bytes(s.output_bytes),
+                     fmt_bytes(s.intermediate_bytes));
+  out += fmt::format("compulsory traffic {} (fused, intermediates on chip); unfused traffic {}\n", fmt_bytes(s.compulsory_bytes),
+                     fmt_bytes(s.unfused_bytes));
+  for (const PassReport& p : passes) {
+    out += fmt::format("passes over {}: {}\n", p.rank, p.passes);
+    for (const std::string& r : p.reasons) out += "  " + r + "\n";
+  }
+  return out;
+}
+
+namespace {
+
+// Component of a model tensor or Einsum output, by name: embedding, attention, mlp, norm, head.
+std::string component(const std::string& tensor) {
+  std::string n = tensor;
+  if (n.size() > 1 && n[0] == 'L') {
+    const size_t u = n.find('_');
+    if (u != std::string::npos) n = n.substr(u + 1);
+  }
+  if (n.starts_with("N1_") || n.starts_with("N2_") || n.starts_with("F_") || n == "XN" || n == "XN2" || n == "XF") return "norm";
+  static const std::vector<std::string> attn = {"Q", "K", "V", "QB", "KB", "VB", "QR", "KR", "QK", "GM", "SN", "SD", "A", "AV",
+                                                "BQK", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "RD", "SPD", "RNV", "SPNV"};
+  if (std::find(attn.begin(), attn.end(), n) != attn.end()) return "attention";
+  if (n == "O" || n == "OB") return "out-proj";
+  if (n == "X0") return "embedding";
+  if (n == "LOGITS") return "lm-head";
+  if (n == "XA" || (n.size() > 1 && n[0] == 'X' && std::isdigit(static_cast<unsigned char>(n[1])))) return "residual";
+  return "mlp";
+}
+
+}  // namespace
+
+std::string describe_model(const ModelConfig& m, const std::optional<Phase>& phase, Format f) {
+  const ParamCounts p = count_params(m);
+  const double kv = m.kv_bytes_per_token(m.dtype);
+  json j;
+  j["kind"] = "model";
+  j["name"] = m.name;
+  j["model_type"] = m.model_type;
+  j["config"] = {{"hidden_size", m.hidden_size}, {"num_hidden_layers", m.num_hidden_layers},
+                 {"num_attention_heads", m.num_attention_heads}, {"num_key_value_heads", m.num_key_value_heads},
+                 {"head_dim", m.head_dim}, {"intermediate_size", m.intermediate_size}, {"vocab_size", m.vocab_size},
+                 {"hidden_act", m.hidden_act}, {"tie_word_embeddings", m.tie_word_embeddings},
+                 {"num_local_experts", m.num_local_experts}, {"num_experts_per_tok", m.num_experts_per_tok},
+                 {"dtype", dtype_name(m.dtype)}};
+  j["parameters"] = {{"total", p.total}, {"active", p.active}, {"embedding", p.embedding},
+                     {"per_layer", {{"attention", p.per_layer_attention}, {"mlp", p.per_layer_mlp}, {"norm", p.per_layer_norm}}},
+                     {"final_norm", p.final_norm}};
+  j["kv_bytes_per_token"] = kv;
+
+  std::map<std::string, OpCounts> comp_ops;
+  std::map<std::string, double> comp_bytes;
+  CascadeStats s;
+  std::optional<Cascade> c;
+  double weight_bytes = 0, kv_bytes = 0;
+  if (phase) {
+    c = bind(transformer_cascade(m, *phase));
+    s = analyze(*c);
+    for (size_t i = 0; i < c->einsums.size(); ++i) {
+      const Einsum& e = c->einsums[i];
+      const std::string k = component(c->tensors[static_cast<size_t>(e.lhs.tensor)].name);
+      comp_ops[k] += e.ops;
+      comp_bytes[k] += s.einsums[i].bytes_read + s.einsums[i].bytes_written;
+    }
+    for (size_t i = 0; i < c->einsums.size(); ++i)
+      for (const Access& a : c->einsums[i].reads) {
+        const Tensor& t = c->tensors[static_cast<size_t>(a.tensor)];
+        if (t.role == TensorRole::KVCache) kv_bytes += touched_elements(*c, c->einsums[i], a) * dtype_bytes(t.dtype);
+      }
+    // Weights touched by this step (gathered tables and experts only where indexed).
+    std::vector<double> touched(c->tensors.size(), 0);
+    for (const Einsum& e : c->einsums)
+      for (const Access& a : e.reads) {
+        const Tensor& t = c->tensors[static_cast<size_t>(a.tensor)];
+        if (t.role == TensorRole::Weight || t.role == TensorRole::ExpertWeight)
+          touched[static_cast<size_t>(a.tensor)] = std::max(touched[static_cast<size_t>(a.tensor)], touched_elements(*c, e, a) * dtype_bytes(t.dtype));
+      }
+    for (double b : touched) weight_bytes += b;
+    json ph = {{"phase", phase->kind == PhaseKind::Prefill ? "prefill" : "decode"}, {"batch", phase->batch},
+               {"prompt", phase->prompt}, {"context", phase->context},
+               {"attention", phase->attention == AttentionKind::OnePass ? "1-pass" : "3-pass"},
+               {"einsums", c->einsums.size()}, {"ops", ops_json(s.ops)}, {"weight_bytes_read", weight_bytes},
+               {"kv_bytes_read", kv_bytes}, {"compulsory_bytes", s.compulsory_bytes}};
+    for (const auto& [k, o] : comp_ops) ph["components"][k] = {{"ops", ops_json(o)}, {"unfused_bytes", comp_bytes[k]}};
+    j["phase"] = ph;
+  }
+  if (f == Format::Json) return j.dump(2) + "\n";
+
+  if (f == Format::Csv) {
+    TextTable t({"component", "mac", "mul", "add", "max", "exp", "div", "unary", "flops", "unfused_bytes"});
+    if (!phase) {
+      TextTable pt({"part", "parameters"});
+      pt.row({"embedding", fmt::format("{:.0f}", p.embedding)});
+      pt.row({"attention_per_layer", fmt::format("{:.0f}", p.per_layer_attention)});
+      pt.row({"mlp_per_layer", fmt::format("{:.0f}", p.per_layer_mlp)});
+      pt.row({"norm_per_layer", fmt::format("{:.0f}", p.per_layer_norm)});
+      pt.row({"final_norm", fmt::format("{:.0f}", p.final_norm)});
+      pt.row({"total", fmt::format("{:.0f}", p.total)});
+      pt.row({"active", fmt::format("{:.0f}", p.active)});
+      return pt.csv();
+    }
+    for (const auto& [k, o] : comp_ops) {
+      std::vector<std::string> r{k};
+      for (int i = 0; i < kOpClasses; ++i) r.push_back(fmt::format("{:.0f}", o.n[static_cast<size_t>(i)]));
+      r.push_back(fmt::format("{:.0f}", o.flops()));
+      r.push_back(fmt::format("{:.0f}", comp_bytes[k]));
+      t.row(r);
+    }
+    return t.csv();
+  }
+
+  std::string out = fmt::format("model {} ({}): {} layers, d_model {}, {} heads ({} KV heads, head_dim {}), FFN {}{}, vocab {}\n",
+                                m.name, m.model_type, m.num_hidden_layers, m.hidden_size, m.num_attention_heads,
+                                m.num_key_value_heads, m.head_dim, m.intermediate_size,
+                                m.num_local_experts ? fmt::format(" x {} experts (top {})", m.num_local_experts, m.num_experts_per_tok) : "",
+                                m.vocab_size);
+  out += fmt::format("parameters: {:.4g}B total", p.total / 1e9);
+  if (p.active != p.total) out += fmt::format(", {:.4g}B active per token", p.active / 1e9);
+  out += fmt::format(" ({} at {})\n", fmt_bytes(p.total * dtype_bytes(m.dtype)), dtype_name(m.dtype));
+  if (!m.encoder_only)
+    out += fmt::format("KV cache: {:.0f} bytes per token ({})\n", kv, fmt_bytes(kv));
+  TextTable pt({"part", "parameters", "share"});
+  auto prow = [&](const std::string& name, double n) { pt.row({name, fmt_count(n), fmt::format("{:.1f}%", 100.0 * n / p.total)}); };
+  const double L = static_cast<double>(m.num_hidden_layers);
+  prow("embeddings + LM head", p.embedding);
+  prow(fmt::format("attention ({} x {})", m.num_hidden_layers, fmt_count(p.per_layer_attention)), L * p.per_layer_attention);
+  prow(fmt::format("{} ({} x {})", m.num_local_experts ? "experts + router" : "MLP", m.num_hidden_layers, fmt_count(p.per_layer_mlp)),
+       L * p.per_layer_mlp);
+  prow("norms", L * p.per_layer_norm + p.final_norm);
+  out += "\n" + pt.aligned();
+  if (phase) {
+    out += fmt::format("\n{} step: batch {}, {}, {} attention cascade, {} Einsums\n",
+                       phase->kind == PhaseKind::Prefill ? "prefill" : "decode", phase->batch,
+                       phase->kind == PhaseKind::Prefill ? fmt::format("prompt {}", phase->prompt)
+                                                         : fmt::format("context {}", phase->context),
+                       phase->attention == AttentionKind::OnePass ? "1-pass" : "3-pass", c->einsums.size());
+    TextTable t({"component", "FLOPs", "MACs", "exp", "share of FLOPs", "unfused traffic"});
+    for (const auto& [k, o] : comp_ops)
+      t.row({k, fmt_count(o.flops()), fmt_count(o[OpClass::Mac]), fmt_count(o[OpClass::Exp]),
+             fmt::format("{:.1f}%", 100.0 * o.flops() / s.ops.flops()), fmt_bytes(comp_bytes[k])});
+    out += t.aligned();
+    out += fmt::format("total {} FLOPs; reads {} of weights and {} of KV cache; compulsory traffic {}\n",
+                       fmt_count(s.ops.flops()), fmt_bytes(weight_bytes), fmt_bytes(kv_bytes), fmt_bytes(s.compulsory_bytes));
+    out += fmt::format("arithmetic intensity at compulsory traffic: {:.1f} FLOP/B\n", s.ops.flops() / s.compulsory_bytes);
+  }
+  return out;
+}
+
+}  // namespace einsim

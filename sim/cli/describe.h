@@ -1,0 +1,31 @@
+#pragma once
+// Summaries of configs for `einsim check` and `einsim describe`.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "workloads/cascade.h"
+#include "workloads/model_config.h"
+#include "workloads/transformer.h"
+
+namespace einsim {
+
+enum class Format { Table, Json, Csv };
+
+/// What a config file holds.
+enum class ConfigKind { Cascade, Model };
+
+/// Loads, checks and classifies a config file; returns a one-line summary. Throws UserError.
+std::string check_file(const std::string& file, const std::vector<std::string>& overrides);
+
+/// Kind of a config file (by its top-level table, or .json for HF configs).
+ConfigKind config_kind(const std::string& file);
+
+/// Einsums, ranks, tensors, op counts, bytes and passes of a cascade.
+std::string describe_cascade(const Cascade& c, Format f);
+
+/// Parameters, KV bytes and per-layer breakdown of a model; with a phase, the figures of
+/// its cascade for that phase.
+std::string describe_model(const ModelConfig& m, const std::optional<Phase>& phase, Format f);
+
+}  // namespace einsim

@@ -1,0 +1,195 @@
+#pragma once
+// The Einsum-cascade IR. A CascadeSpec is what a file says (ranks with symbolic extents,
+// Einsums as parsed text); bind() resolves extents and produces a Cascade: tensors with
+// shapes, Einsums with iteration spaces and affine accesses, and the dependency DAG.
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "workloads/einsum.h"
+
+namespace einsim {
+
+enum class DType { FP32, FP16, BF16, FP8, INT8, INT4, INT32 };
+/// Bytes per element (INT4 is 0.5).
+double dtype_bytes(DType t);
+std::string_view dtype_name(DType t);
+std::optional<DType> parse_dtype(std::string_view s);
+/// Names accepted by parse_dtype, for error messages.
+const std::vector<std::string>& dtype_names();
+
+/// What a tensor is to a deployment: decides where it lives and how it is counted.
+enum class TensorRole {
+  Auto,          ///< input / intermediate / output by the graph
+  Weight,        ///< model parameter
+  ExpertWeight,  ///< parameter of one MoE expert (only the routed ones are active)
+  KVCache,       ///< persistent key/value cache
+  Input,         ///< activation entering the cascade
+  Index,         ///< integer index tensor (token ids, expert choices)
+};
+std::string_view role_name(TensorRole r);
+std::optional<TensorRole> parse_role(std::string_view s);
+
+struct RankDecl {
+  std::string name;
+  std::string extent_text;
+  ExtentExpr extent;
+  SourceLoc loc;
+};
+
+struct TensorDecl {
+  std::string name;
+  std::vector<std::string> ranks;  ///< empty: inferred from the accesses
+  bool has_ranks = false;
+  std::optional<DType> dtype;
+  TensorRole role = TensorRole::Auto;
+  SourceLoc loc;
+};
+
+struct PartitionDecl {
+  std::string parent;
+  std::vector<std::string> parts;  ///< outer to inner: M = M1*M0 is {"M1", "M0"}
+  SourceLoc loc;
+};
+
+/// A cascade as written: shape without sizes.
+struct CascadeSpec {
+  std::string name;
+  SourceLoc loc;
+  DType dtype = DType::FP16;
+  std::vector<RankDecl> ranks;
+  std::vector<PartitionDecl> partitions;
+  std::map<std::string, int64_t> params;           ///< default parameter values
+  std::map<std::string, SourceLoc> param_locs;
+  std::vector<TensorDecl> tensors;
+  /// Tensors that enter the cascade. A tensor no Einsum writes must be listed here or
+  /// declared in `tensors`; anything else is an undefined tensor (a typo, usually).
+  std::vector<std::string> inputs;
+  SourceLoc inputs_loc;
+  std::vector<EinsumAst> einsums;
+};
+
+/// Operation classes counted per Einsum.
+enum class OpClass { Mac, Mul, Add, Max, Exp, Div, Unary };
+constexpr int kOpClasses = 7;
+std::string_view op_class_name(OpClass c);
+
+struct OpCounts {
+  std::array<double, kOpClasses> n{};
+  double& operator[](OpClass c) { return n[static_cast<int>(c)]; }
+  double operator[](OpClass c) const { return n[static_cast<int>(c)]; }
+  OpCounts& operator+=(const OpCounts& o);
+  /// FLOPs with a MAC counted as 2 and every other operation as 1.
+  double flops() const;
+};
+
+struct Rank {
+  std::string name;
+  int64_t extent = 0;
+  int parent = -1;            ///< rank this one partitions, or -1
+  std::vector<int> parts;     ///< partitions of this rank, outer to inner
+  SourceLoc loc;
+};
+
+/// c + sum(coeff * var) over the Einsum's variable slots; or a gather (`gather` >= 0 is the
+/// index of the Einsum read that supplies the index).
+struct Affine {
+  int64_t c = 0;
+  std::vector<std::pair<int, int64_t>> terms;
+  int gather = -1;
+  int64_t lo = 0, hi = 0;  ///< range of values over the iteration space
+};
+
+struct Access {
+  int tensor = -1;
+  std::vector<Affine> dims;
+  int pos = 0;  ///< column in the Einsum text
+};
+
+struct Var {
+  std::string name;
+  int rank = -1;
+  int64_t extent = 0;
+};
+
+/// Value expression compiled against an Einsum's reads (flat, children before parents).
+struct Node {
+  enum class Kind { Const, Read, Neg, Add, Sub, Mul, Div, Max, Min, Func };
+  Kind kind = Kind::Const;
+  double value = 0;  ///< Const
+  int read = -1;     ///< Read: index into Einsum::reads
+  Func func = Func::Exp;
+  int a = -1, b = -1;
+};
+
+/// Applies one compiled operation to its operand values.
+double apply_node(const Node& n, double a, double b);
+
+struct Einsum {
+  int id = 0;
+  std::string text;
+  SourceLoc loc;
+  std::vector<Var> vars;      ///< output variables first, then reduced variables
+  int n_out = 0;              ///< number of output variables
+  Access lhs;
+  std::vector<Access> reads;  ///< every tensor read, in order (gather indices included)
+  Reduce reduce = Reduce::Sum;
+  std::vector<Node> nodes;    ///< compiled right-hand side; root is nodes.back()
+  int iter_var = -1;          ///< variable slot of an iterative update (lhs `m1+1`), or -1
+  int64_t points = 0;         ///< size of the iteration space
+  int64_t out_points = 0;     ///< points of the output variables only
+  OpCounts ops;               ///< operation counts over the whole iteration space
+};
+
+struct Tensor {
+  std::string name;
+  std::vector<int> ranks;       ///< rank of each dimension
+  std::vector<int64_t> shape;
+  DType dtype = DType::FP16;
+  TensorRole role = TensorRole::Auto;
+  std::vector<int> writers;
+  std::vector<int> readers;
+  SourceLoc loc;                ///< first use
+  int64_t elements() const;
+  double bytes() const { return static_cast<double>(elements()) * dtype_bytes(dtype); }
+  bool is_input() const { return writers.empty(); }
+};
+
+/// A dependency between two Einsums; `carried` when it crosses iterations of an iterative rank.
+struct Edge {
+  int from = 0, to = 0;
+  bool carried = false;
+};
+
+/// A step of the schedule: Einsums run one after the other, or a recurrence group run for
+/// each value of an iterative rank.
+struct Step {
+  std::vector<int> einsums;
+  int iter_rank = -1;  ///< -1: plain step
+};
+
+/// A cascade with every extent bound.
+struct Cascade {
+  std::string name;
+  std::vector<Rank> ranks;
+  std::vector<Tensor> tensors;
+  std::vector<Einsum> einsums;
+  std::vector<Edge> edges;
+  std::vector<Step> schedule;  ///< a valid execution order
+  std::map<std::string, int64_t> params;
+
+  int find_rank(std::string_view name) const;
+  int find_tensor(std::string_view name) const;
+  /// `rank` and every rank that partitions it, recursively.
+  std::vector<int> rank_family(int rank) const;
+};
+
+/// Resolves extents (`params` override the spec's defaults), infers shapes, checks the
+/// cascade and builds its DAG. Throws UserError with the location of the offending text.
+Cascade bind(const CascadeSpec& spec, const std::map<std::string, int64_t>& params = {});
+
+}  // namespace einsim

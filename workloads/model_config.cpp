@@ -1,0 +1,263 @@
+#include "workloads/model_config.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace einsim {
+namespace fs = std::filesystem;
+
+double ModelConfig::kv_bytes_per_token(DType kv) const {
+  if (encoder_only) return 0;
+  return 2.0 * static_cast<double>(num_hidden_layers * num_key_value_heads * head_dim) * dtype_bytes(kv);
+}
+
+namespace {
+
+// Family defaults, from each family's HF modeling code (modeling_<type>.py).
+void apply_family_defaults(ModelConfig& m) {
+  const std::string& t = m.model_type;
+  if (t == "llama" || t == "mistral" || t == "mixtral" || t == "qwen2") {
+    m.norm = NormKind::RMSNorm, m.mlp = MlpKind::Gated, m.position = PositionKind::Rope;
+    if (m.hidden_act.empty()) m.hidden_act = "silu";
+  } else if (t == "opt") {
+    m.norm = NormKind::LayerNorm, m.mlp = MlpKind::Plain, m.position = PositionKind::Learned;
+    m.attention_bias = m.mlp_bias = true;
+    if (m.hidden_act.empty()) m.hidden_act = "relu";
+  } else if (t == "falcon") {
+    m.norm = NormKind::LayerNorm, m.mlp = MlpKind::Plain, m.position = PositionKind::Rope, m.parallel_attn = true;
+    if (m.hidden_act.empty()) m.hidden_act = "gelu";
+  } else if (t == "gpt2") {
+    m.norm = NormKind::LayerNorm, m.mlp = MlpKind::Plain, m.position = PositionKind::Learned;
+    m.attention_bias = m.mlp_bias = true;
+    if (m.hidden_act.empty()) m.hidden_act = "gelu";
+  } else if (t == "bert" || t == "xlm") {
+    m.norm = NormKind::LayerNorm, m.mlp = MlpKind::Plain, m.position = PositionKind::Learned, m.encoder_only = true;
+    m.attention_bias = m.mlp_bias = true;
+    if (m.hidden_act.empty()) m.hidden_act = "gelu";
+  } else if (t == "t5") {
+    m.norm = NormKind::RMSNorm, m.mlp = MlpKind::Plain, m.position = PositionKind::Relative, m.encoder_only = true;
+    if (m.hidden_act.empty()) m.hidden_act = "relu";
+  } else if (t == "transfo-xl") {
+    m.norm = NormKind::LayerNorm, m.mlp = MlpKind::Plain, m.position = PositionKind::Relative;
+    m.attention_bias = m.mlp_bias = true;
+    if (m.hidden_act.empty()) m.hidden_act = "relu";
+  }
+}
+
+const std::vector<std::string> kModelTypes = {"llama", "mistral", "mixtral", "qwen2", "opt", "falcon", "gpt2",
+                                              "bert", "xlm", "t5", "transfo-xl"};
+const std::vector<std::string> kActs = {"silu", "gelu", "relu"};
+
+std::string normalize_act(std::string a) {
+  // HF spells GELU variants several ways; einsim costs them alike.
+  if (a == "gelu_new" || a == "gelu_pytorch_tanh" || a == "gelu_fast") return "gelu";
+  if (a == "swish") return "silu";
+  return a;
+}
+
+void finish_model(ModelConfig& m, const SourceLoc& loc) {
+  if (m.num_key_value_heads == 0) m.num_key_value_heads = m.num_attention_heads;
+  if (m.head_dim == 0) {
+    if (m.hidden_size % m.num_attention_heads != 0)
+      throw UserError(loc, fmt::format("hidden_size {} is not divisible by num_attention_heads {}; give head_dim",
+                                       m.hidden_size, m.num_attention_heads));
+    m.head_dim = m.hidden_size / m.num_attention_heads;
+  }
+  if (m.num_attention_heads % m.num_key_value_heads != 0)
+    throw UserError(loc, fmt::format("num_attention_heads {} is not a multiple of num_key_value_heads {}",
+                                     m.num_attention_heads, m.num_key_value_heads));
+  if ((m.num_local_experts > 0) != (m.num_experts_per_tok > 0))
+    throw UserError(loc, "an MoE model needs both num_local_experts and num_experts_per_tok");
+  if (m.num_experts_per_tok > m.num_local_experts)
+    throw UserError(loc, fmt::format("num_experts_per_tok {} exceeds num_local_experts {}", m.num_experts_per_tok,
+                                     m.num_local_experts));
+  if (m.position == PositionKind::Rope && m.head_dim % 2 != 0)
+    throw UserError(loc, fmt::format("rotary embeddings need an even head_dim, found {}", m.head_dim));
+  if (m.position == PositionKind::Learned && m.max_position_embeddings <= 0)
+    throw UserError(loc, "learned position embeddings need max_position_embeddings");
+  if (std::find(kActs.begin(), kActs.end(), m.hidden_act) == kActs.end())
+    throw UserError(loc, fmt::format("unsupported hidden_act '{}' (einsim knows silu, gelu, relu)", m.hidden_act));
+}
+
+}  // namespace
+
+ModelConfig read_model(const ConfigTable& t, const std::string& default_name) {
+  ModelConfig m;
+  m.loc = t.loc();
+  m.name = t.opt_string("name").value_or(default_name);
+  m.model_type = t.get_choice("model_type", kModelTypes);
+  m.hidden_act = normalize_act(t.opt_string("hidden_act").value_or(""));
+  apply_family_defaults(m);
+  constexpr int64_t kMax = int64_t{1} << 24;
+  m.hidden_size = t.get_int("hidden_size", 1, kMax);
+  m.num_hidden_layers = t.get_int("num_hidden_layers", 1, 4096);
+  m.num_attention_heads = t.get_int("num_attention_heads", 1, 65536);
+  m.num_key_value_heads = t.opt_int("num_key_value_heads", 1, 65536).value_or(0);
+  m.head_dim = t.opt_int("head_dim", 1, 65536).value_or(0);
+  m.intermediate_size = t.get_int("intermediate_size", 1, kMax);
+  m.vocab_size = t.get_int("vocab_size", 1, kMax);
+  m.max_position_embeddings = t.opt_int("max_position_embeddings", 1, int64_t{1} << 32).value_or(0);
+  m.type_vocab_size = t.opt_int("type_vocab_size", 0, 1024).value_or(0);
+  m.tie_word_embeddings = t.opt_bool("tie_word_embeddings").value_or(false);
+  m.num_local_experts = t.opt_int("num_local_experts", 0, 65536).value_or(0);
+  m.num_experts_per_tok = t.opt_int("num_experts_per_tok", 0, 65536).value_or(0);
+  if (auto b = t.opt_bool("attention_bias")) m.attention_bias = *b;
+  if (auto b = t.opt_bool("mlp_bias")) m.mlp_bias = *b;
+  if (auto d = t.opt_choice("torch_dtype", {"float32", "float16", "bfloat16"}))
+    m.dtype = *d == "float32" ? DType::FP32 : *d == "float16" ? DType::FP16 : DType::BF16;
+  t.opt_number("rms_norm_eps", 0, 1);
+  t.opt_number("layer_norm_eps", 0, 1);
+  t.opt_number("rope_theta", 0);
+  if (auto n = t.opt_choice("norm", {"rmsnorm", "layernorm"})) m.norm = *n == "rmsnorm" ? NormKind::RMSNorm : NormKind::LayerNorm;
+  if (auto n = t.opt_choice("mlp", {"gated", "plain"})) m.mlp = *n == "gated" ? MlpKind::Gated : MlpKind::Plain;
+  if (auto n = t.opt_choice("position", {"rope", "learned", "relative", "none"}))
+    m.position = *n == "rope" ? PositionKind::Rope : *n == "learned" ? PositionKind::Learned
+               : *n == "relative" ? PositionKind::Relative : PositionKind::None;
+  if (auto b = t.opt_bool("parallel_attn")) m.parallel_attn = *b;
+  if (auto b = t.opt_bool("encoder_only")) m.encoder_only = *b;
+  finish_model(m, m.loc);
+  return m;
+}
+
+namespace {
+
+// Line and column of the first `"key"` in a JSON text, for located errors.
+SourceLoc json_key_loc(const std::string& text, const std::string& name, const std::string& key) {
+  const size_t at = text.find("\"" + key + "\"");
+  if (at == std::string::npos) return SourceLoc{name};
+  int line = 1, col = 1;
+  for (size_t i = 0; i < at; ++i) {
+    if (text[i] == '\n') ++line, col = 1;
+    else ++col;
+  }
+  return SourceLoc{name, line, col};
+}
+
+}  // namespace
+
+ModelConfig parse_hf_config_json(const std::string& text, const std::string& name) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    // byte is 1-based position of the error.
+    int line = 1, col = 1;
+    for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
+      if (text[i] == '\n') ++line, col = 1;
+      else ++col;
+    }
+    std::string what = e.what();
+    if (auto p = what.find("parse error"); p != std::string::npos) what = what.substr(p);
+    throw UserError(SourceLoc{name, line, col}, what);
+  }
+  if (!j.is_object()) throw UserError(SourceLoc{name, 1, 1}, "a config.json must hold an object");
+  ModelConfig m;
+  m.loc = SourceLoc{name, 1, 1};
+  m.name = fs::path(name).parent_path().filename().string();
+  if (m.name.empty()) m.name = fs::path(name).stem().string();
+
+  // First present key among `keys` (HF families spell the same quantity differently).
+  auto find = [&](std::initializer_list<const char*> keys) -> const nlohmann::json* {
+    for (const char* k : keys)
+      if (auto it = j.find(k); it != j.end() && !it->is_null()) return &*it;
+    return nullptr;
+  };
+  auto key_of = [&](std::initializer_list<const char*> keys) -> std::string {
+    for (const char* k : keys)
+      if (j.contains(k)) return k;
+    return *keys.begin();
+  };
+  auto integer = [&](std::initializer_list<const char*> keys, bool required, int64_t lo, int64_t hi) -> int64_t {
+    const nlohmann::json* v = find(keys);
+    const std::string k = key_of(keys);
+    if (!v) {
+      if (required) throw UserError(SourceLoc{name, 1, 1}, fmt::format("missing required key '{}'", k));
+      return 0;
+    }
+    if (!v->is_number_integer()) throw UserError(json_key_loc(text, name, k), fmt::format("'{}' must be an integer", k));
+    const int64_t x = v->get<int64_t>();
+    if (x < lo || x > hi)
+      throw UserError(json_key_loc(text, name, k), fmt::format("'{}' = {} is out of range: it must be in [{}, {}]", k, x, lo, hi));
+    return x;
+  };
+  auto boolean = [&](std::initializer_list<const char*> keys) -> std::optional<bool> {
+    const nlohmann::json* v = find(keys);
+    if (!v) return std::nullopt;
+    if (!v->is_boolean())
+      throw UserError(json_key_loc(text, name, key_of(keys)), fmt::format("'{}' must be true or false", key_of(keys)));
+    return v->get<bool>();
+  };
+  auto string = [&](std::initializer_list<const char*> keys) -> std::optional<std::string> {
+    const nlohmann::json* v = find(keys);
+    if (!v) return std::nullopt;
+    if (!v->is_string()) throw UserError(json_key_loc(text, name, key_of(keys)), fmt::format("'{}' must be a string", key_of(keys)));
+    return v->get<std::string>();
+  };
+
+  auto type = string({"model_type"});
+  if (!type) throw UserError(SourceLoc{name, 1, 1}, "missing required key 'model_type'");
+  m.model_type = *type == "RefinedWebModel" || *type == "RefinedWeb" ? "falcon" : *type;
+  if (std::find(kModelTypes.begin(), kModelTypes.end(), m.model_type) == kModelTypes.end())
+    throw UserError(json_key_loc(text, name, "model_type"),
+                    fmt::format("model_type '{}' is not one einsim builds (known: {})", m.model_type, fmt::join(kModelTypes, ", ")));
+  std::string act = string({"hidden_act", "activation_function", "hidden_activation"}).value_or("");
+  if (auto ff = string({"feed_forward_proj"})) {
+    if (ff->starts_with("gated-")) m.mlp = MlpKind::Gated, act = ff->substr(6);
+    else act = *ff;
+  }
+  m.hidden_act = normalize_act(act);
+  apply_family_defaults(m);
+  if (auto ff = string({"feed_forward_proj"}); ff && ff->starts_with("gated-")) m.mlp = MlpKind::Gated;
+  constexpr int64_t kMax = int64_t{1} << 24;
+  m.hidden_size = integer({"hidden_size", "n_embd", "d_model", "emb_size"}, true, 1, kMax);
+  m.num_hidden_layers = integer({"num_hidden_layers", "n_layer", "num_layers", "n_layers"}, true, 1, 4096);
+  m.num_attention_heads = integer({"num_attention_heads", "n_head", "num_heads", "n_heads"}, true, 1, 65536);
+  m.num_key_value_heads = integer({"num_key_value_heads", "num_kv_heads", "n_head_kv"}, false, 1, 65536);
+  if (boolean({"multi_query"}).value_or(false) && m.num_key_value_heads == 0) m.num_key_value_heads = 1;
+  m.head_dim = integer({"head_dim", "d_kv", "d_head"}, false, 1, 65536);
+  m.intermediate_size = integer({"intermediate_size", "ffn_dim", "d_ff", "n_inner", "d_inner", "ffn_hidden_size"}, false, 1, kMax);
+  if (m.intermediate_size == 0) m.intermediate_size = 4 * m.hidden_size;  // GPT-2 and Falcon default (n_inner = 4 * n_embd)
+  m.vocab_size = integer({"vocab_size", "n_vocab"}, true, 1, kMax);
+  m.max_position_embeddings = integer({"max_position_embeddings", "n_positions", "max_seq_len"}, false, 1, int64_t{1} << 32);
+  m.type_vocab_size = integer({"type_vocab_size"}, false, 0, 1024);
+  m.tie_word_embeddings = boolean({"tie_word_embeddings"}).value_or(m.model_type == "opt" || m.model_type == "gpt2" ||
+                                                                    m.model_type == "bert" || m.model_type == "t5");
+  m.num_local_experts = integer({"num_local_experts", "num_experts"}, false, 0, 65536);
+  m.num_experts_per_tok = integer({"num_experts_per_tok", "top_k"}, false, 0, 65536);
+  if (auto b = boolean({"attention_bias", "bias", "enable_bias"})) m.attention_bias = *b;
+  if (auto b = boolean({"mlp_bias", "bias", "enable_bias"})) m.mlp_bias = *b;
+  if (auto b = boolean({"parallel_attn"})) m.parallel_attn = *b;
+  if (auto d = string({"torch_dtype"}))
+    m.dtype = *d == "float32" ? DType::FP32 : *d == "float16" ? DType::FP16 : DType::BF16;
+  finish_model(m, m.loc);
+  return m;
+}
+
+std::string resolve_model_path(const std::string& s) {
+  std::error_code ec;
+  if (fs::is_regular_file(s, ec)) return s;
+  const fs::path preset = fs::path(EINSIM_CONFIG_DIR) / "models" / (s + ".toml");
+  if (fs::is_regular_file(preset, ec)) return preset.string();
+  return s;
+}
+
+ModelConfig load_model(const std::string& file, const std::vector<std::string>& overrides) {
+  if (file.ends_with(".json")) {
+    std::ifstream in(file);
+    if (!in) throw UserError(SourceLoc{file}, "cannot open file");
+    if (!overrides.empty()) throw UserError(SourceLoc{"--set"}, "--set applies to TOML configs; edit the config.json instead");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return parse_hf_config_json(ss.str(), file);
+  }
+  auto doc = ConfigDoc::load(file, overrides, std::string(EINSIM_CONFIG_DIR) + "/models");
+  ModelConfig m = read_model(doc->root().get_table("model"), fs::path(file).stem().string());
+  doc->finish();
+  return m;
+}
+
+}  // namespace einsim

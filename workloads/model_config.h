@@ -1,0 +1,60 @@
+#pragma once
+// Transformer model descriptions, with HuggingFace config.json key names.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/toml_reader.h"
+#include "workloads/cascade.h"
+
+namespace einsim {
+
+enum class NormKind { RMSNorm, LayerNorm };
+enum class MlpKind { Gated, Plain };
+enum class PositionKind { Rope, Learned, Relative, None };
+
+struct ModelConfig {
+  std::string name;
+  SourceLoc loc;
+  std::string model_type;          ///< HF model_type: llama, mistral, mixtral, opt, falcon, gpt2, bert, t5, xlm, transfo-xl
+  int64_t hidden_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_key_value_heads = 0;  ///< = heads (MHA) unless GQA/MQA
+  int64_t head_dim = 0;             ///< = hidden_size / heads unless given
+  int64_t intermediate_size = 0;
+  int64_t vocab_size = 0;
+  int64_t max_position_embeddings = 0;
+  int64_t type_vocab_size = 0;      ///< BERT token-type embeddings
+  std::string hidden_act;           ///< silu, gelu, relu
+  bool tie_word_embeddings = false;
+  int64_t num_local_experts = 0;    ///< MoE experts per layer (0: dense)
+  int64_t num_experts_per_tok = 0;  ///< experts routed per token
+  bool attention_bias = false;
+  bool mlp_bias = false;
+  DType dtype = DType::BF16;        ///< from torch_dtype
+  // Architecture switches einsim needs beyond config.json (defaults follow model_type).
+  NormKind norm = NormKind::RMSNorm;
+  MlpKind mlp = MlpKind::Gated;
+  PositionKind position = PositionKind::Rope;
+  bool parallel_attn = false;       ///< attention and MLP read the same normed input (Falcon)
+  bool encoder_only = false;        ///< bidirectional encoder: no KV cache, no LM head
+
+  int64_t kv_heads() const { return num_key_value_heads; }
+  int64_t group() const { return num_attention_heads / num_key_value_heads; }
+  /// KV-cache bytes per token over all layers (K and V).
+  double kv_bytes_per_token(DType kv) const;
+};
+
+/// Reads the [model] table of a TOML document (does not call finish()).
+ModelConfig read_model(const ConfigTable& model, const std::string& default_name);
+/// Loads a model from a TOML file (with `inherits` and `--set` overrides) or a HF config.json.
+ModelConfig load_model(const std::string& file, const std::vector<std::string>& overrides = {});
+/// Parses a HuggingFace config.json text; keys einsim does not model are ignored.
+ModelConfig parse_hf_config_json(const std::string& text, const std::string& name);
+/// Path of a shipped model preset ("llama-3-70b" -> configs/models/llama-3-70b.toml), or the argument
+/// itself when it names a file.
+std::string resolve_model_path(const std::string& name_or_path);
+
+}  // namespace einsim

@@ -1,0 +1,46 @@
+#pragma once
+// Builds the Einsum cascade of a whole transformer for one phase of inference.
+#include <cstdint>
+
+#include "workloads/cascade.h"
+#include "workloads/model_config.h"
+
+namespace einsim {
+
+enum class PhaseKind { Prefill, Decode };
+enum class AttentionKind {
+  ThreePass,  ///< Cascade 4 (FuseMax §III): max, exp, sum, divide, each a pass over M
+  OnePass,    ///< Cascade 5: running max and sum over blocks of M0 keys (FlashAttention-2)
+};
+
+/// One step of inference.
+struct Phase {
+  PhaseKind kind = PhaseKind::Prefill;
+  int64_t batch = 1;
+  int64_t prompt = 1;   ///< prefill: tokens per request
+  int64_t context = 0;  ///< decode: tokens already in the KV cache
+  AttentionKind attention = AttentionKind::OnePass;
+  int64_t block = 256;  ///< M0 of the 1-pass cascade (keys per block)
+  int64_t layers = 0;   ///< build only this many layers (0: all)
+};
+
+/// The cascade of `m` for `ph`: embeddings, per layer norm, QKV projections (GQA/MQA),
+/// RoPE, attention, output projection, residuals, MLP (gated or plain) or MoE experts,
+/// final norm and LM head (last position only). Decode reads K and V from cache tensors of
+/// context+1 tokens (padded to whole blocks for the 1-pass cascade, as FlashAttention
+/// computes the last block whole); prefill attends over its own prompt (no causal skipping).
+CascadeSpec transformer_cascade(const ModelConfig& m, const Phase& ph);
+
+/// Parameter counts derived from the weight tensors of the cascade.
+struct ParamCounts {
+  double total = 0;
+  double active = 0;      ///< per token: MoE models count num_experts_per_tok of num_local_experts
+  double embedding = 0;   ///< token, position and type embeddings, and an untied LM head
+  double per_layer_attention = 0;
+  double per_layer_mlp = 0;  ///< MLP or all experts (and router)
+  double per_layer_norm = 0;
+  double final_norm = 0;
+};
+ParamCounts count_params(const ModelConfig& m);
+
+}  // namespace einsim
