@@ -322,7 +322,8 @@ void ConfigDoc::add_overrides(const std::vector<std::string>& overrides) {
     try {
       toml::table v = toml::parse("v = " + value, name);
       if (toml::node* n = v.get("v")) {
-        cur->insert(parts.back(), std::move(*n));
+        // A copy drops the source region, so errors point at the `--set` text itself.
+        cur->insert(parts.back(), *n);
         parsed = true;
       }
     } catch (const toml::parse_error&) {
@@ -385,7 +386,7 @@ void ConfigDoc::check_unused(const toml::table& t, const std::string& path, cons
         if (d < best) best = d, hint = fmt::format(" (did you mean '{}'?)", a);
       }
     }
-    SourceLoc l = loc_of_region(k.source(), loc_of(v, fallback));
+    SourceLoc l = k.source().path ? loc_of_region(k.source(), fallback) : loc_of(v, fallback);
     throw UserError(l, fmt::format("unknown key '{}' in {}{}", k.str(), path.empty() ? "the top level" : "[" + path + "]", hint));
   }
 }

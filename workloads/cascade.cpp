@@ -173,7 +173,7 @@ class Binder {
  private:
   // ---- ranks
   int64_t eval_extent(const ExtentExpr& x, const RankDecl& r, std::vector<int>& stack) {
-    const SourceLoc at = r.loc.shifted(x.pos + 1);
+    const SourceLoc at = r.loc.shifted(x.pos);
     switch (x.kind) {
       case ExtentExpr::Kind::Int: return x.value;
       case ExtentExpr::Kind::Name: {
@@ -663,8 +663,8 @@ class Binder {
           }
           const int64_t e0 = c_.ranks[static_cast<size_t>(t.ranks[d])].extent, e1 = c_.ranks[static_cast<size_t>(r)].extent;
           if (e0 != e1) {
-            const SourceLoc there = first[d] ? first[d]->e->loc.shifted(first[d]->a->pos + 1) : t.loc;
-            throw UserError(u.e->loc.shifted(u.a->pos + 1),
+            const SourceLoc there = first[d] ? first[d]->e->loc.shifted(first[d]->a->pos) : t.loc;
+            throw UserError(u.e->loc.shifted(u.a->pos),
                             fmt::format("rank used with two different extents: dimension {} of '{}' is indexed over {} "
                                         "({}) here but over {} ({}) at {}",
                                         d + 1, t.name, c_.ranks[static_cast<size_t>(r)].name, e1,
@@ -737,7 +737,7 @@ class Binder {
           const Affine& f = a.dims[d];
           if (f.gather >= 0) continue;
           if (f.lo < 0 || f.hi >= t.shape[d])
-            throw UserError(e.loc.shifted(a.pos + 1),
+            throw UserError(e.loc.shifted(a.pos),
                             fmt::format("{} '{}' out of bounds in dimension {}: indices {}..{} but the extent is {}",
                                         write ? "writes" : "reads", t.name, d + 1, f.lo, f.hi, t.shape[d]));
         }
@@ -753,8 +753,8 @@ class Binder {
           const Einsum& a = c_.einsums[static_cast<size_t>(t.writers[j])];
           const Einsum& b = c_.einsums[static_cast<size_t>(t.writers[i])];
           if (a.id == b.id || overlaps(a.lhs, b.lhs))
-            throw UserError(b.loc.shifted(b.lhs.pos + 1), fmt::format("tensor '{}' is written twice (also at {})", t.name,
-                                                                      a.loc.shifted(a.lhs.pos + 1).str()));
+            throw UserError(b.loc.shifted(b.lhs.pos), fmt::format("tensor '{}' is written twice (also at {})", t.name,
+                                                                      a.loc.shifted(a.lhs.pos).str()));
         }
     }
   }
@@ -786,7 +786,7 @@ class Binder {
             }
           }
           if (wi == r.id && !carried)
-            throw UserError(r.loc.shifted(a.pos + 1), fmt::format("cycle: '{}' reads the element it writes", c_.tensors[static_cast<size_t>(a.tensor)].name));
+            throw UserError(r.loc.shifted(a.pos), fmt::format("cycle: '{}' reads the element it writes", c_.tensors[static_cast<size_t>(a.tensor)].name));
           // One edge per pair; it is carried only if every read behind it is.
           const uint64_t key = (static_cast<uint64_t>(wi) << 32) | static_cast<uint32_t>(r.id);
           auto [it, fresh] = edge_index_.emplace(key, c_.edges.size());
@@ -942,7 +942,7 @@ class Binder {
 
 }  // namespace
 
-Cascade bind(const CascadeSpec& spec, const std::map<std::string, int64_t>& params) { return Binder(spec, params).run(); }
+Cascade bind_cascade(const CascadeSpec& spec, const std::map<std::string, int64_t>& params) { return Binder(spec, params).run(); }
 
 
 }  // namespace einsim

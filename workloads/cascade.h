@@ -1,6 +1,6 @@
 #pragma once
 // The Einsum-cascade IR. A CascadeSpec is what a file says (ranks with symbolic extents,
-// Einsums as parsed text); bind() resolves extents and produces a Cascade: tensors with
+// Einsums as parsed text); bind_cascade() resolves extents and produces a Cascade: tensors with
 // shapes, Einsums with iteration spaces and affine accesses, and the dependency DAG.
 #include <array>
 #include <cstdint>
@@ -190,6 +190,6 @@ struct Cascade {
 
 /// Resolves extents (`params` override the spec's defaults), infers shapes, checks the
 /// cascade and builds its DAG. Throws UserError with the location of the offending text.
-Cascade bind(const CascadeSpec& spec, const std::map<std::string, int64_t>& params = {});
+Cascade bind_cascade(const CascadeSpec& spec, const std::map<std::string, int64_t>& params = {});
 
 }  // namespace einsim

@@ -84,7 +84,7 @@ Cascade load_cascade(const std::string& file, const std::vector<std::string>& ov
   auto doc = ConfigDoc::load(file, overrides, std::string(EINSIM_CONFIG_DIR) + "/workloads");
   CascadeSpec spec = read_cascade(doc->root().get_table("cascade"));
   doc->finish();
-  return bind(spec);
+  return bind_cascade(spec);
 }
 
 }  // namespace einsim

@@ -63,7 +63,7 @@ class Runner {
         const Access& ia = e.reads[static_cast<size_t>(f.gather)];
         const double raw = data_[static_cast<size_t>(ia.tensor)][offset(e, ia, val)];
         if (!(raw >= 0 && raw < static_cast<double>(t.shape[d])))
-          throw UserError(e.loc.shifted(a.pos + 1), fmt::format("gather index {} out of range for '{}' (extent {})", raw, t.name, t.shape[d]));
+          throw UserError(e.loc.shifted(a.pos), fmt::format("gather index {} out of range for '{}' (extent {})", raw, t.name, t.shape[d]));
         i = static_cast<int64_t>(raw);
       }
       for (auto [v, k] : f.terms) i += k * val[static_cast<size_t>(v)];

@@ -224,8 +224,8 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
   m.vocab_size = integer({"vocab_size", "n_vocab"}, true, 1, kMax);
   m.max_position_embeddings = integer({"max_position_embeddings", "n_positions", "max_seq_len"}, false, 1, int64_t{1} << 32);
   m.type_vocab_size = integer({"type_vocab_size"}, false, 0, 1024);
-  m.tie_word_embeddings = boolean({"tie_word_embeddings"}).value_or(m.model_type == "opt" || m.model_type == "gpt2" ||
-                                                                    m.model_type == "bert" || m.model_type == "t5");
+  // transformers' PretrainedConfig ties word embeddings unless a config says otherwise.
+  m.tie_word_embeddings = boolean({"tie_word_embeddings"}).value_or(true);
   m.num_local_experts = integer({"num_local_experts", "num_experts"}, false, 0, 65536);
   m.num_experts_per_tok = integer({"num_experts_per_tok", "top_k"}, false, 0, 65536);
   if (auto b = boolean({"attention_bias", "bias", "enable_bias"})) m.attention_bias = *b;

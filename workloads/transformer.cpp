@@ -278,7 +278,7 @@ ParamCounts count_params(const ModelConfig& m) {
   Phase ph;
   ph.layers = 1;
   ph.attention = AttentionKind::ThreePass;
-  const Cascade c = bind(transformer_cascade(m, ph));
+  const Cascade c = bind_cascade(transformer_cascade(m, ph));
   ParamCounts p;
   const double L = static_cast<double>(m.num_hidden_layers);
   const double k_of_x = m.num_local_experts > 0 ? static_cast<double>(m.num_experts_per_tok) / static_cast<double>(m.num_local_experts) : 1.0;

@@ -35,11 +35,11 @@ std::string check_file(const std::string& file, const std::vector<std::string>& 
   // Build and check one layer of each phase the model has.
   Phase ph;
   ph.layers = 1;
-  bind(transformer_cascade(m, ph));
+  bind_cascade(transformer_cascade(m, ph));
   if (!m.encoder_only) {
     ph.kind = PhaseKind::Decode;
     ph.context = 16;
-    bind(transformer_cascade(m, ph));
+    bind_cascade(transformer_cascade(m, ph));
   }
   const ParamCounts p = count_params(m);
   return fmt::format("{}: ok: model '{}', {} parameters", file, m.name, fmt_count(p.total));
@@ -174,7 +174,7 @@ std::string describe_model(const ModelConfig& m, const std::optional<Phase>& pha
   std::optional<Cascade> c;
   double weight_bytes = 0, kv_bytes = 0;
   if (phase) {
-    c = bind(transformer_cascade(m, *phase));
+    c = bind_cascade(transformer_cascade(m, *phase));
     s = analyze(*c);
     for (size_t i = 0; i < c->einsums.size(); ++i) {
       const Einsum& e = c->einsums[i];

@@ -1,1 +1,142 @@
 #include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "helpers.h"
+#include "workloads/analysis.h"
+#include "workloads/executor.h"
+#include "workloads/model_config.h"
+#include "workloads/transformer.h"
+
+using namespace einsim;
+using einsim::test::error_of;
+using einsim::test::shipped;
+
+namespace {
+ModelConfig model(const std::string& name) { return load_model(shipped("models/" + name + ".toml")); }
+
+ModelConfig tiny(const std::string& extra = "") {
+  auto doc = ConfigDoc::parse("version = 1\n[model]\nmodel_type = \"llama\"\nhidden_size = 8\nnum_hidden_layers = 2\n"
+                              "num_attention_heads = 4\nnum_key_value_heads = 2\nintermediate_size = 12\nvocab_size = 11\n" +
+                                  extra,
+                              "tiny.toml");
+  ModelConfig m = read_model(doc->root().get_table("model"), "tiny");
+  doc->finish();
+  return m;
+}
+}  // namespace
+
+TEST_CASE("parameter counts match published totals", "[model]") {
+  CHECK(count_params(model("llama-2-7b")).total == Approx(6.74e9).epsilon(0.005));
+  CHECK(count_params(model("llama-3-70b")).total == Approx(70.6e9).epsilon(0.005));
+  const ParamCounts mix = count_params(model("mixtral-8x7b"));
+  CHECK(mix.total == Approx(46.7e9).epsilon(0.005));
+  CHECK(mix.active == Approx(12.9e9).epsilon(0.005));
+  CHECK(count_params(model("gpt-3-175b")).total == Approx(175e9).epsilon(0.01));
+}
+
+TEST_CASE("KV-cache bytes per token", "[model]") {
+  CHECK(model("yi-34b-200k").kv_bytes_per_token(DType::BF16) == 245760);
+  CHECK(model("llama-3-70b").kv_bytes_per_token(DType::BF16) == 327680);
+  CHECK(model("falcon-7b").kv_bytes_per_token(DType::BF16) == 2 * 32 * 64 * 2);
+  CHECK(model("bert-base").kv_bytes_per_token(DType::BF16) == 0);
+}
+
+TEST_CASE("a decode step costs about two FLOPs per parameter per token", "[model]") {
+  const ModelConfig m = model("llama-2-7b");
+  Phase ph;
+  ph.kind = PhaseKind::Decode;
+  ph.context = 0;
+  const CascadeStats s = analyze(bind_cascade(transformer_cascade(m, ph)));
+  const ParamCounts p = count_params(m);
+  // Every weight but the token embedding is multiplied once.
+  CHECK(s.ops[OpClass::Mac] == Approx(p.total - 32000.0 * 4096).epsilon(0.01));
+}
+
+TEST_CASE("prefill attention grows with the square of the prompt", "[model]") {
+  const ModelConfig m = model("llama-3-8b");
+  auto attention_macs = [&](int64_t prompt) {
+    Phase ph;
+    ph.prompt = prompt;
+    ph.layers = 1;
+    const Cascade c = bind_cascade(transformer_cascade(m, ph));
+    double macs = 0;
+    for (const Einsum& e : c.einsums)
+      if (e.text.starts_with("L0_BQK") || e.text.starts_with("L0_SLNV")) macs += e.ops[OpClass::Mac];
+    return macs;
+  };
+  CHECK(attention_macs(2048) == Approx(4 * attention_macs(1024)));
+}
+
+TEST_CASE("config.json files are read directly", "[model]") {
+  const ModelConfig m = load_model(std::string(EINSIM_TEST_DATA) + "/llama-2-7b-config.json");
+  CHECK(m.hidden_size == 4096);
+  CHECK(m.dtype == DType::FP16);
+  CHECK(count_params(m).total == Approx(count_params(model("llama-2-7b")).total));
+  const ModelConfig f = load_model(std::string(EINSIM_TEST_DATA) + "/falcon-7b-config.json");
+  CHECK(f.num_key_value_heads == 1);
+  CHECK(f.intermediate_size == 4 * 4544);
+  CHECK(f.parallel_attn);
+  CHECK(count_params(f).total == Approx(count_params(model("falcon-7b")).total));
+}
+
+TEST_CASE("config.json errors are located", "[model][errors]") {
+  CHECK(error_of([] { parse_hf_config_json("{\n  \"model_type\": \"llama\",\n  \"hidden_size\": \"big\"\n}", "c.json"); }) ==
+        "c.json:3:3: error: 'hidden_size' must be an integer");
+  CHECK_THAT(error_of([] { parse_hf_config_json("{\n  \"model_type\": \"llama\",\n  \"hidden_size\": 8,\n}", "c.json"); }),
+             Catch::StartsWith("c.json:4:1: error: parse error"));
+  CHECK_THAT(error_of([] { parse_hf_config_json("{\"model_type\": \"rwkv\"}", "c.json"); }),
+             Catch::Contains("model_type 'rwkv' is not one einsim builds"));
+  CHECK_THAT(error_of([] { parse_hf_config_json("[1]", "c.json"); }), Catch::Contains("must hold an object"));
+  CHECK_THAT(error_of([] { parse_hf_config_json("{\"model_type\": \"llama\"}", "c.json"); }),
+             Catch::Contains("missing required key 'hidden_size'"));
+}
+
+TEST_CASE("model TOML errors are located", "[model][errors]") {
+  CHECK_THAT(error_of([] { tiny("hiden_act = \"silu\"\n"); }), Catch::Contains("tiny.toml:10:1: error: unknown key 'hiden_act' in [model] (did you mean 'hidden_act'?)"));
+  CHECK_THAT(error_of([] { tiny("num_key_value_heads = 3\n"); }), Catch::Contains("duplicate") || Catch::Contains("redefin"));
+  CHECK_THAT(error_of([] { tiny("hidden_act = \"swiglu9\"\n"); }), Catch::Contains("unsupported hidden_act 'swiglu9'"));
+  CHECK_THAT(error_of([] { tiny("num_local_experts = 4\n"); }), Catch::Contains("needs both"));
+  CHECK_THAT(error_of([] { tiny("head_dim = 3\n"); }), Catch::Contains("even head_dim"));
+}
+
+TEST_CASE("the whole-model cascade computes the same logits with 3-pass and 1-pass attention", "[model][executor]") {
+  for (const std::string extra : {"", "num_local_experts = 4\nnum_experts_per_tok = 2\n"}) {
+    const ModelConfig m = tiny(extra);
+    Phase ph;
+    ph.prompt = 6;
+    ph.attention = AttentionKind::ThreePass;
+    const Cascade c3 = bind_cascade(transformer_cascade(m, ph));
+    const TensorValues in = random_inputs(c3, 3);
+    const Eigen::VectorXd ref = execute(c3, in).at("LOGITS");
+    REQUIRE(ref.allFinite());
+    for (int64_t block : {1, 2, 3, 6}) {
+      ph.attention = AttentionKind::OnePass;
+      ph.block = block;
+      const Eigen::VectorXd got = execute(bind_cascade(transformer_cascade(m, ph)), in).at("LOGITS");
+      INFO("block " << block << " " << extra);
+      CHECK((got - ref).norm() <= 1e-9 * ref.norm());
+    }
+  }
+}
+
+TEST_CASE("every shipped model builds prefill and decode cascades", "[model]") {
+  for (const char* name : {"llama-2-7b", "llama-2-70b", "llama-3-8b", "llama-3-70b", "yi-34b-200k", "opt-6.7b", "falcon-7b",
+                           "mixtral-8x7b", "gpt-3-175b", "llama-33b", "llama-65b", "bert-base", "trxl-wt103",
+                           "t5-small-encoder", "xlm"}) {
+    const ModelConfig m = model(name);
+    Phase ph;
+    ph.prompt = 512;
+    ph.layers = 2;
+    INFO(name);
+    CHECK(analyze(bind_cascade(transformer_cascade(m, ph))).ops.flops() > 0);
+    if (!m.encoder_only) {
+      ph.kind = PhaseKind::Decode;
+      ph.context = 1000;
+      CHECK(analyze(bind_cascade(transformer_cascade(m, ph))).ops.flops() > 0);
+    } else {
+      ph.kind = PhaseKind::Decode;
+      CHECK_THROWS_AS(transformer_cascade(m, ph), UserError);
+    }
+  }
+}

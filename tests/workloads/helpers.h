@@ -1,0 +1,34 @@
+#pragma once
+#include <catch2/catch.hpp>
+
+#include <functional>
+#include <string>
+
+#include "common/toml_reader.h"
+#include "workloads/cascade.h"
+#include "workloads/cascade_loader.h"
+
+namespace einsim::test {
+
+/// Parses and binds a cascade written as a TOML document in memory (named "c.toml").
+inline Cascade cascade_from(const std::string& toml, const std::map<std::string, int64_t>& params = {}) {
+  auto doc = ConfigDoc::parse(toml, "c.toml");
+  CascadeSpec spec = read_cascade(doc->root().get_table("cascade"));
+  doc->finish();
+  return bind_cascade(spec, params);
+}
+
+/// The message of the UserError `f` throws.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  FAIL("expected a UserError");
+  return {};
+}
+
+inline std::string shipped(const std::string& rel) { return std::string(EINSIM_CONFIG_DIR) + "/" + rel; }
+
+}  // namespace einsim::test
