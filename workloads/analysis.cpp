@@ -77,8 +77,9 @@ PassReport pass_analysis(const Cascade& c, const std::string& rank_name) {
     rep.passes = 0;
     rep.reasons.clear();
     rep.einsum_pass.assign(c.einsums.size(), 0);
-  for (const Step& step : c.schedule) {
-    for (int id : step.einsums) {
+  const std::vector<int> order = c.order();
+  {
+    for (int id : order) {
       const Einsum& e = c.einsums[static_cast<size_t>(id)];
       bool traverses = false;
       for (const Var& v : e.vars) traverses |= in_family(v.rank);

@@ -87,6 +87,22 @@ int Cascade::find_tensor(std::string_view tensor_name) const {
   return -1;
 }
 
+namespace {
+void flatten(const std::vector<Step>& steps, std::vector<int>& out) {
+  for (const Step& s : steps) {
+    if (s.iter_rank < 0) out.push_back(s.einsum);
+    else flatten(s.body, out);
+  }
+}
+}  // namespace
+
+std::vector<int> Cascade::order() const {
+  std::vector<int> out;
+  out.reserve(einsums.size());
+  flatten(schedule, out);
+  return out;
+}
+
 std::vector<int> Cascade::rank_family(int rank) const {
   std::vector<int> out{rank};
   for (size_t i = 0; i < out.size(); ++i)
@@ -773,7 +789,7 @@ class Binder {
         for (int wi : c_.tensors[static_cast<size_t>(a.tensor)].writers) {
           const Einsum& w = c_.einsums[static_cast<size_t>(wi)];
           if (!overlaps(a, w.lhs)) continue;
-          bool carried = false;
+          int carried = -1;
           if (w.iter_var >= 0) {
             for (size_t d = 0; d < w.lhs.dims.size(); ++d) {
               const Affine& wd = w.lhs.dims[d];
@@ -782,26 +798,24 @@ class Binder {
               if (rd.gather < 0 && rd.terms.size() == 1 && rd.terms[0].second == 1 &&
                   r.vars[static_cast<size_t>(rd.terms[0].first)].rank == w.vars[static_cast<size_t>(w.iter_var)].rank &&
                   rd.c < wd.c)
-                carried = true;
+                carried = w.vars[static_cast<size_t>(w.iter_var)].rank;
             }
           }
-          if (wi == r.id && !carried)
+          if (wi == r.id && carried < 0)
             throw UserError(r.loc.shifted(a.pos), fmt::format("cycle: '{}' reads the element it writes", c_.tensors[static_cast<size_t>(a.tensor)].name));
           // One edge per pair; it is carried only if every read behind it is.
           const uint64_t key = (static_cast<uint64_t>(wi) << 32) | static_cast<uint32_t>(r.id);
           auto [it, fresh] = edge_index_.emplace(key, c_.edges.size());
           if (fresh) c_.edges.push_back(Edge{wi, r.id, carried});
-          else c_.edges[it->second].carried = c_.edges[it->second].carried && carried;
+          else if (carried < 0) c_.edges[it->second].carried_rank = -1;
         }
       }
     }
   }
 
-  // Tarjan's strongly connected components, iteratively.
-  std::vector<int> sccs(std::vector<std::vector<int>>& comps) const {
-    const size_t n = c_.einsums.size();
-    std::vector<std::vector<int>> adj(n);
-    for (const Edge& e : c_.edges) adj[static_cast<size_t>(e.from)].push_back(e.to);
+  // Tarjan's strongly connected components of `nodes` over `arcs`, iteratively. Returns the
+  // component of each node (indexed like `nodes`) and fills `comps` with node positions.
+  static std::vector<int> sccs(size_t n, const std::vector<std::vector<int>>& adj, std::vector<std::vector<int>>& comps) {
     std::vector<int> index(n, -1), low(n, 0), comp(n, -1), stack;
     std::vector<bool> on(n, false);
     int counter = 0;
@@ -846,84 +860,97 @@ class Binder {
     return comp;
   }
 
-  // Kahn's algorithm over `nodes` with `succ`, smallest id first; returns false on a cycle.
-  static bool topo(const std::vector<int>& nodes, const std::vector<std::pair<int, int>>& arcs, std::vector<int>& out) {
-    std::unordered_map<int, int> indeg;
-    std::unordered_map<int, std::vector<int>> succ;
-    for (int v : nodes) indeg[v] = 0;
-    for (auto [a, b] : arcs) {
-      succ[a].push_back(b);
-      ++indeg[b];
+  bool keeps_rank(const Einsum& e, int rank) const {
+    for (int v = 0; v < e.n_out; ++v)
+      if (e.vars[static_cast<size_t>(v)].rank == rank) return true;
+    return false;
+  }
+
+  // Schedules `members` (sorted Einsum ids) under `edges` (all between members): components
+  // in dependency order, smallest Einsum first when free; a component with a recurrence
+  // becomes a loop over the rank every member keeps, whose body is scheduled recursively
+  // without the edges that loop carries.
+  std::vector<Step> schedule_of(const std::vector<int>& members, const std::vector<const Edge*>& edges, int depth) {
+    if (depth > 16) throw UserError(c_.einsums[static_cast<size_t>(members.front())].loc, "recurrences nest too deeply");
+    const size_t n = members.size();
+    std::unordered_map<int, int> pos;
+    for (size_t i = 0; i < n; ++i) pos[members[i]] = static_cast<int>(i);
+    std::vector<std::vector<int>> adj(n);
+    for (const Edge* e : edges) adj[static_cast<size_t>(pos[e->from])].push_back(pos[e->to]);
+    std::vector<std::vector<int>> comps;
+    const std::vector<int> comp = sccs(n, adj, comps);
+
+    // Order the components (Kahn, smallest member first).
+    std::vector<int> indeg(comps.size(), 0);
+    std::vector<std::vector<int>> succ(comps.size());
+    std::vector<std::vector<const Edge*>> within(comps.size());
+    for (const Edge* e : edges) {
+      const int a = comp[static_cast<size_t>(pos[e->from])], b = comp[static_cast<size_t>(pos[e->to])];
+      if (a == b) {
+        within[static_cast<size_t>(a)].push_back(e);
+      } else {
+        succ[static_cast<size_t>(a)].push_back(b);
+        ++indeg[static_cast<size_t>(b)];
+      }
     }
-    std::priority_queue<int, std::vector<int>, std::greater<int>> ready;
-    for (int v : nodes)
-      if (indeg[v] == 0) ready.push(v);
+    std::priority_queue<std::pair<int, int>, std::vector<std::pair<int, int>>, std::greater<>> ready;
+    for (size_t ci = 0; ci < comps.size(); ++ci)
+      if (indeg[ci] == 0) ready.push({members[static_cast<size_t>(comps[ci].front())], static_cast<int>(ci)});
+    std::vector<Step> steps;
     while (!ready.empty()) {
-      const int v = ready.top();
+      const size_t ci = static_cast<size_t>(ready.top().second);
       ready.pop();
-      out.push_back(v);
-      for (int w : succ[v])
-        if (--indeg[w] == 0) ready.push(w);
+      for (int b : succ[ci])
+        if (--indeg[static_cast<size_t>(b)] == 0) ready.push({members[static_cast<size_t>(comps[static_cast<size_t>(b)].front())], b});
+      std::vector<int> ids;
+      for (int p : comps[ci]) ids.push_back(members[static_cast<size_t>(p)]);
+      if (ids.size() == 1 && within[ci].empty()) {
+        Step s;
+        s.einsum = ids[0];
+        steps.push_back(std::move(s));
+        continue;
+      }
+      // The loop rank: carried by some edge here and kept by every member.
+      int rank = -1;
+      for (const Edge* e : within[ci]) {
+        if (!e->carried()) continue;
+        bool all = true;
+        for (int id : ids) all = all && keeps_rank(c_.einsums[static_cast<size_t>(id)], e->carried_rank);
+        if (all) {
+          rank = e->carried_rank;
+          break;
+        }
+      }
+      if (rank < 0) {
+        std::vector<std::string> names;
+        for (int id : ids) names.push_back(c_.tensors[static_cast<size_t>(c_.einsums[static_cast<size_t>(id)].lhs.tensor)].name);
+        const Einsum& first = c_.einsums[static_cast<size_t>(ids.front())];
+        bool any_carried = false;
+        for (const Edge* e : within[ci]) any_carried |= e->carried();
+        if (!any_carried)
+          throw UserError(first.loc, fmt::format("cycle: {} depend on each other with no iterative rank between them",
+                                                 fmt::join(names, ", ")));
+        throw UserError(first.loc, fmt::format("cannot schedule the recurrence through {}: no iterative rank is kept on the "
+                                               "left-hand side of all of them",
+                                               fmt::join(names, ", ")));
+      }
+      std::vector<const Edge*> inner;
+      for (const Edge* e : within[ci])
+        if (e->carried_rank != rank) inner.push_back(e);
+      Step loop;
+      loop.iter_rank = rank;
+      loop.body = schedule_of(ids, inner, depth + 1);
+      steps.push_back(std::move(loop));
     }
-    return out.size() == nodes.size();
+    return steps;
   }
 
   void schedule() {
-    std::vector<std::vector<int>> comps;
-    const std::vector<int> comp = sccs(comps);
-    // Order the components; name each by its smallest Einsum so file order is kept when free.
-    std::vector<int> cnodes;
-    std::vector<std::pair<int, int>> carcs;
-    for (size_t i = 0; i < comps.size(); ++i) cnodes.push_back(comps[i].front());
-    for (const Edge& e : c_.edges) {
-      const int a = comp[static_cast<size_t>(e.from)], b = comp[static_cast<size_t>(e.to)];
-      if (a != b) carcs.push_back({comps[static_cast<size_t>(a)].front(), comps[static_cast<size_t>(b)].front()});
-    }
-    std::vector<int> corder;
-    topo(cnodes, carcs, corder);  // a condensation is acyclic
-    for (int head : corder) {
-      const std::vector<int>& members = comps[static_cast<size_t>(comp[static_cast<size_t>(head)])];
-      std::vector<std::pair<int, int>> inner;
-      int iter_rank = -1;
-      bool self = false;
-      for (const Edge& e : c_.edges) {
-        if (comp[static_cast<size_t>(e.from)] != comp[static_cast<size_t>(head)] || comp[static_cast<size_t>(e.to)] != comp[static_cast<size_t>(head)]) continue;
-        if (!e.carried) {
-          inner.push_back({e.from, e.to});
-          continue;
-        }
-        self = true;
-        const Einsum& w = c_.einsums[static_cast<size_t>(e.from)];
-        const int r = w.vars[static_cast<size_t>(w.iter_var)].rank;
-        if (iter_rank >= 0 && r != iter_rank)
-          throw UserError(w.loc, fmt::format("Einsums recur over two iterative ranks at once ({} and {})",
-                                             c_.ranks[static_cast<size_t>(iter_rank)].name, c_.ranks[static_cast<size_t>(r)].name));
-        iter_rank = r;
-      }
-      Step step;
-      if (!topo(members, inner, step.einsums)) {
-        std::vector<std::string> names;
-        for (int m : members) names.push_back(c_.tensors[static_cast<size_t>(c_.einsums[static_cast<size_t>(m)].lhs.tensor)].name);
-        const Einsum& first = c_.einsums[static_cast<size_t>(members.front())];
-        throw UserError(first.loc, fmt::format("cycle: {} depend on each other with no iterative rank between them",
-                                               fmt::join(names, ", ")));
-      }
-      if (members.size() > 1 || self) {
-        step.iter_rank = iter_rank;
-        for (int m : members) {
-          const Einsum& e = c_.einsums[static_cast<size_t>(m)];
-          bool has = false;
-          for (int v = 0; v < e.n_out; ++v) has |= e.vars[static_cast<size_t>(v)].rank == iter_rank;
-          if (!has)
-            throw UserError(e.loc, fmt::format("'{}' takes part in the recurrence over {} but does not keep '{}' on its "
-                                               "left-hand side",
-                                               c_.tensors[static_cast<size_t>(e.lhs.tensor)].name,
-                                               c_.ranks[static_cast<size_t>(iter_rank)].name,
-                                               c_.ranks[static_cast<size_t>(iter_rank)].name));
-        }
-      }
-      c_.schedule.push_back(std::move(step));
-    }
+    std::vector<int> all(c_.einsums.size());
+    std::iota(all.begin(), all.end(), 0);
+    std::vector<const Edge*> edges;
+    for (const Edge& e : c_.edges) edges.push_back(&e);
+    c_.schedule = schedule_of(all, edges, 0);
   }
 
   const CascadeSpec& spec_;

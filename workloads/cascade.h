@@ -159,17 +159,20 @@ struct Tensor {
   bool is_input() const { return writers.empty(); }
 };
 
-/// A dependency between two Einsums; `carried` when it crosses iterations of an iterative rank.
+/// A dependency between two Einsums. `carried_rank` >= 0 when the reader sees the writer's
+/// result of an earlier iteration of that iterative rank (`R[m1,p]` read, `R[m1+1,p]` written).
 struct Edge {
   int from = 0, to = 0;
-  bool carried = false;
+  int carried_rank = -1;
+  bool carried() const { return carried_rank >= 0; }
 };
 
-/// A step of the schedule: Einsums run one after the other, or a recurrence group run for
-/// each value of an iterative rank.
+/// A step of the schedule: one Einsum, or a loop over an iterative rank whose body is a
+/// schedule of its own (recurrences nest: layers outside, attention blocks inside).
 struct Step {
-  std::vector<int> einsums;
-  int iter_rank = -1;  ///< -1: plain step
+  int einsum = -1;         ///< a single Einsum, when iter_rank < 0
+  int iter_rank = -1;      ///< the rank looped over, or -1
+  std::vector<Step> body;  ///< loop body
 };
 
 /// A cascade with every extent bound.
@@ -179,13 +182,15 @@ struct Cascade {
   std::vector<Tensor> tensors;
   std::vector<Einsum> einsums;
   std::vector<Edge> edges;
-  std::vector<Step> schedule;  ///< a valid execution order
+  std::vector<Step> schedule;  ///< a valid execution order, loops nested
   std::map<std::string, int64_t> params;
 
   int find_rank(std::string_view name) const;
   int find_tensor(std::string_view name) const;
   /// `rank` and every rank that partitions it, recursively.
   std::vector<int> rank_family(int rank) const;
+  /// Einsums in schedule order (each once, loops flattened).
+  std::vector<int> order() const;
 };
 
 /// Resolves extents (`params` override the spec's defaults), infers shapes, checks the

@@ -34,20 +34,22 @@ class Runner {
       }
       data_[i] = vec.data();
     }
-    for (const Step& s : c_.schedule) {
+    std::vector<int64_t> fixed(c_.ranks.size(), -1);
+    run_steps(c_.schedule, fixed);
+  }
+
+  void run_steps(const std::vector<Step>& steps, std::vector<int64_t>& fixed) {
+    for (const Step& s : steps) {
       if (s.iter_rank < 0) {
-        for (int id : s.einsums) einsum(c_.einsums[static_cast<size_t>(id)], -1, 0);
+        einsum(c_.einsums[static_cast<size_t>(s.einsum)], fixed);
         continue;
       }
-      const int64_t n = c_.ranks[static_cast<size_t>(s.iter_rank)].extent;
-      for (int64_t it = 0; it < n; ++it)
-        for (int id : s.einsums) {
-          const Einsum& e = c_.einsums[static_cast<size_t>(id)];
-          int slot = -1;
-          for (int v = 0; v < e.n_out; ++v)
-            if (e.vars[static_cast<size_t>(v)].rank == s.iter_rank) slot = v;
-          einsum(e, slot, it);
-        }
+      const size_t r = static_cast<size_t>(s.iter_rank);
+      for (int64_t it = 0; it < c_.ranks[r].extent; ++it) {
+        fixed[r] = it;
+        run_steps(s.body, fixed);
+      }
+      fixed[r] = -1;
     }
   }
 
@@ -89,12 +91,15 @@ class Runner {
     return tmp.back();
   }
 
-  // Runs `e` over its iteration space, with variable `fixed` held at `at` when >= 0.
-  void einsum(const Einsum& e, int fixed, int64_t at) {
+  // Runs `e` over its iteration space, with the output variables of ranks that enclosing
+  // loops iterate held at the loops' current values.
+  void einsum(const Einsum& e, const std::vector<int64_t>& fixed_rank) {
     const size_t nv = e.vars.size();
     std::vector<int64_t> val(nv, 0);
+    std::vector<bool> held(nv, false);
     std::vector<double> tmp(e.nodes.size());
-    if (fixed >= 0) val[static_cast<size_t>(fixed)] = at;
+    for (size_t v = 0; v < static_cast<size_t>(e.n_out); ++v)
+      if (const int64_t f = fixed_rank[static_cast<size_t>(e.vars[v].rank)]; f >= 0) val[v] = f, held[v] = true;
     const double identity = e.reduce == Reduce::Sum ? 0.0
                             : e.reduce == Reduce::Max ? -std::numeric_limits<double>::infinity()
                                                       : std::numeric_limits<double>::infinity();
@@ -105,7 +110,7 @@ class Runner {
     // Odometer over output variables (outer) and reduced variables (inner).
     auto step = [&](size_t from, size_t to) {
       for (size_t d = to; d-- > from;) {
-        if (static_cast<int>(d) == fixed) continue;
+        if (held[d]) continue;
         if (++val[d] < e.vars[d].extent) return true;
         val[d] = 0;
       }

@@ -1,1 +1,56 @@
-int main(){}
+// Benchmarks of the workload layer. Run with `make bench`.
+#include <benchmark/benchmark.h>
+
+#include "workloads/analysis.h"
+#include "workloads/cascade_loader.h"
+#include "workloads/model_config.h"
+#include "workloads/transformer.h"
+
+namespace {
+
+using namespace einsim;
+
+const ModelConfig& llama3_70b() {
+  static const ModelConfig m = load_model(std::string(EINSIM_CONFIG_DIR) + "/models/llama-3-70b.toml");
+  return m;
+}
+
+// Parse (generate the Einsum text and parse it), check (bind: shapes, DAG, schedule) and count
+// (operation and byte totals) the Llama-3-70B decode cascade, all 80 layers.
+void BM_Llama3_70B_Decode_ParseCheckCount(benchmark::State& state) {
+  Phase ph;
+  ph.kind = PhaseKind::Decode;
+  ph.batch = 16;
+  ph.context = 32768;
+  ph.attention = state.range(0) ? AttentionKind::OnePass : AttentionKind::ThreePass;
+  size_t einsums = 0;
+  for (auto _ : state) {
+    const Cascade c = bind_cascade(transformer_cascade(llama3_70b(), ph));
+    const CascadeStats s = analyze(c);
+    benchmark::DoNotOptimize(s.ops.flops());
+    einsums = c.einsums.size();
+  }
+  state.counters["einsums"] = static_cast<double>(einsums);
+}
+BENCHMARK(BM_Llama3_70B_Decode_ParseCheckCount)->Arg(1)->Arg(0)->ArgName("onepass")->Unit(benchmark::kMillisecond);
+
+// The parse step alone, for the same cascade.
+void BM_Llama3_70B_Decode_Parse(benchmark::State& state) {
+  Phase ph;
+  ph.kind = PhaseKind::Decode;
+  ph.batch = 16;
+  ph.context = 32768;
+  for (auto _ : state) benchmark::DoNotOptimize(transformer_cascade(llama3_70b(), ph).einsums.size());
+}
+BENCHMARK(BM_Llama3_70B_Decode_Parse)->Unit(benchmark::kMillisecond);
+
+// Loading, checking and counting the 1-pass attention cascade file.
+void BM_Attention1Pass_File(benchmark::State& state) {
+  const std::string file = std::string(EINSIM_CONFIG_DIR) + "/workloads/attention-1pass.toml";
+  for (auto _ : state) benchmark::DoNotOptimize(analyze(load_cascade(file)).ops.flops());
+}
+BENCHMARK(BM_Attention1Pass_File)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -74,7 +74,7 @@ TEST_CASE("iterative ranks: initial value, update and final index", "[cascade]")
   // The recurrence is a step of its own, run for each m.
   bool found = false;
   for (const Step& s : c.schedule)
-    if (s.iter_rank == c.find_rank("M")) found = s.einsums == std::vector<int>{1};
+    if (s.iter_rank == c.find_rank("M")) found = s.body.size() == 1 && s.body[0].einsum == 1;
   CHECK(found);
 }
 
