@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages einsim builds against, only those that are missing.
 set -euo pipefail
-pkgs=(cmake make g++ pkg-config libtomlplusplus-dev libeigen3-dev libfmt-dev libcli11-dev
+pkgs=(cmake make g++ clang pkg-config libtomlplusplus-dev libeigen3-dev libfmt-dev libcli11-dev
       nlohmann-json3-dev catch2 libbenchmark-dev libsqlite3-dev libsystemc-dev gnuplot-nox)
-if command -v clang++ >/dev/null 2>&1; then pkgs+=(libclang-rt-14-dev); fi
+pkgs+=(libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -400,8 +400,10 @@ class Binder {
         if (l.gather >= 0 || r.gather >= 0) break;
         const int64_t s = ie.kind == IndexExpr::Kind::Add ? 1 : -1;
         l.c = checked_add(l.c, s * r.c, at(x, ie.pos), "index");
-        for (auto [v, k] : r.terms) {
-          auto it = std::find_if(l.terms.begin(), l.terms.end(), [&](auto& t) { return t.first == v; });
+        for (const auto& term : r.terms) {
+          const int v = term.first;
+          const int64_t k = term.second;
+          auto it = std::find_if(l.terms.begin(), l.terms.end(), [v](auto& t) { return t.first == v; });
           if (it == l.terms.end()) l.terms.push_back({v, s * k});
           else it->second += s * k;
         }
@@ -586,8 +588,6 @@ class Binder {
       if (a.terms.size() == 1 && a.c > 0) {
         if (e.iter_var >= 0) throw UserError(at(x, L.idx[d].pos), "only one iterative index ('m1+1') per Einsum");
         e.iter_var = a.terms[0].first;
-      } else if (a.c < 0) {
-        throw UserError(at(x, L.idx[d].pos), "a left-hand-side index must not be negative");
       }
       e.lhs.dims.push_back(a);
     }
@@ -870,8 +870,8 @@ class Binder {
   // in dependency order, smallest Einsum first when free; a component with a recurrence
   // becomes a loop over the rank every member keeps, whose body is scheduled recursively
   // without the edges that loop carries.
-  std::vector<Step> schedule_of(const std::vector<int>& members, const std::vector<const Edge*>& edges, int depth) {
-    if (depth > 16) throw UserError(c_.einsums[static_cast<size_t>(members.front())].loc, "recurrences nest too deeply");
+  std::vector<Step> schedule_of(const std::vector<int>& members, const std::vector<const Edge*>& edges) {
+    // Each level removes the edges one rank carries, so depth is bounded by the rank count.
     const size_t n = members.size();
     std::unordered_map<int, int> pos;
     for (size_t i = 0; i < n; ++i) pos[members[i]] = static_cast<int>(i);
@@ -939,7 +939,7 @@ class Binder {
         if (e->carried_rank != rank) inner.push_back(e);
       Step loop;
       loop.iter_rank = rank;
-      loop.body = schedule_of(ids, inner, depth + 1);
+      loop.body = schedule_of(ids, inner);
       steps.push_back(std::move(loop));
     }
     return steps;
@@ -950,7 +950,7 @@ class Binder {
     std::iota(all.begin(), all.end(), 0);
     std::vector<const Edge*> edges;
     for (const Edge& e : c_.edges) edges.push_back(&e);
-    c_.schedule = schedule_of(all, edges, 0);
+    c_.schedule = schedule_of(all, edges);
   }
 
   const CascadeSpec& spec_;

@@ -137,6 +137,10 @@ class Runner {
 }  // namespace
 
 TensorValues random_inputs(const Cascade& c, uint64_t seed) {
+  int64_t total = 0;
+  for (const Tensor& t : c.tensors)
+    if (t.is_input() && (total += t.elements()) > (int64_t{1} << 26))
+      throw UserError(t.loc, "the reference executor runs small extents only: inputs exceed 2^26 values");
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> u(-1.0, 1.0);
   TensorValues v;
@@ -169,6 +173,10 @@ TensorValues execute(const Cascade& c, const TensorValues& inputs, int64_t max_p
     if (total > max_points)
       throw UserError(e.loc, fmt::format("the reference executor runs small extents only: more than {} iteration points", max_points));
   }
+  int64_t values = 0;
+  for (const Tensor& t : c.tensors)
+    if ((values += t.elements()) > max_points)
+      throw UserError(t.loc, fmt::format("the reference executor runs small extents only: tensors exceed {} values", max_points));
   TensorValues v = inputs;
   Runner(c, v).run();
   return v;

@@ -20,7 +20,8 @@ TensorValues random_inputs(const Cascade& c, uint64_t seed);
 
 /// Evaluates every Einsum; returns all tensors (inputs included). Throws UserError when an
 /// input is missing or has the wrong size, or a gather index is out of range.
-/// Refuses cascades above `max_points` total iteration points (it is a reference, not a simulator).
+/// Refuses cascades above `max_points` total iteration points or tensor values (it is a
+/// reference, not a simulator).
 TensorValues execute(const Cascade& c, const TensorValues& inputs, int64_t max_points = int64_t{1} << 26);
 
 }  // namespace einsim

@@ -143,16 +143,18 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    // byte is 1-based position of the error.
+  } catch (const nlohmann::json::exception& e) {
+    // Syntax errors carry the 1-based byte of the error; others (number overflow) do not.
+    const auto* pe = dynamic_cast<const nlohmann::json::parse_error*>(&e);
+    const size_t byte = pe ? pe->byte : 0;
     int line = 1, col = 1;
-    for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
+    for (size_t i = 0; i + 1 < byte && i < text.size(); ++i) {
       if (text[i] == '\n') ++line, col = 1;
       else ++col;
     }
     std::string what = e.what();
-    if (auto p = what.find("parse error"); p != std::string::npos) what = what.substr(p);
-    throw UserError(SourceLoc{name, line, col}, what);
+    if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
+    throw UserError(pe ? SourceLoc{name, line, col} : SourceLoc{name}, what);
   }
   if (!j.is_object()) throw UserError(SourceLoc{name, 1, 1}, "a config.json must hold an object");
   ModelConfig m;

@@ -140,7 +140,7 @@ TEST_CASE("inherits errors: missing preset, cycles, missing version in a preset"
   CHECK_THAT(error_of([&] { ConfigDoc::load((d.path / "absent.toml").string()); }), Catch::Contains("cannot open file"));
 }
 
-TEST_CASE("--set overrides are checked exactly like file values", "[config]") {
+TEST_CASE("command-line overrides are checked exactly like file values", "[config]") {
   auto doc = ConfigDoc::parse("version = 1\n[hw]\ncores = 4\nclock = \"1 GHz\"\n", "o.toml",
                               {"hw.cores=16", "hw.clock=2 GHz"});
   const ConfigTable hw = doc->root().get_table("hw");
