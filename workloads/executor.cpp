@@ -136,11 +136,11 @@ class Runner {
 
 }  // namespace
 
-TensorValues random_inputs(const Cascade& c, uint64_t seed) {
+TensorValues random_inputs(const Cascade& c, uint64_t seed, int64_t max_values) {
   int64_t total = 0;
   for (const Tensor& t : c.tensors)
-    if (t.is_input() && (total += t.elements()) > (int64_t{1} << 26))
-      throw UserError(t.loc, "the reference executor runs small extents only: inputs exceed 2^26 values");
+    if (t.is_input() && (total += t.elements()) > max_values)
+      throw UserError(t.loc, fmt::format("the reference executor runs small extents only: inputs exceed {} values", max_values));
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> u(-1.0, 1.0);
   TensorValues v;

@@ -16,7 +16,8 @@ namespace einsim {
 using TensorValues = std::map<std::string, Eigen::VectorXd>;
 
 /// Random values in [-1, 1] for every input tensor (index tensors get valid indices).
-TensorValues random_inputs(const Cascade& c, uint64_t seed);
+/// Refuses inputs of more than `max_values` values in all.
+TensorValues random_inputs(const Cascade& c, uint64_t seed, int64_t max_values = int64_t{1} << 26);
 
 /// Evaluates every Einsum; returns all tensors (inputs included). Throws UserError when an
 /// input is missing or has the wrong size, or a gather index is out of range.

@@ -67,7 +67,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const Cascade c = bind_cascade(spec);
     analyze(c);
     for (const Rank& r : c.ranks) pass_analysis(c, r.name);
-    execute(c, random_inputs(c, 1), 1 << 16);
+    execute(c, random_inputs(c, 1, 1 << 16), 1 << 16);
   } catch (const UserError&) {
   }
   return 0;
