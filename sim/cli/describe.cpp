@@ -61,6 +61,26 @@ std::string iteration_space(const Einsum& e) {
   return fmt::format("{}", fmt::join(v, " "));
 }
 
+// Predecessors of each Einsum, 1-based; `^` marks a value from an earlier iteration.
+std::vector<std::string> predecessors(const Cascade& c) {
+  std::vector<std::vector<std::string>> pre(c.einsums.size());
+  for (const Edge& e : c.edges)
+    if (e.from != e.to || e.carried())
+      pre[static_cast<size_t>(e.to)].push_back(fmt::format("{}{}", e.from + 1, e.carried() ? "^" : ""));
+  std::vector<std::string> out;
+  for (auto& p : pre) out.push_back(fmt::format("{}", fmt::join(p, ",")));
+  return out;
+}
+
+json schedule_json(const Cascade& c, const std::vector<Step>& steps) {
+  json j = json::array();
+  for (const Step& s : steps) {
+    if (s.iter_rank < 0) j.push_back(s.einsum + 1);
+    else j.push_back({{"loop", c.ranks[static_cast<size_t>(s.iter_rank)].name}, {"body", schedule_json(c, s.body)}});
+  }
+  return j;
+}
+
 std::vector<PassReport> all_passes(const Cascade& c) {
   std::vector<PassReport> out;
   for (const Rank& r : c.ranks) {
@@ -101,13 +121,18 @@ std::string describe_cascade(const Cascade& c, Format f) {
                    {"intermediate_bytes", s.intermediate_bytes}, {"compulsory_bytes", s.compulsory_bytes},
                    {"unfused_bytes", s.unfused_bytes}};
     for (const PassReport& p : passes) j["passes"].push_back({{"rank", p.rank}, {"passes", p.passes}, {"reasons", p.reasons}});
+    for (const Edge& e : c.edges)
+      j["dependencies"].push_back({{"from", e.from + 1}, {"to", e.to + 1},
+                                   {"carried_by", e.carried() ? json(c.ranks[static_cast<size_t>(e.carried_rank)].name) : json(nullptr)}});
+    j["schedule"] = schedule_json(c, c.schedule);
     return j.dump(2) + "\n";
   }
-  TextTable t({"#", "einsum", "iteration space", "points", "mac", "add", "max", "exp", "div", "other", "read", "written"});
+  const std::vector<std::string> after = predecessors(c);
+  TextTable t({"#", "einsum", "after", "iteration space", "points", "mac", "add", "max", "exp", "div", "other", "read", "written"});
   for (size_t i = 0; i < c.einsums.size(); ++i) {
     const Einsum& e = c.einsums[i];
     const OpCounts& o = e.ops;
-    t.row({std::to_string(i + 1), e.text, iteration_space(e), fmt_count(static_cast<double>(e.points)),
+    t.row({std::to_string(i + 1), e.text, after[i], iteration_space(e), fmt_count(static_cast<double>(e.points)),
            fmt_count(o[OpClass::Mac]), fmt_count(o[OpClass::Add]), fmt_count(o[OpClass::Max]), fmt_count(o[OpClass::Exp]),
            fmt_count(o[OpClass::Div]), fmt_count(o[OpClass::Mul] + o[OpClass::Unary]), fmt_bytes(s.einsums[i].bytes_read),
            fmt_bytes(s.einsums[i].bytes_written)});
@@ -115,7 +140,7 @@ std::string describe_cascade(const Cascade& c, Format f) {
   if (f == Format::Csv) return t.csv();
   std::string out = fmt::format("cascade {}: {} Einsums over ranks", c.name, c.einsums.size());
   for (const Rank& r : c.ranks) out += fmt::format(" {}={}", r.name, r.extent);
-  out += "\n(~ marks a reduced index)\n\n" + t.aligned();
+  out += "\n(after: the Einsums each one reads from, ^ from an earlier iteration; ~ marks a reduced index)\n\n" + t.aligned();
   out += fmt::format("\ntotal: {} FLOPs ({} MACs), inputs {}, outputs {}, intermediates {}\n", fmt_count(s.ops.flops()),
                      fmt_count(s.ops[OpClass::Mac]), fmt_bytes(s.input_bytes), fmt_bytes(s.output_bytes),
                      fmt_bytes(s.intermediate_bytes));

@@ -48,7 +48,7 @@ TEST_CASE("describe prints tables, JSON and CSV", "[cli]") {
   CHECK(doc["passes"][1]["rank"] == "M");
   CHECK(doc["passes"][1]["passes"] == 1);
   const Run c = run({"describe", shipped("workloads/attention-3pass.toml"), "--format", "csv"});
-  CHECK_THAT(c.out, Catch::StartsWith("#,einsum,iteration space"));
+  CHECK_THAT(c.out, Catch::StartsWith("#,einsum,after,iteration space"));
   const Run m = run({"describe", "llama-3-70b", "--phase", "decode", "--batch", "8", "--context", "4k", "--format", "json"});
   REQUIRE(m.code == 0);
   const auto md = nlohmann::json::parse(m.out);
