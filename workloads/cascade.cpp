@@ -604,7 +604,6 @@ class Binder {
     }
     set_range_all(e);
     count_ops(e);
-    if (e.iter_var >= 0) iterative_ranks_.insert(e.vars[static_cast<size_t>(e.iter_var)].rank);
   }
 
   void var_rank_only(Ctx& x, const std::string& name, int pos) {
@@ -640,16 +639,13 @@ class Binder {
       const Einsum* e;
       const Access* a;
       bool write;
-      std::string init;
     };
     std::vector<std::vector<Use>> uses(c_.tensors.size());
     for (const Einsum& e : c_.einsums) {
-      const EinsumAst& ast = spec_.einsums[static_cast<size_t>(e.id)];
-      uses[static_cast<size_t>(e.lhs.tensor)].push_back({&e, &e.lhs, true, ""});
+      uses[static_cast<size_t>(e.lhs.tensor)].push_back({&e, &e.lhs, true});
       c_.tensors[static_cast<size_t>(e.lhs.tensor)].writers.push_back(e.id);
-      (void)ast;
       for (const Access& r : e.reads) {
-        uses[static_cast<size_t>(r.tensor)].push_back({&e, &r, false, ""});
+        uses[static_cast<size_t>(r.tensor)].push_back({&e, &r, false});
         auto& rd = c_.tensors[static_cast<size_t>(r.tensor)].readers;
         if (rd.empty() || rd.back() != e.id) rd.push_back(e.id);
       }
@@ -961,7 +957,7 @@ class Binder {
   std::vector<bool> declared_, dtype_set_;
   std::vector<int> arity_;
   std::vector<SourceLoc> arity_loc_;
-  std::set<int> gather_index_, iterative_ranks_;
+  std::set<int> gather_index_;
   std::unordered_map<uint64_t, size_t> edge_index_;
   const std::vector<Var>* vars_ = nullptr;
   Cascade c_;

@@ -6,21 +6,13 @@
 #include <unistd.h>
 
 #include "common/toml_reader.h"
+#include "../workloads/helpers.h"
 
 using namespace einsim;
+using einsim::test::error_of;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  FAIL("expected a UserError");
-  return {};
-}
 
 struct TempDir {
   fs::path path;
