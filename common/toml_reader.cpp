@@ -71,6 +71,13 @@ SourceLoc ConfigTable::loc(std::string_view key) const {
   return loc();
 }
 
+SourceLoc ConfigTable::key_loc(std::string_view key) const {
+  for (size_t i = 0; i < layers_.size(); ++i)
+    for (const auto& [k, v] : *layers_[i])
+      if (k == key) return k.source().path ? loc_of_region(k.source(), fallbacks_[i]) : loc_of(v, fallbacks_[i]);
+  return loc();
+}
+
 bool ConfigTable::contains(std::string_view key) const {
   doc_->asked(path_, key);
   for (const auto* t : layers_)

@@ -34,6 +34,8 @@ class ConfigTable {
   SourceLoc loc() const;
   /// Location of `key` (highest layer), or of the table when absent.
   SourceLoc loc(std::string_view key) const;
+  /// Location of the key itself (not its value), for errors about the key's name.
+  SourceLoc key_loc(std::string_view key) const;
   bool contains(std::string_view key) const;
   /// Every key present in any layer, in file order of the highest layer first. Marks none.
   std::vector<std::string> keys() const;

@@ -242,8 +242,10 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
 std::string resolve_model_path(const std::string& s) {
   std::error_code ec;
   if (fs::is_regular_file(s, ec)) return s;
-  const fs::path preset = fs::path(EINSIM_CONFIG_DIR) / "models" / (s + ".toml");
-  if (fs::is_regular_file(preset, ec)) return preset.string();
+  for (const char* kind : {"models", "arch", "workloads"}) {
+    const fs::path preset = fs::path(EINSIM_CONFIG_DIR) / kind / (s + ".toml");
+    if (fs::is_regular_file(preset, ec)) return preset.string();
+  }
   return s;
 }
 

@@ -53,8 +53,8 @@ ModelConfig read_model(const ConfigTable& model, const std::string& default_name
 ModelConfig load_model(const std::string& file, const std::vector<std::string>& overrides = {});
 /// Parses a HuggingFace config.json text; keys einsim does not model are ignored.
 ModelConfig parse_hf_config_json(const std::string& text, const std::string& name);
-/// Path of a shipped model preset ("llama-3-70b" -> configs/models/llama-3-70b.toml), or the argument
-/// itself when it names a file.
+/// Path of a shipped preset ("llama-3-70b" -> configs/models/llama-3-70b.toml, "h100" ->
+/// configs/arch/h100.toml), or the argument itself when it names a file.
 std::string resolve_model_path(const std::string& name_or_path);
 
 }  // namespace einsim

@@ -82,6 +82,11 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     if (*describe) {
       const Format fmt_ = kFormats.at(format);
       const std::string path = resolve_model_path(file);
+      if (config_kind(path) == ConfigKind::Arch) {
+        if (!phase_name.empty()) throw UserError(SourceLoc{"--phase"}, "--phase applies to models, not architectures");
+        out << describe_arch(load_arch(path, overrides), fmt_);
+        return 0;
+      }
       if (config_kind(path) == ConfigKind::Cascade) {
         if (!phase_name.empty() || !prompt.empty() || !context.empty())
           throw UserError(SourceLoc{"--phase"}, "--phase, --prompt and --context apply to models, not cascades");

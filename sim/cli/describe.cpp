@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <array>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -19,15 +20,23 @@ ConfigKind config_kind(const std::string& file) {
   if (file.ends_with(".json")) return ConfigKind::Model;
   auto doc = ConfigDoc::load(file);
   const ConfigTable root = doc->root();
-  const bool cascade = root.contains("cascade"), model = root.contains("model");
-  if (cascade && model) throw UserError(root.loc("model"), "a config file holds one thing: [cascade] or [model], not both");
+  const bool cascade = root.contains("cascade"), model = root.contains("model"), arch = root.contains("arch");
+  if (cascade + model + arch > 1)
+    throw UserError(SourceLoc{file, 1, 1}, "a config file holds one thing: [cascade], [model] or [arch]");
   if (cascade) return ConfigKind::Cascade;
   if (model) return ConfigKind::Model;
-  throw UserError(SourceLoc{file, 1, 1}, "not an einsim config: expected a [cascade] or [model] table");
+  if (arch) return ConfigKind::Arch;
+  throw UserError(SourceLoc{file, 1, 1}, "not an einsim config: expected a [cascade], [model] or [arch] table");
 }
 
 std::string check_file(const std::string& file, const std::vector<std::string>& overrides) {
-  if (config_kind(file) == ConfigKind::Cascade) {
+  const ConfigKind kind = config_kind(file);
+  if (kind == ConfigKind::Arch) {
+    const ArchSpec a = load_arch(file, overrides);
+    return fmt::format("{}: ok: arch '{}', {} tiers, {} levels, {} arrays, {} links", file, a.name, a.tiers.size(),
+                       a.levels.size(), a.arrays.size(), a.links.size());
+  }
+  if (kind == ConfigKind::Cascade) {
     const Cascade c = load_cascade(file, overrides);
     return fmt::format("{}: ok: cascade '{}', {} Einsums, {} tensors", file, c.name, c.einsums.size(), c.tensors.size());
   }
@@ -150,6 +159,61 @@ std::string describe_cascade(const Cascade& c, Format f) {
     out += fmt::format("passes over {}: {}\n", p.rank, p.passes);
     for (const std::string& r : p.reasons) out += "  " + r + "\n";
   }
+  return out;
+}
+
+std::string describe_arch(const ArchSpec& a, Format f) {
+  static constexpr std::array<DType, 5> kTypes = {DType::FP32, DType::FP16, DType::BF16, DType::FP8, DType::INT8};
+  json j;
+  j["kind"] = "arch";
+  j["name"] = a.name;
+  TextTable tiers({"tier", "kind", "capacity", "read", "write", "latency", "energy"});
+  for (const MemoryTier& t : a.tiers) {
+    tiers.row({t.name, std::string(tier_kind_name(t.kind)), fmt_bytes(t.capacity), format_quantity(t.read_bandwidth, Dim::Bandwidth),
+               format_quantity(t.write_bandwidth, Dim::Bandwidth), t.latency > 0 ? format_quantity(t.latency, Dim::Time) : "-",
+               t.energy > 0 ? format_quantity(t.energy / 8, Dim::Energy) + "/bit" : "-"});
+    j["tiers"].push_back({{"name", t.name}, {"kind", tier_kind_name(t.kind)}, {"capacity", t.capacity},
+                          {"read_bandwidth", t.read_bandwidth}, {"write_bandwidth", t.write_bandwidth}, {"latency", t.latency},
+                          {"energy_per_byte", t.energy}});
+  }
+  TextTable levels({"level", "parent", "capacity", "instances", "bandwidth"});
+  for (const StorageLevel& l : a.levels) {
+    levels.row({l.name, l.parent, fmt_bytes(l.capacity), std::to_string(l.instances), format_quantity(l.bandwidth, Dim::Bandwidth)});
+    j["levels"].push_back({{"name", l.name}, {"parent", l.parent}, {"capacity", l.capacity}, {"instances", l.instances},
+                           {"bandwidth", l.bandwidth}});
+  }
+  std::vector<std::string> head{"array", "PEs", "clock"};
+  for (DType t : kTypes) head.push_back(fmt::format("{} MAC", dtype_name(t)));
+  TextTable arrays(head);
+  for (const ComputeArray& c : a.arrays) {
+    std::vector<std::string> r{c.name, fmt::format("{} x {}", c.instances, fmt::join(c.shape, "x")), format_quantity(c.clock, Dim::Frequency)};
+    json peaks;
+    for (DType t : kTypes) {
+      const double p = c.peak_flops(t);
+      r.push_back(p > 0 ? format_quantity(p, Dim::OpRate) : "-");
+      if (p > 0) peaks[std::string(dtype_name(t))] = p;
+    }
+    arrays.row(r);
+    j["arrays"].push_back({{"name", c.name}, {"shape", c.shape}, {"instances", c.instances}, {"clock", c.clock},
+                           {"level", c.level}, {"peak_flops", peaks}});
+  }
+  TextTable links({"link", "kind", "joins", "bandwidth per direction"});
+  for (const Link& l : a.links) {
+    links.row({l.name, std::string(link_kind_name(l.kind)), l.from + " - " + l.to, format_quantity(l.bandwidth, Dim::Bandwidth)});
+    j["links"].push_back({{"name", l.name}, {"kind", link_kind_name(l.kind)}, {"from", l.from}, {"to", l.to}, {"bandwidth", l.bandwidth}});
+  }
+  j["power"] = {{"idle", a.power.idle}, {"tdp", a.power.tdp}};
+  if (a.cost.rate) j["cost"]["rate_per_hour"] = *a.cost.rate * 3600;
+  if (a.cost.price) j["cost"]["price"] = *a.cost.price;
+  if (f == Format::Json) return j.dump(2) + "\n";
+  if (f == Format::Csv) return arrays.csv();
+  std::string out = fmt::format("arch {} ({})\n\n", a.name, a.kind == ArchKind::GPU ? "gpu" : a.kind == ArchKind::Accelerator ? "accelerator" : "host");
+  out += tiers.aligned();
+  if (!a.levels.empty()) out += "\n" + levels.aligned();
+  if (!a.arrays.empty()) out += "\n" + arrays.aligned();
+  if (!a.links.empty()) out += "\n" + links.aligned();
+  if (a.power.tdp > 0) out += fmt::format("\npower: idle {}, TDP {}\n", format_quantity(a.power.idle, Dim::Power), format_quantity(a.power.tdp, Dim::Power));
+  if (a.cost.rate) out += fmt::format("cost: {}\n", format_quantity(*a.cost.rate, Dim::MoneyRate));
   return out;
 }
 

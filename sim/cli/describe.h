@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "arch/arch.h"
 #include "workloads/cascade.h"
 #include "workloads/model_config.h"
 #include "workloads/transformer.h"
@@ -13,7 +14,7 @@ namespace einsim {
 enum class Format { Table, Json, Csv };
 
 /// What a config file holds.
-enum class ConfigKind { Cascade, Model };
+enum class ConfigKind { Cascade, Model, Arch };
 
 /// Loads, checks and classifies a config file; returns a one-line summary. Throws UserError.
 std::string check_file(const std::string& file, const std::vector<std::string>& overrides);
@@ -23,6 +24,9 @@ ConfigKind config_kind(const std::string& file);
 
 /// Einsums, ranks, tensors, op counts, bytes and passes of a cascade.
 std::string describe_cascade(const Cascade& c, Format f);
+
+/// Tiers, levels, arrays with their peaks, links, power and cost of an architecture.
+std::string describe_arch(const ArchSpec& a, Format f);
 
 /// Parameters, KV bytes and per-layer breakdown of a model; with a phase, the figures of
 /// its cascade for that phase.

@@ -1,0 +1,141 @@
+#pragma once
+// Hardware description: one vocabulary for spatial accelerators and GPUs. Off-chip memory
+// tiers feed on-chip storage levels, which feed compute arrays; links join tiers and devices.
+// All quantities are SI (bytes, B/s, s, Hz, J, W, $).
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "common/toml_reader.h"
+#include "workloads/cascade.h"
+
+namespace einsim {
+
+enum class TierKind { HBM, DDR, LPDDR, GDDR, CXL, Flash, SSD };
+std::string_view tier_kind_name(TierKind k);
+
+/// Read bandwidth of a flash or SSD tier at one request size and queue depth (measured).
+struct FlashPoint {
+  double request = 0;   ///< bytes per read request
+  int64_t queue_depth = 1;
+  double bandwidth = 0; ///< B/s
+};
+
+/// Off-chip memory: HBM, DDR, flash...
+struct MemoryTier {
+  std::string name;
+  TierKind kind = TierKind::HBM;
+  double capacity = 0;        ///< bytes
+  double read_bandwidth = 0;  ///< B/s
+  double write_bandwidth = 0; ///< B/s
+  double latency = 0;         ///< s, first byte of a request
+  double energy = 0;          ///< J/B moved
+  std::vector<FlashPoint> read_table;  ///< flash/ssd only; sorted by (queue depth, request size)
+  SourceLoc loc;
+  /// Read bandwidth for requests of `request` bytes at `queue_depth` outstanding requests:
+  /// log-linear interpolation in request size at the nearest measured queue depth not above
+  /// it; the streaming bandwidth when there is no table.
+  double read_bandwidth_at(double request, int64_t queue_depth) const;
+};
+
+/// On-chip storage: L2 / global buffer, SMEM / PE buffers, register files.
+struct StorageLevel {
+  std::string name;
+  std::string parent;      ///< the tier or level that fills it
+  double capacity = 0;     ///< bytes per instance
+  int64_t instances = 1;   ///< fan-out (e.g. one SMEM per SM)
+  double bandwidth = 0;    ///< B/s, all instances together
+  double read_energy = 0;  ///< J/B
+  double write_energy = 0; ///< J/B
+  SourceLoc loc;
+};
+
+/// A compute array: a 2D grid or 1D row of PEs, replicated `instances` times (SMs on a GPU).
+struct ComputeArray {
+  std::string name;
+  std::vector<int64_t> shape;  ///< {rows, cols} (2D) or {pes} (1D), per instance
+  int64_t instances = 1;
+  double clock = 0;            ///< Hz
+  std::string level;           ///< the storage level that feeds it
+  /// Operations per cycle per PE, by operation class and element type.
+  std::map<OpClass, std::map<DType, double>> ops_per_cycle;
+  /// Energy per operation by class, J (absent: not modelled).
+  std::map<OpClass, double> energy;
+  SourceLoc loc;
+
+  int64_t pes() const;
+  /// Peak operations per second of one class at one element type (0 when unsupported).
+  double peak_ops(OpClass c, DType t) const;
+  /// Peak FLOP/s with MACs counted as two (dense).
+  double peak_flops(DType t) const { return 2.0 * peak_ops(OpClass::Mac, t); }
+};
+
+enum class LinkKind { PCIe, NVLink, CXL, NVMe, Ethernet, InfiniBand, OnPackage };
+std::string_view link_kind_name(LinkKind k);
+
+/// A link between two tiers or devices; bandwidth is per direction.
+struct Link {
+  std::string name;
+  LinkKind kind = LinkKind::PCIe;
+  std::string from, to;   ///< tiers of this arch, or "host", "peer", "network"
+  double bandwidth = 0;   ///< B/s per direction
+  double latency = 0;     ///< s
+  double energy = 0;      ///< J/B
+  SourceLoc loc;
+};
+
+struct DvfsPoint {
+  double clock = 0;  ///< Hz
+  double power = 0;  ///< W at full load, if known (0: unknown)
+};
+
+struct PowerSpec {
+  double idle = 0;  ///< W
+  double tdp = 0;   ///< W
+  std::vector<DvfsPoint> dvfs;  ///< allowed clocks, highest first
+};
+
+struct CostSpec {
+  std::optional<double> price;  ///< $ to buy
+  std::optional<double> rate;   ///< $/s to rent
+};
+
+/// What GPUs need to be predicted well; each value is documented in the preset.
+struct GpuRealism {
+  double launch_overhead = 0;  ///< s per kernel
+  bool wave_quantization = true;  ///< work is issued to SMs in whole waves of thread blocks
+  /// Achievable fraction of peak per operation class (calibrated, see docs).
+  std::map<OpClass, double> efficiency;
+  double memory_efficiency = 1;  ///< achievable fraction of tier bandwidth
+};
+
+enum class ArchKind { GPU, Accelerator, Host };
+
+struct ArchSpec {
+  std::string name;
+  ArchKind kind = ArchKind::GPU;
+  std::vector<MemoryTier> tiers;
+  std::vector<StorageLevel> levels;
+  std::vector<ComputeArray> arrays;
+  std::vector<Link> links;
+  PowerSpec power;
+  CostSpec cost;
+  std::optional<GpuRealism> gpu;
+  SourceLoc loc;
+
+  const MemoryTier* tier(std::string_view name) const;
+  const StorageLevel* level(std::string_view name) const;
+  const ComputeArray* array(std::string_view name) const;
+  const Link* link(std::string_view name) const;
+  /// Peak dense FLOP/s over all arrays at `t`.
+  double peak_flops(DType t) const;
+};
+
+/// Reads `[arch]` of a document (does not call finish()). Throws located UserErrors.
+ArchSpec read_arch(const ConfigTable& arch);
+/// Loads an architecture file (with `inherits` and `--set` overrides) or a shipped preset name.
+ArchSpec load_arch(const std::string& file_or_preset, const std::vector<std::string>& overrides = {});
+
+}  // namespace einsim

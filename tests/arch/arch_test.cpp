@@ -1,0 +1,123 @@
+#include <catch2/catch.hpp>
+
+#include "../workloads/helpers.h"
+#include "arch/arch.h"
+
+using namespace einsim;
+using einsim::test::error_of;
+
+namespace {
+ArchSpec arch_from(const std::string& body) {
+  auto d = ConfigDoc::parse("version = 1\n" + body, "a.toml");
+  ArchSpec a = read_arch(d->root().get_table("arch"));
+  d->finish();
+  return a;
+}
+const std::string kTier = "[arch.tiers.hbm]\nkind = \"hbm\"\ncapacity = \"1 GiB\"\nread_bandwidth = \"1 TB/s\"\nwrite_bandwidth = \"1 TB/s\"\n";
+const std::string kArray = "[arch.arrays.pe]\nshape = [4, 4]\nclock = \"1 GHz\"\nlevel = \"hbm\"\nops_per_cycle = { mac = { fp16 = 1 } }\n";
+const std::string kHead = "[arch]\nname = \"t\"\nkind = \"accelerator\"\n";
+}  // namespace
+
+TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
+  struct Peak {
+    const char* preset;
+    const char* array;
+    DType type;
+    double flops;
+  };
+  // REFERENCES.md datasheet table; non-tensor peaks from the NVIDIA whitepapers.
+  const std::vector<Peak> peaks = {
+      {"a100", "tensor", DType::BF16, 312e12},    {"a100", "vector", DType::FP32, 19.5e12},
+      {"a100", "vector", DType::FP16, 78e12},     {"h100", "tensor", DType::BF16, 989.4e12},
+      {"h100", "tensor", DType::FP8, 1978.9e12},  {"h100", "vector", DType::FP32, 66.9e12},
+      {"h100", "vector", DType::BF16, 133.8e12},  {"h200", "tensor", DType::BF16, 989.4e12},
+      {"h200", "tensor", DType::FP8, 1978.9e12},  {"h20", "tensor", DType::BF16, 148e12},
+      {"h20", "tensor", DType::FP8, 296e12},      {"l40s", "tensor", DType::BF16, 362e12},
+      {"l40s", "tensor", DType::FP8, 733e12},
+      // FuseMax: 256 x 256 MACs at 940 MHz.
+      {"fusemax", "pe2d", DType::FP16, 2.0 * 65536 * 940e6}, {"flat", "pe1d", DType::FP16, 2.0 * 256 * 940e6},
+  };
+  for (const Peak& p : peaks) {
+    const ArchSpec a = load_arch(p.preset);
+    INFO(p.preset << " " << p.array << " " << dtype_name(p.type));
+    REQUIRE(a.array(p.array) != nullptr);
+    CHECK(a.array(p.array)->peak_flops(p.type) == Approx(p.flops).epsilon(0.01));
+  }
+  // Memory figures carried through from the datasheet.
+  CHECK(load_arch("h200").tier("hbm")->read_bandwidth == Approx(4.8e12));
+  CHECK(load_arch("h200").tier("hbm")->capacity == Approx(141e9));
+  CHECK(load_arch("h200").array("tensor")->instances == 132);
+  CHECK(load_arch("h20").tier("hbm")->capacity == Approx(96e9));
+  CHECK(load_arch("fusemax").tier("dram")->read_bandwidth == Approx(400.0 * 1073741824.0));
+  CHECK(load_arch("fusemax").tier("dram")->energy == Approx(3.9e-12 * 8));
+  CHECK(load_arch("flat").level("gbuf")->capacity == 32.0 * 1048576);
+  CHECK(load_arch("flat").array("pe2d")->peak_ops(OpClass::Exp, DType::FP16) == 0);
+  CHECK(load_arch("h100").cost.rate.value() == Approx(11.06 / 3600));
+}
+
+TEST_CASE("a minimal accelerator reads", "[arch]") {
+  const ArchSpec a = arch_from(kHead + kTier + kArray);
+  CHECK(a.arrays[0].pes() == 16);
+  CHECK(a.peak_flops(DType::FP16) == Approx(32e9));
+}
+
+TEST_CASE("flash read bandwidth interpolates in request size at the measured queue depth", "[arch]") {
+  const ArchSpec a = arch_from(kHead + kArray +
+                               "[arch.tiers.hbm]\nkind = \"flash\"\ncapacity = \"1 TB\"\nread_bandwidth = \"6 GB/s\"\n"
+                               "write_bandwidth = \"3 GB/s\"\nread_table = [\n"
+                               "  { request = \"4 KiB\", queue_depth = 1, bandwidth = \"0.1 GB/s\" },\n"
+                               "  { request = \"64 KiB\", queue_depth = 1, bandwidth = \"0.9 GB/s\" },\n"
+                               "  { request = \"4 KiB\", queue_depth = 32, bandwidth = \"1 GB/s\" },\n"
+                               "  { request = \"1 MiB\", queue_depth = 32, bandwidth = \"6 GB/s\" },\n]\n");
+  const MemoryTier& f = a.tiers[0];
+  CHECK(f.read_bandwidth_at(4096, 1) == Approx(0.1e9));
+  CHECK(f.read_bandwidth_at(16384, 1) == Approx(0.5e9));  // halfway in log2 between 4 and 64 KiB
+  CHECK(f.read_bandwidth_at(1 << 20, 1) == Approx(0.9e9));
+  CHECK(f.read_bandwidth_at(1 << 20, 64) == Approx(6e9));
+  CHECK(f.read_bandwidth_at(2048, 32) == Approx(0.5e9));   // below the table: latency-bound, linear
+}
+
+TEST_CASE("architecture errors are located", "[arch][errors]") {
+  CHECK(error_of([&] { arch_from(kHead + kArray); }) == "a.toml:2:1: error: missing required table [arch.tiers]");
+  CHECK(error_of([&] { arch_from(kHead + kTier); }) == "a.toml:2:1: error: a GPU or accelerator needs at least one compute array");
+  CHECK(error_of([&] { arch_from(kHead + kTier + "[arch.levels.l2]\nparent = \"hmb\"\ncapacity = \"1 MiB\"\nbandwidth = \"1 TB/s\"\n" + kArray); }) ==
+        "a.toml:10:1: error: level 'l2' has parent 'hmb', which is neither a tier nor a level");
+  CHECK(error_of([&] { arch_from(kHead + kTier + "[arch.levels.a]\nparent = \"b\"\ncapacity = \"1 MiB\"\nbandwidth = \"1 TB/s\"\n"
+                                 "[arch.levels.b]\nparent = \"a\"\ncapacity = \"1 MiB\"\nbandwidth = \"1 TB/s\"\n" + kArray); }) ==
+        "a.toml:10:1: error: levels above 'a' form a cycle");
+  CHECK(error_of([&] { arch_from(kHead + kTier + "[arch.arrays.pe]\nshape = [4, 4]\nclock = \"1 GHz\"\nlevel = \"gbuf\"\nops_per_cycle = { mac = { fp16 = 1 } }\n"); }) ==
+        "a.toml:10:1: error: array 'pe' is fed by 'gbuf', which is neither a level nor a tier");
+  CHECK(error_of([&] { arch_from(kHead + kTier + "[arch.arrays.pe]\nshape = [4, 4, 4]\n"); }) ==
+        "a.toml:11:9: error: 'shape' must be [rows, cols] (2D array) or [pes] (1D array)");
+  CHECK(error_of([&] { arch_from(kHead + kTier + "[arch.arrays.pe]\nshape = [0]\n"); }) ==
+        "a.toml:11:9: error: 'shape' entries must be integers in [1, 2^20]");
+  CHECK(error_of([&] { arch_from(kHead + kTier + "[arch.arrays.pe]\nshape = [4]\nclock = \"1 GHz\"\nlevel = \"hbm\"\nops_per_cycle = { fma = { fp16 = 1 } }\n"); }) ==
+        "a.toml:14:19: error: unknown operation class 'fma' (known: mac, mul, add, max, exp, div, unary)");
+  CHECK(error_of([&] { arch_from(kHead + kTier + "[arch.arrays.pe]\nshape = [4]\nclock = \"1 GHz\"\nlevel = \"hbm\"\nops_per_cycle = { mac = { fp12 = 1 } }\n"); }) ==
+        "a.toml:14:27: error: unknown element type 'fp12' (known: fp32, fp16, bf16, fp8, int8, int4, int32)");
+  CHECK(error_of([&] { arch_from(kHead + kTier + "[arch.arrays.pe]\nshape = [4]\nclock = \"1 GB\"\n"); }) ==
+        "a.toml:12:9: error: 'arch.arrays.pe.clock' is size but must be a frequency (e.g. \"1.83 GHz\")");
+  CHECK(error_of([&] { arch_from(kHead + kTier + kArray + "[arch.links.x]\nkind = \"pcie\"\nfrom = \"hbm\"\nto = \"hots\"\nbandwidth = \"1 GB/s\"\n"); }) ==
+        "a.toml:15:1: error: link 'x' joins 'hots', which is neither a tier nor one of host, peer, network");
+  CHECK(error_of([&] { arch_from(kHead + kTier + kArray + "[arch.links.hbm]\nkind = \"pcie\"\nfrom = \"hbm\"\nto = \"host\"\nbandwidth = \"1 GB/s\"\n"); }) ==
+        "a.toml:15:1: error: 'hbm' names two parts of this architecture");
+  CHECK(error_of([&] { arch_from(kHead + kTier + kArray + "[arch.power]\nidle = \"800 W\"\ntdp = \"700 W\"\n"); }) ==
+        "a.toml:16:8: error: idle power exceeds TDP");
+  CHECK(error_of([&] { arch_from(kHead + kTier + kArray + "[arch.power]\nidle = \"80 W\"\ntdp = \"700 W\"\ndvfs = [\"fast\"]\n"); }) ==
+        "a.toml:18:8: error: 'dvfs' lists clocks such as \"1.98 GHz\"; 'fast' is not one");
+  CHECK(error_of([&] { arch_from("[arch]\nname = \"g\"\nkind = \"gpu\"\n" + kTier + kArray); }) ==
+        "a.toml:2:1: error: a GPU needs [arch.gpu] (launch_overhead, wave_quantization, efficiency, memory_efficiency)");
+  CHECK(error_of([&] { arch_from(kHead + kTier + kArray + "[arch.gpu]\nlaunch_overhead = \"5 us\"\n"); }) ==
+        "a.toml:15:1: error: [arch.gpu] is for kind = \"gpu\"");
+  CHECK(error_of([&] { arch_from(kHead + kTier + "read_table = []\n" + kArray); }) ==
+        "a.toml:10:14: error: 'read_table' is for flash and ssd tiers only");
+  const std::string flash = "[arch.tiers.f]\nkind = \"flash\"\ncapacity = \"1 TB\"\nread_bandwidth = \"6 GB/s\"\nwrite_bandwidth = \"3 GB/s\"\n";
+  CHECK(error_of([&] { arch_from(kHead + kArray + flash + "read_table = [{ request = \"4 KiB\", queue_depth = 0, bandwidth = \"1 GB/s\" }]\n"); }) ==
+        "a.toml:15:50: error: read_table row 1 needs 'queue_depth', an integer >= 1");
+  CHECK(error_of([&] { arch_from(kHead + kArray + flash + "read_table = [{ request = \"4 KiB\", queue_depth = 1, bandwidth = \"1 GB\" }]\n"); }) ==
+        "a.toml:15:65: error: read_table 'bandwidth' must be a bandwidth (e.g. \"3.35 TB/s\", \"400 Gb/s\", \"400 GiB/s\")");
+  CHECK(error_of([&] { arch_from(kHead + kArray + flash + "read_table = [{ size = \"4 KiB\" }]\n"); }) ==
+        "a.toml:15:24: error: unknown key 'size' in a read_table row (request, queue_depth, bandwidth)");
+  CHECK(error_of([&] { arch_from(kHead + kArray + flash + "read_table = [3]\n"); }) ==
+        "a.toml:15:15: error: 'read_table' rows are tables: { request = \"4 KiB\", queue_depth = 1, bandwidth = \"...\" }");
+}
