@@ -1,0 +1,152 @@
+#include "validate/measurements.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+namespace einsim {
+namespace {
+
+std::vector<std::string> lines_of(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) throw UserError(SourceLoc{file}, "cannot open file");
+  std::vector<std::string> out;
+  for (std::string l; std::getline(in, l);) {
+    if (!l.empty() && l.back() == '\r') l.pop_back();
+    out.push_back(l);
+  }
+  return out;
+}
+
+struct Field {
+  std::string text;
+  int col = 1;
+};
+
+std::vector<Field> split(const std::string& line, char sep) {
+  std::vector<Field> f;
+  size_t start = 0;
+  for (;;) {
+    size_t end = line.find(sep, start);
+    std::string t = line.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    size_t lead = t.find_first_not_of(' ');
+    const int col = static_cast<int>(start + (lead == std::string::npos ? 0 : lead)) + 1;
+    t = lead == std::string::npos ? "" : t.substr(lead);
+    while (!t.empty() && t.back() == ' ') t.pop_back();
+    f.push_back({t, col});
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return f;
+}
+
+// A number, optionally followed by `unit`, which is stripped.
+double number(const Field& f, const SourceLoc& line, std::string_view unit = "") {
+  std::string_view s = f.text;
+  if (!unit.empty()) {
+    if (s.size() <= unit.size() || s.substr(s.size() - unit.size()) != unit)
+      throw UserError(line.shifted(f.col - 1), fmt::format("expected a number in {}, found '{}'", unit, f.text));
+    s.remove_suffix(unit.size());
+  }
+  double v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || !(v >= 0))
+    throw UserError(line.shifted(f.col - 1), fmt::format("expected a non-negative number, found '{}'", f.text));
+  return v;
+}
+
+int64_t integer(const Field& f, const SourceLoc& line) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(f.text.data(), f.text.data() + f.text.size(), v);
+  if (ec != std::errc() || p != f.text.data() + f.text.size() || v < 1)
+    throw UserError(line.shifted(f.col - 1), fmt::format("expected a positive integer, found '{}'", f.text));
+  return v;
+}
+
+}  // namespace
+
+std::vector<GemmMeasurement> read_llmcompass_matmul(const std::string& file) {
+  std::vector<GemmMeasurement> out;
+  const auto lines = lines_of(file);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].empty()) continue;
+    const SourceLoc at{file, static_cast<int>(i) + 1, 1};
+    const auto f = split(lines[i], ',');
+    if (f.size() != 5) throw UserError(at, fmt::format("expected 5 fields (M, N, K, latency ms, Tflops), found {}", f.size()));
+    GemmMeasurement g;
+    g.m = integer(f[0], at);
+    g.n = integer(f[1], at);
+    g.k = integer(f[2], at);
+    g.seconds = number(f[3], at, "ms") * 1e-3;
+    g.flops_per_s = number(f[4], at, "Tflops") * 1e12;
+    if (g.seconds <= 0) throw UserError(at.shifted(f[3].col - 1), "latency must be positive");
+    g.loc = at;
+    out.push_back(g);
+  }
+  if (out.empty()) throw UserError(SourceLoc{file}, "no measurements");
+  return out;
+}
+
+std::vector<ElementwiseMeasurement> read_llmcompass_elementwise(const std::string& file) {
+  std::vector<ElementwiseMeasurement> out;
+  const auto lines = lines_of(file);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].empty()) continue;
+    const SourceLoc at{file, static_cast<int>(i) + 1, 1};
+    const auto f = split(lines[i], ',');
+    if (f.size() != 2 && f.size() != 3) throw UserError(at, fmt::format("expected 'M, N, Gelem/s' or 'M, Gelem/s', found {} fields", f.size()));
+    ElementwiseMeasurement e;
+    e.m = integer(f[0], at);
+    if (f.size() == 3) e.n = integer(f[1], at);
+    e.elements_per_s = number(f.back(), at) * 1e9;
+    if (e.elements_per_s <= 0) throw UserError(at.shifted(f.back().col - 1), "throughput must be positive");
+    e.loc = at;
+    out.push_back(e);
+  }
+  if (out.empty()) throw UserError(SourceLoc{file}, "no measurements");
+  return out;
+}
+
+std::vector<VidurRow> read_vidur_mlp(const std::string& file) {
+  const auto lines = lines_of(file);
+  if (lines.empty()) throw UserError(SourceLoc{file}, "empty file");
+  const auto head = split(lines[0], ',');
+  std::map<std::string, size_t> col;
+  for (size_t i = 0; i < head.size(); ++i) col[head[i].text] = i;
+  const std::vector<std::string> shape = {"n_head", "n_kv_head", "n_embd", "n_expanded_embd", "vocab_size",
+                                          "use_gated_mlp", "num_tokens", "num_tensor_parallel_workers"};
+  for (const auto& s : shape)
+    if (!col.count(s)) throw UserError(SourceLoc{file, 1, 1}, fmt::format("missing column '{}'", s));
+  std::vector<std::pair<std::string, size_t>> ops;
+  for (const auto& [name, i] : col)
+    if (name.starts_with("time_stats.") && name.ends_with(".median"))
+      ops.push_back({name.substr(11, name.size() - 11 - 7), i});
+  if (ops.empty()) throw UserError(SourceLoc{file, 1, 1}, "no time_stats.<op>.median column");
+  std::vector<VidurRow> out;
+  for (size_t li = 1; li < lines.size(); ++li) {
+    if (lines[li].empty()) continue;
+    const SourceLoc at{file, static_cast<int>(li) + 1, 1};
+    const auto f = split(lines[li], ',');
+    if (f.size() != head.size()) throw UserError(at, fmt::format("expected {} fields, found {}", head.size(), f.size()));
+    VidurRow r;
+    for (const auto& [op, i] : ops)
+      if (!f[i].text.empty()) r.median_seconds[op] = number(f[i], at) * 1e-3;
+    r.n_head = integer(f[col["n_head"]], at);
+    r.n_kv_head = integer(f[col["n_kv_head"]], at);
+    r.n_embd = integer(f[col["n_embd"]], at);
+    r.n_expanded_embd = integer(f[col["n_expanded_embd"]], at);
+    r.vocab_size = integer(f[col["vocab_size"]], at);
+    const Field& g = f[col["use_gated_mlp"]];
+    if (g.text != "True" && g.text != "False") throw UserError(at.shifted(g.col - 1), fmt::format("expected True or False, found '{}'", g.text));
+    r.gated_mlp = g.text == "True";
+    r.num_tokens = integer(f[col["num_tokens"]], at);
+    r.tensor_parallel = integer(f[col["num_tensor_parallel_workers"]], at);
+    r.loc = at;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace einsim

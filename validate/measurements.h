@@ -1,0 +1,47 @@
+#pragma once
+// Readers for published GPU kernel measurements (../shared/data/gpu-measurements/), the
+// ground truth for calibrating and checking the GPU model. Malformed rows are located errors.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+
+namespace einsim {
+
+/// One GEMM C[M,N] = A[M,K] B[K,N] and its measured latency.
+struct GemmMeasurement {
+  int64_t m = 0, n = 0, k = 0;
+  double seconds = 0;
+  double flops_per_s = 0;  ///< as reported
+  SourceLoc loc;
+};
+
+/// LLMCompass `matmul_A100.csv`: "M, N, K, 0.1900ms, 101.7124Tflops" per line, no header.
+std::vector<GemmMeasurement> read_llmcompass_matmul(const std::string& file);
+
+/// A row-wise kernel over an M x N matrix (softmax, layer norm) or M elements (GELU, N = 1).
+struct ElementwiseMeasurement {
+  int64_t m = 0, n = 1;
+  double elements_per_s = 0;
+  SourceLoc loc;
+  double seconds() const { return static_cast<double>(m * n) / elements_per_s; }
+};
+
+/// LLMCompass softmax/layernorm ("M, N, Gelem/s") and gelu ("M, Gelem/s") files.
+std::vector<ElementwiseMeasurement> read_llmcompass_elementwise(const std::string& file);
+
+/// One Vidur profiling row: per-operator median times for one token count and TP degree.
+struct VidurRow {
+  std::map<std::string, double> median_seconds;  ///< by operator (attn_pre_proj, mlp_up_proj, ...)
+  int64_t n_head = 0, n_kv_head = 0, n_embd = 0, n_expanded_embd = 0, vocab_size = 0;
+  bool gated_mlp = false;
+  int64_t num_tokens = 0, tensor_parallel = 1;
+  SourceLoc loc;
+};
+
+/// Vidur `data/profiling/compute/a100/.../mlp.csv` files (header with time_stats.<op>.median).
+std::vector<VidurRow> read_vidur_mlp(const std::string& file);
+
+}  // namespace einsim
