@@ -1,0 +1,267 @@
+#include "sim/cost/cost_model.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+namespace einsim {
+
+std::vector<std::string> storage_path(const ArchSpec& a, int array) {
+  std::vector<std::string> up;
+  std::string cur = a.arrays.at(static_cast<size_t>(array)).level;
+  while (!a.tier(cur)) {
+    up.push_back(cur);
+    cur = a.level(cur)->parent;
+  }
+  up.push_back(cur);
+  std::reverse(up.begin(), up.end());
+  return up;
+}
+
+double footprint(const Cascade& c, const Einsum& e, const Access& acc, const std::vector<int64_t>& tile) {
+  const Tensor& t = c.tensors[static_cast<size_t>(acc.tensor)];
+  double n = 1;
+  for (size_t d = 0; d < acc.dims.size(); ++d) {
+    const Affine& f = acc.dims[d];
+    double span;
+    if (f.gather >= 0) {
+      span = std::min(static_cast<double>(t.shape[d]), footprint(c, e, e.reads[static_cast<size_t>(f.gather)], tile));
+    } else {
+      span = 1;
+      for (auto [v, k] : f.terms) span += static_cast<double>(std::llabs(k)) * static_cast<double>(tile[static_cast<size_t>(v)] - 1);
+      span = std::min(span, static_cast<double>(t.shape[d]));
+    }
+    n *= span;
+  }
+  return n;
+}
+
+namespace {
+
+// Every tensor an Einsum touches, with the variables its accesses depend on.
+struct Operand {
+  int tensor = -1;
+  std::vector<const Access*> accesses;
+  std::set<int> vars;
+  bool output = false;
+  double bytes_per_element = 0;
+};
+
+void vars_of(const Einsum& e, const Access& a, std::set<int>& out) {
+  for (const Affine& f : a.dims) {
+    for (auto [v, k] : f.terms) out.insert(v);
+    if (f.gather >= 0) vars_of(e, e.reads[static_cast<size_t>(f.gather)], out);
+  }
+}
+
+std::vector<Operand> operands(const Cascade& c, const Einsum& e) {
+  std::vector<Operand> ops;
+  auto add = [&](const Access& a, bool out) {
+    auto it = std::find_if(ops.begin(), ops.end(), [&](const Operand& o) { return o.tensor == a.tensor && o.output == out; });
+    if (it == ops.end()) {
+      Operand o;
+      o.tensor = a.tensor;
+      o.output = out;
+      o.bytes_per_element = dtype_bytes(c.tensors[static_cast<size_t>(a.tensor)].dtype);
+      ops.push_back(o);
+      it = ops.end() - 1;
+    }
+    it->accesses.push_back(&a);
+    vars_of(e, a, it->vars);
+  };
+  for (const Access& a : e.reads) add(a, false);
+  add(e.lhs, true);
+  return ops;
+}
+
+double operand_footprint(const Cascade& c, const Einsum& e, const Operand& o, const std::vector<int64_t>& tile) {
+  double f = 0;
+  for (const Access* a : o.accesses) f = std::max(f, footprint(c, e, *a, tile));
+  return f;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+double level_occupancy(const Cascade& c, const Einsum& e, const Mapping& m, size_t level) {
+  double bytes = 0;
+  for (const Operand& o : operands(c, e)) bytes += operand_footprint(c, e, o, m.levels[level - 1].tile) * o.bytes_per_element;
+  return bytes;
+}
+
+void check_mapping(const Einsum& e, const ArchSpec& a, const Mapping& m) {
+  if (m.array < 0 || static_cast<size_t>(m.array) >= a.arrays.size()) throw InternalError("mapping: no array");
+  if (m.path.empty() || m.levels.size() != m.path.size()) throw InternalError("mapping: one tile set per on-chip level and the array");
+  const size_t nv = e.vars.size();
+  std::vector<int64_t> parent;
+  for (const Var& v : e.vars) parent.push_back(v.extent);
+  for (size_t i = 0; i < m.levels.size(); ++i) {
+    const LevelTiles& l = m.levels[i];
+    if (l.tile.size() != nv) throw InternalError("mapping: a tile per variable");
+    std::set<int> seen;
+    for (int v : l.order)
+      if (v < 0 || static_cast<size_t>(v) >= nv || !seen.insert(v).second) throw InternalError("mapping: bad loop order");
+    for (size_t v = 0; v < nv; ++v) {
+      if (l.tile[v] < 1 || l.tile[v] > parent[v]) throw InternalError(fmt::format("mapping: tile of '{}' at level {} is out of range", e.vars[v].name, i));
+      if (ceil_div(parent[v], l.tile[v]) > 1 && !seen.count(static_cast<int>(v)))
+        throw InternalError(fmt::format("mapping: '{}' iterates at level {} but is not in its loop order", e.vars[v].name, i));
+    }
+    parent = l.tile;
+  }
+}
+
+double compute_bound(const Einsum& e, const ComputeArray& arr, DType dt) {
+  double t = 0;
+  for (int c = 0; c < kOpClasses; ++c) {
+    const double ops = e.ops.n[static_cast<size_t>(c)];
+    if (ops == 0) continue;
+    const double peak = arr.peak_ops(static_cast<OpClass>(c), dt);
+    if (peak <= 0) return std::numeric_limits<double>::infinity();
+    t += ops / peak;
+  }
+  return t;
+}
+
+double compulsory_bytes(const Cascade& c, const Einsum& e) {
+  double b = 0;
+  std::vector<int64_t> full;
+  for (const Var& v : e.vars) full.push_back(v.extent);
+  for (const Operand& o : operands(c, e)) b += operand_footprint(c, e, o, full) * o.bytes_per_element;
+  return b;
+}
+
+Cost evaluate(const Cascade& c, const Einsum& e, const ArchSpec& a, const Mapping& m, DType dt) {
+  check_mapping(e, a, m);
+  const ComputeArray& arr = a.arrays[static_cast<size_t>(m.array)];
+  const size_t nv = e.vars.size();
+  const size_t N = m.levels.size();  // tiled levels: on-chip levels then the array
+  const bool gpu = a.gpu.has_value();
+
+  // tile[i]: extents held at level i (0: the tier holds everything); trips[i][v].
+  std::vector<std::vector<int64_t>> tile(N + 1), trips(N + 1, std::vector<int64_t>(nv, 1));
+  for (const Var& v : e.vars) tile[0].push_back(v.extent);
+  for (size_t i = 1; i <= N; ++i) {
+    tile[i] = m.levels[i - 1].tile;
+    for (size_t v = 0; v < nv; ++v) trips[i][v] = ceil_div(tile[i - 1][v], tile[i][v]);
+  }
+
+  // Traffic across each boundary i (parent i-1, child i), charged to the parent.
+  const std::vector<Operand> ops = operands(c, e);
+  std::vector<LevelTraffic> traffic(N);
+  for (size_t j = 0; j < N; ++j) traffic[j].name = m.path[j];
+  struct Loop {
+    int var;
+    int64_t trip;
+  };
+  std::vector<Loop> loops;
+  // GPUs: operands reach the tensor cores from registers the mapping does not tile; the SMEM
+  // capacity bounds the tiles, and SMEM bandwidth is not charged for the array boundary.
+  const size_t last_boundary = gpu ? N - 1 : N;
+  std::vector<double> boundary_bytes(N + 1, 0);
+  for (size_t i = 1; i <= last_boundary; ++i) {
+    for (int v : m.levels[i - 1].order)
+      if (trips[i][static_cast<size_t>(v)] > 1) loops.push_back({v, trips[i][static_cast<size_t>(v)]});
+    for (const Operand& o : ops) {
+      // Fills: every loop counts except the innermost run of loops that do not move the tile.
+      size_t keep = loops.size();
+      while (keep > 0 && !o.vars.count(loops[keep - 1].var)) --keep;
+      double fills = 1, distinct = 1;
+      for (size_t l = 0; l < keep; ++l) fills *= static_cast<double>(loops[l].trip);
+      for (const Loop& l : loops)
+        if (o.vars.count(l.var)) distinct *= static_cast<double>(l.trip);
+      const double bytes = operand_footprint(c, e, o, tile[i]) * o.bytes_per_element;
+      if (o.output) {
+        traffic[i - 1].write_bytes += bytes * fills;
+        traffic[i - 1].read_bytes += bytes * (fills - distinct);  // partial sums read back
+        boundary_bytes[i] += bytes * (2 * fills - distinct);
+      } else {
+        traffic[i - 1].read_bytes += bytes * fills;
+        boundary_bytes[i] += bytes * fills;
+      }
+    }
+  }
+
+  Cost cost;
+  // Busy time of each storage level.
+  const double mem_eff = gpu ? a.gpu->memory_efficiency : 1.0;
+  for (size_t j = 0; j < N; ++j) {
+    LevelTraffic& t = traffic[j];
+    if (j == 0) {
+      const MemoryTier& tier = *a.tier(m.path[0]);
+      t.busy = (t.read_bytes / tier.read_bandwidth + t.write_bytes / tier.write_bandwidth) / mem_eff;
+    } else {
+      t.busy = (t.read_bytes + t.write_bytes) / a.level(m.path[j])->bandwidth;
+    }
+  }
+
+  // Compute: cycles per point per PE at the achievable rate, over the padded iteration space,
+  // with blocks (tiles of the level replicated like the array) issued in waves.
+  double cycles_per_point = 0;
+  for (int cl = 0; cl < kOpClasses; ++cl) {
+    const double n = e.ops.n[static_cast<size_t>(cl)];
+    if (n == 0) continue;
+    auto it = arr.ops_per_cycle.find(static_cast<OpClass>(cl));
+    const double rate = it == arr.ops_per_cycle.end() || !it->second.count(dt) ? 0 : it->second.at(dt);
+    if (rate <= 0) throw InternalError(fmt::format("array '{}' cannot run {} at {}", arr.name, op_class_name(static_cast<OpClass>(cl)), dtype_name(dt)));
+    double eff = 1;
+    if (gpu && a.gpu->efficiency.count(static_cast<OpClass>(cl))) eff = a.gpu->efficiency.at(static_cast<OpClass>(cl));
+    cycles_per_point += n / static_cast<double>(e.points) / (rate * eff);
+  }
+  size_t block_level = 0;
+  for (size_t i = 1; i < N; ++i) {
+    const StorageLevel* l = a.level(m.path[i]);
+    if (l && arr.instances > 1 && l->instances == arr.instances) {
+      block_level = i;
+      break;
+    }
+  }
+  double blocks = 1, per_block = 1;
+  for (size_t v = 0; v < nv; ++v) {
+    double inner = static_cast<double>(tile[N][v]);
+    for (size_t i = 1; i <= N; ++i) (i <= block_level ? blocks : inner) *= static_cast<double>(trips[i][v]);
+    per_block *= inner;
+  }
+  const double pes = static_cast<double>(arr.pes());
+  if (block_level == 0) {
+    cost.compute = blocks * per_block * cycles_per_point / (pes * static_cast<double>(arr.instances) * arr.clock);
+  } else {
+    const double inst = static_cast<double>(arr.instances);
+    const double waves = gpu && a.gpu->wave_quantization ? std::ceil(blocks / inst) : blocks / inst;
+    cost.compute = waves * per_block * cycles_per_point / (pes * arr.clock);
+  }
+  cost.ideal_compute = compute_bound(e, arr, dt);
+
+  // Fill and drain: the first wave of innermost tiles comes from the tier before computing
+  // starts; the last wave's outputs go back after it ends.
+  const MemoryTier& tier = *a.tier(m.path[0]);
+  const size_t inner = N > 1 ? N - 1 : N;
+  double in_bytes = 0, out_bytes = 0;
+  for (const Operand& o : ops) (o.output ? out_bytes : in_bytes) += operand_footprint(c, e, o, tile[inner]) * o.bytes_per_element;
+  const double first_wave = std::min(blocks, block_level ? static_cast<double>(arr.instances) : 1.0);
+  cost.fill_drain = first_wave * (in_bytes / tier.read_bandwidth + out_bytes / tier.write_bandwidth) / mem_eff + 2 * tier.latency;
+  cost.launch = gpu ? a.gpu->launch_overhead : 0;
+
+  double busiest = cost.compute;
+  cost.bottleneck = fmt::format("compute ({})", arr.name);
+  for (const LevelTraffic& t : traffic)
+    if (t.busy > busiest) busiest = t.busy, cost.bottleneck = fmt::format("{} bandwidth", t.name);
+  cost.time = busiest + cost.fill_drain + cost.launch;
+  cost.utilization = cost.time > 0 ? cost.ideal_compute / cost.time : 0;
+  cost.traffic = traffic;
+
+  // Energy: operations, and each byte at both ends of every boundary it crosses.
+  for (int cl = 0; cl < kOpClasses; ++cl)
+    if (auto it = arr.energy.find(static_cast<OpClass>(cl)); it != arr.energy.end()) cost.energy += e.ops.n[static_cast<size_t>(cl)] * it->second;
+  cost.energy += (traffic[0].read_bytes + traffic[0].write_bytes) * tier.energy;
+  for (size_t j = 1; j < N; ++j) {
+    const StorageLevel* l = a.level(m.path[j]);
+    cost.energy += traffic[j].read_bytes * l->read_energy + traffic[j].write_bytes * l->write_energy;
+    cost.energy += boundary_bytes[j] * l->write_energy;  // filled from its parent
+  }
+  return cost;
+}
+
+}  // namespace einsim

@@ -1,0 +1,72 @@
+#pragma once
+// Analytical cost model: pure functions from (Einsum, architecture, mapping) to time, energy,
+// traffic per storage level and the bottleneck. The SystemC engine will take its per-tile
+// delays from the same functions.
+#include <string>
+#include <vector>
+
+#include "arch/arch.h"
+#include "workloads/cascade.h"
+
+namespace einsim {
+
+/// Tiles of one on-chip storage level (or of the array, last): the extent of each Einsum
+/// variable held per instance, and the order (outer to inner) in which the level's tiles
+/// are visited inside its parent's tile. Variables left out of `order` must have one trip.
+struct LevelTiles {
+  std::vector<int64_t> tile;
+  std::vector<int> order;
+};
+
+/// Where an Einsum runs and how it is tiled.
+struct Mapping {
+  int array = -1;                  ///< index into ArchSpec::arrays
+  std::vector<std::string> path;   ///< storage from the tier down to the array's level, outer first
+  std::vector<LevelTiles> levels;  ///< one per on-chip level of `path` (path[1..]), then the array's
+};
+
+/// Bytes moved between a storage level and the level below it, and the time they occupy it.
+struct LevelTraffic {
+  std::string name;
+  double read_bytes = 0;   ///< read from this level by the level below (or the array)
+  double write_bytes = 0;  ///< written into this level from below (outputs, partial sums)
+  double busy = 0;         ///< s
+};
+
+struct Cost {
+  double time = 0;          ///< s: max over resources of their busy time, plus fill/drain and launch
+  double compute = 0;       ///< s the array is busy (quantized, at the achievable rate)
+  double ideal_compute = 0; ///< s at peak with no quantization
+  double fill_drain = 0;    ///< s before the first tile computes and after the last finishes
+  double launch = 0;        ///< s of kernel launch (GPUs)
+  double energy = 0;        ///< J (0 for parts whose energy the arch does not give)
+  double utilization = 0;   ///< ideal_compute / time
+  std::vector<LevelTraffic> traffic;  ///< path[0] (the tier) first
+  std::string bottleneck;   ///< "compute (<array>)" or "<level> bandwidth"
+};
+
+/// The storage levels from the tier that ultimately feeds `array` down to the level the array
+/// reads, outer first (e.g. {"hbm", "l2", "smem"}).
+std::vector<std::string> storage_path(const ArchSpec& a, int array);
+
+/// Elements of the tensor of `acc` touched when each variable v ranges over [0, tile[v]).
+double footprint(const Cascade& c, const Einsum& e, const Access& acc, const std::vector<int64_t>& tile);
+
+/// Bytes of data held per instance at on-chip level `level` (1-based in the mapping's path)
+/// under `m`: the sum of the tiles' footprints of every tensor the Einsum touches.
+double level_occupancy(const Cascade& c, const Einsum& e, const Mapping& m, size_t level);
+
+/// Checks shapes and nesting of `m` against `e` and `a`; throws InternalError when broken.
+void check_mapping(const Einsum& e, const ArchSpec& a, const Mapping& m);
+
+/// Cost of `e` (element type `dt`) on `a` under `m`. Overlap rule: inside one Einsum the
+/// array and every storage level work concurrently, so time = max of their busy times +
+/// fill/drain + launch overhead; Einsums (blocks) add.
+Cost evaluate(const Cascade& c, const Einsum& e, const ArchSpec& a, const Mapping& m, DType dt);
+
+/// Lower bounds every mapping of `e` on array `array` obeys: peak compute time and
+/// compulsory traffic over the tier's bandwidth.
+double compute_bound(const Einsum& e, const ComputeArray& arr, DType dt);
+double compulsory_bytes(const Cascade& c, const Einsum& e);
+
+}  // namespace einsim

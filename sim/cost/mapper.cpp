@@ -1,0 +1,202 @@
+#include "sim/cost/mapper.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace einsim {
+
+int bind_array(const Einsum& e, const ArchSpec& a, DType dt) {
+  int best = -1;
+  double best_t = std::numeric_limits<double>::infinity();
+  for (size_t i = 0; i < a.arrays.size(); ++i) {
+    const double t = compute_bound(e, a.arrays[i], dt);
+    if (t < best_t) best_t = t, best = static_cast<int>(i);
+  }
+  return best;
+}
+
+namespace {
+
+double objective(const Cost& c, Objective o) {
+  switch (o) {
+    case Objective::Latency: return c.time;
+    case Objective::Energy: return c.energy;
+    case Objective::EDP: return c.time * c.energy;
+  }
+  return c.time;
+}
+
+class Search {
+ public:
+  Search(const Cascade& c, const Einsum& e, const ArchSpec& a, DType dt, const MapperOptions& opt)
+      : c_(c), e_(e), a_(a), dt_(dt), opt_(opt) {}
+
+  MapResult run() {
+    const int array = bind_array(e_, a_, dt_);
+    if (array < 0) {
+      std::vector<std::string> need;
+      for (int cl = 0; cl < kOpClasses; ++cl)
+        if (e_.ops.n[static_cast<size_t>(cl)] > 0) need.emplace_back(op_class_name(static_cast<OpClass>(cl)));
+      throw UserError(e_.loc, fmt::format("no array of '{}' runs all of {} at {}", a_.name, fmt::join(need, ", "), dtype_name(dt_)));
+    }
+    m_.array = array;
+    m_.path = storage_path(a_, array);
+    m_.levels.resize(m_.path.size());
+    const ComputeArray& arr = a_.arrays[static_cast<size_t>(array)];
+    lower_bound_ = arr.clock > 0 ? compute_bound(e_, arr, dt_) : 0;
+    std::vector<int64_t> full;
+    for (const Var& v : e_.vars) full.push_back(v.extent);
+    level(1, full);
+    if (!found_) throw UserError(e_.loc, fmt::format("no mapping of this Einsum fits the buffers of '{}'", a_.name));
+    result_.mapping = best_;
+    return std::move(result_);
+  }
+
+ private:
+  // Loop orders worth distinguishing: each iterating variable innermost, the rest in index order.
+  std::vector<std::vector<int>> orders(const std::vector<int64_t>& parent, const std::vector<int64_t>& tile) const {
+    std::vector<int> moving;
+    for (size_t v = 0; v < tile.size(); ++v)
+      if ((parent[v] + tile[v] - 1) / tile[v] > 1) moving.push_back(static_cast<int>(v));
+    if (moving.size() <= 1) return {moving};
+    std::vector<std::vector<int>> out;
+    for (int inner : moving) {
+      std::vector<int> o;
+      for (int v : moving)
+        if (v != inner) o.push_back(v);
+      o.push_back(inner);
+      out.push_back(o);
+    }
+    return out;
+  }
+
+  void level(size_t i, const std::vector<int64_t>& parent) {
+    const size_t n_levels = m_.path.size();
+    if (i == n_levels) {
+      array_level(parent);
+      return;
+    }
+    const StorageLevel& lvl = *a_.level(m_.path[i]);
+    // Candidate tiles per variable.
+    std::vector<std::vector<int64_t>> cand(parent.size());
+    for (size_t v = 0; v < parent.size(); ++v) {
+      for (int64_t t = 1; t < parent[v]; t *= 2) cand[v].push_back(t);
+      cand[v].push_back(parent[v]);
+    }
+    std::vector<size_t> idx(parent.size(), 0);
+    std::vector<int64_t> tile(parent.size());
+    for (;;) {
+      for (size_t v = 0; v < tile.size(); ++v) tile[v] = cand[v][idx[v]];
+      m_.levels[i - 1].tile = tile;
+      if (level_occupancy(c_, e_, m_, i) <= lvl.capacity) {
+        for (const auto& o : orders(parent, tile)) {
+          m_.levels[i - 1].order = o;
+          if (i == 1 && opt_.prune && opt_.objective == Objective::Latency && found_ && tier_bound(tile) >= best_obj_) {
+            ++result_.pruned;
+            continue;
+          }
+          level(i + 1, tile);
+        }
+      }
+      size_t v = 0;
+      while (v < idx.size() && ++idx[v] == cand[v].size()) idx[v++] = 0;
+      if (v == idx.size()) break;
+    }
+  }
+
+  // A lower bound on the latency of every completion of the current level-1 choice: tier
+  // traffic depends only on level-1 tiles and order, and no mapping beats the peak compute.
+  double tier_bound(const std::vector<int64_t>& tile) {
+    Mapping probe = m_;
+    for (size_t i = 1; i < probe.levels.size(); ++i) probe.levels[i] = LevelTiles{tile, {}};
+    const Cost c = evaluate(c_, e_, a_, probe, dt_);
+    return std::max(lower_bound_, c.traffic[0].busy) + (a_.gpu ? a_.gpu->launch_overhead : 0.0);
+  }
+
+  void array_level(const std::vector<int64_t>& parent) {
+    const ComputeArray& arr = a_.arrays[static_cast<size_t>(m_.array)];
+    LevelTiles& at = m_.levels.back();
+    const size_t nv = parent.size();
+    if (a_.gpu) {
+      // Tensor cores and SIMT lanes take operands from registers: no spatial assignment.
+      at.tile.assign(nv, 1);
+      for (const auto& o : orders(parent, at.tile)) {
+        at.order = o;
+        leaf();
+      }
+      return;
+    }
+    // Assign variables (or none) to the array's dimensions.
+    const size_t dims = arr.shape.size();
+    std::vector<int> assign(dims, -1);
+    auto rec = [&](auto&& self, size_t d) -> void {
+      if (d == dims) {
+        at.tile.assign(nv, 1);
+        for (size_t k = 0; k < dims; ++k)
+          if (assign[k] >= 0) at.tile[static_cast<size_t>(assign[k])] = std::min(parent[static_cast<size_t>(assign[k])], arr.shape[k]);
+        for (const auto& o : orders(parent, at.tile)) {
+          at.order = o;
+          leaf();
+        }
+        return;
+      }
+      for (int v = -1; v < static_cast<int>(nv); ++v) {
+        if (v >= 0 && (parent[static_cast<size_t>(v)] == 1 || std::find(assign.begin(), assign.begin() + static_cast<long>(d), v) != assign.begin() + static_cast<long>(d))) continue;
+        assign[d] = v;
+        self(self, d + 1);
+      }
+    };
+    rec(rec, 0);
+  }
+
+  void leaf() {
+    if (++result_.evaluated > opt_.max_evaluations)
+      throw UserError(e_.loc, fmt::format("the mapping space of this Einsum exceeds {} mappings", opt_.max_evaluations));
+    const Cost cost = evaluate(c_, e_, a_, m_, dt_);
+    const double obj = objective(cost, opt_.objective);
+    if (!found_ || obj < best_obj_) {
+      found_ = true;
+      best_obj_ = obj;
+      best_ = m_;
+      result_.cost = cost;
+    }
+  }
+
+  const Cascade& c_;
+  const Einsum& e_;
+  const ArchSpec& a_;
+  DType dt_;
+  MapperOptions opt_;
+  Mapping m_, best_;
+  MapResult result_;
+  bool found_ = false;
+  double best_obj_ = 0;
+  double lower_bound_ = 0;
+};
+
+}  // namespace
+
+MapResult map_einsum(const Cascade& c, const Einsum& e, const ArchSpec& a, DType dt, const MapperOptions& opt) {
+  return Search(c, e, a, dt, opt).run();
+}
+
+std::string describe_mapping(const Einsum& e, const ArchSpec& a, const Mapping& m) {
+  const ComputeArray& arr = a.arrays[static_cast<size_t>(m.array)];
+  std::string out = fmt::format("on {} ({} x {} PEs)", arr.name, arr.instances, fmt::join(arr.shape, "x"));
+  for (size_t i = 0; i < m.levels.size(); ++i) {
+    const LevelTiles& l = m.levels[i];
+    std::vector<std::string> t, o;
+    for (size_t v = 0; v < l.tile.size(); ++v)
+      if (l.tile[v] > 1) t.push_back(fmt::format("{}={}", e.vars[v].name, l.tile[v]));
+    for (int v : l.order) o.push_back(e.vars[static_cast<size_t>(v)].name);
+    const std::string where = i + 1 < m.levels.size() ? m.path[i + 1] : arr.name;
+    out += fmt::format("; {} tile {}{}", where, t.empty() ? "1" : fmt::format("{}", fmt::join(t, " ")),
+                       o.empty() ? "" : fmt::format(" (loops {}, innermost last)", fmt::join(o, ",")));
+  }
+  return out;
+}
+
+}  // namespace einsim

@@ -1,0 +1,41 @@
+#pragma once
+// The mapper: binds an Einsum to an array and searches tilings and loop orders.
+#include <cstdint>
+#include <string>
+
+#include "sim/cost/cost_model.h"
+
+namespace einsim {
+
+enum class Objective { Latency, Energy, EDP };
+
+struct MapperOptions {
+  Objective objective = Objective::Latency;
+  bool prune = true;                      ///< branch and bound (off: plain exhaustive search)
+  int64_t max_evaluations = 4'000'000;    ///< refuse larger spaces (UserError)
+};
+
+struct MapResult {
+  Mapping mapping;
+  Cost cost;
+  int64_t evaluated = 0;  ///< complete mappings costed
+  int64_t pruned = 0;     ///< partial mappings cut by the bound
+};
+
+/// The array that runs every operation class of `e` at `dt` with the lowest compute bound;
+/// -1 when none can.
+int bind_array(const Einsum& e, const ArchSpec& a, DType dt);
+
+/// Searches the mapping space of `e` on its bound array. The space: at each on-chip level, a
+/// tile per variable from {powers of two below the parent's tile, the parent's tile}; at
+/// each level, one variable innermost and the others in index order (the innermost run of
+/// loops is what decides reuse); on 2D/1D accelerator arrays, every assignment of variables
+/// to the array's dimensions; tiles whose data exceed a level's capacity are skipped.
+/// Deterministic: ties keep the first mapping found. Throws UserError when nothing fits or
+/// the space exceeds `max_evaluations`.
+MapResult map_einsum(const Cascade& c, const Einsum& e, const ArchSpec& a, DType dt, const MapperOptions& opt = {});
+
+/// The mapping in words: array, tiles and loop order per level, spatial assignment.
+std::string describe_mapping(const Einsum& e, const ArchSpec& a, const Mapping& m);
+
+}  // namespace einsim

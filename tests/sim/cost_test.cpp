@@ -1,0 +1,150 @@
+#include <catch2/catch.hpp>
+
+#include <fmt/format.h>
+
+#include <random>
+
+#include "../workloads/helpers.h"
+#include "arch/arch.h"
+#include "sim/cost/mapper.h"
+
+using namespace einsim;
+using einsim::test::cascade_from;
+
+namespace {
+
+// A FuseMax-like accelerator with the given DRAM bandwidth and buffer capacity.
+ArchSpec accel(double dram_gbps, double buffer_kib, int64_t rows = 16, int64_t cols = 16) {
+  const std::string text = fmt::format(R"(version = 1
+[arch]
+name = "acc"
+kind = "accelerator"
+[arch.tiers.dram]
+kind = "hbm"
+capacity = "1 TiB"
+read_bandwidth = "{0} GB/s"
+write_bandwidth = "{0} GB/s"
+energy = "3.9 pJ/bit"
+[arch.levels.gbuf]
+parent = "dram"
+capacity = "{1} KiB"
+bandwidth = "1000 GB/s"
+read_energy = "1 pJ/B"
+write_energy = "1 pJ/B"
+[arch.arrays.pe]
+shape = [{2}, {3}]
+clock = "1 GHz"
+level = "gbuf"
+ops_per_cycle = {{ mac = {{ fp16 = 1 }}, add = {{ fp16 = 1 }}, mul = {{ fp16 = 1 }}, max = {{ fp16 = 1 }}, exp = {{ fp16 = 0.25 }}, div = {{ fp16 = 0.5 }} }}
+energy = {{ mac = "1 pJ", add = "0.5 pJ", mul = "1 pJ", max = "0.1 pJ", exp = "4 pJ", div = "2 pJ" }}
+)",
+                                       dram_gbps, buffer_kib, rows, cols);
+  auto d = ConfigDoc::parse(text, "acc.toml");
+  ArchSpec a = read_arch(d->root().get_table("arch"));
+  d->finish();
+  return a;
+}
+
+// Random small Einsums of the kinds cascades contain.
+Cascade random_einsum(std::mt19937& rng) {
+  std::uniform_int_distribution<int> kind(0, 3), ext(0, 5);
+  auto e = [&] { return int64_t{1} << ext(rng); };
+  const std::string ranks = fmt::format("M = {}\nN = {}\nK = {}\n", e(), e(), e());
+  const char* einsums[] = {"\"Z[m,n] = A[m,k] * B[k,n]\"", "\"Z[m,n] = exp(A[m,n] - B[n,m]) / 2\"",
+                           "\"Z[n] = max[m] A[m,n] * B[m,n]\"", "\"Z[m,n,k] = A[m,k] + B[k,n]\""};
+  return cascade_from("version = 1\n[cascade]\nname = \"r\"\ninputs = [\"A\", \"B\"]\neinsums = [" + std::string(einsums[kind(rng)]) +
+                      "]\n[cascade.ranks]\n" + ranks);
+}
+
+}  // namespace
+
+TEST_CASE("predicted time and energy respect the compute and traffic bounds", "[cost]") {
+  std::mt19937 rng(12345);
+  std::uniform_real_distribution<double> bw(1, 1000), buf(1, 64);
+  for (int trial = 0; trial < 60; ++trial) {
+    const Cascade c = random_einsum(rng);
+    const Einsum& e = c.einsums[0];
+    const ArchSpec a = accel(bw(rng), buf(rng));
+    MapResult r;
+    try {
+      r = map_einsum(c, e, a, DType::FP16);
+    } catch (const UserError&) {
+      continue;  // nothing fits the buffer: a located error, not a wrong answer
+    }
+    INFO(e.text << " on " << a.tiers[0].read_bandwidth << " B/s, " << a.levels[0].capacity << " B buffer");
+    const ComputeArray& arr = a.arrays[0];
+    CHECK(r.cost.time >= compute_bound(e, arr, DType::FP16) * (1 - 1e-12));
+    const double compulsory = compulsory_bytes(c, e);
+    CHECK(r.cost.time >= compulsory / a.tiers[0].read_bandwidth * (1 - 1e-9) - 1e-15);
+    CHECK(r.cost.traffic[0].read_bytes + r.cost.traffic[0].write_bytes >= compulsory * (1 - 1e-9));
+    double op_energy = 0;
+    for (const auto& [cl, j] : arr.energy) op_energy += e.ops[cl] * j;
+    CHECK(r.cost.energy >= op_energy + compulsory * a.tiers[0].energy * (1 - 1e-9));
+    CHECK(r.cost.utilization <= 1 + 1e-9);
+  }
+}
+
+TEST_CASE("more bandwidth or a bigger buffer never makes the best mapping worse", "[cost]") {
+  std::mt19937 rng(777);
+  for (int trial = 0; trial < 25; ++trial) {
+    const Cascade c = random_einsum(rng);
+    const Einsum& e = c.einsums[0];
+    double prev = std::numeric_limits<double>::infinity();
+    for (double gbps : {5.0, 50.0, 500.0}) {
+      const double t = map_einsum(c, e, accel(gbps, 16), DType::FP16).cost.time;
+      CHECK(t <= prev * (1 + 1e-12));
+      prev = t;
+    }
+    prev = std::numeric_limits<double>::infinity();
+    for (double kib : {4.0, 16.0, 64.0}) {
+      const double t = map_einsum(c, e, accel(50, kib), DType::FP16).cost.time;
+      CHECK(t <= prev * (1 + 1e-12));
+      prev = t;
+    }
+  }
+}
+
+TEST_CASE("branch and bound finds what exhaustive search finds", "[cost]") {
+  std::mt19937 rng(99);
+  MapperOptions plain;
+  plain.prune = false;
+  int64_t saved = 0;
+  for (int trial = 0; trial < 25; ++trial) {
+    const Cascade c = random_einsum(rng);
+    const ArchSpec a = accel(20, 8);
+    const MapResult pruned = map_einsum(c, c.einsums[0], a, DType::FP16);
+    const MapResult all = map_einsum(c, c.einsums[0], a, DType::FP16, plain);
+    CHECK(pruned.cost.time == all.cost.time);
+    CHECK(describe_mapping(c.einsums[0], a, pruned.mapping) == describe_mapping(c.einsums[0], a, all.mapping));
+    saved += all.evaluated - pruned.evaluated;
+  }
+  CHECK(saved > 0);
+}
+
+TEST_CASE("a large GEMM on the FuseMax preset is compute-bound at full utilization", "[cost]") {
+  const Cascade c = cascade_from(R"(version = 1
+[cascade]
+name = "gemm"
+inputs = ["A", "B"]
+einsums = ["Z[m,n] = A[m,k] * B[k,n]"]
+[cascade.ranks]
+M = 2048
+N = 2048
+K = 2048
+)");
+  const ArchSpec a = load_arch("fusemax");
+  const MapResult r = map_einsum(c, c.einsums[0], a, DType::FP16);
+  CHECK(r.cost.bottleneck == "compute (pe2d)");
+  CHECK(r.cost.utilization > 0.95);
+  // 2048^3 MACs on 65536 PEs at 940 MHz.
+  CHECK(r.cost.compute == Approx(2048.0 * 2048 * 2048 / 65536 / 940e6).epsilon(0.01));
+  CHECK_THAT(describe_mapping(c.einsums[0], a, r.mapping), Catch::StartsWith("on pe2d (1 x 256x256 PEs); gbuf tile"));
+}
+
+TEST_CASE("an Einsum no array can run is a located error", "[cost][errors]") {
+  const Cascade c = cascade_from("version = 1\n[cascade]\nname = \"x\"\ninputs = [\"A\"]\neinsums = [\"Z[m] = exp(A[m])\"]\n[cascade.ranks]\nM = 4\n");
+  CHECK_THAT(einsim::test::error_of([&] { map_einsum(c, c.einsums[0], load_arch("flat"), DType::BF16); }),
+             Catch::Contains("c.toml:5:13: error: no array of 'FLAT' runs all of exp at bf16"));
+  CHECK_THAT(einsim::test::error_of([&] { map_einsum(c, c.einsums[0], accel(10, 0.001), DType::FP16); }),
+             Catch::Contains("no mapping of this Einsum fits the buffers of 'acc'"));
+}
