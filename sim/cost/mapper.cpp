@@ -47,15 +47,94 @@ class Search {
     m_.levels.resize(m_.path.size());
     const ComputeArray& arr = a_.arrays[static_cast<size_t>(array)];
     lower_bound_ = arr.clock > 0 ? compute_bound(e_, arr, dt_) : 0;
-    std::vector<int64_t> full;
-    for (const Var& v : e_.vars) full.push_back(v.extent);
-    level(1, full);
+    for (const Var& v : e_.vars) full_.push_back(v.extent);
+    if (opt_.prune && m_.path.size() > 2) inner_first();  // two or more on-chip levels
+    else level(1, full_);
     if (!found_) throw UserError(e_.loc, fmt::format("no mapping of this Einsum fits the buffers of '{}'", a_.name));
     result_.mapping = best_;
     return std::move(result_);
   }
 
  private:
+  // Branch and bound, innermost level first. A level's tile decides the traffic its parent
+  // serves, so costing an innermost choice with every outer level holding whole tensors gives
+  // a lower bound on all its completions (compute and the innermost traffic are exact, outer
+  // traffic is compulsory). Choices are completed in order of bound until the bound reaches
+  // the best cost found; the space searched is the exhaustive search's.
+  void inner_first() {
+    const size_t k = m_.path.size() - 1;  // innermost on-chip level, 1-based
+    struct Candidate {
+      double bound;
+      LevelTiles inner, array;
+    };
+    std::vector<Candidate> cands;
+    for (size_t i = 0; i + 1 < k; ++i) m_.levels[i] = LevelTiles{full_, {}};
+    const StorageLevel& lvl = *a_.level(m_.path[k]);
+    std::vector<std::vector<int64_t>> cand(full_.size());
+    for (size_t v = 0; v < full_.size(); ++v) {
+      for (int64_t t = 1; t < full_[v]; t *= 2) cand[v].push_back(t);
+      cand[v].push_back(full_[v]);
+    }
+    std::vector<size_t> idx(full_.size(), 0);
+    std::vector<int64_t> tile(full_.size());
+    collecting_ = &cands_bounds_;
+    for (;;) {
+      for (size_t v = 0; v < tile.size(); ++v) tile[v] = cand[v][idx[v]];
+      m_.levels[k - 1].tile = tile;
+      if (level_occupancy(c_, e_, m_, k) <= lvl.capacity) {
+        for (const auto& o : orders(full_, tile)) {
+          m_.levels[k - 1].order = o;
+          cands_bounds_.clear();
+          array_level(tile);  // collects (bound, array tiles) instead of keeping a best
+          for (auto& [b, at] : cands_bounds_) cands.push_back({b, m_.levels[k - 1], at});
+        }
+      }
+      size_t v = 0;
+      while (v < idx.size() && ++idx[v] == cand[v].size()) idx[v++] = 0;
+      if (v == idx.size()) break;
+    }
+    collecting_ = nullptr;
+    std::stable_sort(cands.begin(), cands.end(), [](const Candidate& x, const Candidate& y) { return x.bound < y.bound; });
+    for (const Candidate& c : cands) {
+      if (found_ && c.bound >= best_obj_) {
+        result_.pruned += 1;
+        break;
+      }
+      m_.levels[k - 1] = c.inner;
+      m_.levels.back() = c.array;
+      outer(1, full_, c.inner.tile);
+    }
+  }
+
+  // Levels 1..k-1 around a fixed innermost tile: powers of two from the inner tile up.
+  void outer(size_t i, const std::vector<int64_t>& parent, const std::vector<int64_t>& inner) {
+    const size_t k = m_.path.size() - 1;
+    if (i == k) {
+      leaf();
+      return;
+    }
+    const StorageLevel& lvl = *a_.level(m_.path[i]);
+    std::vector<std::vector<int64_t>> cand(parent.size());
+    for (size_t v = 0; v < parent.size(); ++v) {
+      for (int64_t t = inner[v]; t < parent[v]; t *= 2) cand[v].push_back(t);
+      cand[v].push_back(parent[v]);
+    }
+    std::vector<size_t> idx(parent.size(), 0);
+    std::vector<int64_t> tile(parent.size());
+    for (;;) {
+      for (size_t v = 0; v < tile.size(); ++v) tile[v] = cand[v][idx[v]];
+      m_.levels[i - 1].tile = tile;
+      if (level_occupancy(c_, e_, m_, i) <= lvl.capacity)
+        for (const auto& o : orders(parent, tile)) {
+          m_.levels[i - 1].order = o;
+          outer(i + 1, tile, inner);
+        }
+      size_t v = 0;
+      while (v < idx.size() && ++idx[v] == cand[v].size()) idx[v++] = 0;
+      if (v == idx.size()) break;
+    }
+  }
+
   // Loop orders worth distinguishing: each iterating variable innermost, the rest in index order.
   std::vector<std::vector<int>> orders(const std::vector<int64_t>& parent, const std::vector<int64_t>& tile) const {
     std::vector<int> moving;
@@ -153,6 +232,12 @@ class Search {
   }
 
   void leaf() {
+    if (collecting_) {
+      // Bound of an innermost choice (outer levels hold whole tensors).
+      const Cost cost = evaluate(c_, e_, a_, m_, dt_);
+      cands_bounds_.push_back({objective(cost, opt_.objective), m_.levels.back()});
+      return;
+    }
     if (++result_.evaluated > opt_.max_evaluations)
       throw UserError(e_.loc, fmt::format("the mapping space of this Einsum exceeds {} mappings", opt_.max_evaluations));
     const Cost cost = evaluate(c_, e_, a_, m_, dt_);
@@ -175,6 +260,9 @@ class Search {
   bool found_ = false;
   double best_obj_ = 0;
   double lower_bound_ = 0;
+  std::vector<int64_t> full_;
+  std::vector<std::pair<double, LevelTiles>>* collecting_ = nullptr;
+  std::vector<std::pair<double, LevelTiles>> cands_bounds_;
 };
 
 }  // namespace

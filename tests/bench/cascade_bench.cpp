@@ -1,6 +1,9 @@
 // Benchmarks of the workload layer. Run with `make bench`.
 #include <benchmark/benchmark.h>
 
+#include "arch/arch.h"
+#include "common/toml_reader.h"
+#include "sim/cost/mapper.h"
 #include "workloads/analysis.h"
 #include "workloads/cascade_loader.h"
 #include "workloads/model_config.h"
@@ -50,6 +53,24 @@ void BM_Attention1Pass_File(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(analyze(load_cascade(file)).ops.flops());
 }
 BENCHMARK(BM_Attention1Pass_File)->Unit(benchmark::kMicrosecond);
+
+// The mapper alone on a 4096^3 GEMM (branch and bound over the documented space).
+void BM_Mapper_GEMM4096(benchmark::State& state, const char* arch, DType dt) {
+  auto d = ConfigDoc::parse("version = 1\n[cascade]\nname = \"gemm\"\ninputs = [\"A\", \"B\"]\n"
+                            "einsums = [\"Z[m,n] = A[m,k] * B[k,n]\"]\n[cascade.ranks]\nM = 4096\nN = 4096\nK = 4096\n",
+                            "gemm.toml");
+  const Cascade c = bind_cascade(read_cascade(d->root().get_table("cascade")));
+  const ArchSpec a = load_arch(arch);
+  int64_t evaluated = 0;
+  for (auto _ : state) {
+    const MapResult r = map_einsum(c, c.einsums[0], a, dt);
+    evaluated = r.evaluated;
+    benchmark::DoNotOptimize(r.cost.time);
+  }
+  state.counters["mappings"] = static_cast<double>(evaluated);
+}
+BENCHMARK_CAPTURE(BM_Mapper_GEMM4096, fusemax, "fusemax", DType::FP16)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Mapper_GEMM4096, h100, "h100", DType::BF16)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
