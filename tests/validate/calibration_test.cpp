@@ -1,0 +1,49 @@
+// Prediction error of the calibrated A100 preset against published measurements, and a check
+// that the preset carries the values the documented fit produces. Slow (maps ~1,100 GEMMs
+// twice): its own executable, label "calibration".
+#define CATCH_CONFIG_MAIN
+#include <catch2/catch.hpp>
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "validate/calibration.h"
+
+using namespace einsim;
+
+namespace {
+const std::string kData = std::string(EINSIM_SHARED_DATA) + "/gpu-measurements";
+
+std::vector<GemmSample> samples() {
+  auto s = llmcompass_gemms(kData + "/llmcompass-a100/matmul_A100.csv");
+  auto v = vidur_gemms(kData + "/vidur-a100/llama-2-7b_mlp.csv", 1);
+  s.insert(s.end(), v.begin(), v.end());
+  return s;
+}
+}  // namespace
+
+TEST_CASE("A100 GEMM predictions: MAPE within the targets", "[calibration]") {
+  const ArchSpec a = load_arch("a100");
+  const std::vector<Predicted> p = predict_gemms(a, samples(), DType::FP16);
+  const double llmcompass = mape(p, "llmcompass"), vidur = mape(p, "vidur");
+  fmt::print("A100 preset: MAPE LLMCompass matmul {:.2f}% ({} GEMMs), Vidur Llama-2-7B TP1 projections+MLP {:.2f}% ({} GEMMs)\n",
+             100 * llmcompass, std::count_if(p.begin(), p.end(), [](auto& x) { return x.sample.set == "llmcompass"; }), 100 * vidur,
+             std::count_if(p.begin(), p.end(), [](auto& x) { return x.sample.set == "vidur"; }));
+  for (const Predicted& x : p)
+    if (x.sample.set == "llmcompass")
+      fmt::print("  {:<24} measured {:9.4f} ms predicted {:9.4f} ms {:+6.1f}%  {}\n", x.sample.label, x.sample.measured * 1e3,
+                 x.predicted * 1e3, 100 * (x.predicted - x.sample.measured) / x.sample.measured, x.bottleneck);
+  CHECK(llmcompass <= 0.10);
+  CHECK(vidur <= 0.15);
+}
+
+TEST_CASE("the A100 preset carries the fitted efficiency values", "[calibration]") {
+  const ArchSpec a = load_arch("a100");
+  const GpuFit f = fit_gpu(a, samples(), DType::FP16);
+  fmt::print("fit: MAC efficiency {:.2f}, memory efficiency {:.2f}, per-operator overhead {:.1f} us\n", f.mac_efficiency,
+             f.memory_efficiency, f.launch_overhead * 1e6);
+  CHECK(f.mac_efficiency == Approx(a.gpu->efficiency.at(OpClass::Mac)).margin(0.011));
+  CHECK(f.memory_efficiency == Approx(a.gpu->memory_efficiency).margin(0.011));
+  CHECK(f.launch_overhead == Approx(a.gpu->launch_overhead).margin(1e-6));
+}

@@ -1,0 +1,130 @@
+#include "validate/calibration.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "workloads/cascade.h"
+
+namespace einsim {
+namespace {
+
+// The cascade of one GEMM, built directly (no file).
+Cascade gemm_cascade(int64_t m, int64_t n, int64_t k) {
+  CascadeSpec s;
+  s.name = "gemm";
+  s.inputs = {"A", "B"};
+  for (auto [name, extent] : {std::pair{"M", m}, {"N", n}, {"K", k}}) {
+    RankDecl r;
+    r.name = name;
+    r.extent.value = extent;
+    r.extent_text = std::to_string(extent);
+    s.ranks.push_back(r);
+  }
+  s.einsums.push_back(parse_einsum("Z[m,n] = A[m,k] * B[k,n]", SourceLoc{"gemm"}));
+  return bind_cascade(s);
+}
+
+}  // namespace
+
+std::vector<GemmSample> llmcompass_gemms(const std::string& file) {
+  std::vector<GemmSample> out;
+  for (const GemmMeasurement& g : read_llmcompass_matmul(file))
+    out.push_back({"llmcompass", fmt::format("matmul {}x{}x{}", g.m, g.n, g.k), g.m, g.n, g.k, g.seconds, g.loc});
+  return out;
+}
+
+std::vector<GemmSample> vidur_gemms(const std::string& file, int64_t tp) {
+  std::vector<GemmSample> out;
+  for (const VidurRow& r : read_vidur_mlp(file)) {
+    if (r.tensor_parallel != tp) continue;
+    const int64_t d = r.n_embd, head = r.n_embd / r.n_head, ff = r.n_expanded_embd / tp;
+    const int64_t qkv = (r.n_head + 2 * r.n_kv_head) * head / tp;
+    const struct {
+      const char* op;
+      int64_t n, k;
+    } ops[] = {{"attn_pre_proj", qkv, d}, {"attn_post_proj", d, d / tp}, {"mlp_up_proj", r.gated_mlp ? 2 * ff : ff, d},
+               {"mlp_down_proj", d, ff}};
+    for (const auto& o : ops) {
+      auto it = r.median_seconds.find(o.op);
+      if (it == r.median_seconds.end()) continue;
+      out.push_back({"vidur", fmt::format("{} tokens={}", o.op, r.num_tokens), r.num_tokens, o.n, o.k, it->second, r.loc});
+    }
+  }
+  return out;
+}
+
+std::vector<Predicted> predict_gemms(const ArchSpec& a, const std::vector<GemmSample>& samples, DType dt) {
+  std::vector<Predicted> out;
+  for (const GemmSample& s : samples) {
+    const Cascade c = gemm_cascade(s.m, s.n, s.k);
+    const MapResult r = map_einsum(c, c.einsums[0], a, dt);
+    out.push_back({s, r.cost.time, r.cost.bottleneck});
+  }
+  return out;
+}
+
+double mape(const std::vector<Predicted>& p, const std::string& set) {
+  double sum = 0;
+  int n = 0;
+  for (const Predicted& x : p)
+    if (set.empty() || x.sample.set == set) sum += std::fabs(x.predicted - x.sample.measured) / x.sample.measured, ++n;
+  return n ? sum / n : 0;
+}
+
+GpuFit fit_gpu(const ArchSpec& a, const std::vector<GemmSample>& samples, DType dt) {
+  if (!a.gpu) throw UserError(a.loc, fmt::format("'{}' is not a GPU; only GPU presets are calibrated", a.name));
+  std::vector<std::string> sets;
+  for (const GemmSample& s : samples)
+    if (std::find(sets.begin(), sets.end(), s.set) == sets.end()) sets.push_back(s.set);
+  // Map once with the preset's values; re-cost the fixed mappings while fitting.
+  std::vector<Cascade> cascades;
+  std::vector<Mapping> maps;
+  for (const GemmSample& s : samples) {
+    cascades.push_back(gemm_cascade(s.m, s.n, s.k));
+    maps.push_back(map_einsum(cascades.back(), cascades.back().einsums[0], a, dt).mapping);
+  }
+  ArchSpec x = a;
+  x.gpu->launch_overhead = 0;
+  GpuFit best;
+  double best_err = std::numeric_limits<double>::infinity();
+  std::vector<double> base(samples.size());
+  for (int ei = 50; ei <= 100; ++ei)
+    for (int mi = 50; mi <= 100; ++mi) {
+      x.gpu->efficiency[OpClass::Mac] = ei / 100.0;
+      x.gpu->memory_efficiency = mi / 100.0;
+      for (size_t i = 0; i < samples.size(); ++i) base[i] = evaluate(cascades[i], cascades[i].einsums[0], x, maps[i], dt).time;
+      auto err = [&](double overhead) {
+        double total = 0;
+        for (const std::string& set : sets) {
+          double sum = 0;
+          int n = 0;
+          for (size_t i = 0; i < samples.size(); ++i)
+            if (samples[i].set == set) sum += std::fabs(base[i] + overhead - samples[i].measured) / samples[i].measured, ++n;
+          total += sum / n;
+        }
+        return total / static_cast<double>(sets.size());
+      };
+      // The error is convex in the overhead: ternary search over [0, 100 us].
+      double lo = 0, hi = 100e-6;
+      for (int it = 0; it < 60; ++it) {
+        const double m1 = lo + (hi - lo) / 3, m2 = hi - (hi - lo) / 3;
+        if (err(m1) < err(m2)) hi = m2;
+        else lo = m1;
+      }
+      const double o = (lo + hi) / 2, e = err(o);
+      if (e < best_err) best_err = e, best = GpuFit{ei / 100.0, mi / 100.0, o, {}};
+    }
+  x.gpu->efficiency[OpClass::Mac] = best.mac_efficiency;
+  x.gpu->memory_efficiency = best.memory_efficiency;
+  x.gpu->launch_overhead = best.launch_overhead;
+  std::vector<Predicted> p;
+  for (size_t i = 0; i < samples.size(); ++i)
+    p.push_back({samples[i], evaluate(cascades[i], cascades[i].einsums[0], x, maps[i], dt).time, ""});
+  for (const std::string& set : sets) best.mape.push_back({set, mape(p, set)});
+  return best;
+}
+
+}  // namespace einsim

@@ -1,0 +1,53 @@
+#pragma once
+// Calibration of a GPU preset's efficiency parameters against measured GEMMs, and the error
+// report. Method (docs/CALIBRATION.md): map every measured GEMM once with the preset, then
+// choose the achievable MAC fraction, the achievable memory-bandwidth fraction and one fixed
+// per-operator overhead that minimise the mean of the data sets' mean absolute percentage
+// errors (grid over fractions in steps of 0.01, ternary search over the overhead).
+#include <string>
+#include <vector>
+
+#include "arch/arch.h"
+#include "sim/cost/mapper.h"
+#include "validate/measurements.h"
+
+namespace einsim {
+
+/// One measured GEMM C[M,N] = A[M,K] B[K,N].
+struct GemmSample {
+  std::string set;    ///< data set name ("llmcompass", "vidur")
+  std::string label;  ///< operator or row description
+  int64_t m = 0, n = 0, k = 0;
+  double measured = 0;  ///< s
+  SourceLoc loc;
+};
+
+/// The LLMCompass matmul sweep as samples.
+std::vector<GemmSample> llmcompass_gemms(const std::string& file);
+/// The Vidur projections and MLP GEMMs at one tensor-parallel degree (QKV, output
+/// projection, gate+up or up, down; widths divided by the TP degree as Vidur profiles them).
+std::vector<GemmSample> vidur_gemms(const std::string& file, int64_t tensor_parallel = 1);
+
+struct Predicted {
+  GemmSample sample;
+  double predicted = 0;  ///< s
+  std::string bottleneck;
+};
+
+/// Maps and predicts every sample on `a` at `dt`.
+std::vector<Predicted> predict_gemms(const ArchSpec& a, const std::vector<GemmSample>& samples, DType dt);
+
+/// Mean absolute percentage error (as a fraction) of the samples of one set ("" for all).
+double mape(const std::vector<Predicted>& p, const std::string& set = "");
+
+struct GpuFit {
+  double mac_efficiency = 0;
+  double memory_efficiency = 0;
+  double launch_overhead = 0;  ///< s per operator
+  std::vector<std::pair<std::string, double>> mape;  ///< per set, at the fitted values
+};
+
+/// Fits the MAC efficiency, memory efficiency and per-operator overhead of GPU `a`.
+GpuFit fit_gpu(const ArchSpec& a, const std::vector<GemmSample>& samples, DType dt);
+
+}  // namespace einsim
