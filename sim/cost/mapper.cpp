@@ -71,10 +71,7 @@ class Search {
     for (size_t i = 0; i + 1 < k; ++i) m_.levels[i] = LevelTiles{full_, {}};
     const StorageLevel& lvl = *a_.level(m_.path[k]);
     std::vector<std::vector<int64_t>> cand(full_.size());
-    for (size_t v = 0; v < full_.size(); ++v) {
-      for (int64_t t = 1; t < full_[v]; t *= 2) cand[v].push_back(t);
-      cand[v].push_back(full_[v]);
-    }
+    for (size_t v = 0; v < full_.size(); ++v) cand[v] = tiles(1, full_[v]);
     std::vector<size_t> idx(full_.size(), 0);
     std::vector<int64_t> tile(full_.size());
     collecting_ = &cands_bounds_;
@@ -115,10 +112,7 @@ class Search {
     }
     const StorageLevel& lvl = *a_.level(m_.path[i]);
     std::vector<std::vector<int64_t>> cand(parent.size());
-    for (size_t v = 0; v < parent.size(); ++v) {
-      for (int64_t t = inner[v]; t < parent[v]; t *= 2) cand[v].push_back(t);
-      cand[v].push_back(parent[v]);
-    }
+    for (size_t v = 0; v < parent.size(); ++v) cand[v] = tiles(inner[v], parent[v]);
     std::vector<size_t> idx(parent.size(), 0);
     std::vector<int64_t> tile(parent.size());
     for (;;) {
@@ -133,6 +127,19 @@ class Search {
       while (v < idx.size() && ++idx[v] == cand[v].size()) idx[v++] = 0;
       if (v == idx.size()) break;
     }
+  }
+
+  // Tile candidates in [lo, hi]: powers of two times lo below hi, hi itself, and with a
+  // granule its multiples too.
+  std::vector<int64_t> tiles(int64_t lo, int64_t hi) const {
+    std::vector<int64_t> t;
+    for (int64_t x = lo; x < hi; x *= 2) t.push_back(x);
+    if (opt_.granule > 0)
+      for (int64_t x = (lo + opt_.granule - 1) / opt_.granule * opt_.granule; x < hi; x += opt_.granule) t.push_back(x);
+    t.push_back(hi);
+    std::sort(t.begin(), t.end());
+    t.erase(std::unique(t.begin(), t.end()), t.end());
+    return t;
   }
 
   // Loop orders worth distinguishing: each iterating variable innermost, the rest in index order.
@@ -161,10 +168,7 @@ class Search {
     const StorageLevel& lvl = *a_.level(m_.path[i]);
     // Candidate tiles per variable.
     std::vector<std::vector<int64_t>> cand(parent.size());
-    for (size_t v = 0; v < parent.size(); ++v) {
-      for (int64_t t = 1; t < parent[v]; t *= 2) cand[v].push_back(t);
-      cand[v].push_back(parent[v]);
-    }
+    for (size_t v = 0; v < parent.size(); ++v) cand[v] = tiles(1, parent[v]);
     std::vector<size_t> idx(parent.size(), 0);
     std::vector<int64_t> tile(parent.size());
     for (;;) {

@@ -13,6 +13,9 @@ struct MapperOptions {
   Objective objective = Objective::Latency;
   bool prune = true;                      ///< branch and bound (off: plain exhaustive search)
   int64_t max_evaluations = 4'000'000;    ///< refuse larger spaces (UserError)
+  /// 0: tiles are powers of two (and the full extent). > 0: multiples of `granule` too, a
+  /// much larger space, for checking how much the default space gives up.
+  int64_t granule = 0;
 };
 
 struct MapResult {
