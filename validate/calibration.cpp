@@ -9,26 +9,6 @@
 #include "workloads/cascade.h"
 
 namespace einsim {
-namespace {
-
-// The cascade of one GEMM, built directly (no file).
-Cascade gemm_cascade(int64_t m, int64_t n, int64_t k) {
-  CascadeSpec s;
-  s.name = "gemm";
-  s.inputs = {"A", "B"};
-  for (auto [name, extent] : {std::pair{"M", m}, {"N", n}, {"K", k}}) {
-    RankDecl r;
-    r.name = name;
-    r.extent.value = extent;
-    r.extent_text = std::to_string(extent);
-    s.ranks.push_back(r);
-  }
-  s.einsums.push_back(parse_einsum("Z[m,n] = A[m,k] * B[k,n]", SourceLoc{"gemm"}));
-  return bind_cascade(s);
-}
-
-}  // namespace
-
 std::vector<GemmSample> llmcompass_gemms(const std::string& file) {
   std::vector<GemmSample> out;
   for (const GemmMeasurement& g : read_llmcompass_matmul(file))

@@ -967,5 +967,21 @@ class Binder {
 
 Cascade bind_cascade(const CascadeSpec& spec, const std::map<std::string, int64_t>& params) { return Binder(spec, params).run(); }
 
+Cascade gemm_cascade(int64_t m, int64_t n, int64_t k, DType t) {
+  CascadeSpec s;
+  s.name = "gemm";
+  s.dtype = t;
+  s.inputs = {"A", "B"};
+  for (auto [name, extent] : {std::pair{"M", m}, {"N", n}, {"K", k}}) {
+    RankDecl r;
+    r.name = name;
+    r.extent.value = extent;
+    r.extent_text = std::to_string(extent);
+    s.ranks.push_back(r);
+  }
+  s.einsums.push_back(parse_einsum("Z[m,n] = A[m,k] * B[k,n]", SourceLoc{"gemm"}));
+  return bind_cascade(s);
+}
+
 
 }  // namespace einsim

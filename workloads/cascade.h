@@ -193,6 +193,9 @@ struct Cascade {
   std::vector<int> order() const;
 };
 
+/// The cascade of one GEMM, Z[m,n] = A[m,k] * B[k,n], with elements of type `t`.
+Cascade gemm_cascade(int64_t m, int64_t n, int64_t k, DType t = DType::FP16);
+
 /// Resolves extents (`params` override the spec's defaults), infers shapes, checks the
 /// cascade and builds its DAG. Throws UserError with the location of the offending text.
 Cascade bind_cascade(const CascadeSpec& spec, const std::map<std::string, int64_t>& params = {});

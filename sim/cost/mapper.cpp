@@ -72,24 +72,17 @@ class Search {
     const StorageLevel& lvl = *a_.level(m_.path[k]);
     std::vector<std::vector<int64_t>> cand(full_.size());
     for (size_t v = 0; v < full_.size(); ++v) cand[v] = tiles(1, full_[v]);
-    std::vector<size_t> idx(full_.size(), 0);
-    std::vector<int64_t> tile(full_.size());
     collecting_ = &cands_bounds_;
-    for (;;) {
-      for (size_t v = 0; v < tile.size(); ++v) tile[v] = cand[v][idx[v]];
+    for_each_tile(cand, [&](const std::vector<int64_t>& tile) {
       m_.levels[k - 1].tile = tile;
-      if (level_occupancy(c_, e_, m_, k) <= lvl.capacity) {
-        for (const auto& o : orders(full_, tile)) {
-          m_.levels[k - 1].order = o;
-          cands_bounds_.clear();
-          array_level(tile);  // collects (bound, array tiles) instead of keeping a best
-          for (auto& [b, at] : cands_bounds_) cands.push_back({b, m_.levels[k - 1], at});
-        }
+      if (level_occupancy(c_, e_, m_, k) > lvl.capacity) return;
+      for (const auto& o : orders(full_, tile)) {
+        m_.levels[k - 1].order = o;
+        cands_bounds_.clear();
+        array_level(tile);  // collects (bound, array tiles) instead of keeping a best
+        for (auto& [b, at] : cands_bounds_) cands.push_back({b, m_.levels[k - 1], at});
       }
-      size_t v = 0;
-      while (v < idx.size() && ++idx[v] == cand[v].size()) idx[v++] = 0;
-      if (v == idx.size()) break;
-    }
+    });
     collecting_ = nullptr;
     std::stable_sort(cands.begin(), cands.end(), [](const Candidate& x, const Candidate& y) { return x.bound < y.bound; });
     for (const Candidate& c : cands) {
@@ -113,20 +106,14 @@ class Search {
     const StorageLevel& lvl = *a_.level(m_.path[i]);
     std::vector<std::vector<int64_t>> cand(parent.size());
     for (size_t v = 0; v < parent.size(); ++v) cand[v] = tiles(inner[v], parent[v]);
-    std::vector<size_t> idx(parent.size(), 0);
-    std::vector<int64_t> tile(parent.size());
-    for (;;) {
-      for (size_t v = 0; v < tile.size(); ++v) tile[v] = cand[v][idx[v]];
+    for_each_tile(cand, [&](const std::vector<int64_t>& tile) {
       m_.levels[i - 1].tile = tile;
-      if (level_occupancy(c_, e_, m_, i) <= lvl.capacity)
-        for (const auto& o : orders(parent, tile)) {
-          m_.levels[i - 1].order = o;
-          outer(i + 1, tile, inner);
-        }
-      size_t v = 0;
-      while (v < idx.size() && ++idx[v] == cand[v].size()) idx[v++] = 0;
-      if (v == idx.size()) break;
-    }
+      if (level_occupancy(c_, e_, m_, i) > lvl.capacity) return;
+      for (const auto& o : orders(parent, tile)) {
+        m_.levels[i - 1].order = o;
+        outer(i + 1, tile, inner);
+      }
+    });
   }
 
   // Tile candidates in [lo, hi]: powers of two times lo below hi, hi itself, and with a
@@ -140,6 +127,20 @@ class Search {
     std::sort(t.begin(), t.end());
     t.erase(std::unique(t.begin(), t.end()), t.end());
     return t;
+  }
+
+  // Calls f(tile) for every combination of per-variable candidates (the first varies fastest).
+  template <typename F>
+  static void for_each_tile(const std::vector<std::vector<int64_t>>& cand, F&& f) {
+    std::vector<size_t> idx(cand.size(), 0);
+    std::vector<int64_t> tile(cand.size());
+    for (;;) {
+      for (size_t v = 0; v < tile.size(); ++v) tile[v] = cand[v][idx[v]];
+      f(tile);
+      size_t v = 0;
+      while (v < idx.size() && ++idx[v] == cand[v].size()) idx[v++] = 0;
+      if (v == idx.size()) return;
+    }
   }
 
   // Loop orders worth distinguishing: each iterating variable innermost, the rest in index order.
@@ -169,25 +170,18 @@ class Search {
     // Candidate tiles per variable.
     std::vector<std::vector<int64_t>> cand(parent.size());
     for (size_t v = 0; v < parent.size(); ++v) cand[v] = tiles(1, parent[v]);
-    std::vector<size_t> idx(parent.size(), 0);
-    std::vector<int64_t> tile(parent.size());
-    for (;;) {
-      for (size_t v = 0; v < tile.size(); ++v) tile[v] = cand[v][idx[v]];
+    for_each_tile(cand, [&](const std::vector<int64_t>& tile) {
       m_.levels[i - 1].tile = tile;
-      if (level_occupancy(c_, e_, m_, i) <= lvl.capacity) {
-        for (const auto& o : orders(parent, tile)) {
-          m_.levels[i - 1].order = o;
-          if (i == 1 && opt_.prune && opt_.objective == Objective::Latency && found_ && tier_bound(tile) >= best_obj_) {
-            ++result_.pruned;
-            continue;
-          }
-          level(i + 1, tile);
+      if (level_occupancy(c_, e_, m_, i) > lvl.capacity) return;
+      for (const auto& o : orders(parent, tile)) {
+        m_.levels[i - 1].order = o;
+        if (i == 1 && opt_.prune && opt_.objective == Objective::Latency && found_ && tier_bound(tile) >= best_obj_) {
+          ++result_.pruned;
+          continue;
         }
+        level(i + 1, tile);
       }
-      size_t v = 0;
-      while (v < idx.size() && ++idx[v] == cand[v].size()) idx[v++] = 0;
-      if (v == idx.size()) break;
-    }
+    });
   }
 
   // A lower bound on the latency of every completion of the current level-1 choice: tier

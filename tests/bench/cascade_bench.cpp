@@ -2,7 +2,6 @@
 #include <benchmark/benchmark.h>
 
 #include "arch/arch.h"
-#include "common/toml_reader.h"
 #include "sim/cost/mapper.h"
 #include "workloads/analysis.h"
 #include "workloads/cascade_loader.h"
@@ -56,10 +55,7 @@ BENCHMARK(BM_Attention1Pass_File)->Unit(benchmark::kMicrosecond);
 
 // The mapper alone on a 4096^3 GEMM (branch and bound over the documented space).
 void BM_Mapper_GEMM4096(benchmark::State& state, const char* arch, DType dt) {
-  auto d = ConfigDoc::parse("version = 1\n[cascade]\nname = \"gemm\"\ninputs = [\"A\", \"B\"]\n"
-                            "einsums = [\"Z[m,n] = A[m,k] * B[k,n]\"]\n[cascade.ranks]\nM = 4096\nN = 4096\nK = 4096\n",
-                            "gemm.toml");
-  const Cascade c = bind_cascade(read_cascade(d->root().get_table("cascade")));
+  const Cascade c = gemm_cascade(4096, 4096, 4096);
   const ArchSpec a = load_arch(arch);
   int64_t evaluated = 0;
   for (auto _ : state) {

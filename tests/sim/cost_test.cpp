@@ -166,16 +166,7 @@ ops_per_cycle = { mac = { fp16 = 1 }, add = { fp16 = 1 }, mul = { fp16 = 1 }, ma
 }
 
 TEST_CASE("a large GEMM on the FuseMax preset is compute-bound at full utilization", "[cost]") {
-  const Cascade c = cascade_from(R"(version = 1
-[cascade]
-name = "gemm"
-inputs = ["A", "B"]
-einsums = ["Z[m,n] = A[m,k] * B[k,n]"]
-[cascade.ranks]
-M = 2048
-N = 2048
-K = 2048
-)");
+  const Cascade c = gemm_cascade(2048, 2048, 2048);
   const ArchSpec a = load_arch("fusemax");
   const MapResult r = map_einsum(c, c.einsums[0], a, DType::FP16);
   CHECK(r.cost.bottleneck == "compute (pe2d)");
@@ -194,16 +185,7 @@ TEST_CASE("an Einsum no array can run is a located error", "[cost][errors]") {
 }
 
 TEST_CASE("on a 4096^3 GEMM the default space is within 5% of a much larger one", "[cost]") {
-  const Cascade c = cascade_from(R"(version = 1
-[cascade]
-name = "gemm"
-inputs = ["A", "B"]
-einsums = ["Z[m,n] = A[m,k] * B[k,n]"]
-[cascade.ranks]
-M = 4096
-N = 4096
-K = 4096
-)");
+  const Cascade c = gemm_cascade(4096, 4096, 4096);
   // Multiples of 256 as well as powers of two: 12x (FuseMax) to 20x (H100) more mappings.
   // (Multiples of 64, 350x and 840x more, also find the same optimum; too slow for a test.)
   MapperOptions dense;
