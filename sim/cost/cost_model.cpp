@@ -40,56 +40,58 @@ double footprint(const Cascade& c, const Einsum& e, const Access& acc, const std
 
 namespace {
 
-// Every tensor an Einsum touches, with the variables its accesses depend on.
-struct Operand {
-  int tensor = -1;
-  std::vector<const Access*> accesses;
-  std::set<int> vars;
-  bool output = false;
-  double bytes_per_element = 0;
-};
-
-void vars_of(const Einsum& e, const Access& a, std::set<int>& out) {
+void vars_of(const Einsum& e, const Access& a, std::vector<char>& out) {
   for (const Affine& f : a.dims) {
-    for (auto [v, k] : f.terms) out.insert(v);
+    for (auto [v, k] : f.terms) out[static_cast<size_t>(v)] = 1;
     if (f.gather >= 0) vars_of(e, e.reads[static_cast<size_t>(f.gather)], out);
   }
-}
-
-std::vector<Operand> operands(const Cascade& c, const Einsum& e) {
-  std::vector<Operand> ops;
-  auto add = [&](const Access& a, bool out) {
-    auto it = std::find_if(ops.begin(), ops.end(), [&](const Operand& o) { return o.tensor == a.tensor && o.output == out; });
-    if (it == ops.end()) {
-      Operand o;
-      o.tensor = a.tensor;
-      o.output = out;
-      o.bytes_per_element = dtype_bytes(c.tensors[static_cast<size_t>(a.tensor)].dtype);
-      ops.push_back(o);
-      it = ops.end() - 1;
-    }
-    it->accesses.push_back(&a);
-    vars_of(e, a, it->vars);
-  };
-  for (const Access& a : e.reads) add(a, false);
-  add(e.lhs, true);
-  return ops;
-}
-
-double operand_footprint(const Cascade& c, const Einsum& e, const Operand& o, const std::vector<int64_t>& tile) {
-  double f = 0;
-  for (const Access* a : o.accesses) f = std::max(f, footprint(c, e, *a, tile));
-  return f;
 }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
 
-double level_occupancy(const Cascade& c, const Einsum& e, const Mapping& m, size_t level) {
+EinsumCost::EinsumCost(const Cascade& c, const Einsum& e) : c_(c), e_(e) {
+  auto add = [&](const Access& a, bool out) {
+    auto it = std::find_if(ops_.begin(), ops_.end(), [&](const CostOperand& o) { return o.tensor == a.tensor && o.output == out; });
+    if (it == ops_.end()) {
+      CostOperand o;
+      o.tensor = a.tensor;
+      o.output = out;
+      o.uses_var.assign(e.vars.size(), 0);
+      o.bytes_per_element = dtype_bytes(c.tensors[static_cast<size_t>(a.tensor)].dtype);
+      ops_.push_back(std::move(o));
+      it = ops_.end() - 1;
+    }
+    it->accesses.push_back(&a);
+    vars_of(e, a, it->uses_var);
+  };
+  for (const Access& a : e.reads) add(a, false);
+  add(e.lhs, true);
+}
+
+double EinsumCost::operand_footprint(const CostOperand& o, const std::vector<int64_t>& tile) const {
+  double f = 0;
+  for (const Access* a : o.accesses) f = std::max(f, footprint(c_, e_, *a, tile));
+  return f;
+}
+
+double EinsumCost::occupancy(const Mapping& m, size_t level) const {
   double bytes = 0;
-  for (const Operand& o : operands(c, e)) bytes += operand_footprint(c, e, o, m.levels[level - 1].tile) * o.bytes_per_element;
+  for (const CostOperand& o : ops_) bytes += operand_footprint(o, m.levels[level - 1].tile) * o.bytes_per_element;
   return bytes;
+}
+
+double EinsumCost::compulsory_bytes() const {
+  std::vector<int64_t> full;
+  for (const Var& v : e_.vars) full.push_back(v.extent);
+  double b = 0;
+  for (const CostOperand& o : ops_) b += operand_footprint(o, full) * o.bytes_per_element;
+  return b;
+}
+
+double level_occupancy(const Cascade& c, const Einsum& e, const Mapping& m, size_t level) {
+  return EinsumCost(c, e).occupancy(m, level);
 }
 
 void check_mapping(const Einsum& e, const ArchSpec& a, const Mapping& m) {
@@ -125,15 +127,14 @@ double compute_bound(const Einsum& e, const ComputeArray& arr, DType dt) {
   return t;
 }
 
-double compulsory_bytes(const Cascade& c, const Einsum& e) {
-  double b = 0;
-  std::vector<int64_t> full;
-  for (const Var& v : e.vars) full.push_back(v.extent);
-  for (const Operand& o : operands(c, e)) b += operand_footprint(c, e, o, full) * o.bytes_per_element;
-  return b;
-}
+double compulsory_bytes(const Cascade& c, const Einsum& e) { return EinsumCost(c, e).compulsory_bytes(); }
 
 Cost evaluate(const Cascade& c, const Einsum& e, const ArchSpec& a, const Mapping& m, DType dt) {
+  return EinsumCost(c, e).evaluate(a, m, dt);
+}
+
+Cost EinsumCost::evaluate(const ArchSpec& a, const Mapping& m, DType dt) const {
+  const Einsum& e = e_;
   check_mapping(e, a, m);
   const ComputeArray& arr = a.arrays[static_cast<size_t>(m.array)];
   const size_t nv = e.vars.size();
@@ -149,7 +150,7 @@ Cost evaluate(const Cascade& c, const Einsum& e, const ArchSpec& a, const Mappin
   }
 
   // Traffic across each boundary i (parent i-1, child i), charged to the parent.
-  const std::vector<Operand> ops = operands(c, e);
+  const std::vector<CostOperand>& ops = ops_;
   std::vector<LevelTraffic> traffic(N);
   for (size_t j = 0; j < N; ++j) traffic[j].name = m.path[j];
   struct Loop {
@@ -164,15 +165,15 @@ Cost evaluate(const Cascade& c, const Einsum& e, const ArchSpec& a, const Mappin
   for (size_t i = 1; i <= last_boundary; ++i) {
     for (int v : m.levels[i - 1].order)
       if (trips[i][static_cast<size_t>(v)] > 1) loops.push_back({v, trips[i][static_cast<size_t>(v)]});
-    for (const Operand& o : ops) {
+    for (const CostOperand& o : ops) {
       // Fills: every loop counts except the innermost run of loops that do not move the tile.
       size_t keep = loops.size();
-      while (keep > 0 && !o.vars.count(loops[keep - 1].var)) --keep;
+      while (keep > 0 && !o.uses_var[static_cast<size_t>(loops[keep - 1].var)]) --keep;
       double fills = 1, distinct = 1;
       for (size_t l = 0; l < keep; ++l) fills *= static_cast<double>(loops[l].trip);
       for (const Loop& l : loops)
-        if (o.vars.count(l.var)) distinct *= static_cast<double>(l.trip);
-      const double bytes = operand_footprint(c, e, o, tile[i]) * o.bytes_per_element;
+        if (o.uses_var[static_cast<size_t>(l.var)]) distinct *= static_cast<double>(l.trip);
+      const double bytes = operand_footprint(o, tile[i]) * o.bytes_per_element;
       if (o.output) {
         traffic[i - 1].write_bytes += bytes * fills;
         traffic[i - 1].read_bytes += bytes * (fills - distinct);  // partial sums read back
@@ -239,7 +240,7 @@ Cost evaluate(const Cascade& c, const Einsum& e, const ArchSpec& a, const Mappin
   const MemoryTier& tier = *a.tier(m.path[0]);
   const size_t inner = N > 1 ? N - 1 : N;
   double in_bytes = 0, out_bytes = 0;
-  for (const Operand& o : ops) (o.output ? out_bytes : in_bytes) += operand_footprint(c, e, o, tile[inner]) * o.bytes_per_element;
+  for (const CostOperand& o : ops) (o.output ? out_bytes : in_bytes) += operand_footprint(o, tile[inner]) * o.bytes_per_element;
   const double first_wave = std::min(blocks, block_level ? static_cast<double>(arr.instances) : 1.0);
   cost.fill_drain = first_wave * (in_bytes / tier.read_bandwidth + out_bytes / tier.write_bandwidth) / mem_eff + 2 * tier.latency;
   cost.launch = gpu ? a.gpu->launch_overhead : 0;

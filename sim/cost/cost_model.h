@@ -45,6 +45,34 @@ struct Cost {
   std::string bottleneck;   ///< "compute (<array>)" or "<level> bandwidth"
 };
 
+/// A tensor as one Einsum uses it: its accesses and the variables they depend on.
+struct CostOperand {
+  int tensor = -1;
+  std::vector<const Access*> accesses;
+  std::vector<char> uses_var;  ///< per Einsum variable: does an access depend on it
+  bool output = false;
+  double bytes_per_element = 0;
+};
+
+/// An Einsum prepared for costing many mappings: its operands are gathered once. Holds
+/// references to `c` and `e`, which must outlive it.
+class EinsumCost {
+ public:
+  EinsumCost(const Cascade& c, const Einsum& e);
+  /// See the free function evaluate().
+  Cost evaluate(const ArchSpec& a, const Mapping& m, DType dt) const;
+  /// See the free function level_occupancy().
+  double occupancy(const Mapping& m, size_t level) const;
+  /// See the free function compulsory_bytes().
+  double compulsory_bytes() const;
+
+ private:
+  double operand_footprint(const CostOperand& o, const std::vector<int64_t>& tile) const;
+  const Cascade& c_;
+  const Einsum& e_;
+  std::vector<CostOperand> ops_;
+};
+
 /// The storage levels from the tier that ultimately feeds `array` down to the level the array
 /// reads, outer first (e.g. {"hbm", "l2", "smem"}).
 std::vector<std::string> storage_path(const ArchSpec& a, int array);

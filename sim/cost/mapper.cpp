@@ -32,7 +32,7 @@ double objective(const Cost& c, Objective o) {
 class Search {
  public:
   Search(const Cascade& c, const Einsum& e, const ArchSpec& a, DType dt, const MapperOptions& opt)
-      : c_(c), e_(e), a_(a), dt_(dt), opt_(opt) {}
+      : c_(c), e_(e), a_(a), dt_(dt), opt_(opt), cost_(c, e) {}
 
   MapResult run() {
     const int array = bind_array(e_, a_, dt_);
@@ -75,7 +75,7 @@ class Search {
     collecting_ = &cands_bounds_;
     for_each_tile(cand, [&](const std::vector<int64_t>& tile) {
       m_.levels[k - 1].tile = tile;
-      if (level_occupancy(c_, e_, m_, k) > lvl.capacity) return;
+      if (cost_.occupancy(m_, k) > lvl.capacity) return;
       for (const auto& o : orders(full_, tile)) {
         m_.levels[k - 1].order = o;
         cands_bounds_.clear();
@@ -108,7 +108,7 @@ class Search {
     for (size_t v = 0; v < parent.size(); ++v) cand[v] = tiles(inner[v], parent[v]);
     for_each_tile(cand, [&](const std::vector<int64_t>& tile) {
       m_.levels[i - 1].tile = tile;
-      if (level_occupancy(c_, e_, m_, i) > lvl.capacity) return;
+      if (cost_.occupancy(m_, i) > lvl.capacity) return;
       for (const auto& o : orders(parent, tile)) {
         m_.levels[i - 1].order = o;
         outer(i + 1, tile, inner);
@@ -172,7 +172,7 @@ class Search {
     for (size_t v = 0; v < parent.size(); ++v) cand[v] = tiles(1, parent[v]);
     for_each_tile(cand, [&](const std::vector<int64_t>& tile) {
       m_.levels[i - 1].tile = tile;
-      if (level_occupancy(c_, e_, m_, i) > lvl.capacity) return;
+      if (cost_.occupancy(m_, i) > lvl.capacity) return;
       for (const auto& o : orders(parent, tile)) {
         m_.levels[i - 1].order = o;
         if (i == 1 && opt_.prune && opt_.objective == Objective::Latency && found_ && tier_bound(tile) >= best_obj_) {
@@ -189,7 +189,7 @@ class Search {
   double tier_bound(const std::vector<int64_t>& tile) {
     Mapping probe = m_;
     for (size_t i = 1; i < probe.levels.size(); ++i) probe.levels[i] = LevelTiles{tile, {}};
-    const Cost c = evaluate(c_, e_, a_, probe, dt_);
+    const Cost c = cost_.evaluate(a_, probe, dt_);
     return std::max(lower_bound_, c.traffic[0].busy) + (a_.gpu ? a_.gpu->launch_overhead : 0.0);
   }
 
@@ -232,13 +232,13 @@ class Search {
   void leaf() {
     if (collecting_) {
       // Bound of an innermost choice (outer levels hold whole tensors).
-      const Cost cost = evaluate(c_, e_, a_, m_, dt_);
+      const Cost cost = cost_.evaluate(a_, m_, dt_);
       cands_bounds_.push_back({objective(cost, opt_.objective), m_.levels.back()});
       return;
     }
     if (++result_.evaluated > opt_.max_evaluations)
       throw UserError(e_.loc, fmt::format("the mapping space of this Einsum exceeds {} mappings", opt_.max_evaluations));
-    const Cost cost = evaluate(c_, e_, a_, m_, dt_);
+    const Cost cost = cost_.evaluate(a_, m_, dt_);
     const double obj = objective(cost, opt_.objective);
     if (!found_ || obj < best_obj_) {
       found_ = true;
@@ -253,6 +253,7 @@ class Search {
   const ArchSpec& a_;
   DType dt_;
   MapperOptions opt_;
+  EinsumCost cost_;
   Mapping m_, best_;
   MapResult result_;
   bool found_ = false;
