@@ -71,14 +71,13 @@ PassReport pass_analysis(const Cascade& c, const std::string& rank_name) {
   std::vector<int> level(c.tensors.size(), 0), cause(c.tensors.size(), -1);
   // Reads carried across iterations of a recurrence see values from earlier iterations, so
   // sweep the schedule until the levels settle, then once more to record passes and reasons.
+  const std::vector<int> order = c.order();
   bool changed = true;
   for (int round = 0; round < 64 && changed; ++round) {
     changed = false;
     rep.passes = 0;
     rep.reasons.clear();
     rep.einsum_pass.assign(c.einsums.size(), 0);
-  const std::vector<int> order = c.order();
-  {
     for (int id : order) {
       const Einsum& e = c.einsums[static_cast<size_t>(id)];
       bool traverses = false;
@@ -125,7 +124,6 @@ PassReport pass_analysis(const Cascade& c, const std::string& rank_name) {
         changed = true;
       }
     }
-  }
   }
   return rep;
 }

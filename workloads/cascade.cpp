@@ -495,13 +495,11 @@ class Binder {
       const double va = e.nodes[static_cast<size_t>(n.a)].value, vb = n.b < 0 ? 0 : e.nodes[static_cast<size_t>(n.b)].value;
       Node k;
       k.kind = Node::Kind::Const;
-      k.value = apply(n, va, vb);
+      k.value = apply_node(n, va, vb);
       return push(k);
     }
     return push(n);
   }
-
-  static double apply(const Node& n, double a, double b) { return apply_node(n, a, b); }
 
   void count_ops(Einsum& e) {
 

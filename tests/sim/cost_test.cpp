@@ -56,6 +56,25 @@ Cascade random_einsum(std::mt19937& rng) {
                       "]\n[cascade.ranks]\n" + ranks);
 }
 
+// Maps `trials` random Einsums on `a` with branch and bound and with plain exhaustive search:
+// both must find the same cost, and the bound must have saved work somewhere.
+void check_pruning_is_exact(const ArchSpec& a, uint32_t seed, int trials) {
+  std::mt19937 rng(seed);
+  MapperOptions plain;
+  plain.prune = false;
+  int64_t saved = 0;
+  for (int trial = 0; trial < trials; ++trial) {
+    const Cascade c = random_einsum(rng);
+    const MapResult pruned = map_einsum(c, c.einsums[0], a, DType::FP16);
+    const MapResult all = map_einsum(c, c.einsums[0], a, DType::FP16, plain);
+    INFO(c.einsums[0].text);
+    CHECK(pruned.cost.time == all.cost.time);
+    CHECK(describe_mapping(c.einsums[0], a, pruned.mapping) == describe_mapping(c.einsums[0], a, all.mapping));
+    saved += all.evaluated - pruned.evaluated;
+  }
+  CHECK(saved > 0);
+}
+
 }  // namespace
 
 TEST_CASE("predicted time and energy respect the compute and traffic bounds", "[cost]") {
@@ -104,22 +123,7 @@ TEST_CASE("more bandwidth or a bigger buffer never makes the best mapping worse"
   }
 }
 
-TEST_CASE("branch and bound finds what exhaustive search finds", "[cost]") {
-  std::mt19937 rng(99);
-  MapperOptions plain;
-  plain.prune = false;
-  int64_t saved = 0;
-  for (int trial = 0; trial < 25; ++trial) {
-    const Cascade c = random_einsum(rng);
-    const ArchSpec a = accel(20, 8);
-    const MapResult pruned = map_einsum(c, c.einsums[0], a, DType::FP16);
-    const MapResult all = map_einsum(c, c.einsums[0], a, DType::FP16, plain);
-    CHECK(pruned.cost.time == all.cost.time);
-    CHECK(describe_mapping(c.einsums[0], a, pruned.mapping) == describe_mapping(c.einsums[0], a, all.mapping));
-    saved += all.evaluated - pruned.evaluated;
-  }
-  CHECK(saved > 0);
-}
+TEST_CASE("branch and bound finds what exhaustive search finds", "[cost]") { check_pruning_is_exact(accel(20, 8), 99, 25); }
 
 TEST_CASE("inner-first branch and bound over two on-chip levels finds what exhaustive search finds", "[cost]") {
   // A GPU-like hierarchy: DRAM, a shared L2, and four SMEM-like buffers feeding four arrays.
@@ -150,19 +154,7 @@ ops_per_cycle = { mac = { fp16 = 1 }, add = { fp16 = 1 }, mul = { fp16 = 1 }, ma
 )", "two.toml");
   const ArchSpec a = read_arch(d->root().get_table("arch"));
   d->finish();
-  std::mt19937 rng(4242);
-  MapperOptions plain;
-  plain.prune = false;
-  int64_t saved = 0;
-  for (int trial = 0; trial < 15; ++trial) {
-    const Cascade c = random_einsum(rng);
-    const MapResult fast = map_einsum(c, c.einsums[0], a, DType::FP16);
-    const MapResult all = map_einsum(c, c.einsums[0], a, DType::FP16, plain);
-    INFO(c.einsums[0].text);
-    CHECK(fast.cost.time == all.cost.time);
-    saved += all.evaluated - fast.evaluated;
-  }
-  CHECK(saved > 0);
+  check_pruning_is_exact(a, 4242, 15);
 }
 
 TEST_CASE("a large GEMM on the FuseMax preset is compute-bound at full utilization", "[cost]") {
