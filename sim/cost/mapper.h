@@ -34,7 +34,9 @@ int bind_array(const Einsum& e, const ArchSpec& a, DType dt);
 /// each level, one variable innermost and the others in index order (the innermost run of
 /// loops is what decides reuse); on 2D/1D accelerator arrays, every assignment of variables
 /// to the array's dimensions; tiles whose data exceed a level's capacity are skipped.
-/// Deterministic: ties keep the first mapping found. Throws UserError when nothing fits or
+/// Deterministic: ties keep the first mapping found (inner-first search visits in order of
+/// bound, so among equal-cost mappings it may keep a different one than exhaustive search
+/// would; the cost is the same). Throws UserError when nothing fits or
 /// the space exceeds `max_evaluations`.
 MapResult map_einsum(const Cascade& c, const Einsum& e, const ArchSpec& a, DType dt, const MapperOptions& opt = {});
 

@@ -57,8 +57,9 @@ Cascade random_einsum(std::mt19937& rng) {
 }
 
 // Maps `trials` random Einsums on `a` with branch and bound and with plain exhaustive search:
-// both must find the same cost, and the bound must have saved work somewhere.
-void check_pruning_is_exact(const ArchSpec& a, uint32_t seed, int trials) {
+// both must find the same cost, and the bound must have saved work somewhere. When both visit
+// mappings in the same order (one on-chip level), ties resolve alike, so the mappings match too.
+void check_pruning_is_exact(const ArchSpec& a, uint32_t seed, int trials, bool same_order) {
   std::mt19937 rng(seed);
   MapperOptions plain;
   plain.prune = false;
@@ -69,7 +70,7 @@ void check_pruning_is_exact(const ArchSpec& a, uint32_t seed, int trials) {
     const MapResult all = map_einsum(c, c.einsums[0], a, DType::FP16, plain);
     INFO(c.einsums[0].text);
     CHECK(pruned.cost.time == all.cost.time);
-    CHECK(describe_mapping(c.einsums[0], a, pruned.mapping) == describe_mapping(c.einsums[0], a, all.mapping));
+    if (same_order) CHECK(describe_mapping(c.einsums[0], a, pruned.mapping) == describe_mapping(c.einsums[0], a, all.mapping));
     saved += all.evaluated - pruned.evaluated;
   }
   CHECK(saved > 0);
@@ -123,7 +124,7 @@ TEST_CASE("more bandwidth or a bigger buffer never makes the best mapping worse"
   }
 }
 
-TEST_CASE("branch and bound finds what exhaustive search finds", "[cost]") { check_pruning_is_exact(accel(20, 8), 99, 25); }
+TEST_CASE("branch and bound finds what exhaustive search finds", "[cost]") { check_pruning_is_exact(accel(20, 8), 99, 25, true); }
 
 TEST_CASE("inner-first branch and bound over two on-chip levels finds what exhaustive search finds", "[cost]") {
   // A GPU-like hierarchy: DRAM, a shared L2, and four SMEM-like buffers feeding four arrays.
@@ -154,7 +155,7 @@ ops_per_cycle = { mac = { fp16 = 1 }, add = { fp16 = 1 }, mul = { fp16 = 1 }, ma
 )", "two.toml");
   const ArchSpec a = read_arch(d->root().get_table("arch"));
   d->finish();
-  check_pruning_is_exact(a, 4242, 15);
+  check_pruning_is_exact(a, 4242, 15, false);
 }
 
 TEST_CASE("a large GEMM on the FuseMax preset is compute-bound at full utilization", "[cost]") {
