@@ -58,7 +58,7 @@ CascadeStats analyze(const Cascade& c) {
   return s;
 }
 
-PassReport pass_analysis(const Cascade& c, const std::string& rank_name) {
+PassReport pass_analysis(const Cascade& c, const std::string& rank_name, const std::vector<int>* subset) {
   PassReport rep;
   rep.rank = rank_name;
   const int rank = c.find_rank(rank_name);
@@ -71,17 +71,27 @@ PassReport pass_analysis(const Cascade& c, const std::string& rank_name) {
   std::vector<int> level(c.tensors.size(), 0), cause(c.tensors.size(), -1);
   // Reads carried across iterations of a recurrence see values from earlier iterations, so
   // sweep the schedule until the levels settle, then once more to record passes and reasons.
-  const std::vector<int> order = c.order();
+  std::vector<int> order = c.order();
+  if (subset)
+    order.erase(std::remove_if(order.begin(), order.end(), [&](int id) { return std::find(subset->begin(), subset->end(), id) == subset->end(); }),
+                order.end());
+  std::vector<char> traverses_rank(c.einsums.size(), 0);
+  for (const Einsum& e : c.einsums)
+    for (const Var& v : e.vars) traverses_rank[static_cast<size_t>(e.id)] |= in_family(v.rank);
+  struct Reason {
+    int pass, einsum, cause, via;
+  };
+  std::vector<Reason> reasons;  // formatted once the levels settle
   bool changed = true;
-  for (int round = 0; round < 64 && changed; ++round) {
+  const int rounds = subset ? 1 : 64;
+  for (int round = 0; round < rounds && changed; ++round) {
     changed = false;
     rep.passes = 0;
-    rep.reasons.clear();
+    reasons.clear();
     rep.einsum_pass.assign(c.einsums.size(), 0);
     for (int id : order) {
       const Einsum& e = c.einsums[static_cast<size_t>(id)];
-      bool traverses = false;
-      for (const Var& v : e.vars) traverses |= in_family(v.rank);
+      const bool traverses = traverses_rank[static_cast<size_t>(id)];
       int base = 0, why = -1, via = -1;
       for (const Access& a : e.reads) {
         const Tensor& t = c.tensors[static_cast<size_t>(a.tensor)];
@@ -92,8 +102,7 @@ PassReport pass_analysis(const Cascade& c, const std::string& rank_name) {
         for (size_t d = 0; d < a.dims.size(); ++d) {
           if (a.dims[d].gather >= 0 || !a.dims[d].terms.empty() || a.dims[d].c == 0 || !in_family(t.ranks[d])) continue;
           for (int w : t.writers) {
-            bool wt = false;
-            for (const Var& v : c.einsums[static_cast<size_t>(w)].vars) wt |= in_family(v.rank);
+            const bool wt = traverses_rank[static_cast<size_t>(w)];
             if (wt && level[static_cast<size_t>(a.tensor)] + 1 > need) need = level[static_cast<size_t>(a.tensor)] + 1, need_cause = w;
           }
         }
@@ -105,13 +114,7 @@ PassReport pass_analysis(const Cascade& c, const std::string& rank_name) {
         rep.einsum_pass[static_cast<size_t>(id)] = base + 1;
         if (base + 1 > rep.passes) {
           rep.passes = base + 1;
-          if (base >= 1) {
-            const Einsum& ce = c.einsums[static_cast<size_t>(why)];
-            rep.reasons.push_back(fmt::format(
-                "pass {}: {} ({}) reads {}, which needs the full reduction over {} done by {} ({}) in pass {}", base + 1,
-                out.name, e.loc.str(), c.tensors[static_cast<size_t>(via)].name, rank_name,
-                c.tensors[static_cast<size_t>(ce.lhs.tensor)].name, ce.loc.str(), base));
-          }
+          if (base >= 1) reasons.push_back({base + 1, id, why, via});
         }
         bool keeps = false;
         for (int r : out.ranks) keeps |= r >= 0 && in_family(r);
@@ -124,6 +127,14 @@ PassReport pass_analysis(const Cascade& c, const std::string& rank_name) {
         changed = true;
       }
     }
+  }
+  for (const Reason& r : reasons) {
+    const Einsum& e = c.einsums[static_cast<size_t>(r.einsum)];
+    const Einsum& ce = c.einsums[static_cast<size_t>(r.cause)];
+    rep.reasons.push_back(fmt::format("pass {}: {} ({}) reads {}, which needs the full reduction over {} done by {} ({}) in pass {}", r.pass,
+                                      c.tensors[static_cast<size_t>(e.lhs.tensor)].name, e.loc.str(),
+                                      c.tensors[static_cast<size_t>(r.via)].name, rank_name,
+                                      c.tensors[static_cast<size_t>(ce.lhs.tensor)].name, ce.loc.str(), r.pass - 1));
   }
   return rep;
 }

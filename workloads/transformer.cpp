@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <numeric>
 
 namespace einsim {
@@ -305,6 +306,22 @@ ParamCounts count_params(const ModelConfig& m) {
   p.total = p.embedding + p.final_norm + L * (p.per_layer_attention + p.per_layer_mlp + p.per_layer_norm);
   p.active = p.total - L * expert * (1.0 - k_of_x);
   return p;
+}
+
+// Component of a model Einsum, by the tensor it writes: embedding, norm, attention,
+// out-proj, mlp, residual, lm-head.
+std::string model_component(const Einsum& e, const std::string& n) {
+  if (n == "X") return e.iter_var < 0 ? "embedding" : "residual";
+  if (n == "XA") return "residual";
+  if (n.starts_with("N1") || n.starts_with("N2") || n == "FSS" || n == "FRS" || n == "FS1" || n == "FS2" || n == "XN" ||
+      n == "XN2" || n == "XF")
+    return "norm";
+  static const std::vector<std::string> attn = {"Q", "K", "V", "QB", "KB", "VB", "QR", "KR", "QK", "GM", "SN", "SD", "A", "AV",
+                                                "BQK", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "RD", "SPD", "RNV", "SPNV"};
+  if (std::find(attn.begin(), attn.end(), n) != attn.end()) return "attention";
+  if (n == "O" || n == "OB") return "out-proj";
+  if (n == "LOGITS") return "lm-head";
+  return "mlp";
 }
 
 }  // namespace einsim

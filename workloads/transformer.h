@@ -43,4 +43,8 @@ struct ParamCounts {
 };
 ParamCounts count_params(const ModelConfig& m);
 
+/// Component of an Einsum of a transformer cascade, by the tensor it writes (`tensor`):
+/// embedding, norm, attention, out-proj, mlp, residual, lm-head.
+std::string model_component(const Einsum& e, const std::string& tensor);
+
 }  // namespace einsim

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "sim/cli/describe.h"
+#include "sim/cli/run_report.h"
 #include "workloads/cascade_loader.h"
 
 namespace einsim {
@@ -58,6 +59,29 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   describe->add_option("--block", block, "Model, 1-pass attention: keys per block (M0)")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   describe->add_option("--layers", layers, "Model: build only the first N layers")->check(CLI::Range(int64_t{0}, int64_t{4096}));
 
+  std::string arch_name, model_name, run_phase, run_batch = "1", run_prompt, run_context, run_dtype, run_fusion, run_attention = "1pass",
+      objective = "latency";
+  int64_t tp = 1, run_layers = 0, run_block = 256;
+  std::vector<std::string> run_sets;
+  std::string run_format = "table";
+  auto* run = app.add_subcommand("run", "Map a model's prefill or decode step onto an architecture: time, traffic, energy, memory");
+  run->add_option("--arch", arch_name, "Architecture preset (h100, a100, fusemax, ...) or file")->required();
+  run->add_option("--model", model_name, "Model preset (llama-3-70b, ...), TOML file or HF config.json")->required();
+  run->add_option("--phase", run_phase, "Inference phase")->required()->check(CLI::IsMember({"prefill", "decode"}));
+  run->add_option("--batch", run_batch, "Requests per step");
+  run->add_option("--prompt", run_prompt, "Prefill: tokens per request (e.g. 2048, 32k)");
+  run->add_option("--context", run_context, "Decode: tokens already in the KV cache (e.g. 32k)");
+  run->add_option("--tp", tp, "Tensor-parallel devices")->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  run->add_option("--dtype", run_dtype, "Weights, activations and KV cache (default: the model's)")->check(CLI::IsMember(dtype_names()));
+  run->add_option("--fusion", run_fusion, "Fusion policy (default: kernels on GPUs, greedy elsewhere)")
+      ->check(CLI::IsMember({"none", "kernels", "greedy"}));
+  run->add_option("--attention", run_attention, "Attention cascade")->check(CLI::IsMember({"1pass", "3pass"}));
+  run->add_option("--block", run_block, "1-pass attention: keys per block (M0)")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  run->add_option("--layers", run_layers, "Build only the first N layers")->check(CLI::Range(int64_t{0}, int64_t{4096}));
+  run->add_option("--objective", objective, "Mapper objective")->check(CLI::IsMember({"latency", "energy", "edp"}));
+  run->add_option("--set", run_sets, "Override a value: arch.KEY=VALUE or model.KEY=VALUE (checked like file values)");
+  run->add_option("--format", run_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -78,6 +102,34 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       }
       if (failed) err << fmt::format("{} of {} file{} failed\n", failed, files.size(), files.size() == 1 ? "" : "s");
       return failed ? 1 : 0;
+    }
+    if (*run) {
+      std::vector<std::string> arch_sets, model_sets;
+      for (const std::string& o : run_sets) {
+        if (o.starts_with("arch.")) arch_sets.push_back(o);
+        else if (o.starts_with("model.")) model_sets.push_back(o);
+        else throw UserError(SourceLoc{"--set"}, fmt::format("'{}': run overrides start with arch. or model.", o));
+      }
+      const ArchSpec a = load_arch(resolve_model_path(arch_name), arch_sets);
+      const ModelConfig m = load_model(resolve_model_path(model_name), model_sets);
+      RunOptions ro;
+      ro.phase.kind = run_phase == "decode" ? PhaseKind::Decode : PhaseKind::Prefill;
+      ro.phase.batch = parse_tokens(run_batch, "--batch");
+      if (ro.phase.kind == PhaseKind::Decode && !run_prompt.empty()) throw UserError(SourceLoc{"--prompt"}, "--prompt applies to prefill; decode takes --context");
+      if (ro.phase.kind == PhaseKind::Prefill && !run_context.empty()) throw UserError(SourceLoc{"--context"}, "--context applies to decode; prefill takes --prompt");
+      ro.phase.prompt = run_prompt.empty() ? 2048 : parse_tokens(run_prompt, "--prompt");
+      ro.phase.context = run_context.empty() ? 2048 : parse_tokens(run_context, "--context");
+      if (ro.phase.batch < 1 || ro.phase.prompt < 1 || ro.phase.context < 0)
+        throw UserError(SourceLoc{"--batch"}, "--batch and --prompt must be at least 1, --context at least 0");
+      ro.phase.attention = run_attention == "3pass" ? AttentionKind::ThreePass : AttentionKind::OnePass;
+      ro.phase.block = run_block;
+      ro.phase.layers = run_layers;
+      ro.tp = tp;
+      if (!run_dtype.empty()) ro.dtype = parse_dtype(run_dtype);
+      if (!run_fusion.empty()) ro.fusion = parse_fusion(run_fusion);
+      ro.mapper.objective = objective == "energy" ? Objective::Energy : objective == "edp" ? Objective::EDP : Objective::Latency;
+      out << format_run(run_model(m, a, ro), kFormats.at(run_format));
+      return 0;
     }
     if (*describe) {
       const Format fmt_ = kFormats.at(format);

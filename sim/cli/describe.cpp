@@ -217,26 +217,6 @@ std::string describe_arch(const ArchSpec& a, Format f) {
   return out;
 }
 
-namespace {
-
-// Component of a model Einsum, by the tensor it writes: embedding, norm, attention,
-// out-proj, mlp, residual, lm-head.
-std::string component(const Einsum& e, const std::string& n) {
-  if (n == "X") return e.iter_var < 0 ? "embedding" : "residual";
-  if (n == "XA") return "residual";
-  if (n.starts_with("N1") || n.starts_with("N2") || n == "FSS" || n == "FRS" || n == "FS1" || n == "FS2" || n == "XN" ||
-      n == "XN2" || n == "XF")
-    return "norm";
-  static const std::vector<std::string> attn = {"Q", "K", "V", "QB", "KB", "VB", "QR", "KR", "QK", "GM", "SN", "SD", "A", "AV",
-                                                "BQK", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "RD", "SPD", "RNV", "SPNV"};
-  if (std::find(attn.begin(), attn.end(), n) != attn.end()) return "attention";
-  if (n == "O" || n == "OB") return "out-proj";
-  if (n == "LOGITS") return "lm-head";
-  return "mlp";
-}
-
-}  // namespace
-
 std::string describe_model(const ModelConfig& m, const std::optional<Phase>& phase, Format f) {
   const ParamCounts p = count_params(m);
   const double kv = m.kv_bytes_per_token(m.dtype);
@@ -265,7 +245,7 @@ std::string describe_model(const ModelConfig& m, const std::optional<Phase>& pha
     s = analyze(*c);
     for (size_t i = 0; i < c->einsums.size(); ++i) {
       const Einsum& e = c->einsums[i];
-      const std::string k = component(e, c->tensors[static_cast<size_t>(e.lhs.tensor)].name);
+      const std::string k = model_component(e, c->tensors[static_cast<size_t>(e.lhs.tensor)].name);
       comp_ops[k] += e.ops;
       comp_bytes[k] += s.einsums[i].bytes_read + s.einsums[i].bytes_written;
     }

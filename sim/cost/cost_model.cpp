@@ -20,14 +20,16 @@ std::vector<std::string> storage_path(const ArchSpec& a, int array) {
   return up;
 }
 
-double footprint(const Cascade& c, const Einsum& e, const Access& acc, const std::vector<int64_t>& tile) {
+namespace {
+
+double footprint_at(const Cascade& c, const Einsum& e, const Access& acc, const int64_t* tile) {
   const Tensor& t = c.tensors[static_cast<size_t>(acc.tensor)];
   double n = 1;
   for (size_t d = 0; d < acc.dims.size(); ++d) {
     const Affine& f = acc.dims[d];
     double span;
     if (f.gather >= 0) {
-      span = std::min(static_cast<double>(t.shape[d]), footprint(c, e, e.reads[static_cast<size_t>(f.gather)], tile));
+      span = std::min(static_cast<double>(t.shape[d]), footprint_at(c, e, e.reads[static_cast<size_t>(f.gather)], tile));
     } else {
       span = 1;
       for (auto [v, k] : f.terms) span += static_cast<double>(std::llabs(k)) * static_cast<double>(tile[static_cast<size_t>(v)] - 1);
@@ -36,6 +38,12 @@ double footprint(const Cascade& c, const Einsum& e, const Access& acc, const std
     n *= span;
   }
   return n;
+}
+
+}  // namespace
+
+double footprint(const Cascade& c, const Einsum& e, const Access& acc, const std::vector<int64_t>& tile) {
+  return footprint_at(c, e, acc, tile.data());
 }
 
 namespace {
@@ -51,7 +59,7 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
 
-EinsumCost::EinsumCost(const Cascade& c, const Einsum& e) : c_(c), e_(e) {
+EinsumCost::EinsumCost(const Cascade& c, const Einsum& e, const std::vector<int>& resident) : c_(c), e_(e) {
   auto add = [&](const Access& a, bool out) {
     auto it = std::find_if(ops_.begin(), ops_.end(), [&](const CostOperand& o) { return o.tensor == a.tensor && o.output == out; });
     if (it == ops_.end()) {
@@ -60,6 +68,7 @@ EinsumCost::EinsumCost(const Cascade& c, const Einsum& e) : c_(c), e_(e) {
       o.output = out;
       o.uses_var.assign(e.vars.size(), 0);
       o.bytes_per_element = dtype_bytes(c.tensors[static_cast<size_t>(a.tensor)].dtype);
+      o.resident = std::find(resident.begin(), resident.end(), a.tensor) != resident.end();
       ops_.push_back(std::move(o));
       it = ops_.end() - 1;
     }
@@ -70,15 +79,15 @@ EinsumCost::EinsumCost(const Cascade& c, const Einsum& e) : c_(c), e_(e) {
   add(e.lhs, true);
 }
 
-double EinsumCost::operand_footprint(const CostOperand& o, const std::vector<int64_t>& tile) const {
+double EinsumCost::operand_footprint(const CostOperand& o, const int64_t* tile) const {
   double f = 0;
-  for (const Access* a : o.accesses) f = std::max(f, footprint(c_, e_, *a, tile));
+  for (const Access* a : o.accesses) f = std::max(f, footprint_at(c_, e_, *a, tile));
   return f;
 }
 
 double EinsumCost::occupancy(const Mapping& m, size_t level) const {
   double bytes = 0;
-  for (const CostOperand& o : ops_) bytes += operand_footprint(o, m.levels[level - 1].tile) * o.bytes_per_element;
+  for (const CostOperand& o : ops_) bytes += operand_footprint(o, m.levels[level - 1].tile.data()) * o.bytes_per_element;
   return bytes;
 }
 
@@ -86,7 +95,7 @@ double EinsumCost::compulsory_bytes() const {
   std::vector<int64_t> full;
   for (const Var& v : e_.vars) full.push_back(v.extent);
   double b = 0;
-  for (const CostOperand& o : ops_) b += operand_footprint(o, full) * o.bytes_per_element;
+  for (const CostOperand& o : ops_) b += operand_footprint(o, full.data()) * o.bytes_per_element;
   return b;
 }
 
@@ -133,39 +142,59 @@ Cost evaluate(const Cascade& c, const Einsum& e, const ArchSpec& a, const Mappin
   return EinsumCost(c, e).evaluate(a, m, dt);
 }
 
-Cost EinsumCost::evaluate(const ArchSpec& a, const Mapping& m, DType dt) const {
+Cost EinsumCost::evaluate(const ArchSpec& a, const Mapping& m, DType dt, bool detail) const {
+  Cost c;
+  evaluate_into(a, m, dt, c, detail);
+  return c;
+}
+
+void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Cost& cost, bool detail) const {
   const Einsum& e = e_;
-  check_mapping(e, a, m);
+  if (detail) check_mapping(e, a, m);  // the mapper builds valid mappings; skip in its inner loop
   const ComputeArray& arr = a.arrays[static_cast<size_t>(m.array)];
   const size_t nv = e.vars.size();
   const size_t N = m.levels.size();  // tiled levels: on-chip levels then the array
   const bool gpu = a.gpu.has_value();
 
-  // tile[i]: extents held at level i (0: the tier holds everything); trips[i][v].
-  std::vector<std::vector<int64_t>> tile(N + 1), trips(N + 1, std::vector<int64_t>(nv, 1));
-  for (const Var& v : e.vars) tile[0].push_back(v.extent);
-  for (size_t i = 1; i <= N; ++i) {
-    tile[i] = m.levels[i - 1].tile;
-    for (size_t v = 0; v < nv; ++v) trips[i][v] = ceil_div(tile[i - 1][v], tile[i][v]);
-  }
-
-  // Traffic across each boundary i (parent i-1, child i), charged to the parent.
-  const std::vector<CostOperand>& ops = ops_;
-  std::vector<LevelTraffic> traffic(N);
-  for (size_t j = 0; j < N; ++j) traffic[j].name = m.path[j];
+  // tile(i): extents held at level i (0: the tier holds everything); trips(i)[v]. Scratch
+  // buffers are reused across calls: the mapper calls this in its inner loop.
   struct Loop {
     int var;
     int64_t trip;
   };
-  std::vector<Loop> loops;
+  thread_local std::vector<int64_t> tile_buf, trip_buf;
+  thread_local std::vector<Loop> loops;
+  thread_local std::vector<double> boundary_bytes;
+  tile_buf.resize((N + 1) * nv);
+  trip_buf.assign((N + 1) * nv, 1);
+  auto tile = [&](size_t i) { return tile_buf.data() + i * nv; };
+  auto trips = [&](size_t i) { return trip_buf.data() + i * nv; };
+  for (size_t v = 0; v < nv; ++v) tile(0)[v] = e.vars[v].extent;
+  for (size_t i = 1; i <= N; ++i)
+    for (size_t v = 0; v < nv; ++v) {
+      tile(i)[v] = m.levels[i - 1].tile[v];
+      trips(i)[v] = ceil_div(tile(i - 1)[v], tile(i)[v]);
+    }
+
+  // Traffic across each boundary i (parent i-1, child i), charged to the parent.
+  const std::vector<CostOperand>& ops = ops_;
+  std::vector<LevelTraffic>& traffic = cost.traffic;  // reuses the caller's capacity
+  traffic.resize(N);
+  for (size_t j = 0; j < N; ++j) {
+    traffic[j].read_bytes = traffic[j].write_bytes = traffic[j].busy = 0;
+    if (detail) traffic[j].name = m.path[j];
+    else traffic[j].name.clear();
+  }
+  loops.clear();
   // GPUs: operands reach the tensor cores from registers the mapping does not tile; the SMEM
   // capacity bounds the tiles, and SMEM bandwidth is not charged for the array boundary.
   const size_t last_boundary = gpu ? N - 1 : N;
-  std::vector<double> boundary_bytes(N + 1, 0);
+  boundary_bytes.assign(N + 1, 0);
   for (size_t i = 1; i <= last_boundary; ++i) {
     for (int v : m.levels[i - 1].order)
-      if (trips[i][static_cast<size_t>(v)] > 1) loops.push_back({v, trips[i][static_cast<size_t>(v)]});
+      if (trips(i)[static_cast<size_t>(v)] > 1) loops.push_back({v, trips(i)[static_cast<size_t>(v)]});
     for (const CostOperand& o : ops) {
+      if (o.resident && i < N) continue;  // produced and consumed on chip
       // Fills: every loop counts except the innermost run of loops that do not move the tile.
       size_t keep = loops.size();
       while (keep > 0 && !o.uses_var[static_cast<size_t>(loops[keep - 1].var)]) --keep;
@@ -173,7 +202,7 @@ Cost EinsumCost::evaluate(const ArchSpec& a, const Mapping& m, DType dt) const {
       for (size_t l = 0; l < keep; ++l) fills *= static_cast<double>(loops[l].trip);
       for (const Loop& l : loops)
         if (o.uses_var[static_cast<size_t>(l.var)]) distinct *= static_cast<double>(l.trip);
-      const double bytes = operand_footprint(o, tile[i]) * o.bytes_per_element;
+      const double bytes = operand_footprint(o, tile(i)) * o.bytes_per_element;
       if (o.output) {
         traffic[i - 1].write_bytes += bytes * fills;
         traffic[i - 1].read_bytes += bytes * (fills - distinct);  // partial sums read back
@@ -185,7 +214,8 @@ Cost EinsumCost::evaluate(const ArchSpec& a, const Mapping& m, DType dt) const {
     }
   }
 
-  Cost cost;
+  cost.energy = 0;
+  cost.bottleneck.clear();
   // Busy time of each storage level.
   const double mem_eff = gpu ? a.gpu->memory_efficiency : 1.0;
   for (size_t j = 0; j < N; ++j) {
@@ -221,8 +251,8 @@ Cost EinsumCost::evaluate(const ArchSpec& a, const Mapping& m, DType dt) const {
   }
   double blocks = 1, per_block = 1;
   for (size_t v = 0; v < nv; ++v) {
-    double inner = static_cast<double>(tile[N][v]);
-    for (size_t i = 1; i <= N; ++i) (i <= block_level ? blocks : inner) *= static_cast<double>(trips[i][v]);
+    double inner = static_cast<double>(tile(N)[v]);
+    for (size_t i = 1; i <= N; ++i) (i <= block_level ? blocks : inner) *= static_cast<double>(trips(i)[v]);
     per_block *= inner;
   }
   const double pes = static_cast<double>(arr.pes());
@@ -240,29 +270,30 @@ Cost EinsumCost::evaluate(const ArchSpec& a, const Mapping& m, DType dt) const {
   const MemoryTier& tier = *a.tier(m.path[0]);
   const size_t inner = N > 1 ? N - 1 : N;
   double in_bytes = 0, out_bytes = 0;
-  for (const CostOperand& o : ops) (o.output ? out_bytes : in_bytes) += operand_footprint(o, tile[inner]) * o.bytes_per_element;
+  for (const CostOperand& o : ops)
+    if (!o.resident) (o.output ? out_bytes : in_bytes) += operand_footprint(o, tile(inner)) * o.bytes_per_element;
   const double first_wave = std::min(blocks, block_level ? static_cast<double>(arr.instances) : 1.0);
   cost.fill_drain = first_wave * (in_bytes / tier.read_bandwidth + out_bytes / tier.write_bandwidth) / mem_eff + 2 * tier.latency;
   cost.launch = gpu ? a.gpu->launch_overhead : 0;
 
   double busiest = cost.compute;
-  cost.bottleneck = fmt::format("compute ({})", arr.name);
-  for (const LevelTraffic& t : traffic)
-    if (t.busy > busiest) busiest = t.busy, cost.bottleneck = fmt::format("{} bandwidth", t.name);
+  int busiest_level = -1;
+  for (size_t j = 0; j < N; ++j)
+    if (traffic[j].busy > busiest) busiest = traffic[j].busy, busiest_level = static_cast<int>(j);
+  if (detail)
+    cost.bottleneck = busiest_level < 0 ? fmt::format("compute ({})", arr.name) : fmt::format("{} bandwidth", m.path[static_cast<size_t>(busiest_level)]);
   cost.time = busiest + cost.fill_drain + cost.launch;
   cost.utilization = cost.time > 0 ? cost.ideal_compute / cost.time : 0;
-  cost.traffic = traffic;
 
   // Energy: operations, and each byte at both ends of every boundary it crosses.
   for (int cl = 0; cl < kOpClasses; ++cl)
     if (auto it = arr.energy.find(static_cast<OpClass>(cl)); it != arr.energy.end()) cost.energy += e.ops.n[static_cast<size_t>(cl)] * it->second;
-  cost.energy += (traffic[0].read_bytes + traffic[0].write_bytes) * tier.energy;
+  cost.energy += (cost.traffic[0].read_bytes + cost.traffic[0].write_bytes) * tier.energy;
   for (size_t j = 1; j < N; ++j) {
     const StorageLevel* l = a.level(m.path[j]);
-    cost.energy += traffic[j].read_bytes * l->read_energy + traffic[j].write_bytes * l->write_energy;
+    cost.energy += cost.traffic[j].read_bytes * l->read_energy + cost.traffic[j].write_bytes * l->write_energy;
     cost.energy += boundary_bytes[j] * l->write_energy;  // filled from its parent
   }
-  return cost;
 }
 
 }  // namespace einsim

@@ -51,6 +51,7 @@ struct CostOperand {
   std::vector<const Access*> accesses;
   std::vector<char> uses_var;  ///< per Einsum variable: does an access depend on it
   bool output = false;
+  bool resident = false;  ///< an intermediate of a fused group: lives on chip, never crosses to the tier
   double bytes_per_element = 0;
 };
 
@@ -58,16 +59,21 @@ struct CostOperand {
 /// references to `c` and `e`, which must outlive it.
 class EinsumCost {
  public:
-  EinsumCost(const Cascade& c, const Einsum& e);
-  /// See the free function evaluate().
-  Cost evaluate(const ArchSpec& a, const Mapping& m, DType dt) const;
+  /// `resident`: tensors that stay on chip (intermediates of a fused group): they occupy the
+  /// buffers like any operand but move only between the innermost level and the array.
+  EinsumCost(const Cascade& c, const Einsum& e, const std::vector<int>& resident = {});
+  /// See the free function evaluate(). Without `detail` the level names and the bottleneck
+  /// label are left empty (the mapper's inner loop needs only the numbers).
+  Cost evaluate(const ArchSpec& a, const Mapping& m, DType dt, bool detail = true) const;
+  /// evaluate() into `out`, reusing its storage (the mapper's inner loop).
+  void evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Cost& out, bool detail = false) const;
   /// See the free function level_occupancy().
   double occupancy(const Mapping& m, size_t level) const;
   /// See the free function compulsory_bytes().
   double compulsory_bytes() const;
 
  private:
-  double operand_footprint(const CostOperand& o, const std::vector<int64_t>& tile) const;
+  double operand_footprint(const CostOperand& o, const int64_t* tile) const;
   const Cascade& c_;
   const Einsum& e_;
   std::vector<CostOperand> ops_;

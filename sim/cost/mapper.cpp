@@ -31,8 +31,8 @@ double objective(const Cost& c, Objective o) {
 
 class Search {
  public:
-  Search(const Cascade& c, const Einsum& e, const ArchSpec& a, DType dt, const MapperOptions& opt)
-      : c_(c), e_(e), a_(a), dt_(dt), opt_(opt), cost_(c, e) {}
+  Search(const Cascade& c, const Einsum& e, const ArchSpec& a, DType dt, const MapperOptions& opt, const std::vector<int>& resident)
+      : c_(c), e_(e), a_(a), dt_(dt), opt_(opt), cost_(c, e, resident) {}
 
   MapResult run() {
     const int array = bind_array(e_, a_, dt_);
@@ -52,6 +52,7 @@ class Search {
     else level(1, full_);
     if (!found_) throw UserError(e_.loc, fmt::format("no mapping of this Einsum fits the buffers of '{}'", a_.name));
     result_.mapping = best_;
+    result_.cost = cost_.evaluate(a_, best_, dt_);  // with names and the bottleneck label
     return std::move(result_);
   }
 
@@ -72,16 +73,16 @@ class Search {
     const StorageLevel& lvl = *a_.level(m_.path[k]);
     std::vector<std::vector<int64_t>> cand(full_.size());
     for (size_t v = 0; v < full_.size(); ++v) cand[v] = tiles(1, full_[v]);
+    thin_candidates(cand, opt_.max_tiles);
     collecting_ = &cands_bounds_;
     for_each_tile(cand, [&](const std::vector<int64_t>& tile) {
       m_.levels[k - 1].tile = tile;
       if (cost_.occupancy(m_, k) > lvl.capacity) return;
-      for (const auto& o : orders(full_, tile)) {
-        m_.levels[k - 1].order = o;
+      for_each_order(full_, tile, m_.levels[k - 1].order, [&] {
         cands_bounds_.clear();
         array_level(tile);  // collects (bound, array tiles) instead of keeping a best
         for (auto& [b, at] : cands_bounds_) cands.push_back({b, m_.levels[k - 1], at});
-      }
+      });
     });
     collecting_ = nullptr;
     std::stable_sort(cands.begin(), cands.end(), [](const Candidate& x, const Candidate& y) { return x.bound < y.bound; });
@@ -106,13 +107,11 @@ class Search {
     const StorageLevel& lvl = *a_.level(m_.path[i]);
     std::vector<std::vector<int64_t>> cand(parent.size());
     for (size_t v = 0; v < parent.size(); ++v) cand[v] = tiles(inner[v], parent[v]);
+    thin_candidates(cand, opt_.max_tiles);
     for_each_tile(cand, [&](const std::vector<int64_t>& tile) {
       m_.levels[i - 1].tile = tile;
       if (cost_.occupancy(m_, i) > lvl.capacity) return;
-      for (const auto& o : orders(parent, tile)) {
-        m_.levels[i - 1].order = o;
-        outer(i + 1, tile, inner);
-      }
+      for_each_order(parent, tile, m_.levels[i - 1].order, [&] { outer(i + 1, tile, inner); });
     });
   }
 
@@ -143,21 +142,27 @@ class Search {
     }
   }
 
-  // Loop orders worth distinguishing: each iterating variable innermost, the rest in index order.
-  std::vector<std::vector<int>> orders(const std::vector<int64_t>& parent, const std::vector<int64_t>& tile) const {
-    std::vector<int> moving;
+  // Loop orders worth distinguishing: each iterating variable innermost, the rest in index
+  // order. Calls f() with `order` set to each in turn (`order` is reused: no allocation).
+  template <typename F>
+  static void for_each_order(const std::vector<int64_t>& parent, const std::vector<int64_t>& tile, std::vector<int>& order, F&& f) {
+    thread_local std::vector<int> moving;
+    moving.clear();
     for (size_t v = 0; v < tile.size(); ++v)
       if ((parent[v] + tile[v] - 1) / tile[v] > 1) moving.push_back(static_cast<int>(v));
-    if (moving.size() <= 1) return {moving};
-    std::vector<std::vector<int>> out;
-    for (int inner : moving) {
-      std::vector<int> o;
-      for (int v : moving)
-        if (v != inner) o.push_back(v);
-      o.push_back(inner);
-      out.push_back(o);
+    if (moving.size() <= 1) {
+      order.assign(moving.begin(), moving.end());
+      f();
+      return;
     }
-    return out;
+    const std::vector<int> mv = moving;  // f() may recurse and reuse `moving`
+    for (size_t k = 0; k < mv.size(); ++k) {
+      order.clear();
+      for (size_t j = 0; j < mv.size(); ++j)
+        if (j != k) order.push_back(mv[j]);
+      order.push_back(mv[k]);
+      f();
+    }
   }
 
   void level(size_t i, const std::vector<int64_t>& parent) {
@@ -170,17 +175,17 @@ class Search {
     // Candidate tiles per variable.
     std::vector<std::vector<int64_t>> cand(parent.size());
     for (size_t v = 0; v < parent.size(); ++v) cand[v] = tiles(1, parent[v]);
+    thin_candidates(cand, opt_.max_tiles);
     for_each_tile(cand, [&](const std::vector<int64_t>& tile) {
       m_.levels[i - 1].tile = tile;
       if (cost_.occupancy(m_, i) > lvl.capacity) return;
-      for (const auto& o : orders(parent, tile)) {
-        m_.levels[i - 1].order = o;
+      for_each_order(parent, tile, m_.levels[i - 1].order, [&] {
         if (i == 1 && opt_.prune && opt_.objective == Objective::Latency && found_ && tier_bound(tile) >= best_obj_) {
           ++result_.pruned;
-          continue;
+          return;
         }
         level(i + 1, tile);
-      }
+      });
     });
   }
 
@@ -189,8 +194,8 @@ class Search {
   double tier_bound(const std::vector<int64_t>& tile) {
     Mapping probe = m_;
     for (size_t i = 1; i < probe.levels.size(); ++i) probe.levels[i] = LevelTiles{tile, {}};
-    const Cost c = cost_.evaluate(a_, probe, dt_);
-    return std::max(lower_bound_, c.traffic[0].busy) + (a_.gpu ? a_.gpu->launch_overhead : 0.0);
+    cost_.evaluate_into(a_, probe, dt_, scratch_);
+    return std::max(lower_bound_, scratch_.traffic[0].busy) + (a_.gpu ? a_.gpu->launch_overhead : 0.0);
   }
 
   void array_level(const std::vector<int64_t>& parent) {
@@ -198,12 +203,15 @@ class Search {
     LevelTiles& at = m_.levels.back();
     const size_t nv = parent.size();
     if (a_.gpu) {
-      // Tensor cores and SIMT lanes take operands from registers: no spatial assignment.
+      // Tensor cores and SIMT lanes take operands from registers: no spatial assignment, and
+      // the cost model charges no traffic below SMEM, so the loop order there changes nothing:
+      // one order is enough.
       at.tile.assign(nv, 1);
-      for (const auto& o : orders(parent, at.tile)) {
-        at.order = o;
-        leaf();
-      }
+      bool first = true;
+      for_each_order(parent, at.tile, at.order, [&] {
+        if (first) leaf();
+        first = false;
+      });
       return;
     }
     // Assign variables (or none) to the array's dimensions.
@@ -214,10 +222,7 @@ class Search {
         at.tile.assign(nv, 1);
         for (size_t k = 0; k < dims; ++k)
           if (assign[k] >= 0) at.tile[static_cast<size_t>(assign[k])] = std::min(parent[static_cast<size_t>(assign[k])], arr.shape[k]);
-        for (const auto& o : orders(parent, at.tile)) {
-          at.order = o;
-          leaf();
-        }
+        for_each_order(parent, at.tile, at.order, [&] { leaf(); });
         return;
       }
       for (int v = -1; v < static_cast<int>(nv); ++v) {
@@ -232,19 +237,18 @@ class Search {
   void leaf() {
     if (collecting_) {
       // Bound of an innermost choice (outer levels hold whole tensors).
-      const Cost cost = cost_.evaluate(a_, m_, dt_);
-      cands_bounds_.push_back({objective(cost, opt_.objective), m_.levels.back()});
+      cost_.evaluate_into(a_, m_, dt_, scratch_);
+      cands_bounds_.push_back({objective(scratch_, opt_.objective), m_.levels.back()});
       return;
     }
     if (++result_.evaluated > opt_.max_evaluations)
       throw UserError(e_.loc, fmt::format("the mapping space of this Einsum exceeds {} mappings", opt_.max_evaluations));
-    const Cost cost = cost_.evaluate(a_, m_, dt_);
-    const double obj = objective(cost, opt_.objective);
+    cost_.evaluate_into(a_, m_, dt_, scratch_);
+    const double obj = objective(scratch_, opt_.objective);
     if (!found_ || obj < best_obj_) {
       found_ = true;
       best_obj_ = obj;
       best_ = m_;
-      result_.cost = cost;
     }
   }
 
@@ -254,6 +258,7 @@ class Search {
   DType dt_;
   MapperOptions opt_;
   EinsumCost cost_;
+  Cost scratch_;
   Mapping m_, best_;
   MapResult result_;
   bool found_ = false;
@@ -266,8 +271,29 @@ class Search {
 
 }  // namespace
 
-MapResult map_einsum(const Cascade& c, const Einsum& e, const ArchSpec& a, DType dt, const MapperOptions& opt) {
-  return Search(c, e, a, dt, opt).run();
+MapResult map_einsum(const Cascade& c, const Einsum& e, const ArchSpec& a, DType dt, const MapperOptions& opt,
+                     const std::vector<int>& resident) {
+  return Search(c, e, a, dt, opt, resident).run();
+}
+
+void thin_candidates(std::vector<std::vector<int64_t>>& cand, int64_t budget) {
+  if (budget <= 0) return;
+  auto combos = [&] {
+    double n = 1;
+    for (const auto& c : cand) n *= static_cast<double>(c.size());
+    return n;
+  };
+  while (combos() > static_cast<double>(budget)) {
+    size_t widest = 0;
+    for (size_t v = 1; v < cand.size(); ++v)
+      if (cand[v].size() > cand[widest].size()) widest = v;
+    std::vector<int64_t>& c = cand[widest];
+    if (c.size() <= 2) return;  // every variable is down to its smallest and largest tile
+    std::vector<int64_t> kept;
+    for (size_t i = 0; i < c.size(); ++i)
+      if (i % 2 == 0 || i + 1 == c.size()) kept.push_back(c[i]);
+    c = std::move(kept);
+  }
 }
 
 std::string describe_mapping(const Einsum& e, const ArchSpec& a, const Mapping& m) {

@@ -16,6 +16,11 @@ struct MapperOptions {
   /// 0: tiles are powers of two (and the full extent). > 0: multiples of `granule` too, a
   /// much larger space, for checking how much the default space gives up.
   int64_t granule = 0;
+  /// Most tile combinations tried per level: when the per-variable candidates multiply to
+  /// more, the variable with the most candidates loses every other interior one (its
+  /// smallest and largest stay) until they fit. Many-variable Einsums (attention: up to nine)
+  /// need this; 0 keeps every combination.
+  int64_t max_tiles = 4096;
 };
 
 struct MapResult {
@@ -38,7 +43,12 @@ int bind_array(const Einsum& e, const ArchSpec& a, DType dt);
 /// bound, so among equal-cost mappings it may keep a different one than exhaustive search
 /// would; the cost is the same). Throws UserError when nothing fits or
 /// the space exceeds `max_evaluations`.
-MapResult map_einsum(const Cascade& c, const Einsum& e, const ArchSpec& a, DType dt, const MapperOptions& opt = {});
+/// `resident`: tensors of a fused group that stay on chip (see EinsumCost).
+MapResult map_einsum(const Cascade& c, const Einsum& e, const ArchSpec& a, DType dt, const MapperOptions& opt = {},
+                     const std::vector<int>& resident = {});
+
+/// Thins per-variable tile candidates to at most `budget` combinations (see max_tiles).
+void thin_candidates(std::vector<std::vector<int64_t>>& cand, int64_t budget);
 
 /// The mapping in words: array, tiles and loop order per level, spatial assignment.
 std::string describe_mapping(const Einsum& e, const ArchSpec& a, const Mapping& m);

@@ -3,6 +3,7 @@
 
 #include "arch/arch.h"
 #include "sim/cost/mapper.h"
+#include "sim/run/run.h"
 #include "workloads/analysis.h"
 #include "workloads/cascade_loader.h"
 #include "workloads/model_config.h"
@@ -67,6 +68,30 @@ void BM_Mapper_GEMM4096(benchmark::State& state, const char* arch, DType dt) {
 }
 BENCHMARK_CAPTURE(BM_Mapper_GEMM4096, fusemax, "fusemax", DType::FP16)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Mapper_GEMM4096, h100, "h100", DType::BF16)->Unit(benchmark::kMillisecond);
+
+// A full Llama-3-70B decode step (batch 16, context 32K, 80 layers, TP 4 so it fits) on the
+// H100 preset: build the cascade, fuse, map every Einsum, add up. Cold: an empty mapping
+// cache each time. Warm: the cache of an earlier run of the same design point (memoised).
+void BM_Run_Llama3_70B_Decode_H100(benchmark::State& state) {
+  const ArchSpec a = load_arch("h100");
+  RunOptions opt;
+  opt.phase.kind = PhaseKind::Decode;
+  opt.phase.batch = 16;
+  opt.phase.context = 32768;
+  opt.tp = 4;
+  const bool warm = state.range(0) != 0;
+  MapCache cache;
+  if (warm) run_model(llama3_70b(), a, opt, &cache);
+  int64_t evaluated = 0;
+  for (auto _ : state) {
+    MapCache cold;
+    const RunReport r = run_model(llama3_70b(), a, opt, warm ? &cache : &cold);
+    evaluated = r.mappings_evaluated;
+    benchmark::DoNotOptimize(r.step_time);
+  }
+  state.counters["mappings"] = static_cast<double>(evaluated);
+}
+BENCHMARK(BM_Run_Llama3_70B_Decode_H100)->Arg(0)->Arg(1)->ArgName("warm")->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

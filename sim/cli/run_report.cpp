@@ -1,0 +1,127 @@
+#include "sim/cli/run_report.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/units.h"
+#include "sim/report/table.h"
+
+namespace einsim {
+namespace {
+
+using nlohmann::json;
+
+std::string ms(double s) { return fmt::format("{:.4g}", s * 1e3); }
+std::string pct(double x) { return fmt::format("{:.1f}%", 100 * x); }
+
+double tier_bytes(const std::vector<LevelTraffic>& t) { return t.empty() ? 0 : t[0].read_bytes + t[0].write_bytes; }
+
+json traffic_json(const std::vector<LevelTraffic>& traffic) {
+  json j = json::array();
+  for (const LevelTraffic& t : traffic) j.push_back({{"level", t.name}, {"read_bytes", t.read_bytes}, {"write_bytes", t.write_bytes}, {"busy_s", t.busy}});
+  return j;
+}
+
+std::string block_name(const RunReport& r, const BlockRun& b) {
+  const std::string& first = r.einsums[static_cast<size_t>(b.einsums.front())].name;
+  if (b.einsums.size() == 1) return first;
+  return fmt::format("{}..{} ({})", first, r.einsums[static_cast<size_t>(b.einsums.back())].name, b.einsums.size());
+}
+
+std::string phase_words(const RunReport& r) {
+  const Phase& p = r.phase;
+  if (p.kind == PhaseKind::Decode) return fmt::format("decode step, batch {}, context {}", p.batch, p.context);
+  return fmt::format("prefill, batch {}, prompt {}", p.batch, p.prompt);
+}
+
+}  // namespace
+
+std::string format_run(const RunReport& r, Format f) {
+  const bool decode = r.phase.kind == PhaseKind::Decode;
+  if (f == Format::Json) {
+    json j;
+    j["kind"] = "run";
+    j["model"] = r.model;
+    j["arch"] = r.arch;
+    j["phase"] = {{"kind", decode ? "decode" : "prefill"}, {"batch", r.phase.batch}, {"prompt", r.phase.prompt}, {"context", r.phase.context},
+                  {"attention", r.phase.attention == AttentionKind::OnePass ? "1-pass" : "3-pass"}, {"block", r.phase.block}};
+    j["tp"] = r.tp;
+    j["dtype"] = dtype_name(r.dtype);
+    j["fusion"] = fusion_name(r.fusion);
+    j["layers"] = r.layers;
+    j["totals"] = {{"step_s", r.step_time},
+                   {"ttft_s", decode ? json(nullptr) : json(r.step_time)},
+                   {"tpot_s", decode ? json(r.step_time) : json(nullptr)},
+                   {"compute_s", r.compute_time},
+                   {"layer_s", r.layer_time},
+                   {"allreduce_s", r.allreduce_time},
+                   {"allreduce_bytes", r.allreduce_bytes},
+                   {"tokens", r.tokens},
+                   {"tokens_per_s", r.tokens_per_s},
+                   {"energy_j", r.energy},
+                   {"energy_per_token_j", r.energy_per_token},
+                   {"flops_per_device", r.flops},
+                   {"mappings_evaluated", r.mappings_evaluated},
+                   {"cache_hits", r.cache_hits}};
+    json mem = json::array();
+    for (const TierMemory& m : r.memory)
+      mem.push_back({{"tier", m.tier}, {"capacity_bytes", m.capacity}, {"weights_bytes", m.weights}, {"kv_cache_bytes", m.kv_cache},
+                     {"activations_bytes", m.activations}, {"total_bytes", m.total()}});
+    j["memory"] = mem;
+    json blocks = json::array();
+    for (const BlockRun& b : r.blocks) {
+      json e = json::array();
+      for (int i : b.einsums) e.push_back(r.einsums[static_cast<size_t>(i)].name);
+      blocks.push_back({{"einsums", e}, {"resident", b.resident}, {"repeats", b.repeats}, {"time_s", b.time}, {"compute_s", b.compute},
+                        {"overhead_s", b.overhead}, {"flops", b.flops}, {"energy_j", b.energy}, {"traffic", traffic_json(b.traffic)},
+                        {"bottleneck", b.bottleneck}});
+    }
+    j["blocks"] = blocks;
+    json es = json::array();
+    for (const EinsumRun& e : r.einsums)
+      es.push_back({{"name", e.name}, {"component", e.component}, {"block", e.block}, {"repeats", e.repeats}, {"flops", e.flops},
+                    {"compute_s", e.compute}, {"time_alone_s", e.time_alone}, {"energy_j", e.energy}, {"utilization", e.utilization},
+                    {"traffic", traffic_json(e.traffic)}, {"bottleneck", e.bottleneck}, {"mapping", e.mapping}});
+    j["einsums"] = es;
+    return j.dump(2) + "\n";
+  }
+  const std::string tier = r.memory.empty() ? (r.einsums.empty() || r.einsums[0].traffic.empty() ? "tier" : r.einsums[0].traffic[0].name) : r.memory[0].tier;
+  if (f == Format::Csv) {
+    TextTable t({"einsum", "component", "block", "repeats", "flops", "compute_ms", "time_alone_ms", "block_ms", "tier_bytes", "utilization",
+                 "bottleneck", "mapping"});
+    for (const EinsumRun& e : r.einsums)
+      t.row({e.name, e.component, std::to_string(e.block), fmt::format("{}", e.repeats), fmt::format("{}", e.flops), ms(e.compute),
+             ms(e.time_alone), ms(r.blocks[static_cast<size_t>(e.block)].time), fmt::format("{}", tier_bytes(e.traffic)),
+             fmt::format("{:.4f}", e.utilization), e.bottleneck, e.mapping});
+    return t.csv();
+  }
+
+  std::string out = fmt::format("{} on {}{}: {}, {}, fusion {}\n\n", r.model, r.tp > 1 ? fmt::format("{} x ", r.tp) : "", r.arch,
+                                phase_words(r), dtype_name(r.dtype), fusion_name(r.fusion));
+  TextTable bt({"block", "einsums", "x", "time (ms)", "share", tier, "bottleneck"});
+  for (size_t i = 0; i < r.blocks.size(); ++i) {
+    const BlockRun& b = r.blocks[i];
+    bt.row({std::to_string(i), block_name(r, b), fmt::format("{}", b.repeats), ms(b.time), pct(b.time / r.step_time),
+            fmt_bytes(tier_bytes(b.traffic)), b.bottleneck});
+  }
+  out += "blocks (fused Einsums; x: sequential instances, one launch each on a GPU)\n" + bt.aligned() + "\n";
+  TextTable et({"einsum", "component", "block", "FLOPs", tier, "alone (ms)", "util", "bottleneck", "mapping (one instance)"});
+  for (const EinsumRun& e : r.einsums)
+    et.row({e.name, e.component, std::to_string(e.block), fmt_count(e.flops), fmt_bytes(tier_bytes(e.traffic)), ms(e.time_alone),
+            pct(e.utilization), e.bottleneck, e.mapping});
+  out += "Einsums (all instances; alone: as a block of its own)\n" + et.aligned() + "\n";
+  if (r.layers > 0) out += fmt::format("per layer: {} ms x {} layers\n", ms(r.layer_time), r.layers);
+  if (r.tp > 1)
+    out += fmt::format("all-reduce over {}: {} ms ({} per device)\n", r.allreduce_link, ms(r.allreduce_time), fmt_bytes(r.allreduce_bytes));
+  out += fmt::format("{}: {} ms; {:.4g} tokens/s{}\n", decode ? "decode step (TPOT)" : "prefill (TTFT)", ms(r.step_time), r.tokens_per_s,
+                     r.tp > 1 ? fmt::format(" over {} devices", r.tp) : "");
+  out += fmt::format("energy: {:.4g} J per step, {:.4g} mJ per token\n", r.energy, r.energy_per_token * 1e3);
+  for (const TierMemory& m : r.memory)
+    out += fmt::format("memory per device ({}): weights {}, KV cache {}, activations {}; {} of {} ({})\n", m.tier, fmt_bytes(m.weights),
+                       fmt_bytes(m.kv_cache), fmt_bytes(m.activations), fmt_bytes(m.total()), fmt_bytes(m.capacity), pct(m.total() / m.capacity));
+  out += fmt::format("mapper: {} mappings costed, {} Einsums from the cache\n", r.mappings_evaluated, r.cache_hits);
+  return out;
+}
+
+}  // namespace einsim

@@ -1,0 +1,532 @@
+#include "sim/run/run.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "workloads/analysis.h"
+
+namespace einsim {
+
+std::string_view fusion_name(Fusion f) {
+  switch (f) {
+    case Fusion::None: return "none";
+    case Fusion::Kernels: return "kernels";
+    case Fusion::Greedy: return "greedy";
+  }
+  return "?";
+}
+
+std::optional<Fusion> parse_fusion(std::string_view s) {
+  for (Fusion f : {Fusion::None, Fusion::Kernels, Fusion::Greedy})
+    if (fusion_name(f) == s) return f;
+  return std::nullopt;
+}
+
+const MappedEinsum* MapCache::find(const std::string& key) const {
+  auto it = map_.find(key);
+  return it == map_.end() ? nullptr : it->second.get();
+}
+
+const MappedEinsum& MapCache::insert(const std::string& key, MappedEinsum m) {
+  auto& slot = map_[key];
+  slot = std::make_unique<MappedEinsum>(std::move(m));
+  return *slot;
+}
+
+namespace {
+
+bool is_weight(const Tensor& t) { return t.role == TensorRole::Weight || t.role == TensorRole::ExpertWeight; }
+
+// Loop ranks enclosing each Einsum in the schedule, outer first.
+void enclosing_loops(const std::vector<Step>& steps, std::vector<int>& stack, std::vector<std::vector<int>>& out) {
+  for (const Step& s : steps) {
+    if (s.iter_rank < 0) {
+      out[static_cast<size_t>(s.einsum)] = stack;
+      continue;
+    }
+    stack.push_back(s.iter_rank);
+    enclosing_loops(s.body, stack, out);
+    stack.pop_back();
+  }
+}
+
+int root_rank(const Cascade& c, int r) {
+  while (c.ranks[static_cast<size_t>(r)].parent >= 0) r = c.ranks[static_cast<size_t>(r)].parent;
+  return r;
+}
+
+// Ranks of the variables indexing dimension `d` of an access.
+std::set<int> dim_ranks(const Einsum& e, const Access& a, size_t d) {
+  std::set<int> r;
+  for (auto [v, k] : a.dims[d].terms) r.insert(e.vars[static_cast<size_t>(v)].rank);
+  return r;
+}
+
+// The cascade prepared for costing: loops, sliced Einsums, pass analyses on demand.
+class Planner {
+ public:
+  Planner(const Cascade& c, const ArchSpec& a, DType dt, Fusion fusion, const MapperOptions& mopt, MapCache* cache)
+      : c_(c), a_(a), dt_(dt), fusion_(fusion), mopt_(mopt), cache_(cache) {
+    loops_.resize(c.einsums.size());
+    std::vector<int> stack;
+    enclosing_loops(c.schedule, stack, loops_);
+    // An Einsum with a variable over a loop's rank runs in that loop's iterations even where
+    // the schedule hoists it out (the new K and V of a decode step are written per layer but
+    // feed nothing inside the layer loop): its loops are the enclosing ones and those.
+    std::map<int, size_t> depth;
+    for (const auto& lp : loops_)
+      for (size_t k = 0; k < lp.size(); ++k) depth.emplace(lp[k], k);
+    for (const Einsum& e : c.einsums) {
+      std::vector<int>& lp = loops_[static_cast<size_t>(e.id)];
+      for (const Var& v : e.vars)
+        if (depth.count(v.rank) && std::find(lp.begin(), lp.end(), v.rank) == lp.end()) lp.push_back(v.rank);
+      std::stable_sort(lp.begin(), lp.end(), [&](int x, int y) { return depth[x] < depth[y]; });
+    }
+    // One iteration of every enclosing loop: the loop's variables get extent 1.
+    for (const Einsum& e : c.einsums) {
+      Einsum s = e;
+      double repeats = 1;
+      const std::vector<int>& lp = loops_[static_cast<size_t>(e.id)];
+      for (size_t v = 0; v < s.vars.size(); ++v) {
+        if (std::find(lp.begin(), lp.end(), s.vars[v].rank) == lp.end() || s.vars[v].extent == 1) continue;
+        const int64_t x = s.vars[v].extent;
+        repeats *= static_cast<double>(x);
+        s.points /= x;
+        if (static_cast<int>(v) < s.n_out) s.out_points /= x;
+        for (double& n : s.ops.n) n /= static_cast<double>(x);
+        s.vars[v].extent = 1;
+      }
+      sliced_.push_back(std::move(s));
+      repeats_.push_back(repeats);
+    }
+  }
+
+  RunReport run() {
+    RunReport r;
+    r.arch = a_.name;
+    r.dtype = dt_;
+    r.fusion = fusion_;
+    const std::vector<std::vector<int>> blocks = group();
+    std::vector<int> slot(c_.einsums.size(), -1);
+    for (const std::vector<int>& members : blocks) {
+      const std::vector<int> resident = resident_of(members);
+      BlockRun b;
+      for (int t : resident) b.resident.push_back(c_.tensors[static_cast<size_t>(t)].name);
+      std::map<std::string, double> array_busy;
+      std::vector<LevelTraffic> traffic;
+      double fill = 0, launch = 0;
+      for (int id : members) {
+        const MappedEinsum& mapped = map(id, resident);
+        const MapResult& m = mapped.result;
+        const double n = repeats_[static_cast<size_t>(id)];
+        const Einsum& e = c_.einsums[static_cast<size_t>(id)];
+        EinsumRun er;
+        er.einsum = id;
+        er.name = c_.tensors[static_cast<size_t>(e.lhs.tensor)].name;
+        er.block = static_cast<int>(r.blocks.size());
+        er.repeats = n;
+        er.flops = e.ops.flops();
+        er.compute = m.cost.compute * n;
+        er.energy = m.cost.energy * n;
+        er.utilization = m.cost.utilization;
+        er.time_alone = m.cost.time * n;
+        er.bottleneck = m.cost.bottleneck;
+        er.mapping = mapped.words;
+        er.mappings_evaluated = m.evaluated;
+        for (LevelTraffic t : m.cost.traffic) {
+          t.read_bytes *= n, t.write_bytes *= n, t.busy *= n;
+          er.traffic.push_back(t);
+          auto it = std::find_if(traffic.begin(), traffic.end(), [&](const LevelTraffic& x) { return x.name == t.name; });
+          if (it == traffic.end()) traffic.push_back(t);
+          else it->read_bytes += t.read_bytes, it->write_bytes += t.write_bytes, it->busy += t.busy;
+        }
+        array_busy[a_.arrays[static_cast<size_t>(m.mapping.array)].name] += er.compute;
+        fill = std::max(fill, m.cost.fill_drain);
+        launch = std::max(launch, m.cost.launch);
+        b.energy += er.energy;
+        b.flops += er.flops;
+        slot[static_cast<size_t>(id)] = static_cast<int>(r.einsums.size());
+        b.einsums.push_back(static_cast<int>(r.einsums.size()));
+        r.einsums.push_back(std::move(er));
+      }
+      // Overlap rule: inside a block every array and every storage level works concurrently;
+      // the block takes its busiest resource's summed time plus, per sequential instance, one
+      // fill/drain and one launch. Blocks run one after another.
+      b.repeats = block_repeats(members);
+      double busiest = 0;
+      for (const auto& [name, t] : array_busy)
+        if (t > busiest || b.bottleneck.empty()) busiest = t, b.bottleneck = fmt::format("compute ({})", name), b.compute = t;
+      for (const LevelTraffic& t : traffic)
+        if (t.busy > busiest) busiest = t.busy, b.bottleneck = fmt::format("{} bandwidth", t.name);
+      b.overhead = b.repeats * (fill + launch);
+      if (b.repeats * launch > busiest) b.bottleneck = "kernel launch";
+      b.time = busiest + b.overhead;
+      b.traffic = std::move(traffic);
+      r.blocks.push_back(std::move(b));
+    }
+    const int layer_rank = c_.find_rank("L");
+    for (const BlockRun& b : r.blocks) {
+      r.compute_time += b.time;
+      r.flops += b.flops;
+      const int first = r.einsums[static_cast<size_t>(b.einsums[0])].einsum;
+      const std::vector<int>& lp = loops_[static_cast<size_t>(first)];
+      if (layer_rank >= 0 && !lp.empty() && lp[0] == layer_rank) r.layer_time += b.time;
+    }
+    if (layer_rank >= 0) {
+      r.layers = c_.ranks[static_cast<size_t>(layer_rank)].extent;
+      r.layer_time /= static_cast<double>(r.layers);
+    }
+    r.step_time = r.compute_time;
+    return r;
+  }
+
+  // Bytes of activations live at once: the largest set of non-weight, non-cache tensors one
+  // block touches, for one iteration of its outermost loop (one layer).
+  double activation_bytes(const RunReport& r) const {
+    double peak = 0;
+    for (const BlockRun& b : r.blocks) {
+      std::set<int> ts;
+      for (int i : b.einsums) {
+        const Einsum& e = c_.einsums[static_cast<size_t>(r.einsums[static_cast<size_t>(i)].einsum)];
+        ts.insert(e.lhs.tensor);
+        for (const Access& acc : e.reads) ts.insert(acc.tensor);
+      }
+      double bytes = 0;
+      for (int t : ts) {
+        const Tensor& x = c_.tensors[static_cast<size_t>(t)];
+        if (is_weight(x) || x.role == TensorRole::KVCache || x.role == TensorRole::Index) continue;
+        if (std::find(b.resident.begin(), b.resident.end(), x.name) != b.resident.end()) continue;
+        double per = x.bytes();
+        for (int rk : x.ranks)
+          if (is_outer_loop(rk)) per /= static_cast<double>(c_.ranks[static_cast<size_t>(rk)].extent);
+        bytes += per;
+      }
+      peak = std::max(peak, bytes);
+    }
+    return peak;
+  }
+
+ private:
+  bool is_outer_loop(int rank) const {
+    for (const auto& lp : loops_)
+      if (!lp.empty() && lp[0] == rank) return true;
+    return false;
+  }
+
+  // Iterations of the loops enclosing every member: the block's sequential instances.
+  double block_repeats(const std::vector<int>& members) const {
+    std::vector<int> common = loops_[static_cast<size_t>(members[0])];
+    for (int id : members) {
+      const std::vector<int>& lp = loops_[static_cast<size_t>(id)];
+      size_t k = 0;
+      while (k < common.size() && k < lp.size() && common[k] == lp[k]) ++k;
+      common.resize(k);
+    }
+    double n = 1;
+    for (int rk : common) n *= static_cast<double>(c_.ranks[static_cast<size_t>(rk)].extent);
+    return n;
+  }
+
+  const MappedEinsum& map(int id, const std::vector<int>& resident) {
+    const Einsum& s = sliced_[static_cast<size_t>(id)];
+    std::vector<int> mine;  // the resident tensors this Einsum touches
+    for (const Access& acc : s.reads)
+      if (std::find(resident.begin(), resident.end(), acc.tensor) != resident.end()) mine.push_back(acc.tensor);
+    if (std::find(resident.begin(), resident.end(), s.lhs.tensor) != resident.end()) mine.push_back(s.lhs.tensor);
+    std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}", a_.name, dtype_name(dt_), static_cast<int>(mopt_.objective), mopt_.max_tiles,
+                                  mopt_.granule, mopt_.prune, s.text);
+    for (const Var& v : s.vars) key += fmt::format("|{}={}", v.name, v.extent);
+    auto add_tensor = [&](int t) {
+      const Tensor& x = c_.tensors[static_cast<size_t>(t)];
+      const bool res = std::find(mine.begin(), mine.end(), t) != mine.end();
+      key += fmt::format("|{}:{}:{}:{}", x.name, dtype_name(x.dtype), fmt::join(x.shape, "x"), res ? "r" : "t");
+    };
+    add_tensor(s.lhs.tensor);
+    for (const Access& acc : s.reads) add_tensor(acc.tensor);
+    MapCache& cache = cache_ ? *cache_ : local_;
+    if (const MappedEinsum* hit = cache.find(key)) {
+      ++hits_;
+      return *hit;
+    }
+    MappedEinsum m{map_einsum(c_, s, a_, dt_, mopt_, mine), ""};
+    m.words = describe_mapping(s, a_, m.result.mapping);
+    evaluated_ += m.result.evaluated;
+    return cache.insert(key, std::move(m));
+  }
+
+  // Tensors written inside the block whose every writer and reader is in it.
+  std::vector<int> resident_of(const std::vector<int>& members) const {
+    std::vector<int> out;
+    auto in = [&](int id) { return std::find(members.begin(), members.end(), id) != members.end(); };
+    for (int id : members) {
+      const int t = c_.einsums[static_cast<size_t>(id)].lhs.tensor;
+      const Tensor& x = c_.tensors[static_cast<size_t>(t)];
+      if (x.role == TensorRole::KVCache || x.readers.empty() || std::find(out.begin(), out.end(), t) != out.end()) continue;
+      if (std::all_of(x.readers.begin(), x.readers.end(), in) && std::all_of(x.writers.begin(), x.writers.end(), in)) out.push_back(t);
+    }
+    return out;
+  }
+
+  // Can `members` run as one block with its intermediates on chip? The block walks the ranks
+  // every member produces (its fusion ranks) one slice at a time, and streams a rank only when
+  // the pass analysis of the block puts every member that traverses it in the same pass
+  // (FuseMax §III: the 1-pass attention streams M, the 3-pass one holds whole M fibers);
+  // other ranks of an intermediate are held whole. A reader that indexes an intermediate along
+  // another rank than its writer's fusion rank would need slices not yet produced: illegal.
+  bool fits(const std::vector<int>& members) {
+    const std::vector<int> resident = resident_of(members);
+    if (resident.empty()) return true;
+    std::set<int> fused;  // fusion ranks: output ranks of every member
+    for (size_t k = 0; k < members.size(); ++k) {
+      const Einsum& e = c_.einsums[static_cast<size_t>(members[k])];
+      std::set<int> outs;
+      for (int v = 0; v < e.n_out; ++v) outs.insert(e.vars[static_cast<size_t>(v)].rank);
+      if (k == 0) fused = outs;
+      else {
+        std::set<int> both;
+        for (int r : fused)
+          if (outs.count(r)) both.insert(r);
+        fused = both;
+      }
+    }
+    std::map<int, PassReport> passes;  // by root rank, over the block only
+    auto streamed = [&](int rank) {
+      const int root = root_rank(c_, rank);
+      auto it = passes.find(root);
+      if (it == passes.end()) it = passes.emplace(root, pass_analysis(c_, c_.ranks[static_cast<size_t>(root)].name, &members)).first;
+      const PassReport& p = it->second;
+      int pass = 0;
+      for (int id : members) {
+        const int q = p.einsum_pass[static_cast<size_t>(id)];
+        if (q == 0) continue;
+        if (pass != 0 && q != pass) return false;
+        pass = q;
+      }
+      return true;
+    };
+    // The block executes on the arrays the mapper binds; intermediates live in the storage
+    // level private to one array instance (SMEM on a GPU, the global buffer on FuseMax).
+    const int array = bind_array(c_.einsums[static_cast<size_t>(members[0])], a_, dt_);
+    if (array < 0) return false;
+    const ComputeArray& arr = a_.arrays[static_cast<size_t>(array)];
+    const std::vector<std::string> path = storage_path(a_, array);
+    const StorageLevel* where = a_.level(path.back());
+    for (size_t i = 1; i < path.size(); ++i)
+      if (const StorageLevel* l = a_.level(path[i]); l && l->instances == arr.instances) {
+        where = l;
+        break;
+      }
+    if (!where) return false;
+    double bytes = 0;
+    for (int t : resident) {
+      const Tensor& x = c_.tensors[static_cast<size_t>(t)];
+      double worst = 0;
+      for (int id : members) {
+        const Einsum& e = c_.einsums[static_cast<size_t>(id)];
+        const std::vector<int>& lp = loops_[static_cast<size_t>(id)];
+        std::vector<int64_t> tile;
+        for (const Var& v : e.vars) {
+          const bool one = std::find(lp.begin(), lp.end(), v.rank) != lp.end() || fused.count(v.rank) || streamed(v.rank);
+          tile.push_back(one ? 1 : v.extent);
+        }
+        auto consider = [&](const Access& acc, bool write) {
+          if (acc.tensor != t) return;
+          worst = std::max(worst, footprint(c_, e, acc, tile));
+          if (write) return;
+          // Legality: a dimension the writer walks along a fusion rank must be read along it.
+          for (int w : x.writers) {
+            const Einsum& we = c_.einsums[static_cast<size_t>(w)];
+            for (size_t d = 0; d < acc.dims.size(); ++d) {
+              const std::set<int> wr = dim_ranks(we, we.lhs, d);
+              bool along_fused = false;
+              for (int r : wr) along_fused |= fused.count(r) > 0 && std::find(lp.begin(), lp.end(), r) == lp.end();
+              if (along_fused && dim_ranks(e, acc, d) != wr) worst = std::numeric_limits<double>::infinity();
+            }
+          }
+        };
+        consider(e.lhs, true);
+        for (const Access& acc : e.reads) consider(acc, false);
+      }
+      bytes += worst * dtype_bytes(x.dtype);
+    }
+    return bytes <= where->capacity;
+  }
+
+  // Blocks in schedule order. Initialisations (Einsums that read nothing, `RM[m1=0] = -inf`)
+  // move to just before their first reader and may join any block.
+  std::vector<std::vector<int>> group() {
+    std::vector<int> order;
+    std::vector<int> inits;
+    for (int id : c_.order()) (c_.einsums[static_cast<size_t>(id)].reads.empty() ? inits : order).push_back(id);
+    for (int id : inits) {
+      const Tensor& t = c_.tensors[static_cast<size_t>(c_.einsums[static_cast<size_t>(id)].lhs.tensor)];
+      auto at = std::find_if(order.begin(), order.end(), [&](int r) { return std::find(t.readers.begin(), t.readers.end(), r) != t.readers.end(); });
+      order.insert(at, id);
+    }
+    auto contracts = [&](const Einsum& e) { return e.ops[OpClass::Mac] > 0; };
+    auto with_weight = [&](const Einsum& e) {
+      if (!contracts(e)) return false;
+      for (const Access& acc : e.reads)
+        if (is_weight(c_.tensors[static_cast<size_t>(acc.tensor)])) return true;
+      return false;
+    };
+    std::vector<std::vector<int>> blocks;
+    for (int id : order) {
+      const Einsum& e = c_.einsums[static_cast<size_t>(id)];
+      bool join = fusion_ != Fusion::None && !blocks.empty();
+      if (join) {
+        std::vector<int>& cur = blocks.back();
+        const std::vector<int>& lp = loops_[static_cast<size_t>(id)];
+        const std::vector<int>& lp0 = loops_[static_cast<size_t>(cur[0])];
+        // Same outermost loop (a block does not span layers and what surrounds them).
+        join = (lp.empty() ? -1 : lp[0]) == (lp0.empty() ? -1 : lp0[0]);
+        // Connected: reads something the block writes (initialisations always are).
+        bool connected = e.reads.empty();
+        for (const Access& acc : e.reads)
+          for (int m : cur) connected |= c_.einsums[static_cast<size_t>(m)].lhs.tensor == acc.tensor;
+        join = join && connected;
+        // Kernels: a contraction with a weight (a GEMM) starts a kernel, and a kernel holds
+        // one GEMM with its prologue and epilogue, or contractions of activations only
+        // (attention); as inference engines issue them.
+        if (join && fusion_ == Fusion::Kernels && contracts(e)) {
+          bool has_gemm = false;
+          for (int m : cur) has_gemm |= with_weight(c_.einsums[static_cast<size_t>(m)]);
+          join = !with_weight(e) && !has_gemm;
+        }
+        if (join) {
+          cur.push_back(id);
+          if (!fits(cur)) {
+            cur.pop_back();
+            join = false;
+          }
+        }
+      }
+      if (!join) blocks.push_back({id});
+    }
+    return blocks;
+  }
+
+ public:
+  int64_t evaluated_ = 0, hits_ = 0;
+
+ private:
+  const Cascade& c_;
+  const ArchSpec& a_;
+  DType dt_;
+  Fusion fusion_;
+  MapperOptions mopt_;
+  MapCache* cache_;
+  std::vector<std::vector<int>> loops_;
+  std::vector<Einsum> sliced_;
+  std::vector<double> repeats_;
+  MapCache local_;  // without a cache of the caller's: shapes repeated within the run
+};
+
+}  // namespace
+
+RunReport run_cascade(const Cascade& c, const ArchSpec& a, DType dt, Fusion fusion, const MapperOptions& mopt, MapCache* cache) {
+  Planner p(c, a, dt, fusion, mopt, cache);
+  RunReport r = p.run();
+  r.mappings_evaluated = p.evaluated_;
+  r.cache_hits = p.hits_;
+  return r;
+}
+
+namespace {
+
+// The share of `m` one of `tp` devices holds: heads, KV heads (replicated when there are
+// fewer than devices), MLP columns and the vocabulary split evenly (Megatron-LM).
+ModelConfig shard(const ModelConfig& m, int64_t tp) {
+  const SourceLoc at{"--tp"};
+  if (tp < 1) throw UserError(at, "--tp must be at least 1");
+  ModelConfig s = m;
+  if (tp == 1) return s;
+  if (m.num_attention_heads % tp)
+    throw UserError(at, fmt::format("--tp {} does not divide the {} attention heads of '{}'", tp, m.num_attention_heads, m.name));
+  if (m.intermediate_size % tp)
+    throw UserError(at, fmt::format("--tp {} does not divide the FFN width {} of '{}'", tp, m.intermediate_size, m.name));
+  const int64_t kv = m.num_key_value_heads;
+  if (kv % tp != 0 && tp % kv != 0)
+    throw UserError(at, fmt::format("--tp {} neither divides nor is a multiple of the {} KV heads of '{}'", tp, kv, m.name));
+  s.num_attention_heads = m.num_attention_heads / tp;
+  s.num_key_value_heads = kv % tp == 0 ? kv / tp : 1;
+  s.intermediate_size = m.intermediate_size / tp;
+  s.vocab_size = (m.vocab_size + tp - 1) / tp;
+  return s;
+}
+
+}  // namespace
+
+RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOptions& opt, MapCache* cache) {
+  ModelConfig m = shard(model, opt.tp);
+  if (opt.dtype) m.dtype = *opt.dtype;
+  const Fusion fusion = opt.fusion.value_or(a.gpu ? Fusion::Kernels : Fusion::Greedy);
+  const Cascade c = bind_cascade(transformer_cascade(m, opt.phase));
+  Planner p(c, a, m.dtype, fusion, opt.mapper, cache);
+  RunReport r = p.run();
+  r.mappings_evaluated = p.evaluated_;
+  r.cache_hits = p.hits_;
+  r.model = model.name;
+  r.phase = opt.phase;
+  r.tp = opt.tp;
+  for (EinsumRun& e : r.einsums) e.component = model_component(c.einsums[static_cast<size_t>(e.einsum)], e.name);
+
+  // Tensor parallelism: an all-reduce of the hidden state after attention and after the MLP
+  // (one when both read the same input), ring algorithm over the peer link, not overlapped.
+  const bool decode = opt.phase.kind == PhaseKind::Decode;
+  const double rows = static_cast<double>(opt.phase.batch) * static_cast<double>(decode ? 1 : opt.phase.prompt);
+  if (opt.tp > 1) {
+    const Link* peer = nullptr;
+    for (const Link& l : a.links)
+      if (l.to == "peer") {
+        peer = &l;
+        break;
+      }
+    if (!peer) throw UserError(a.loc, fmt::format("'{}' has no link to a peer device (to = \"peer\"), which --tp {} needs", a.name, opt.tp));
+    const double n = static_cast<double>(opt.tp);
+    const double per_layer = m.parallel_attn ? 1 : 2;
+    const double msg = rows * static_cast<double>(m.hidden_size) * dtype_bytes(m.dtype);
+    const double count = per_layer * static_cast<double>(r.layers);
+    r.allreduce_bytes = count * 2 * (n - 1) / n * msg;
+    r.allreduce_time = r.allreduce_bytes / peer->bandwidth + count * 2 * (n - 1) * peer->latency;
+    r.allreduce_link = peer->name;
+  }
+  r.step_time = r.compute_time + r.allreduce_time;
+  r.tokens = rows;
+  r.tokens_per_s = r.step_time > 0 ? r.tokens / r.step_time : 0;
+
+  // Energy per step over all devices: the cost model's dynamic energy, the all-reduce bytes
+  // over the link, and idle power for the step's duration.
+  const Link* link = r.allreduce_link.empty() ? nullptr : a.link(r.allreduce_link);
+  double dynamic = 0;
+  for (const BlockRun& b : r.blocks) dynamic += b.energy;
+  r.energy = static_cast<double>(opt.tp) * (dynamic + r.allreduce_bytes * (link ? link->energy : 0) + a.power.idle * r.step_time);
+  r.energy_per_token = r.tokens > 0 ? r.energy / r.tokens : 0;
+
+  // Memory of one device, all in the tier that feeds the arrays.
+  const MemoryTier& tier = *a.tier(storage_path(a, 0)[0]);
+  TierMemory mem;
+  mem.tier = tier.name;
+  mem.capacity = tier.capacity;
+  for (const Tensor& t : c.tensors)
+    if (is_weight(t)) mem.weights += t.bytes();
+  const double cached = decode ? static_cast<double>(opt.phase.context + 1) : static_cast<double>(opt.phase.prompt);
+  const double kv_layers = opt.phase.layers > 0 ? static_cast<double>(r.layers) / static_cast<double>(m.num_hidden_layers) : 1.0;
+  if (!m.encoder_only) mem.kv_cache = m.kv_bytes_per_token(m.dtype) * kv_layers * static_cast<double>(opt.phase.batch) * cached;
+  mem.activations = p.activation_bytes(r);
+  r.memory.push_back(mem);
+  if (mem.total() > mem.capacity) {
+    const double need_tp = std::ceil((mem.weights + mem.kv_cache) * static_cast<double>(opt.tp) / mem.capacity);
+    throw UserError(SourceLoc{"--batch/--context"},
+                    fmt::format("the deployment does not fit: each device needs {:.2f} GiB of {} (weights {:.2f} GiB, KV cache {:.2f} GiB, "
+                                "activations {:.2f} GiB) but '{}' has {:.2f} GiB; use a smaller batch or context, or at least --tp {:.0f}",
+                                mem.total() / (1ull << 30), tier.name, mem.weights / (1ull << 30), mem.kv_cache / (1ull << 30),
+                                mem.activations / (1ull << 30), a.name, mem.capacity / (1ull << 30), std::max(need_tp, 2.0)));
+  }
+  return r;
+}
+
+}  // namespace einsim

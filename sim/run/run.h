@@ -1,0 +1,131 @@
+#pragma once
+// Whole-cascade evaluation: fuses Einsums into blocks, maps every Einsum with the mapper and
+// adds the blocks up into a step time, energy, traffic per tier and memory per tier. This is
+// what `einsim run` prints.
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "arch/arch.h"
+#include "sim/cost/mapper.h"
+#include "workloads/transformer.h"
+
+namespace einsim {
+
+/// Which consecutive Einsums run as one fused block (one kernel on a GPU).
+enum class Fusion {
+  None,     ///< every Einsum is its own block; every tensor round-trips the tier
+  Kernels,  ///< as inference engines issue GPU kernels: one GEMM (a contraction with a weight) per block, with its prologue/epilogue
+  Greedy,   ///< as long as the intermediates fit (FuseMax-style accelerators)
+};
+std::string_view fusion_name(Fusion f);
+std::optional<Fusion> parse_fusion(std::string_view s);
+
+/// One Einsum of a costed cascade.
+struct EinsumRun {
+  int einsum = -1;
+  std::string name;       ///< the tensor it writes
+  std::string component;  ///< model component (attention, mlp, ...), or "" outside models
+  int block = -1;         ///< index into RunReport::blocks
+  double repeats = 1;     ///< sequential instances (layers x iterations of enclosing loops)
+  double flops = 0;       ///< all instances
+  double compute = 0;     ///< s the array is busy, all instances
+  std::vector<LevelTraffic> traffic;  ///< all instances, tier first; `busy` in s
+  double energy = 0;      ///< J, all instances (dynamic)
+  double utilization = 0; ///< ideal compute / time it would take alone
+  double time_alone = 0;  ///< s it would take as a block of its own (all instances)
+  std::string bottleneck; ///< of one instance
+  std::string mapping;    ///< in words
+  int64_t mappings_evaluated = 0;
+};
+
+/// A fused block: Einsums whose intermediates stay on chip.
+struct BlockRun {
+  std::vector<int> einsums;           ///< indices into RunReport::einsums, in schedule order
+  std::vector<std::string> resident;  ///< intermediates kept on chip
+  double repeats = 1;                 ///< sequential instances (launches on a GPU)
+  double time = 0;                    ///< s, all instances
+  double compute = 0;                 ///< s the busiest array works
+  double overhead = 0;                ///< s of fill/drain and launch, all instances
+  double energy = 0;
+  double flops = 0;
+  std::vector<LevelTraffic> traffic;  ///< tier first
+  std::string bottleneck;
+};
+
+/// Bytes resident per memory tier.
+struct TierMemory {
+  std::string tier;
+  double capacity = 0;
+  double weights = 0;
+  double kv_cache = 0;
+  double activations = 0;
+  double total() const { return weights + kv_cache + activations; }
+};
+
+struct RunOptions {
+  Phase phase;
+  int64_t tp = 1;                ///< tensor-parallel devices
+  std::optional<DType> dtype;    ///< weights, activations and KV cache (default: the model's)
+  std::optional<Fusion> fusion;  ///< default: Kernels on GPUs, Greedy elsewhere
+  MapperOptions mapper;
+  /// Whole models map dozens of Einsums per design point: a smaller tile budget than a lone
+  /// Einsum gets (docs/ARCHITECTURE.md measures what it gives up: under 1% of step time).
+  RunOptions() { mapper.max_tiles = 256; }
+};
+
+struct RunReport {
+  std::string model, arch;
+  Phase phase;
+  int64_t tp = 1;
+  DType dtype = DType::BF16;
+  Fusion fusion = Fusion::Kernels;
+  std::vector<EinsumRun> einsums;
+  std::vector<BlockRun> blocks;
+  int64_t layers = 0;
+  double layer_time = 0;       ///< s of one layer's blocks
+  double compute_time = 0;     ///< s: all blocks on one device
+  double allreduce_time = 0;   ///< s: tensor-parallel all-reduces (not overlapped)
+  double allreduce_bytes = 0;  ///< B each device sends
+  std::string allreduce_link;
+  double step_time = 0;        ///< s: compute_time + allreduce_time
+  double tokens = 0;           ///< tokens produced (decode) or processed (prefill) per step
+  double tokens_per_s = 0;
+  double energy = 0;           ///< J per step, all devices: dynamic + idle power over the step
+  double energy_per_token = 0;
+  double flops = 0;            ///< per device
+  std::vector<TierMemory> memory;  ///< per device
+  int64_t mappings_evaluated = 0;
+  int64_t cache_hits = 0;
+};
+
+/// Memoises mappings by Einsum shape (variables, accesses, operand shapes and types, which
+/// operands stay on chip), for one architecture and mapper setting. Reusing it across design
+/// points that share Einsum shapes (another context length, another batch) skips their search.
+struct MappedEinsum {
+  MapResult result;
+  std::string words;  ///< describe_mapping() of the result
+};
+class MapCache {
+ public:
+  const MappedEinsum* find(const std::string& key) const;
+  const MappedEinsum& insert(const std::string& key, MappedEinsum m);
+  size_t size() const { return map_.size(); }
+
+ private:
+  std::map<std::string, std::unique_ptr<MappedEinsum>> map_;
+};
+
+/// Costs every Einsum of `c` on one device of `a`. Einsums inside loops over iterative ranks
+/// (the layer rank L, the block rank M1 of the 1-pass attention) run their loop's iterations
+/// one after another: each is mapped for one iteration and repeated.
+RunReport run_cascade(const Cascade& c, const ArchSpec& a, DType dt, Fusion fusion, const MapperOptions& mopt,
+                      MapCache* cache = nullptr);
+
+/// `einsim run`: one phase of `m` on `tp` devices of `a`. Throws UserError when the deployment
+/// does not fit the first tier or TP does not divide the model.
+RunReport run_model(const ModelConfig& m, const ArchSpec& a, const RunOptions& opt, MapCache* cache = nullptr);
+
+}  // namespace einsim
