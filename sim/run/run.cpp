@@ -218,8 +218,13 @@ class Planner {
 
   // Iterations of the loops enclosing every member: the block's sequential instances.
   double block_repeats(const std::vector<int>& members) const {
-    std::vector<int> common = loops_[static_cast<size_t>(members[0])];
-    for (int id : members) {
+    // Initialisations run once per instance of the block they sit in: they do not count.
+    std::vector<int> counted;
+    for (int id : members)
+      if (!c_.einsums[static_cast<size_t>(id)].reads.empty()) counted.push_back(id);
+    if (counted.empty()) counted = members;
+    std::vector<int> common = loops_[static_cast<size_t>(counted[0])];
+    for (int id : counted) {
       const std::vector<int>& lp = loops_[static_cast<size_t>(id)];
       size_t k = 0;
       while (k < common.size() && k < lp.size() && common[k] == lp[k]) ++k;
@@ -355,17 +360,34 @@ class Planner {
     return bytes <= where->capacity;
   }
 
-  // Blocks in schedule order. Initialisations (Einsums that read nothing, `RM[m1=0] = -inf`)
-  // move to just before their first reader and may join any block.
+  // Blocks in schedule order.
   std::vector<std::vector<int>> group() {
     std::vector<int> order;
     std::vector<int> inits;
     for (int id : c_.order()) (c_.einsums[static_cast<size_t>(id)].reads.empty() ? inits : order).push_back(id);
+    std::vector<std::vector<int>> blocks = group_ordered(order);
+    // Initialisations (`RM[m1=0] = -inf`, which read nothing) run in the block of their
+    // first reader, just before it.
     for (int id : inits) {
+      if (fusion_ == Fusion::None) {
+        blocks.push_back({id});
+        continue;
+      }
       const Tensor& t = c_.tensors[static_cast<size_t>(c_.einsums[static_cast<size_t>(id)].lhs.tensor)];
-      auto at = std::find_if(order.begin(), order.end(), [&](int r) { return std::find(t.readers.begin(), t.readers.end(), r) != t.readers.end(); });
-      order.insert(at, id);
+      bool placed = false;
+      for (std::vector<int>& b : blocks) {
+        auto at = std::find_if(b.begin(), b.end(), [&](int r) { return std::find(t.readers.begin(), t.readers.end(), r) != t.readers.end(); });
+        if (at == b.end()) continue;
+        b.insert(at, id);
+        placed = true;
+        break;
+      }
+      if (!placed) blocks.push_back({id});
     }
+    return blocks;
+  }
+
+  std::vector<std::vector<int>> group_ordered(const std::vector<int>& order) {
     auto contracts = [&](const Einsum& e) { return e.ops[OpClass::Mac] > 0; };
     auto with_weight = [&](const Einsum& e) {
       if (!contracts(e)) return false;
@@ -383,11 +405,21 @@ class Planner {
         const std::vector<int>& lp0 = loops_[static_cast<size_t>(cur[0])];
         // Same outermost loop (a block does not span layers and what surrounds them).
         join = (lp.empty() ? -1 : lp[0]) == (lp0.empty() ? -1 : lp0[0]);
-        // Connected: reads something the block writes (initialisations always are).
-        bool connected = e.reads.empty();
+        // Connected: reads something the block writes.
+        bool connected = false, epilogue = false;
         for (const Access& acc : e.reads)
-          for (int m : cur) connected |= c_.einsums[static_cast<size_t>(m)].lhs.tensor == acc.tensor;
-        join = join && connected;
+          for (int m : cur) {
+            if (c_.einsums[static_cast<size_t>(m)].lhs.tensor != acc.tensor) continue;
+            connected = true;
+            // Greedy: an Einsum outside the block's loop that reads the loop's final value
+            // (`AV = RNV[..,M1,..] / RD[..,M1,..]`) may close the block as its epilogue.
+            const Tensor& t = c_.tensors[static_cast<size_t>(acc.tensor)];
+            const std::vector<int>& ml = loops_[static_cast<size_t>(m)];
+            const bool prefix = lp.size() < ml.size() && std::equal(lp.begin(), lp.end(), ml.begin());
+            for (size_t k = lp.size(); prefix && k < ml.size(); ++k)
+              epilogue |= std::find(t.ranks.begin(), t.ranks.end(), ml[k]) != t.ranks.end();
+          }
+        join = (join || (fusion_ == Fusion::Greedy && epilogue)) && connected;
         // Kernels: a contraction with a weight (a GEMM) starts a kernel, and a kernel holds
         // one GEMM with its prologue and epilogue, or contractions of activations only
         // (attention); as inference engines issue them.
@@ -464,6 +496,14 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOption
   ModelConfig m = shard(model, opt.tp);
   if (opt.dtype) m.dtype = *opt.dtype;
   const Fusion fusion = opt.fusion.value_or(a.gpu ? Fusion::Kernels : Fusion::Greedy);
+  const Link* peer = nullptr;
+  for (const Link& l : a.links)
+    if (l.to == "peer") {
+      peer = &l;
+      break;
+    }
+  if (opt.tp > 1 && !peer)
+    throw UserError(a.loc, fmt::format("'{}' has no link to a peer device (to = \"peer\"), which --tp {} needs", a.name, opt.tp));
   const Cascade c = bind_cascade(transformer_cascade(m, opt.phase));
   Planner p(c, a, m.dtype, fusion, opt.mapper, cache);
   RunReport r = p.run();
@@ -479,13 +519,6 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOption
   const bool decode = opt.phase.kind == PhaseKind::Decode;
   const double rows = static_cast<double>(opt.phase.batch) * static_cast<double>(decode ? 1 : opt.phase.prompt);
   if (opt.tp > 1) {
-    const Link* peer = nullptr;
-    for (const Link& l : a.links)
-      if (l.to == "peer") {
-        peer = &l;
-        break;
-      }
-    if (!peer) throw UserError(a.loc, fmt::format("'{}' has no link to a peer device (to = \"peer\"), which --tp {} needs", a.name, opt.tp));
     const double n = static_cast<double>(opt.tp);
     const double per_layer = m.parallel_attn ? 1 : 2;
     const double msg = rows * static_cast<double>(m.hidden_size) * dtype_bytes(m.dtype);

@@ -79,3 +79,65 @@ TEST_CASE("usage errors exit 1, help exits 0", "[cli][errors]") {
   CHECK(n.code == 1);
   CHECK_THAT(n.err, Catch::Contains("no-such-model: error: cannot open file"));
 }
+
+TEST_CASE("run prints blocks, Einsums and totals as a table, JSON and CSV", "[cli][run]") {
+  const std::vector<std::string> base = {"run", "--arch", "h100", "--model", "llama-2-7b", "--phase", "decode", "--batch", "4", "--context", "2k", "--layers", "2"};
+  const Run t = run(base);
+  REQUIRE(t.code == 0);
+  CHECK_THAT(t.out, Catch::Contains("Llama-2-7B on H100-SXM5-80GB: decode step, batch 4, context 2048, fp16, fusion kernels"));
+  CHECK_THAT(t.out, Catch::Contains("decode step (TPOT):") && Catch::Contains("tokens/s") && Catch::Contains("per layer:"));
+  CHECK_THAT(t.out, Catch::Contains("memory per device (hbm): weights"));
+
+  std::vector<std::string> args = base;
+  args.insert(args.end(), {"--format", "json", "--tp", "2"});
+  const Run j = run(args);
+  REQUIRE(j.code == 0);
+  const auto doc = nlohmann::json::parse(j.out);
+  CHECK(doc["kind"] == "run");
+  CHECK(doc["tp"] == 2);
+  CHECK(doc["phase"]["kind"] == "decode");
+  CHECK(doc["totals"]["tpot_s"].get<double>() == doc["totals"]["step_s"].get<double>());
+  CHECK(doc["totals"]["ttft_s"].is_null());
+  CHECK(doc["totals"]["allreduce_s"].get<double>() > 0);
+  CHECK(doc["memory"][0]["tier"] == "hbm");
+  CHECK(doc["blocks"].size() > 5);
+  CHECK(doc["einsums"][0].contains("mapping"));
+  CHECK(doc["einsums"][0]["traffic"][0]["level"] == "hbm");
+
+  args = base;
+  args.insert(args.end(), {"--format", "csv"});
+  const Run c = run(args);
+  REQUIRE(c.code == 0);
+  CHECK_THAT(c.out, Catch::StartsWith("einsum,component,block,repeats,flops,compute_ms"));
+}
+
+TEST_CASE("run rejects bad options with located errors and exit 1", "[cli][run][errors]") {
+  const std::vector<std::string> base = {"run", "--arch", "h100", "--model", "llama-2-7b", "--layers", "1"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = base;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return run(a);
+  };
+  Run r = with({"--phase", "decode", "--prompt", "512"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("--prompt: error: --prompt applies to prefill"));
+  r = with({"--phase", "prefill", "--context", "512"});
+  CHECK_THAT(r.err, Catch::Contains("--context: error: --context applies to decode"));
+  r = with({"--phase", "decode", "--set", "hidden_size=8"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("--set: error: 'hidden_size=8': run overrides start with arch. or model."));
+  r = with({"--phase", "decode", "--set", "arch.tiers.hbm.capacity=100 MB"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("error: the deployment does not fit"));
+  r = with({"--phase", "decode", "--set", "model.hiden_size=8"});
+  CHECK_THAT(r.err, Catch::Contains("unknown key 'hiden_size'"));
+  r = with({"--phase", "decode", "--batch", "lots"});
+  CHECK_THAT(r.err, Catch::Contains("--batch: error: 'lots' is not a token count"));
+  r = with({"--phase", "decode", "--tp", "5"});
+  CHECK_THAT(r.err, Catch::Contains("--tp: error: --tp 5 does not divide the 32 attention heads"));
+  r = run({"run", "--arch", "no-such-gpu", "--model", "llama-2-7b", "--phase", "decode"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("no-such-gpu"));
+  r = with({"--phase", "sideways"});
+  CHECK(r.code == 1);
+}

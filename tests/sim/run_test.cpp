@@ -1,0 +1,262 @@
+// Whole-cascade evaluation (`einsim run`): fusion, loop ranks, TP, memory and the cache.
+#include <catch2/catch.hpp>
+
+#include <set>
+
+#include "../workloads/helpers.h"
+#include "sim/run/run.h"
+#include "workloads/analysis.h"
+#include "workloads/cascade_loader.h"
+#include "workloads/model_config.h"
+
+using namespace einsim;
+using einsim::test::error_of;
+using einsim::test::shipped;
+
+namespace {
+
+const ModelConfig& llama2_7b() {
+  static const ModelConfig m = load_model(shipped("models/llama-2-7b.toml"));
+  return m;
+}
+
+RunOptions decode(int64_t batch, int64_t context, int64_t layers = 2) {
+  RunOptions o;
+  o.phase.kind = PhaseKind::Decode;
+  o.phase.batch = batch;
+  o.phase.context = context;
+  o.phase.layers = layers;
+  return o;
+}
+
+RunOptions prefill(int64_t batch, int64_t prompt, int64_t layers = 2) {
+  RunOptions o;
+  o.phase.kind = PhaseKind::Prefill;
+  o.phase.batch = batch;
+  o.phase.prompt = prompt;
+  o.phase.layers = layers;
+  return o;
+}
+
+double tier_bytes(const RunReport& r) {
+  double b = 0;
+  for (const BlockRun& x : r.blocks) b += x.traffic[0].read_bytes + x.traffic[0].write_bytes;
+  return b;
+}
+
+const BlockRun* block_with(const RunReport& r, const std::string& einsum) {
+  for (const BlockRun& b : r.blocks)
+    for (int i : b.einsums)
+      if (r.einsums[static_cast<size_t>(i)].name == einsum) return &b;
+  return nullptr;
+}
+
+bool has(const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
+}  // namespace
+
+TEST_CASE("run: blocks partition the Einsums and add up to the step", "[run]") {
+  const ArchSpec a = load_arch("h100");
+  for (const RunOptions& o : {decode(4, 1000), prefill(2, 512)}) {
+    const RunReport r = run_model(llama2_7b(), a, o);
+    const Cascade c = bind_cascade(transformer_cascade(llama2_7b(), o.phase));
+    std::set<int> seen;
+    double sum = 0;
+    for (const BlockRun& b : r.blocks) {
+      sum += b.time;
+      for (int i : b.einsums) CHECK(seen.insert(r.einsums[static_cast<size_t>(i)].einsum).second);
+    }
+    CHECK(seen.size() == c.einsums.size());
+    CHECK(r.step_time == Approx(sum));
+    CHECK(r.layers == 2);
+    // The per-layer Einsums run once per layer: their FLOPs are the whole cascade's.
+    CHECK(r.flops == Approx(analyze(c).ops.flops()));
+  }
+}
+
+TEST_CASE("run: the step is no faster than its compute and its compulsory traffic", "[run]") {
+  for (const char* preset : {"a100", "h100", "h200"}) {
+    const ArchSpec a = load_arch(preset);
+    for (const RunOptions& o : {decode(8, 4096), decode(64, 512), prefill(4, 1024)}) {
+      const RunReport r = run_model(llama2_7b(), a, o);
+      const Cascade c = bind_cascade(transformer_cascade(llama2_7b(), o.phase));
+      const MemoryTier& hbm = a.tiers[0];
+      INFO(preset << " " << (o.phase.kind == PhaseKind::Decode ? "decode" : "prefill"));
+      CHECK(r.step_time >= analyze(c).compulsory_bytes / hbm.read_bandwidth);
+      CHECK(r.step_time >= r.flops / a.peak_flops(DType::FP16));
+      CHECK(tier_bytes(r) >= 0.999 * analyze(c).compulsory_bytes);
+    }
+  }
+}
+
+TEST_CASE("run: decode grows with context, prefill with the prompt, both with layers", "[run]") {
+  const ArchSpec a = load_arch("h100");
+  CHECK(run_model(llama2_7b(), a, decode(8, 8192)).step_time > run_model(llama2_7b(), a, decode(8, 1024)).step_time);
+  CHECK(run_model(llama2_7b(), a, prefill(1, 4096)).step_time > run_model(llama2_7b(), a, prefill(1, 1024)).step_time);
+  const RunReport two = run_model(llama2_7b(), a, decode(8, 2048, 2));
+  const RunReport four = run_model(llama2_7b(), a, decode(8, 2048, 4));
+  // Layers are identical: one layer costs the same, and four cost twice two.
+  CHECK(four.layer_time == Approx(two.layer_time).epsilon(1e-9));
+  CHECK(four.layer_time * 4 == Approx(four.compute_time - (two.compute_time - two.layer_time * 2)).epsilon(1e-9));
+}
+
+TEST_CASE("run: GPU kernels fuse prologues, epilogues and attention; fusion never costs traffic", "[run]") {
+  const ArchSpec a = load_arch("h100");
+  RunOptions o = decode(8, 4096);
+  const RunReport kernels = run_model(llama2_7b(), a, o);
+  CHECK(kernels.fusion == Fusion::Kernels);
+  o.fusion = Fusion::None;
+  const RunReport none = run_model(llama2_7b(), a, o);
+  CHECK(none.blocks.size() == none.einsums.size());
+  CHECK(kernels.blocks.size() < none.blocks.size());
+  CHECK(tier_bytes(kernels) < tier_bytes(none));
+  CHECK(kernels.step_time < none.step_time);
+  // One GEMM per kernel: every block holds at most one contraction with a weight.
+  const Cascade c = bind_cascade(transformer_cascade(llama2_7b(), o.phase));
+  for (const BlockRun& b : kernels.blocks) {
+    int gemms = 0;
+    for (int i : b.einsums) {
+      const Einsum& e = c.einsums[static_cast<size_t>(kernels.einsums[static_cast<size_t>(i)].einsum)];
+      bool weight = false;
+      for (const Access& acc : e.reads) weight |= c.tensors[static_cast<size_t>(acc.tensor)].role == TensorRole::Weight;
+      gemms += e.ops[OpClass::Mac] > 0 && weight;
+    }
+    CHECK(gemms <= 1);
+  }
+  // The 1-pass attention is one kernel per layer (FlashAttention), its tiles on chip.
+  const BlockRun* attn = block_with(kernels, "SLNV");
+  REQUIRE(attn);
+  CHECK(attn == block_with(kernels, "BQK"));
+  CHECK(attn == block_with(kernels, "AV"));
+  CHECK(attn->repeats == 2);  // once per layer
+  CHECK(has(attn->resident, "BQK"));
+  CHECK(has(attn->resident, "SLN"));
+  // The norm's two reductions and its scaling are one kernel.
+  CHECK(block_with(kernels, "N1SS") == block_with(kernels, "XN"));
+}
+
+TEST_CASE("run: the pass analysis decides which attention intermediates stay on chip", "[run]") {
+  // FuseMax with a small global buffer: the 3-pass cascade must hold whole M fibers of three
+  // intermediates per query, the 1-pass cascade streams M in blocks (FuseMax §III).
+  const ArchSpec a = load_arch("fusemax", {"arch.levels.gbuf.capacity=256 KiB"});
+  MapperOptions mo;
+  mo.max_tiles = 256;
+  auto run = [&](const char* file, int64_t kv) {
+    const Cascade c = load_cascade(shipped(file), {"cascade.params.kv_len=" + std::to_string(kv)});
+    return run_cascade(c, a, DType::FP16, Fusion::Greedy, mo);
+  };
+  // 4K keys: 3 x 4K x 2 B per query fit; the whole 3-pass cascade is one block.
+  const RunReport short3 = run("workloads/attention-3pass.toml", 4096);
+  CHECK(short3.blocks.size() == 1);
+  CHECK(has(short3.blocks[0].resident, "SN"));
+  // 64K keys: 3 x 128 KiB do not fit in 256 KiB; SN spills to DRAM.
+  const RunReport long3 = run("workloads/attention-3pass.toml", 65536);
+  CHECK(long3.blocks.size() > 1);
+  for (const BlockRun& b : long3.blocks) CHECK_FALSE(has(b.resident, "SN"));
+  // The 1-pass cascade keeps its intermediates on chip at any length.
+  for (int64_t kv : {4096, 65536}) {
+    const RunReport one = run("workloads/attention-1pass.toml", kv);
+    const BlockRun* attn = block_with(one, "SLN");
+    REQUIRE(attn);
+    CHECK(attn == block_with(one, "AV"));
+    CHECK(has(attn->resident, "SLN"));
+    CHECK(has(attn->resident, "BQK"));
+  }
+  // Same work, far less DRAM traffic once the 3-pass cascade spills.
+  const RunReport long1 = run("workloads/attention-1pass.toml", 65536);
+  CHECK(tier_bytes(long1) < 0.5 * tier_bytes(long3));
+}
+
+TEST_CASE("run: prefill does not fuse the key projection into attention along the query rank", "[run]") {
+  // Greedy fusion walks the block along the ranks every member produces (here P). Attention
+  // reads the keys along M, so the keys of later queries would be needed before they exist.
+  const ArchSpec a = load_arch("h100");
+  RunOptions o = prefill(1, 1024);
+  o.fusion = Fusion::Greedy;
+  const RunReport r = run_model(llama2_7b(), a, o);
+  for (const BlockRun& b : r.blocks) CHECK_FALSE(has(b.resident, "KR"));
+  CHECK(block_with(r, "KR") != block_with(r, "BQK"));
+}
+
+TEST_CASE("run: tensor parallelism splits the model and adds the all-reduce", "[run]") {
+  const ArchSpec a = load_arch("h100");
+  RunOptions o = decode(16, 4096);
+  const RunReport one = run_model(llama2_7b(), a, o);
+  o.tp = 4;
+  const RunReport four = run_model(llama2_7b(), a, o);
+  CHECK(one.allreduce_time == 0);
+  CHECK(four.allreduce_time > 0);
+  CHECK(four.allreduce_link == "nvlink");
+  CHECK(four.memory[0].weights < 0.3 * one.memory[0].weights);
+  CHECK(four.memory[0].kv_cache == Approx(one.memory[0].kv_cache / 4));
+  CHECK(four.compute_time < one.compute_time);
+  // Ring all-reduce: 2 per layer, each sending 2(n-1)/n of batch x d_model x 2 B.
+  const double msg = 16.0 * 4096 * 2;
+  CHECK(four.allreduce_bytes == Approx(2 * 2 * 2 * 3.0 / 4 * msg));
+  CHECK(four.step_time == Approx(four.compute_time + four.allreduce_time));
+  o.tp = 3;
+  CHECK_THAT(error_of([&] { run_model(llama2_7b(), a, o); }), Catch::Contains("--tp: error: --tp 3 does not divide the 32 attention heads"));
+  o.tp = 2;
+  CHECK_THAT(error_of([&] { run_model(llama2_7b(), load_arch("fusemax"), o); }),
+             Catch::Contains("has no link to a peer device (to = \"peer\"), which --tp 2 needs"));
+}
+
+TEST_CASE("run: a deployment that does not fit says by how much", "[run]") {
+  const ArchSpec a = load_arch("a100");
+  const ModelConfig big = load_model(shipped("models/llama-3-70b.toml"));
+  RunOptions o = decode(1, 1024, 0);
+  const std::string e = error_of([&] { run_model(big, a, o); });
+  CHECK_THAT(e, Catch::StartsWith("--batch/--context: error: the deployment does not fit"));
+  CHECK_THAT(e, Catch::Contains("weights 131.42 GiB") && Catch::Contains("at least --tp 2"));
+  // KV cache counts too: Llama-2-7B at batch 64 and 8K context needs 256 GiB of cache.
+  const std::string kv = error_of([&] { run_model(llama2_7b(), a, decode(64, 8192, 0)); });
+  CHECK_THAT(kv, Catch::Contains("KV cache 256.0"));
+}
+
+TEST_CASE("run: memory per device counts weights, KV cache and activations", "[run]") {
+  const ArchSpec a = load_arch("h100");
+  const RunReport r = run_model(llama2_7b(), a, decode(8, 4095, 0));
+  REQUIRE(r.memory.size() == 1);
+  CHECK(r.memory[0].tier == "hbm");
+  CHECK(r.memory[0].weights == Approx(count_params(llama2_7b()).total * 2));
+  CHECK(r.memory[0].kv_cache == Approx(8.0 * 4096 * llama2_7b().kv_bytes_per_token(DType::BF16)));
+  CHECK(r.memory[0].activations > 0);
+  CHECK(r.memory[0].activations < 0.01 * r.memory[0].weights);
+  CHECK(r.tokens == 8);
+  CHECK(r.tokens_per_s == Approx(8 / r.step_time));
+  CHECK(r.energy_per_token > 0);
+}
+
+TEST_CASE("run: the mapping cache replays a design point without searching", "[run]") {
+  const ArchSpec a = load_arch("h100");
+  MapCache cache;
+  const RunReport cold = run_model(llama2_7b(), a, decode(8, 2048), &cache);
+  CHECK(cold.mappings_evaluated > 0);
+  const RunReport warm = run_model(llama2_7b(), a, decode(8, 2048), &cache);
+  CHECK(warm.mappings_evaluated == 0);
+  CHECK(warm.cache_hits == static_cast<int64_t>(warm.einsums.size()));
+  CHECK(warm.step_time == cold.step_time);
+  // Another context length shares every Einsum but attention's.
+  const RunReport other = run_model(llama2_7b(), a, decode(8, 8192), &cache);
+  CHECK(other.cache_hits > 0);
+  CHECK(other.cache_hits < static_cast<int64_t>(other.einsums.size()));
+}
+
+TEST_CASE("run: per-layer Einsums are mapped for one layer and repeated", "[run]") {
+  const ArchSpec a = load_arch("h100");
+  const RunReport r = run_model(llama2_7b(), a, decode(8, 2048, 3));
+  for (const EinsumRun& e : r.einsums) {
+    if (e.component == "embedding" || e.component == "lm-head" || e.name == "FSS" || e.name == "FRS" || e.name == "XF") {
+      CHECK(e.repeats == 1);
+    } else if (e.component == "attention" && e.name != "Q" && e.name != "K" && e.name != "V" && e.name != "QR" && e.name != "KR" &&
+               e.name != "AV") {
+      INFO(e.name);
+      const bool init = e.name == "RM" || e.name == "RD" || e.name == "RNV";  // `RM[m1=0]` runs once per layer
+      CHECK((e.repeats == 3 * 9 || (init && e.repeats == 3)));  // layers x blocks of 256 keys (2049 keys: 9 blocks)
+    } else {
+      INFO(e.name);
+      CHECK(e.repeats == 3);
+    }
+    CHECK_THAT(e.mapping, !Catch::Contains("l="));  // never tiled across layers
+  }
+}
