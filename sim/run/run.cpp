@@ -68,21 +68,33 @@ std::set<int> dim_ranks(const Einsum& e, const Access& a, size_t d) {
 // The cascade prepared for costing: loops, sliced Einsums, pass analyses on demand.
 class Planner {
  public:
-  Planner(const Cascade& c, const ArchSpec& a, DType dt, Fusion fusion, const MapperOptions& mopt, MapCache* cache)
-      : c_(c), a_(a), dt_(dt), fusion_(fusion), mopt_(mopt), cache_(cache) {
+  /// `layer_rank`: the rank of a model's layers (blocks never span it), or -1.
+  Planner(const Cascade& c, const ArchSpec& a, DType dt, Fusion fusion, const MapperOptions& mopt, MapCache* cache, int layer_rank)
+      : c_(c), a_(a), dt_(dt), fusion_(fusion), mopt_(mopt), cache_(cache), layer_rank_(layer_rank) {
     loops_.resize(c.einsums.size());
     std::vector<int> stack;
     enclosing_loops(c.schedule, stack, loops_);
-    // An Einsum with a variable over a loop's rank runs in that loop's iterations even where
-    // the schedule hoists it out (the new K and V of a decode step are written per layer but
-    // feed nothing inside the layer loop): its loops are the enclosing ones and those.
+    // The schedule hoists out of a loop what is not part of its recurrence. A hoisted Einsum
+    // with a variable over the loop's rank that reads a value produced per iteration still
+    // runs per iteration (the new K and V of a decode step: per layer, from that layer's
+    // normed input); one that reads nothing per-iteration runs all iterations at once
+    // (the scores BQK of every key block, FlashDecoding-style).
     std::map<int, size_t> depth;
     for (const auto& lp : loops_)
       for (size_t k = 0; k < lp.size(); ++k) depth.emplace(lp[k], k);
-    for (const Einsum& e : c.einsums) {
-      std::vector<int>& lp = loops_[static_cast<size_t>(e.id)];
-      for (const Var& v : e.vars)
-        if (depth.count(v.rank) && std::find(lp.begin(), lp.end(), v.rank) == lp.end()) lp.push_back(v.rank);
+    for (int id : c.order()) {
+      const Einsum& e = c.einsums[static_cast<size_t>(id)];
+      std::vector<int>& lp = loops_[static_cast<size_t>(id)];
+      for (const Var& v : e.vars) {
+        if (!depth.count(v.rank) || std::find(lp.begin(), lp.end(), v.rank) != lp.end()) continue;
+        bool per_iteration = false;
+        for (const Access& acc : e.reads)
+          for (int w : c.tensors[static_cast<size_t>(acc.tensor)].writers) {
+            const std::vector<int>& wl = loops_[static_cast<size_t>(w)];
+            per_iteration |= w != id && std::find(wl.begin(), wl.end(), v.rank) != wl.end();
+          }
+        if (per_iteration) lp.push_back(v.rank);
+      }
       std::stable_sort(lp.begin(), lp.end(), [&](int x, int y) { return depth[x] < depth[y]; });
     }
     // One iteration of every enclosing loop: the loop's variables get extent 1.
@@ -403,23 +415,17 @@ class Planner {
         std::vector<int>& cur = blocks.back();
         const std::vector<int>& lp = loops_[static_cast<size_t>(id)];
         const std::vector<int>& lp0 = loops_[static_cast<size_t>(cur[0])];
-        // Same outermost loop (a block does not span layers and what surrounds them).
-        join = (lp.empty() ? -1 : lp[0]) == (lp0.empty() ? -1 : lp0[0]);
+        // A block does not span the layers and what surrounds them (each layer is its own
+        // kernel); other loops (the key blocks of attention) may run inside a block.
+        if (layer_rank_ >= 0) {
+          auto in_layer = [&](const std::vector<int>& l) { return std::find(l.begin(), l.end(), layer_rank_) != l.end(); };
+          join = in_layer(lp) == in_layer(lp0);
+        }
         // Connected: reads something the block writes.
-        bool connected = false, epilogue = false;
+        bool connected = false;
         for (const Access& acc : e.reads)
-          for (int m : cur) {
-            if (c_.einsums[static_cast<size_t>(m)].lhs.tensor != acc.tensor) continue;
-            connected = true;
-            // Greedy: an Einsum outside the block's loop that reads the loop's final value
-            // (`AV = RNV[..,M1,..] / RD[..,M1,..]`) may close the block as its epilogue.
-            const Tensor& t = c_.tensors[static_cast<size_t>(acc.tensor)];
-            const std::vector<int>& ml = loops_[static_cast<size_t>(m)];
-            const bool prefix = lp.size() < ml.size() && std::equal(lp.begin(), lp.end(), ml.begin());
-            for (size_t k = lp.size(); prefix && k < ml.size(); ++k)
-              epilogue |= std::find(t.ranks.begin(), t.ranks.end(), ml[k]) != t.ranks.end();
-          }
-        join = (join || (fusion_ == Fusion::Greedy && epilogue)) && connected;
+          for (int m : cur) connected |= c_.einsums[static_cast<size_t>(m)].lhs.tensor == acc.tensor;
+        join = join && connected;
         // Kernels: a contraction with a weight (a GEMM) starts a kernel, and a kernel holds
         // one GEMM with its prologue and epilogue, or contractions of activations only
         // (attention); as inference engines issue them.
@@ -451,6 +457,7 @@ class Planner {
   Fusion fusion_;
   MapperOptions mopt_;
   MapCache* cache_;
+  int layer_rank_;
   std::vector<std::vector<int>> loops_;
   std::vector<Einsum> sliced_;
   std::vector<double> repeats_;
@@ -460,7 +467,7 @@ class Planner {
 }  // namespace
 
 RunReport run_cascade(const Cascade& c, const ArchSpec& a, DType dt, Fusion fusion, const MapperOptions& mopt, MapCache* cache) {
-  Planner p(c, a, dt, fusion, mopt, cache);
+  Planner p(c, a, dt, fusion, mopt, cache, -1);
   RunReport r = p.run();
   r.mappings_evaluated = p.evaluated_;
   r.cache_hits = p.hits_;
@@ -505,7 +512,7 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOption
   if (opt.tp > 1 && !peer)
     throw UserError(a.loc, fmt::format("'{}' has no link to a peer device (to = \"peer\"), which --tp {} needs", a.name, opt.tp));
   const Cascade c = bind_cascade(transformer_cascade(m, opt.phase));
-  Planner p(c, a, m.dtype, fusion, opt.mapper, cache);
+  Planner p(c, a, m.dtype, fusion, opt.mapper, cache, c.find_rank("L"));
   RunReport r = p.run();
   r.mappings_evaluated = p.evaluated_;
   r.cache_hits = p.hits_;
