@@ -17,11 +17,14 @@ build: deps
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# The flagship example: the Llama-3-70B decode step and FuseMax's 1-pass attention cascade.
+# The flagship example: the Llama-3-70B decode step (its cascade, then mapped onto 4 H100s)
+# and FuseMax's 1-pass attention cascade.
 demo: build
 	@$(BUILD)/sim/einsim describe configs/models/llama-3-70b.toml --phase decode --batch 16 --context 32768
 	@echo
 	@$(BUILD)/sim/einsim describe configs/workloads/attention-1pass.toml
+	@echo
+	@$(BUILD)/sim/einsim run --arch h100 --model llama-3-70b --phase decode --batch 16 --context 32k --tp 4
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

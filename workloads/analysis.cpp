@@ -71,10 +71,7 @@ PassReport pass_analysis(const Cascade& c, const std::string& rank_name, const s
   std::vector<int> level(c.tensors.size(), 0), cause(c.tensors.size(), -1);
   // Reads carried across iterations of a recurrence see values from earlier iterations, so
   // sweep the schedule until the levels settle, then once more to record passes and reasons.
-  std::vector<int> order = c.order();
-  if (subset)
-    order.erase(std::remove_if(order.begin(), order.end(), [&](int id) { return std::find(subset->begin(), subset->end(), id) == subset->end(); }),
-                order.end());
+  const std::vector<int> order = subset ? *subset : c.order();
   std::vector<char> traverses_rank(c.einsums.size(), 0);
   for (const Einsum& e : c.einsums)
     for (const Var& v : e.vars) traverses_rank[static_cast<size_t>(e.id)] |= in_family(v.rank);

@@ -49,8 +49,8 @@ struct PassReport {
 /// a fiber; an Einsum that traverses the rank must wait for another pass when it depends on a
 /// full reduction over that rank (FuseMax §III).
 ///
-/// With `subset` (Einsum ids, e.g. a candidate fused block): only those Einsums, in schedule
-/// order; tensors written outside the subset are complete before it starts, and carried reads
+/// With `subset` (Einsum ids in schedule order, e.g. a candidate fused block): only those
+/// Einsums; tensors written outside the subset are complete before it starts, and carried reads
 /// see the previous iteration's values (one sweep, no iteration to a fixed point).
 PassReport pass_analysis(const Cascade& c, const std::string& rank, const std::vector<int>* subset = nullptr);
 

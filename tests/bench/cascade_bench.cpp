@@ -93,6 +93,26 @@ void BM_Run_Llama3_70B_Decode_H100(benchmark::State& state) {
 }
 BENCHMARK(BM_Run_Llama3_70B_Decode_H100)->Arg(0)->Arg(1)->ArgName("warm")->Unit(benchmark::kMillisecond);
 
+// What the mapper's tile cap per level gives up on whole models: the predicted step time
+// (counter step_ms) and the search cost against max_tiles, for a memory-bound decode step and
+// a compute-bound prefill.
+void BM_Run_TileCap(benchmark::State& state, const char* model, bool prefill) {
+  const ArchSpec a = load_arch("h100");
+  const ModelConfig m = load_model(std::string(EINSIM_CONFIG_DIR) + "/models/" + model + ".toml");
+  RunOptions opt;
+  opt.phase.kind = prefill ? PhaseKind::Prefill : PhaseKind::Decode;
+  opt.phase.batch = 16;
+  opt.phase.context = 32768;
+  opt.phase.prompt = 2048;
+  opt.tp = prefill ? 1 : 4;
+  opt.mapper.max_tiles = state.range(0);
+  double step = 0;
+  for (auto _ : state) step = run_model(m, a, opt).step_time;
+  state.counters["step_ms"] = step * 1e3;
+}
+BENCHMARK_CAPTURE(BM_Run_TileCap, llama3_70b_decode, "llama-3-70b", false)->Arg(64)->Arg(256)->Arg(4096)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK_CAPTURE(BM_Run_TileCap, llama3_8b_prefill, "llama-3-8b", true)->Arg(64)->Arg(256)->Arg(4096)->Unit(benchmark::kMillisecond)->Iterations(1);
+
 }  // namespace
 
 BENCHMARK_MAIN();
