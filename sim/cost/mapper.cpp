@@ -93,6 +93,7 @@ class Search {
       }
       m_.levels[k - 1] = c.inner;
       m_.levels.back() = c.array;
+      cand_bound_ = c.bound;
       outer(1, full_, c.inner.tile);
     }
   }
@@ -100,6 +101,8 @@ class Search {
   // Levels 1..k-1 around a fixed innermost tile: powers of two from the inner tile up.
   void outer(size_t i, const std::vector<int64_t>& parent, const std::vector<int64_t>& inner) {
     const size_t k = m_.path.size() - 1;
+    // No completion of this innermost choice beats its bound: once one reaches it, stop.
+    if (found_ && best_obj_ <= cand_bound_) return;
     if (i == k) {
       leaf();
       return;
@@ -109,6 +112,7 @@ class Search {
     for (size_t v = 0; v < parent.size(); ++v) cand[v] = tiles(inner[v], parent[v]);
     thin_candidates(cand, opt_.max_tiles);
     for_each_tile(cand, [&](const std::vector<int64_t>& tile) {
+      if (found_ && best_obj_ <= cand_bound_) return;
       m_.levels[i - 1].tile = tile;
       if (cost_.occupancy(m_, i) > lvl.capacity) return;
       for_each_order(parent, tile, m_.levels[i - 1].order, [&] { outer(i + 1, tile, inner); });
@@ -264,6 +268,7 @@ class Search {
   bool found_ = false;
   double best_obj_ = 0;
   double lower_bound_ = 0;
+  double cand_bound_ = 0;  ///< bound of the innermost choice being completed
   std::vector<int64_t> full_;
   std::vector<std::pair<double, LevelTiles>>* collecting_ = nullptr;
   std::vector<std::pair<double, LevelTiles>> cands_bounds_;

@@ -500,6 +500,8 @@ ModelConfig shard(const ModelConfig& m, int64_t tp) {
 }  // namespace
 
 RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOptions& opt, MapCache* cache) {
+  if (a.arrays.empty())
+    throw UserError(a.loc, fmt::format("'{}' has no compute arrays: it holds memory and links only, and cannot run a model", a.name));
   ModelConfig m = shard(model, opt.tp);
   if (opt.dtype) m.dtype = *opt.dtype;
   const Fusion fusion = opt.fusion.value_or(a.gpu ? Fusion::Kernels : Fusion::Greedy);

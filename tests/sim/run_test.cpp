@@ -196,6 +196,8 @@ TEST_CASE("run: tensor parallelism splits the model and adds the all-reduce", "[
   CHECK(four.step_time == Approx(four.compute_time + four.allreduce_time));
   o.tp = 3;
   CHECK_THAT(error_of([&] { run_model(llama2_7b(), a, o); }), Catch::Contains("--tp: error: --tp 3 does not divide the 32 attention heads"));
+  CHECK_THAT(error_of([&] { run_model(llama2_7b(), load_arch("host-ddr5"), decode(1, 16)); }),
+             Catch::Contains("error: 'host-ddr5-2s' has no compute arrays"));
   o.tp = 2;
   CHECK_THAT(error_of([&] { run_model(llama2_7b(), load_arch("fusemax"), o); }),
              Catch::Contains("has no link to a peer device (to = \"peer\"), which --tp 2 needs"));
