@@ -247,13 +247,25 @@ class Planner {
     return n;
   }
 
+  // The element type an Einsum computes in: the run's, or, where no array runs all its
+  // operations at that type (fp8 or int8 norms, softmax and activations), the first of bf16,
+  // fp16, fp32 that one does, as fp8 inference keeps epilogues in higher precision. Tensors
+  // keep their storage type (bytes moved do not change).
+  DType compute_type(const Einsum& e) const {
+    if (bind_array(e, a_, dt_) >= 0) return dt_;
+    for (DType w : {DType::BF16, DType::FP16, DType::FP32})
+      if (bind_array(e, a_, w) >= 0) return w;
+    return dt_;  // the mapper reports what no array runs
+  }
+
   const MappedEinsum& map(int id, const std::vector<int>& resident) {
     const Einsum& s = sliced_[static_cast<size_t>(id)];
     std::vector<int> mine;  // the resident tensors this Einsum touches
     for (const Access& acc : s.reads)
       if (std::find(resident.begin(), resident.end(), acc.tensor) != resident.end()) mine.push_back(acc.tensor);
     if (std::find(resident.begin(), resident.end(), s.lhs.tensor) != resident.end()) mine.push_back(s.lhs.tensor);
-    std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}", a_.name, dtype_name(dt_), static_cast<int>(mopt_.objective), mopt_.max_tiles,
+    const DType dt = compute_type(s);
+    std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}", a_.name, dtype_name(dt), static_cast<int>(mopt_.objective), mopt_.max_tiles,
                                   mopt_.granule, mopt_.prune, s.text);
     for (const Var& v : s.vars) key += fmt::format("|{}={}", v.name, v.extent);
     auto add_tensor = [&](int t) {
@@ -268,7 +280,7 @@ class Planner {
       ++hits_;
       return *hit;
     }
-    MappedEinsum m{map_einsum(c_, s, a_, dt_, mopt_, mine), ""};
+    MappedEinsum m{map_einsum(c_, s, a_, dt, mopt_, mine), ""};
     m.words = describe_mapping(s, a_, m.result.mapping);
     evaluated_ += m.result.evaluated;
     return cache.insert(key, std::move(m));
@@ -326,7 +338,8 @@ class Planner {
     };
     // The block executes on the arrays the mapper binds; intermediates live in the storage
     // level private to one array instance (SMEM on a GPU, the global buffer on FuseMax).
-    const int array = bind_array(c_.einsums[static_cast<size_t>(members[0])], a_, dt_);
+    const Einsum& first = c_.einsums[static_cast<size_t>(members[0])];
+    const int array = bind_array(first, a_, compute_type(first));
     if (array < 0) return false;
     const ComputeArray& arr = a_.arrays[static_cast<size_t>(array)];
     const std::vector<std::string> path = storage_path(a_, array);

@@ -262,3 +262,24 @@ TEST_CASE("run: per-layer Einsums are mapped for one layer and repeated", "[run]
     CHECK_THAT(e.mapping, !Catch::Contains("l="));  // never tiled across layers
   }
 }
+
+TEST_CASE("run: fp8 halves weights and cache; operations no array runs at fp8 compute in bf16", "[run]") {
+  const ArchSpec a = load_arch("h100");
+  RunOptions o = decode(8, 4096);
+  const RunReport bf16 = run_model(llama2_7b(), a, o);
+  o.dtype = DType::FP8;
+  const RunReport fp8 = run_model(llama2_7b(), a, o);
+  CHECK(fp8.dtype == DType::FP8);
+  CHECK(fp8.memory[0].weights == Approx(bf16.memory[0].weights / 2));
+  CHECK(fp8.memory[0].kv_cache == Approx(bf16.memory[0].kv_cache / 2));
+  CHECK(fp8.step_time < bf16.step_time);
+  // int4 has no tensor-core path on H100: weight-only quantization, computing in bf16.
+  o.dtype = DType::INT4;
+  const RunReport int4 = run_model(llama2_7b(), a, o);
+  CHECK(int4.memory[0].weights == Approx(bf16.memory[0].weights / 4));
+  CHECK(int4.step_time < fp8.step_time);
+  // FuseMax has no array for the norms' rsqrt at any type: a located error.
+  o.dtype.reset();
+  CHECK_THAT(error_of([&] { run_model(llama2_7b(), load_arch("fusemax"), o); }),
+             Catch::Contains("(generated):") && Catch::Contains("error: no array of 'FuseMax' runs all of"));
+}
