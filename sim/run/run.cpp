@@ -179,16 +179,13 @@ class Planner {
       b.traffic = std::move(traffic);
       r.blocks.push_back(std::move(b));
     }
-    const int layer_rank = c_.find_rank("L");
     for (const BlockRun& b : r.blocks) {
       r.compute_time += b.time;
       r.flops += b.flops;
-      const int first = r.einsums[static_cast<size_t>(b.einsums[0])].einsum;
-      const std::vector<int>& lp = loops_[static_cast<size_t>(first)];
-      if (layer_rank >= 0 && !lp.empty() && lp[0] == layer_rank) r.layer_time += b.time;
+      if (in_layer(r.einsums[static_cast<size_t>(b.einsums[0])].einsum)) r.layer_time += b.time;
     }
-    if (layer_rank >= 0) {
-      r.layers = c_.ranks[static_cast<size_t>(layer_rank)].extent;
+    if (layer_rank_ >= 0) {
+      r.layers = c_.ranks[static_cast<size_t>(layer_rank_)].extent;
       r.layer_time /= static_cast<double>(r.layers);
     }
     r.step_time = r.compute_time;
@@ -222,6 +219,17 @@ class Planner {
   }
 
  private:
+  // Does Einsum `id` belong to a layer: inside the layer loop or over the layer rank (with
+  // one layer the schedule has no loop).
+  bool in_layer(int id) const {
+    if (layer_rank_ < 0) return false;
+    const std::vector<int>& lp = loops_[static_cast<size_t>(id)];
+    if (std::find(lp.begin(), lp.end(), layer_rank_) != lp.end()) return true;
+    for (const Var& v : c_.einsums[static_cast<size_t>(id)].vars)
+      if (v.rank == layer_rank_) return true;
+    return false;
+  }
+
   bool is_outer_loop(int rank) const {
     for (const auto& lp : loops_)
       if (!lp.empty() && lp[0] == rank) return true;
@@ -426,14 +434,9 @@ class Planner {
       bool join = fusion_ != Fusion::None && !blocks.empty();
       if (join) {
         std::vector<int>& cur = blocks.back();
-        const std::vector<int>& lp = loops_[static_cast<size_t>(id)];
-        const std::vector<int>& lp0 = loops_[static_cast<size_t>(cur[0])];
         // A block does not span the layers and what surrounds them (each layer is its own
         // kernel); other loops (the key blocks of attention) may run inside a block.
-        if (layer_rank_ >= 0) {
-          auto in_layer = [&](const std::vector<int>& l) { return std::find(l.begin(), l.end(), layer_rank_) != l.end(); };
-          join = in_layer(lp) == in_layer(lp0);
-        }
+        if (layer_rank_ >= 0) join = in_layer(id) == in_layer(cur[0]);
         // Connected: reads something the block writes.
         bool connected = false;
         for (const Access& acc : e.reads)

@@ -93,7 +93,12 @@ TEST_CASE("run: decode grows with context, prefill with the prompt, both with la
   const ArchSpec a = load_arch("h100");
   CHECK(run_model(llama2_7b(), a, decode(8, 8192)).step_time > run_model(llama2_7b(), a, decode(8, 1024)).step_time);
   CHECK(run_model(llama2_7b(), a, prefill(1, 4096)).step_time > run_model(llama2_7b(), a, prefill(1, 1024)).step_time);
+  // One layer: the schedule has no layer loop, the layer is still reported.
+  const RunReport one = run_model(llama2_7b(), a, decode(8, 2048, 1));
+  CHECK(one.layers == 1);
+  CHECK(one.layer_time > 0);
   const RunReport two = run_model(llama2_7b(), a, decode(8, 2048, 2));
+  CHECK(two.layer_time == Approx(one.layer_time).epsilon(1e-9));
   const RunReport four = run_model(llama2_7b(), a, decode(8, 2048, 4));
   // Layers are identical: one layer costs the same, and four cost twice two.
   CHECK(four.layer_time == Approx(two.layer_time).epsilon(1e-9));
