@@ -420,6 +420,42 @@ class Planner {
     return blocks;
   }
 
+  // A topological order of `order` (carried edges aside) that keeps producer-consumer chains
+  // together: next comes the ready Einsum whose latest producer was placed most recently
+  // (ties and Einsums without producers: the schedule's order). The schedule hoists what a
+  // loop does not need to its end (a decode step's new K and V); this keeps them from
+  // splitting the attention chain and puts K's RoPE right after K, so they can fuse.
+  std::vector<int> chain_order(const std::vector<int>& order) const {
+    const size_t n = order.size();
+    std::vector<int> pos(c_.einsums.size(), -1);
+    for (size_t i = 0; i < n; ++i) pos[static_cast<size_t>(order[i])] = static_cast<int>(i);
+    std::vector<int> waiting(n, 0);
+    std::vector<std::vector<int>> succ(n), pred(n);
+    for (const Edge& e : c_.edges) {
+      if (e.carried() || pos[static_cast<size_t>(e.from)] < 0 || pos[static_cast<size_t>(e.to)] < 0 || e.from == e.to) continue;
+      const size_t f = static_cast<size_t>(pos[static_cast<size_t>(e.from)]), t = static_cast<size_t>(pos[static_cast<size_t>(e.to)]);
+      if (f >= t) continue;  // only forward dependencies of the schedule
+      succ[f].push_back(static_cast<int>(t));
+      pred[t].push_back(static_cast<int>(f));
+      ++waiting[t];
+    }
+    std::vector<int> placed(n, -1);  // position in the output
+    std::vector<int> out;
+    for (size_t k = 0; k < n; ++k) {
+      int pick = -1, best = -2;
+      for (size_t i = 0; i < n; ++i) {
+        if (placed[i] >= 0 || waiting[i] != 0) continue;
+        int recent = -1;
+        for (int p : pred[i]) recent = std::max(recent, placed[static_cast<size_t>(p)]);
+        if (recent > best) best = recent, pick = static_cast<int>(i);
+      }
+      placed[static_cast<size_t>(pick)] = static_cast<int>(k);
+      for (int t : succ[static_cast<size_t>(pick)]) --waiting[static_cast<size_t>(t)];
+      out.push_back(order[static_cast<size_t>(pick)]);
+    }
+    return out;
+  }
+
   std::vector<std::vector<int>> group_ordered(const std::vector<int>& order) {
     auto contracts = [&](const Einsum& e) { return e.ops[OpClass::Mac] > 0; };
     auto with_weight = [&](const Einsum& e) {
@@ -429,36 +465,37 @@ class Planner {
       return false;
     };
     std::vector<std::vector<int>> blocks;
-    for (int id : order) {
+    auto may_join = [&](int id, std::vector<int>& cur) {
       const Einsum& e = c_.einsums[static_cast<size_t>(id)];
-      bool join = fusion_ != Fusion::None && !blocks.empty();
-      if (join) {
-        std::vector<int>& cur = blocks.back();
-        // A block does not span the layers and what surrounds them (each layer is its own
-        // kernel); other loops (the key blocks of attention) may run inside a block.
-        if (layer_rank_ >= 0) join = in_layer(id) == in_layer(cur[0]);
-        // Connected: reads something the block writes.
-        bool connected = false;
-        for (const Access& acc : e.reads)
-          for (int m : cur) connected |= c_.einsums[static_cast<size_t>(m)].lhs.tensor == acc.tensor;
-        join = join && connected;
-        // Kernels: a contraction with a weight (a GEMM) starts a kernel, and a kernel holds
-        // one GEMM with its prologue and epilogue, or contractions of activations only
-        // (attention); as inference engines issue them.
-        if (join && fusion_ == Fusion::Kernels && contracts(e)) {
-          bool has_gemm = false;
-          for (int m : cur) has_gemm |= with_weight(c_.einsums[static_cast<size_t>(m)]);
-          join = !with_weight(e) && !has_gemm;
-        }
-        if (join) {
-          cur.push_back(id);
-          if (!fits(cur)) {
-            cur.pop_back();
-            join = false;
-          }
-        }
+      // A block does not span the layers and what surrounds them (each layer is its own
+      // kernel); other loops (the key blocks of attention) may run inside a block.
+      if (layer_rank_ >= 0 && in_layer(id) != in_layer(cur[0])) return false;
+      // Connected: reads something the block writes; or a copy or elementwise operation of
+      // the cascade's inputs alone (a reshape such as `BK[m1,m0] = K[m1*M0+m0]`), which can
+      // run anywhere.
+      bool connected = false, inputs_only = !contracts(e);
+      for (const Access& acc : e.reads) {
+        const Tensor& t = c_.tensors[static_cast<size_t>(acc.tensor)];
+        inputs_only = inputs_only && t.is_input();
+        for (int m : cur) connected |= c_.einsums[static_cast<size_t>(m)].lhs.tensor == acc.tensor;
       }
-      if (!join) blocks.push_back({id});
+      if (!connected && !inputs_only) return false;
+      // Kernels: a contraction with a weight (a GEMM) starts a kernel, and a kernel holds
+      // one GEMM with its prologue and epilogue, or contractions of activations only
+      // (attention); as inference engines issue them.
+      if (fusion_ == Fusion::Kernels && contracts(e)) {
+        bool has_gemm = false;
+        for (int m : cur) has_gemm |= with_weight(c_.einsums[static_cast<size_t>(m)]);
+        if (with_weight(e) || has_gemm) return false;
+      }
+      cur.push_back(id);
+      const bool ok = fits(cur);
+      cur.pop_back();
+      return ok;
+    };
+    for (int id : chain_order(order)) {
+      if (fusion_ != Fusion::None && !blocks.empty() && may_join(id, blocks.back())) blocks.back().push_back(id);
+      else blocks.push_back({id});
     }
     return blocks;
   }
