@@ -107,4 +107,54 @@ GpuFit fit_gpu(const ArchSpec& a, const std::vector<GemmSample>& samples, DType 
   return best;
 }
 
+std::vector<LayerRow> compare_llmcompass_layer(const ArchSpec& a, const ModelConfig& gpt3, const std::vector<LayerOpMeasurement>& measured,
+                                               bool prefill, int64_t context) {
+  RunOptions o;
+  o.phase.kind = prefill ? PhaseKind::Prefill : PhaseKind::Decode;
+  o.phase.batch = 8;
+  o.phase.prompt = 2048;
+  o.phase.context = context;
+  o.phase.layers = 1;
+  o.phase.attention = AttentionKind::ThreePass;
+  o.tp = 4;
+  o.dtype = DType::FP16;
+  o.fusion = Fusion::Eager;  // LLMCompass times PyTorch's kernels one by one
+  const RunReport r = run_model(gpt3, a, o);
+  // Parts, the measured operators each covers, and the Einsums (by written tensor) that start them.
+  struct Part {
+    std::string name;
+    std::vector<std::string> ops, first;
+  };
+  const std::vector<Part> parts = {
+      {"layer norm 1", {"layernorm1"}, {"N1S1", "N1S2", "N1SS", "N1RS", "XN"}},
+      {"QKV projection", {"qkv"}, {"Q", "K", "V", "QB", "KB", "VB"}},
+      {"attention (QK, softmax, AV)", {"qk", "softmax", "av"}, {"QK", "GM", "SN", "SD", "A", "AV"}},
+      // Eager fusion puts the (unmeasured) residual add and layer norm 2 in one kernel.
+      {"out projection, add, norm 2", {"out_proj", "layernorm2"}, {"O", "OB", "XA", "N2S1", "N2S2", "N2SS", "N2RS", "XN2"}},
+      {"FFN1 and GELU", {"ffn1", "gelu"}, {"UP", "UPB", "H"}},
+      {"FFN2", {"ffn2"}, {"DN", "DNB"}},
+  };
+  std::vector<LayerRow> rows;
+  double pred_total = 0, meas_total = 0;
+  for (const Part& p : parts) {
+    LayerRow row{p.name, 0, 0};
+    for (const LayerOpMeasurement& m : measured)
+      if (std::find(p.ops.begin(), p.ops.end(), m.op) != p.ops.end()) row.measured += m.seconds;
+    for (const BlockRun& b : r.blocks) {
+      const EinsumRun& first = r.einsums[static_cast<size_t>(b.einsums.front())];
+      if (first.component == "residual" && first.name == "X" && b.einsums.size() == 1) continue;
+      if (std::find(p.first.begin(), p.first.end(), first.name) != p.first.end()) row.predicted += b.time;
+    }
+    pred_total += row.predicted;
+    meas_total += row.measured;
+    rows.push_back(row);
+  }
+  LayerRow ar{"all-reduces (2)", 0, r.allreduce_time};
+  for (const LayerOpMeasurement& m : measured)
+    if (m.op.starts_with("allreduce")) ar.measured += m.seconds;
+  rows.push_back(ar);
+  rows.push_back({"layer", meas_total + ar.measured, pred_total + ar.predicted});
+  return rows;
+}
+
 }  // namespace einsim

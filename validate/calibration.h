@@ -9,6 +9,7 @@
 
 #include "arch/arch.h"
 #include "sim/cost/mapper.h"
+#include "sim/run/run.h"
 #include "validate/measurements.h"
 
 namespace einsim {
@@ -49,5 +50,22 @@ struct GpuFit {
 
 /// Fits the MAC efficiency, memory efficiency and per-operator overhead of GPU `a`.
 GpuFit fit_gpu(const ArchSpec& a, const std::vector<GemmSample>& samples, DType dt);
+
+/// One row of an end-to-end layer comparison: a group of the measured operators and what
+/// `einsim run` predicts for the kernels that compute them.
+struct LayerRow {
+  std::string part;
+  double measured = 0;   ///< s
+  double predicted = 0;  ///< s
+};
+
+/// Predicts the LLMCompass GPT-3-175B layer (TP 4, batch 8; prefill with a 2048-token prompt
+/// or decode with `context` tokens cached) with `einsim run` (one layer, 3-pass attention and
+/// eager kernels as PyTorch runs them) and compares it with `measured` part by part:
+/// layer norm 1, QKV projection, attention (QK, softmax, AV), output projection with the
+/// residual add and layer norm 2, FFN1 with GELU, FFN2 (with the residual add), all-reduces,
+/// and the whole layer last. Kernels are attributed to the part of their first Einsum.
+std::vector<LayerRow> compare_llmcompass_layer(const ArchSpec& a, const ModelConfig& gpt3, const std::vector<LayerOpMeasurement>& measured,
+                                               bool prefill, int64_t context);
 
 }  // namespace einsim

@@ -109,6 +109,28 @@ std::vector<ElementwiseMeasurement> read_llmcompass_elementwise(const std::strin
   return out;
 }
 
+std::vector<LayerOpMeasurement> read_llmcompass_layer(const std::string& file) {
+  static const std::vector<std::string> kOps = {"qkv",  "qk",         "av",         "out_proj", "ffn1",       "ffn2",
+                                                "softmax", "layernorm1", "layernorm2", "gelu",     "allreduce1", "allreduce2"};
+  std::vector<LayerOpMeasurement> out;
+  const auto lines = lines_of(file);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].empty()) continue;
+    const SourceLoc at{file, static_cast<int>(i) + 1, 1};
+    if (out.size() == kOps.size()) throw UserError(at, fmt::format("expected {} latencies, found more", kOps.size()));
+    const auto f = split(lines[i], ',');
+    if (f.size() != 1) throw UserError(at, fmt::format("expected one latency in seconds, found {} fields", f.size()));
+    LayerOpMeasurement m;
+    m.op = kOps[out.size()];
+    m.seconds = number(f[0], at);
+    if (m.seconds <= 0) throw UserError(at, "latency must be positive");
+    m.loc = at;
+    out.push_back(m);
+  }
+  if (out.size() != kOps.size()) throw UserError(SourceLoc{file}, fmt::format("expected {} latencies, found {}", kOps.size(), out.size()));
+  return out;
+}
+
 std::vector<VidurRow> read_vidur_mlp(const std::string& file) {
   const auto lines = lines_of(file);
   if (lines.empty()) throw UserError(SourceLoc{file}, "empty file");

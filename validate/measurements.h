@@ -32,6 +32,17 @@ struct ElementwiseMeasurement {
 /// LLMCompass softmax/layernorm ("M, N, Gelem/s") and gelu ("M, Gelem/s") files.
 std::vector<ElementwiseMeasurement> read_llmcompass_elementwise(const std::string& file);
 
+/// One operator of the LLMCompass GPT-3 layer measurement.
+struct LayerOpMeasurement {
+  std::string op;  ///< qkv, qk, av, out_proj, ffn1, ffn2, softmax, layernorm1, layernorm2, gelu, allreduce1, allreduce2
+  double seconds = 0;
+  SourceLoc loc;
+};
+
+/// LLMCompass `transformer_A100.csv` / `transformerAR_A100.csv`: twelve latencies in seconds,
+/// one per line, in the order of the `op` names above (gpu-measurements/README.md).
+std::vector<LayerOpMeasurement> read_llmcompass_layer(const std::string& file);
+
 /// One Vidur profiling row: per-operator median times for one token count and TP degree.
 struct VidurRow {
   std::map<std::string, double> median_seconds;  ///< by operator (attn_pre_proj, mlp_up_proj, ...)

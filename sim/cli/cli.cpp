@@ -74,7 +74,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   run->add_option("--tp", tp, "Tensor-parallel devices")->check(CLI::Range(int64_t{1}, int64_t{1024}));
   run->add_option("--dtype", run_dtype, "Weights, activations and KV cache (default: the model's)")->check(CLI::IsMember(dtype_names()));
   run->add_option("--fusion", run_fusion, "Fusion policy (default: kernels on GPUs, greedy elsewhere)")
-      ->check(CLI::IsMember({"none", "kernels", "greedy"}));
+      ->check(CLI::IsMember({"none", "eager", "kernels", "greedy"}));
   run->add_option("--attention", run_attention, "Attention cascade")->check(CLI::IsMember({"1pass", "3pass"}));
   run->add_option("--block", run_block, "1-pass attention: keys per block (M0)")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   run->add_option("--layers", run_layers, "Build only the first N layers")->check(CLI::Range(int64_t{0}, int64_t{4096}));

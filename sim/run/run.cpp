@@ -13,6 +13,7 @@ namespace einsim {
 std::string_view fusion_name(Fusion f) {
   switch (f) {
     case Fusion::None: return "none";
+    case Fusion::Eager: return "eager";
     case Fusion::Kernels: return "kernels";
     case Fusion::Greedy: return "greedy";
   }
@@ -20,7 +21,7 @@ std::string_view fusion_name(Fusion f) {
 }
 
 std::optional<Fusion> parse_fusion(std::string_view s) {
-  for (Fusion f : {Fusion::None, Fusion::Kernels, Fusion::Greedy})
+  for (Fusion f : {Fusion::None, Fusion::Eager, Fusion::Kernels, Fusion::Greedy})
     if (fusion_name(f) == s) return f;
   return std::nullopt;
 }
@@ -458,6 +459,14 @@ class Planner {
 
   std::vector<std::vector<int>> group_ordered(const std::vector<int>& order) {
     auto contracts = [&](const Einsum& e) { return e.ops[OpClass::Mac] > 0; };
+    // A matrix product: a contraction of two different tensors (not X*X of a norm).
+    auto matmul = [&](const Einsum& e) {
+      if (!contracts(e)) return false;
+      std::set<int> operands;
+      for (const Access& acc : e.reads)
+        if (c_.tensors[static_cast<size_t>(acc.tensor)].role != TensorRole::Index) operands.insert(acc.tensor);
+      return operands.size() >= 2;
+    };
     auto with_weight = [&](const Einsum& e) {
       if (!contracts(e)) return false;
       for (const Access& acc : e.reads)
@@ -470,14 +479,21 @@ class Planner {
       // A block does not span the layers and what surrounds them (each layer is its own
       // kernel); other loops (the key blocks of attention) may run inside a block.
       if (layer_rank_ >= 0 && in_layer(id) != in_layer(cur[0])) return false;
-      // Connected: reads something the block writes; or a copy or elementwise operation of
-      // the cascade's inputs alone (a reshape such as `BK[m1,m0] = K[m1*M0+m0]`), which can
-      // run anywhere.
+      // Connected: reads something the block writes, or an activation a member reads too
+      // (siblings: the mean and the mean square of a layer norm); or a copy or elementwise
+      // operation of the cascade's inputs alone (a reshape such as `BK[m1,m0] = K[m1*M0+m0]`),
+      // which can run anywhere.
       bool connected = false, inputs_only = !contracts(e);
       for (const Access& acc : e.reads) {
         const Tensor& t = c_.tensors[static_cast<size_t>(acc.tensor)];
         inputs_only = inputs_only && t.is_input();
-        for (int m : cur) connected |= c_.einsums[static_cast<size_t>(m)].lhs.tensor == acc.tensor;
+        const bool activation = !is_weight(t) && t.role != TensorRole::Index && !t.is_input();
+        for (int m : cur) {
+          const Einsum& me = c_.einsums[static_cast<size_t>(m)];
+          connected |= me.lhs.tensor == acc.tensor;
+          if (activation)
+            for (const Access& ma : me.reads) connected |= ma.tensor == acc.tensor;
+        }
       }
       if (!connected && !inputs_only) return false;
       // Kernels: a contraction with a weight (a GEMM) starts a kernel, and a kernel holds
@@ -487,6 +503,16 @@ class Planner {
         bool has_gemm = false;
         for (int m : cur) has_gemm |= with_weight(c_.einsums[static_cast<size_t>(m)]);
         if (with_weight(e) || has_gemm) return false;
+      }
+      // Eager (PyTorch without fused attention): every matrix product is a kernel of its own
+      // with at most its bias add (addmm); softmax and norms are one kernel each.
+      if (fusion_ == Fusion::Eager) {
+        if (matmul(e)) return false;
+        bool has_matmul = false;
+        for (int m : cur) has_matmul |= matmul(c_.einsums[static_cast<size_t>(m)]);
+        bool bias = false;
+        for (const Access& acc : e.reads) bias |= is_weight(c_.tensors[static_cast<size_t>(acc.tensor)]);
+        if (has_matmul && !(bias && !contracts(e) && cur.size() == 1)) return false;
       }
       cur.push_back(id);
       const bool ok = fits(cur);

@@ -17,6 +17,7 @@ namespace einsim {
 /// Which consecutive Einsums run as one fused block (one kernel on a GPU).
 enum class Fusion {
   None,     ///< every Einsum is its own block; every tensor round-trips the tier
+  Eager,    ///< PyTorch eager: each matrix product its own kernel (with its bias add), softmax and norms one kernel each
   Kernels,  ///< as inference engines issue GPU kernels: one GEMM (a contraction with a weight) per block, with its prologue/epilogue
   Greedy,   ///< as long as the intermediates fit (FuseMax-style accelerators)
 };

@@ -288,3 +288,19 @@ TEST_CASE("run: fp8 halves weights and cache; operations no array runs at fp8 co
   CHECK_THAT(error_of([&] { run_model(llama2_7b(), load_arch("fusemax"), o); }),
              Catch::Contains("(generated):") && Catch::Contains("error: no array of 'FuseMax' runs all of"));
 }
+
+TEST_CASE("run: eager fusion runs every matrix product as its own kernel", "[run]") {
+  const ArchSpec a = load_arch("a100");
+  RunOptions o = prefill(1, 512, 1);
+  o.phase.attention = AttentionKind::ThreePass;
+  o.fusion = Fusion::Eager;
+  const RunReport r = run_model(load_model(shipped("models/gpt-3-175b.toml")), a, o);
+  CHECK(block_with(r, "QK") != block_with(r, "AV"));
+  CHECK(block_with(r, "QK") != block_with(r, "SN"));
+  CHECK(block_with(r, "GM") == block_with(r, "A"));       // softmax: one kernel
+  CHECK(block_with(r, "N1S1") == block_with(r, "XN"));    // layer norm: one kernel
+  CHECK(block_with(r, "Q") == block_with(r, "QB"));       // addmm: the bias add rides along
+  CHECK(block_with(r, "UP") != block_with(r, "H"));       // GELU is a kernel of its own
+  CHECK(parse_fusion("eager") == Fusion::Eager);
+  CHECK_FALSE(parse_fusion("fast").has_value());
+}
