@@ -152,6 +152,18 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
   const Einsum& e = e_;
   if (detail) check_mapping(e, a, m);  // the mapper builds valid mappings; skip in its inner loop
   const ComputeArray& arr = a.arrays[static_cast<size_t>(m.array)];
+  // Storage looked up by name once per (arch, path, type), not per call.
+  Resolved& rs = res_;
+  if (rs.arch != &a || rs.array != m.array || rs.dt != dt || rs.path != m.path) {
+    rs.arch = &a;
+    rs.array = m.array;
+    rs.dt = dt;
+    rs.path = m.path;
+    rs.tier = a.tier(m.path[0]);
+    rs.levels.assign(m.path.size(), nullptr);
+    for (size_t j = 1; j < m.path.size(); ++j) rs.levels[j] = a.level(m.path[j]);
+    rs.ideal = compute_bound(e, arr, dt);
+  }
   const size_t nv = e.vars.size();
   const size_t N = m.levels.size();  // tiled levels: on-chip levels then the array
   const bool gpu = a.gpu.has_value();
@@ -221,10 +233,10 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
   for (size_t j = 0; j < N; ++j) {
     LevelTraffic& t = traffic[j];
     if (j == 0) {
-      const MemoryTier& tier = *a.tier(m.path[0]);
+      const MemoryTier& tier = *rs.tier;
       t.busy = (t.read_bytes / tier.read_bandwidth + t.write_bytes / tier.write_bandwidth) / mem_eff;
     } else {
-      t.busy = (t.read_bytes + t.write_bytes) / a.level(m.path[j])->bandwidth;
+      t.busy = (t.read_bytes + t.write_bytes) / rs.levels[j]->bandwidth;
     }
   }
 
@@ -243,7 +255,7 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
   }
   size_t block_level = 0;
   for (size_t i = 1; i < N; ++i) {
-    const StorageLevel* l = a.level(m.path[i]);
+    const StorageLevel* l = rs.levels[i];
     if (l && arr.instances > 1 && l->instances == arr.instances) {
       block_level = i;
       break;
@@ -263,11 +275,11 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
     const double waves = gpu && a.gpu->wave_quantization ? std::ceil(blocks / inst) : blocks / inst;
     cost.compute = waves * per_block * cycles_per_point / (pes * arr.clock);
   }
-  cost.ideal_compute = compute_bound(e, arr, dt);
+  cost.ideal_compute = rs.ideal;
 
   // Fill and drain: the first wave of innermost tiles comes from the tier before computing
   // starts; the last wave's outputs go back after it ends.
-  const MemoryTier& tier = *a.tier(m.path[0]);
+  const MemoryTier& tier = *rs.tier;
   const size_t inner = N > 1 ? N - 1 : N;
   double in_bytes = 0, out_bytes = 0;
   for (const CostOperand& o : ops)
@@ -290,7 +302,7 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
     if (auto it = arr.energy.find(static_cast<OpClass>(cl)); it != arr.energy.end()) cost.energy += e.ops.n[static_cast<size_t>(cl)] * it->second;
   cost.energy += (cost.traffic[0].read_bytes + cost.traffic[0].write_bytes) * tier.energy;
   for (size_t j = 1; j < N; ++j) {
-    const StorageLevel* l = a.level(m.path[j]);
+    const StorageLevel* l = rs.levels[j];
     cost.energy += cost.traffic[j].read_bytes * l->read_energy + cost.traffic[j].write_bytes * l->write_energy;
     cost.energy += boundary_bytes[j] * l->write_energy;  // filled from its parent
   }

@@ -77,6 +77,18 @@ class EinsumCost {
   const Cascade& c_;
   const Einsum& e_;
   std::vector<CostOperand> ops_;
+  /// Storage of the last mapping's path and the array's compute bound, looked up once
+  /// (an EinsumCost is not for concurrent use).
+  struct Resolved {
+    const ArchSpec* arch = nullptr;
+    int array = -1;
+    DType dt = DType::FP16;
+    std::vector<std::string> path;
+    const MemoryTier* tier = nullptr;
+    std::vector<const StorageLevel*> levels;
+    double ideal = 0;
+  };
+  mutable Resolved res_;
 };
 
 /// The storage levels from the tier that ultimately feeds `array` down to the level the array

@@ -64,38 +64,48 @@ class Search {
   // the best cost found; the space searched is the exhaustive search's.
   void inner_first() {
     const size_t k = m_.path.size() - 1;  // innermost on-chip level, 1-based
-    struct Candidate {
-      double bound;
-      LevelTiles inner, array;
-    };
-    std::vector<Candidate> cands;
     for (size_t i = 0; i + 1 < k; ++i) m_.levels[i] = LevelTiles{full_, {}};
     const StorageLevel& lvl = *a_.level(m_.path[k]);
     std::vector<std::vector<int64_t>> cand(full_.size());
     for (size_t v = 0; v < full_.size(); ++v) cand[v] = tiles(1, full_[v]);
     thin_candidates(cand, opt_.max_tiles);
-    collecting_ = &cands_bounds_;
+    collecting_ = true;  // leaf() records (bound, innermost and array tiles) instead of keeping a best
     for_each_tile(cand, [&](const std::vector<int64_t>& tile) {
       m_.levels[k - 1].tile = tile;
       if (cost_.occupancy(m_, k) > lvl.capacity) return;
-      for_each_order(full_, tile, m_.levels[k - 1].order, [&] {
-        cands_bounds_.clear();
-        array_level(tile);  // collects (bound, array tiles) instead of keeping a best
-        for (auto& [b, at] : cands_bounds_) cands.push_back({b, m_.levels[k - 1], at});
-      });
+      for_each_order(full_, tile, m_.levels[k - 1].order, [&] { array_level(tile); });
     });
-    collecting_ = nullptr;
-    std::stable_sort(cands.begin(), cands.end(), [](const Candidate& x, const Candidate& y) { return x.bound < y.bound; });
-    for (const Candidate& c : cands) {
+    collecting_ = false;
+    std::stable_sort(cands_.begin(), cands_.end(), [](const Candidate& x, const Candidate& y) { return x.bound < y.bound; });
+    for (const Candidate& c : cands_) {
       if (found_ && c.bound >= best_obj_) {
         result_.pruned += 1;
         break;
       }
-      m_.levels[k - 1] = c.inner;
-      m_.levels.back() = c.array;
+      load(m_.levels.back(), load(m_.levels[k - 1], c.at));
       cand_bound_ = c.bound;
-      outer(1, full_, c.inner.tile);
+      outer(1, full_, m_.levels[k - 1].tile);
     }
+  }
+
+  // Candidates of the innermost level live in one flat pool (no allocation per candidate):
+  // tile, order length, order, for the innermost level and then the array.
+  struct Candidate {
+    double bound;
+    size_t at;
+  };
+  void save(const LevelTiles& l) {
+    pool_.insert(pool_.end(), l.tile.begin(), l.tile.end());
+    pool_.push_back(static_cast<int64_t>(l.order.size()));
+    pool_.insert(pool_.end(), l.order.begin(), l.order.end());
+  }
+  size_t load(LevelTiles& l, size_t at) const {
+    const size_t nv = full_.size();
+    l.tile.assign(pool_.begin() + static_cast<long>(at), pool_.begin() + static_cast<long>(at + nv));
+    at += nv;
+    const size_t n = static_cast<size_t>(pool_[at++]);
+    l.order.assign(pool_.begin() + static_cast<long>(at), pool_.begin() + static_cast<long>(at + n));
+    return at + n;
   }
 
   // Levels 1..k-1 around a fixed innermost tile: powers of two from the inner tile up.
@@ -242,7 +252,9 @@ class Search {
     if (collecting_) {
       // Bound of an innermost choice (outer levels hold whole tensors).
       cost_.evaluate_into(a_, m_, dt_, scratch_);
-      cands_bounds_.push_back({objective(scratch_, opt_.objective), m_.levels.back()});
+      cands_.push_back({objective(scratch_, opt_.objective), pool_.size()});
+      save(m_.levels[m_.levels.size() - 2]);
+      save(m_.levels.back());
       return;
     }
     if (++result_.evaluated > opt_.max_evaluations)
@@ -270,8 +282,9 @@ class Search {
   double lower_bound_ = 0;
   double cand_bound_ = 0;  ///< bound of the innermost choice being completed
   std::vector<int64_t> full_;
-  std::vector<std::pair<double, LevelTiles>>* collecting_ = nullptr;
-  std::vector<std::pair<double, LevelTiles>> cands_bounds_;
+  bool collecting_ = false;
+  std::vector<Candidate> cands_;
+  std::vector<int64_t> pool_;
 };
 
 }  // namespace
