@@ -163,6 +163,28 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
     rs.levels.assign(m.path.size(), nullptr);
     for (size_t j = 1; j < m.path.size(); ++j) rs.levels[j] = a.level(m.path[j]);
     rs.ideal = compute_bound(e, arr, dt);
+    rs.cycles_per_point = 0;
+    for (int cl = 0; cl < kOpClasses; ++cl) {
+      const double n = e.ops.n[static_cast<size_t>(cl)];
+      if (n == 0) continue;
+      auto it = arr.ops_per_cycle.find(static_cast<OpClass>(cl));
+      const double rate = it == arr.ops_per_cycle.end() || !it->second.count(dt) ? 0 : it->second.at(dt);
+      if (rate <= 0) {
+        rs.arch = nullptr;
+        throw InternalError(fmt::format("array '{}' cannot run {} at {}", arr.name, op_class_name(static_cast<OpClass>(cl)), dtype_name(dt)));
+      }
+      double eff = 1;
+      if (a.gpu && a.gpu->efficiency.count(static_cast<OpClass>(cl))) eff = a.gpu->efficiency.at(static_cast<OpClass>(cl));
+      rs.cycles_per_point += n / static_cast<double>(e.points) / (rate * eff);
+    }
+    rs.block_level = 0;
+    for (size_t i = 1; i < m.levels.size(); ++i) {
+      const StorageLevel* l = rs.levels[i];
+      if (l && arr.instances > 1 && l->instances == arr.instances) {
+        rs.block_level = i;
+        break;
+      }
+    }
   }
   const size_t nv = e.vars.size();
   const size_t N = m.levels.size();  // tiled levels: on-chip levels then the array
@@ -240,27 +262,11 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
     }
   }
 
-  // Compute: cycles per point per PE at the achievable rate, over the padded iteration space,
-  // with blocks (tiles of the level replicated like the array) issued in waves.
-  double cycles_per_point = 0;
-  for (int cl = 0; cl < kOpClasses; ++cl) {
-    const double n = e.ops.n[static_cast<size_t>(cl)];
-    if (n == 0) continue;
-    auto it = arr.ops_per_cycle.find(static_cast<OpClass>(cl));
-    const double rate = it == arr.ops_per_cycle.end() || !it->second.count(dt) ? 0 : it->second.at(dt);
-    if (rate <= 0) throw InternalError(fmt::format("array '{}' cannot run {} at {}", arr.name, op_class_name(static_cast<OpClass>(cl)), dtype_name(dt)));
-    double eff = 1;
-    if (gpu && a.gpu->efficiency.count(static_cast<OpClass>(cl))) eff = a.gpu->efficiency.at(static_cast<OpClass>(cl));
-    cycles_per_point += n / static_cast<double>(e.points) / (rate * eff);
-  }
-  size_t block_level = 0;
-  for (size_t i = 1; i < N; ++i) {
-    const StorageLevel* l = rs.levels[i];
-    if (l && arr.instances > 1 && l->instances == arr.instances) {
-      block_level = i;
-      break;
-    }
-  }
+  // Compute: cycles per point per PE at the achievable rate (rs.cycles_per_point), over the
+  // padded iteration space, with blocks (tiles of the level replicated like the array, at
+  // rs.block_level) issued in waves.
+  const double cycles_per_point = rs.cycles_per_point;
+  const size_t block_level = rs.block_level;
   double blocks = 1, per_block = 1;
   for (size_t v = 0; v < nv; ++v) {
     double inner = static_cast<double>(tile(N)[v]);

@@ -87,6 +87,8 @@ class EinsumCost {
     const MemoryTier* tier = nullptr;
     std::vector<const StorageLevel*> levels;
     double ideal = 0;
+    double cycles_per_point = 0;  ///< per PE, at the achievable rate
+    size_t block_level = 0;       ///< level whose tiles are issued to array instances (0: none)
   };
   mutable Resolved res_;
 };
