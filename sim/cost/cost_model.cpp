@@ -77,6 +77,9 @@ EinsumCost::EinsumCost(const Cascade& c, const Einsum& e, const std::vector<int>
   };
   for (const Access& a : e.reads) add(a, false);
   add(e.lhs, true);
+  std::vector<int64_t> full;
+  for (const Var& v : e.vars) full.push_back(v.extent);
+  for (CostOperand& o : ops_) o.full_bytes = operand_footprint(o, full.data()) * o.bytes_per_element;
 }
 
 double EinsumCost::operand_footprint(const CostOperand& o, const int64_t* tile) const {
@@ -225,6 +228,8 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
   const size_t last_boundary = gpu ? N - 1 : N;
   boundary_bytes.assign(N + 1, 0);
   for (size_t i = 1; i <= last_boundary; ++i) {
+    // A level holding whole tensors (the mapper's bounds) needs no footprint computed.
+    const bool whole = std::equal(tile(i), tile(i) + nv, tile(0));
     for (int v : m.levels[i - 1].order)
       if (trips(i)[static_cast<size_t>(v)] > 1) loops.push_back({v, trips(i)[static_cast<size_t>(v)]});
     for (const CostOperand& o : ops) {
@@ -236,7 +241,7 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
       for (size_t l = 0; l < keep; ++l) fills *= static_cast<double>(loops[l].trip);
       for (const Loop& l : loops)
         if (o.uses_var[static_cast<size_t>(l.var)]) distinct *= static_cast<double>(l.trip);
-      const double bytes = operand_footprint(o, tile(i)) * o.bytes_per_element;
+      const double bytes = whole ? o.full_bytes : operand_footprint(o, tile(i)) * o.bytes_per_element;
       if (o.output) {
         traffic[i - 1].write_bytes += bytes * fills;
         traffic[i - 1].read_bytes += bytes * (fills - distinct);  // partial sums read back

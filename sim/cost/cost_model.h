@@ -53,6 +53,7 @@ struct CostOperand {
   bool output = false;
   bool resident = false;  ///< an intermediate of a fused group: lives on chip, never crosses to the tier
   double bytes_per_element = 0;
+  double full_bytes = 0;  ///< footprint over the whole iteration space, in bytes
 };
 
 /// An Einsum prepared for costing many mappings: its operands are gathered once. Holds
