@@ -73,7 +73,7 @@ std::string format_run(const RunReport& r, Format f) {
     for (const BlockRun& b : r.blocks) {
       json e = json::array();
       for (int i : b.einsums) e.push_back(r.einsums[static_cast<size_t>(i)].name);
-      blocks.push_back({{"einsums", e}, {"resident", b.resident}, {"repeats", b.repeats}, {"time_s", b.time}, {"compute_s", b.compute},
+      blocks.push_back({{"einsums", e}, {"resident", b.resident}, {"shared", b.shared}, {"repeats", b.repeats}, {"time_s", b.time}, {"compute_s", b.compute},
                         {"overhead_s", b.overhead}, {"flops", b.flops}, {"energy_j", b.energy}, {"traffic", traffic_json(b.traffic)},
                         {"bottleneck", b.bottleneck}});
     }

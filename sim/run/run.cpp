@@ -126,13 +126,27 @@ class Planner {
     std::vector<int> slot(c_.einsums.size(), -1);
     for (const std::vector<int>& members : blocks) {
       const std::vector<int> resident = resident_of(members);
+      // Inputs several members read (the row a layer norm sums, then scales) come from the
+      // tier once when their slices fit beside the intermediates; later readers find them on
+      // chip.
+      std::vector<int> shared = shared_inputs(members);
+      if (!shared.empty() && fusion_ != Fusion::None && !fits(members, shared)) shared.clear();
       BlockRun b;
       for (int t : resident) b.resident.push_back(c_.tensors[static_cast<size_t>(t)].name);
+      for (int t : shared) b.shared.push_back(c_.tensors[static_cast<size_t>(t)].name);
       std::map<std::string, double> array_busy;
       std::vector<LevelTraffic> traffic;
       double fill = 0, launch = 0;
+      std::set<int> loaded;
       for (int id : members) {
-        const MappedEinsum& mapped = map(id, resident);
+        std::vector<int> on_chip = resident;
+        const Einsum& me = c_.einsums[static_cast<size_t>(id)];
+        for (int t : shared) {
+          bool reads = false;
+          for (const Access& acc : me.reads) reads |= acc.tensor == t;
+          if (reads && !loaded.insert(t).second) on_chip.push_back(t);
+        }
+        const MappedEinsum& mapped = map(id, on_chip);
         const MapResult& m = mapped.result;
         const double n = repeats_[static_cast<size_t>(id)];
         const Einsum& e = c_.einsums[static_cast<size_t>(id)];
@@ -295,6 +309,25 @@ class Planner {
     return cache.insert(key, std::move(m));
   }
 
+  // Tensors two or more members read that no member writes (index tensors aside).
+  std::vector<int> shared_inputs(const std::vector<int>& members) const {
+    std::map<int, int> readers;
+    for (int id : members) {
+      const Einsum& e = c_.einsums[static_cast<size_t>(id)];
+      std::set<int> mine;
+      for (const Access& acc : e.reads) mine.insert(acc.tensor);
+      for (int t : mine) ++readers[t];
+    }
+    std::vector<int> out;
+    for (const auto& [t, n] : readers) {
+      if (n < 2 || c_.tensors[static_cast<size_t>(t)].role == TensorRole::Index) continue;
+      bool written = false;
+      for (int id : members) written |= c_.einsums[static_cast<size_t>(id)].lhs.tensor == t;
+      if (!written) out.push_back(t);
+    }
+    return out;
+  }
+
   // Tensors written inside the block whose every writer and reader is in it.
   std::vector<int> resident_of(const std::vector<int>& members) const {
     std::vector<int> out;
@@ -314,8 +347,9 @@ class Planner {
   // (FuseMax §III: the 1-pass attention streams M, the 3-pass one holds whole M fibers);
   // other ranks of an intermediate are held whole. A reader that indexes an intermediate along
   // another rank than its writer's fusion rank would need slices not yet produced: illegal.
-  bool fits(const std::vector<int>& members) {
-    const std::vector<int> resident = resident_of(members);
+  bool fits(const std::vector<int>& members, const std::vector<int>& extra = {}) {
+    std::vector<int> resident = resident_of(members);
+    resident.insert(resident.end(), extra.begin(), extra.end());
     if (resident.empty()) return true;
     std::set<int> fused;  // fusion ranks: output ranks of every member
     for (size_t k = 0; k < members.size(); ++k) {

@@ -46,6 +46,7 @@ struct EinsumRun {
 struct BlockRun {
   std::vector<int> einsums;           ///< indices into RunReport::einsums, in schedule order
   std::vector<std::string> resident;  ///< intermediates kept on chip
+  std::vector<std::string> shared;    ///< inputs several members read, loaded from the tier once
   double repeats = 1;                 ///< sequential instances (launches on a GPU)
   double time = 0;                    ///< s, all instances
   double compute = 0;                 ///< s the busiest array works

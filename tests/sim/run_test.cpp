@@ -136,8 +136,13 @@ TEST_CASE("run: GPU kernels fuse prologues, epilogues and attention; fusion neve
   CHECK(attn->repeats == 2);  // once per layer
   CHECK(has(attn->resident, "BQK"));
   CHECK(has(attn->resident, "SLN"));
-  // The norm's two reductions and its scaling are one kernel.
-  CHECK(block_with(kernels, "N1SS") == block_with(kernels, "XN"));
+  // The norm's two reductions and its scaling are one kernel, reading the row once.
+  const BlockRun* norm = block_with(kernels, "XN");
+  CHECK(block_with(kernels, "N1SS") == norm);
+  CHECK(has(norm->shared, "X"));
+  const double x_bytes = 8.0 * 4096 * 2;  // one layer's rows of X (batch 8, d_model 4096, fp16)
+  CHECK(norm->traffic[0].read_bytes < 2 * (x_bytes * 2) * 1.01);  // X and the norm weight, two layers, once each
+  CHECK(norm->traffic[0].read_bytes >= 2 * x_bytes);
 }
 
 TEST_CASE("run: the pass analysis decides which attention intermediates stay on chip", "[run]") {
