@@ -20,23 +20,17 @@ const ModelConfig& llama2_7b() {
   return m;
 }
 
-RunOptions decode(int64_t batch, int64_t context, int64_t layers = 2) {
+// A decode step at `tokens` of context or a prefill of `tokens` per request, first `layers` layers.
+RunOptions step(PhaseKind kind, int64_t batch, int64_t tokens, int64_t layers) {
   RunOptions o;
-  o.phase.kind = PhaseKind::Decode;
+  o.phase.kind = kind;
   o.phase.batch = batch;
-  o.phase.context = context;
+  (kind == PhaseKind::Decode ? o.phase.context : o.phase.prompt) = tokens;
   o.phase.layers = layers;
   return o;
 }
-
-RunOptions prefill(int64_t batch, int64_t prompt, int64_t layers = 2) {
-  RunOptions o;
-  o.phase.kind = PhaseKind::Prefill;
-  o.phase.batch = batch;
-  o.phase.prompt = prompt;
-  o.phase.layers = layers;
-  return o;
-}
+RunOptions decode(int64_t batch, int64_t context, int64_t layers = 2) { return step(PhaseKind::Decode, batch, context, layers); }
+RunOptions prefill(int64_t batch, int64_t prompt, int64_t layers = 2) { return step(PhaseKind::Prefill, batch, prompt, layers); }
 
 double tier_bytes(const RunReport& r) {
   double b = 0;
