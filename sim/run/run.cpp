@@ -66,12 +66,33 @@ std::set<int> dim_ranks(const Einsum& e, const Access& a, size_t d) {
   return r;
 }
 
+// Everything about an architecture a mapping's cost depends on, as text: a mapping cache
+// shared across design points that vary the hardware never mixes them up.
+std::string arch_key(const ArchSpec& a) {
+  std::string k = a.name;
+  for (const MemoryTier& t : a.tiers)
+    k += fmt::format("|{}:{}:{}:{}:{}:{}", t.name, t.capacity, t.read_bandwidth, t.write_bandwidth, t.latency, t.energy);
+  for (const StorageLevel& l : a.levels)
+    k += fmt::format("|{}<{}:{}:{}:{}:{}:{}", l.name, l.parent, l.capacity, l.instances, l.bandwidth, l.read_energy, l.write_energy);
+  for (const ComputeArray& r : a.arrays) {
+    k += fmt::format("|{}@{}:{}:{}:{}", r.name, r.level, fmt::join(r.shape, "x"), r.instances, r.clock);
+    for (const auto& [cls, by_type] : r.ops_per_cycle)
+      for (const auto& [t, n] : by_type) k += fmt::format(",{}{}{}", static_cast<int>(cls), static_cast<int>(t), n);
+    for (const auto& [cls, j] : r.energy) k += fmt::format(";{}{}", static_cast<int>(cls), j);
+  }
+  if (a.gpu) {
+    k += fmt::format("|gpu:{}:{}:{}", a.gpu->launch_overhead, a.gpu->wave_quantization, a.gpu->memory_efficiency);
+    for (const auto& [cls, f] : a.gpu->efficiency) k += fmt::format(",{}{}", static_cast<int>(cls), f);
+  }
+  return k;
+}
+
 // The cascade prepared for costing: loops, sliced Einsums, pass analyses on demand.
 class Planner {
  public:
   /// `layer_rank`: the rank of a model's layers (blocks never span it), or -1.
   Planner(const Cascade& c, const ArchSpec& a, DType dt, Fusion fusion, const MapperOptions& mopt, MapCache* cache, int layer_rank)
-      : c_(c), a_(a), dt_(dt), fusion_(fusion), mopt_(mopt), cache_(cache), layer_rank_(layer_rank) {
+      : c_(c), a_(a), dt_(dt), fusion_(fusion), mopt_(mopt), cache_(cache), layer_rank_(layer_rank), arch_key_(arch_key(a)) {
     loops_.resize(c.einsums.size());
     std::vector<int> stack;
     enclosing_loops(c.schedule, stack, loops_);
@@ -123,7 +144,6 @@ class Planner {
     r.dtype = dt_;
     r.fusion = fusion_;
     const std::vector<std::vector<int>> blocks = group();
-    std::vector<int> slot(c_.einsums.size(), -1);
     for (const std::vector<int>& members : blocks) {
       const std::vector<int> resident = resident_of(members);
       // Inputs several members read (the row a layer norm sums, then scales) come from the
@@ -149,7 +169,7 @@ class Planner {
         const MappedEinsum& mapped = map(id, on_chip);
         const MapResult& m = mapped.result;
         const double n = repeats_[static_cast<size_t>(id)];
-        const Einsum& e = c_.einsums[static_cast<size_t>(id)];
+        const Einsum& e = me;
         EinsumRun er;
         er.einsum = id;
         er.name = c_.tensors[static_cast<size_t>(e.lhs.tensor)].name;
@@ -175,7 +195,6 @@ class Planner {
         launch = std::max(launch, m.cost.launch);
         b.energy += er.energy;
         b.flops += er.flops;
-        slot[static_cast<size_t>(id)] = static_cast<int>(r.einsums.size());
         b.einsums.push_back(static_cast<int>(r.einsums.size()));
         r.einsums.push_back(std::move(er));
       }
@@ -288,7 +307,7 @@ class Planner {
       if (std::find(resident.begin(), resident.end(), acc.tensor) != resident.end()) mine.push_back(acc.tensor);
     if (std::find(resident.begin(), resident.end(), s.lhs.tensor) != resident.end()) mine.push_back(s.lhs.tensor);
     const DType dt = compute_type(s);
-    std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}", a_.name, dtype_name(dt), static_cast<int>(mopt_.objective), mopt_.max_tiles,
+    std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}", arch_key_, dtype_name(dt), static_cast<int>(mopt_.objective), mopt_.max_tiles,
                                   mopt_.granule, mopt_.prune, s.text);
     for (const Var& v : s.vars) key += fmt::format("|{}={}", v.name, v.extent);
     auto add_tensor = [&](int t) {
@@ -571,6 +590,7 @@ class Planner {
   MapperOptions mopt_;
   MapCache* cache_;
   int layer_rank_;
+  std::string arch_key_;
   std::vector<std::vector<int>> loops_;
   std::vector<Einsum> sliced_;
   std::vector<double> repeats_;

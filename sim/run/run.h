@@ -104,8 +104,9 @@ struct RunReport {
 };
 
 /// Memoises mappings by Einsum shape (variables, accesses, operand shapes and types, which
-/// operands stay on chip), for one architecture and mapper setting. Reusing it across design
-/// points that share Einsum shapes (another context length, another batch) skips their search.
+/// operands stay on chip), architecture (every parameter the cost depends on) and mapper
+/// setting. Reusing it across design points that share Einsum shapes (another context length,
+/// another batch) skips their search.
 struct MappedEinsum {
   MapResult result;
   std::string words;  ///< describe_mapping() of the result

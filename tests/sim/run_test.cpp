@@ -303,3 +303,11 @@ TEST_CASE("run: eager fusion runs every matrix product as its own kernel", "[run
   CHECK(parse_fusion("eager") == Fusion::Eager);
   CHECK_FALSE(parse_fusion("fast").has_value());
 }
+
+TEST_CASE("run: the mapping cache keeps design points with different hardware apart", "[run]") {
+  MapCache cache;
+  const RunReport fast = run_model(llama2_7b(), load_arch("h100"), decode(8, 2048), &cache);
+  const RunReport slow = run_model(llama2_7b(), load_arch("h100", {"arch.tiers.hbm.read_bandwidth=1 TB/s"}), decode(8, 2048), &cache);
+  CHECK(slow.cache_hits == 0);
+  CHECK(slow.step_time > 2 * fast.step_time);
+}
