@@ -74,7 +74,8 @@ std::string format_run(const RunReport& r, Format f) {
       json e = json::array();
       for (int i : b.einsums) e.push_back(r.einsums[static_cast<size_t>(i)].name);
       blocks.push_back({{"einsums", e}, {"resident", b.resident}, {"shared", b.shared}, {"repeats", b.repeats}, {"time_s", b.time}, {"compute_s", b.compute},
-                        {"overhead_s", b.overhead}, {"flops", b.flops}, {"energy_j", b.energy}, {"traffic", traffic_json(b.traffic)},
+                        {"overhead_s", b.overhead}, {"flops", b.flops}, {"energy_j", b.energy}, {"utilization", b.utilization},
+                        {"traffic", traffic_json(b.traffic)},
                         {"bottleneck", b.bottleneck}});
     }
     j["blocks"] = blocks;
@@ -99,11 +100,11 @@ std::string format_run(const RunReport& r, Format f) {
 
   std::string out = fmt::format("{} on {}{}: {}, {}, fusion {}\n\n", r.model, r.tp > 1 ? fmt::format("{} x ", r.tp) : "", r.arch,
                                 phase_words(r), dtype_name(r.dtype), fusion_name(r.fusion));
-  TextTable bt({"block", "einsums", "x", "time (ms)", "share", tier, "bottleneck"});
+  TextTable bt({"block", "einsums", "x", "time (ms)", "share", tier, "util", "bottleneck"});
   for (size_t i = 0; i < r.blocks.size(); ++i) {
     const BlockRun& b = r.blocks[i];
     bt.row({std::to_string(i), block_name(r, b), fmt::format("{}", b.repeats), ms(b.time), pct(b.time / r.step_time),
-            fmt_bytes(tier_bytes(b.traffic)), b.bottleneck});
+            fmt_bytes(tier_bytes(b.traffic)), pct(b.utilization), b.bottleneck});
   }
   out += "blocks (fused Einsums; x: sequential instances, one launch each on a GPU)\n" + bt.aligned() + "\n";
   TextTable et({"einsum", "component", "block", "FLOPs", tier, "alone (ms)", "util", "bottleneck", "mapping (one instance)"});

@@ -156,7 +156,7 @@ class Planner {
       for (int t : shared) b.shared.push_back(c_.tensors[static_cast<size_t>(t)].name);
       std::map<std::string, double> array_busy;
       std::vector<LevelTraffic> traffic;
-      double fill = 0, launch = 0;
+      double fill = 0, launch = 0, ideal = 0;
       std::set<int> loaded;
       for (int id : members) {
         std::vector<int> on_chip = resident;
@@ -195,6 +195,7 @@ class Planner {
         launch = std::max(launch, m.cost.launch);
         b.energy += er.energy;
         b.flops += er.flops;
+        ideal += m.cost.ideal_compute * n;
         b.einsums.push_back(static_cast<int>(r.einsums.size()));
         r.einsums.push_back(std::move(er));
       }
@@ -210,6 +211,7 @@ class Planner {
       b.overhead = b.repeats * (fill + launch);
       if (b.repeats * launch > busiest) b.bottleneck = "kernel launch";
       b.time = busiest + b.overhead;
+      b.utilization = b.time > 0 ? ideal / b.time : 0;
       b.traffic = std::move(traffic);
       r.blocks.push_back(std::move(b));
     }

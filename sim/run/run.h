@@ -53,6 +53,7 @@ struct BlockRun {
   double overhead = 0;                ///< s of fill/drain and launch, all instances
   double energy = 0;
   double flops = 0;
+  double utilization = 0;             ///< the members' peak compute time over the block's time
   std::vector<LevelTraffic> traffic;  ///< tier first
   std::string bottleneck;
 };

@@ -311,3 +311,14 @@ TEST_CASE("run: the mapping cache keeps design points with different hardware ap
   CHECK(slow.cache_hits == 0);
   CHECK(slow.step_time > 2 * fast.step_time);
 }
+
+TEST_CASE("run: block utilization is the peak-compute share of its time", "[run]") {
+  const ArchSpec a = load_arch("h100");
+  const RunReport pre = run_model(llama2_7b(), a, prefill(8, 2048));
+  const RunReport dec = run_model(llama2_7b(), a, decode(8, 2048));
+  const BlockRun* up = block_with(pre, "UP");
+  REQUIRE(up);
+  CHECK(up->utilization > 0.5);  // a large prefill GEMM: compute-bound near the calibrated 85%
+  CHECK(up->utilization <= 1.0);
+  CHECK(block_with(dec, "UP")->utilization < 0.1);  // decode GEMV: bandwidth-bound
+}
