@@ -309,25 +309,41 @@ class Planner {
       if (std::find(resident.begin(), resident.end(), acc.tensor) != resident.end()) mine.push_back(acc.tensor);
     if (std::find(resident.begin(), resident.end(), s.lhs.tensor) != resident.end()) mine.push_back(s.lhs.tensor);
     const DType dt = compute_type(s);
-    std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}", arch_key_, dtype_name(dt), static_cast<int>(mopt_.objective), mopt_.max_tiles,
-                                  mopt_.granule, mopt_.prune, s.text);
-    for (const Var& v : s.vars) key += fmt::format("|{}={}", v.name, v.extent);
-    auto add_tensor = [&](int t) {
-      const Tensor& x = c_.tensors[static_cast<size_t>(t)];
-      const bool res = std::find(mine.begin(), mine.end(), t) != mine.end();
-      key += fmt::format("|{}:{}:{}:{}", x.name, dtype_name(x.dtype), fmt::join(x.shape, "x"), res ? "r" : "t");
+    // Keyed by structure, not names: the two norms of a layer, K and V, gate and up share a
+    // search. Per access: its operand's place among the Einsum's tensors, type, shape,
+    // residency and affine dimensions.
+    std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}", arch_key_, dtype_name(dt), static_cast<int>(mopt_.objective), mopt_.max_tiles,
+                                  mopt_.granule, mopt_.prune, static_cast<int>(s.reduce), s.n_out);
+    for (const Var& v : s.vars) key += fmt::format("|{}", v.extent);
+    for (double n : s.ops.n) key += fmt::format(",{}", n);
+    std::vector<int> seen;
+    auto add_access = [&](const Access& acc) {
+      auto it = std::find(seen.begin(), seen.end(), acc.tensor);
+      const size_t place = static_cast<size_t>(it - seen.begin());
+      if (it == seen.end()) seen.push_back(acc.tensor);
+      const Tensor& x = c_.tensors[static_cast<size_t>(acc.tensor)];
+      const bool res = std::find(mine.begin(), mine.end(), acc.tensor) != mine.end();
+      key += fmt::format("|{}:{}:{}:{}", place, dtype_name(x.dtype), fmt::join(x.shape, "x"), res ? "r" : "t");
+      for (const Affine& f : acc.dims) {
+        key += fmt::format("[{}g{}", f.c, f.gather);
+        for (auto [v, k] : f.terms) key += fmt::format(" {}*{}", k, v);
+      }
     };
-    add_tensor(s.lhs.tensor);
-    for (const Access& acc : s.reads) add_tensor(acc.tensor);
+    add_access(s.lhs);
+    for (const Access& acc : s.reads) add_access(acc);
     MapCache& cache = cache_ ? *cache_ : local_;
-    if (const MappedEinsum* hit = cache.find(key)) {
-      ++hits_;
-      return *hit;
+    const MappedEinsum* hit = cache.find(key);
+    if (hit) ++hits_;
+    else {
+      MappedEinsum m{map_einsum(c_, s, a_, dt, mopt_, mine), ""};
+      evaluated_ += m.result.evaluated;
+      hit = &cache.insert(key, std::move(m));
     }
-    MappedEinsum m{map_einsum(c_, s, a_, dt, mopt_, mine), ""};
-    m.words = describe_mapping(s, a_, m.result.mapping);
-    evaluated_ += m.result.evaluated;
-    return cache.insert(key, std::move(m));
+    // The mapping in words uses this Einsum's variable names: cached by its text too.
+    const std::string words_key = "words|" + s.text + "|" + key;
+    if (const MappedEinsum* w = cache.find(words_key)) return *w;
+    MappedEinsum w{hit->result, describe_mapping(s, a_, hit->result.mapping)};
+    return cache.insert(words_key, std::move(w));
   }
 
   // Tensors two or more members read that no member writes (index tensors aside).
