@@ -492,42 +492,6 @@ class Planner {
     return blocks;
   }
 
-  // A topological order of `order` (carried edges aside) that keeps producer-consumer chains
-  // together: next comes the ready Einsum whose latest producer was placed most recently
-  // (ties and Einsums without producers: the schedule's order). The schedule hoists what a
-  // loop does not need to its end (a decode step's new K and V); this keeps them from
-  // splitting the attention chain and puts K's RoPE right after K, so they can fuse.
-  std::vector<int> chain_order(const std::vector<int>& order) const {
-    const size_t n = order.size();
-    std::vector<int> pos(c_.einsums.size(), -1);
-    for (size_t i = 0; i < n; ++i) pos[static_cast<size_t>(order[i])] = static_cast<int>(i);
-    std::vector<int> waiting(n, 0);
-    std::vector<std::vector<int>> succ(n), pred(n);
-    for (const Edge& e : c_.edges) {
-      if (e.carried() || pos[static_cast<size_t>(e.from)] < 0 || pos[static_cast<size_t>(e.to)] < 0 || e.from == e.to) continue;
-      const size_t f = static_cast<size_t>(pos[static_cast<size_t>(e.from)]), t = static_cast<size_t>(pos[static_cast<size_t>(e.to)]);
-      if (f >= t) continue;  // only forward dependencies of the schedule
-      succ[f].push_back(static_cast<int>(t));
-      pred[t].push_back(static_cast<int>(f));
-      ++waiting[t];
-    }
-    std::vector<int> placed(n, -1);  // position in the output
-    std::vector<int> out;
-    for (size_t k = 0; k < n; ++k) {
-      int pick = -1, best = -2;
-      for (size_t i = 0; i < n; ++i) {
-        if (placed[i] >= 0 || waiting[i] != 0) continue;
-        int recent = -1;
-        for (int p : pred[i]) recent = std::max(recent, placed[static_cast<size_t>(p)]);
-        if (recent > best) best = recent, pick = static_cast<int>(i);
-      }
-      placed[static_cast<size_t>(pick)] = static_cast<int>(k);
-      for (int t : succ[static_cast<size_t>(pick)]) --waiting[static_cast<size_t>(t)];
-      out.push_back(order[static_cast<size_t>(pick)]);
-    }
-    return out;
-  }
-
   std::vector<std::vector<int>> group_ordered(const std::vector<int>& order) {
     auto contracts = [&](const Einsum& e) { return e.ops[OpClass::Mac] > 0; };
     // A matrix product: a contraction of two different tensors (not X*X of a norm).
@@ -590,9 +554,30 @@ class Planner {
       cur.pop_back();
       return ok;
     };
-    for (int id : chain_order(order)) {
-      if (fusion_ != Fusion::None && !blocks.empty() && may_join(id, blocks.back())) blocks.back().push_back(id);
-      else blocks.push_back({id});
+    // Each Einsum joins the latest block it may join whose place comes after every input it
+    // reads is produced (moving it up is legal: its readers all come later); otherwise it
+    // starts a block. The schedule hoists what a loop does not need past it (a decode step's
+    // new K and V), so the latest block is not always the one to join.
+    std::vector<int> block_of(c_.einsums.size(), -1);
+    for (int id : order) {
+      int target = -1;
+      if (fusion_ != Fusion::None) {
+        size_t earliest = 0;  // blocks before the last producer of an input cannot take it
+        for (const Access& acc : c_.einsums[static_cast<size_t>(id)].reads)
+          for (int w : c_.tensors[static_cast<size_t>(acc.tensor)].writers)
+            if (block_of[static_cast<size_t>(w)] >= 0) earliest = std::max(earliest, static_cast<size_t>(block_of[static_cast<size_t>(w)]));
+        for (size_t bi = blocks.size(); bi-- > earliest;)
+          if (may_join(id, blocks[bi])) {
+            target = static_cast<int>(bi);
+            break;
+          }
+      }
+      if (target < 0) {
+        target = static_cast<int>(blocks.size());
+        blocks.push_back({});
+      }
+      blocks[static_cast<size_t>(target)].push_back(id);
+      block_of[static_cast<size_t>(id)] = target;
     }
     return blocks;
   }
