@@ -697,7 +697,8 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOption
   mem.activations = p.activation_bytes(r);
   r.memory.push_back(mem);
   if (mem.total() > mem.capacity) {
-    const double need_tp = std::ceil((mem.weights + mem.kv_cache) * static_cast<double>(opt.tp) / mem.capacity);
+    // Weights, cache and activations all shrink about as 1/TP (heads and columns split).
+    const double need_tp = std::ceil(mem.total() * static_cast<double>(opt.tp) / mem.capacity);
     throw UserError(SourceLoc{"--batch/--context"},
                     fmt::format("the deployment does not fit: each device needs {:.2f} GiB of {} (weights {:.2f} GiB, KV cache {:.2f} GiB, "
                                 "activations {:.2f} GiB) but '{}' has {:.2f} GiB; use a smaller batch or context, or at least --tp {:.0f}",

@@ -325,3 +325,16 @@ TEST_CASE("run: block utilization is the peak-compute share of its time", "[run]
   CHECK(up->utilization <= 1.0);
   CHECK(block_with(dec, "UP")->utilization < 0.1);  // decode GEMV: bandwidth-bound
 }
+
+TEST_CASE("run: prefill attention is one kernel with the scores on chip", "[run]") {
+  const RunReport r = run_model(llama2_7b(), load_arch("h100"), prefill(1, 8192));
+  const BlockRun* attn = block_with(r, "SLN");
+  REQUIRE(attn);
+  CHECK(attn == block_with(r, "BQK"));
+  CHECK(attn == block_with(r, "SLNV"));
+  CHECK(attn == block_with(r, "AV"));
+  CHECK(has(attn->resident, "SLN"));
+  // The P x M scores never reach HBM: the largest activations are the layer's rows.
+  CHECK(r.memory[0].activations < 1.0 * (1 << 30));
+}
+
