@@ -125,6 +125,7 @@ PassReport pass_analysis(const Cascade& c, const std::string& rank_name, const s
       }
     }
   }
+  if (subset) return rep;  // a block's fusion check needs the passes, not the words
   for (const Reason& r : reasons) {
     const Einsum& e = c.einsums[static_cast<size_t>(r.einsum)];
     const Einsum& ce = c.einsums[static_cast<size_t>(r.cause)];

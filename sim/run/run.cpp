@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <set>
 
@@ -24,17 +25,6 @@ std::optional<Fusion> parse_fusion(std::string_view s) {
   for (Fusion f : {Fusion::None, Fusion::Eager, Fusion::Kernels, Fusion::Greedy})
     if (fusion_name(f) == s) return f;
   return std::nullopt;
-}
-
-const MappedEinsum* MapCache::find(const std::string& key) const {
-  auto it = map_.find(key);
-  return it == map_.end() ? nullptr : it->second.get();
-}
-
-const MappedEinsum& MapCache::insert(const std::string& key, MappedEinsum m) {
-  auto& slot = map_[key];
-  slot = std::make_unique<MappedEinsum>(std::move(m));
-  return *slot;
 }
 
 namespace {
@@ -92,7 +82,8 @@ class Planner {
  public:
   /// `layer_rank`: the rank of a model's layers (blocks never span it), or -1.
   Planner(const Cascade& c, const ArchSpec& a, DType dt, Fusion fusion, const MapperOptions& mopt, MapCache* cache, int layer_rank)
-      : c_(c), a_(a), dt_(dt), fusion_(fusion), mopt_(mopt), cache_(cache), layer_rank_(layer_rank), arch_key_(arch_key(a)) {
+      : c_(c), a_(a), dt_(dt), fusion_(fusion), mopt_(mopt), layer_rank_(layer_rank),
+        bucket_(&(cache ? *cache : local_).bucket(arch_key(a))) {
     loops_.resize(c.einsums.size());
     std::vector<int> stack;
     enclosing_loops(c.schedule, stack, loops_);
@@ -312,38 +303,51 @@ class Planner {
     // Keyed by structure, not names: the two norms of a layer, K and V, gate and up share a
     // search. Per access: its operand's place among the Einsum's tensors, type, shape,
     // residency and affine dimensions.
-    std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}", arch_key_, dtype_name(dt), static_cast<int>(mopt_.objective), mopt_.max_tiles,
-                                  mopt_.granule, mopt_.prune, static_cast<int>(s.reduce), s.n_out);
-    for (const Var& v : s.vars) key += fmt::format("|{}", v.extent);
-    for (double n : s.ops.n) key += fmt::format(",{}", n);
+    std::string key;
+    key.reserve(512);
+    auto num = [&](double x) {
+      char buf[32];
+      key.append(buf, static_cast<size_t>(std::to_chars(buf, buf + sizeof buf, x).ptr - buf));
+      key += ',';
+    };
+    key += dtype_name(dt);
+    for (double x : {static_cast<double>(mopt_.objective), static_cast<double>(mopt_.max_tiles), static_cast<double>(mopt_.granule),
+                     static_cast<double>(mopt_.prune), static_cast<double>(s.reduce), static_cast<double>(s.n_out)})
+      num(x);
+    key += "|v";
+    for (const Var& v : s.vars) num(static_cast<double>(v.extent));
+    key += "|o";
+    for (double n : s.ops.n) num(n);
     std::vector<int> seen;
     auto add_access = [&](const Access& acc) {
       auto it = std::find(seen.begin(), seen.end(), acc.tensor);
       const size_t place = static_cast<size_t>(it - seen.begin());
       if (it == seen.end()) seen.push_back(acc.tensor);
       const Tensor& x = c_.tensors[static_cast<size_t>(acc.tensor)];
-      const bool res = std::find(mine.begin(), mine.end(), acc.tensor) != mine.end();
-      key += fmt::format("|{}:{}:{}:{}", place, dtype_name(x.dtype), fmt::join(x.shape, "x"), res ? "r" : "t");
+      key += std::find(mine.begin(), mine.end(), acc.tensor) != mine.end() ? "|r" : "|t";
+      num(static_cast<double>(place));
+      key += dtype_name(x.dtype);
+      for (int64_t d : x.shape) num(static_cast<double>(d));
       for (const Affine& f : acc.dims) {
-        key += fmt::format("[{}g{}", f.c, f.gather);
-        for (auto [v, k] : f.terms) key += fmt::format(" {}*{}", k, v);
+        key += '[';
+        num(static_cast<double>(f.c));
+        num(static_cast<double>(f.gather));
+        for (auto [v, k] : f.terms) num(static_cast<double>(k)), num(static_cast<double>(v));
       }
     };
     add_access(s.lhs);
     for (const Access& acc : s.reads) add_access(acc);
-    MapCache& cache = cache_ ? *cache_ : local_;
-    const MappedEinsum* hit = cache.find(key);
+    MapCache::Bucket& cache = *bucket_;
+    std::unique_ptr<MappedEinsum>& hit = cache[key];
     if (hit) ++hits_;
     else {
-      MappedEinsum m{map_einsum(c_, s, a_, dt, mopt_, mine), ""};
-      evaluated_ += m.result.evaluated;
-      hit = &cache.insert(key, std::move(m));
+      hit = std::make_unique<MappedEinsum>(MappedEinsum{map_einsum(c_, s, a_, dt, mopt_, mine), ""});
+      evaluated_ += hit->result.evaluated;
     }
     // The mapping in words uses this Einsum's variable names: cached by its text too.
-    const std::string words_key = "words|" + s.text + "|" + key;
-    if (const MappedEinsum* w = cache.find(words_key)) return *w;
-    MappedEinsum w{hit->result, describe_mapping(s, a_, hit->result.mapping)};
-    return cache.insert(words_key, std::move(w));
+    std::unique_ptr<MappedEinsum>& w = cache["words|" + s.text + "|" + key];
+    if (!w) w = std::make_unique<MappedEinsum>(MappedEinsum{hit->result, describe_mapping(s, a_, hit->result.mapping)});
+    return *w;
   }
 
   // Tensors two or more members read that no member writes (index tensors aside).
@@ -591,13 +595,12 @@ class Planner {
   DType dt_;
   Fusion fusion_;
   MapperOptions mopt_;
-  MapCache* cache_;
   int layer_rank_;
-  std::string arch_key_;
+  MapCache local_;  // without a cache of the caller's: shapes repeated within the run
+  MapCache::Bucket* bucket_;
   std::vector<std::vector<int>> loops_;
   std::vector<Einsum> sliced_;
   std::vector<double> repeats_;
-  MapCache local_;  // without a cache of the caller's: shapes repeated within the run
 };
 
 }  // namespace

@@ -114,12 +114,18 @@ struct MappedEinsum {
 };
 class MapCache {
  public:
-  const MappedEinsum* find(const std::string& key) const;
-  const MappedEinsum& insert(const std::string& key, MappedEinsum m);
-  size_t size() const { return map_.size(); }
+  /// The entries of one architecture (its description as text): looked up once per run, so
+  /// the long architecture key is not compared per Einsum.
+  using Bucket = std::map<std::string, std::unique_ptr<MappedEinsum>>;
+  Bucket& bucket(const std::string& arch) { return map_[arch]; }
+  size_t size() const {
+    size_t n = 0;
+    for (const auto& [a, b] : map_) n += b.size();
+    return n;
+  }
 
  private:
-  std::map<std::string, std::unique_ptr<MappedEinsum>> map_;
+  std::map<std::string, Bucket> map_;
 };
 
 /// Costs every Einsum of `c` on one device of `a`. Einsums inside loops over iterative ranks
