@@ -15,6 +15,13 @@ double ModelConfig::kv_bytes_per_token(DType kv) const {
   return 2.0 * static_cast<double>(num_hidden_layers * num_key_value_heads * head_dim) * dtype_bytes(kv);
 }
 
+std::string ModelConfig::fingerprint() const {
+  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", name, model_type, hidden_size, num_hidden_layers,
+                     num_attention_heads, num_key_value_heads, head_dim, intermediate_size, vocab_size, max_position_embeddings,
+                     type_vocab_size, hidden_act, tie_word_embeddings, num_local_experts, num_experts_per_tok, attention_bias, mlp_bias,
+                     dtype_name(dtype), static_cast<int>(norm), static_cast<int>(mlp), static_cast<int>(position), parallel_attn, encoder_only);
+}
+
 namespace {
 
 // Family defaults, from each family's HF modeling code (modeling_<type>.py).

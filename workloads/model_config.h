@@ -14,7 +14,7 @@ enum class NormKind { RMSNorm, LayerNorm };
 enum class MlpKind { Gated, Plain };
 enum class PositionKind { Rope, Learned, Relative, None };
 
-struct ModelConfig {
+struct ModelConfig {  // new fields: add them to fingerprint()
   std::string name;
   SourceLoc loc;
   std::string model_type;          ///< HF model_type: llama, mistral, mixtral, opt, falcon, gpt2, bert, t5, xlm, transfo-xl
@@ -45,6 +45,9 @@ struct ModelConfig {
   int64_t group() const { return num_attention_heads / num_key_value_heads; }
   /// KV-cache bytes per token over all layers (K and V).
   double kv_bytes_per_token(DType kv) const;
+  /// Every field above as text: equal fingerprints build equal cascades (memoisation keys).
+  /// A new field must be added here.
+  std::string fingerprint() const;
 };
 
 /// Reads the [model] table of a TOML document (does not call finish()).

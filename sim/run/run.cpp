@@ -652,7 +652,17 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOption
     }
   if (opt.tp > 1 && !peer)
     throw UserError(a.loc, fmt::format("'{}' has no link to a peer device (to = \"peer\"), which --tp {} needs", a.name, opt.tp));
-  const Cascade c = bind_cascade(transformer_cascade(m, opt.phase));
+  std::shared_ptr<const Cascade> built;
+  const Phase& ph = opt.phase;
+  const std::string workload = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}", m.fingerprint(), static_cast<int>(ph.kind), ph.batch, ph.prompt,
+                                           ph.context, static_cast<int>(ph.attention), ph.block, ph.layers);
+  if (cache)
+    if (auto it = cache->cascades().find(workload); it != cache->cascades().end()) built = it->second;
+  if (!built) {
+    built = std::make_shared<const Cascade>(bind_cascade(transformer_cascade(m, opt.phase)));
+    if (cache) cache->cascades()[workload] = built;
+  }
+  const Cascade& c = *built;
   Planner p(c, a, m.dtype, fusion, opt.mapper, cache, c.find_rank("L"));
   RunReport r = p.run();
   r.mappings_evaluated = p.evaluated_;

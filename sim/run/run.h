@@ -118,6 +118,9 @@ class MapCache {
   /// the long architecture key is not compared per Einsum.
   using Bucket = std::map<std::string, std::unique_ptr<MappedEinsum>>;
   Bucket& bucket(const std::string& arch) { return map_[arch]; }
+  /// Bound cascades by model fingerprint and phase: design points that vary only the
+  /// hardware rebuild nothing.
+  std::map<std::string, std::shared_ptr<const Cascade>>& cascades() { return cascades_; }
   size_t size() const {
     size_t n = 0;
     for (const auto& [a, b] : map_) n += b.size();
@@ -126,6 +129,7 @@ class MapCache {
 
  private:
   std::map<std::string, Bucket> map_;
+  std::map<std::string, std::shared_ptr<const Cascade>> cascades_;
 };
 
 /// Costs every Einsum of `c` on one device of `a`. Einsums inside loops over iterative ranks

@@ -70,8 +70,9 @@ BENCHMARK_CAPTURE(BM_Mapper_GEMM4096, fusemax, "fusemax", DType::FP16)->Unit(ben
 BENCHMARK_CAPTURE(BM_Mapper_GEMM4096, h100, "h100", DType::BF16)->Unit(benchmark::kMillisecond);
 
 // A full Llama-3-70B decode step (batch 16, context 32K, 80 layers, TP 4 so it fits) on the
-// H100 preset: build the cascade, fuse, map every Einsum, add up. Cold: an empty mapping
-// cache each time. Warm: the cache of an earlier run of the same design point (memoised).
+// H100 preset: build the cascade, fuse, map every Einsum, add up. Cold: an empty cache each
+// time. Warm: the cache of an earlier run of the same design point (its mappings and its
+// bound cascade memoised; fusion and the report are redone).
 void BM_Run_Llama3_70B_Decode_H100(benchmark::State& state) {
   const ArchSpec a = load_arch("h100");
   RunOptions opt;

@@ -242,10 +242,18 @@ TEST_CASE("run: the mapping cache replays a design point without searching", "[r
   CHECK(warm.mappings_evaluated == 0);
   CHECK(warm.cache_hits == static_cast<int64_t>(warm.einsums.size()));
   CHECK(warm.step_time == cold.step_time);
+  CHECK(cache.cascades().size() == 1);  // the bound cascade is reused too
   // Another context length shares every Einsum but attention's.
   const RunReport other = run_model(llama2_7b(), a, decode(8, 8192), &cache);
   CHECK(other.cache_hits > 0);
   CHECK(other.cache_hits < static_cast<int64_t>(other.einsums.size()));
+  CHECK(cache.cascades().size() == 2);
+  // A model that differs in one field builds its own cascade.
+  ModelConfig wider = llama2_7b();
+  wider.intermediate_size += 256;
+  const RunReport w = run_model(wider, a, decode(8, 2048), &cache);
+  CHECK(cache.cascades().size() == 3);
+  CHECK(w.step_time > warm.step_time);
 }
 
 TEST_CASE("run: per-layer Einsums are mapped for one layer and repeated", "[run]") {
