@@ -75,8 +75,8 @@ struct RunOptions {
   std::optional<Fusion> fusion;  ///< default: Kernels on GPUs, Greedy elsewhere
   MapperOptions mapper;
   /// Whole models map dozens of Einsums per design point: a smaller tile budget than a lone
-  /// Einsum gets (docs/ARCHITECTURE.md measures what it gives up: under 1% of step time).
-  RunOptions() { mapper.max_tiles = 256; }
+  /// Einsum gets (docs/ARCHITECTURE.md measures what it gives up: about 0.1% of step time).
+  RunOptions() { mapper.max_tiles = 128; }
 };
 
 struct RunReport {
