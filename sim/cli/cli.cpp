@@ -32,6 +32,37 @@ int64_t parse_tokens(const std::string& s, const std::string& option) {
   return v;
 }
 
+// The options that describe one step of inference, shared by `describe` and `run`.
+struct PhaseArgs {
+  std::string phase, batch = "1", prompt, context, attention = "1pass";
+  int64_t block = 256, layers = 0;
+};
+
+void add_phase_options(CLI::App* cmd, PhaseArgs& p) {
+  cmd->add_option("--batch", p.batch, "Requests per step");
+  cmd->add_option("--prompt", p.prompt, "Prefill: tokens per request (e.g. 2048, 32k)");
+  cmd->add_option("--context", p.context, "Decode: tokens already in the KV cache (e.g. 32k)");
+  cmd->add_option("--attention", p.attention, "Attention cascade")->check(CLI::IsMember({"1pass", "3pass"}));
+  cmd->add_option("--block", p.block, "1-pass attention: keys per block (M0)")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  cmd->add_option("--layers", p.layers, "Build only the first N layers")->check(CLI::Range(int64_t{0}, int64_t{4096}));
+}
+
+Phase make_phase(const PhaseArgs& a) {
+  Phase p;
+  p.kind = a.phase == "decode" ? PhaseKind::Decode : PhaseKind::Prefill;
+  if (p.kind == PhaseKind::Decode && !a.prompt.empty()) throw UserError(SourceLoc{"--prompt"}, "--prompt applies to prefill; decode takes --context");
+  if (p.kind == PhaseKind::Prefill && !a.context.empty()) throw UserError(SourceLoc{"--context"}, "--context applies to decode; prefill takes --prompt");
+  p.batch = parse_tokens(a.batch, "--batch");
+  p.prompt = a.prompt.empty() ? 2048 : parse_tokens(a.prompt, "--prompt");
+  p.context = a.context.empty() ? 2048 : parse_tokens(a.context, "--context");
+  if (p.batch < 1 || p.prompt < 1 || p.context < 0)
+    throw UserError(SourceLoc{"--batch"}, "--batch and --prompt must be at least 1, --context at least 0");
+  p.attention = a.attention == "3pass" ? AttentionKind::ThreePass : AttentionKind::OnePass;
+  p.block = a.block;
+  p.layers = a.layers;
+  return p;
+}
+
 }  // namespace
 
 int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
@@ -45,39 +76,28 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   check->add_option("files", files, "Config files (TOML, or a HuggingFace config.json)")->required();
   check->add_option("--set", overrides, "Override a config value: dotted.key=value (checked like file values)");
 
-  std::string file, phase_name, attention = "1pass", batch = "1", prompt = "", context = "";
-  int64_t layers = 0, block = 256;
+  std::string file;
+  PhaseArgs pa;  // only one subcommand runs: describe and run share these
   auto* describe = app.add_subcommand("describe", "Summarise a cascade or a model");
   describe->add_option("file", file, "A cascade or model config (or a shipped model name, e.g. llama-3-70b)")->required();
   describe->add_option("--format", format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
   describe->add_option("--set", overrides, "Override a config value: dotted.key=value");
-  describe->add_option("--phase", phase_name, "Model: build the cascade of one step")->check(CLI::IsMember({"prefill", "decode"}));
-  describe->add_option("--batch", batch, "Model: requests per step");
-  describe->add_option("--prompt", prompt, "Model, prefill: tokens per request (e.g. 2048, 32k)");
-  describe->add_option("--context", context, "Model, decode: tokens already in the KV cache (e.g. 32k)");
-  describe->add_option("--attention", attention, "Model: attention cascade")->check(CLI::IsMember({"1pass", "3pass"}));
-  describe->add_option("--block", block, "Model, 1-pass attention: keys per block (M0)")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
-  describe->add_option("--layers", layers, "Model: build only the first N layers")->check(CLI::Range(int64_t{0}, int64_t{4096}));
+  describe->add_option("--phase", pa.phase, "Model: build the cascade of one step")->check(CLI::IsMember({"prefill", "decode"}));
+  add_phase_options(describe, pa);
 
-  std::string arch_name, model_name, run_phase, run_batch = "1", run_prompt, run_context, run_dtype, run_fusion, run_attention = "1pass",
-      objective = "latency";
-  int64_t tp = 1, run_layers = 0, run_block = 256;
+  std::string arch_name, model_name, run_dtype, run_fusion, objective = "latency";
+  int64_t tp = 1;
   std::vector<std::string> run_sets;
   std::string run_format = "table";
   auto* run = app.add_subcommand("run", "Map a model's prefill or decode step onto an architecture: time, traffic, energy, memory");
   run->add_option("--arch", arch_name, "Architecture preset (h100, a100, fusemax, ...) or file")->required();
   run->add_option("--model", model_name, "Model preset (llama-3-70b, ...), TOML file or HF config.json")->required();
-  run->add_option("--phase", run_phase, "Inference phase")->required()->check(CLI::IsMember({"prefill", "decode"}));
-  run->add_option("--batch", run_batch, "Requests per step");
-  run->add_option("--prompt", run_prompt, "Prefill: tokens per request (e.g. 2048, 32k)");
-  run->add_option("--context", run_context, "Decode: tokens already in the KV cache (e.g. 32k)");
+  run->add_option("--phase", pa.phase, "Inference phase")->required()->check(CLI::IsMember({"prefill", "decode"}));
+  add_phase_options(run, pa);
   run->add_option("--tp", tp, "Tensor-parallel devices")->check(CLI::Range(int64_t{1}, int64_t{1024}));
   run->add_option("--dtype", run_dtype, "Weights, activations and KV cache (default: the model's)")->check(CLI::IsMember(dtype_names()));
   run->add_option("--fusion", run_fusion, "Fusion policy (default: kernels on GPUs, greedy elsewhere)")
       ->check(CLI::IsMember({"none", "eager", "kernels", "greedy"}));
-  run->add_option("--attention", run_attention, "Attention cascade")->check(CLI::IsMember({"1pass", "3pass"}));
-  run->add_option("--block", run_block, "1-pass attention: keys per block (M0)")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
-  run->add_option("--layers", run_layers, "Build only the first N layers")->check(CLI::Range(int64_t{0}, int64_t{4096}));
   run->add_option("--objective", objective, "Mapper objective")->check(CLI::IsMember({"latency", "energy", "edp"}));
   run->add_option("--set", run_sets, "Override a value: arch.KEY=VALUE or model.KEY=VALUE (checked like file values)");
   run->add_option("--format", run_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
@@ -113,17 +133,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       const ArchSpec a = load_arch(resolve_model_path(arch_name), arch_sets);
       const ModelConfig m = load_model(resolve_model_path(model_name), model_sets);
       RunOptions ro;
-      ro.phase.kind = run_phase == "decode" ? PhaseKind::Decode : PhaseKind::Prefill;
-      ro.phase.batch = parse_tokens(run_batch, "--batch");
-      if (ro.phase.kind == PhaseKind::Decode && !run_prompt.empty()) throw UserError(SourceLoc{"--prompt"}, "--prompt applies to prefill; decode takes --context");
-      if (ro.phase.kind == PhaseKind::Prefill && !run_context.empty()) throw UserError(SourceLoc{"--context"}, "--context applies to decode; prefill takes --prompt");
-      ro.phase.prompt = run_prompt.empty() ? 2048 : parse_tokens(run_prompt, "--prompt");
-      ro.phase.context = run_context.empty() ? 2048 : parse_tokens(run_context, "--context");
-      if (ro.phase.batch < 1 || ro.phase.prompt < 1 || ro.phase.context < 0)
-        throw UserError(SourceLoc{"--batch"}, "--batch and --prompt must be at least 1, --context at least 0");
-      ro.phase.attention = run_attention == "3pass" ? AttentionKind::ThreePass : AttentionKind::OnePass;
-      ro.phase.block = run_block;
-      ro.phase.layers = run_layers;
+      ro.phase = make_phase(pa);
       ro.tp = tp;
       if (!run_dtype.empty()) ro.dtype = parse_dtype(run_dtype);
       if (!run_fusion.empty()) ro.fusion = parse_fusion(run_fusion);
@@ -135,31 +145,21 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       const Format fmt_ = kFormats.at(format);
       const std::string path = resolve_model_path(file);
       if (config_kind(path) == ConfigKind::Arch) {
-        if (!phase_name.empty()) throw UserError(SourceLoc{"--phase"}, "--phase applies to models, not architectures");
+        if (!pa.phase.empty()) throw UserError(SourceLoc{"--phase"}, "--phase applies to models, not architectures");
         out << describe_arch(load_arch(path, overrides), fmt_);
         return 0;
       }
       if (config_kind(path) == ConfigKind::Cascade) {
-        if (!phase_name.empty() || !prompt.empty() || !context.empty())
+        if (!pa.phase.empty() || !pa.prompt.empty() || !pa.context.empty())
           throw UserError(SourceLoc{"--phase"}, "--phase, --prompt and --context apply to models, not cascades");
         out << describe_cascade(load_cascade(path, overrides), fmt_);
         return 0;
       }
       const ModelConfig m = load_model(path, overrides);
       std::optional<Phase> ph;
-      if (!phase_name.empty()) {
-        Phase p;
-        p.kind = phase_name == "decode" ? PhaseKind::Decode : PhaseKind::Prefill;
-        p.batch = parse_tokens(batch, "--batch");
-        p.prompt = prompt.empty() ? 2048 : parse_tokens(prompt, "--prompt");
-        p.context = context.empty() ? 2048 : parse_tokens(context, "--context");
-        p.attention = attention == "3pass" ? AttentionKind::ThreePass : AttentionKind::OnePass;
-        p.block = block;
-        p.layers = layers;
-        if (p.batch < 1 || p.prompt < 1 || p.context < 0)
-          throw UserError(SourceLoc{"--batch"}, "--batch and --prompt must be at least 1, --context at least 0");
-        ph = p;
-      } else if (!prompt.empty() || !context.empty()) {
+      if (!pa.phase.empty()) {
+        ph = make_phase(pa);
+      } else if (!pa.prompt.empty() || !pa.context.empty()) {
         throw UserError(SourceLoc{"--prompt"}, "--prompt and --context need --phase prefill|decode");
       }
       out << describe_model(m, ph, fmt_);

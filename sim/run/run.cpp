@@ -160,13 +160,12 @@ class Planner {
         const MappedEinsum& mapped = map(id, on_chip);
         const MapResult& m = mapped.result;
         const double n = repeats_[static_cast<size_t>(id)];
-        const Einsum& e = me;
         EinsumRun er;
         er.einsum = id;
-        er.name = c_.tensors[static_cast<size_t>(e.lhs.tensor)].name;
+        er.name = c_.tensors[static_cast<size_t>(me.lhs.tensor)].name;
         er.block = static_cast<int>(r.blocks.size());
         er.repeats = n;
-        er.flops = e.ops.flops();
+        er.flops = me.ops.flops();
         er.compute = m.cost.compute * n;
         er.energy = m.cost.energy * n;
         er.utilization = m.cost.utilization;
@@ -216,6 +215,8 @@ class Planner {
       r.layer_time /= static_cast<double>(r.layers);
     }
     r.step_time = r.compute_time;
+    r.mappings_evaluated = evaluated_;
+    r.cache_hits = hits_;
     return r;
   }
 
@@ -586,10 +587,7 @@ class Planner {
     return blocks;
   }
 
- public:
   int64_t evaluated_ = 0, hits_ = 0;
-
- private:
   const Cascade& c_;
   const ArchSpec& a_;
   DType dt_;
@@ -606,11 +604,7 @@ class Planner {
 }  // namespace
 
 RunReport run_cascade(const Cascade& c, const ArchSpec& a, DType dt, Fusion fusion, const MapperOptions& mopt, MapCache* cache) {
-  Planner p(c, a, dt, fusion, mopt, cache, -1);
-  RunReport r = p.run();
-  r.mappings_evaluated = p.evaluated_;
-  r.cache_hits = p.hits_;
-  return r;
+  return Planner(c, a, dt, fusion, mopt, cache, -1).run();
 }
 
 namespace {
@@ -665,8 +659,6 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOption
   const Cascade& c = *built;
   Planner p(c, a, m.dtype, fusion, opt.mapper, cache, c.find_rank("L"));
   RunReport r = p.run();
-  r.mappings_evaluated = p.evaluated_;
-  r.cache_hits = p.hits_;
   r.model = model.name;
   r.phase = opt.phase;
   r.tp = opt.tp;
@@ -691,10 +683,10 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOption
 
   // Energy per step over all devices: the cost model's dynamic energy, the all-reduce bytes
   // over the link, and idle power for the step's duration.
-  const Link* link = r.allreduce_link.empty() ? nullptr : a.link(r.allreduce_link);
   double dynamic = 0;
   for (const BlockRun& b : r.blocks) dynamic += b.energy;
-  r.energy = static_cast<double>(opt.tp) * (dynamic + r.allreduce_bytes * (link ? link->energy : 0) + a.power.idle * r.step_time);
+  const double link_energy = opt.tp > 1 ? r.allreduce_bytes * peer->energy : 0;
+  r.energy = static_cast<double>(opt.tp) * (dynamic + link_energy + a.power.idle * r.step_time);
   r.energy_per_token = r.tokens > 0 ? r.energy / r.tokens : 0;
 
   // Memory of one device, all in the tier that feeds the arrays.
