@@ -65,15 +65,24 @@ int64_t integer(const Field& f, const SourceLoc& line) {
   return v;
 }
 
+// The non-empty lines of a headerless comma-separated file, split, with their locations.
+struct Row {
+  SourceLoc at;
+  std::vector<Field> f;
+};
+std::vector<Row> rows_of(const std::string& file) {
+  std::vector<Row> out;
+  const auto lines = lines_of(file);
+  for (size_t i = 0; i < lines.size(); ++i)
+    if (!lines[i].empty()) out.push_back({SourceLoc{file, static_cast<int>(i) + 1, 1}, split(lines[i], ',')});
+  return out;
+}
+
 }  // namespace
 
 std::vector<GemmMeasurement> read_llmcompass_matmul(const std::string& file) {
   std::vector<GemmMeasurement> out;
-  const auto lines = lines_of(file);
-  for (size_t i = 0; i < lines.size(); ++i) {
-    if (lines[i].empty()) continue;
-    const SourceLoc at{file, static_cast<int>(i) + 1, 1};
-    const auto f = split(lines[i], ',');
+  for (const auto& [at, f] : rows_of(file)) {
     if (f.size() != 5) throw UserError(at, fmt::format("expected 5 fields (M, N, K, latency ms, Tflops), found {}", f.size()));
     GemmMeasurement g;
     g.m = integer(f[0], at);
@@ -91,11 +100,7 @@ std::vector<GemmMeasurement> read_llmcompass_matmul(const std::string& file) {
 
 std::vector<ElementwiseMeasurement> read_llmcompass_elementwise(const std::string& file) {
   std::vector<ElementwiseMeasurement> out;
-  const auto lines = lines_of(file);
-  for (size_t i = 0; i < lines.size(); ++i) {
-    if (lines[i].empty()) continue;
-    const SourceLoc at{file, static_cast<int>(i) + 1, 1};
-    const auto f = split(lines[i], ',');
+  for (const auto& [at, f] : rows_of(file)) {
     if (f.size() != 2 && f.size() != 3) throw UserError(at, fmt::format("expected 'M, N, Gelem/s' or 'M, Gelem/s', found {} fields", f.size()));
     ElementwiseMeasurement e;
     e.m = integer(f[0], at);
@@ -113,12 +118,8 @@ std::vector<LayerOpMeasurement> read_llmcompass_layer(const std::string& file) {
   static const std::vector<std::string> kOps = {"qkv",  "qk",         "av",         "out_proj", "ffn1",       "ffn2",
                                                 "softmax", "layernorm1", "layernorm2", "gelu",     "allreduce1", "allreduce2"};
   std::vector<LayerOpMeasurement> out;
-  const auto lines = lines_of(file);
-  for (size_t i = 0; i < lines.size(); ++i) {
-    if (lines[i].empty()) continue;
-    const SourceLoc at{file, static_cast<int>(i) + 1, 1};
+  for (const auto& [at, f] : rows_of(file)) {
     if (out.size() == kOps.size()) throw UserError(at, fmt::format("expected {} latencies, found more", kOps.size()));
-    const auto f = split(lines[i], ',');
     if (f.size() != 1) throw UserError(at, fmt::format("expected one latency in seconds, found {} fields", f.size()));
     LayerOpMeasurement m;
     m.op = kOps[out.size()];
