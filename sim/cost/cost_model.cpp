@@ -278,7 +278,16 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
     for (size_t i = 1; i <= N; ++i) (i <= block_level ? blocks : inner) *= static_cast<double>(trips(i)[v]);
     per_block *= inner;
   }
-  const double pes = static_cast<double>(arr.pes());
+  // PEs one step occupies: a spatial array holds the array-level tile, one point per PE, so a
+  // tile smaller than the array leaves PEs idle (a 16-row tile on a 256x256 array uses 1/16
+  // of it); GPU lanes take whatever work there is (their losses are the calibrated efficiency
+  // and the waves).
+  double pes = static_cast<double>(arr.pes());
+  if (!gpu) {
+    double spatial = 1;
+    for (size_t v = 0; v < nv; ++v) spatial *= static_cast<double>(tile(N)[v]);
+    pes = std::min(pes, spatial);
+  }
   if (block_level == 0) {
     cost.compute = blocks * per_block * cycles_per_point / (pes * static_cast<double>(arr.instances) * arr.clock);
   } else {

@@ -35,7 +35,12 @@ class Search {
       : c_(c), e_(e), a_(a), dt_(dt), opt_(opt), cost_(c, e, resident) {}
 
   MapResult run() {
-    const int array = bind_array(e_, a_, dt_);
+    int array = opt_.array >= 0 ? opt_.array : bind_array(e_, a_, dt_);
+    if (array >= static_cast<int>(a_.arrays.size()) ||
+        (array >= 0 && std::isinf(compute_bound(e_, a_.arrays[static_cast<size_t>(array)], dt_)))) {
+      const std::string name = array < static_cast<int>(a_.arrays.size()) ? a_.arrays[static_cast<size_t>(array)].name : std::to_string(array);
+      throw UserError(e_.loc, fmt::format("array '{}' of '{}' cannot run every operation of this Einsum at {}", name, a_.name, dtype_name(dt_)));
+    }
     if (array < 0) {
       std::vector<std::string> need;
       for (int cl = 0; cl < kOpClasses; ++cl)

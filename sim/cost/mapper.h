@@ -21,6 +21,9 @@ struct MapperOptions {
   /// smallest and largest stay) until they fit. Many-variable Einsums (attention: up to nine)
   /// need this; 0 keeps every combination.
   int64_t max_tiles = 4096;
+  /// The array to run on (index into ArchSpec::arrays), as a study's binding decides (FuseMax
+  /// binds the running max and the rescaling to the 1D array); -1: bind_array() chooses.
+  int array = -1;
 };
 
 struct MapResult {

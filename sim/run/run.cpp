@@ -313,7 +313,7 @@ class Planner {
     };
     key += dtype_name(dt);
     for (double x : {static_cast<double>(mopt_.objective), static_cast<double>(mopt_.max_tiles), static_cast<double>(mopt_.granule),
-                     static_cast<double>(mopt_.prune), static_cast<double>(s.reduce), static_cast<double>(s.n_out)})
+                     static_cast<double>(mopt_.prune), static_cast<double>(mopt_.array), static_cast<double>(s.reduce), static_cast<double>(s.n_out)})
       num(x);
     key += "|v";
     for (const Var& v : s.vars) num(static_cast<double>(v.extent));

@@ -169,6 +169,34 @@ TEST_CASE("a large GEMM on the FuseMax preset is compute-bound at full utilizati
   CHECK_THAT(describe_mapping(c.einsums[0], a, r.mapping), Catch::StartsWith("on pe2d (1 x 256x256 PEs); gbuf tile"));
 }
 
+TEST_CASE("a tile narrower than a spatial array leaves its PEs idle", "[cost]") {
+  // 16 rows on a 256x256 array: each step holds a 16x256 tile, so 1/16 of the PEs work.
+  // 16 x 4096 x 64 MACs in steps of 16 x 256 points: 16 x 64 = 1024 steps of one cycle.
+  const Cascade c = gemm_cascade(16, 4096, 64);
+  const ArchSpec a = load_arch("fusemax");
+  const MapResult r = map_einsum(c, c.einsums[0], a, DType::FP16);
+  CHECK(r.cost.compute == Approx(1024 / 940e6).epsilon(1e-9));
+  CHECK(r.cost.utilization < 1.0 / 16);
+  // Bound to the 1D array by the caller: 256 PEs, 16 x 4096 x 64 / 256 = 16384 cycles.
+  MapperOptions on1d;
+  on1d.array = static_cast<int>(a.array("pe1d") - a.arrays.data());
+  const MapResult d = map_einsum(c, c.einsums[0], a, DType::FP16, on1d);
+  CHECK(a.arrays[static_cast<size_t>(d.mapping.array)].name == "pe1d");
+  CHECK(d.cost.compute == Approx(16384 / 940e6).epsilon(1e-9));
+}
+
+TEST_CASE("binding an Einsum to an array that cannot run it is a located error", "[cost][errors]") {
+  const Cascade c = cascade_from("version = 1\n[cascade]\nname = \"x\"\ninputs = [\"A\"]\neinsums = [\"Z[m] = exp(A[m])\"]\n[cascade.ranks]\nM = 4\n");
+  MapperOptions on2d;
+  const ArchSpec flat = load_arch("flat");
+  on2d.array = static_cast<int>(flat.array("pe2d") - flat.arrays.data());  // FLAT's 2D array has no exp
+  CHECK_THAT(einsim::test::error_of([&] { map_einsum(c, c.einsums[0], load_arch("flat"), DType::FP16, on2d); }),
+             Catch::Contains("c.toml:5:13: error: array 'pe2d' of 'FLAT' cannot run every operation of this Einsum at fp16"));
+  on2d.array = 7;
+  CHECK_THAT(einsim::test::error_of([&] { map_einsum(c, c.einsums[0], load_arch("flat"), DType::FP16, on2d); }),
+             Catch::Contains("array '7' of 'FLAT' cannot run"));
+}
+
 TEST_CASE("an Einsum no array can run is a located error", "[cost][errors]") {
   const Cascade c = cascade_from("version = 1\n[cascade]\nname = \"x\"\ninputs = [\"A\"]\neinsums = [\"Z[m] = exp(A[m])\"]\n[cascade.ranks]\nM = 4\n");
   CHECK_THAT(einsim::test::error_of([&] { map_einsum(c, c.einsums[0], load_arch("flat"), DType::BF16); }),
