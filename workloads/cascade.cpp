@@ -983,3 +983,22 @@ Cascade gemm_cascade(int64_t m, int64_t n, int64_t k, DType t) {
 
 
 }  // namespace einsim
+
+namespace einsim {
+
+double slice_einsum(Einsum& e, const std::map<int, int64_t>& extent_by_rank) {
+  double repeats = 1;
+  for (size_t v = 0; v < e.vars.size(); ++v) {
+    auto it = extent_by_rank.find(e.vars[v].rank);
+    if (it == extent_by_rank.end() || it->second >= e.vars[v].extent) continue;
+    const double ratio = static_cast<double>(e.vars[v].extent) / static_cast<double>(std::max<int64_t>(it->second, 1));
+    repeats *= ratio;
+    e.points = static_cast<int64_t>(std::llround(static_cast<double>(e.points) / ratio));
+    if (static_cast<int>(v) < e.n_out) e.out_points = static_cast<int64_t>(std::llround(static_cast<double>(e.out_points) / ratio));
+    for (double& n : e.ops.n) n /= ratio;
+    e.vars[v].extent = std::max<int64_t>(it->second, 1);
+  }
+  return repeats;
+}
+
+}  // namespace einsim

@@ -193,6 +193,12 @@ struct Cascade {
   std::vector<int> order() const;
 };
 
+/// Cuts the variables of `e` over the ranks in `extent_by_rank` to those extents (a slice of
+/// the iteration space: one iteration of a loop, one tile of a fused block) and scales its
+/// point and operation counts to match. Returns how many such slices make the whole (the
+/// product of the ratios; operations are taken as spread evenly over the space).
+double slice_einsum(Einsum& e, const std::map<int, int64_t>& extent_by_rank);
+
 /// The cascade of one GEMM, Z[m,n] = A[m,k] * B[k,n], with elements of type `t`.
 Cascade gemm_cascade(int64_t m, int64_t n, int64_t k, DType t = DType::FP16);
 

@@ -3,12 +3,14 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <fstream>
 #include <iostream>
 #include <map>
 
 #include "common/error.h"
 #include "sim/cli/describe.h"
 #include "sim/cli/run_report.h"
+#include "sim/study/fusemax.h"
 #include "workloads/cascade_loader.h"
 
 namespace einsim {
@@ -102,6 +104,16 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   run->add_option("--set", run_sets, "Override a value: arch.KEY=VALUE or model.KEY=VALUE (checked like file values)");
   run->add_option("--format", run_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
 
+  auto* study = app.add_subcommand("study", "Reproduce a paper's evaluation from first principles");
+  study->require_subcommand(1);
+  std::string fm_models, fm_seqs, fm_plot, fm_format = "table", fm_batch = "64";
+  auto* fusemax = study->add_subcommand("fusemax", "FuseMax (MICRO 2024): five configurations of attention on FLAT and FuseMax hardware");
+  fusemax->add_option("--models", fm_models, "Comma-separated models (default: bert-base,trxl-wt103,t5-small-encoder,xlm)");
+  fusemax->add_option("--seq", fm_seqs, "Comma-separated sequence lengths (default: 1K,4K,16K,64K,256K,1M)");
+  fusemax->add_option("--batch", fm_batch, "Batch size (default 64)");
+  fusemax->add_option("--format", fm_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
+  fusemax->add_option("--plot", fm_plot, "Write an SVG plot of speedup against sequence length");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -139,6 +151,32 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       if (!run_fusion.empty()) ro.fusion = parse_fusion(run_fusion);
       ro.mapper.objective = objective == "energy" ? Objective::Energy : objective == "edp" ? Objective::EDP : Objective::Latency;
       out << format_run(run_model(m, a, ro), kFormats.at(run_format));
+      return 0;
+    }
+    if (*fusemax) {
+      FmOptions fo;
+      auto split = [](const std::string& list) {
+        std::vector<std::string> items;
+        size_t pos = 0;
+        while (pos <= list.size()) {
+          const size_t end = std::min(list.find(',', pos), list.size());
+          items.push_back(list.substr(pos, end - pos));
+          pos = end + 1;
+        }
+        return items;
+      };
+      if (!fm_models.empty()) fo.models = split(fm_models);
+      if (!fm_seqs.empty()) {
+        fo.seqs.clear();
+        for (const std::string& q : split(fm_seqs)) fo.seqs.push_back(parse_tokens(q, "--seq"));
+      }
+      fo.batch = parse_tokens(fm_batch, "--batch");
+      const FmStudy st = run_fusemax_study(fo);
+      if (!fm_plot.empty()) {
+        std::ofstream f(fm_plot);
+        if (!(f << plot_fusemax_svg(st))) throw UserError(SourceLoc{fm_plot}, "cannot write the plot");
+      }
+      out << format_fusemax(st, kFormats.at(fm_format));
       return 0;
     }
     if (*describe) {

@@ -59,7 +59,8 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
 
-EinsumCost::EinsumCost(const Cascade& c, const Einsum& e, const std::vector<int>& resident) : c_(c), e_(e) {
+EinsumCost::EinsumCost(const Cascade& c, const Einsum& e, const std::vector<int>& resident, const std::vector<int>& in_array)
+    : c_(c), e_(e) {
   auto add = [&](const Access& a, bool out) {
     auto it = std::find_if(ops_.begin(), ops_.end(), [&](const CostOperand& o) { return o.tensor == a.tensor && o.output == out; });
     if (it == ops_.end()) {
@@ -68,7 +69,8 @@ EinsumCost::EinsumCost(const Cascade& c, const Einsum& e, const std::vector<int>
       o.output = out;
       o.uses_var.assign(e.vars.size(), 0);
       o.bytes_per_element = dtype_bytes(c.tensors[static_cast<size_t>(a.tensor)].dtype);
-      o.resident = std::find(resident.begin(), resident.end(), a.tensor) != resident.end();
+      o.in_array = std::find(in_array.begin(), in_array.end(), a.tensor) != in_array.end();
+      o.resident = o.in_array || std::find(resident.begin(), resident.end(), a.tensor) != resident.end();
       ops_.push_back(std::move(o));
       it = ops_.end() - 1;
     }
@@ -90,7 +92,8 @@ double EinsumCost::operand_footprint(const CostOperand& o, const int64_t* tile) 
 
 double EinsumCost::occupancy(const Mapping& m, size_t level) const {
   double bytes = 0;
-  for (const CostOperand& o : ops_) bytes += operand_footprint(o, m.levels[level - 1].tile.data()) * o.bytes_per_element;
+  for (const CostOperand& o : ops_)
+    if (!o.in_array) bytes += operand_footprint(o, m.levels[level - 1].tile.data()) * o.bytes_per_element;
   return bytes;
 }
 
@@ -233,7 +236,7 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
     for (int v : m.levels[i - 1].order)
       if (trips(i)[static_cast<size_t>(v)] > 1) loops.push_back({v, trips(i)[static_cast<size_t>(v)]});
     for (const CostOperand& o : ops) {
-      if (o.resident && i < N) continue;  // produced and consumed on chip
+      if ((o.resident && i < N) || o.in_array) continue;  // produced and consumed on chip
       // Fills: every loop counts except the innermost run of loops that do not move the tile.
       size_t keep = loops.size();
       while (keep > 0 && !o.uses_var[static_cast<size_t>(loops[keep - 1].var)]) --keep;

@@ -52,6 +52,7 @@ struct CostOperand {
   std::vector<char> uses_var;  ///< per Einsum variable: does an access depend on it
   bool output = false;
   bool resident = false;  ///< an intermediate of a fused group: lives on chip, never crosses to the tier
+  bool in_array = false;  ///< held in the PEs that produced it (one element per PE): crosses no level at all
   double bytes_per_element = 0;
   double full_bytes = 0;  ///< footprint over the whole iteration space, in bytes
 };
@@ -62,7 +63,10 @@ class EinsumCost {
  public:
   /// `resident`: tensors that stay on chip (intermediates of a fused group): they occupy the
   /// buffers like any operand but move only between the innermost level and the array.
-  EinsumCost(const Cascade& c, const Einsum& e, const std::vector<int>& resident = {});
+  /// `in_array`: intermediates the same array produced, still in its PEs' registers (FuseMax
+  /// keeps a 256x256 tile of scores in the 2D array between the Einsums bound to it): they
+  /// occupy no buffer and move across no level.
+  EinsumCost(const Cascade& c, const Einsum& e, const std::vector<int>& resident = {}, const std::vector<int>& in_array = {});
   /// See the free function evaluate(). Without `detail` the level names and the bottleneck
   /// label are left empty (the mapper's inner loop needs only the numbers).
   Cost evaluate(const ArchSpec& a, const Mapping& m, DType dt, bool detail = true) const;

@@ -31,8 +31,9 @@ double objective(const Cost& c, Objective o) {
 
 class Search {
  public:
-  Search(const Cascade& c, const Einsum& e, const ArchSpec& a, DType dt, const MapperOptions& opt, const std::vector<int>& resident)
-      : c_(c), e_(e), a_(a), dt_(dt), opt_(opt), cost_(c, e, resident) {}
+  Search(const Cascade& c, const Einsum& e, const ArchSpec& a, DType dt, const MapperOptions& opt, const std::vector<int>& resident,
+         const std::vector<int>& in_array)
+      : c_(c), e_(e), a_(a), dt_(dt), opt_(opt), cost_(c, e, resident, in_array) {}
 
   MapResult run() {
     int array = opt_.array >= 0 ? opt_.array : bind_array(e_, a_, dt_);
@@ -295,8 +296,8 @@ class Search {
 }  // namespace
 
 MapResult map_einsum(const Cascade& c, const Einsum& e, const ArchSpec& a, DType dt, const MapperOptions& opt,
-                     const std::vector<int>& resident) {
-  return Search(c, e, a, dt, opt, resident).run();
+                     const std::vector<int>& resident, const std::vector<int>& in_array) {
+  return Search(c, e, a, dt, opt, resident, in_array).run();
 }
 
 void thin_candidates(std::vector<std::vector<int64_t>>& cand, int64_t budget) {

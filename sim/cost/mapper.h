@@ -46,9 +46,10 @@ int bind_array(const Einsum& e, const ArchSpec& a, DType dt);
 /// bound, so among equal-cost mappings it may keep a different one than exhaustive search
 /// would; the cost is the same). Throws UserError when nothing fits or
 /// the space exceeds `max_evaluations`.
-/// `resident`: tensors of a fused group that stay on chip (see EinsumCost).
+/// `resident`: tensors of a fused group that stay on chip; `in_array`: those still in the
+/// PEs of the array that produced them (see EinsumCost).
 MapResult map_einsum(const Cascade& c, const Einsum& e, const ArchSpec& a, DType dt, const MapperOptions& opt = {},
-                     const std::vector<int>& resident = {});
+                     const std::vector<int>& resident = {}, const std::vector<int>& in_array = {});
 
 /// Thins per-variable tile candidates to at most `budget` combinations (see max_tiles).
 void thin_candidates(std::vector<std::vector<int64_t>>& cand, int64_t budget);

@@ -113,19 +113,10 @@ class Planner {
     // One iteration of every enclosing loop: the loop's variables get extent 1.
     for (const Einsum& e : c.einsums) {
       Einsum s = e;
-      double repeats = 1;
-      const std::vector<int>& lp = loops_[static_cast<size_t>(e.id)];
-      for (size_t v = 0; v < s.vars.size(); ++v) {
-        if (std::find(lp.begin(), lp.end(), s.vars[v].rank) == lp.end() || s.vars[v].extent == 1) continue;
-        const int64_t x = s.vars[v].extent;
-        repeats *= static_cast<double>(x);
-        s.points /= x;
-        if (static_cast<int>(v) < s.n_out) s.out_points /= x;
-        for (double& n : s.ops.n) n /= static_cast<double>(x);
-        s.vars[v].extent = 1;
-      }
+      std::map<int, int64_t> one;
+      for (int rk : loops_[static_cast<size_t>(e.id)]) one[rk] = 1;
+      repeats_.push_back(slice_einsum(s, one));
       sliced_.push_back(std::move(s));
-      repeats_.push_back(repeats);
     }
   }
 

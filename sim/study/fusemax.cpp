@@ -1,0 +1,659 @@
+#include "sim/study/fusemax.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+
+#include "sim/cost/mapper.h"
+#include "sim/report/table.h"
+#include "workloads/analysis.h"
+#include "workloads/cascade_loader.h"
+#include "workloads/model_config.h"
+
+namespace einsim {
+
+std::string_view fm_config_name(FmConfig c) {
+  switch (c) {
+    case FmConfig::Unfused: return "Unfused";
+    case FmConfig::Flat: return "FLAT";
+    case FmConfig::Cascade: return "+Cascade";
+    case FmConfig::Architecture: return "+Architecture";
+    case FmConfig::Binding: return "+Binding";
+  }
+  return "?";
+}
+
+FmModel load_fm_model(const std::string& name) {
+  const ModelConfig m = load_model(resolve_model_path(name));
+  FmModel f;
+  f.name = name;
+  f.display = m.name;
+  f.d_model = m.hidden_size;
+  f.heads = m.num_attention_heads;
+  f.head_dim = m.head_dim;
+  f.ffn = m.intermediate_size;
+  f.layers = m.num_hidden_layers;
+  return f;
+}
+
+namespace {
+
+constexpr int64_t kTile = 256;  // FuseMax's M0 and P0: the 2D array's side (REFERENCES.md)
+
+// The FuseMax binding (paper §V, REFERENCES.md): the 2D array runs the tile-wide Einsums of
+// the 1-pass loop body, the 1D array the per-query running values and the final division.
+bool fusemax_2d(const std::string& tensor) {
+  static const std::set<std::string> k2d = {"BQK", "LM", "SLN", "SLD", "SLNV"};
+  return k2d.count(tensor) > 0;
+}
+
+// Loads the shipped cascade for one (batch, head) instance: the study repeats it over the
+// batch and the heads, which are independent and run one after another.
+Cascade attention_cascade(bool three_pass, int64_t seq, int64_t head_dim) {
+  const std::string file = std::string(EINSIM_CONFIG_DIR) + (three_pass ? "/workloads/attention-3pass.toml" : "/workloads/attention-1pass.toml");
+  std::vector<std::string> sets = {"cascade.params.batch=1", "cascade.params.heads=1", fmt::format("cascade.params.kv_len={}", seq),
+                                   fmt::format("cascade.params.q_len={}", seq), fmt::format("cascade.params.head_dim={}", head_dim)};
+  if (!three_pass) sets.push_back(fmt::format("cascade.params.block={}", kTile));
+  return load_cascade(file, sets);
+}
+
+// A pure re-indexing of an input (BK[e,m1,m0] = K[e,m1*M0+m0]): a view of the tensor in
+// DRAM, not work.
+bool is_view(const Cascade& c, const Einsum& e) {
+  double ops = 0;
+  for (double n : e.ops.n) ops += n;
+  return ops == 0 && e.reads.size() == 1 && c.tensors[static_cast<size_t>(e.reads[0].tensor)].is_input();
+}
+
+int array_index(const ArchSpec& a, std::string_view name) {
+  const ComputeArray* arr = a.array(name);
+  if (!arr) throw InternalError(fmt::format("preset '{}' has no array '{}'", a.name, name));
+  return static_cast<int>(arr - a.arrays.data());
+}
+
+struct Member {
+  int id = -1;
+  Einsum sliced;
+  double repeats = 1;  // per block instance (iterations of the key-block loop)
+  bool in_loop = false;
+  int array = -1;
+};
+
+class Study {
+ public:
+  Study() : flat_(load_arch("flat")), fusemax_(load_arch("fusemax")) {}
+  const ArchSpec flat_, fusemax_;
+
+  int64_t mappings() const { return mappings_; }
+
+  FmCost attention(const FmModel& m, int64_t seq, FmConfig cfg, int64_t batch) {
+    const bool three = cfg == FmConfig::Unfused || cfg == FmConfig::Flat;
+    const ArchSpec& a = cfg == FmConfig::Architecture || cfg == FmConfig::Binding ? fusemax_ : flat_;
+    const Cascade c = attention_cascade(three, seq, m.head_dim);
+    const double heads = static_cast<double>(batch * m.heads);
+    if (cfg == FmConfig::Unfused) return unfused(c, a, heads);
+    FmCost best;
+    bool found = false;
+    for (int64_t rows = 1; rows <= seq; rows *= 2) {
+      // The 1-pass schedule walks queries in tiles of the 2D array's width (P0) at least.
+      if (!three && rows < std::min(seq, kTile)) continue;
+      std::optional<FmCost> r = fused(c, a, cfg, rows, heads);
+      if (!r) continue;
+      if (!found || r->latency < best.latency * (1 - 1e-9) ||
+          (r->latency <= best.latency * (1 + 1e-9) && r->buffer_bytes < best.buffer_bytes)) {
+        best = *r;
+        found = true;
+      }
+    }
+    if (!found) throw UserError(SourceLoc{"--seq"}, fmt::format("no tile of queries of {} fits the buffer of '{}' at sequence length {}", m.name, a.name, seq));
+    return best;
+  }
+
+  // The linear layers of one layer (Q, K, V, Z projections, FFN1, FFN2) as GEMMs over all
+  // B x P tokens, each mapped alone by the mapper (default binding: the 2D array).
+  FmCost linear(const FmModel& m, int64_t seq, bool fusemax_hw, int64_t batch) {
+    const ArchSpec& a = fusemax_hw ? fusemax_ : flat_;
+    const int64_t t = batch * seq;
+    const std::vector<std::array<int64_t, 3>> gemms = {{t, m.d_model, m.d_model}, {t, m.d_model, m.d_model}, {t, m.d_model, m.d_model},
+                                                       {t, m.d_model, m.d_model}, {t, m.ffn, m.d_model},     {t, m.d_model, m.ffn}};
+    FmCost out;
+    const int i2d = array_index(a, "pe2d"), i1d = array_index(a, "pe1d");
+    for (const auto& g : gemms) {
+      const std::string key = fmt::format("gemm|{}|{}x{}x{}", a.name, g[0], g[1], g[2]);
+      auto it = gemm_.find(key);
+      if (it == gemm_.end()) {
+        const Cascade c = gemm_cascade(g[0], g[1], g[2], DType::FP16);
+        ++mappings_;
+        MapResult r = map_einsum(c, c.einsums[0], a, DType::FP16);
+        const double ideal = compute_bound(c.einsums[0], a.arrays[static_cast<size_t>(r.mapping.array)], DType::FP16);
+        it = gemm_.emplace(key, std::make_pair(std::move(r), ideal)).first;
+      }
+      const Cost& k = it->second.first.cost;
+      out.latency += k.time;
+      out.energy += k.energy;
+      out.dram_bytes += k.traffic[0].read_bytes + k.traffic[0].write_bytes;
+      out.busy_dram += k.traffic[0].busy;
+      const int arr = it->second.first.mapping.array;
+      (arr == i2d ? out.busy_2d : out.busy_1d) += k.compute;
+      (arr == i2d ? out.util_2d : out.util_1d) += it->second.second;  // ideal seconds, turned into a share below
+      (void)i1d;
+    }
+    return out;
+  }
+
+ private:
+  int bind(const ArchSpec& a, FmConfig cfg, const Cascade& c, const Einsum& e) const {
+    const std::string& name = c.tensors[static_cast<size_t>(e.lhs.tensor)].name;
+    if (cfg == FmConfig::Architecture || cfg == FmConfig::Binding) return array_index(a, fusemax_2d(name) ? "pe2d" : "pe1d");
+    // FLAT hardware: matrix products on the 2D array, softmax (everything else) on the 1D.
+    return array_index(a, e.ops[OpClass::Mac] > 0 ? "pe2d" : "pe1d");
+  }
+
+  struct Mapped {
+    MapResult r;
+    double ideal = 0;  // s at the array's peak
+  };
+
+  const Mapped& map(const Cascade& c, const Einsum& e, const ArchSpec& a, int array, const std::vector<int>& resident,
+                    const std::vector<int>& in_array = {}) {
+    std::string key = fmt::format("{}|{}|{}|", a.name, array, e.text);
+    for (const Var& v : e.vars) key += fmt::format("{},", v.extent);
+    for (int t : resident) key += fmt::format("r{}", c.tensors[static_cast<size_t>(t)].name);
+    for (int t : in_array) key += fmt::format("a{}", c.tensors[static_cast<size_t>(t)].name);
+    for (const Access& acc : e.reads) key += fmt::format("|{}", fmt::join(c.tensors[static_cast<size_t>(acc.tensor)].shape, "x"));
+    auto it = cache_.find(key);
+    if (it != cache_.end()) return *it->second;
+    MapperOptions opt;
+    opt.array = array;
+    ++mappings_;
+    auto m = std::make_unique<Mapped>();
+    m->r = map_einsum(c, e, a, DType::FP16, opt, resident, in_array);
+    m->ideal = compute_bound(e, a.arrays[static_cast<size_t>(array)], DType::FP16);
+    return *cache_.emplace(key, std::move(m)).first->second;
+  }
+
+  // Fills the array shares and the bottleneck from busy times.
+  static void finish(FmCost& r, double ideal_2d, double ideal_1d, bool serial) {
+    r.util_2d = r.latency > 0 ? ideal_2d / r.latency : 0;
+    r.util_1d = r.latency > 0 ? ideal_1d / r.latency : 0;
+    const double arrays = serial ? r.busy_2d + r.busy_1d : std::max(r.busy_2d, r.busy_1d);
+    if (r.busy_dram > arrays) r.bottleneck = "DRAM bandwidth";
+    else if (serial) r.bottleneck = "2D + 1D arrays (in turn)";
+    else r.bottleneck = r.busy_2d >= r.busy_1d ? "2D array" : "1D array";
+  }
+
+  // Unfused: every Einsum alone, its operands from DRAM and its result back (the mapper's
+  // own cost per Einsum); a softmax fiber that does not fit the buffer spills like any tile.
+  FmCost unfused(const Cascade& c, const ArchSpec& a, double heads) {
+    FmCost r;
+    double ideal_2d = 0, ideal_1d = 0;
+    const int i2d = array_index(a, "pe2d");
+    for (int id : c.order()) {
+      const Einsum& e = c.einsums[static_cast<size_t>(id)];
+      if (e.reads.empty() || is_view(c, e)) continue;
+      const int arr = bind(a, FmConfig::Unfused, c, e);
+      const Mapped& m = map(c, e, a, arr, {});
+      const Cost& k = m.r.cost;
+      r.latency += k.time * heads;
+      r.energy += k.energy * heads;
+      r.dram_bytes += (k.traffic[0].read_bytes + k.traffic[0].write_bytes) * heads;
+      r.busy_dram += k.traffic[0].busy * heads;
+      (arr == i2d ? r.busy_2d : r.busy_1d) += k.compute * heads;
+      (arr == i2d ? ideal_2d : ideal_1d) += m.ideal * heads;
+      // The largest working set one Einsum keeps in the buffer.
+      r.buffer_bytes = std::max(r.buffer_bytes, EinsumCost(c, e).occupancy(m.r.mapping, 1));
+    }
+    finish(r, ideal_2d, ideal_1d, false);
+    return r;
+  }
+
+  // Bytes the block keeps live in the buffer at its peak: every resident intermediate from
+  // its first write to its last read (values carried by the key-block loop, and values the
+  // loop reads but does not write, for the whole loop); an element-wise Einsum writes over
+  // an operand it reads for the last time (the 3-pass softmax rewrites its fiber in place).
+  static double live_peak(const Cascade& c, const std::vector<Member>& ms, const std::set<int>& resident, const std::set<int>& carried) {
+    std::map<int, double> bytes;
+    std::map<int, int> first, last;
+    int loop_lo = -1, loop_hi = -1;
+    for (int k = 0; k < static_cast<int>(ms.size()); ++k)
+      if (ms[static_cast<size_t>(k)].in_loop) loop_hi = k, loop_lo = loop_lo < 0 ? k : loop_lo;
+    for (int k = 0; k < static_cast<int>(ms.size()); ++k) {
+      const Einsum& e = ms[static_cast<size_t>(k)].sliced;
+      std::vector<int64_t> tile;
+      for (const Var& v : e.vars) tile.push_back(v.extent);
+      auto touch = [&](const Access& acc, bool write) {
+        if (!resident.count(acc.tensor)) return;
+        const double b = footprint(c, e, acc, tile) * dtype_bytes(c.tensors[static_cast<size_t>(acc.tensor)].dtype);
+        bytes[acc.tensor] = std::max(bytes[acc.tensor], b);
+        if (write && !first.count(acc.tensor)) first[acc.tensor] = k;
+        if (!write) last[acc.tensor] = k;
+        if (!write && ms[static_cast<size_t>(k)].in_loop && loop_hi >= 0) {
+          // Read inside the loop but written before it, or carried: live through the loop.
+          const auto f = first.find(acc.tensor);
+          if (f == first.end() || f->second < loop_lo || f->second >= k) last[acc.tensor] = std::max(last[acc.tensor], loop_hi);
+        }
+      };
+      touch(e.lhs, true);
+      for (const Access& acc : e.reads) touch(acc, false);
+    }
+    for (int t : carried) first[t] = 0, last[t] = static_cast<int>(ms.size()) - 1;
+    double peak = 0;
+    for (int k = 0; k < static_cast<int>(ms.size()); ++k) {
+      const Einsum& e = ms[static_cast<size_t>(k)].sliced;
+      int in_place = -1;  // the tensor this Einsum writes, when it reuses a dying operand's space
+      if (e.n_out == static_cast<int>(e.vars.size()) && resident.count(e.lhs.tensor))
+        for (const Access& acc : e.reads)
+          if (resident.count(acc.tensor) && !carried.count(acc.tensor) && last[acc.tensor] == k && bytes[acc.tensor] >= bytes[e.lhs.tensor])
+            in_place = e.lhs.tensor;
+      double live = 0;
+      for (const auto& [t, b] : bytes) {
+        if (!first.count(t) || !last.count(t)) continue;  // written or read only outside the block
+        if (first[t] <= k && k <= last[t] && t != in_place) live += b;
+      }
+      peak = std::max(peak, live);
+    }
+    return peak;
+  }
+
+
+ public:
+  // A fused block over tiles of `rows` queries: all its Einsums run per tile with their
+  // intermediates resident (the 1-pass loop body once per key block). Returns nothing when
+  // the tile's live intermediates do not fit the buffer.
+  std::optional<FmCost> fused(const Cascade& c, const ArchSpec& a, FmConfig cfg, int64_t rows, double heads, double* live = nullptr,
+                              FmTileCycles* loop_cycles = nullptr) {
+    const int p_rank = c.find_rank("P"), m1_rank = c.find_rank("M1");
+    const int64_t seq = c.ranks[static_cast<size_t>(p_rank)].extent;
+    std::vector<Member> ms;
+    std::set<int> written, carried, views;
+    for (int id : c.order()) {
+      const Einsum& e = c.einsums[static_cast<size_t>(id)];
+      if (is_view(c, e)) {
+        views.insert(e.lhs.tensor);
+        continue;
+      }
+      if (e.reads.empty()) {  // RM = -inf, RD = 0, RNV = 0: the loop's state, set on chip
+        carried.insert(e.lhs.tensor);
+        written.insert(e.lhs.tensor);
+        continue;
+      }
+      Member mb;
+      mb.id = id;
+      mb.sliced = e;
+      slice_einsum(mb.sliced, {{p_rank, rows}});
+      for (const Var& v : e.vars) mb.in_loop |= v.rank == m1_rank && m1_rank >= 0;
+      if (m1_rank >= 0) mb.repeats = slice_einsum(mb.sliced, {{m1_rank, 1}});
+      mb.array = bind(a, cfg, c, e);
+      written.insert(e.lhs.tensor);
+      ms.push_back(std::move(mb));
+    }
+    // Resident: everything written inside the block that something in it reads (the output
+    // AV goes to DRAM). Inputs the block reads whole per tile of queries, K and V (or their
+    // key blocks), stay on chip across tiles when they fit beside the intermediates.
+    std::set<int> resident;
+    for (int t : written)
+      if (!c.tensors[static_cast<size_t>(t)].readers.empty()) resident.insert(t);
+    const double capacity = a.level("gbuf")->capacity;
+    const double peak = live_peak(c, ms, resident, carried);
+    if (live) *live = peak;
+    if (peak > capacity) return std::nullopt;
+    std::set<int> held;
+    double held_bytes = 0;
+    if (rows < seq) {
+      for (const Member& mb : ms)
+        for (const Access& acc : c.einsums[static_cast<size_t>(mb.id)].reads) {
+          const Tensor& x = c.tensors[static_cast<size_t>(acc.tensor)];
+          if (!x.is_input() && !views.count(acc.tensor)) continue;
+          if (std::find(x.ranks.begin(), x.ranks.end(), p_rank) != x.ranks.end()) continue;  // read once per tile anyway
+          if (held.insert(acc.tensor).second) held_bytes += x.bytes();
+        }
+      if (peak + held_bytes > capacity) held.clear(), held_bytes = 0;
+    }
+    std::vector<int> on_chip(resident.begin(), resident.end());
+    on_chip.insert(on_chip.end(), held.begin(), held.end());
+    // An intermediate that one array writes and only the same array reads, one element per PE
+    // (a 256x256 tile of scores in the 2D array), stays in the PEs' registers between the
+    // Einsums: FuseMax's BQK and SLN (paper §V). Larger ones go through the buffer.
+    std::set<int> in_array;
+    for (int t : resident) {
+      if (carried.count(t)) continue;
+      int arr = -2;
+      double elems = 0;
+      for (const Member& mb : ms) {
+        const Einsum& e = mb.sliced;
+        bool touches = e.lhs.tensor == t;
+        for (const Access& acc : e.reads) touches |= acc.tensor == t;
+        if (!touches) continue;
+        arr = arr == -2 || arr == mb.array ? mb.array : -1;
+        std::vector<int64_t> tile;
+        for (const Var& v : e.vars) tile.push_back(v.extent);
+        if (e.lhs.tensor == t) elems = std::max(elems, footprint(c, e, e.lhs, tile));
+      }
+      // The array works through the tile of queries 256 at a time (P0), finishing each 256 x 256
+      // tile's Einsums before the next: what must fit the PEs is one such tile's worth.
+      const double per_tile = elems * std::min(1.0, static_cast<double>(kTile) / static_cast<double>(rows));
+      if (arr >= 0 && per_tile <= static_cast<double>(a.arrays[static_cast<size_t>(arr)].pes())) in_array.insert(t);
+    }
+
+    const double tiles = static_cast<double>(seq / rows) * heads;
+    const bool serial = cfg == FmConfig::Architecture;
+    const int i2d = array_index(a, "pe2d");
+    FmCost r;
+    r.rows = rows;
+    r.kv_on_chip = !held.empty() || rows == seq;
+    r.buffer_bytes = peak + held_bytes;
+    double ideal_2d = 0, ideal_1d = 0, fill = 0, busy_gbuf = 0;
+    for (const Member& mb : ms) {
+      std::vector<int> mine;
+      for (int t : on_chip) {
+        bool touches = mb.sliced.lhs.tensor == t;
+        for (const Access& acc : mb.sliced.reads) touches |= acc.tensor == t;
+        if (touches) mine.push_back(t);
+      }
+      std::vector<int> regs;
+      for (int t : mine)
+        if (in_array.count(t)) regs.push_back(t);
+      const Mapped& m = map(c, mb.sliced, a, mb.array, mine, regs);
+      const Cost& k = m.r.cost;
+      const double n = mb.repeats * tiles;
+      if (loop_cycles && mb.in_loop)
+        (mb.array == i2d ? loop_cycles->cycles_2d : loop_cycles->cycles_1d) += k.compute * a.arrays[static_cast<size_t>(mb.array)].clock;
+      r.energy += k.energy * n;
+      r.dram_bytes += (k.traffic[0].read_bytes + k.traffic[0].write_bytes) * n;
+      r.busy_dram += k.traffic[0].busy * n;
+      if (k.traffic.size() > 1) busy_gbuf += k.traffic[1].busy * n;
+      (mb.array == i2d ? r.busy_2d : r.busy_1d) += k.compute * n;
+      (mb.array == i2d ? ideal_2d : ideal_1d) += m.ideal * n;
+      fill = std::max(fill, k.fill_drain);
+    }
+    // Inputs held on chip come from DRAM once per (batch, head).
+    const MemoryTier& dram = *a.tier("dram");
+    r.dram_bytes += held_bytes * heads;
+    r.busy_dram += held_bytes * heads / dram.read_bandwidth;
+    r.energy += held_bytes * heads * dram.energy;
+    // Overlap (the TeAAL time model of the paper's artifact): within the block every resource
+    // works concurrently, so time is the busiest one's; +Architecture's arrays take turns.
+    const double arrays = serial ? r.busy_2d + r.busy_1d : std::max(r.busy_2d, r.busy_1d);
+    r.latency = std::max({arrays, r.busy_dram, busy_gbuf}) + fill * heads;
+    finish(r, ideal_2d, ideal_1d, serial);
+    return r;
+  }
+
+ private:
+  std::map<std::string, std::unique_ptr<Mapped>> cache_;
+  std::map<std::string, std::pair<MapResult, double>> gemm_;
+  int64_t mappings_ = 0;
+
+};
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0 : s / static_cast<double>(v.size());
+}
+
+}  // namespace
+
+FmTileCycles fusemax_tile_cycles(int64_t head_dim) {
+  // One key block (M0 = 256) against one tile of 256 queries: the loop body of the 1-pass
+  // cascade, each Einsum sliced to that tile and mapped on the array the binding gives it.
+  Study st;
+  FmTileCycles out;
+  st.fused(attention_cascade(false, kTile, head_dim), st.fusemax_, FmConfig::Binding, kTile, 1, nullptr, &out);
+  return out;
+}
+
+FmStudy run_fusemax_study(const FmOptions& opt) {
+  if (opt.models.empty()) throw UserError(SourceLoc{"--models"}, "no models given");
+  if (opt.seqs.empty()) throw UserError(SourceLoc{"--seq"}, "no sequence lengths given");
+  for (int64_t s : opt.seqs)
+    if (s < kTile || (s & (s - 1)) != 0)
+      throw UserError(SourceLoc{"--seq"}, fmt::format("sequence length {} must be a power of two of at least {} (whole 256x256 tiles)", s, kTile));
+  if (opt.batch < 1) throw UserError(SourceLoc{"--batch"}, "--batch must be at least 1");
+  Study st;
+  FmStudy out;
+  out.batch = opt.batch;
+  std::vector<double> att_speed, att_energy, e2e_speed, e2e_energy;
+  for (const std::string& name : opt.models) {
+    const FmModel m = load_fm_model(name);
+    for (int64_t seq : opt.seqs) {
+      FmPoint p;
+      p.model = m;
+      p.seq = seq;
+      const FmCost lin_flat = st.linear(m, seq, false, opt.batch);
+      const FmCost lin_fm = st.linear(m, seq, true, opt.batch);
+      for (int k = 0; k < kFmConfigs; ++k) {
+        const FmConfig cfg = static_cast<FmConfig>(k);
+        const FmCost at = st.attention(m, seq, cfg, opt.batch);
+        p.attention[static_cast<size_t>(k)] = at;
+        const FmCost& lin = cfg == FmConfig::Architecture || cfg == FmConfig::Binding ? lin_fm : lin_flat;
+        // End to end: per layer the attention block and the six GEMMs run one after another.
+        const double L = static_cast<double>(m.layers);
+        FmCost e;
+        e.latency = L * (at.latency + lin.latency);
+        e.energy = L * (at.energy + lin.energy);
+        e.dram_bytes = L * (at.dram_bytes + lin.dram_bytes);
+        e.busy_2d = L * (at.busy_2d + lin.busy_2d);
+        e.busy_1d = L * (at.busy_1d + lin.busy_1d);
+        e.busy_dram = L * (at.busy_dram + lin.busy_dram);
+        e.util_2d = (at.util_2d * at.latency + lin.util_2d) * L / e.latency;
+        e.util_1d = (at.util_1d * at.latency + lin.util_1d) * L / e.latency;
+        e.buffer_bytes = at.buffer_bytes;
+        e.rows = at.rows;
+        e.kv_on_chip = at.kv_on_chip;
+        e.bottleneck = at.latency >= lin.latency ? "attention: " + at.bottleneck : "linear layers";
+        p.end_to_end[static_cast<size_t>(k)] = e;
+      }
+      const FmCost& fa = p.attention[static_cast<size_t>(FmConfig::Flat)];
+      const FmCost& ba = p.attention[static_cast<size_t>(FmConfig::Binding)];
+      const FmCost& fe = p.end_to_end[static_cast<size_t>(FmConfig::Flat)];
+      const FmCost& be = p.end_to_end[static_cast<size_t>(FmConfig::Binding)];
+      att_speed.push_back(fa.latency / ba.latency);
+      att_energy.push_back(ba.energy / fa.energy);
+      e2e_speed.push_back(fe.latency / be.latency);
+      e2e_energy.push_back(be.energy / fe.energy);
+
+      // The pass analysis in action: passes over M, and what one tile of 256 queries keeps
+      // live without spilling, for each cascade.
+      FmPassRow pr;
+      pr.model = m.name;
+      pr.seq = seq;
+      const Cascade c3 = attention_cascade(true, seq, m.head_dim), c1 = attention_cascade(false, seq, m.head_dim);
+      pr.passes_3 = pass_analysis(c3, "M").passes;
+      pr.passes_1 = pass_analysis(c1, "M").passes;
+      auto buffer_at = [&](const Cascade& c, bool three) {
+        double live = 0;
+        st.fused(c, three ? st.flat_ : st.fusemax_, three ? FmConfig::Flat : FmConfig::Binding, kTile, 1, &live);
+        return live;
+      };
+      pr.buffer_3 = buffer_at(c3, true);
+      pr.buffer_1 = buffer_at(c1, false);
+      pr.flat_rows = fa.rows;
+      pr.flat_kv_on_chip = fa.kv_on_chip;
+      pr.flat_dram_share = fa.busy_dram / fa.latency;
+      pr.flat_bottleneck = fa.bottleneck;
+      out.passes.push_back(pr);
+      out.points.push_back(std::move(p));
+    }
+  }
+  out.headlines = {{"attention speedup, FuseMax over FLAT (x)", 6.7, mean(att_speed)},
+                   {"attention energy, FuseMax / FLAT", 0.79, mean(att_energy)},
+                   {"end-to-end speedup, FuseMax over FLAT (x)", 5.3, mean(e2e_speed)},
+                   {"end-to-end energy, FuseMax / FLAT", 0.83, mean(e2e_energy)}};
+  out.mappings = st.mappings();
+  return out;
+}
+
+namespace {
+
+std::string seq_words(int64_t s) {
+  if (s >= (1 << 20) && s % (1 << 20) == 0) return fmt::format("{}M", s >> 20);
+  if (s >= 1024 && s % 1024 == 0) return fmt::format("{}K", s >> 10);
+  return std::to_string(s);
+}
+
+nlohmann::json cost_json(const FmCost& c) {
+  return {{"latency_s", c.latency},     {"energy_j", c.energy},   {"dram_bytes", c.dram_bytes}, {"buffer_bytes", c.buffer_bytes},
+          {"busy_2d_s", c.busy_2d},     {"busy_1d_s", c.busy_1d}, {"busy_dram_s", c.busy_dram}, {"util_2d", c.util_2d},
+          {"util_1d", c.util_1d},       {"query_tile", c.rows},   {"kv_on_chip", c.kv_on_chip}, {"bottleneck", c.bottleneck}};
+}
+
+void add_rows(TextTable& t, const FmStudy& s, bool e2e) {
+  for (const FmPoint& p : s.points) {
+    const auto& cs = e2e ? p.end_to_end : p.attention;
+    const FmCost& flat = cs[static_cast<size_t>(FmConfig::Flat)];
+    const FmCost& unf = cs[static_cast<size_t>(FmConfig::Unfused)];
+    for (int k = 0; k < kFmConfigs; ++k) {
+      const FmCost& c = cs[static_cast<size_t>(k)];
+      t.row({p.model.name, seq_words(p.seq), std::string(fm_config_name(static_cast<FmConfig>(k))), fmt::format("{:.4g}", c.latency * 1e3),
+             fmt::format("{:.4g}", c.energy), fmt::format("{:.1f}%", 100 * c.util_2d), fmt::format("{:.1f}%", 100 * c.util_1d),
+             fmt_bytes(c.dram_bytes), fmt_bytes(c.buffer_bytes), c.rows ? std::to_string(c.rows) : "-",
+             fmt::format("{:.2f}", flat.latency / c.latency), fmt::format("{:.2f}", unf.latency / c.latency),
+             fmt::format("{:.3f}", c.energy / flat.energy), c.bottleneck});
+    }
+  }
+}
+
+std::vector<std::string> cost_header() {
+  return {"model", "seq", "config", "latency ms", "energy J", "2D util", "1D util", "DRAM", "buffer", "query tile",
+          "speedup vs FLAT", "speedup vs Unfused", "energy / FLAT", "bottleneck"};
+}
+
+}  // namespace
+
+std::string format_fusemax(const FmStudy& s, Format f) {
+  if (f == Format::Json) {
+    nlohmann::json j;
+    j["kind"] = "study-fusemax";
+    j["batch"] = s.batch;
+    j["points"] = nlohmann::json::array();
+    for (const FmPoint& p : s.points) {
+      nlohmann::json pj = {{"model", p.model.name}, {"seq", p.seq}, {"attention", nlohmann::json::object()}, {"end_to_end", nlohmann::json::object()}};
+      for (int k = 0; k < kFmConfigs; ++k) {
+        const std::string n(fm_config_name(static_cast<FmConfig>(k)));
+        pj["attention"][n] = cost_json(p.attention[static_cast<size_t>(k)]);
+        pj["end_to_end"][n] = cost_json(p.end_to_end[static_cast<size_t>(k)]);
+      }
+      j["points"].push_back(pj);
+    }
+    j["passes"] = nlohmann::json::array();
+    for (const FmPassRow& r : s.passes)
+      j["passes"].push_back({{"model", r.model}, {"seq", r.seq}, {"passes_3pass", r.passes_3}, {"passes_1pass", r.passes_1},
+                             {"buffer_3pass_bytes", r.buffer_3}, {"buffer_1pass_bytes", r.buffer_1}, {"flat_query_tile", r.flat_rows},
+                             {"flat_kv_on_chip", r.flat_kv_on_chip}, {"flat_dram_share", r.flat_dram_share}, {"flat_bottleneck", r.flat_bottleneck}});
+    j["headlines"] = nlohmann::json::array();
+    for (const FmHeadline& h : s.headlines) j["headlines"].push_back({{"what", h.what}, {"paper", h.paper}, {"einsim", h.einsim}, {"error", h.error()}});
+    j["mappings"] = s.mappings;
+    return j.dump(2) + "\n";
+  }
+  if (f == Format::Csv) {
+    std::vector<std::string> h = cost_header();
+    h.insert(h.begin(), "scope");
+    TextTable t(h);
+    for (bool e2e : {false, true}) {
+      TextTable part(cost_header());
+      add_rows(part, s, e2e);
+      (void)part;
+    }
+    // One CSV: the scope column first.
+    std::string out;
+    for (bool e2e : {false, true}) {
+      TextTable part(cost_header());
+      add_rows(part, s, e2e);
+      std::string csv = part.csv();
+      const size_t nl = csv.find('\n');
+      if (!e2e) out += "scope," + csv.substr(0, nl + 1);
+      size_t pos = nl + 1;
+      while (pos < csv.size()) {
+        const size_t end = csv.find('\n', pos);
+        out += std::string(e2e ? "end-to-end," : "attention,") + csv.substr(pos, end - pos + 1);
+        pos = end + 1;
+      }
+    }
+    return out;
+  }
+  std::string out = fmt::format(
+      "FuseMax study (Nayak et al., MICRO 2024): batch {}, FLAT and FuseMax presets, 16-bit words.\n"
+      "Attention: one layer, all heads. End to end: every layer's attention and linear layers (norms ignored).\n\n",
+      s.batch);
+  TextTable at(cost_header());
+  add_rows(at, s, false);
+  out += "Attention\n" + at.aligned() + "\n";
+  TextTable e2e(cost_header());
+  add_rows(e2e, s, true);
+  out += "End to end\n" + e2e.aligned() + "\n";
+  TextTable pt({"model", "seq", "passes 3-pass", "passes 1-pass", "3-pass live (256 queries)", "1-pass live (256 queries)", "FLAT query tile",
+                "FLAT K,V on chip", "FLAT DRAM busy", "FLAT bottleneck"});
+  for (const FmPassRow& r : s.passes)
+    pt.row({r.model, seq_words(r.seq), std::to_string(r.passes_3), std::to_string(r.passes_1), fmt_bytes(r.buffer_3), fmt_bytes(r.buffer_1),
+            std::to_string(r.flat_rows), r.flat_kv_on_chip ? "yes" : "no", fmt::format("{:.0f}%", 100 * r.flat_dram_share), r.flat_bottleneck});
+  out += "Pass analysis: buffer without spilling, and where FLAT turns memory-bound\n" + pt.aligned() + "\n";
+  TextTable ht({"headline (mean over points)", "paper", "einsim", "difference"});
+  for (const FmHeadline& h : s.headlines)
+    ht.row({h.what, fmt::format("{:.2f}", h.paper), fmt::format("{:.2f}", h.einsim), fmt::format("{:+.1f}%", 100 * h.error())});
+  out += fmt::format("Headlines over {} points\n", s.points.size()) + ht.aligned();
+  out += fmt::format("\n{} mapper searches\n", s.mappings);
+  return out;
+}
+
+std::string plot_fusemax_svg(const FmStudy& s) {
+  // Two panels (attention, end to end): speedup of +Binding over FLAT against log2(seq).
+  const double W = 900, H = 380, left = 60, right = 20, top = 40, bottom = 50, gap = 60;
+  const double pw = (W - left - right - gap) / 2, ph = H - top - bottom;
+  std::vector<std::string> models;
+  int64_t lo = 0, hi = 0;
+  double ymax = 1;
+  for (const FmPoint& p : s.points) {
+    if (std::find(models.begin(), models.end(), p.model.name) == models.end()) models.push_back(p.model.name);
+    lo = lo ? std::min(lo, p.seq) : p.seq;
+    hi = std::max(hi, p.seq);
+    for (const auto* cs : {&p.attention, &p.end_to_end})
+      ymax = std::max(ymax, (*cs)[static_cast<size_t>(FmConfig::Flat)].latency / (*cs)[static_cast<size_t>(FmConfig::Binding)].latency);
+  }
+  ymax = std::ceil(ymax * 1.1);
+  const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
+  std::string svg = fmt::format(R"(<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="12">)"
+                                "\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
+                                W, H);
+  const double lx0 = std::log2(static_cast<double>(lo)), lx1 = std::max(std::log2(static_cast<double>(hi)), lx0 + 1);
+  for (int panel = 0; panel < 2; ++panel) {
+    const double x0 = left + panel * (pw + gap);
+    auto X = [&](int64_t seq) { return x0 + (std::log2(static_cast<double>(seq)) - lx0) / (lx1 - lx0) * pw; };
+    auto Y = [&](double v) { return top + ph - v / ymax * ph; };
+    svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-weight=\"bold\">{}</text>\n", x0 + pw / 2, top - 15,
+                       panel == 0 ? "Attention: FuseMax speedup over FLAT" : "End to end: FuseMax speedup over FLAT");
+    svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"black\"/>\n", x0, top, pw, ph);
+    for (int k = 0; k <= 4; ++k) {
+      const double v = ymax * k / 4;
+      svg += fmt::format("<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{:.3g}</text>\n", x0,
+                         Y(v), x0 + pw, Y(v), x0 - 5, Y(v) + 4, v);
+    }
+    for (int64_t q = lo; q <= hi; q *= 2)
+      if (std::lround(std::log2(static_cast<double>(q)) - lx0) % 2 == 0)
+        svg += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", X(q), top + ph + 18, seq_words(q));
+    svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">sequence length</text>\n", x0 + pw / 2, top + ph + 38);
+    for (size_t mi = 0; mi < models.size(); ++mi) {
+      std::string pts;
+      for (const FmPoint& p : s.points) {
+        if (p.model.name != models[mi]) continue;
+        const auto& cs = panel == 0 ? p.attention : p.end_to_end;
+        const double v = cs[static_cast<size_t>(FmConfig::Flat)].latency / cs[static_cast<size_t>(FmConfig::Binding)].latency;
+        pts += fmt::format("{:.1f},{:.1f} ", X(p.seq), Y(v));
+        svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"/>\n", X(p.seq), Y(v), colors[mi % 6]);
+      }
+      svg += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"/>\n", pts, colors[mi % 6]);
+      if (panel == 0)
+        svg += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"{}\">{}</text>\n", x0 + 10, top + 16 + 15 * static_cast<double>(mi), colors[mi % 6], models[mi]);
+    }
+  }
+  svg += "</svg>\n";
+  return svg;
+}
+
+}  // namespace einsim

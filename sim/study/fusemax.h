@@ -1,0 +1,106 @@
+#pragma once
+// The FuseMax study (Nayak et al., MICRO 2024; REFERENCES.md): attention and end-to-end
+// encoder inference under the paper's five configurations, reproduced with einsim's own
+// cascades (configs/workloads/attention-*.toml), presets (fusemax, flat), mapper and cost
+// model. Nothing here is a formula for a result: every busy time, byte and joule comes from
+// map_einsum() on an Einsum of the cascade; the study decides only what the paper's
+// configurations decide (which cascade, which hardware, which Einsums fuse, which array runs
+// each Einsum, and whether the two arrays overlap).
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "arch/arch.h"
+#include "sim/cli/describe.h"
+
+namespace einsim {
+
+/// The paper's ablation, in its order.
+enum class FmConfig {
+  Unfused,       ///< 3-pass cascade on FLAT hardware, every Einsum alone (each tensor round-trips DRAM)
+  Flat,          ///< 3-pass cascade fused over a tile of queries (whole key fibers on chip), softmax on the 1D array
+  Cascade,       ///< 1-pass cascade, fused, on FLAT hardware
+  Architecture,  ///< 1-pass on FuseMax hardware (exp on the 2D array), one tile at a time: the arrays take turns
+  Binding,       ///< full FuseMax: the paper's 2D/1D binding, software-pipelined so both arrays work at once
+};
+constexpr int kFmConfigs = 5;
+std::string_view fm_config_name(FmConfig c);
+
+/// One model's attention and linear-layer shapes (from its config file).
+struct FmModel {
+  std::string name;     ///< as the user names it: bert-base, trxl-wt103, t5-small-encoder, xlm
+  std::string display;  ///< the config's name
+  int64_t d_model = 0, heads = 0, head_dim = 0, ffn = 0, layers = 0;
+};
+FmModel load_fm_model(const std::string& name);
+
+/// One configuration at one point.
+struct FmCost {
+  double latency = 0;      ///< s
+  double energy = 0;       ///< J (dynamic: operations and DRAM, the 45 nm table)
+  double dram_bytes = 0;   ///< read + written
+  double buffer_bytes = 0; ///< global-buffer bytes the schedule keeps live at its peak
+  double busy_2d = 0, busy_1d = 0, busy_dram = 0;  ///< s each resource works
+  double util_2d = 0, util_1d = 0;                 ///< peak-rate work of the array / latency
+  int64_t rows = 0;        ///< queries per fused tile (0: unfused)
+  bool kv_on_chip = false; ///< K and V of a head stay on chip across query tiles
+  std::string bottleneck;  ///< "2D array", "1D array", "2D + 1D arrays (in turn)", "DRAM bandwidth"
+};
+
+struct FmPoint {
+  FmModel model;
+  int64_t seq = 0;
+  std::array<FmCost, kFmConfigs> attention;   ///< one layer's attention, all heads and the batch
+  std::array<FmCost, kFmConfigs> end_to_end;  ///< every layer: attention + Q/K/V/Z projections + FFN
+};
+
+/// The pass analysis at one sequence length: what each cascade must hold to avoid spilling.
+struct FmPassRow {
+  std::string model;
+  int64_t seq = 0;
+  int passes_3 = 0, passes_1 = 0;     ///< passes over M (pass_analysis)
+  double buffer_3 = 0, buffer_1 = 0;  ///< live bytes for one tile of 256 queries
+  int64_t flat_rows = 0;              ///< FLAT's chosen query tile
+  bool flat_kv_on_chip = false;
+  double flat_dram_share = 0;         ///< FLAT: DRAM busy / latency
+  std::string flat_bottleneck;
+};
+
+struct FmHeadline {
+  std::string what;
+  double paper = 0;
+  double einsim = 0;
+  double error() const { return einsim / paper - 1; }
+};
+
+struct FmStudy {
+  int64_t batch = 64;
+  std::vector<FmPoint> points;
+  std::vector<FmPassRow> passes;
+  std::vector<FmHeadline> headlines;  ///< arithmetic means of per-point ratios, FuseMax vs FLAT
+  int64_t mappings = 0;               ///< mapper searches run (after memoisation)
+};
+
+struct FmOptions {
+  std::vector<std::string> models = {"bert-base", "trxl-wt103", "t5-small-encoder", "xlm"};
+  std::vector<int64_t> seqs = {1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20};
+  int64_t batch = 64;
+};
+
+/// Runs the whole study. Throws UserError for unknown models or bad sequence lengths.
+FmStudy run_fusemax_study(const FmOptions& opt);
+
+/// Busy cycles of each array for one 256x256 (M0 x P0) tile of the 1-pass loop body under
+/// the FuseMax binding, from the mapper.
+struct FmTileCycles {
+  double cycles_2d = 0, cycles_1d = 0;
+};
+FmTileCycles fusemax_tile_cycles(int64_t head_dim);
+
+/// Table (every point and configuration, the pass analysis, the headlines), JSON or CSV.
+std::string format_fusemax(const FmStudy& s, Format f);
+/// SVG: attention and end-to-end speedup of FuseMax over FLAT against sequence length, per model.
+std::string plot_fusemax_svg(const FmStudy& s);
+
+}  // namespace einsim
