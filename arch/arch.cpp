@@ -136,6 +136,14 @@ ComputeArray read_array(const ConfigTable& t, const std::string& name) {
     }
   }
   if (a.ops_per_cycle.empty()) throw UserError(ops.loc(), fmt::format("array '{}' performs no operation", name));
+  if (t.node("own_unit")) {
+    for (const std::string& cls : t.get_string_array("own_unit")) {
+      auto c = parse_op_class(cls);
+      if (!c) throw UserError(t.loc("own_unit"), fmt::format("unknown operation class '{}' (known: {})", cls, fmt::join(op_class_names(), ", ")));
+      if (!a.ops_per_cycle.count(*c)) throw UserError(t.loc("own_unit"), fmt::format("'own_unit' names '{}', which the array does not perform", cls));
+      a.own_unit.insert(*c);
+    }
+  }
   if (auto e = t.opt_table("energy")) {
     for (const std::string& cls : e->keys()) {
       auto c = parse_op_class(cls);

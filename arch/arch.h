@@ -4,6 +4,7 @@
 // All quantities are SI (bytes, B/s, s, Hz, J, W, $).
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,9 @@ struct ComputeArray {
   std::map<OpClass, std::map<DType, double>> ops_per_cycle;
   /// Energy per operation by class, J (absent: not modelled).
   std::map<OpClass, double> energy;
+  /// Classes with a dedicated, pipelined unit in every PE (FLAT's exp unit): their operations
+  /// overlap those of the PE's shared datapath instead of queueing behind them.
+  std::set<OpClass> own_unit;
   SourceLoc loc;
 
   int64_t pes() const;

@@ -131,15 +131,17 @@ void check_mapping(const Einsum& e, const ArchSpec& a, const Mapping& m) {
 }
 
 double compute_bound(const Einsum& e, const ComputeArray& arr, DType dt) {
-  double t = 0;
+  // Classes on the PE's shared datapath queue; a class with its own unit overlaps them.
+  double shared = 0, own = 0;
   for (int c = 0; c < kOpClasses; ++c) {
     const double ops = e.ops.n[static_cast<size_t>(c)];
     if (ops == 0) continue;
     const double peak = arr.peak_ops(static_cast<OpClass>(c), dt);
     if (peak <= 0) return std::numeric_limits<double>::infinity();
-    t += ops / peak;
+    if (arr.own_unit.count(static_cast<OpClass>(c))) own = std::max(own, ops / peak);
+    else shared += ops / peak;
   }
-  return t;
+  return std::max(shared, own);
 }
 
 double compulsory_bytes(const Cascade& c, const Einsum& e) { return EinsumCost(c, e).compulsory_bytes(); }
@@ -170,6 +172,7 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
     for (size_t j = 1; j < m.path.size(); ++j) rs.levels[j] = a.level(m.path[j]);
     rs.ideal = compute_bound(e, arr, dt);
     rs.cycles_per_point = 0;
+    double own_unit = 0;  // the slowest class with a dedicated unit (it overlaps the shared datapath)
     for (int cl = 0; cl < kOpClasses; ++cl) {
       const double n = e.ops.n[static_cast<size_t>(cl)];
       if (n == 0) continue;
@@ -181,8 +184,11 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
       }
       double eff = 1;
       if (a.gpu && a.gpu->efficiency.count(static_cast<OpClass>(cl))) eff = a.gpu->efficiency.at(static_cast<OpClass>(cl));
-      rs.cycles_per_point += n / static_cast<double>(e.points) / (rate * eff);
+      const double cyc = n / static_cast<double>(e.points) / (rate * eff);
+      if (arr.own_unit.count(static_cast<OpClass>(cl))) own_unit = std::max(own_unit, cyc);
+      else rs.cycles_per_point += cyc;
     }
+    rs.cycles_per_point = std::max(rs.cycles_per_point, own_unit);
     rs.block_level = 0;
     for (size_t i = 1; i < m.levels.size(); ++i) {
       const StorageLevel* l = rs.levels[i];

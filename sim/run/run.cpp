@@ -69,6 +69,7 @@ std::string arch_key(const ArchSpec& a) {
     for (const auto& [cls, by_type] : r.ops_per_cycle)
       for (const auto& [t, n] : by_type) k += fmt::format(",{}{}{}", static_cast<int>(cls), static_cast<int>(t), n);
     for (const auto& [cls, j] : r.energy) k += fmt::format(";{}{}", static_cast<int>(cls), j);
+    for (OpClass cls : r.own_unit) k += fmt::format("!{}", static_cast<int>(cls));
   }
   if (a.gpu) {
     k += fmt::format("|gpu:{}:{}:{}", a.gpu->launch_overhead, a.gpu->wave_quantization, a.gpu->memory_efficiency);

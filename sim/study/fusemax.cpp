@@ -150,6 +150,9 @@ class Study {
  private:
   int bind(const ArchSpec& a, FmConfig cfg, const Cascade& c, const Einsum& e) const {
     const std::string& name = c.tensors[static_cast<size_t>(e.lhs.tensor)].name;
+    // The scaling of Q by 1/sqrt(E) is not in the paper's cascades (it drops the scale): the
+    // mapper's default binding places it.
+    if (name == "QS") return bind_array(e, a, DType::FP16);
     if (cfg == FmConfig::Architecture || cfg == FmConfig::Binding) return array_index(a, fusemax_2d(name) ? "pe2d" : "pe1d");
     // FLAT hardware: matrix products on the 2D array, softmax (everything else) on the 1D.
     return array_index(a, e.ops[OpClass::Mac] > 0 ? "pe2d" : "pe1d");
@@ -302,7 +305,10 @@ class Study {
     const double capacity = a.level("gbuf")->capacity;
     const double peak = live_peak(c, ms, resident, carried);
     if (live) *live = peak;
-    if (peak > capacity) return std::nullopt;
+    // Intermediates beyond the buffer spill (FLAT may; the 1-pass schedules never need to):
+    // that share of every fiber lives in DRAM, and each write and read of it crosses.
+    const double spill = peak > capacity ? 1 - capacity / peak : 0;
+    if (spill > 0 && cfg != FmConfig::Flat) return std::nullopt;
     std::set<int> held;
     double held_bytes = 0;
     if (rows < seq) {
@@ -313,7 +319,7 @@ class Study {
           if (std::find(x.ranks.begin(), x.ranks.end(), p_rank) != x.ranks.end()) continue;  // read once per tile anyway
           if (held.insert(acc.tensor).second) held_bytes += x.bytes();
         }
-      if (peak + held_bytes > capacity) held.clear(), held_bytes = 0;
+      if (spill > 0 || peak + held_bytes > capacity) held.clear(), held_bytes = 0;
     }
     std::vector<int> on_chip(resident.begin(), resident.end());
     on_chip.insert(on_chip.end(), held.begin(), held.end());
@@ -347,7 +353,8 @@ class Study {
     FmCost r;
     r.rows = rows;
     r.kv_on_chip = !held.empty() || rows == seq;
-    r.buffer_bytes = peak + held_bytes;
+    r.buffer_bytes = std::min(peak, capacity) + held_bytes;
+    r.spilled = spill;
     double ideal_2d = 0, ideal_1d = 0, fill = 0, busy_gbuf = 0;
     for (const Member& mb : ms) {
       std::vector<int> mine;
@@ -371,6 +378,20 @@ class Study {
       (mb.array == i2d ? r.busy_2d : r.busy_1d) += k.compute * n;
       (mb.array == i2d ? ideal_2d : ideal_1d) += m.ideal * n;
       fill = std::max(fill, k.fill_drain);
+      if (spill > 0) {
+        std::vector<int64_t> tile;
+        for (const Var& v : mb.sliced.vars) tile.push_back(v.extent);
+        std::set<int> seen;
+        auto spilled = [&](const Access& acc, bool write) {
+          if (!resident.count(acc.tensor) || carried.count(acc.tensor) || in_array.count(acc.tensor) || !seen.insert(acc.tensor).second) return;
+          const double b = spill * footprint(c, mb.sliced, acc, tile) * dtype_bytes(c.tensors[static_cast<size_t>(acc.tensor)].dtype) * n;
+          r.dram_bytes += b;
+          r.busy_dram += b / (write ? a.tier("dram")->write_bandwidth : a.tier("dram")->read_bandwidth);
+          r.energy += b * a.tier("dram")->energy;
+        };
+        spilled(mb.sliced.lhs, true);
+        for (const Access& acc : mb.sliced.reads) spilled(acc, false);
+      }
     }
     // Inputs held on chip come from DRAM once per (batch, head).
     const MemoryTier& dram = *a.tier("dram");
@@ -476,6 +497,7 @@ FmStudy run_fusemax_study(const FmOptions& opt) {
       pr.buffer_1 = buffer_at(c1, false);
       pr.flat_rows = fa.rows;
       pr.flat_kv_on_chip = fa.kv_on_chip;
+      pr.flat_spilled = fa.spilled;
       pr.flat_dram_share = fa.busy_dram / fa.latency;
       pr.flat_bottleneck = fa.bottleneck;
       out.passes.push_back(pr);
@@ -501,7 +523,8 @@ std::string seq_words(int64_t s) {
 nlohmann::json cost_json(const FmCost& c) {
   return {{"latency_s", c.latency},     {"energy_j", c.energy},   {"dram_bytes", c.dram_bytes}, {"buffer_bytes", c.buffer_bytes},
           {"busy_2d_s", c.busy_2d},     {"busy_1d_s", c.busy_1d}, {"busy_dram_s", c.busy_dram}, {"util_2d", c.util_2d},
-          {"util_1d", c.util_1d},       {"query_tile", c.rows},   {"kv_on_chip", c.kv_on_chip}, {"bottleneck", c.bottleneck}};
+          {"util_1d", c.util_1d},       {"query_tile", c.rows},   {"kv_on_chip", c.kv_on_chip}, {"spilled", c.spilled},
+          {"bottleneck", c.bottleneck}};
 }
 
 void add_rows(TextTable& t, const FmStudy& s, bool e2e) {
@@ -546,7 +569,7 @@ std::string format_fusemax(const FmStudy& s, Format f) {
     for (const FmPassRow& r : s.passes)
       j["passes"].push_back({{"model", r.model}, {"seq", r.seq}, {"passes_3pass", r.passes_3}, {"passes_1pass", r.passes_1},
                              {"buffer_3pass_bytes", r.buffer_3}, {"buffer_1pass_bytes", r.buffer_1}, {"flat_query_tile", r.flat_rows},
-                             {"flat_kv_on_chip", r.flat_kv_on_chip}, {"flat_dram_share", r.flat_dram_share}, {"flat_bottleneck", r.flat_bottleneck}});
+                             {"flat_kv_on_chip", r.flat_kv_on_chip}, {"flat_spilled", r.flat_spilled}, {"flat_dram_share", r.flat_dram_share}, {"flat_bottleneck", r.flat_bottleneck}});
     j["headlines"] = nlohmann::json::array();
     for (const FmHeadline& h : s.headlines) j["headlines"].push_back({{"what", h.what}, {"paper", h.paper}, {"einsim", h.einsim}, {"error", h.error()}});
     j["mappings"] = s.mappings;
@@ -589,10 +612,11 @@ std::string format_fusemax(const FmStudy& s, Format f) {
   add_rows(e2e, s, true);
   out += "End to end\n" + e2e.aligned() + "\n";
   TextTable pt({"model", "seq", "passes 3-pass", "passes 1-pass", "3-pass live (256 queries)", "1-pass live (256 queries)", "FLAT query tile",
-                "FLAT K,V on chip", "FLAT DRAM busy", "FLAT bottleneck"});
+                "FLAT K,V on chip", "FLAT spilled", "FLAT DRAM busy", "FLAT bottleneck"});
   for (const FmPassRow& r : s.passes)
     pt.row({r.model, seq_words(r.seq), std::to_string(r.passes_3), std::to_string(r.passes_1), fmt_bytes(r.buffer_3), fmt_bytes(r.buffer_1),
-            std::to_string(r.flat_rows), r.flat_kv_on_chip ? "yes" : "no", fmt::format("{:.0f}%", 100 * r.flat_dram_share), r.flat_bottleneck});
+            std::to_string(r.flat_rows), r.flat_kv_on_chip ? "yes" : "no", fmt::format("{:.0f}%", 100 * r.flat_spilled),
+            fmt::format("{:.0f}%", 100 * r.flat_dram_share), r.flat_bottleneck});
   out += "Pass analysis: buffer without spilling, and where FLAT turns memory-bound\n" + pt.aligned() + "\n";
   TextTable ht({"headline (mean over points)", "paper", "einsim", "difference"});
   for (const FmHeadline& h : s.headlines)

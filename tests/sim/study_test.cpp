@@ -43,13 +43,15 @@ TEST_CASE("the pass analysis in action: 3-pass buffer grows with length, 1-pass 
   for (const FmPassRow& r : s.passes) CHECK(r.buffer_3 == Approx(256.0 * static_cast<double>(r.seq) * 2 + 2 * 256 * 2 + 256 * 64 * 2).epsilon(1e-6));
   CHECK(s.passes[0].buffer_1 == s.passes[2].buffer_1);
   CHECK(s.passes[0].buffer_1 < 256 * 1024);
-  // FLAT: K and V stay on chip at 1K and the 1D array bounds it; at 1M only 8 query rows
-  // fit beside their fibers, K and V stream per 8 rows and DRAM bounds it.
+  // FLAT: at 1K K and V stay on chip, nothing spills and the 1D array bounds it; at 1M a
+  // row's fiber alone is 2 MiB: either K and V stream once per handful of rows or the fibers
+  // spill, and DRAM bounds it either way.
   CHECK(s.passes[0].flat_bottleneck == "1D array");
   CHECK(s.passes[0].flat_kv_on_chip);
+  CHECK(s.passes[0].flat_spilled == 0);
   CHECK(s.passes[2].flat_bottleneck == "DRAM bandwidth");
-  CHECK(s.passes[2].flat_rows == 8);
   CHECK_FALSE(s.passes[2].flat_kv_on_chip);
+  CHECK(s.passes[2].flat_dram_share == Approx(1));
   // FuseMax's buffer does not depend on the length; FLAT's does.
   const auto& p0 = s.points[0].attention, &p2 = s.points[2].attention;
   CHECK(p2[static_cast<size_t>(FmConfig::Binding)].buffer_bytes == Approx(p0[static_cast<size_t>(FmConfig::Binding)].buffer_bytes).epsilon(0.5));
