@@ -32,7 +32,7 @@ test: build
 test-asan: deps
 	@cmake -S . -B build-asan -DEINSIM_SANITIZE=ON -DEINSIM_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS) >/dev/null
 	@cmake --build build-asan -j $(JOBS)
-	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS) -LE calibration
+	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS) -LE "calibration|paper"
 
 FUZZ_SECONDS ?= 60
 fuzz: deps

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "sim/cost/mapper.h"
+#include "sim/run/run.h"
 #include "sim/report/table.h"
 #include "workloads/analysis.h"
 #include "workloads/cascade_loader.h"
@@ -77,6 +78,14 @@ int array_index(const ArchSpec& a, std::string_view name) {
   return static_cast<int>(arr - a.arrays.data());
 }
 
+// The study maps hundreds of Einsums: the tile budget whole-model runs use (RunOptions;
+// docs/ARCHITECTURE.md measures what it gives up).
+MapperOptions study_mapper() {
+  MapperOptions o;
+  o.max_tiles = RunOptions().mapper.max_tiles;
+  return o;
+}
+
 struct Member {
   int id = -1;
   Einsum sliced;
@@ -130,7 +139,7 @@ class Study {
       if (it == gemm_.end()) {
         const Cascade c = gemm_cascade(g[0], g[1], g[2], DType::FP16);
         ++mappings_;
-        MapResult r = map_einsum(c, c.einsums[0], a, DType::FP16);
+        MapResult r = map_einsum(c, c.einsums[0], a, DType::FP16, study_mapper());
         const double ideal = compute_bound(c.einsums[0], a.arrays[static_cast<size_t>(r.mapping.array)], DType::FP16);
         it = gemm_.emplace(key, std::make_pair(std::move(r), ideal)).first;
       }
@@ -172,7 +181,7 @@ class Study {
     for (const Access& acc : e.reads) key += fmt::format("|{}", fmt::join(c.tensors[static_cast<size_t>(acc.tensor)].shape, "x"));
     auto it = cache_.find(key);
     if (it != cache_.end()) return *it->second;
-    MapperOptions opt;
+    MapperOptions opt = study_mapper();
     opt.array = array;
     ++mappings_;
     auto m = std::make_unique<Mapped>();
