@@ -361,7 +361,7 @@ class Study {
     const int i2d = array_index(a, "pe2d");
     FmCost r;
     r.rows = rows;
-    r.kv_on_chip = !held.empty() || rows == seq;
+    r.kv_read_once = !held.empty() || rows == seq;
     r.buffer_bytes = std::min(peak, capacity) + held_bytes;
     r.spilled = spill;
     double ideal_2d = 0, ideal_1d = 0, fill = 0, busy_gbuf = 0;
@@ -476,7 +476,7 @@ FmStudy run_fusemax_study(const FmOptions& opt) {
         e.util_1d = (at.util_1d * at.latency + lin.util_1d) * L / e.latency;
         e.buffer_bytes = at.buffer_bytes;
         e.rows = at.rows;
-        e.kv_on_chip = at.kv_on_chip;
+        e.kv_read_once = at.kv_read_once;
         e.bottleneck = at.latency >= lin.latency ? "attention: " + at.bottleneck : "linear layers";
         p.end_to_end[static_cast<size_t>(k)] = e;
       }
@@ -505,7 +505,7 @@ FmStudy run_fusemax_study(const FmOptions& opt) {
       pr.buffer_3 = buffer_at(c3, true);
       pr.buffer_1 = buffer_at(c1, false);
       pr.flat_rows = fa.rows;
-      pr.flat_kv_on_chip = fa.kv_on_chip;
+      pr.flat_kv_read_once = fa.kv_read_once;
       pr.flat_spilled = fa.spilled;
       pr.flat_dram_share = fa.busy_dram / fa.latency;
       pr.flat_bottleneck = fa.bottleneck;
@@ -532,7 +532,7 @@ std::string seq_words(int64_t s) {
 nlohmann::json cost_json(const FmCost& c) {
   return {{"latency_s", c.latency},     {"energy_j", c.energy},   {"dram_bytes", c.dram_bytes}, {"buffer_bytes", c.buffer_bytes},
           {"busy_2d_s", c.busy_2d},     {"busy_1d_s", c.busy_1d}, {"busy_dram_s", c.busy_dram}, {"util_2d", c.util_2d},
-          {"util_1d", c.util_1d},       {"query_tile", c.rows},   {"kv_on_chip", c.kv_on_chip}, {"spilled", c.spilled},
+          {"util_1d", c.util_1d},       {"query_tile", c.rows},   {"kv_read_once", c.kv_read_once}, {"spilled", c.spilled},
           {"bottleneck", c.bottleneck}};
 }
 
@@ -578,7 +578,7 @@ std::string format_fusemax(const FmStudy& s, Format f) {
     for (const FmPassRow& r : s.passes)
       j["passes"].push_back({{"model", r.model}, {"seq", r.seq}, {"passes_3pass", r.passes_3}, {"passes_1pass", r.passes_1},
                              {"buffer_3pass_bytes", r.buffer_3}, {"buffer_1pass_bytes", r.buffer_1}, {"flat_query_tile", r.flat_rows},
-                             {"flat_kv_on_chip", r.flat_kv_on_chip}, {"flat_spilled", r.flat_spilled}, {"flat_dram_share", r.flat_dram_share}, {"flat_bottleneck", r.flat_bottleneck}});
+                             {"flat_kv_read_once", r.flat_kv_read_once}, {"flat_spilled", r.flat_spilled}, {"flat_dram_share", r.flat_dram_share}, {"flat_bottleneck", r.flat_bottleneck}});
     j["headlines"] = nlohmann::json::array();
     for (const FmHeadline& h : s.headlines) j["headlines"].push_back({{"what", h.what}, {"paper", h.paper}, {"einsim", h.einsim}, {"error", h.error()}});
     j["mappings"] = s.mappings;
@@ -621,10 +621,10 @@ std::string format_fusemax(const FmStudy& s, Format f) {
   add_rows(e2e, s, true);
   out += "End to end\n" + e2e.aligned() + "\n";
   TextTable pt({"model", "seq", "passes 3-pass", "passes 1-pass", "3-pass live (256 queries)", "1-pass live (256 queries)", "FLAT query tile",
-                "FLAT K,V on chip", "FLAT spilled", "FLAT DRAM busy", "FLAT bottleneck"});
+                "FLAT K,V read once", "FLAT spilled", "FLAT DRAM busy", "FLAT bottleneck"});
   for (const FmPassRow& r : s.passes)
     pt.row({r.model, seq_words(r.seq), std::to_string(r.passes_3), std::to_string(r.passes_1), fmt_bytes(r.buffer_3), fmt_bytes(r.buffer_1),
-            std::to_string(r.flat_rows), r.flat_kv_on_chip ? "yes" : "no", fmt::format("{:.0f}%", 100 * r.flat_spilled),
+            std::to_string(r.flat_rows), r.flat_kv_read_once ? "yes" : "no", fmt::format("{:.0f}%", 100 * r.flat_spilled),
             fmt::format("{:.0f}%", 100 * r.flat_dram_share), r.flat_bottleneck});
   out += "Pass analysis: buffer without spilling, and where FLAT turns memory-bound\n" + pt.aligned() + "\n";
   TextTable ht({"headline (mean over points)", "paper", "einsim", "difference"});
@@ -649,7 +649,7 @@ std::string plot_fusemax_svg(const FmStudy& s) {
     for (const auto* cs : {&p.attention, &p.end_to_end})
       ymax = std::max(ymax, (*cs)[static_cast<size_t>(FmConfig::Flat)].latency / (*cs)[static_cast<size_t>(FmConfig::Binding)].latency);
   }
-  ymax = std::ceil(ymax * 1.1);
+  ymax = std::ceil(ymax * 1.1 / 4) * 4;  // four grid steps of whole numbers
   const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
   std::string svg = fmt::format(R"(<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="12">)"
                                 "\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
@@ -681,8 +681,11 @@ std::string plot_fusemax_svg(const FmStudy& s) {
         svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"/>\n", X(p.seq), Y(v), colors[mi % 6]);
       }
       svg += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"/>\n", pts, colors[mi % 6]);
-      if (panel == 0)
-        svg += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"{}\">{}</text>\n", x0 + 10, top + 16 + 15 * static_cast<double>(mi), colors[mi % 6], models[mi]);
+      if (panel == 0) {  // legend: a swatch and the model's name
+        const double ly = top + 16 + 15 * static_cast<double>(mi);
+        svg += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"3\"/><text x=\"{}\" y=\"{}\">{}</text>\n", x0 + 10,
+                           ly - 4, x0 + 30, ly - 4, colors[mi % 6], x0 + 36, ly, models[mi]);
+      }
     }
   }
   svg += "</svg>\n";

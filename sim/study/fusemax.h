@@ -44,7 +44,7 @@ struct FmCost {
   double busy_2d = 0, busy_1d = 0, busy_dram = 0;  ///< s each resource works
   double util_2d = 0, util_1d = 0;                 ///< peak-rate work of the array / latency
   int64_t rows = 0;        ///< queries per fused tile (0: unfused)
-  bool kv_on_chip = false; ///< K and V of a head stay on chip across query tiles
+  bool kv_read_once = false; ///< K and V come from DRAM once per head (held on chip across query tiles, or one tile)
   double spilled = 0;      ///< share of the live intermediates kept in DRAM (FLAT's long fibers)
   std::string bottleneck;  ///< "2D array", "1D array", "2D + 1D arrays (in turn)", "DRAM bandwidth"
 };
@@ -63,7 +63,7 @@ struct FmPassRow {
   int passes_3 = 0, passes_1 = 0;     ///< passes over M (pass_analysis)
   double buffer_3 = 0, buffer_1 = 0;  ///< live bytes for one tile of 256 queries
   int64_t flat_rows = 0;              ///< FLAT's chosen query tile
-  bool flat_kv_on_chip = false;
+  bool flat_kv_read_once = false;
   double flat_spilled = 0;            ///< share of FLAT's live score fibers in DRAM
   double flat_dram_share = 0;         ///< FLAT: DRAM busy / latency
   std::string flat_bottleneck;

@@ -4,6 +4,7 @@
 #include "arch/arch.h"
 #include "sim/cost/mapper.h"
 #include "sim/run/run.h"
+#include "sim/study/fusemax.h"
 #include "workloads/analysis.h"
 #include "workloads/cascade_loader.h"
 #include "workloads/model_config.h"
@@ -113,6 +114,19 @@ void BM_Run_TileCap(benchmark::State& state, const char* model, bool prefill) {
 }
 BENCHMARK_CAPTURE(BM_Run_TileCap, llama3_70b_decode, "llama-3-70b", false)->Arg(64)->Arg(128)->Arg(256)->Arg(4096)->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK_CAPTURE(BM_Run_TileCap, llama3_8b_prefill, "llama-3-8b", true)->Arg(64)->Arg(128)->Arg(256)->Arg(4096)->Unit(benchmark::kMillisecond)->Iterations(1);
+
+// The whole FuseMax study: 4 models x 6 sequence lengths x 5 configurations, attention and
+// end to end, from a cold start (no mapping memoised between iterations).
+void BM_FuseMaxStudy(benchmark::State& state) {
+  int64_t mappings = 0;
+  for (auto _ : state) {
+    const FmStudy s = run_fusemax_study(FmOptions{});
+    mappings = s.mappings;
+    benchmark::DoNotOptimize(s.headlines.data());
+  }
+  state.counters["mapper_searches"] = static_cast<double>(mappings);
+}
+BENCHMARK(BM_FuseMaxStudy)->Unit(benchmark::kMillisecond)->Iterations(1);
 
 }  // namespace
 

@@ -1,6 +1,9 @@
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "../workloads/helpers.h"
@@ -139,5 +142,62 @@ TEST_CASE("run rejects bad options with located errors and exit 1", "[cli][run][
   CHECK(r.code == 1);
   CHECK_THAT(r.err, Catch::Contains("no-such-gpu"));
   r = with({"--phase", "sideways"});
+  CHECK(r.code == 1);
+}
+
+TEST_CASE("study fusemax: table, JSON, CSV and an SVG plot", "[cli][study]") {
+  const std::vector<std::string> base = {"study", "fusemax", "--models", "t5-small-encoder", "--seq", "1K,4K"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = base;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return run(a);
+  };
+  Run t = with({});
+  REQUIRE(t.code == 0);
+  CHECK_THAT(t.out, Catch::Contains("Attention") && Catch::Contains("End to end") && Catch::Contains("+Binding") &&
+                        Catch::Contains("Pass analysis") && Catch::Contains("attention speedup, FuseMax over FLAT (x)    6.70"));
+  Run j = with({"--format", "json"});
+  REQUIRE(j.code == 0);
+  const auto doc = nlohmann::json::parse(j.out);
+  CHECK(doc["kind"] == "study-fusemax");
+  CHECK(doc["batch"] == 64);
+  REQUIRE(doc["points"].size() == 2);
+  CHECK(doc["points"][1]["seq"] == 4096);
+  const auto& fm = doc["points"][0]["attention"]["+Binding"];
+  const auto& flat = doc["points"][0]["attention"]["FLAT"];
+  CHECK(fm["latency_s"].get<double>() < flat["latency_s"].get<double>());
+  CHECK(doc["headlines"].size() == 4);
+  CHECK(doc["passes"][0]["passes_3pass"] == 3);
+  Run c = with({"--format", "csv"});
+  REQUIRE(c.code == 0);
+  CHECK_THAT(c.out, Catch::StartsWith("scope,model,seq,config,latency ms"));
+  CHECK(std::count(c.out.begin(), c.out.end(), '\n') == 1 + 2 * 2 * 5);  // header, 2 scopes x 2 lengths x 5 configs
+  const std::string plot = (std::filesystem::temp_directory_path() / "einsim-fusemax-test.svg").string();
+  Run p = with({"--plot", plot});
+  REQUIRE(p.code == 0);
+  std::ifstream f(plot);
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  CHECK_THAT(text, Catch::StartsWith("<svg") && Catch::Contains("t5-small-encoder") && Catch::Contains("<polyline") && Catch::EndsWith("</svg>\n"));
+}
+
+TEST_CASE("study fusemax rejects bad options with clear errors and exit 1", "[cli][study][errors]") {
+  Run r = run({"study", "fusemax", "--models", "bert-base,no-such-model", "--seq", "1K"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("no-such-model"));
+  r = run({"study", "fusemax", "--seq", "1000"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("--seq: error: sequence length 1000 must be a power of two of at least 256"));
+  r = run({"study", "fusemax", "--seq", "4K,lots"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("--seq: error: 'lots' is not a token count"));
+  r = run({"study", "fusemax", "--seq", "1K", "--batch", "0"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("--batch: error: --batch must be at least 1"));
+  r = run({"study", "fusemax", "--models", "bert-base", "--seq", "1K", "--plot", "/no/such/dir/plot.svg"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("/no/such/dir/plot.svg: error: cannot write the plot"));
+  r = run({"study"});
+  CHECK(r.code == 1);
+  r = run({"study", "fusemax", "--format", "xml"});
   CHECK(r.code == 1);
 }

@@ -47,10 +47,10 @@ TEST_CASE("the pass analysis in action: 3-pass buffer grows with length, 1-pass 
   // row's fiber alone is 2 MiB: either K and V stream once per handful of rows or the fibers
   // spill, and DRAM bounds it either way.
   CHECK(s.passes[0].flat_bottleneck == "1D array");
-  CHECK(s.passes[0].flat_kv_on_chip);
+  CHECK(s.passes[0].flat_kv_read_once);
   CHECK(s.passes[0].flat_spilled == 0);
   CHECK(s.passes[2].flat_bottleneck == "DRAM bandwidth");
-  CHECK_FALSE(s.passes[2].flat_kv_on_chip);
+  CHECK_FALSE(s.passes[2].flat_kv_read_once);
   CHECK(s.passes[2].flat_dram_share == Approx(1));
   // FuseMax's buffer does not depend on the length; FLAT's does.
   const auto& p0 = s.points[0].attention, &p2 = s.points[2].attention;
