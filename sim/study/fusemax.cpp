@@ -126,13 +126,18 @@ class Study {
 
   // The linear layers of one layer (Q, K, V, Z projections, FFN1, FFN2) as GEMMs over all
   // B x P tokens, each mapped alone by the mapper (default binding: the 2D array).
-  FmCost linear(const FmModel& m, int64_t seq, bool fusemax_hw, int64_t batch) {
+  struct Linear {
+    FmCost cost;
+    double ideal_2d = 0, ideal_1d = 0;  // s each array would take at its peak
+  };
+  Linear linear(const FmModel& m, int64_t seq, bool fusemax_hw, int64_t batch) {
     const ArchSpec& a = fusemax_hw ? fusemax_ : flat_;
     const int64_t t = batch * seq;
     const std::vector<std::array<int64_t, 3>> gemms = {{t, m.d_model, m.d_model}, {t, m.d_model, m.d_model}, {t, m.d_model, m.d_model},
                                                        {t, m.d_model, m.d_model}, {t, m.ffn, m.d_model},     {t, m.d_model, m.ffn}};
-    FmCost out;
-    const int i2d = array_index(a, "pe2d"), i1d = array_index(a, "pe1d");
+    Linear lin;
+    FmCost& out = lin.cost;
+    const int i2d = array_index(a, "pe2d");
     for (const auto& g : gemms) {
       const std::string key = fmt::format("gemm|{}|{}x{}x{}", a.name, g[0], g[1], g[2]);
       auto it = gemm_.find(key);
@@ -150,10 +155,9 @@ class Study {
       out.busy_dram += k.traffic[0].busy;
       const int arr = it->second.first.mapping.array;
       (arr == i2d ? out.busy_2d : out.busy_1d) += k.compute;
-      (arr == i2d ? out.util_2d : out.util_1d) += it->second.second;  // ideal seconds, turned into a share below
-      (void)i1d;
+      (arr == i2d ? lin.ideal_2d : lin.ideal_1d) += it->second.second;
     }
-    return out;
+    return lin;
   }
 
  private:
@@ -456,13 +460,14 @@ FmStudy run_fusemax_study(const FmOptions& opt) {
       FmPoint p;
       p.model = m;
       p.seq = seq;
-      const FmCost lin_flat = st.linear(m, seq, false, opt.batch);
-      const FmCost lin_fm = st.linear(m, seq, true, opt.batch);
+      const Study::Linear lin_flat = st.linear(m, seq, false, opt.batch);
+      const Study::Linear lin_fm = st.linear(m, seq, true, opt.batch);
       for (int k = 0; k < kFmConfigs; ++k) {
         const FmConfig cfg = static_cast<FmConfig>(k);
         const FmCost at = st.attention(m, seq, cfg, opt.batch);
         p.attention[static_cast<size_t>(k)] = at;
-        const FmCost& lin = cfg == FmConfig::Architecture || cfg == FmConfig::Binding ? lin_fm : lin_flat;
+        const Study::Linear& ln = cfg == FmConfig::Architecture || cfg == FmConfig::Binding ? lin_fm : lin_flat;
+        const FmCost& lin = ln.cost;
         // End to end: per layer the attention block and the six GEMMs run one after another.
         const double L = static_cast<double>(m.layers);
         FmCost e;
@@ -472,8 +477,8 @@ FmStudy run_fusemax_study(const FmOptions& opt) {
         e.busy_2d = L * (at.busy_2d + lin.busy_2d);
         e.busy_1d = L * (at.busy_1d + lin.busy_1d);
         e.busy_dram = L * (at.busy_dram + lin.busy_dram);
-        e.util_2d = (at.util_2d * at.latency + lin.util_2d) * L / e.latency;
-        e.util_1d = (at.util_1d * at.latency + lin.util_1d) * L / e.latency;
+        e.util_2d = (at.util_2d * at.latency + ln.ideal_2d) * L / e.latency;
+        e.util_1d = (at.util_1d * at.latency + ln.ideal_1d) * L / e.latency;
         e.buffer_bytes = at.buffer_bytes;
         e.rows = at.rows;
         e.kv_read_once = at.kv_read_once;
@@ -547,14 +552,14 @@ void add_rows(TextTable& t, const FmStudy& s, bool e2e) {
              fmt::format("{:.4g}", c.energy), fmt::format("{:.1f}%", 100 * c.util_2d), fmt::format("{:.1f}%", 100 * c.util_1d),
              fmt_bytes(c.dram_bytes), fmt_bytes(c.buffer_bytes), c.rows ? std::to_string(c.rows) : "-",
              fmt::format("{:.2f}", flat.latency / c.latency), fmt::format("{:.2f}", unf.latency / c.latency),
-             fmt::format("{:.3f}", c.energy / flat.energy), c.bottleneck});
+             fmt::format("{:.3f}", c.energy / flat.energy), fmt::format("{:.3f}", c.energy / unf.energy), c.bottleneck});
     }
   }
 }
 
 std::vector<std::string> cost_header() {
   return {"model", "seq", "config", "latency ms", "energy J", "2D util", "1D util", "DRAM", "buffer", "query tile",
-          "speedup vs FLAT", "speedup vs Unfused", "energy / FLAT", "bottleneck"};
+          "speedup vs FLAT", "speedup vs Unfused", "energy / FLAT", "energy / Unfused", "bottleneck"};
 }
 
 }  // namespace
@@ -585,14 +590,6 @@ std::string format_fusemax(const FmStudy& s, Format f) {
     return j.dump(2) + "\n";
   }
   if (f == Format::Csv) {
-    std::vector<std::string> h = cost_header();
-    h.insert(h.begin(), "scope");
-    TextTable t(h);
-    for (bool e2e : {false, true}) {
-      TextTable part(cost_header());
-      add_rows(part, s, e2e);
-      (void)part;
-    }
     // One CSV: the scope column first.
     std::string out;
     for (bool e2e : {false, true}) {
