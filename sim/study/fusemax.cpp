@@ -12,6 +12,7 @@
 
 #include "sim/cost/mapper.h"
 #include "sim/run/run.h"
+#include "sim/report/plot.h"
 #include "sim/report/table.h"
 #include "workloads/analysis.h"
 #include "workloads/cascade_loader.h"
@@ -528,11 +529,7 @@ FmStudy run_fusemax_study(const FmOptions& opt) {
 
 namespace {
 
-std::string seq_words(int64_t s) {
-  if (s >= (1 << 20) && s % (1 << 20) == 0) return fmt::format("{}M", s >> 20);
-  if (s >= 1024 && s % 1024 == 0) return fmt::format("{}K", s >> 10);
-  return std::to_string(s);
-}
+std::string seq_words(int64_t s) { return token_words(static_cast<double>(s)); }
 
 nlohmann::json cost_json(const FmCost& c) {
   return {{"latency_s", c.latency},     {"energy_j", c.energy},   {"dram_bytes", c.dram_bytes}, {"buffer_bytes", c.buffer_bytes},
@@ -633,60 +630,22 @@ std::string format_fusemax(const FmStudy& s, Format f) {
 }
 
 std::string plot_fusemax_svg(const FmStudy& s) {
-  // Two panels (attention, end to end): speedup of +Binding over FLAT against log2(seq).
-  const double W = 900, H = 380, left = 60, right = 20, top = 40, bottom = 50, gap = 60;
-  const double pw = (W - left - right - gap) / 2, ph = H - top - bottom;
-  std::vector<std::string> models;
-  int64_t lo = 0, hi = 0;
-  double ymax = 1;
-  for (const FmPoint& p : s.points) {
-    if (std::find(models.begin(), models.end(), p.model.name) == models.end()) models.push_back(p.model.name);
-    lo = lo ? std::min(lo, p.seq) : p.seq;
-    hi = std::max(hi, p.seq);
-    for (const auto* cs : {&p.attention, &p.end_to_end})
-      ymax = std::max(ymax, (*cs)[static_cast<size_t>(FmConfig::Flat)].latency / (*cs)[static_cast<size_t>(FmConfig::Binding)].latency);
-  }
-  ymax = std::ceil(ymax * 1.1 / 4) * 4;  // four grid steps of whole numbers
-  const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
-  std::string svg = fmt::format(R"(<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="12">)"
-                                "\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
-                                W, H);
-  const double lx0 = std::log2(static_cast<double>(lo)), lx1 = std::max(std::log2(static_cast<double>(hi)), lx0 + 1);
-  for (int panel = 0; panel < 2; ++panel) {
-    const double x0 = left + panel * (pw + gap);
-    auto X = [&](int64_t seq) { return x0 + (std::log2(static_cast<double>(seq)) - lx0) / (lx1 - lx0) * pw; };
-    auto Y = [&](double v) { return top + ph - v / ymax * ph; };
-    svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-weight=\"bold\">{}</text>\n", x0 + pw / 2, top - 15,
-                       panel == 0 ? "Attention: FuseMax speedup over FLAT" : "End to end: FuseMax speedup over FLAT");
-    svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"black\"/>\n", x0, top, pw, ph);
-    for (int k = 0; k <= 4; ++k) {
-      const double v = ymax * k / 4;
-      svg += fmt::format("<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{:.3g}</text>\n", x0,
-                         Y(v), x0 + pw, Y(v), x0 - 5, Y(v) + 4, v);
-    }
-    for (int64_t q = lo; q <= hi; q *= 2)
-      if (std::lround(std::log2(static_cast<double>(q)) - lx0) % 2 == 0)
-        svg += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", X(q), top + ph + 18, seq_words(q));
-    svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">sequence length</text>\n", x0 + pw / 2, top + ph + 38);
-    for (size_t mi = 0; mi < models.size(); ++mi) {
-      std::string pts;
-      for (const FmPoint& p : s.points) {
-        if (p.model.name != models[mi]) continue;
-        const auto& cs = panel == 0 ? p.attention : p.end_to_end;
-        const double v = cs[static_cast<size_t>(FmConfig::Flat)].latency / cs[static_cast<size_t>(FmConfig::Binding)].latency;
-        pts += fmt::format("{:.1f},{:.1f} ", X(p.seq), Y(v));
-        svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"/>\n", X(p.seq), Y(v), colors[mi % 6]);
-      }
-      svg += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"/>\n", pts, colors[mi % 6]);
-      if (panel == 0) {  // legend: a swatch and the model's name
-        const double ly = top + 16 + 15 * static_cast<double>(mi);
-        svg += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"3\"/><text x=\"{}\" y=\"{}\">{}</text>\n", x0 + 10,
-                           ly - 4, x0 + 30, ly - 4, colors[mi % 6], x0 + 36, ly, models[mi]);
-      }
+  // Two panels (attention, end to end): speedup of +Binding over FLAT against the length.
+  std::vector<PlotPanel> panels(2);
+  for (int k = 0; k < 2; ++k) {
+    PlotPanel& p = panels[static_cast<size_t>(k)];
+    p.title = k == 0 ? "Attention: FuseMax speedup over FLAT" : "End to end: FuseMax speedup over FLAT";
+    p.xlabel = "sequence length";
+    p.ylabel = "speedup (x)";
+    p.xtick = token_words;
+    for (const FmPoint& pt : s.points) {
+      auto it = std::find_if(p.series.begin(), p.series.end(), [&](const PlotSeries& x) { return x.name == pt.model.name; });
+      if (it == p.series.end()) it = p.series.insert(p.series.end(), PlotSeries{pt.model.name, {}, false});
+      const auto& cs = k == 0 ? pt.attention : pt.end_to_end;
+      it->points.emplace_back(static_cast<double>(pt.seq), cs[static_cast<size_t>(FmConfig::Flat)].latency / cs[static_cast<size_t>(FmConfig::Binding)].latency);
     }
   }
-  svg += "</svg>\n";
-  return svg;
+  return svg_plot(panels);
 }
 
 }  // namespace einsim

@@ -1,0 +1,31 @@
+#pragma once
+// Small SVG line plots for reports: side-by-side panels, log or linear axes, one colour per
+// series name (shared across panels), dashed series for first-order estimates.
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace einsim {
+
+struct PlotSeries {
+  std::string name;
+  std::vector<std::pair<double, double>> points;  ///< (x, y); points with y <= 0 on a log axis are skipped
+  bool dashed = false;
+};
+
+struct PlotPanel {
+  std::string title, xlabel, ylabel;
+  bool log_x = true, log_y = false;
+  std::vector<PlotSeries> series;
+  /// Tick label for an x value (default: the number).
+  std::function<std::string(double)> xtick;
+};
+
+/// Panels side by side, with a legend of series names in the first.
+std::string svg_plot(const std::vector<PlotPanel>& panels);
+
+/// "4K", "1M", "512": token counts as axis labels.
+std::string token_words(double n);
+
+}  // namespace einsim
