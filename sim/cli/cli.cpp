@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "sim/cli/describe.h"
 #include "sim/cli/run_report.h"
+#include "sim/analyze/long_context.h"
 #include "sim/study/fusemax.h"
 #include "workloads/cascade_loader.h"
 
@@ -114,6 +115,16 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   fusemax->add_option("--format", fm_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
   fusemax->add_option("--plot", fm_plot, "Write an SVG plot of speedup against sequence length");
 
+  auto* analyze = app.add_subcommand("analyze", "Deployment analyses driven by a TOML scenario");
+  analyze->require_subcommand(1);
+  std::string scenario_file, an_format = "table", an_plot;
+  std::vector<std::string> an_sets;
+  auto* long_context = analyze->add_subcommand("long-context", "KV cache, concurrency, prefill, decode and context switching over context length and devices (Fu 2024)");
+  long_context->add_option("scenario", scenario_file, "Scenario file or shipped name (default: long-context, the Yi-34B-200K on A100 example)");
+  long_context->add_option("--set", an_sets, "Override a scenario value: scenario.KEY=VALUE");
+  long_context->add_option("--format", an_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
+  long_context->add_option("--plot", an_plot, "Write an SVG plot");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -153,6 +164,15 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       out << format_run(run_model(m, a, ro), kFormats.at(run_format));
       return 0;
     }
+    if (*long_context) {
+      const LongContextReport rep = analyze_long_context(load_long_context(scenario_file.empty() ? "long-context" : scenario_file, an_sets));
+      if (!an_plot.empty()) {
+        std::ofstream f(an_plot);
+        if (!(f << plot_long_context_svg(rep))) throw UserError(SourceLoc{an_plot}, "cannot write the plot");
+      }
+      out << format_long_context(rep, kFormats.at(an_format));
+      return 0;
+    }
     if (*fusemax) {
       FmOptions fo;
       auto split = [](const std::string& list) {
@@ -187,6 +207,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
         out << describe_arch(load_arch(path, overrides), fmt_);
         return 0;
       }
+      if (config_kind(path) == ConfigKind::Scenario)
+        throw UserError(SourceLoc{path, 1, 1}, "a [scenario] file is run by `einsim analyze`, not described");
       if (config_kind(path) == ConfigKind::Cascade) {
         if (!pa.phase.empty() || !pa.prompt.empty() || !pa.context.empty())
           throw UserError(SourceLoc{"--phase"}, "--phase, --prompt and --context apply to models, not cascades");

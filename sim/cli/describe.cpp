@@ -1,5 +1,7 @@
 #include "sim/cli/describe.h"
 
+#include "sim/analyze/long_context.h"
+
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -20,13 +22,14 @@ ConfigKind config_kind(const std::string& file) {
   if (file.ends_with(".json")) return ConfigKind::Model;
   auto doc = ConfigDoc::load(file);
   const ConfigTable root = doc->root();
-  const bool cascade = root.contains("cascade"), model = root.contains("model"), arch = root.contains("arch");
-  if (cascade + model + arch > 1)
-    throw UserError(SourceLoc{file, 1, 1}, "a config file holds one thing: [cascade], [model] or [arch]");
+  const bool cascade = root.contains("cascade"), model = root.contains("model"), arch = root.contains("arch"), scenario = root.contains("scenario");
+  if (cascade + model + arch + scenario > 1)
+    throw UserError(SourceLoc{file, 1, 1}, "a config file holds one thing: [cascade], [model], [arch] or [scenario]");
   if (cascade) return ConfigKind::Cascade;
   if (model) return ConfigKind::Model;
   if (arch) return ConfigKind::Arch;
-  throw UserError(SourceLoc{file, 1, 1}, "not an einsim config: expected a [cascade], [model] or [arch] table");
+  if (scenario) return ConfigKind::Scenario;
+  throw UserError(SourceLoc{file, 1, 1}, "not an einsim config: expected a [cascade], [model], [arch] or [scenario] table");
 }
 
 std::string check_file(const std::string& file, const std::vector<std::string>& overrides) {
@@ -35,6 +38,13 @@ std::string check_file(const std::string& file, const std::vector<std::string>& 
     const ArchSpec a = load_arch(file, overrides);
     return fmt::format("{}: ok: arch '{}', {} tiers, {} levels, {} arrays, {} links", file, a.name, a.tiers.size(),
                        a.levels.size(), a.arrays.size(), a.links.size());
+  }
+  if (kind == ConfigKind::Scenario) {
+    const LongContextScenario sc = load_long_context(file, overrides);
+    load_model(resolve_model_path(sc.model));
+    load_arch(resolve_model_path(sc.arch));
+    return fmt::format("{}: ok: scenario 'long-context', {} on {}, {} contexts x {} device counts", file, sc.model, sc.arch, sc.contexts.size(),
+                       sc.devices.size());
   }
   if (kind == ConfigKind::Cascade) {
     const Cascade c = load_cascade(file, overrides);

@@ -34,10 +34,11 @@ std::string svg_plot(const std::vector<PlotPanel>& panels) {
   const double pw = 400, ph = 290, left = 70, right = 20, top = 50, bottom = 50, gap = 80;
   const double W = left + right + static_cast<double>(panels.size()) * pw + static_cast<double>(panels.size() - 1) * gap, H = top + ph + bottom;
   static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"};
-  std::vector<std::string> names;
+  std::vector<std::string> names;  // legend entries: colour keys
+  auto key_of = [](const PlotSeries& s) { return s.key.empty() ? s.name : s.key; };
   for (const PlotPanel& p : panels)
     for (const PlotSeries& s : p.series)
-      if (std::find(names.begin(), names.end(), s.name) == names.end()) names.push_back(s.name);
+      if (std::find(names.begin(), names.end(), key_of(s)) == names.end()) names.push_back(key_of(s));
   auto color = [&](const std::string& n) { return colors[static_cast<size_t>(std::find(names.begin(), names.end(), n) - names.begin()) % 8]; };
   std::string svg = fmt::format("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"12\">\n"
                                 "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
@@ -79,11 +80,20 @@ std::string svg_plot(const std::vector<PlotPanel>& panels) {
     for (double v : yt)
       svg += fmt::format("<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{:.3g}</text>\n",
                          x0, Y(v), x0 + pw, Y(v), x0 - 5, Y(v) + 4, v);
-    // x ticks at the points of the first series.
-    if (!p.series.empty())
-      for (auto [x, y] : p.series.front().points)
-        svg += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", X(x), top + ph + 18,
-                           escape(p.xtick ? p.xtick(x) : fmt::format("{:g}", x)));
+    // x ticks at every x a series has, leaving out those too close to the previous one.
+    std::vector<double> xs;
+    for (const PlotSeries& s : p.series)
+      for (auto [x, y] : s.points)
+        if (!(p.log_x && x <= 0)) xs.push_back(x);
+    std::sort(xs.begin(), xs.end());
+    xs.erase(std::unique(xs.begin(), xs.end()), xs.end());
+    double last = -1e9;
+    for (double x : xs) {
+      if (X(x) - last < 36) continue;
+      last = X(x);
+      svg += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", X(x), top + ph + 18,
+                         escape(p.xtick ? p.xtick(x) : fmt::format("{:g}", x)));
+    }
     svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", x0 + pw / 2, top + ph + 38, escape(p.xlabel));
     svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"start\" font-style=\"italic\">{}</text>\n", x0 - 60, top - 10, escape(p.ylabel));
     for (const PlotSeries& s : p.series) {
@@ -91,9 +101,9 @@ std::string svg_plot(const std::vector<PlotPanel>& panels) {
       for (auto [x, y] : s.points) {
         if ((p.log_x && x <= 0) || (p.log_y && y <= 0) || !std::isfinite(y)) continue;
         pts += fmt::format("{:.1f},{:.1f} ", X(x), Y(y));
-        svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"/>\n", X(x), Y(y), color(s.name));
+        svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"/>\n", X(x), Y(y), color(key_of(s)));
       }
-      svg += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{}/>\n", pts, color(s.name),
+      svg += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{}/>\n", pts, color(key_of(s)),
                          s.dashed ? " stroke-dasharray=\"6,4\"" : "");
     }
     if (k == 0)

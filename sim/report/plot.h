@@ -12,6 +12,8 @@ struct PlotSeries {
   std::string name;
   std::vector<std::pair<double, double>> points;  ///< (x, y); points with y <= 0 on a log axis are skipped
   bool dashed = false;
+  /// Series with the same key share a colour and one legend entry (default: the name).
+  std::string key;
 };
 
 struct PlotPanel {

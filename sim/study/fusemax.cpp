@@ -640,7 +640,7 @@ std::string plot_fusemax_svg(const FmStudy& s) {
     p.xtick = token_words;
     for (const FmPoint& pt : s.points) {
       auto it = std::find_if(p.series.begin(), p.series.end(), [&](const PlotSeries& x) { return x.name == pt.model.name; });
-      if (it == p.series.end()) it = p.series.insert(p.series.end(), PlotSeries{pt.model.name, {}, false});
+      if (it == p.series.end()) it = p.series.insert(p.series.end(), PlotSeries{pt.model.name, {}, false, ""});
       const auto& cs = k == 0 ? pt.attention : pt.end_to_end;
       it->points.emplace_back(static_cast<double>(pt.seq), cs[static_cast<size_t>(FmConfig::Flat)].latency / cs[static_cast<size_t>(FmConfig::Binding)].latency);
     }

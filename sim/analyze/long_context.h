@@ -1,0 +1,71 @@
+#pragma once
+// `einsim analyze long-context`: what serving long contexts costs on a given deployment
+// (Fu 2024, arXiv 2405.08944; REFERENCES.md). Every figure twice: the paper's first-order
+// formula (prefill bound by FLOPs, decode by HBM bandwidth, concurrency by HBM capacity,
+// context switching by PCIe bandwidth) and einsim's mapped prediction (`run_model`: the
+// model's cascade mapped onto the architecture), each with the resource that bounds it.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/toml_reader.h"
+#include "sim/cli/describe.h"
+
+namespace einsim {
+
+struct LongContextScenario {
+  std::string model = "yi-34b-200k";  ///< preset name or file
+  std::string arch = "a100";          ///< preset name or file
+  std::optional<DType> dtype;         ///< weights and KV cache (default: the model's)
+  std::vector<int64_t> devices = {1, 2, 4, 8};
+  std::vector<int64_t> contexts;      ///< tokens per request
+  int64_t output_tokens = 1000;       ///< n: tokens generated per request
+  double activation_reserve = 0;      ///< bytes per device kept free of weights and KV
+  bool communication = false;         ///< tensor-parallel all-reduces cost time (Fu 2024: no)
+  SourceLoc loc;
+};
+
+/// Reads `[scenario]` with kind = "long-context" (does not call finish()).
+LongContextScenario read_long_context(const ConfigTable& scenario);
+
+/// A figure and what bounds it ("FLOPs", "HBM bandwidth", "HBM capacity", "PCIe bandwidth",
+/// ...). `value` is in SI units (s, bytes, requests); `note` says why there is no value.
+struct LcFigure {
+  double value = 0;
+  std::string bound;
+  std::string note;
+  bool ok() const { return note.empty(); }
+};
+
+struct LcRow {
+  int64_t context = 0, devices = 0;
+  double kv_per_request = 0;  ///< bytes
+  double kv_free = 0;         ///< bytes of HBM left for KV, all devices
+  int64_t max_requests = 0;   ///< concurrency at this context (HBM capacity)
+  LcFigure prefill_formula, prefill_mapped;  ///< one request's prompt of `context` tokens
+  int64_t decode_batch = 0;                  ///< the decode batch: max_requests
+  LcFigure decode_formula, decode_mapped;    ///< one decode step at that batch
+  LcFigure generate_formula, generate_mapped;  ///< `output_tokens` steps
+  LcFigure switch_formula, switch_mapped;    ///< swap one request's KV out and another's in
+};
+
+struct LongContextReport {
+  LongContextScenario scenario;
+  std::string model, arch, dtype, host_link, hbm_tier;
+  double weights = 0;       ///< bytes, the whole model
+  double kv_per_token = 0;  ///< bytes, all layers
+  double peak_flops = 0, hbm_bandwidth = 0, hbm_capacity = 0, host_bandwidth = 0;  ///< one device
+  std::vector<LcRow> rows;  ///< contexts outer, devices inner
+};
+
+LongContextReport analyze_long_context(const LongContextScenario& s);
+/// Loads a scenario file (with `--set scenario.KEY=VALUE` overrides) whose kind is
+/// "long-context"; a shipped name ("long-context") is looked up in configs/analyses.
+LongContextScenario load_long_context(const std::string& file_or_name, const std::vector<std::string>& overrides = {});
+std::string format_long_context(const LongContextReport& r, Format f);
+/// Two panels: decode step time and concurrency against context, one series per device count
+/// (first-order dashed, mapped solid).
+std::string plot_long_context_svg(const LongContextReport& r);
+
+}  // namespace einsim

@@ -1,0 +1,99 @@
+#include <catch2/catch.hpp>
+
+#include <fmt/format.h>
+
+#include "../workloads/helpers.h"
+#include "sim/analyze/long_context.h"
+#include "workloads/model_config.h"
+
+using namespace einsim;
+using einsim::test::error_of;
+
+namespace {
+
+LongContextScenario scenario_from(const std::string& body) {
+  auto doc = ConfigDoc::parse("version = 1\n[scenario]\nkind = \"long-context\"\n" + body, "s.toml");
+  LongContextScenario s = read_long_context(doc->root().get_table("scenario"));
+  doc->root().get_table("scenario").get_string("kind");
+  doc->finish();
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("long-context: closed-form figures for Yi-34B-200K on A100-80GB", "[analyze]") {
+  const LongContextScenario s = scenario_from("devices = [1, 2, 8]\ncontexts = [\"4K\", 50000]\nactivation_reserve = \"2 GiB\"\n");
+  const LongContextReport r = analyze_long_context(s);
+  // KV per token: 2 (K and V) x 60 layers x 8 KV heads x 128 x 2 bytes (bf16).
+  CHECK(r.kv_per_token == 2.0 * 60 * 8 * 128 * 2);
+  const ModelConfig m = load_model(resolve_model_path("yi-34b-200k"));
+  CHECK(r.weights == count_params(m).total * 2);
+  REQUIRE(r.rows.size() == 6);
+  for (const LcRow& x : r.rows) {
+    INFO(x.context << " tokens on " << x.devices);
+    const double n = static_cast<double>(x.devices), c = static_cast<double>(x.context);
+    CHECK(x.kv_per_request == c * 245760);
+    const double free = n * (80e9 - 2.0 * (1 << 30)) - r.weights;
+    CHECK(x.kv_free == Approx(std::max(0.0, free)));
+    CHECK(x.max_requests == static_cast<int64_t>(std::floor(std::max(0.0, free) / (c * 245760))));
+    // Context switch over PCIe Gen4 x16 (31.5 GB/s): both requests one after the other.
+    CHECK(x.switch_formula.value == Approx(2 * c * 245760 / 31.5e9));
+    // Prefill at 312 TFLOP/s... the preset's dense peak (108 SMs x 4 tensor cores x 256 MACs x 2 x 1.41 GHz).
+    const double flops = 2 * count_params(m).active * c + 4 * 60 * c * c * 56 * 128;
+    CHECK(x.prefill_formula.value == Approx(flops / (n * 108 * 4 * 256 * 2 * 1.41e9)));
+    if (x.max_requests > 0)
+      CHECK(x.decode_formula.value == Approx((r.weights + static_cast<double>(x.max_requests) * c * 245760) / (n * 2.039e12)));
+  }
+  // The running example: 50K tokens need 11.4 GiB of KV; one A100 holds the weights and
+  // 8.5 GiB more, so no request fits; two hold seven.
+  CHECK(r.rows[3].context == 50000);
+  CHECK(r.rows[3].max_requests == 0);
+  CHECK_FALSE(r.rows[3].decode_mapped.ok());
+  CHECK(r.rows[3].decode_mapped.bound == "HBM capacity");
+  CHECK(r.rows[4].max_requests == 7);
+}
+
+TEST_CASE("long-context: mapped predictions respect the first-order bounds", "[analyze]") {
+  const LongContextReport r = analyze_long_context(scenario_from("devices = [1, 4]\ncontexts = [\"4K\", \"16K\", \"128K\"]\n"));
+  int checked = 0;
+  for (const LcRow& x : r.rows) {
+    INFO(x.context << " tokens on " << x.devices);
+    // Peak FLOPs and peak bandwidth are lower bounds on time.
+    if (x.prefill_mapped.ok()) {
+      CHECK(x.prefill_mapped.value >= x.prefill_formula.value);
+      CHECK(x.prefill_mapped.bound == "FLOPs");
+      ++checked;
+    }
+    if (x.decode_mapped.ok()) {
+      CHECK(x.decode_mapped.value >= x.decode_formula.value);
+      CHECK(x.decode_mapped.bound == "HBM bandwidth");
+      CHECK(x.generate_mapped.value == Approx(1000 * x.decode_mapped.value));
+      ++checked;
+    }
+    // The shard of each device moves over its own link, out and in at once.
+    CHECK(x.switch_mapped.value <= x.switch_formula.value);
+  }
+  CHECK(checked >= 8);
+}
+
+TEST_CASE("long-context: bad scenarios are located errors", "[analyze][errors]") {
+  CHECK_THAT(error_of([] { scenario_from("devices = [0]\n"); }), Catch::Contains("s.toml:4:12: error: 'scenario.devices' entries must be integers in [1, 1024]"));
+  CHECK_THAT(error_of([] { scenario_from("contexts = [\"lots\"]\n"); }), Catch::Contains("s.toml:4:13: error: 'scenario.contexts': 'lots' is not a token count"));
+  CHECK_THAT(error_of([] { scenario_from("contexts = []\n"); }), Catch::Contains("'scenario.contexts' must be a non-empty array"));
+  CHECK_THAT(error_of([] { scenario_from("activation_reserve = \"-1 GiB\"\n"); }), Catch::Contains("s.toml:4:"));
+  CHECK_THAT(error_of([] { scenario_from("output_tokens = 0\n"); }), Catch::Contains("'scenario.output_tokens' must be at least 1"));
+  CHECK_THAT(error_of([] { scenario_from("contxts = [4096]\n"); }), Catch::Contains("unknown key 'contxts'") && Catch::Contains("did you mean 'contexts'"));
+  CHECK_THAT(error_of([] { analyze_long_context(scenario_from("activation_reserve = \"100 GB\"\n")); }),
+             Catch::Contains("the activation reserve (93.13 GiB) leaves nothing"));
+  CHECK_THAT(error_of([] { analyze_long_context(scenario_from("model = \"bert-base\"\n")); }), Catch::Contains("'BERT-Base' is an encoder"));
+  CHECK_THAT(error_of([] { analyze_long_context(scenario_from("arch = \"host-ddr5\"\n")); }), Catch::Contains("has no compute arrays"));
+  CHECK_THAT(error_of([] { load_long_context("long-context", {"scenario.kind=flash"}); }), Catch::Contains("--set scenario.kind=flash: error: 'scenario.kind' = \"flash\" is not one of: long-context"));
+  CHECK_THAT(error_of([] { analyze_long_context(scenario_from("model = \"no-such-model\"\n")); }), Catch::Contains("no-such-model"));
+}
+
+TEST_CASE("long-context: an architecture without a host link has no context-switch figure", "[analyze]") {
+  const LongContextReport r = analyze_long_context(scenario_from("arch = \"fusemax\"\nmodel = \"llama-2-7b\"\ndevices = [1]\ncontexts = [4096]\n"));
+  REQUIRE(r.rows.size() == 1);
+  CHECK_FALSE(r.rows[0].switch_formula.ok());
+  CHECK_THAT(r.rows[0].switch_mapped.note, Catch::Contains("'FuseMax' has no link to the host"));
+}
