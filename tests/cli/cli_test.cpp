@@ -201,3 +201,45 @@ TEST_CASE("study fusemax rejects bad options with clear errors and exit 1", "[cl
   r = run({"study", "fusemax", "--format", "xml"});
   CHECK(r.code == 1);
 }
+
+TEST_CASE("analyze long-context: the shipped scenario in every format, with overrides and a plot", "[cli][analyze]") {
+  Run t = run({"analyze", "long-context", "--set", "scenario.devices=[2]", "--set", "scenario.contexts=[50000]"});
+  REQUIRE(t.code == 0);
+  CHECK_THAT(t.out, Catch::Contains("Yi-34B-200K on A100-SXM4-80GB") && Catch::Contains("HBM bandwidth") && Catch::Contains("11.44 GiB"));
+  Run j = run({"analyze", "long-context", shipped("analyses/long-context.toml"), "--format", "json", "--set", "scenario.contexts=[\"4K\", \"1M\"]"});
+  REQUIRE(j.code == 0);
+  const auto doc = nlohmann::json::parse(j.out);
+  CHECK(doc["kind"] == "analyze-long-context");
+  CHECK(doc["kv_bytes_per_token"] == 245760);
+  REQUIRE(doc["rows"].size() == 8);
+  CHECK(doc["rows"][0]["context"] == 4096);
+  CHECK(doc["rows"][0]["max_requests_bound"] == "HBM capacity");
+  CHECK(doc["rows"][4]["decode_step_s"]["einsim"]["value"].is_null());  // 1M on one device: nothing fits
+  CHECK(doc["rows"][0]["decode_step_s"]["einsim"]["bound"] == "HBM bandwidth");
+  Run c = run({"analyze", "long-context", "--format", "csv", "--set", "scenario.devices=[1]"});
+  REQUIRE(c.code == 0);
+  CHECK_THAT(c.out, Catch::StartsWith("context,devices,KV per request"));
+  const std::string plot = (std::filesystem::temp_directory_path() / "einsim-long-context-test.svg").string();
+  REQUIRE(run({"analyze", "long-context", "--plot", plot, "--set", "scenario.devices=[1]"}).code == 0);
+  std::ifstream f(plot);
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  CHECK_THAT(text, Catch::StartsWith("<svg") && Catch::Contains("stroke-dasharray"));
+  CHECK(run({"check", shipped("analyses/long-context.toml")}).code == 0);
+}
+
+TEST_CASE("analyze long-context rejects bad scenarios with located errors and exit 1", "[cli][analyze][errors]") {
+  Run r = run({"analyze", "long-context", "no-such-scenario.toml"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("no-such-scenario.toml"));
+  r = run({"analyze", "long-context", "--set", "scenario.devices=[0]"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("--set scenario.devices=[0]: error: 'scenario.devices' entries must be integers in [1, 1024]"));
+  r = run({"analyze", "long-context", "--set", "scenario.bandwidth=0"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("unknown key 'bandwidth'"));
+  r = run({"describe", shipped("analyses/long-context.toml")});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("a [scenario] file is run by `einsim analyze`"));
+  r = run({"analyze"});
+  CHECK(r.code == 1);
+}
