@@ -117,8 +117,8 @@ class Builder {
     std::string ke, ve;  // keys and values as attention reads them, indexed by m
     if (decode) {
       // The cache holds post-RoPE keys; this step's new K and V are outputs written into it.
-      tensor("KC", {"L", "B", "G", "E", "M"}, TensorRole::KVCache);
-      tensor("VC", {"L", "B", "G", "F", "M"}, TensorRole::KVCache);
+      tensor("KC", {"L", "B", "G", "E", "M"}, TensorRole::KVCache, ph_.kv_dtype);
+      tensor("VC", {"L", "B", "G", "F", "M"}, TensorRole::KVCache, ph_.kv_dtype);
       ke = rope ? fmt::format("KC[l,b,g,e1*E0+e0,{}]", mi) : fmt::format("KC[l,b,g,e,{}]", mi);
       ve = fmt::format("VC[l,b,g,f,{}]", mi);
     } else {
@@ -248,12 +248,13 @@ class Builder {
   void partition(const std::string& parent, std::vector<std::string> parts) {
     s_.partitions.push_back(PartitionDecl{parent, std::move(parts), m_.loc});
   }
-  void tensor(const std::string& name, std::vector<std::string> ranks, TensorRole role) {
+  void tensor(const std::string& name, std::vector<std::string> ranks, TensorRole role, std::optional<DType> dtype = std::nullopt) {
     TensorDecl t;
     t.name = name;
     t.ranks = std::move(ranks);
     t.has_ranks = true;
     t.role = role;
+    t.dtype = dtype;
     t.loc = m_.loc;
     s_.tensors.push_back(std::move(t));
   }

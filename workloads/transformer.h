@@ -1,6 +1,7 @@
 #pragma once
 // Builds the Einsum cascade of a whole transformer for one phase of inference.
 #include <cstdint>
+#include <optional>
 
 #include "workloads/cascade.h"
 #include "workloads/model_config.h"
@@ -22,6 +23,9 @@ struct Phase {
   AttentionKind attention = AttentionKind::OnePass;
   int64_t block = 256;  ///< M0 of the 1-pass cascade (keys per block)
   int64_t layers = 0;   ///< build only this many layers (0: all)
+  /// Element type of the KV cache when it differs from the model's (a quantized cache:
+  /// int8, fp8, int4); attention still computes in the model's type.
+  std::optional<DType> kv_dtype;
 };
 
 /// The cascade of `m` for `ph`: embeddings, per layer norm, QKV projections (GQA/MQA),

@@ -77,6 +77,7 @@ LongContextScenario read_long_context(const ConfigTable& t) {
   s.model = t.opt_string("model").value_or(s.model);
   s.arch = t.opt_string("arch").value_or(s.arch);
   if (auto d = t.opt_choice("dtype", dtype_names())) s.dtype = parse_dtype(*d);
+  if (auto d = t.opt_choice("kv_dtype", dtype_names())) s.kv_dtype = parse_dtype(*d);
   if (auto v = read_counts(t, "devices", 1, 1024, false); !v.empty()) s.devices = v;
   s.contexts = read_counts(t, "contexts", 1, int64_t{1} << 24, true);
   if (s.contexts.empty()) s.contexts = {4096, 16384, 50000, 131072, 200000, 524288, 1048576};
@@ -109,6 +110,7 @@ LongContextReport analyze_long_context(const LongContextScenario& s) {
   r.arch = a.name;
   const DType dt = s.dtype.value_or(m.dtype);
   r.dtype = std::string(dtype_name(dt));
+  if (s.kv_dtype) r.dtype += fmt::format(" (KV cache {})", dtype_name(*s.kv_dtype));
   const MemoryTier& hbm = *a.tier(storage_path(a, 0)[0]);
   r.hbm_tier = hbm.name;
   r.hbm_capacity = hbm.capacity;
@@ -126,7 +128,7 @@ LongContextReport analyze_long_context(const LongContextScenario& s) {
   r.host_bandwidth = host ? host->bandwidth : 0;
   const ParamCounts pc = count_params(m);
   r.weights = pc.total * dtype_bytes(dt);
-  r.kv_per_token = m.kv_bytes_per_token(dt);
+  r.kv_per_token = m.kv_bytes_per_token(s.kv_dtype.value_or(dt));
   if (s.activation_reserve >= hbm.capacity)
     throw UserError(s.loc, fmt::format("the activation reserve ({:.2f} GiB) leaves nothing of {}'s {:.2f} GiB", s.activation_reserve / (1ull << 30), a.name,
                                        hbm.capacity / (1ull << 30)));
@@ -147,6 +149,7 @@ LongContextReport analyze_long_context(const LongContextScenario& s) {
       ro.dtype = dt;
       auto mapped = [&](const Phase& ph, LcFigure& f) {
         ro.phase = ph;
+        ro.phase.kv_dtype = s.kv_dtype;
         try {
           const RunReport rep = run_model(m, a, ro, &cache);
           f.value = s.communication ? rep.step_time : rep.compute_time;

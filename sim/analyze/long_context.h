@@ -18,6 +18,7 @@ struct LongContextScenario {
   std::string model = "yi-34b-200k";  ///< preset name or file
   std::string arch = "a100";          ///< preset name or file
   std::optional<DType> dtype;         ///< weights and KV cache (default: the model's)
+  std::optional<DType> kv_dtype;      ///< the KV cache's, when quantized apart from the weights
   std::vector<int64_t> devices = {1, 2, 4, 8};
   std::vector<int64_t> contexts;      ///< tokens per request
   int64_t output_tokens = 1000;       ///< n: tokens generated per request

@@ -99,6 +99,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   add_phase_options(run, pa);
   run->add_option("--tp", tp, "Tensor-parallel devices")->check(CLI::Range(int64_t{1}, int64_t{1024}));
   run->add_option("--dtype", run_dtype, "Weights, activations and KV cache (default: the model's)")->check(CLI::IsMember(dtype_names()));
+  std::string kv_dtype;
+  run->add_option("--kv-dtype", kv_dtype, "KV cache element type when it differs (a quantized cache: int8, fp8, int4)")->check(CLI::IsMember(dtype_names()));
   run->add_option("--fusion", run_fusion, "Fusion policy (default: kernels on GPUs, greedy elsewhere)")
       ->check(CLI::IsMember({"none", "eager", "kernels", "greedy"}));
   run->add_option("--objective", objective, "Mapper objective")->check(CLI::IsMember({"latency", "energy", "edp"}));
@@ -157,6 +159,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       const ModelConfig m = load_model(resolve_model_path(model_name), model_sets);
       RunOptions ro;
       ro.phase = make_phase(pa);
+      if (!kv_dtype.empty()) ro.phase.kv_dtype = parse_dtype(kv_dtype);
       ro.tp = tp;
       if (!run_dtype.empty()) ro.dtype = parse_dtype(run_dtype);
       if (!run_fusion.empty()) ro.fusion = parse_fusion(run_fusion);

@@ -640,8 +640,9 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOption
     throw UserError(a.loc, fmt::format("'{}' has no link to a peer device (to = \"peer\"), which --tp {} needs", a.name, opt.tp));
   std::shared_ptr<const Cascade> built;
   const Phase& ph = opt.phase;
-  const std::string workload = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}", m.fingerprint(), static_cast<int>(ph.kind), ph.batch, ph.prompt,
-                                           ph.context, static_cast<int>(ph.attention), ph.block, ph.layers);
+  const std::string workload = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}", m.fingerprint(), static_cast<int>(ph.kind), ph.batch, ph.prompt,
+                                           ph.context, static_cast<int>(ph.attention), ph.block, ph.layers,
+                                           ph.kv_dtype ? static_cast<int>(*ph.kv_dtype) : -1);
   if (cache)
     if (auto it = cache->cascades().find(workload); it != cache->cascades().end()) built = it->second;
   if (!built) {
@@ -690,7 +691,7 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOption
     if (is_weight(t)) mem.weights += t.bytes();
   const double cached = decode ? static_cast<double>(opt.phase.context + 1) : static_cast<double>(opt.phase.prompt);
   const double kv_layers = opt.phase.layers > 0 ? static_cast<double>(r.layers) / static_cast<double>(m.num_hidden_layers) : 1.0;
-  if (!m.encoder_only) mem.kv_cache = m.kv_bytes_per_token(m.dtype) * kv_layers * static_cast<double>(opt.phase.batch) * cached;
+  if (!m.encoder_only) mem.kv_cache = m.kv_bytes_per_token(ph.kv_dtype.value_or(m.dtype)) * kv_layers * static_cast<double>(opt.phase.batch) * cached;
   mem.activations = p.activation_bytes(r);
   r.memory.push_back(mem);
   if (mem.total() > mem.capacity) {

@@ -97,3 +97,13 @@ TEST_CASE("long-context: an architecture without a host link has no context-swit
   CHECK_FALSE(r.rows[0].switch_formula.ok());
   CHECK_THAT(r.rows[0].switch_mapped.note, Catch::Contains("'FuseMax' has no link to the host"));
 }
+
+TEST_CASE("long-context: an int8 KV cache doubles the requests that fit", "[analyze]") {
+  const LongContextReport bf = analyze_long_context(scenario_from("devices = [4]\ncontexts = [50000]\n"));
+  const LongContextReport q = analyze_long_context(scenario_from("devices = [4]\ncontexts = [50000]\nkv_dtype = \"int8\"\n"));
+  CHECK(q.kv_per_token == bf.kv_per_token / 2);
+  CHECK(q.rows[0].max_requests == static_cast<int64_t>(std::floor(q.rows[0].kv_free / q.rows[0].kv_per_request)));
+  CHECK(q.rows[0].max_requests >= 2 * bf.rows[0].max_requests);
+  REQUIRE(q.rows[0].decode_mapped.ok());
+  CHECK(q.dtype == "bf16 (KV cache int8)");
+}

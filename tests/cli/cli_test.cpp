@@ -143,6 +143,16 @@ TEST_CASE("run rejects bad options with located errors and exit 1", "[cli][run][
   CHECK_THAT(r.err, Catch::Contains("no-such-gpu"));
   r = with({"--phase", "sideways"});
   CHECK(r.code == 1);
+  r = with({"--phase", "decode", "--kv-dtype", "int3"});
+  CHECK(r.code == 1);
+}
+
+TEST_CASE("run --kv-dtype quantizes the cache alone", "[cli][run]") {
+  const Run r = run({"run", "--arch", "h100", "--model", "llama-2-7b", "--phase", "decode", "--layers", "1", "--batch", "4", "--context", "4096",
+                     "--kv-dtype", "int8", "--format", "json"});
+  REQUIRE(r.code == 0);
+  const auto j = nlohmann::json::parse(r.out);
+  CHECK(j["memory"][0]["kv_cache_bytes"].get<double>() == Approx(1.0 * 4 * 4097 * 2 * 4096 * 1));
 }
 
 TEST_CASE("study fusemax: table, JSON, CSV and an SVG plot", "[cli][study]") {

@@ -346,3 +346,23 @@ TEST_CASE("run: prefill attention is one kernel with the scores on chip", "[run]
   CHECK(r.memory[0].activations < 1.0 * (1 << 30));
 }
 
+
+TEST_CASE("run: a quantized KV cache shrinks the cache and its traffic, not the weights", "[run]") {
+  const ArchSpec a = load_arch("h100");
+  RunOptions o = decode(16, 8192);
+  const RunReport bf16 = run_model(llama2_7b(), a, o);
+  o.phase.kv_dtype = DType::INT8;
+  const RunReport int8 = run_model(llama2_7b(), a, o);
+  o.phase.kv_dtype = DType::INT4;
+  const RunReport int4 = run_model(llama2_7b(), a, o);
+  CHECK(int8.memory[0].weights == bf16.memory[0].weights);
+  CHECK(int8.memory[0].kv_cache == Approx(bf16.memory[0].kv_cache / 2));
+  CHECK(int4.memory[0].kv_cache == Approx(bf16.memory[0].kv_cache / 4));
+  // The attention block reads the cache: its tier traffic falls by what the cache saves
+  // (2 layers x 16 requests x 8448 cached positions (8193 padded to whole 256-key blocks, as
+  // the 1-pass cascade reads them) x 2 (K, V) x 4096 x (2 - 1) bytes at int8).
+  const double saved = 2.0 * 16 * 8448 * 2 * 4096;
+  CHECK(tier_bytes(bf16) - tier_bytes(int8) == Approx(saved).epsilon(0.02));
+  CHECK(int8.step_time < bf16.step_time);
+  CHECK(int4.step_time < int8.step_time);
+}
