@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "sim/cli/describe.h"
 #include "sim/cli/run_report.h"
+#include "sim/analyze/kv_compression.h"
 #include "sim/analyze/long_context.h"
 #include "sim/study/fusemax.h"
 #include "workloads/cascade_loader.h"
@@ -126,6 +127,11 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   long_context->add_option("--set", an_sets, "Override a scenario value: scenario.KEY=VALUE");
   long_context->add_option("--format", an_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
   long_context->add_option("--plot", an_plot, "Write an SVG plot");
+  auto* kv_comp = analyze->add_subcommand("kv-compression", "KV-cache policies (eviction, key pruning, quantization, windows, linear attention) as workload transforms");
+  kv_comp->add_option("scenario", scenario_file, "Scenario file or shipped name (default: kv-compression, Llama-3-8B on H100 at 32K)");
+  kv_comp->add_option("--set", an_sets, "Override a scenario value: scenario.KEY=VALUE");
+  kv_comp->add_option("--format", an_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
+  kv_comp->add_option("--plot", an_plot, "Write an SVG plot");
 
   try {
     app.parse(argc, argv);
@@ -174,6 +180,15 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
         if (!(f << plot_long_context_svg(rep))) throw UserError(SourceLoc{an_plot}, "cannot write the plot");
       }
       out << format_long_context(rep, kFormats.at(an_format));
+      return 0;
+    }
+    if (*kv_comp) {
+      const KvCompressionReport rep = analyze_kv_compression(load_kv_compression(scenario_file.empty() ? "kv-compression" : scenario_file, an_sets));
+      if (!an_plot.empty()) {
+        std::ofstream f(an_plot);
+        if (!(f << plot_kv_compression_svg(rep))) throw UserError(SourceLoc{an_plot}, "cannot write the plot");
+      }
+      out << format_kv_compression(rep, kFormats.at(an_format));
       return 0;
     }
     if (*fusemax) {

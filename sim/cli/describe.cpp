@@ -1,5 +1,6 @@
 #include "sim/cli/describe.h"
 
+#include "sim/analyze/kv_compression.h"
 #include "sim/analyze/long_context.h"
 
 #include <fmt/format.h>
@@ -32,6 +33,11 @@ ConfigKind config_kind(const std::string& file) {
   throw UserError(SourceLoc{file, 1, 1}, "not an einsim config: expected a [cascade], [model], [arch] or [scenario] table");
 }
 
+std::string scenario_kind(const std::string& file) {
+  auto doc = ConfigDoc::load(file);
+  return doc->root().get_table("scenario").get_choice("kind", {"long-context", "kv-compression"});
+}
+
 std::string check_file(const std::string& file, const std::vector<std::string>& overrides) {
   const ConfigKind kind = config_kind(file);
   if (kind == ConfigKind::Arch) {
@@ -40,6 +46,13 @@ std::string check_file(const std::string& file, const std::vector<std::string>& 
                        a.levels.size(), a.arrays.size(), a.links.size());
   }
   if (kind == ConfigKind::Scenario) {
+    const std::string what = scenario_kind(file);
+    if (what == "kv-compression") {
+      const KvCompressionScenario sc = load_kv_compression(file, overrides);
+      load_model(resolve_model_path(sc.model));
+      load_arch(resolve_model_path(sc.arch));
+      return fmt::format("{}: ok: scenario 'kv-compression', {} on {}, {} policies", file, sc.model, sc.arch, sc.policies.size());
+    }
     const LongContextScenario sc = load_long_context(file, overrides);
     load_model(resolve_model_path(sc.model));
     load_arch(resolve_model_path(sc.arch));

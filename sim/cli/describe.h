@@ -22,6 +22,9 @@ std::string check_file(const std::string& file, const std::vector<std::string>& 
 /// Kind of a config file (by its top-level table, or .json for HF configs).
 ConfigKind config_kind(const std::string& file);
 
+/// The analysis a [scenario] file is for (its `kind`); a located error when unknown.
+std::string scenario_kind(const std::string& file);
+
 /// Einsums, ranks, tensors, op counts, bytes and passes of a cascade.
 std::string describe_cascade(const Cascade& c, Format f);
 
