@@ -259,10 +259,7 @@ std::string plot_kv_compression_svg(const KvCompressionReport& r) {
     p.log_x = false;
     p.log_y = true;
     p.xlabel = "policy";
-    p.xtick = [names](double x) {
-      const auto i = static_cast<size_t>(std::llround(x));
-      return i < names.size() ? names[i] : std::string();
-    };
+    p.xtick = [](double x) { return std::to_string(std::llround(x)); };
   }
   PlotSeries kv{"KV per request", {}, false, "KV per request"}, formula{"step (formula)", {}, true, "step"}, mapped{"step (einsim)", {}, false, "step"};
   for (size_t i = 0; i < r.results.size(); ++i) {
@@ -274,7 +271,9 @@ std::string plot_kv_compression_svg(const KvCompressionReport& r) {
   panels[0].series.push_back(std::move(kv));
   panels[1].series.push_back(std::move(mapped));
   panels[1].series.push_back(std::move(formula));
-  return svg_plot(panels);
+  std::vector<std::string> notes;
+  for (size_t i = 0; i < names.size(); ++i) notes.push_back(fmt::format("{}: {} ({})", i, names[i], transforms(r.results[i].policy)));
+  return svg_plot(panels, notes);
 }
 
 }  // namespace einsim

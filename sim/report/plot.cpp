@@ -30,9 +30,10 @@ std::string escape(const std::string& s) {
 
 }  // namespace
 
-std::string svg_plot(const std::vector<PlotPanel>& panels) {
+std::string svg_plot(const std::vector<PlotPanel>& panels, const std::vector<std::string>& footnotes) {
   const double pw = 400, ph = 290, left = 70, right = 20, top = 50, bottom = 50, gap = 80;
-  const double W = left + right + static_cast<double>(panels.size()) * pw + static_cast<double>(panels.size() - 1) * gap, H = top + ph + bottom;
+  const double W = left + right + static_cast<double>(panels.size()) * pw + static_cast<double>(panels.size() - 1) * gap,
+               H = top + ph + bottom + 16 * static_cast<double>(footnotes.size());
   static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"};
   std::vector<std::string> names;  // legend entries: colour keys
   auto key_of = [](const PlotSeries& s) { return s.key.empty() ? s.name : s.key; };
@@ -113,6 +114,8 @@ std::string svg_plot(const std::vector<PlotPanel>& panels) {
                            x0 + 30, ly - 4, color(names[i]), x0 + 36, ly, escape(names[i]));
       }
   }
+  for (size_t i = 0; i < footnotes.size(); ++i)
+    svg += fmt::format("<text x=\"{}\" y=\"{}\">{}</text>\n", left, top + ph + bottom + 12 + 16 * static_cast<double>(i), escape(footnotes[i]));
   svg += "</svg>\n";
   return svg;
 }

@@ -24,8 +24,9 @@ struct PlotPanel {
   std::function<std::string(double)> xtick;
 };
 
-/// Panels side by side, with a legend of series names in the first.
-std::string svg_plot(const std::vector<PlotPanel>& panels);
+/// Panels side by side, with a legend of series names in the first, and `footnotes` (one
+/// line each) below them.
+std::string svg_plot(const std::vector<PlotPanel>& panels, const std::vector<std::string>& footnotes = {});
 
 /// "4K", "1M", "512": token counts as axis labels.
 std::string token_words(double n);

@@ -253,3 +253,26 @@ TEST_CASE("analyze long-context rejects bad scenarios with located errors and ex
   r = run({"analyze"});
   CHECK(r.code == 1);
 }
+
+TEST_CASE("analyze kv-compression: the shipped scenario, formats, plot and errors", "[cli][analyze]") {
+  Run t = run({"analyze", "kv-compression"});
+  REQUIRE(t.code == 0);
+  CHECK_THAT(t.out, Catch::Contains("einsim models cost, not quality") && Catch::Contains("scissorhands") && Catch::Contains("none (baseline)"));
+  Run j = run({"analyze", "kv-compression", "--format", "json", "--set", "scenario.batch=2"});
+  REQUIRE(j.code == 0);
+  const auto doc = nlohmann::json::parse(j.out);
+  CHECK(doc["kind"] == "analyze-kv-compression");
+  CHECK(doc["batch"] == 2);
+  CHECK(doc["policies"][0]["kv_ratio"] == 1.0);
+  CHECK(doc["policies"].size() == 9);
+  CHECK_THAT(run({"analyze", "kv-compression", "--format", "csv"}).out, Catch::StartsWith("policy,transforms,KV tokens"));
+  const std::string plot = (std::filesystem::temp_directory_path() / "einsim-kv-test.svg").string();
+  REQUIRE(run({"analyze", "kv-compression", "--plot", plot}).code == 0);
+  CHECK(run({"check", shipped("analyses/kv-compression.toml")}).code == 0);
+  Run e = run({"analyze", "kv-compression", "--set", "scenario.policies.int8.bits=5"});
+  CHECK(e.code == 1);
+  CHECK_THAT(e.err, Catch::Contains("--set scenario.policies.int8.bits=5: error: 'scenario.policies.int8.bits' must be 16, 8, 4 or 2"));
+  e = run({"analyze", "kv-compression", shipped("analyses/long-context.toml")});
+  CHECK(e.code == 1);
+  CHECK_THAT(e.err, Catch::Contains("is not one of: kv-compression"));
+}
