@@ -52,6 +52,13 @@ class Builder {
       rank("E0", m_.head_dim / 2);
       partition("E", {"E1", "E0"});
     }
+    if (pruned()) {
+      if (ph_.key_channels > m_.head_dim || (m_.position == PositionKind::Rope && ph_.key_channels % 2))
+        throw UserError(m_.loc, fmt::format("{} key channels kept: at most head_dim ({}){}", ph_.key_channels, m_.head_dim,
+                                            m_.position == PositionKind::Rope ? ", and even (half per rotary half)" : ""));
+      rank("C", ph_.key_channels);  // kept key channels
+      if (m_.position == PositionKind::Rope) rank("C0", ph_.key_channels / 2);  // per rotary half
+    }
     if (m_.position == PositionKind::Learned) rank("T", m_.max_position_embeddings);
     if (m_.type_vocab_size > 0) rank("Y", m_.type_vocab_size);
     if (m_.num_local_experts > 0) {
@@ -117,10 +124,17 @@ class Builder {
     std::string ke, ve;  // keys and values as attention reads them, indexed by m
     if (decode) {
       // The cache holds post-RoPE keys; this step's new K and V are outputs written into it.
-      tensor("KC", {"L", "B", "G", "E", "M"}, TensorRole::KVCache, ph_.kv_dtype);
+      tensor("KC", {"L", "B", "G", pruned() ? "C" : "E", "M"}, TensorRole::KVCache, ph_.kv_dtype);
       tensor("VC", {"L", "B", "G", "F", "M"}, TensorRole::KVCache, ph_.kv_dtype);
       ke = rope ? fmt::format("KC[l,b,g,e1*E0+e0,{}]", mi) : fmt::format("KC[l,b,g,e,{}]", mi);
       ve = fmt::format("VC[l,b,g,f,{}]", mi);
+      if (pruned()) {
+        // The cache keeps some key channels (which ones is data: the index KEEP); the query
+        // is gathered to them and QK contracts over the kept channels only.
+        tensor("KEEP", {rope ? "C0" : "C"}, TensorRole::Index);
+        ke = rope ? fmt::format("KC[l,b,g,e1*C0+c0,{}]", mi) : fmt::format("KC[l,b,g,c,{}]", mi);
+        qe = rope ? "QR[l,b,g,r,e1,KEEP[c0],p]" : q + "[l,b,g,r,KEEP[c],p]";
+      }
     } else {
       ke = rope ? fmt::format("KR[l,b,g,e1,e0,{}]", mi) : fmt::format("{}[l,b,g,e,{}]", k, mi);
       ve = fmt::format("{}[l,b,g,f,{}]", v, mi);
@@ -245,6 +259,7 @@ class Builder {
     r.loc = m_.loc;
     s_.ranks.push_back(std::move(r));
   }
+  bool pruned() const { return ph_.kind == PhaseKind::Decode && ph_.key_channels > 0 && ph_.key_channels != m_.head_dim; }
   void partition(const std::string& parent, std::vector<std::string> parts) {
     s_.partitions.push_back(PartitionDecl{parent, std::move(parts), m_.loc});
   }

@@ -26,6 +26,9 @@ struct Phase {
   /// Element type of the KV cache when it differs from the model's (a quantized cache:
   /// int8, fp8, int4); attention still computes in the model's type.
   std::optional<DType> kv_dtype;
+  /// Decode: key channels kept per head in the KV cache (ThinK-style pruning; even under
+  /// RoPE, half per rotary half); 0 keeps all. The query is gathered to the kept channels.
+  int64_t key_channels = 0;
 };
 
 /// The cascade of `m` for `ph`: embeddings, per layer norm, QKV projections (GQA/MQA),

@@ -125,7 +125,8 @@ KvCompressionReport analyze_kv_compression(const KvCompressionScenario& s) {
     // not counted).
     const double b = p.bits ? static_cast<double>(*p.bits) / 8 + (*p.bits < 16 ? 2.0 / static_cast<double>(p.group) : 0.0) : eb;
     x.bytes_per_element_k = x.bytes_per_element_v = b;
-    x.key_channels = p.prune_keys ? std::round(dh * (1 - *p.prune_keys)) : dh;
+    // Kept key channels: whole pairs, as RoPE rotates channels in pairs (half per rotary half).
+    x.key_channels = p.prune_keys ? 2 * std::round(dh * (1 - *p.prune_keys) / 2) : dh;
     if (p.feature_dim) {
       // BASED: a Taylor feature map of size 1 + d + d^2 per head; the state holds, per head,
       // that many rows of a head_dim numerator and one denominator, and a short window of
@@ -152,7 +153,6 @@ KvCompressionReport analyze_kv_compression(const KvCompressionScenario& s) {
     x.bound = "HBM bandwidth";
     // Mapped: the decode step of the transformed workload, where the cascade expresses it
     // (fewer tokens; a cache stored at 8 or 4 bits).
-    if (x.mapped_note.empty() && p.prune_keys) x.mapped_note = "einsim's transformer cascade does not prune key channels yet";
     if (x.mapped_note.empty() && p.bits && *p.bits == 2) x.mapped_note = "einsim has no 2-bit element type";
     if (x.mapped_note.empty()) {
       RunOptions ro;
@@ -162,6 +162,7 @@ KvCompressionReport analyze_kv_compression(const KvCompressionScenario& s) {
       ro.phase.context = static_cast<int64_t>(T);
       if (p.bits && *p.bits == 8) ro.phase.kv_dtype = DType::INT8;
       if (p.bits && *p.bits == 4) ro.phase.kv_dtype = DType::INT4;
+      if (p.prune_keys) ro.phase.key_channels = static_cast<int64_t>(x.key_channels);
       try {
         const RunReport rep = run_model(m, a, ro, &cache);
         x.step_mapped = rep.step_time;

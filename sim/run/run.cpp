@@ -642,7 +642,8 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOption
   const Phase& ph = opt.phase;
   const std::string workload = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}", m.fingerprint(), static_cast<int>(ph.kind), ph.batch, ph.prompt,
                                            ph.context, static_cast<int>(ph.attention), ph.block, ph.layers,
-                                           ph.kv_dtype ? static_cast<int>(*ph.kv_dtype) : -1);
+                                           ph.kv_dtype ? static_cast<int>(*ph.kv_dtype) : -1) +
+                               fmt::format("|{}", ph.key_channels);
   if (cache)
     if (auto it = cache->cascades().find(workload); it != cache->cascades().end()) built = it->second;
   if (!built) {
@@ -691,7 +692,12 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOption
     if (is_weight(t)) mem.weights += t.bytes();
   const double cached = decode ? static_cast<double>(opt.phase.context + 1) : static_cast<double>(opt.phase.prompt);
   const double kv_layers = opt.phase.layers > 0 ? static_cast<double>(r.layers) / static_cast<double>(m.num_hidden_layers) : 1.0;
-  if (!m.encoder_only) mem.kv_cache = m.kv_bytes_per_token(ph.kv_dtype.value_or(m.dtype)) * kv_layers * static_cast<double>(opt.phase.batch) * cached;
+  // Pruned key channels shrink the K half of the cache.
+  const double kept = decode && ph.key_channels > 0 && ph.key_channels < m.head_dim
+                          ? static_cast<double>(ph.key_channels + m.head_dim) / static_cast<double>(2 * m.head_dim)
+                          : 1.0;
+  if (!m.encoder_only)
+    mem.kv_cache = m.kv_bytes_per_token(ph.kv_dtype.value_or(m.dtype)) * kept * kv_layers * static_cast<double>(opt.phase.batch) * cached;
   mem.activations = p.activation_bytes(r);
   r.memory.push_back(mem);
   if (mem.total() > mem.capacity) {

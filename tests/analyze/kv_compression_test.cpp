@@ -57,9 +57,9 @@ bits = 8
   CHECK(base.attention_flops == 4.0 * 32 * 32 * 32768 * 512);
   CHECK(result(r, "budget").kv_per_request == base.kv_per_request / 8);
   CHECK(result(r, "ratio").tokens_kept == 8192);
-  // ThinK: round(128 x 0.6) = 77 key channels, values untouched.
-  CHECK(result(r, "think").key_channels == 77);
-  CHECK(result(r, "think").kv_per_request == Approx(base.kv_per_request * (77.0 + 128) / 256));
+  // ThinK: 128 x 0.6 = 76.8 key channels, rounded to whole rotary pairs: 76; values untouched.
+  CHECK(result(r, "think").key_channels == 76);
+  CHECK(result(r, "think").kv_per_request == Approx(base.kv_per_request * (76.0 + 128) / 256));
   // 4 bits plus one fp16 scale per 64 elements: 0.5 + 2/64 bytes.
   CHECK(result(r, "int4").bytes_per_element_k == 0.5 + 2.0 / 64);
   CHECK(result(r, "int4").kv_per_request == Approx(base.kv_per_request * (0.5 + 2.0 / 64) / 2));
@@ -91,9 +91,10 @@ prune_keys = 0.5
   CHECK(*result(r, "half").step_mapped < *base.step_mapped);
   CHECK(*result(r, "int8").step_mapped < *base.step_mapped);
   CHECK_THAT(result(r, "int8").mapped_note, Catch::Contains("without the quantization scales"));
-  // Not expressible in the cascade yet: said, not guessed.
-  CHECK_FALSE(result(r, "think").step_mapped);
-  CHECK_THAT(result(r, "think").mapped_note, Catch::Contains("does not prune key channels yet"));
+  // Pruned key channels: the cache and QK shrink; the step falls, less than the half-KV one.
+  REQUIRE(result(r, "think").step_mapped);
+  CHECK(*result(r, "think").step_mapped < *base.step_mapped);
+  CHECK(*result(r, "think").step_mapped > *result(r, "half").step_mapped);
 }
 
 TEST_CASE("kv-compression: bad scenarios are located errors", "[analyze][errors]") {

@@ -366,3 +366,24 @@ TEST_CASE("run: a quantized KV cache shrinks the cache and its traffic, not the 
   CHECK(int8.step_time < bf16.step_time);
   CHECK(int4.step_time < int8.step_time);
 }
+
+TEST_CASE("run: pruned key channels shrink the K cache and the scores' work", "[run]") {
+  const ArchSpec a = load_arch("h100");
+  RunOptions o = decode(8, 8192);
+  const RunReport full = run_model(llama2_7b(), a, o);
+  o.phase.key_channels = 64;  // of 128
+  const RunReport half = run_model(llama2_7b(), a, o);
+  CHECK(half.memory[0].kv_cache == Approx(full.memory[0].kv_cache * (64.0 + 128) / 256));
+  double qk_full = 0, qk_half = 0;
+  for (const EinsumRun& e : full.einsums)
+    if (e.name == "BQK") qk_full += e.flops;
+  for (const EinsumRun& e : half.einsums)
+    if (e.name == "BQK") qk_half += e.flops;
+  CHECK(qk_half == Approx(qk_full / 2));
+  CHECK(half.step_time < full.step_time);
+  // RoPE rotates channel pairs: an odd count, or more than the head has, is refused.
+  o.phase.key_channels = 63;
+  CHECK_THAT(error_of([&] { run_model(llama2_7b(), a, o); }), Catch::Contains("63 key channels kept") && Catch::Contains("even"));
+  o.phase.key_channels = 130;
+  CHECK_THAT(error_of([&] { run_model(llama2_7b(), a, o); }), Catch::Contains("at most head_dim (128)"));
+}
