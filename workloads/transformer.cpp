@@ -59,6 +59,10 @@ class Builder {
       rank("C", ph_.key_channels);  // kept key channels
       if (m_.position == PositionKind::Rope) rank("C0", ph_.key_channels / 2);  // per rotary half
     }
+    if (linear()) {
+      rank("U", ph_.linear_features);   // feature dimension of the linear attention
+      rank("U2", ph_.linear_features);  // its second index in the Taylor map's quadratic term
+    }
     if (m_.position == PositionKind::Learned) rank("T", m_.max_position_embeddings);
     if (m_.type_vocab_size > 0) rank("Y", m_.type_vocab_size);
     if (m_.num_local_experts > 0) {
@@ -140,7 +144,9 @@ class Builder {
       ve = fmt::format("{}[l,b,g,f,{}]", v, mi);
     }
     attention(qe, ke, ve);
-    const std::string o = proj("O", "b,d,p", "AV[l,b,g,r,f,p]", "WO[l,g,r,f,d]", "BO", {"D"}, "d", m_.attention_bias);
+    std::string av = "AV";
+    if (linear()) av = linear_attention(v);
+    const std::string o = proj("O", "b,d,p", av + "[l,b,g,r,f,p]", "WO[l,g,r,f,d]", "BO", {"D"}, "d", m_.attention_bias);
     if (m_.parallel_attn) {
       const std::string dn = mlp("XN");
       add(fmt::format("X[l+1,b,d,p] = X[l,b,d,p] + {}[l,b,d,p] + {}[l,b,d,p]", o, dn));
@@ -259,6 +265,39 @@ class Builder {
     r.loc = m_.loc;
     s_.ranks.push_back(std::move(r));
   }
+  bool linear() const { return ph_.kind == PhaseKind::Decode && ph_.linear_features > 0; }
+
+  // BASED-style linear attention for one decode step, added to the window attention's AV:
+  // phi(x) = [1, x, x (x) x / sqrt(2)] over U features; per KV head a state of sum(phi(k) v)
+  // (S0, S1, S2) and sum(phi(k)) (Z1, Z2; Z0 counts tokens), read from the cache and written
+  // back with this token's key and value; the output is phi(q) S / phi(q) z.
+  std::string linear_attention(const std::string& v) {
+    weight("WQF", {"D", "G", "R", "U"});
+    weight("WKF", {"D", "G", "U"});
+    add("QF[l,b,g,r,u,p] = XN[l,b,d,p] * WQF[l,d,g,r,u]");
+    add("KF[l,b,g,u,p] = XN[l,b,d,p] * WKF[l,d,g,u]");
+    tensor("S0", {"L", "B", "G", "F"}, TensorRole::KVCache, ph_.kv_dtype);
+    tensor("S1", {"L", "B", "G", "U", "F"}, TensorRole::KVCache, ph_.kv_dtype);
+    tensor("S2", {"L", "B", "G", "U", "U2", "F"}, TensorRole::KVCache, ph_.kv_dtype);
+    tensor("Z0", {"L", "B", "G"}, TensorRole::KVCache, ph_.kv_dtype);
+    tensor("Z1", {"L", "B", "G", "U"}, TensorRole::KVCache, ph_.kv_dtype);
+    tensor("Z2", {"L", "B", "G", "U", "U2"}, TensorRole::KVCache, ph_.kv_dtype);
+    const std::string vp = v + "[l,b,g,f,p]";
+    add(fmt::format("S0N[l,b,g,f,p] = S0[l,b,g,f] + {}", vp));
+    add(fmt::format("S1N[l,b,g,u,f,p] = S1[l,b,g,u,f] + KF[l,b,g,u,p] * {}", vp));
+    add(fmt::format("S2N[l,b,g,u,u2,f,p] = S2[l,b,g,u,u2,f] + KF[l,b,g,u,p] * KF[l,b,g,u2,p] * {} * 0.5", vp));
+    add("Z0N[l,b,g,p] = Z0[l,b,g] + 1");
+    add("Z1N[l,b,g,u,p] = Z1[l,b,g,u] + KF[l,b,g,u,p]");
+    add("Z2N[l,b,g,u,u2,p] = Z2[l,b,g,u,u2] + KF[l,b,g,u,p] * KF[l,b,g,u2,p] * 0.5");
+    add("LN1[l,b,g,r,f,p] = QF[l,b,g,r,u,p] * S1N[l,b,g,u,f,p]");
+    add("LN2[l,b,g,r,f,p] = QF[l,b,g,r,u,p] * QF[l,b,g,r,u2,p] * S2N[l,b,g,u,u2,f,p]");
+    add("LD1[l,b,g,r,p] = QF[l,b,g,r,u,p] * Z1N[l,b,g,u,p]");
+    add("LD2[l,b,g,r,p] = QF[l,b,g,r,u,p] * QF[l,b,g,r,u2,p] * Z2N[l,b,g,u,u2,p]");
+    add("LA[l,b,g,r,f,p] = AV[l,b,g,r,f,p] + (S0N[l,b,g,f,p] + LN1[l,b,g,r,f,p] + LN2[l,b,g,r,f,p]) / "
+        "(Z0N[l,b,g,p] + LD1[l,b,g,r,p] + LD2[l,b,g,r,p])");
+    return "LA";
+  }
+
   bool pruned() const { return ph_.kind == PhaseKind::Decode && ph_.key_channels > 0 && ph_.key_channels != m_.head_dim; }
   void partition(const std::string& parent, std::vector<std::string> parts) {
     s_.partitions.push_back(PartitionDecl{parent, std::move(parts), m_.loc});
@@ -333,7 +372,9 @@ std::string model_component(const Einsum& e, const std::string& n) {
       n == "XN2" || n == "XF")
     return "norm";
   static const std::vector<std::string> attn = {"Q", "K", "V", "QB", "KB", "VB", "QR", "KR", "QK", "GM", "SN", "SD", "A", "AV",
-                                                "BQK", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "RD", "SPD", "RNV", "SPNV"};
+                                                "BQK", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "RD", "SPD", "RNV", "SPNV",
+                                                // linear attention (BASED)
+                                                "QF", "KF", "S0N", "S1N", "S2N", "Z0N", "Z1N", "Z2N", "LN1", "LN2", "LD1", "LD2", "LA"};
   if (std::find(attn.begin(), attn.end(), n) != attn.end()) return "attention";
   if (n == "O" || n == "OB") return "out-proj";
   if (n == "LOGITS") return "lm-head";

@@ -29,6 +29,10 @@ struct Phase {
   /// Decode: key channels kept per head in the KV cache (ThinK-style pruning; even under
   /// RoPE, half per rotary half); 0 keeps all. The query is gathered to the kept channels.
   int64_t key_channels = 0;
+  /// Decode: beside softmax attention over the cached tokens (a short window), linear
+  /// attention with a Taylor feature map of this dimension over a fixed-size state per KV
+  /// head (BASED); 0: none.
+  int64_t linear_features = 0;
 };
 
 /// The cascade of `m` for `ph`: embeddings, per layer norm, QKV projections (GQA/MQA),

@@ -128,20 +128,20 @@ KvCompressionReport analyze_kv_compression(const KvCompressionScenario& s) {
     // Kept key channels: whole pairs, as RoPE rotates channels in pairs (half per rotary half).
     x.key_channels = p.prune_keys ? 2 * std::round(dh * (1 - *p.prune_keys) / 2) : dh;
     if (p.feature_dim) {
-      // BASED: a Taylor feature map of size 1 + d + d^2 per head; the state holds, per head,
-      // that many rows of a head_dim numerator and one denominator, and a short window of
-      // exact attention keeps its own KV.
+      // BASED: a Taylor feature map of size 1 + d + d^2; the state holds, per KV head (keys
+      // and values are per KV head), that many rows of a head_dim numerator and a denominator,
+      // and a short window of exact attention keeps its own KV.
       const double fd = static_cast<double>(*p.feature_dim), F = 1 + fd + fd * fd;
       const double w = std::min(static_cast<double>(p.linear_window), static_cast<double>(s.context));
       x.tokens_kept = w;
-      const double state = L * H * (F * dh + F) * b;
+      const double state = L * G * (F * dh + F) * b;
       const double window_kv = L * G * w * 2 * dh * b;
       x.kv_per_request = state + window_kv;
-      // Per step and request: the query's features against the state (numerator and
-      // denominator), the state update with the new key and value, and window attention.
-      x.attention_flops = B * L * H * (2 * F * dh + 2 * F + 2 * F * dh + 4 * w * dh);
+      // Per step and request: every query head's features against the state (numerator and
+      // denominator), each KV head's state update with the new key and value, and window
+      // attention.
+      x.attention_flops = B * L * (H * (2 * F * dh + 2 * F) + G * (2 * F * dh + 2 * F) + H * 4 * w * dh);
       x.attention_bytes = B * (2 * state + window_kv);  // the state is read and written back
-      x.mapped_note = "einsim's transformer cascade has no linear-attention layer yet";
     } else {
       x.tokens_kept = T;
       x.kv_per_request = L * G * T * (x.key_channels * x.bytes_per_element_k + dh * x.bytes_per_element_v);
@@ -159,7 +159,8 @@ KvCompressionReport analyze_kv_compression(const KvCompressionScenario& s) {
       ro.tp = s.devices;
       ro.phase.kind = PhaseKind::Decode;
       ro.phase.batch = s.batch;
-      ro.phase.context = static_cast<int64_t>(T);
+      ro.phase.context = static_cast<int64_t>(x.tokens_kept);
+      if (p.feature_dim) ro.phase.linear_features = *p.feature_dim;
       if (p.bits && *p.bits == 8) ro.phase.kv_dtype = DType::INT8;
       if (p.bits && *p.bits == 4) ro.phase.kv_dtype = DType::INT4;
       if (p.prune_keys) ro.phase.key_channels = static_cast<int64_t>(x.key_channels);

@@ -698,6 +698,9 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOption
                           : 1.0;
   if (!m.encoder_only)
     mem.kv_cache = m.kv_bytes_per_token(ph.kv_dtype.value_or(m.dtype)) * kept * kv_layers * static_cast<double>(opt.phase.batch) * cached;
+  // Other persistent state (a linear-attention layer's): as the cascade declares it.
+  for (const Tensor& t : c.tensors)
+    if (t.role == TensorRole::KVCache && t.name != "KC" && t.name != "VC") mem.kv_cache += t.bytes();
   mem.activations = p.activation_bytes(r);
   r.memory.push_back(mem);
   if (mem.total() > mem.capacity) {

@@ -63,11 +63,14 @@ bits = 8
   // 4 bits plus one fp16 scale per 64 elements: 0.5 + 2/64 bytes.
   CHECK(result(r, "int4").bytes_per_element_k == 0.5 + 2.0 / 64);
   CHECK(result(r, "int4").kv_per_request == Approx(base.kv_per_request * (0.5 + 2.0 / 64) / 2));
-  // BASED: per head (1 + 16 + 256) feature rows of 128 values plus a denominator, and a
+  // BASED: per KV head (1 + 16 + 256) feature rows of 128 values plus a denominator, and a
   // 64-token window of KV.
-  const double state = 32.0 * 32 * (273 * 128 + 273) * 2, window = 32.0 * 8 * 64 * 256 * 2;
+  const double state = 32.0 * 8 * (273 * 128 + 273) * 2, window = 32.0 * 8 * 64 * 256 * 2;
   CHECK(result(r, "based").kv_per_request == Approx(state + window));
   CHECK(result(r, "both").kv_per_request == Approx(base.kv_per_request / 8 * (1 + 2.0 / 128) / 2));
+  // Every policy here is mapped: linear attention too, on a cascade with its state.
+  REQUIRE(result(r, "based").step_mapped);
+  CHECK(*result(r, "based").step_mapped >= result(r, "based").step_formula);
   for (const KvResult& x : r.results) CHECK(x.max_requests == static_cast<int64_t>(std::floor(r.kv_free / x.kv_per_request)));
 }
 

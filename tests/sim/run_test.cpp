@@ -387,3 +387,26 @@ TEST_CASE("run: pruned key channels shrink the K cache and the scores' work", "[
   o.phase.key_channels = 130;
   CHECK_THAT(error_of([&] { run_model(llama2_7b(), a, o); }), Catch::Contains("at most head_dim (128)"));
 }
+
+TEST_CASE("run: linear attention keeps a fixed state beside a short window", "[run]") {
+  const ArchSpec a = load_arch("h100");
+  RunOptions o = decode(2, 64);  // 2 layers, a 64-token window
+  o.phase.linear_features = 16;
+  const RunReport lin = run_model(llama2_7b(), a, o);
+  // Cache: the window's KV (65 tokens) and, per layer, request and KV head (32 in Llama-2-7B),
+  // (1 + 16 + 256) x 128 numerator and (1 + 16 + 256) denominator values, 2 bytes each.
+  const double window = 2.0 * 2 * 65 * 2 * 32 * 128 * 2, state = 2.0 * 2 * 32 * (273 * 128 + 273) * 2;
+  CHECK(lin.memory[0].kv_cache == Approx(window + state));
+  // Its Einsums are attention's, and the state update reads and writes the state.
+  double upd_write = 0;
+  for (const EinsumRun& e : lin.einsums)
+    if (e.name == "S2N") {
+      CHECK(e.component == "attention");
+      upd_write += e.traffic[0].write_bytes;
+    }
+  CHECK(upd_write > 0);
+  // The state's size does not depend on how many tokens came before: only the window is read.
+  o.phase.linear_features = 0;
+  const RunReport window_only = run_model(llama2_7b(), a, o);
+  CHECK(lin.step_time > window_only.step_time);
+}
