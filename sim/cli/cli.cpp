@@ -12,6 +12,7 @@
 #include "sim/cli/run_report.h"
 #include "sim/analyze/kv_compression.h"
 #include "sim/analyze/long_context.h"
+#include "sim/analyze/offload.h"
 #include "sim/study/fusemax.h"
 #include "workloads/cascade_loader.h"
 
@@ -132,6 +133,11 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   kv_comp->add_option("--set", an_sets, "Override a scenario value: scenario.KEY=VALUE");
   kv_comp->add_option("--format", an_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
   kv_comp->add_option("--plot", an_plot, "Write an SVG plot");
+  auto* offload = analyze->add_subcommand("offload", "Attention offloading: weights on a compute pool, KV cache and attention on a memory pool (Lamina)");
+  offload->add_option("scenario", scenario_file, "Scenario file or shipped name (default: offload, LLaMA3-70B on H100 + H20)");
+  offload->add_option("--set", an_sets, "Override a scenario value: scenario.KEY=VALUE");
+  offload->add_option("--format", an_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
+  offload->add_option("--plot", an_plot, "Write an SVG plot");
 
   try {
     app.parse(argc, argv);
@@ -180,6 +186,15 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
         if (!(f << plot_long_context_svg(rep))) throw UserError(SourceLoc{an_plot}, "cannot write the plot");
       }
       out << format_long_context(rep, kFormats.at(an_format));
+      return 0;
+    }
+    if (*offload) {
+      const OffloadReport rep = analyze_offload(load_offload(scenario_file.empty() ? "offload" : scenario_file, an_sets));
+      if (!an_plot.empty()) {
+        std::ofstream f(an_plot);
+        if (!(f << plot_offload_svg(rep))) throw UserError(SourceLoc{an_plot}, "cannot write the plot");
+      }
+      out << format_offload(rep, kFormats.at(an_format));
       return 0;
     }
     if (*kv_comp) {

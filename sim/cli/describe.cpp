@@ -2,6 +2,7 @@
 
 #include "sim/analyze/kv_compression.h"
 #include "sim/analyze/long_context.h"
+#include "sim/analyze/offload.h"
 
 #include <fmt/format.h>
 
@@ -35,7 +36,7 @@ ConfigKind config_kind(const std::string& file) {
 
 std::string scenario_kind(const std::string& file) {
   auto doc = ConfigDoc::load(file);
-  return doc->root().get_table("scenario").get_choice("kind", {"long-context", "kv-compression"});
+  return doc->root().get_table("scenario").get_choice("kind", {"long-context", "kv-compression", "offload"});
 }
 
 std::string check_file(const std::string& file, const std::vector<std::string>& overrides) {
@@ -47,6 +48,12 @@ std::string check_file(const std::string& file, const std::vector<std::string>& 
   }
   if (kind == ConfigKind::Scenario) {
     const std::string what = scenario_kind(file);
+    if (what == "offload") {
+      const OffloadScenario sc = load_offload(file, overrides);
+      load_model(resolve_model_path(sc.model));
+      return fmt::format("{}: ok: scenario 'offload', {} on {} + {}, {} batches x {} contexts", file, sc.model, sc.compute, sc.memory,
+                         sc.batches.size(), sc.contexts.size());
+    }
     if (what == "kv-compression") {
       const KvCompressionScenario sc = load_kv_compression(file, overrides);
       load_model(resolve_model_path(sc.model));

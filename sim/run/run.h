@@ -74,6 +74,9 @@ struct RunOptions {
   std::optional<DType> dtype;    ///< weights, activations and KV cache (default: the model's)
   std::optional<Fusion> fusion;  ///< default: Kernels on GPUs, Greedy elsewhere
   MapperOptions mapper;
+  /// Refuse a deployment that does not fit the first tier (off: an analysis that places the
+  /// weights and the KV cache on different devices checks its own memory).
+  bool check_memory = true;
   /// Whole models map dozens of Einsums per design point: a smaller tile budget than a lone
   /// Einsum gets (docs/ARCHITECTURE.md measures what it gives up: about 0.1% of step time).
   RunOptions() { mapper.max_tiles = 128; }

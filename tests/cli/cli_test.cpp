@@ -276,3 +276,22 @@ TEST_CASE("analyze kv-compression: the shipped scenario, formats, plot and error
   CHECK(e.code == 1);
   CHECK_THAT(e.err, Catch::Contains("is not one of: kv-compression"));
 }
+
+TEST_CASE("analyze offload: the shipped scenario, formats, plot and errors", "[cli][analyze]") {
+  Run t = run({"analyze", "offload", "--set", "scenario.batches=[64, 256]"});
+  REQUIRE(t.code == 0);
+  CHECK_THAT(t.out, Catch::Contains("Attention offloading (Lamina)") && Catch::Contains("offloading wins per dollar"));
+  Run j = run({"analyze", "offload", "--format", "json", "--set", "scenario.contexts=[4096]"});
+  REQUIRE(j.code == 0);
+  const auto doc = nlohmann::json::parse(j.out);
+  CHECK(doc["kind"] == "analyze-offload");
+  CHECK(doc["memory"]["devices"] == 8);
+  CHECK(doc["rows"].size() == 5);
+  CHECK_THAT(run({"analyze", "offload", "--format", "csv"}).out, Catch::StartsWith("context,batch,MTIME"));
+  const std::string plot = (std::filesystem::temp_directory_path() / "einsim-offload-test.svg").string();
+  REQUIRE(run({"analyze", "offload", "--plot", plot}).code == 0);
+  CHECK(run({"check", shipped("analyses/offload.toml")}).code == 0);
+  Run e = run({"analyze", "offload", "--set", "scenario.memory_devices=0"});
+  CHECK(e.code == 1);
+  CHECK_THAT(e.err, Catch::Contains("--set scenario.memory_devices=0: error:"));
+}

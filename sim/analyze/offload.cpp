@@ -1,0 +1,291 @@
+#include "sim/analyze/offload.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "sim/cost/cost_model.h"
+#include "sim/report/plot.h"
+#include "sim/report/table.h"
+#include "sim/run/run.h"
+#include "workloads/model_config.h"
+
+namespace einsim {
+
+namespace {
+
+std::vector<int64_t> read_list(const ConfigTable& t, const std::string& key, int64_t min, int64_t max) {
+  const toml::node* n = t.node(key);
+  if (!n) return {};
+  const toml::array* a = n->as_array();
+  if (!a || a->empty()) throw UserError(t.loc(key), fmt::format("'scenario.{}' must be a non-empty array", key));
+  std::vector<int64_t> out;
+  for (const toml::node& e : *a) {
+    int64_t v = min - 1;
+    if (auto i = e.value_exact<int64_t>()) v = *i;
+    else if (auto s = e.value<std::string>(); s && !s->empty()) {
+      const char last = s->back();
+      const int64_t mult = last == 'K' || last == 'k' ? 1024 : last == 'M' ? 1024 * 1024 : 1;
+      try {
+        size_t used = 0;
+        v = std::stoll(*s, &used) * mult;
+        if (used + (mult > 1 ? 1 : 0) != s->size()) v = min - 1;
+      } catch (const std::exception&) {
+        v = min - 1;
+      }
+    }
+    if (v < min || v > max) throw UserError(loc_of(e, t.loc(key)), fmt::format("'scenario.{}' entries must be counts in [{}, {}] (\"32K\" style allowed)", key, min, max));
+    out.push_back(v);
+  }
+  return out;
+}
+
+// The Einsums of attention proper: the scores, the softmax and the weighted values, which
+// read the KV cache (the projections need weights and stay on the compute pool).
+bool attention_core(const std::string& n) {
+  static const std::set<std::string> core = {"QK", "GM", "SN", "SD", "A", "AV", "BQK", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "RD", "SPD", "RNV", "SPNV"};
+  return core.count(n) > 0;
+}
+
+// Seconds of the blocks of a step that do (or do not) hold attention proper.
+double block_time(const RunReport& r, bool attention) {
+  double t = 0;
+  for (const BlockRun& b : r.blocks) {
+    bool core = false;
+    for (int i : b.einsums) core |= attention_core(r.einsums[static_cast<size_t>(i)].name);
+    if (core == attention) t += b.time;
+  }
+  return t;
+}
+
+const Link* network_link(const ArchSpec& a) {
+  for (const Link& l : a.links)
+    if (l.to == "network") return &l;
+  return nullptr;
+}
+
+}  // namespace
+
+OffloadScenario read_offload(const ConfigTable& t) {
+  OffloadScenario s;
+  s.loc = t.loc();
+  s.model = t.opt_string("model").value_or(s.model);
+  s.compute = t.opt_string("compute").value_or(s.compute);
+  s.memory = t.opt_string("memory").value_or(s.memory);
+  s.compute_devices = t.opt_int("compute_devices", 1, 1024).value_or(s.compute_devices);
+  s.memory_devices = t.opt_int("memory_devices", 1, 1024).value_or(s.memory_devices);
+  s.replicas = t.opt_int("replicas", 1, 64).value_or(s.replicas);
+  s.alpha = t.opt_number("alpha", 1e-3, 10).value_or(s.alpha);
+  if (auto v = read_list(t, "batches", 1, 1 << 20); !v.empty()) s.batches = v;
+  if (auto v = read_list(t, "contexts", 1, int64_t{1} << 24); !v.empty()) s.contexts = v;
+  s.activation_reserve = t.opt_quantity("activation_reserve", Dim::Bytes).value_or(0);
+  return s;
+}
+
+OffloadScenario load_offload(const std::string& file_or_name, const std::vector<std::string>& overrides) {
+  auto doc = ConfigDoc::load(resolve_model_path(file_or_name), overrides);
+  const ConfigTable t = doc->root().get_table("scenario");
+  t.get_choice("kind", {"offload"});
+  OffloadScenario s = read_offload(t);
+  doc->finish();
+  return s;
+}
+
+OffloadReport analyze_offload(const OffloadScenario& s) {
+  const ModelConfig m = load_model(resolve_model_path(s.model));
+  const ArchSpec ac = load_arch(resolve_model_path(s.compute)), am = load_arch(resolve_model_path(s.memory));
+  if (m.encoder_only) throw UserError(s.loc, fmt::format("'{}' is an encoder: it keeps no KV cache to offload", m.name));
+  for (const ArchSpec* a : {&ac, &am}) {
+    if (a->arrays.empty()) throw UserError(a->loc, fmt::format("'{}' has no compute arrays and cannot run a model", a->name));
+    if (!network_link(*a)) throw UserError(a->loc, fmt::format("'{}' has no network link (a link with to = \"network\") to join the pools", a->name));
+    if (!a->cost.rate) throw UserError(a->loc, fmt::format("'{}' has no rental rate ([arch.cost] rate) to price the deployment", a->name));
+  }
+  OffloadReport r;
+  r.scenario = s;
+  r.model = m.name;
+  r.compute = ac.name;
+  r.memory = am.name;
+  const double e = dtype_bytes(m.dtype);
+  r.weights = count_params(m).total * e;
+  r.kv_per_token = m.kv_bytes_per_token(m.dtype);
+  r.compute_rate = *ac.cost.rate;
+  r.memory_rate = *am.cost.rate;
+  const MemoryTier& hc = *ac.tier(storage_path(ac, 0)[0]);
+  const MemoryTier& hm = *am.tier(storage_path(am, 0)[0]);
+  const double nc = static_cast<double>(s.compute_devices), nm = static_cast<double>(s.memory_devices), reps = static_cast<double>(s.replicas);
+  if (r.weights > nc * (hc.capacity - s.activation_reserve))
+    throw UserError(s.loc, fmt::format("the weights ({:.1f} GiB) do not fit {} x {} ({:.1f} GiB each); raise compute_devices", r.weights / (1ull << 30),
+                                       s.compute_devices, ac.name, hc.capacity / (1ull << 30)));
+  const double L = static_cast<double>(m.num_hidden_layers), G = static_cast<double>(m.group()), d = static_cast<double>(m.hidden_size);
+  const double link = std::min(reps * nc * network_link(ac)->bandwidth, nm * network_link(am)->bandwidth);
+  MapCache cache;
+  for (int64_t C : s.contexts)
+    for (int64_t B : s.batches) {
+      OffloadRow x;
+      x.batch = B;
+      x.context = C;
+      x.link = link;
+      const double b = static_cast<double>(B), kv = b * static_cast<double>(C + 1) * r.kv_per_token;
+      x.fits = kv <= nm * (hm.capacity - s.activation_reserve);
+      RunOptions ro;
+      ro.phase.kind = PhaseKind::Decode;
+      ro.phase.batch = B;
+      ro.phase.context = C;
+      ro.check_memory = false;  // weights on one pool, the cache on the other: checked here
+      if (!x.fits) {
+        x.note = fmt::format("the KV cache ({:.1f} GiB) does not fit {} x {}", kv / (1ull << 30), s.memory_devices, am.name);
+      } else {
+        try {
+          ro.tp = s.compute_devices;
+          const RunReport rc = run_model(m, ac, ro, &cache);
+          x.mtime = block_time(rc, false) + rc.allreduce_time;
+          ro.tp = s.memory_devices;
+          const RunReport rm = run_model(m, am, ro, &cache);
+          x.atime = block_time(rm, true);
+        } catch (const UserError& err) {
+          x.note = err.what();
+          if (const size_t k = x.note.find("error: "); k != std::string::npos) x.note = x.note.substr(k + 7);
+        }
+      }
+      // Per layer: q (d) and the new k and v (d / G each) to the memory pool, the attention
+      // output (d) back (REFERENCES.md: (2 + 2/G) e d B per layer round trip).
+      x.net_bytes = (2 + 2 / G) * e * d * b * L;
+      x.net_time = x.net_bytes / link;
+      if (x.note.empty()) {
+        x.bw_min = x.net_bytes / (s.alpha * (x.mtime + x.atime));
+        // Staggered pipelining: n = replicas + 1 batches in flight, so the compute replicas,
+        // the memory pool and the network all work at once; the slowest bounds.
+        const double by_compute = reps * b / x.mtime, by_memory = b / x.atime, by_net = b / x.net_time;
+        x.tokens_per_s = std::min({by_compute, by_memory, by_net});
+        x.bottleneck = x.tokens_per_s == by_net ? "network" : x.tokens_per_s == by_memory ? "memory pool" : "compute pool";
+        x.cost_rate = reps * nc * r.compute_rate + nm * r.memory_rate;
+      }
+      // Homogeneous: the compute devices alone, tensor parallel, weights and cache together,
+      // at the largest batch up to B that fits.
+      const double free = nc * (hc.capacity - s.activation_reserve) - r.weights;
+      x.base_batch = std::min<int64_t>(B, static_cast<int64_t>(std::floor(std::max(0.0, free) / (static_cast<double>(C + 1) * r.kv_per_token))));
+      x.base_cost_rate = nc * r.compute_rate;
+      if (x.base_batch < 1) {
+        x.base_note = "no request fits beside the weights";
+      } else {
+        ro.tp = s.compute_devices;
+        ro.phase.batch = x.base_batch;
+        ro.check_memory = true;
+        try {
+          const RunReport rb = run_model(m, ac, ro, &cache);
+          x.base_tokens_per_s = static_cast<double>(x.base_batch) / rb.step_time;
+        } catch (const UserError& err) {
+          x.base_note = err.what();
+          if (const size_t k = x.base_note.find("error: "); k != std::string::npos) x.base_note = x.base_note.substr(k + 7);
+        }
+      }
+      if (x.tokens_per_s > 0 && x.base_tokens_per_s > 0)
+        x.advantage = (x.tokens_per_s / x.cost_rate) / (x.base_tokens_per_s / x.base_cost_rate);
+      r.rows.push_back(std::move(x));
+    }
+  return r;
+}
+
+namespace {
+
+std::string ms(double s) { return s > 0 ? fmt::format("{:.4g} ms", s * 1e3) : "-"; }
+std::string gbs(double bps) { return fmt::format("{:.4g} GB/s", bps / 1e9); }
+std::string per_dollar(double tps, double rate) { return tps > 0 && rate > 0 ? fmt::format("{:.4g}", tps / rate) : "-"; }
+
+}  // namespace
+
+std::string format_offload(const OffloadReport& r, Format f) {
+  const OffloadScenario& s = r.scenario;
+  if (f == Format::Json) {
+    nlohmann::json j;
+    j["kind"] = "analyze-offload";
+    j["model"] = r.model;
+    j["compute"] = {{"arch", r.compute}, {"devices", s.compute_devices}, {"replicas", s.replicas}, {"rate_per_s", r.compute_rate}};
+    j["memory"] = {{"arch", r.memory}, {"devices", s.memory_devices}, {"rate_per_s", r.memory_rate}};
+    j["alpha"] = s.alpha;
+    j["weights_bytes"] = r.weights;
+    j["kv_bytes_per_token"] = r.kv_per_token;
+    j["rows"] = nlohmann::json::array();
+    for (const OffloadRow& x : r.rows)
+      j["rows"].push_back({{"batch", x.batch}, {"context", x.context}, {"kv_fits", x.fits}, {"note", x.note}, {"mtime_s", x.mtime}, {"atime_s", x.atime},
+                           {"net_bytes", x.net_bytes}, {"net_time_s", x.net_time}, {"bw_min_bytes_per_s", x.bw_min}, {"link_bytes_per_s", x.link},
+                           {"bottleneck", x.bottleneck}, {"tokens_per_s", x.tokens_per_s}, {"cost_per_s", x.cost_rate},
+                           {"baseline", {{"batch", x.base_batch}, {"tokens_per_s", x.base_tokens_per_s}, {"cost_per_s", x.base_cost_rate}, {"note", x.base_note}}},
+                           {"advantage", x.advantage}});
+    return j.dump(2) + "\n";
+  }
+  TextTable t({"context", "batch", "MTIME", "ATIME", "network", "BW_min", "bound", "tokens/s", "tokens per $", "homog. batch", "homog. tokens/s",
+               "homog. tokens per $", "advantage"});
+  for (const OffloadRow& x : r.rows)
+    t.row({token_words(static_cast<double>(x.context)), std::to_string(x.batch), ms(x.mtime), ms(x.atime), ms(x.net_time),
+           x.bw_min > 0 ? gbs(x.bw_min) : "-", x.note.empty() ? x.bottleneck : "does not fit", x.tokens_per_s > 0 ? fmt::format("{:.4g}", x.tokens_per_s) : "-",
+           per_dollar(x.tokens_per_s, x.cost_rate), std::to_string(x.base_batch), x.base_tokens_per_s > 0 ? fmt::format("{:.4g}", x.base_tokens_per_s) : "-",
+           per_dollar(x.base_tokens_per_s, x.base_cost_rate), x.advantage > 0 ? fmt::format("{:.2f}x", x.advantage) : "-"});
+  if (f == Format::Csv) return t.csv();
+  std::string out = fmt::format(
+      "Attention offloading (Lamina): {}; compute pool {} x {} x {} (${:.2f}/h each) holds the weights, memory pool {} x {} (${:.2f}/h each) the KV "
+      "cache; link between the pools {} ({} x {} and {} x {} NICs).\n"
+      "MTIME: the step's non-attention blocks on one compute replica (with its all-reduces); ATIME: attention's blocks on the memory pool; "
+      "network: (2 + 2/G) e d B L bytes per step. Staggered pipelining ({} batches in flight over {} replica{}): tokens/s = min(replicas x B / "
+      "MTIME, B / ATIME, B / network). BW_min = bytes / (alpha x (MTIME + ATIME)), alpha = {}. Homogeneous: {} x {} alone, the largest batch that "
+      "fits. Tokens per $ at the rental rates.\n\n",
+      r.model, s.replicas, s.compute_devices, r.compute, r.compute_rate * 3600, s.memory_devices, r.memory, r.memory_rate * 3600,
+      r.rows.empty() ? "-" : gbs(r.rows[0].link), s.replicas * s.compute_devices, r.compute, s.memory_devices, r.memory, s.replicas + 1, s.replicas,
+      s.replicas == 1 ? "" : "s", s.alpha, s.compute_devices, r.compute);
+  out += t.aligned();
+  // Where offloading wins, and where the link binds.
+  out += "\n";
+  for (int64_t C : s.contexts) {
+    int64_t wins = 0, link_binds = 0;
+    for (const OffloadRow& x : r.rows) {
+      if (x.context != C) continue;
+      if (!wins && x.advantage > 1) wins = x.batch;
+      if (!link_binds && x.note.empty() && (x.bottleneck == "network" || x.bw_min > x.link)) link_binds = x.batch;
+    }
+    out += fmt::format("context {}: offloading {}; the link {}\n", token_words(static_cast<double>(C)),
+                       wins ? fmt::format("wins per dollar from batch {}", wins) : "does not win per dollar in this range",
+                       link_binds ? fmt::format("binds (or needs more than it has at alpha {}) from batch {}", s.alpha, link_binds) : "never binds in this range");
+  }
+  std::vector<std::string> notes;
+  for (const OffloadRow& x : r.rows)
+    for (const std::string* n : {&x.note, &x.base_note})
+      if (!n->empty() && std::find(notes.begin(), notes.end(), *n) == notes.end()) notes.push_back(*n);
+  if (!notes.empty()) {
+    out += "\nnotes:\n";
+    for (const std::string& n : notes) out += "  " + n + "\n";
+  }
+  return out;
+}
+
+std::string plot_offload_svg(const OffloadReport& r) {
+  std::vector<PlotPanel> panels(2);
+  panels[0].title = "Tokens per $ (dashed: homogeneous)";
+  panels[0].ylabel = "tokens per $";
+  panels[1].title = "Network: needed (BW_min) vs link";
+  panels[1].ylabel = "GB/s";
+  for (PlotPanel& p : panels) p.xlabel = "batch", p.log_y = true;
+  for (int64_t C : r.scenario.contexts) {
+    const std::string key = fmt::format("context {}", token_words(static_cast<double>(C)));
+    PlotSeries off{key + " offloaded", {}, false, key}, base{key + " homogeneous", {}, true, key}, need{key + " BW_min", {}, false, key};
+    for (const OffloadRow& x : r.rows) {
+      if (x.context != C) continue;
+      const double b = static_cast<double>(x.batch);
+      if (x.tokens_per_s > 0) off.points.emplace_back(b, x.tokens_per_s / x.cost_rate);
+      if (x.base_tokens_per_s > 0) base.points.emplace_back(b, x.base_tokens_per_s / x.base_cost_rate);
+      if (x.bw_min > 0) need.points.emplace_back(b, x.bw_min / 1e9);
+    }
+    panels[0].series.push_back(std::move(off));
+    panels[0].series.push_back(std::move(base));
+    panels[1].series.push_back(std::move(need));
+  }
+  PlotSeries link{"link", {}, true, "link"};
+  for (const OffloadRow& x : r.rows)
+    if (x.context == r.scenario.contexts.front()) link.points.emplace_back(static_cast<double>(x.batch), x.link / 1e9);
+  panels[1].series.push_back(std::move(link));
+  return svg_plot(panels);
+}
+
+}  // namespace einsim

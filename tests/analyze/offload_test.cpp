@@ -1,0 +1,66 @@
+#include <catch2/catch.hpp>
+
+#include "../workloads/helpers.h"
+#include "sim/analyze/offload.h"
+
+using namespace einsim;
+using einsim::test::error_of;
+
+namespace {
+
+OffloadScenario scenario_from(const std::string& body) {
+  auto doc = ConfigDoc::parse("version = 1\n[scenario]\nkind = \"offload\"\n" + body, "s.toml");
+  const ConfigTable t = doc->root().get_table("scenario");
+  t.get_string("kind");
+  OffloadScenario s = read_offload(t);
+  doc->finish();
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("offload: closed-form traffic, link, cost and the pipelined throughput", "[analyze]") {
+  const OffloadReport r = analyze_offload(scenario_from("batches = [16, 128]\ncontexts = [\"4K\"]\nactivation_reserve = \"2 GiB\"\n"));
+  REQUIRE(r.rows.size() == 2);
+  // 400 Gb/s NICs: 4 H100s against 8 H20s, the smaller side bounds: 4 x 50 GB/s.
+  CHECK(r.rows[0].link == 4 * 50e9);
+  CHECK(r.compute_rate == Approx(11.06 / 3600));
+  CHECK(r.memory_rate == Approx(4.63 / 3600));
+  for (const OffloadRow& x : r.rows) {
+    INFO("batch " << x.batch);
+    REQUIRE(x.note.empty());
+    // LLaMA3-70B: per layer (2 + 2/8) x 2 bytes x 8192 x batch, 80 layers.
+    CHECK(x.net_bytes == Approx(2.25 * 2 * 8192 * static_cast<double>(x.batch) * 80));
+    CHECK(x.bw_min == Approx(x.net_bytes / (0.2 * (x.mtime + x.atime))));
+    CHECK(x.cost_rate == Approx((4 * 11.06 + 8 * 4.63) / 3600));
+    const double b = static_cast<double>(x.batch);
+    CHECK(x.tokens_per_s == Approx(std::min({b / x.mtime, b / x.atime, b / x.net_time})));
+    // First-order floors: a compute replica reads all the weights each step, the memory pool
+    // the whole cache.
+    CHECK(x.mtime >= r.weights / (4 * 3.35e12));
+    CHECK(x.atime >= b * 4097 * r.kv_per_token / (8 * 4.0e12));
+    CHECK(x.advantage == Approx((x.tokens_per_s / x.cost_rate) / (x.base_tokens_per_s / x.base_cost_rate)));
+  }
+  // The homogeneous deployment runs out of HBM first: 126 requests of 4K beside the weights.
+  CHECK(r.rows[1].base_batch == 126);
+  CHECK(r.rows[1].advantage > r.rows[0].advantage);
+}
+
+TEST_CASE("offload: the report names the crossover and where the link binds", "[analyze]") {
+  const std::string out = format_offload(analyze_offload(scenario_from("batches = [16, 256]\ncontexts = [\"4K\"]\nalpha = 0.001\n")), Format::Table);
+  CHECK_THAT(out, Catch::Contains("context 4K: offloading wins per dollar from batch 256"));
+  CHECK_THAT(out, Catch::Contains("the link binds (or needs more than it has at alpha 0.001) from batch 16"));
+  const OffloadReport big = analyze_offload(scenario_from("batches = [4096]\ncontexts = [\"16K\"]\n"));
+  CHECK_FALSE(big.rows[0].fits);
+  CHECK_THAT(big.rows[0].note, Catch::Contains("does not fit 8 x H20"));
+}
+
+TEST_CASE("offload: bad scenarios are located errors", "[analyze][errors]") {
+  CHECK_THAT(error_of([] { scenario_from("batches = [0]\n"); }), Catch::Contains("s.toml:4:12: error: 'scenario.batches' entries must be counts"));
+  CHECK_THAT(error_of([] { scenario_from("alpha = 0\n"); }), Catch::Contains("s.toml:4:9: error:"));
+  CHECK_THAT(error_of([] { scenario_from("replica = 2\n"); }), Catch::Contains("unknown key 'replica'") && Catch::Contains("did you mean 'replicas'"));
+  CHECK_THAT(error_of([] { analyze_offload(scenario_from("compute_devices = 1\n")); }), Catch::Contains("do not fit 1 x H100"));
+  CHECK_THAT(error_of([] { analyze_offload(scenario_from("memory = \"a100\"\n")); }), Catch::Contains("has no network link"));
+  CHECK_THAT(error_of([] { analyze_offload(scenario_from("compute = \"fusemax\"\n")); }), Catch::Contains("FuseMax"));
+  CHECK_THAT(error_of([] { analyze_offload(scenario_from("model = \"bert-base\"\n")); }), Catch::Contains("is an encoder"));
+}
