@@ -229,4 +229,20 @@ std::string format_quantity(double value, Dim d) {
   return fmt::format("{:.4g} {}", value, unit);
 }
 
+std::optional<int64_t> parse_token_count(std::string_view text) {
+  const std::string s(text);
+  size_t used = 0;
+  int64_t v = 0;
+  try {
+    v = std::stoll(s, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  const std::string suffix = s.substr(used);
+  if (suffix == "K" || suffix == "k") return v * 1024;
+  if (suffix == "M") return v * 1024 * 1024;
+  if (!suffix.empty()) return std::nullopt;
+  return v;
+}
+
 }  // namespace einsim

@@ -1,5 +1,6 @@
 #pragma once
 // Quantities with units, parsed once into SI doubles (bytes count as the SI unit of data).
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,5 +39,9 @@ std::optional<Quantity> parse_quantity(std::string_view text, std::string* error
 
 /// Formats an SI value with a readable prefix: format_quantity(3.35e12, Dim::Bandwidth) = "3.35 TB/s".
 std::string format_quantity(double value, Dim d);
+
+/// A token count as architects write it: "4096", "32K" or "32k" (x 1024), "1M" (x 1024^2).
+/// nullopt when the text is not one.
+std::optional<int64_t> parse_token_count(std::string_view text);
 
 }  // namespace einsim

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sim/cost/cost_model.h"
+#include "sim/analyze/scenario.h"
 #include "sim/report/plot.h"
 #include "sim/report/table.h"
 #include "sim/run/run.h"
@@ -17,33 +18,11 @@ namespace einsim {
 
 namespace {
 
-int64_t tokens_of(const ConfigTable& t, const std::string& key, int64_t min) {
-  const toml::node* n = t.node(key);
-  int64_t v = 0;
-  if (auto i = n->value_exact<int64_t>()) v = *i;
-  else if (auto s = n->value<std::string>()) {
-    size_t used = 0;
-    try {
-      v = std::stoll(*s, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    const std::string suffix = used ? s->substr(used) : "?";
-    if (suffix == "K" || suffix == "k") v *= 1024;
-    else if (suffix == "M") v *= 1024 * 1024;
-    else if (!suffix.empty()) throw UserError(t.loc(key), fmt::format("'{}.{}': '{}' is not a token count (use 4096, \"32K\" or \"1M\")", t.path(), key, *s));
-  } else {
-    throw UserError(t.loc(key), fmt::format("'{}.{}' must be a token count", t.path(), key));
-  }
-  if (v < min) throw UserError(t.loc(key), fmt::format("'{}.{}' must be at least {}", t.path(), key, min));
-  return v;
-}
-
 KvPolicy read_policy(const ConfigTable& t, const std::string& name) {
   KvPolicy p;
   p.name = name;
   p.loc = t.loc();
-  if (t.node("evict_budget")) p.evict_budget = tokens_of(t, "evict_budget", 1);
+  p.evict_budget = scenario_count(t, "evict_budget", 1, int64_t{1} << 24);
   if (auto r = t.opt_number("evict_ratio", 0, 0.999)) p.evict_ratio = *r;
   if (auto r = t.opt_number("prune_keys", 0, 0.999)) p.prune_keys = *r;
   if (auto b = t.opt_int("bits", 1, 16)) {
@@ -51,9 +30,9 @@ KvPolicy read_policy(const ConfigTable& t, const std::string& name) {
     p.bits = *b;
   }
   p.group = t.opt_int("group", 1, int64_t{1} << 20).value_or(p.group);
-  if (t.node("window")) p.window = tokens_of(t, "window", 1);
+  p.window = scenario_count(t, "window", 1, int64_t{1} << 24);
   if (auto f = t.opt_int("feature_dim", 1, 1024)) p.feature_dim = *f;
-  if (t.node("linear_window")) p.linear_window = tokens_of(t, "linear_window", 0);
+  p.linear_window = scenario_count(t, "linear_window", 0, int64_t{1} << 24).value_or(p.linear_window);
   if (!p.evict_budget && !p.evict_ratio && !p.prune_keys && !p.bits && !p.window && !p.feature_dim)
     throw UserError(t.loc(), fmt::format("policy '{}' applies no transform (evict_budget, evict_ratio, prune_keys, bits, window, feature_dim)", name));
   if (p.feature_dim && (p.evict_budget || p.evict_ratio || p.prune_keys || p.window))
@@ -69,7 +48,7 @@ KvCompressionScenario read_kv_compression(const ConfigTable& t) {
   s.model = t.opt_string("model").value_or(s.model);
   s.arch = t.opt_string("arch").value_or(s.arch);
   s.devices = t.opt_int("devices", 1, 1024).value_or(s.devices);
-  if (t.node("context")) s.context = tokens_of(t, "context", 1);
+  s.context = scenario_count(t, "context", 1, int64_t{1} << 24).value_or(s.context);
   s.batch = t.opt_int("batch", 1, 1 << 20).value_or(s.batch);
   s.activation_reserve = t.opt_quantity("activation_reserve", Dim::Bytes).value_or(0);
   if (auto ps = t.opt_table("policies")) {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sim/cost/cost_model.h"
+#include "sim/analyze/scenario.h"
 #include "sim/report/plot.h"
 #include "sim/report/table.h"
 #include "sim/run/run.h"
@@ -16,40 +17,6 @@
 namespace einsim {
 
 namespace {
-
-// A token count written as an integer or as "50K" / "1M" (K = 1024).
-int64_t read_tokens(const toml::node& n, const SourceLoc& where, const std::string& what) {
-  if (auto v = n.value_exact<int64_t>()) return *v;
-  if (auto s = n.value<std::string>()) {
-    size_t used = 0;
-    int64_t v = 0;
-    try {
-      v = std::stoll(*s, &used);
-    } catch (const std::exception&) {
-      throw UserError(loc_of(n, where), fmt::format("{}: '{}' is not a token count (use 4096, \"32K\" or \"1M\")", what, *s));
-    }
-    const std::string suffix = s->substr(used);
-    if (suffix == "K" || suffix == "k") v *= 1024;
-    else if (suffix == "M") v *= 1024 * 1024;
-    else if (!suffix.empty()) throw UserError(loc_of(n, where), fmt::format("{}: '{}' is not a token count (use 4096, \"32K\" or \"1M\")", what, *s));
-    return v;
-  }
-  throw UserError(loc_of(n, where), fmt::format("{} must be a token count (an integer, or a string like \"32K\")", what));
-}
-
-std::vector<int64_t> read_counts(const ConfigTable& t, const std::string& key, int64_t min, int64_t max, bool tokens) {
-  const toml::node* n = t.node(key);
-  if (!n) return {};
-  const toml::array* a = n->as_array();
-  if (!a || a->empty()) throw UserError(t.loc(key), fmt::format("'scenario.{}' must be a non-empty array", key));
-  std::vector<int64_t> out;
-  for (const toml::node& e : *a) {
-    const int64_t v = tokens ? read_tokens(e, t.loc(key), "'scenario." + key + "'") : e.value_exact<int64_t>().value_or(min - 1);
-    if (v < min || v > max) throw UserError(loc_of(e, t.loc(key)), fmt::format("'scenario.{}' entries must be integers in [{}, {}]", key, min, max));
-    out.push_back(v);
-  }
-  return out;
-}
 
 // The resource that bounds a mapped step: the bottleneck of the blocks holding most time.
 std::string mapped_bound(const RunReport& r, const std::string& tier, bool communication) {
@@ -78,13 +45,10 @@ LongContextScenario read_long_context(const ConfigTable& t) {
   s.arch = t.opt_string("arch").value_or(s.arch);
   if (auto d = t.opt_choice("dtype", dtype_names())) s.dtype = parse_dtype(*d);
   if (auto d = t.opt_choice("kv_dtype", dtype_names())) s.kv_dtype = parse_dtype(*d);
-  if (auto v = read_counts(t, "devices", 1, 1024, false); !v.empty()) s.devices = v;
-  s.contexts = read_counts(t, "contexts", 1, int64_t{1} << 24, true);
+  if (auto v = scenario_counts(t, "devices", 1, 1024); !v.empty()) s.devices = v;
+  s.contexts = scenario_counts(t, "contexts", 1, int64_t{1} << 24);
   if (s.contexts.empty()) s.contexts = {4096, 16384, 50000, 131072, 200000, 524288, 1048576};
-  if (const toml::node* n = t.node("output_tokens")) {
-    s.output_tokens = read_tokens(*n, t.loc("output_tokens"), "'scenario.output_tokens'");
-    if (s.output_tokens < 1) throw UserError(t.loc("output_tokens"), "'scenario.output_tokens' must be at least 1");
-  }
+  s.output_tokens = scenario_count(t, "output_tokens", 1, int64_t{1} << 24).value_or(s.output_tokens);
   s.activation_reserve = t.opt_quantity("activation_reserve", Dim::Bytes).value_or(0);
   s.communication = t.opt_bool("communication").value_or(false);
   return s;

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "sim/cost/cost_model.h"
+#include "sim/analyze/scenario.h"
 #include "sim/report/plot.h"
 #include "sim/report/table.h"
 #include "sim/run/run.h"
@@ -16,32 +17,6 @@
 namespace einsim {
 
 namespace {
-
-std::vector<int64_t> read_list(const ConfigTable& t, const std::string& key, int64_t min, int64_t max) {
-  const toml::node* n = t.node(key);
-  if (!n) return {};
-  const toml::array* a = n->as_array();
-  if (!a || a->empty()) throw UserError(t.loc(key), fmt::format("'scenario.{}' must be a non-empty array", key));
-  std::vector<int64_t> out;
-  for (const toml::node& e : *a) {
-    int64_t v = min - 1;
-    if (auto i = e.value_exact<int64_t>()) v = *i;
-    else if (auto s = e.value<std::string>(); s && !s->empty()) {
-      const char last = s->back();
-      const int64_t mult = last == 'K' || last == 'k' ? 1024 : last == 'M' ? 1024 * 1024 : 1;
-      try {
-        size_t used = 0;
-        v = std::stoll(*s, &used) * mult;
-        if (used + (mult > 1 ? 1 : 0) != s->size()) v = min - 1;
-      } catch (const std::exception&) {
-        v = min - 1;
-      }
-    }
-    if (v < min || v > max) throw UserError(loc_of(e, t.loc(key)), fmt::format("'scenario.{}' entries must be counts in [{}, {}] (\"32K\" style allowed)", key, min, max));
-    out.push_back(v);
-  }
-  return out;
-}
 
 // The Einsums of attention proper: the scores, the softmax and the weighted values, which
 // read the KV cache (the projections need weights and stay on the compute pool).
@@ -79,8 +54,8 @@ OffloadScenario read_offload(const ConfigTable& t) {
   s.memory_devices = t.opt_int("memory_devices", 1, 1024).value_or(s.memory_devices);
   s.replicas = t.opt_int("replicas", 1, 64).value_or(s.replicas);
   s.alpha = t.opt_number("alpha", 1e-3, 10).value_or(s.alpha);
-  if (auto v = read_list(t, "batches", 1, 1 << 20); !v.empty()) s.batches = v;
-  if (auto v = read_list(t, "contexts", 1, int64_t{1} << 24); !v.empty()) s.contexts = v;
+  if (auto v = scenario_counts(t, "batches", 1, 1 << 20); !v.empty()) s.batches = v;
+  if (auto v = scenario_counts(t, "contexts", 1, int64_t{1} << 24); !v.empty()) s.contexts = v;
   s.activation_reserve = t.opt_quantity("activation_reserve", Dim::Bytes).value_or(0);
   return s;
 }

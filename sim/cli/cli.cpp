@@ -23,18 +23,9 @@ const std::map<std::string, Format> kFormats = {{"table", Format::Table}, {"json
 
 // Reads "32k", "1M", "4096": token counts in the units architects write them.
 int64_t parse_tokens(const std::string& s, const std::string& option) {
-  size_t used = 0;
-  int64_t v = 0;
-  try {
-    v = std::stoll(s, &used);
-  } catch (const std::exception&) {
-    throw UserError(SourceLoc{option}, fmt::format("'{}' is not a token count", s));
-  }
-  const std::string suffix = s.substr(used);
-  if (suffix == "k" || suffix == "K") v *= 1024;
-  else if (suffix == "M") v *= 1024 * 1024;
-  else if (!suffix.empty()) throw UserError(SourceLoc{option}, fmt::format("'{}' is not a token count (use 4096, 32k or 1M)", s));
-  return v;
+  const std::optional<int64_t> v = parse_token_count(s);
+  if (!v) throw UserError(SourceLoc{option}, fmt::format("'{}' is not a token count (use 4096, 32k or 1M)", s));
+  return *v;
 }
 
 // The options that describe one step of inference, shared by `describe` and `run`.

@@ -77,11 +77,11 @@ TEST_CASE("long-context: mapped predictions respect the first-order bounds", "[a
 }
 
 TEST_CASE("long-context: bad scenarios are located errors", "[analyze][errors]") {
-  CHECK_THAT(error_of([] { scenario_from("devices = [0]\n"); }), Catch::Contains("s.toml:4:12: error: 'scenario.devices' entries must be integers in [1, 1024]"));
+  CHECK_THAT(error_of([] { scenario_from("devices = [0]\n"); }), Catch::Contains("s.toml:4:12: error: 'scenario.devices' entries must be in [1, 1024]"));
   CHECK_THAT(error_of([] { scenario_from("contexts = [\"lots\"]\n"); }), Catch::Contains("s.toml:4:13: error: 'scenario.contexts': 'lots' is not a token count"));
   CHECK_THAT(error_of([] { scenario_from("contexts = []\n"); }), Catch::Contains("'scenario.contexts' must be a non-empty array"));
   CHECK_THAT(error_of([] { scenario_from("activation_reserve = \"-1 GiB\"\n"); }), Catch::Contains("s.toml:4:"));
-  CHECK_THAT(error_of([] { scenario_from("output_tokens = 0\n"); }), Catch::Contains("'scenario.output_tokens' must be at least 1"));
+  CHECK_THAT(error_of([] { scenario_from("output_tokens = 0\n"); }), Catch::Contains("s.toml:4:17: error: 'scenario.output_tokens' must be in [1, 16777216]"));
   CHECK_THAT(error_of([] { scenario_from("contxts = [4096]\n"); }), Catch::Contains("unknown key 'contxts'") && Catch::Contains("did you mean 'contexts'"));
   CHECK_THAT(error_of([] { analyze_long_context(scenario_from("activation_reserve = \"100 GB\"\n")); }),
              Catch::Contains("the activation reserve (93.13 GiB) leaves nothing"));

@@ -56,7 +56,7 @@ TEST_CASE("offload: the report names the crossover and where the link binds", "[
 }
 
 TEST_CASE("offload: bad scenarios are located errors", "[analyze][errors]") {
-  CHECK_THAT(error_of([] { scenario_from("batches = [0]\n"); }), Catch::Contains("s.toml:4:12: error: 'scenario.batches' entries must be counts"));
+  CHECK_THAT(error_of([] { scenario_from("batches = [0]\n"); }), Catch::Contains("s.toml:4:12: error: 'scenario.batches' entries must be in [1, 1048576]"));
   CHECK_THAT(error_of([] { scenario_from("alpha = 0\n"); }), Catch::Contains("s.toml:4:9: error:"));
   CHECK_THAT(error_of([] { scenario_from("replica = 2\n"); }), Catch::Contains("unknown key 'replica'") && Catch::Contains("did you mean 'replicas'"));
   CHECK_THAT(error_of([] { analyze_offload(scenario_from("compute_devices = 1\n")); }), Catch::Contains("do not fit 1 x H100"));

@@ -243,7 +243,7 @@ TEST_CASE("analyze long-context rejects bad scenarios with located errors and ex
   CHECK_THAT(r.err, Catch::Contains("no-such-scenario.toml"));
   r = run({"analyze", "long-context", "--set", "scenario.devices=[0]"});
   CHECK(r.code == 1);
-  CHECK_THAT(r.err, Catch::Contains("--set scenario.devices=[0]: error: 'scenario.devices' entries must be integers in [1, 1024]"));
+  CHECK_THAT(r.err, Catch::Contains("--set scenario.devices=[0]: error: 'scenario.devices' entries must be in [1, 1024]"));
   r = run({"analyze", "long-context", "--set", "scenario.bandwidth=0"});
   CHECK(r.code == 1);
   CHECK_THAT(r.err, Catch::Contains("unknown key 'bandwidth'"));

@@ -1,0 +1,40 @@
+#include "sim/analyze/scenario.h"
+
+#include <fmt/format.h>
+
+namespace einsim {
+
+int64_t scenario_count(const toml::node& n, const SourceLoc& where, const std::string& what) {
+  if (auto v = n.value_exact<int64_t>()) return *v;
+  if (auto s = n.value<std::string>()) {
+    if (auto v = parse_token_count(*s)) return *v;
+    throw UserError(loc_of(n, where), fmt::format("'{}': '{}' is not a token count (use 4096, \"32K\" or \"1M\")", what, *s));
+  }
+  throw UserError(loc_of(n, where), fmt::format("'{}' must be a count (an integer, or a string like \"32K\")", what));
+}
+
+std::optional<int64_t> scenario_count(const ConfigTable& t, const std::string& key, int64_t min, int64_t max) {
+  const toml::node* n = t.node(key);
+  if (!n) return std::nullopt;
+  const std::string what = t.path() + "." + key;
+  const int64_t v = scenario_count(*n, t.loc(key), what);
+  if (v < min || v > max) throw UserError(t.loc(key), fmt::format("'{}' must be in [{}, {}]", what, min, max));
+  return v;
+}
+
+std::vector<int64_t> scenario_counts(const ConfigTable& t, const std::string& key, int64_t min, int64_t max) {
+  const toml::node* n = t.node(key);
+  if (!n) return {};
+  const std::string what = t.path() + "." + key;
+  const toml::array* a = n->as_array();
+  if (!a || a->empty()) throw UserError(t.loc(key), fmt::format("'{}' must be a non-empty array", what));
+  std::vector<int64_t> out;
+  for (const toml::node& e : *a) {
+    const int64_t v = scenario_count(e, t.loc(key), what);
+    if (v < min || v > max) throw UserError(loc_of(e, t.loc(key)), fmt::format("'{}' entries must be in [{}, {}]", what, min, max));
+    out.push_back(v);
+  }
+  return out;
+}
+
+}  // namespace einsim
