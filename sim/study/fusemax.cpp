@@ -624,7 +624,9 @@ std::string format_fusemax(const FmStudy& s, Format f) {
   TextTable ht({"headline (mean over points)", "paper", "einsim", "difference"});
   for (const FmHeadline& h : s.headlines)
     ht.row({h.what, fmt::format("{:.2f}", h.paper), fmt::format("{:.2f}", h.einsim), fmt::format("{:+.1f}%", 100 * h.error())});
-  out += fmt::format("Headlines over {} points\n", s.points.size()) + ht.aligned();
+  out += fmt::format("Headlines over {} points{}\n", s.points.size(),
+                     s.points.size() == 24 ? "" : " (the paper's are means over its 24 points: compare the full study only)") +
+         ht.aligned();
   out += fmt::format("\n{} mapper searches\n", s.mappings);
   return out;
 }
