@@ -63,19 +63,12 @@ KvCompressionScenario read_kv_compression(const ConfigTable& t) {
 }
 
 KvCompressionScenario load_kv_compression(const std::string& file_or_name, const std::vector<std::string>& overrides) {
-  auto doc = ConfigDoc::load(resolve_model_path(file_or_name), overrides);
-  const ConfigTable t = doc->root().get_table("scenario");
-  t.get_choice("kind", {"kv-compression"});
-  KvCompressionScenario s = read_kv_compression(t);
-  doc->finish();
-  return s;
+  return load_scenario(file_or_name, overrides, "kv-compression", read_kv_compression);
 }
 
 KvCompressionReport analyze_kv_compression(const KvCompressionScenario& s) {
-  const ModelConfig m = load_model(resolve_model_path(s.model));
-  const ArchSpec a = load_arch(resolve_model_path(s.arch));
-  if (m.encoder_only) throw UserError(s.loc, fmt::format("'{}' is an encoder: it keeps no KV cache", m.name));
-  if (a.arrays.empty()) throw UserError(a.loc, fmt::format("'{}' has no compute arrays and cannot run a model", a.name));
+  const ModelConfig m = scenario_model(s.model, s.loc);
+  const ArchSpec a = scenario_arch(s.arch);
   KvCompressionReport r;
   r.scenario = s;
   r.model = m.name;

@@ -55,19 +55,12 @@ LongContextScenario read_long_context(const ConfigTable& t) {
 }
 
 LongContextScenario load_long_context(const std::string& file_or_name, const std::vector<std::string>& overrides) {
-  auto doc = ConfigDoc::load(resolve_model_path(file_or_name), overrides);
-  const ConfigTable t = doc->root().get_table("scenario");
-  t.get_choice("kind", {"long-context"});
-  LongContextScenario s = read_long_context(t);
-  doc->finish();
-  return s;
+  return load_scenario(file_or_name, overrides, "long-context", read_long_context);
 }
 
 LongContextReport analyze_long_context(const LongContextScenario& s) {
-  const ModelConfig m = load_model(resolve_model_path(s.model));
-  const ArchSpec a = load_arch(resolve_model_path(s.arch));
-  if (m.encoder_only) throw UserError(s.loc, fmt::format("'{}' is an encoder: it keeps no KV cache to analyse", m.name));
-  if (a.arrays.empty()) throw UserError(a.loc, fmt::format("'{}' has no compute arrays and cannot run a model", a.name));
+  const ModelConfig m = scenario_model(s.model, s.loc);
+  const ArchSpec a = scenario_arch(s.arch);
   LongContextReport r;
   r.scenario = s;
   r.model = m.name;

@@ -61,20 +61,13 @@ OffloadScenario read_offload(const ConfigTable& t) {
 }
 
 OffloadScenario load_offload(const std::string& file_or_name, const std::vector<std::string>& overrides) {
-  auto doc = ConfigDoc::load(resolve_model_path(file_or_name), overrides);
-  const ConfigTable t = doc->root().get_table("scenario");
-  t.get_choice("kind", {"offload"});
-  OffloadScenario s = read_offload(t);
-  doc->finish();
-  return s;
+  return load_scenario(file_or_name, overrides, "offload", read_offload);
 }
 
 OffloadReport analyze_offload(const OffloadScenario& s) {
-  const ModelConfig m = load_model(resolve_model_path(s.model));
-  const ArchSpec ac = load_arch(resolve_model_path(s.compute)), am = load_arch(resolve_model_path(s.memory));
-  if (m.encoder_only) throw UserError(s.loc, fmt::format("'{}' is an encoder: it keeps no KV cache to offload", m.name));
+  const ModelConfig m = scenario_model(s.model, s.loc);
+  const ArchSpec ac = scenario_arch(s.compute), am = scenario_arch(s.memory);
   for (const ArchSpec* a : {&ac, &am}) {
-    if (a->arrays.empty()) throw UserError(a->loc, fmt::format("'{}' has no compute arrays and cannot run a model", a->name));
     if (!network_link(*a)) throw UserError(a->loc, fmt::format("'{}' has no network link (a link with to = \"network\") to join the pools", a->name));
     if (!a->cost.rate) throw UserError(a->loc, fmt::format("'{}' has no rental rate ([arch.cost] rate) to price the deployment", a->name));
   }

@@ -28,6 +28,11 @@ int64_t parse_tokens(const std::string& s, const std::string& option) {
   return *v;
 }
 
+void write_plot(const std::string& path, const std::string& svg) {
+  std::ofstream f(path);
+  if (!(f << svg)) throw UserError(SourceLoc{path}, "cannot write the plot");
+}
+
 // The options that describe one step of inference, shared by `describe` and `run`.
 struct PhaseArgs {
   std::string phase, batch = "1", prompt, context, attention = "1pass";
@@ -114,21 +119,20 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   analyze->require_subcommand(1);
   std::string scenario_file, an_format = "table", an_plot;
   std::vector<std::string> an_sets;
-  auto* long_context = analyze->add_subcommand("long-context", "KV cache, concurrency, prefill, decode and context switching over context length and devices (Fu 2024)");
-  long_context->add_option("scenario", scenario_file, "Scenario file or shipped name (default: long-context, the Yi-34B-200K on A100 example)");
-  long_context->add_option("--set", an_sets, "Override a scenario value: scenario.KEY=VALUE");
-  long_context->add_option("--format", an_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
-  long_context->add_option("--plot", an_plot, "Write an SVG plot");
-  auto* kv_comp = analyze->add_subcommand("kv-compression", "KV-cache policies (eviction, key pruning, quantization, windows, linear attention) as workload transforms");
-  kv_comp->add_option("scenario", scenario_file, "Scenario file or shipped name (default: kv-compression, Llama-3-8B on H100 at 32K)");
-  kv_comp->add_option("--set", an_sets, "Override a scenario value: scenario.KEY=VALUE");
-  kv_comp->add_option("--format", an_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
-  kv_comp->add_option("--plot", an_plot, "Write an SVG plot");
-  auto* offload = analyze->add_subcommand("offload", "Attention offloading: weights on a compute pool, KV cache and attention on a memory pool (Lamina)");
-  offload->add_option("scenario", scenario_file, "Scenario file or shipped name (default: offload, LLaMA3-70B on H100 + H20)");
-  offload->add_option("--set", an_sets, "Override a scenario value: scenario.KEY=VALUE");
-  offload->add_option("--format", an_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
-  offload->add_option("--plot", an_plot, "Write an SVG plot");
+  auto analysis = [&](const char* name, const char* what, const char* example) {
+    auto* cmd = analyze->add_subcommand(name, what);
+    cmd->add_option("scenario", scenario_file, fmt::format("Scenario file or shipped name (default: {}, {})", name, example));
+    cmd->add_option("--set", an_sets, "Override a scenario value: scenario.KEY=VALUE");
+    cmd->add_option("--format", an_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
+    cmd->add_option("--plot", an_plot, "Write an SVG plot");
+    return cmd;
+  };
+  auto* long_context = analysis("long-context", "KV cache, concurrency, prefill, decode and context switching over context length and devices (Fu 2024)",
+                                "Yi-34B-200K on A100");
+  auto* kv_comp = analysis("kv-compression", "KV-cache policies (eviction, key pruning, quantization, windows, linear attention) as workload transforms",
+                           "Llama-3-8B on H100 at 32K");
+  auto* offload = analysis("offload", "Attention offloading: weights on a compute pool, KV cache and attention on a memory pool (Lamina)",
+                           "LLaMA3-70B on H100 + H20");
 
   try {
     app.parse(argc, argv);
@@ -170,33 +174,16 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       out << format_run(run_model(m, a, ro), kFormats.at(run_format));
       return 0;
     }
-    if (*long_context) {
-      const LongContextReport rep = analyze_long_context(load_long_context(scenario_file.empty() ? "long-context" : scenario_file, an_sets));
-      if (!an_plot.empty()) {
-        std::ofstream f(an_plot);
-        if (!(f << plot_long_context_svg(rep))) throw UserError(SourceLoc{an_plot}, "cannot write the plot");
-      }
-      out << format_long_context(rep, kFormats.at(an_format));
+    // An analysis: its scenario (the shipped one by default), its report, its plot.
+    auto report = [&](const char* name, auto load, auto analyze_fn, auto format_fn, auto plot) {
+      const auto rep = analyze_fn(load(scenario_file.empty() ? name : scenario_file, an_sets));
+      if (!an_plot.empty()) write_plot(an_plot, plot(rep));
+      out << format_fn(rep, kFormats.at(an_format));
       return 0;
-    }
-    if (*offload) {
-      const OffloadReport rep = analyze_offload(load_offload(scenario_file.empty() ? "offload" : scenario_file, an_sets));
-      if (!an_plot.empty()) {
-        std::ofstream f(an_plot);
-        if (!(f << plot_offload_svg(rep))) throw UserError(SourceLoc{an_plot}, "cannot write the plot");
-      }
-      out << format_offload(rep, kFormats.at(an_format));
-      return 0;
-    }
-    if (*kv_comp) {
-      const KvCompressionReport rep = analyze_kv_compression(load_kv_compression(scenario_file.empty() ? "kv-compression" : scenario_file, an_sets));
-      if (!an_plot.empty()) {
-        std::ofstream f(an_plot);
-        if (!(f << plot_kv_compression_svg(rep))) throw UserError(SourceLoc{an_plot}, "cannot write the plot");
-      }
-      out << format_kv_compression(rep, kFormats.at(an_format));
-      return 0;
-    }
+    };
+    if (*long_context) return report("long-context", load_long_context, analyze_long_context, format_long_context, plot_long_context_svg);
+    if (*offload) return report("offload", load_offload, analyze_offload, format_offload, plot_offload_svg);
+    if (*kv_comp) return report("kv-compression", load_kv_compression, analyze_kv_compression, format_kv_compression, plot_kv_compression_svg);
     if (*fusemax) {
       FmOptions fo;
       auto split = [](const std::string& list) {
@@ -216,10 +203,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       }
       fo.batch = parse_tokens(fm_batch, "--batch");
       const FmStudy st = run_fusemax_study(fo);
-      if (!fm_plot.empty()) {
-        std::ofstream f(fm_plot);
-        if (!(f << plot_fusemax_svg(st))) throw UserError(SourceLoc{fm_plot}, "cannot write the plot");
-      }
+      if (!fm_plot.empty()) write_plot(fm_plot, plot_fusemax_svg(st));
       out << format_fusemax(st, kFormats.at(fm_format));
       return 0;
     }
