@@ -107,3 +107,14 @@ TEST_CASE("long-context: an int8 KV cache doubles the requests that fit", "[anal
   REQUIRE(q.rows[0].decode_mapped.ok());
   CHECK(q.dtype == "bf16 (KV cache int8)");
 }
+
+TEST_CASE("long-context: with communication the all-reduces join the mapped steps", "[analyze]") {
+  const LongContextReport off = analyze_long_context(scenario_from("devices = [4]\ncontexts = [\"16K\"]\n"));
+  const LongContextReport on = analyze_long_context(scenario_from("devices = [4]\ncontexts = [\"16K\"]\ncommunication = true\n"));
+  REQUIRE(off.rows[0].decode_mapped.ok());
+  REQUIRE(on.rows[0].decode_mapped.ok());
+  CHECK(on.rows[0].decode_mapped.value > off.rows[0].decode_mapped.value);
+  CHECK(on.rows[0].prefill_mapped.value > off.rows[0].prefill_mapped.value);
+  // The first-order formulas leave communication out either way (Fu 2024).
+  CHECK(on.rows[0].decode_formula.value == off.rows[0].decode_formula.value);
+}
