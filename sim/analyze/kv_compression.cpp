@@ -144,8 +144,7 @@ KvCompressionReport analyze_kv_compression(const KvCompressionScenario& s) {
         x.bound = hbm_time >= other ? "HBM bandwidth" : "FLOPs or launches";
         if (p.bits && *p.bits < 16) x.mapped_note = fmt::format("mapped without the quantization scales ({:.3g} bytes per element)", 2.0 / static_cast<double>(p.group));
       } catch (const UserError& e) {
-        x.mapped_note = e.what();
-        if (const size_t k = x.mapped_note.find("error: "); k != std::string::npos) x.mapped_note = x.mapped_note.substr(k + 7);
+        x.mapped_note = e.message();  // the reason, not the location: the cell stands for its run
       }
     }
     r.results.push_back(std::move(x));

@@ -112,9 +112,7 @@ LongContextReport analyze_long_context(const LongContextScenario& s) {
           f.value = s.communication ? rep.step_time : rep.compute_time;
           f.bound = mapped_bound(rep, hbm.name, s.communication);
         } catch (const UserError& e) {
-          f.note = e.what();
-          // Keep the reason, not the location: the cell stands for the run it describes.
-          if (const size_t k = f.note.find("error: "); k != std::string::npos) f.note = f.note.substr(k + 7);
+          f.note = e.message();  // the reason, not the location: the cell stands for its run
         }
       };
       // Prefill of one request: FLOPs over the devices' peak (weights' 2 FLOPs per parameter
@@ -227,14 +225,8 @@ std::string format_long_context(const LongContextReport& r, Format f) {
       fmt_bytes(s.activation_reserve), s.communication ? " with all-reduces" : " (all-reduces not counted, as in the paper)");
   out += t.aligned();
   std::vector<std::string> notes;
-  for (const LcRow& x : r.rows)
-    for (const LcFigure* fig : {&x.prefill_mapped, &x.decode_mapped})
-      if (!fig->ok() && std::find(notes.begin(), notes.end(), fig->note) == notes.end()) notes.push_back(fig->note);
-  if (!notes.empty()) {
-    out += "\nwhere einsim has no figure:\n";
-    for (const std::string& n : notes) out += "  " + n + "\n";
-  }
-  return out;
+  for (const LcRow& x : r.rows) notes.insert(notes.end(), {x.prefill_mapped.note, x.decode_mapped.note});
+  return out + note_list("where einsim has no figure", notes);
 }
 
 std::string plot_long_context_svg(const LongContextReport& r) {

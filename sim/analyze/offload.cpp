@@ -114,8 +114,7 @@ OffloadReport analyze_offload(const OffloadScenario& s) {
           const RunReport rm = run_model(m, am, ro, &cache);
           x.atime = block_time(rm, true);
         } catch (const UserError& err) {
-          x.note = err.what();
-          if (const size_t k = x.note.find("error: "); k != std::string::npos) x.note = x.note.substr(k + 7);
+          x.note = err.message();  // the reason, not the location: the cell stands for its run
         }
       }
       // Per layer: q (d) and the new k and v (d / G each) to the memory pool, the attention
@@ -146,8 +145,7 @@ OffloadReport analyze_offload(const OffloadScenario& s) {
           const RunReport rb = run_model(m, ac, ro, &cache);
           x.base_tokens_per_s = static_cast<double>(x.base_batch) / rb.step_time;
         } catch (const UserError& err) {
-          x.base_note = err.what();
-          if (const size_t k = x.base_note.find("error: "); k != std::string::npos) x.base_note = x.base_note.substr(k + 7);
+          x.base_note = err.message();  // the reason, not the location: the cell stands for its run
         }
       }
       if (x.tokens_per_s > 0 && x.base_tokens_per_s > 0)
@@ -218,14 +216,8 @@ std::string format_offload(const OffloadReport& r, Format f) {
                        link_binds ? fmt::format("binds (or needs more than it has at alpha {}) from batch {}", s.alpha, link_binds) : "never binds in this range");
   }
   std::vector<std::string> notes;
-  for (const OffloadRow& x : r.rows)
-    for (const std::string* n : {&x.note, &x.base_note})
-      if (!n->empty() && std::find(notes.begin(), notes.end(), *n) == notes.end()) notes.push_back(*n);
-  if (!notes.empty()) {
-    out += "\nnotes:\n";
-    for (const std::string& n : notes) out += "  " + n + "\n";
-  }
-  return out;
+  for (const OffloadRow& x : r.rows) notes.insert(notes.end(), {x.note, x.base_note});
+  return out + note_list("notes", notes);
 }
 
 std::string plot_offload_svg(const OffloadReport& r) {

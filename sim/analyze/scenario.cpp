@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace einsim {
 
 ModelConfig scenario_model(const std::string& name, const SourceLoc& where) {
@@ -47,6 +49,17 @@ std::vector<int64_t> scenario_counts(const ConfigTable& t, const std::string& ke
     out.push_back(v);
   }
   return out;
+}
+
+std::string note_list(const std::string& heading, const std::vector<std::string>& notes) {
+  std::vector<std::string> seen;
+  std::string out;
+  for (const std::string& n : notes) {
+    if (n.empty() || std::find(seen.begin(), seen.end(), n) != seen.end()) continue;
+    seen.push_back(n);
+    out += "  " + n + "\n";
+  }
+  return out.empty() ? "" : "\n" + heading + ":\n" + out;
 }
 
 }  // namespace einsim

@@ -30,6 +30,9 @@ ModelConfig scenario_model(const std::string& name, const SourceLoc& where);
 /// The architecture a scenario names; one without compute arrays is refused.
 ArchSpec scenario_arch(const std::string& name);
 
+/// "\n<heading>:\n  note\n..." for the distinct non-empty notes, in order; "" when none.
+std::string note_list(const std::string& heading, const std::vector<std::string>& notes);
+
 /// A count in a scenario: an integer, or a token-count string ("32K", "1M"); located errors
 /// name `what` (the key's dotted path).
 int64_t scenario_count(const toml::node& n, const SourceLoc& where, const std::string& what);
