@@ -49,12 +49,13 @@ MemoryTier read_tier(const ConfigTable& t, const std::string& name) {
   m.kind = static_cast<TierKind>(index_of(kTierKinds, t.get_choice("kind", names(kTierKinds))));
   m.capacity = t.get_quantity("capacity", Dim::Bytes);
   m.read_bandwidth = t.get_quantity("read_bandwidth", Dim::Bandwidth);
-  m.write_bandwidth = t.get_quantity("write_bandwidth", Dim::Bandwidth);
+  const bool storage = m.kind == TierKind::Flash || m.kind == TierKind::SSD;
+  // A flash or SSD tier that only streams weights out may leave its writes unmodelled.
+  m.write_bandwidth = storage ? t.opt_quantity("write_bandwidth", Dim::Bandwidth).value_or(0) : t.get_quantity("write_bandwidth", Dim::Bandwidth);
   m.latency = t.opt_quantity("latency", Dim::Time).value_or(0);
   m.energy = t.opt_quantity("energy", Dim::EnergyPerByte).value_or(0);
-  if (m.capacity <= 0 || m.read_bandwidth <= 0 || m.write_bandwidth <= 0)
+  if (m.capacity <= 0 || m.read_bandwidth <= 0 || m.write_bandwidth < 0 || (!storage && m.write_bandwidth <= 0))
     throw UserError(t.loc(), fmt::format("tier '{}' needs a positive capacity and bandwidths", name));
-  const bool storage = m.kind == TierKind::Flash || m.kind == TierKind::SSD;
   if (const toml::node* n = t.node("read_table")) {
     if (!storage) throw UserError(t.loc("read_table"), "'read_table' is for flash and ssd tiers only");
     const toml::array* arr = n->as_array();
@@ -255,9 +256,15 @@ ArchSpec read_arch(const ConfigTable& t) {
     }
 
   // References between parts.
+  auto writable = [&](const std::string& tier, const std::string& what, const SourceLoc& loc) {
+    const MemoryTier* m = a.tier(tier);
+    if (m && m->write_bandwidth <= 0)
+      throw UserError(loc, fmt::format("{} is fed by tier '{}', which then needs 'write_bandwidth' (results are written back to it)", what, tier));
+  };
   for (const StorageLevel& l : a.levels) {
     if (!a.tier(l.parent) && !a.level(l.parent))
       throw UserError(l.loc, fmt::format("level '{}' has parent '{}', which is neither a tier nor a level", l.name, l.parent));
+    writable(l.parent, fmt::format("level '{}'", l.name), l.loc);
     // Walking up must reach a tier.
     std::string p = l.parent;
     for (size_t steps = 0; !a.tier(p); ++steps) {
@@ -265,9 +272,11 @@ ArchSpec read_arch(const ConfigTable& t) {
       p = a.level(p)->parent;
     }
   }
-  for (const ComputeArray& arr : a.arrays)
+  for (const ComputeArray& arr : a.arrays) {
     if (!a.level(arr.level) && !a.tier(arr.level))
       throw UserError(arr.loc, fmt::format("array '{}' is fed by '{}', which is neither a level nor a tier", arr.name, arr.level));
+    writable(arr.level, fmt::format("array '{}'", arr.name), arr.loc);
+  }
   for (const Link& l : a.links)
     for (const std::string& end : {l.from, l.to})
       if (!a.tier(end) && std::find(kEndpoints.begin(), kEndpoints.end(), end) == kEndpoints.end())

@@ -63,6 +63,15 @@ class Builder {
       rank("U", ph_.linear_features);   // feature dimension of the linear attention
       rank("U2", ph_.linear_features);  // its second index in the Taylor map's quadratic term
     }
+    if (ph_.kind == PhaseKind::Decode && (ph_.ffn_active > 0 || ph_.predictor_rank > 0)) {
+      if (m_.num_local_experts > 0)
+        throw UserError(m_.loc, fmt::format("'{}' routes its MLP to experts: neuron sparsity and predictors apply to dense MLPs", m_.name));
+      if (ph_.ffn_active < 0 || ph_.ffn_active > m_.intermediate_size || ph_.predictor_rank < 0)
+        throw UserError(m_.loc, fmt::format("{} active FFN neurons: at most intermediate_size ({}), and a predictor rank >= 0", ph_.ffn_active,
+                                            m_.intermediate_size));
+    }
+    if (sparse()) rank("A", ph_.ffn_active);            // active FFN neurons per layer
+    if (predicted()) rank("J", ph_.predictor_rank);     // the predictor's low rank
     if (m_.position == PositionKind::Learned) rank("T", m_.max_position_embeddings);
     if (m_.type_vocab_size > 0) rank("Y", m_.type_vocab_size);
     if (m_.num_local_experts > 0) {
@@ -212,6 +221,42 @@ class Builder {
       add("DN[l,b,d,p] = ED[l,b,s,d,p] * RW[l,b,s,p]");
       return "DN";
     }
+    if (predicted()) {
+      // The predictor's scores for every neuron; choosing the active ones from them is data
+      // (the index ACT is an input of the cascade).
+      weight("WP1", {"D", "J"});
+      weight("WP2", {"J", "I"});
+      add(fmt::format("PL[l,b,j,p] = {} * WP1[l,d,j]", in));
+      add("PS[l,b,i,p] = PL[l,b,j,p] * WP2[l,j,i]");
+    }
+    if (sparse()) {
+      // Only the active neurons: their up (and gate) columns and down rows, gathered.
+      tensor("ACT", {"L", "A"}, TensorRole::Index);
+      const bool gated = m_.mlp == MlpKind::Gated;
+      // Returns the name of the (biased) output over a.
+      auto gathered = [&](const std::string& out, const std::string& w, const std::string& b) {
+        weight(w, {"D", "I"});
+        add(fmt::format("{}[l,b,a,p] = {} * {}[l,d,ACT[l,a]]", out, in, w));
+        if (!m_.mlp_bias) return out;
+        weight(b, {"I"});
+        add(fmt::format("{0}B[l,b,a,p] = {0}[l,b,a,p] + {1}[l,ACT[l,a]]", out, b));
+        return out + "B";
+      };
+      if (gated) {
+        const std::string g = gathered("GT", "WG", "BG");
+        const std::string u = gathered("UP", "WU", "BU");
+        add(fmt::format("H[l,b,a,p] = {}({}[l,b,a,p]) * {}[l,b,a,p]", act, g, u));
+      } else {
+        const std::string u = gathered("UP", "W1", "B1");
+        add(fmt::format("H[l,b,a,p] = {}({}[l,b,a,p])", act, u));
+      }
+      weight("WD", {"I", "D"});
+      add("DN[l,b,d,p] = H[l,b,a,p] * WD[l,ACT[l,a],d]");
+      if (!m_.mlp_bias) return "DN";
+      weight("BD", {"D"});
+      add("DNB[l,b,d,p] = DN[l,b,d,p] + BD[l,d]");
+      return "DNB";
+    }
     if (m_.mlp == MlpKind::Gated) {
       weight("WG", {"D", "I"});
       weight("WU", {"D", "I"});
@@ -298,6 +343,8 @@ class Builder {
     return "LA";
   }
 
+  bool sparse() const { return ph_.kind == PhaseKind::Decode && ph_.ffn_active > 0 && ph_.ffn_active < m_.intermediate_size; }
+  bool predicted() const { return ph_.kind == PhaseKind::Decode && ph_.predictor_rank > 0; }
   bool pruned() const { return ph_.kind == PhaseKind::Decode && ph_.key_channels > 0 && ph_.key_channels != m_.head_dim; }
   void partition(const std::string& parent, std::vector<std::string> parts) {
     s_.partitions.push_back(PartitionDecl{parent, std::move(parts), m_.loc});
@@ -329,6 +376,11 @@ class Builder {
 };
 
 }  // namespace
+
+std::string Phase::key() const {
+  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", static_cast<int>(kind), batch, prompt, context, static_cast<int>(attention), block, layers,
+                     kv_dtype ? static_cast<int>(*kv_dtype) : -1, key_channels, linear_features, ffn_active, predictor_rank);
+}
 
 CascadeSpec transformer_cascade(const ModelConfig& m, const Phase& ph) { return Builder(m, ph).build(); }
 

@@ -33,6 +33,17 @@ struct Phase {
   /// attention with a Taylor feature map of this dimension over a fixed-size state per KV
   /// head (BASED); 0: none.
   int64_t linear_features = 0;
+  /// Decode, dense MLPs: FFN neurons computed per token (activation sparsity, LLM in a
+  /// flash): the up (and gate) columns and down rows of the active neurons are gathered
+  /// (which ones is data: the index ACT); 0 computes all.
+  int64_t ffn_active = 0;
+  /// Decode: rank of a low-rank predictor of the active neurons run before each MLP
+  /// (XN -> rank -> intermediate scores, LLM in a flash); 0: none.
+  int64_t predictor_rank = 0;
+
+  /// Every field, as text: two phases build the same cascade (of one model) exactly when
+  /// their keys are equal. A field added above must be added here.
+  std::string key() const;
 };
 
 /// The cascade of `m` for `ph`: embeddings, per layer norm, QKV projections (GQA/MQA),

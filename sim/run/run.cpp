@@ -640,10 +640,7 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOption
     throw UserError(a.loc, fmt::format("'{}' has no link to a peer device (to = \"peer\"), which --tp {} needs", a.name, opt.tp));
   std::shared_ptr<const Cascade> built;
   const Phase& ph = opt.phase;
-  const std::string workload = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}", m.fingerprint(), static_cast<int>(ph.kind), ph.batch, ph.prompt,
-                                           ph.context, static_cast<int>(ph.attention), ph.block, ph.layers,
-                                           ph.kv_dtype ? static_cast<int>(*ph.kv_dtype) : -1) +
-                               fmt::format("|{}", ph.key_channels);
+  const std::string workload = m.fingerprint() + "|" + ph.key();
   if (cache)
     if (auto it = cache->cascades().find(workload); it != cache->cascades().end()) built = it->second;
   if (!built) {

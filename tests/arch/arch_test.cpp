@@ -122,4 +122,13 @@ TEST_CASE("architecture errors are located", "[arch][errors]") {
         "a.toml:15:24: error: unknown key 'size' in a read_table row (request, queue_depth, bandwidth)");
   CHECK(error_of([&] { arch_from(kHead + kArray + flash + "read_table = [3]\n"); }) ==
         "a.toml:15:15: error: 'read_table' rows are tables: { request = \"4 KiB\", queue_depth = 1, bandwidth = \"...\" }");
+  // A flash or SSD tier may leave its writes unmodelled, unless it feeds on-chip storage or arrays.
+  const std::string ro_flash = "[arch.tiers.f]\nkind = \"ssd\"\ncapacity = \"1 TB\"\nread_bandwidth = \"6 GB/s\"\n";
+  CHECK(arch_from(kHead + kTier + kArray + ro_flash).tier("f")->write_bandwidth == 0);
+  CHECK(error_of([&] { arch_from(kHead + ro_flash + "[arch.arrays.pe]\nshape = [4]\nclock = \"1 GHz\"\nlevel = \"f\"\nops_per_cycle = { mac = { fp16 = 1 } }\n"); }) ==
+        "a.toml:9:1: error: array 'pe' is fed by tier 'f', which then needs 'write_bandwidth' (results are written back to it)");
+  CHECK(error_of([&] { arch_from(kHead + kTier + ro_flash + "[arch.levels.l2]\nparent = \"f\"\ncapacity = \"1 MiB\"\nbandwidth = \"1 TB/s\"\n" + kArray); }) ==
+        "a.toml:14:1: error: level 'l2' is fed by tier 'f', which then needs 'write_bandwidth' (results are written back to it)");
+  CHECK(error_of([&] { arch_from(kHead + "[arch.tiers.hbm]\nkind = \"hbm\"\ncapacity = \"1 GiB\"\nread_bandwidth = \"1 TB/s\"\n" + kArray); }) ==
+        "a.toml:5:1: error: missing required key 'arch.tiers.hbm.write_bandwidth' (a bandwidth (e.g. \"3.35 TB/s\", \"400 Gb/s\", \"400 GiB/s\"))");
 }

@@ -99,7 +99,7 @@ TEST_CASE("run: decode grows with context, prefill with the prompt, both with la
   CHECK(four.layer_time * 4 == Approx(four.compute_time - (two.compute_time - two.layer_time * 2)).epsilon(1e-9));
 }
 
-TEST_CASE("run: GPU kernels fuse prologues, epilogues and attention; fusion never costs traffic", "[run]") {
+TEST_CASE("run: GPU kernels fuse prologues, epilogues and attention, and fusion never costs traffic", "[run]") {
   const ArchSpec a = load_arch("h100");
   RunOptions o = decode(8, 4096);
   const RunReport kernels = run_model(llama2_7b(), a, o);
@@ -275,7 +275,7 @@ TEST_CASE("run: per-layer Einsums are mapped for one layer and repeated", "[run]
   }
 }
 
-TEST_CASE("run: fp8 halves weights and cache; operations no array runs at fp8 compute in bf16", "[run]") {
+TEST_CASE("run: fp8 halves weights and cache, and operations no array runs at fp8 compute in bf16", "[run]") {
   const ArchSpec a = load_arch("h100");
   RunOptions o = decode(8, 4096);
   const RunReport bf16 = run_model(llama2_7b(), a, o);
@@ -409,4 +409,66 @@ TEST_CASE("run: linear attention keeps a fixed state beside a short window", "[r
   o.phase.linear_features = 0;
   const RunReport window_only = run_model(llama2_7b(), a, o);
   CHECK(lin.step_time > window_only.step_time);
+}
+
+TEST_CASE("run: activation sparsity gathers the active FFN neurons, and a predictor scores all of them", "[run]") {
+  const ArchSpec a = load_arch("h100");
+  RunOptions o = decode(1, 512);
+  const RunReport dense = run_model(llama2_7b(), a, o);
+  o.phase.ffn_active = 1101;  // about 10% of 11008
+  const RunReport sparse = run_model(llama2_7b(), a, o);
+  o.phase.predictor_rank = 128;
+  const RunReport predicted = run_model(llama2_7b(), a, o);
+  auto sum = [](const RunReport& r, const std::string& name, bool flops) {
+    double v = 0;
+    for (const EinsumRun& e : r.einsums)
+      if (e.name == name) v += flops ? e.flops : e.traffic[0].read_bytes;
+    return v;
+  };
+  // Llama-2-7B's gated MLP: gate, up and down read only the active neurons' columns and rows.
+  for (const std::string n : {"GT", "UP", "DN"}) {
+    INFO(n);
+    CHECK(sum(sparse, n, true) == Approx(sum(dense, n, true) * 1101 / 11008));
+    CHECK(sum(sparse, n, false) == Approx(2.0 * 1101 * 4096 * 2).epsilon(0.02));  // 2 layers of weights, bf16
+  }
+  CHECK(sparse.step_time < dense.step_time);
+  // The predictor: XN -> 128 -> 11008 scores per layer, its weights read once.
+  CHECK(sum(predicted, "PL", true) == Approx(2.0 * 4096 * 128 * 2));
+  CHECK(sum(predicted, "PS", true) == Approx(2.0 * 128 * 11008 * 2));
+  CHECK(sum(predicted, "PS", false) >= 2.0 * 128 * 11008 * 2);
+  CHECK(predicted.step_time > sparse.step_time);
+  // Phases that differ only in these fields build different cascades (a shared cache keys on them).
+  MapCache cache;
+  o.phase.predictor_rank = 0;
+  o.phase.ffn_active = 0;
+  const RunReport d2 = run_model(llama2_7b(), a, o, &cache);
+  o.phase.ffn_active = 1101;
+  const RunReport s2 = run_model(llama2_7b(), a, o, &cache);
+  CHECK(d2.step_time == Approx(dense.step_time));
+  CHECK(s2.step_time == Approx(sparse.step_time));
+  // Errors: more neurons than the MLP has; an MoE model.
+  o.phase.ffn_active = 20000;
+  CHECK_THAT(error_of([&] { run_model(llama2_7b(), a, o); }), Catch::Contains("20000 active FFN neurons: at most intermediate_size (11008)"));
+  o.phase.ffn_active = 100;
+  CHECK_THAT(error_of([&] { run_model(load_model(resolve_model_path("mixtral-8x7b")), a, o); }), Catch::Contains("routes its MLP to experts"));
+}
+
+TEST_CASE("run: every phase field reaches the cascade key", "[run]") {
+  Phase p;
+  std::set<std::string> keys = {p.key()};
+  auto differs = [&](Phase q) { CHECK(keys.insert(q.key()).second); };
+  Phase q = p;
+  q.kind = PhaseKind::Decode;
+  differs(q);
+  q = p, q.batch = 2, differs(q);
+  q = p, q.prompt = 2, differs(q);
+  q = p, q.context = 2, differs(q);
+  q = p, q.attention = AttentionKind::ThreePass, differs(q);
+  q = p, q.block = 128, differs(q);
+  q = p, q.layers = 2, differs(q);
+  q = p, q.kv_dtype = DType::INT8, differs(q);
+  q = p, q.key_channels = 64, differs(q);
+  q = p, q.linear_features = 16, differs(q);
+  q = p, q.ffn_active = 100, differs(q);
+  q = p, q.predictor_rank = 8, differs(q);
 }
