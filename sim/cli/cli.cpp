@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "sim/cli/describe.h"
 #include "sim/cli/run_report.h"
+#include "sim/analyze/flash.h"
 #include "sim/analyze/kv_compression.h"
 #include "sim/analyze/long_context.h"
 #include "sim/analyze/offload.h"
@@ -99,6 +100,10 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   run->add_option("--dtype", run_dtype, "Weights, activations and KV cache (default: the model's)")->check(CLI::IsMember(dtype_names()));
   std::string kv_dtype;
   run->add_option("--kv-dtype", kv_dtype, "KV cache element type when it differs (a quantized cache: int8, fp8, int4)")->check(CLI::IsMember(dtype_names()));
+  int64_t ffn_active = 0, predictor_rank = 0;
+  run->add_option("--ffn-active", ffn_active, "Decode: FFN neurons computed per layer (activation sparsity; default all)")->check(CLI::NonNegativeNumber);
+  run->add_option("--predictor-rank", predictor_rank, "Decode: rank of a low-rank predictor of the active FFN neurons (default none)")
+      ->check(CLI::NonNegativeNumber);
   run->add_option("--fusion", run_fusion, "Fusion policy (default: kernels on GPUs, greedy elsewhere)")
       ->check(CLI::IsMember({"none", "eager", "kernels", "greedy"}));
   run->add_option("--objective", objective, "Mapper objective")->check(CLI::IsMember({"latency", "energy", "edp"}));
@@ -133,6 +138,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
                            "Llama-3-8B on H100 at 32K");
   auto* offload = analysis("offload", "Attention offloading: weights on a compute pool, KV cache and attention on a memory pool (Lamina)",
                            "LLaMA3-70B on H100 + H20");
+  auto* flash = analysis("flash", "Weights on flash with a DRAM budget: the LLM-in-a-flash ablation and the largest model at a token rate",
+                         "OPT-6.7B and Falcon-7B on an M1 Max laptop and an H200 host");
 
   try {
     app.parse(argc, argv);
@@ -167,6 +174,10 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       RunOptions ro;
       ro.phase = make_phase(pa);
       if (!kv_dtype.empty()) ro.phase.kv_dtype = parse_dtype(kv_dtype);
+      if ((ffn_active || predictor_rank) && ro.phase.kind != PhaseKind::Decode)
+        throw UserError(SourceLoc{ffn_active ? "--ffn-active" : "--predictor-rank"}, "--ffn-active and --predictor-rank apply to decode");
+      ro.phase.ffn_active = ffn_active;
+      ro.phase.predictor_rank = predictor_rank;
       ro.tp = tp;
       if (!run_dtype.empty()) ro.dtype = parse_dtype(run_dtype);
       if (!run_fusion.empty()) ro.fusion = parse_fusion(run_fusion);
@@ -183,6 +194,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     };
     if (*long_context) return report("long-context", load_long_context, analyze_long_context, format_long_context, plot_long_context_svg);
     if (*offload) return report("offload", load_offload, analyze_offload, format_offload, plot_offload_svg);
+    if (*flash) return report("flash", load_flash, analyze_flash, format_flash, plot_flash_svg);
     if (*kv_comp) return report("kv-compression", load_kv_compression, analyze_kv_compression, format_kv_compression, plot_kv_compression_svg);
     if (*fusemax) {
       FmOptions fo;

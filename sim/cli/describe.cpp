@@ -1,5 +1,6 @@
 #include "sim/cli/describe.h"
 
+#include "sim/analyze/flash.h"
 #include "sim/analyze/kv_compression.h"
 #include "sim/analyze/long_context.h"
 #include "sim/analyze/offload.h"
@@ -36,7 +37,7 @@ ConfigKind config_kind(const std::string& file) {
 
 std::string scenario_kind(const std::string& file) {
   auto doc = ConfigDoc::load(file);
-  return doc->root().get_table("scenario").get_choice("kind", {"long-context", "kv-compression", "offload"});
+  return doc->root().get_table("scenario").get_choice("kind", {"long-context", "kv-compression", "offload", "flash"});
 }
 
 std::string check_file(const std::string& file, const std::vector<std::string>& overrides) {
@@ -53,6 +54,14 @@ std::string check_file(const std::string& file, const std::vector<std::string>& 
       load_model(resolve_model_path(sc.model));
       return fmt::format("{}: ok: scenario 'offload', {} on {} + {}, {} batches x {} contexts", file, sc.model, sc.compute, sc.memory,
                          sc.batches.size(), sc.contexts.size());
+    }
+    if (what == "flash") {
+      const FlashScenario sc = load_flash(file, overrides);
+      for (const std::string& m : sc.models) load_model(resolve_model_path(m));
+      for (const std::string& m : sc.candidates) load_model(resolve_model_path(m));
+      for (const std::string& h : sc.hosts) load_arch(resolve_model_path(h));
+      return fmt::format("{}: ok: scenario 'flash', {} models on {} hosts, {} DRAM sizes for the largest model", file, sc.models.size(),
+                         sc.hosts.size(), sc.dram_sizes.size());
     }
     if (what == "kv-compression") {
       const KvCompressionScenario sc = load_kv_compression(file, overrides);

@@ -295,3 +295,36 @@ TEST_CASE("analyze offload: the shipped scenario, formats, plot and errors", "[c
   CHECK(e.code == 1);
   CHECK_THAT(e.err, Catch::Contains("--set scenario.memory_devices=0: error:"));
 }
+
+TEST_CASE("analyze flash: the shipped scenario, formats, plot and errors", "[cli][analyze]") {
+  Run t = run({"analyze", "flash", "--set", "scenario.models=[\"opt-6.7b\"]"});
+  REQUIRE(t.code == 0);
+  CHECK_THAT(t.out, Catch::Contains("LLM in a flash") && Catch::Contains("+preallocation") && Catch::Contains("Largest model at 2 tokens/s"));
+  Run j = run({"analyze", "flash", "--format", "json", "--set", "scenario.hosts=[\"laptop-m1max\"]"});
+  REQUIRE(j.code == 0);
+  const auto doc = nlohmann::json::parse(j.out);
+  CHECK(doc["kind"] == "analyze-flash");
+  CHECK(doc["cases"].size() == 2);
+  CHECK(doc["cases"][0]["steps"].size() == 6);
+  CHECK(doc["largest"].size() == 4);
+  CHECK_THAT(run({"analyze", "flash", "--format", "csv"}).out, Catch::StartsWith("host,model,step"));
+  const std::string plot = (std::filesystem::temp_directory_path() / "einsim-flash-test.svg").string();
+  REQUIRE(run({"analyze", "flash", "--plot", plot}).code == 0);
+  CHECK(run({"check", shipped("analyses/flash.toml"), shipped("arch/laptop-m1max.toml"), shipped("arch/h200-host.toml")}).code == 0);
+  Run e = run({"analyze", "flash", "--set", "scenario.dram=\"half\""});
+  CHECK(e.code == 1);
+  CHECK_THAT(e.err, Catch::Contains("--set scenario.dram=\"half\": error:"));
+  e = run({"analyze", "flash", "--set", "scenario.hosts=[\"a100\"]"});
+  CHECK(e.code == 1);
+  CHECK_THAT(e.err, Catch::Contains("a100.toml") && Catch::Contains("has no flash or ssd tier"));
+}
+
+TEST_CASE("run: --ffn-active and --predictor-rank", "[cli]") {
+  Run r = run({"run", "--arch", "h100", "--model", "llama-2-7b", "--phase", "decode", "--context", "512", "--layers", "1", "--ffn-active", "1000",
+               "--predictor-rank", "64"});
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("PS ") && Catch::Contains("PL "));
+  r = run({"run", "--arch", "h100", "--model", "llama-2-7b", "--phase", "prefill", "--ffn-active", "1000"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("--ffn-active: error: --ffn-active and --predictor-rank apply to decode"));
+}

@@ -1,0 +1,389 @@
+#include "sim/analyze/flash.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "common/units.h"
+#include "sim/analyze/scenario.h"
+#include "sim/cost/cost_model.h"
+#include "sim/report/plot.h"
+#include "sim/report/table.h"
+#include "sim/run/run.h"
+#include "workloads/model_config.h"
+#include "workloads/transformer.h"
+
+namespace einsim {
+
+namespace {
+
+// A byte size or a percentage of the model's weights ("55%").
+void read_budget(const ConfigTable& t, FlashScenario& s) {
+  const toml::node* n = t.node("dram");
+  if (!n) return;
+  const SourceLoc at = t.loc("dram");
+  const std::string what = t.path() + ".dram";
+  auto s_val = n->value<std::string>();
+  if (!s_val) throw UserError(at, fmt::format("'{}' must be a size (\"8 GB\") or a share of the model's weights (\"55%\")", what));
+  std::string v = *s_val;
+  if (!v.empty() && v.back() == '%') {
+    char* end = nullptr;
+    const std::string num = v.substr(0, v.size() - 1);
+    const double p = std::strtod(num.c_str(), &end);
+    if (num.empty() || end != num.c_str() + num.size() || !(p > 0) || p > 1000)
+      throw UserError(at, fmt::format("'{}': '{}' is not a share in (0%, 1000%]", what, v));
+    s.dram_fraction = p / 100;
+    s.dram_bytes = 0;
+    return;
+  }
+  std::string err;
+  auto q = parse_quantity(v, &err);
+  if (!q || q->dim != Dim::Bytes || !(q->value > 0))
+    throw UserError(at, fmt::format("'{}': '{}' is neither a positive size (\"8 GB\") nor a share (\"55%\")", what, v));
+  s.dram_bytes = q->value;
+}
+
+std::vector<double> read_sizes(const ConfigTable& t, const std::string& key) {
+  std::vector<double> out;
+  if (!t.contains(key)) return out;
+  const std::vector<std::string> v = t.get_string_array(key);
+  if (v.empty()) throw UserError(t.loc(key), fmt::format("'{}.{}' must be a non-empty array of sizes", t.path(), key));
+  for (const std::string& x : v) {
+    std::string err;
+    auto q = parse_quantity(x, &err);
+    if (!q || q->dim != Dim::Bytes || !(q->value > 0))
+      throw UserError(t.loc(key), fmt::format("'{}.{}': '{}' is not a positive size such as \"16 GB\"", t.path(), key, x));
+    out.push_back(q->value);
+  }
+  return out;
+}
+
+const MemoryTier* flash_tier(const ArchSpec& a) {
+  for (const MemoryTier& t : a.tiers)
+    if (t.kind == TierKind::Flash || t.kind == TierKind::SSD) return &t;
+  return nullptr;
+}
+
+// The link flash data crosses into the device's memory: one from the compute tier to the host
+// (a GPU's PCIe); none when the flash feeds the same memory the arrays read (a laptop).
+const Link* host_link(const ArchSpec& a, const std::string& tier) {
+  for (const Link& l : a.links)
+    if (l.from == tier && l.to == "host") return &l;
+  return nullptr;
+}
+
+// What bounds a step: the bottleneck of its longest block.
+std::string step_bound(const RunReport& r) {
+  const BlockRun* worst = nullptr;
+  for (const BlockRun& b : r.blocks)
+    if (!worst || b.time > worst->time) worst = &b;
+  return worst ? worst->bottleneck : "-";
+}
+
+struct Computed {
+  double time = 0;
+  std::string bound;
+};
+
+}  // namespace
+
+FlashScenario read_flash(const ConfigTable& t) {
+  FlashScenario s;
+  s.loc = t.loc();
+  if (t.contains("models")) s.models = t.get_string_array("models");
+  if (t.contains("hosts")) s.hosts = t.get_string_array("hosts");
+  if (s.models.empty()) throw UserError(t.loc("models"), "'scenario.models' must name at least one model");
+  if (s.hosts.empty()) throw UserError(t.loc("hosts"), "'scenario.hosts' must name at least one architecture");
+  if (auto d = t.opt_choice("dtype", dtype_names())) s.dtype = parse_dtype(*d);
+  read_budget(t, s);
+  s.context = scenario_count(t, "context", 0, int64_t{1} << 24).value_or(s.context);
+  s.threads = t.opt_int("threads", 1, 4096).value_or(s.threads);
+  s.sequential_request = t.opt_quantity("sequential_request", Dim::Bytes).value_or(s.sequential_request);
+  if (!(s.sequential_request > 0)) throw UserError(t.loc("sequential_request"), "'scenario.sequential_request' must be a positive size");
+  if (auto sp = t.opt_table("sparsity")) {
+    FlashSparsity& x = s.sparsity;
+    x.active = sp->opt_number("active", 1e-6, 1).value_or(x.active);
+    x.window = sp->opt_int("window", 1, 1 << 20).value_or(x.window);
+    x.window_new = sp->opt_number("window_new", 0, 1).value_or(x.window_new);
+    x.window_union = sp->opt_number("window_union", 1e-6, 1).value_or(x.window_union);
+    x.predictor_rank = sp->opt_int("predictor_rank", 0, 1 << 20).value_or(x.predictor_rank);
+    if (x.window_new > x.active)
+      throw UserError(sp->loc("window_new"), fmt::format("'{}.window_new' ({}) exceeds 'active' ({}): the window only saves loads", sp->path(), x.window_new, x.active));
+    if (x.window_union < x.active)
+      throw UserError(sp->loc("window_union"),
+                      fmt::format("'{}.window_union' ({}) is below 'active' ({}): the window holds at least one token's active neurons", sp->path(), x.window_union, x.active));
+  }
+  if (auto lg = t.opt_table("largest")) {
+    s.rate = lg->opt_number("rate", 1e-6, 1e6).value_or(s.rate);
+    s.dram_sizes = read_sizes(*lg, "dram");
+    if (lg->contains("models")) s.candidates = lg->get_string_array("models");
+  }
+  return s;
+}
+
+FlashScenario load_flash(const std::string& file_or_name, const std::vector<std::string>& overrides) {
+  return load_scenario(file_or_name, overrides, "flash", read_flash);
+}
+
+namespace {
+
+// The ablation of one model on one host at one DRAM budget (0: the scenario's).
+FlashCase flash_case(const FlashScenario& s, const std::string& model, const ArchSpec& a, double budget, MapCache& cache) {
+  const ModelConfig m = scenario_model(model, s.loc);
+  const MemoryTier* fl = flash_tier(a);
+  if (!fl) throw UserError(a.loc, fmt::format("'{}' has no flash or ssd tier to hold the weights", a.name));
+  const DType dt = s.dtype.value_or(m.dtype);
+  const double e = dtype_bytes(dt);
+  const ParamCounts pc = count_params(m);
+  const double L = static_cast<double>(m.num_hidden_layers), d = static_cast<double>(m.hidden_size), I = static_cast<double>(m.intermediate_size);
+  if (m.num_local_experts > 0) throw UserError(m.loc, fmt::format("'{}' routes its MLP to experts: this analysis needs a dense FFN", m.name));
+
+  FlashCase c;
+  c.model = m.name;
+  c.host = a.name;
+  c.flash_tier = fl->name;
+  c.dtype = std::string(dtype_name(dt));
+  c.weights = pc.total * e;
+  c.ffn = L * pc.per_layer_mlp * e;
+  c.embeddings = pc.embedding * e;
+  c.attention = c.weights - c.ffn - c.embeddings;  // attention, norms
+  const FlashSparsity& sp = s.sparsity;
+  const double r = static_cast<double>(sp.predictor_rank);
+  c.predictor = L * (d * r + r * I) * e;
+  c.kv = m.kv_bytes_per_token(dt) * static_cast<double>(s.context + 1);
+  c.dram_budget = budget > 0 ? budget : s.dram_bytes > 0 ? s.dram_bytes : s.dram_fraction * c.weights;
+  const double mats = m.mlp == MlpKind::Gated ? 3 : 2;
+  c.neuron_bytes = mats * d * e;  // one column of each up-type matrix and one row of the down matrix
+  c.neurons = m.num_hidden_layers * m.intermediate_size;
+  c.active = std::max<int64_t>(1, std::llround(sp.active * I));
+  if (c.weights > fl->capacity)
+    throw UserError(fl->loc, fmt::format("the weights of {} ({}) do not fit {}'s {} tier ({})", m.name, fmt_bytes(c.weights), a.name, fl->name,
+                                         fmt_bytes(fl->capacity)));
+
+  // Compute: the mapped decode step, dense or with the active neurons and the predictor.
+  const std::string tier = storage_path(a, 0)[0];
+  const MemoryTier& dram = *a.tier(tier);
+  auto step = [&](bool sparse) {
+    RunOptions ro;
+    ro.phase.kind = PhaseKind::Decode;
+    ro.phase.batch = 1;
+    ro.phase.context = s.context;
+    ro.dtype = dt;
+    ro.check_memory = false;  // the budget is this analysis's, checked below
+    if (sparse) {
+      ro.phase.ffn_active = c.active;
+      ro.phase.predictor_rank = sp.predictor_rank;
+    }
+    const RunReport rr = run_model(m, a, ro, &cache);
+    return Computed{rr.step_time, step_bound(rr)};
+  };
+  const Computed dense = step(false), sparse = step(true);
+
+  const double mem_eff = a.gpu ? a.gpu->memory_efficiency : 1.0;
+  const Link* link = host_link(a, tier);
+  auto copy_time = [&](double bytes) { return (bytes / 2 / dram.read_bandwidth + bytes / 2 / dram.write_bandwidth) / mem_eff; };
+  const double nb = static_cast<double>(c.neurons);
+  const double kept = c.embeddings + c.attention;  // what hybrid loading keeps in DRAM
+  auto add = [&](const std::string& name, double bytes, double request, double reads, const Computed& comp, double mgmt_bytes, double resident) {
+    FlashStep x;
+    x.name = name;
+    x.flash_bytes = bytes;
+    x.request = std::min(request, bytes);
+    x.reads = reads > 0 ? reads : std::ceil(bytes / x.request);
+    x.throughput = fl->read_bandwidth_at(x.request, s.threads);
+    const double t_flash = bytes / x.throughput;
+    const double t_link = link ? bytes / link->bandwidth : 0;
+    x.io = std::max(t_flash, t_link);
+    x.io_bound = t_link > t_flash ? fmt::format("{} link", link->name) : fmt::format("{} ({} reads)", fl->name, fmt_bytes(x.request));
+    x.mgmt_bytes = mgmt_bytes;
+    x.mgmt = copy_time(mgmt_bytes);
+    x.compute = comp.time;
+    x.compute_bound = comp.bound;
+    x.total = x.io + x.mgmt + x.compute;
+    x.dram_needed = resident + c.kv;
+    x.fits = x.dram_needed <= c.dram_budget;
+    if (!x.fits) x.note = fmt::format("{} on {}: '{}' needs {} of DRAM, over the {} budget", c.model, c.host, name, fmt_bytes(x.dram_needed), fmt_bytes(c.dram_budget));
+    c.steps.push_back(std::move(x));
+  };
+  const double chunk = d * e;  // one column or one row
+  // Naive: every weight streamed from flash each token, in large sequential reads.
+  add("naive", c.weights, s.sequential_request, 0, dense, 0, 0);
+  // Hybrid: embeddings and attention resident, the FFN streamed.
+  add("hybrid", c.ffn, s.sequential_request, 0, dense, 0, kept);
+  // +predictor: only the predicted-active neurons, each matrix's column or row its own read.
+  add("+predictor", sp.active * c.ffn, chunk, sp.active * nb * mats, sparse, 0, kept + c.predictor + sp.active * c.ffn);
+  // +windowing: only neurons not active in the last k tokens; the window's cache is
+  // reallocated and rewritten when neurons join it (paper Sec. 3.3's naive management).
+  const double window = sp.window_union * c.ffn;
+  add(fmt::format("+windowing (k={})", sp.window), sp.window_new * c.ffn, chunk, sp.window_new * nb * mats, sparse, 2 * window,
+      kept + c.predictor + window);
+  // +bundling: a neuron's columns and row stored together, one read each.
+  add("+bundling", sp.window_new * c.ffn, c.neuron_bytes, sp.window_new * nb, sparse, 2 * window, kept + c.predictor + window);
+  // +preallocation (Sec. 3.3): a preallocated matrix; each evicted neuron's slot takes the
+  // last row, so only as many rows move as leave the window (as many as join it).
+  add("+preallocation", sp.window_new * c.ffn, c.neuron_bytes, sp.window_new * nb, sparse, 2 * sp.window_new * c.ffn,
+      kept + c.predictor + window);
+  return c;
+}
+
+}  // namespace
+
+FlashReport analyze_flash(const FlashScenario& s) {
+  FlashReport r;
+  r.scenario = s;
+  MapCache cache;
+  std::vector<ArchSpec> hosts;
+  for (const std::string& h : s.hosts) hosts.push_back(scenario_arch(h));
+  for (const ArchSpec& a : hosts)
+    for (const std::string& m : s.models) {
+      r.cases.push_back(flash_case(s, m, a, 0, cache));
+      for (const FlashStep& x : r.cases.back().steps) r.notes.push_back(x.note);
+    }
+  const std::vector<std::string> cands = s.candidates.empty() ? s.models : s.candidates;
+  for (const ArchSpec& a : hosts) {
+    // Latency does not depend on the budget: one case per candidate, checked against each size.
+    std::vector<std::pair<double, FlashCase>> done;
+    for (const std::string& m : cands) done.emplace_back(count_params(scenario_model(m, s.loc)).total, flash_case(s, m, a, 1, cache));
+    for (double size : s.dram_sizes) {
+      FlashLargest lg;
+      lg.host = a.name;
+      lg.dram = size;
+      double best = 0;
+      for (const auto& [params, c] : done) {
+        const FlashStep& all = c.steps.back();
+        FlashLargest::Candidate x;
+        x.model = c.model;
+        x.params = params;
+        x.dram_needed = all.dram_needed;
+        x.latency = all.total;
+        x.fits = all.dram_needed <= size;
+        x.meets_rate = all.total <= 1 / s.rate;
+        if (x.fits && x.meets_rate && params > best) best = params, lg.largest = c.model;
+        lg.candidates.push_back(x);
+      }
+      r.largest.push_back(std::move(lg));
+    }
+  }
+  const FlashSparsity& sp = s.sparsity;
+  r.notes.push_back(fmt::format(
+      "sparsity statistics are inputs, not predictions: {:.3g}% of FFN neurons active per token, {:.3g}% new per token and {:.3g}% held with a "
+      "window of {} tokens (defaults: OPT-6.7B, arXiv 2312.11514 Sec. 4.1); they are applied as given to every model",
+      sp.active * 100, sp.window_new * 100, sp.window_union * 100, sp.window));
+  return r;
+}
+
+namespace {
+
+std::string ms(double s) { return fmt::format("{:.4g} ms", s * 1e3); }
+std::string pct(double part, double whole) { return fmt::format("{:.1f}%", 100 * part / whole); }
+
+}  // namespace
+
+std::string format_flash(const FlashReport& r, Format f) {
+  const FlashScenario& s = r.scenario;
+  if (f == Format::Json) {
+    nlohmann::json j;
+    j["kind"] = "analyze-flash";
+    j["context"] = s.context;
+    j["threads"] = s.threads;
+    j["sparsity"] = {{"active", s.sparsity.active}, {"window", s.sparsity.window}, {"window_new", s.sparsity.window_new},
+                     {"window_union", s.sparsity.window_union}, {"predictor_rank", s.sparsity.predictor_rank}};
+    j["cases"] = nlohmann::json::array();
+    for (const FlashCase& c : r.cases) {
+      nlohmann::json cj = {{"model", c.model}, {"host", c.host}, {"flash_tier", c.flash_tier}, {"dtype", c.dtype},
+                           {"weights_bytes", c.weights}, {"ffn_bytes", c.ffn}, {"embedding_bytes", c.embeddings}, {"attention_bytes", c.attention},
+                           {"predictor_bytes", c.predictor}, {"kv_bytes", c.kv}, {"dram_budget_bytes", c.dram_budget},
+                           {"neuron_bytes", c.neuron_bytes}, {"neurons", c.neurons}, {"active_per_layer", c.active}};
+      cj["steps"] = nlohmann::json::array();
+      for (const FlashStep& x : c.steps)
+        cj["steps"].push_back({{"step", x.name}, {"flash_bytes", x.flash_bytes}, {"request_bytes", x.request}, {"reads", x.reads},
+                               {"throughput_bytes_per_s", x.throughput}, {"io_s", x.io}, {"io_bound", x.io_bound}, {"mgmt_bytes", x.mgmt_bytes},
+                               {"mgmt_s", x.mgmt}, {"compute_s", x.compute}, {"compute_bound", x.compute_bound}, {"total_s", x.total},
+                               {"dram_needed_bytes", x.dram_needed}, {"fits", x.fits}});
+      j["cases"].push_back(cj);
+    }
+    j["largest"] = nlohmann::json::array();
+    for (const FlashLargest& lg : r.largest) {
+      nlohmann::json lj = {{"host", lg.host}, {"dram_bytes", lg.dram}, {"rate_tokens_per_s", s.rate}, {"largest", lg.largest}};
+      lj["candidates"] = nlohmann::json::array();
+      for (const auto& x : lg.candidates)
+        lj["candidates"].push_back({{"model", x.model}, {"params", x.params}, {"dram_needed_bytes", x.dram_needed}, {"latency_s", x.latency},
+                                    {"fits", x.fits}, {"meets_rate", x.meets_rate}});
+      j["largest"].push_back(lj);
+    }
+    return j.dump(2) + "\n";
+  }
+  TextTable t({"host", "model", "step", "flash read", "request", "throughput", "I/O", "I/O bound", "mem mgmt", "compute", "compute bound", "total",
+               "vs naive", "DRAM needed"});
+  for (const FlashCase& c : r.cases)
+    for (const FlashStep& x : c.steps)
+      t.row({c.host, c.model, x.name, fmt_bytes(x.flash_bytes), fmt_bytes(x.request), fmt::format("{:.3g} GB/s", x.throughput / 1e9), ms(x.io),
+             x.io_bound, ms(x.mgmt), ms(x.compute), x.compute_bound, x.fits ? ms(x.total) : "over budget",
+             x.fits ? fmt::format("{:.1f}x", c.steps.front().total / x.total) : "-", fmt::format("{} ({})", fmt_bytes(x.dram_needed), pct(x.dram_needed, c.weights))});
+  if (f == Format::Csv) return t.csv();
+  std::string out = fmt::format(
+      "LLM in a flash: weights on flash, a DRAM budget; one token at batch 1 with {} tokens of context, {} parallel reads. Per token: I/O (bytes / "
+      "the tier's read bandwidth at that request size; the host link when the flash sits behind one) + memory management (bytes copied in DRAM) + "
+      "compute (einsim's mapped decode step; with the active neurons and the predictor from +predictor on).\n\n",
+      s.context, s.threads);
+  for (const FlashCase& c : r.cases)
+    out += fmt::format(
+        "{} on {} ({}): weights {}: embeddings {}, attention and norms {}, FFN {} ({} neurons of {} each); predictor rank {}: {} ({}); "
+        "KV cache {}; DRAM budget {} ({}).\n",
+        c.model, c.host, c.dtype, fmt_bytes(c.weights), pct(c.embeddings, c.weights), pct(c.attention, c.weights), pct(c.ffn, c.weights), c.neurons,
+        fmt_bytes(c.neuron_bytes), s.sparsity.predictor_rank, fmt_bytes(c.predictor), pct(c.predictor, c.weights), fmt_bytes(c.kv),
+        fmt_bytes(c.dram_budget), pct(c.dram_budget, c.weights));
+  out += "\n" + t.aligned();
+  if (!r.largest.empty()) {
+    out += fmt::format("\nLargest model at {:.3g} tokens/s (all techniques):\n", s.rate);
+    TextTable lt({"host", "DRAM", "largest", "candidates (latency per token, DRAM needed)"});
+    for (const FlashLargest& lg : r.largest) {
+      std::string cs;
+      for (const auto& x : lg.candidates)
+        cs += fmt::format("{}{} {} {}{}", cs.empty() ? "" : "; ", x.model, ms(x.latency), fmt_bytes(x.dram_needed),
+                          !x.fits ? " (does not fit)" : !x.meets_rate ? " (too slow)" : "");
+      lt.row({lg.host, fmt_bytes(lg.dram), lg.largest.empty() ? "none" : lg.largest, cs});
+    }
+    out += lt.aligned();
+  }
+  return out + note_list("notes", r.notes);
+}
+
+std::string plot_flash_svg(const FlashReport& r) {
+  std::vector<PlotPanel> panels;
+  std::vector<std::string> steps;
+  for (const FlashCase& c : r.cases) {
+    auto it = std::find_if(panels.begin(), panels.end(), [&](const PlotPanel& p) { return p.title == c.host; });
+    if (it == panels.end()) {
+      PlotPanel p;
+      p.title = c.host;
+      p.xlabel = "technique (paper's ablation order)";
+      p.ylabel = "ms per token";
+      p.log_x = false;
+      p.log_y = true;
+      panels.push_back(std::move(p));
+      it = panels.end() - 1;
+    }
+    if (steps.empty())
+      for (const FlashStep& x : c.steps) steps.push_back(x.name);
+    PlotSeries total{c.model + " total", {}, false, c.model}, io{c.model + " I/O", {}, true, c.model};
+    for (size_t i = 0; i < c.steps.size(); ++i) {
+      const FlashStep& x = c.steps[i];
+      if (!x.fits) continue;
+      total.points.emplace_back(static_cast<double>(i + 1), x.total * 1e3);
+      if (x.io > 0) io.points.emplace_back(static_cast<double>(i + 1), x.io * 1e3);
+    }
+    it->series.push_back(std::move(total));
+    it->series.push_back(std::move(io));
+  }
+  for (PlotPanel& p : panels)
+    p.xtick = [steps](double x) {
+      const auto i = static_cast<size_t>(std::llround(x));
+      return i >= 1 && i <= steps.size() ? steps[i - 1] : std::string();
+    };
+  return svg_plot(panels, {"dashed: flash I/O alone; steps over the DRAM budget are left out"});
+}
+
+}  // namespace einsim
