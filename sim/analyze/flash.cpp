@@ -89,6 +89,13 @@ struct Computed {
 
 }  // namespace
 
+double FlashSparsity::new_fraction() const {
+  return window_new ? *window_new : active * std::pow(1 - active, static_cast<double>(window));
+}
+double FlashSparsity::union_fraction() const {
+  return window_union ? *window_union : 1 - std::pow(1 - active, static_cast<double>(window));
+}
+
 FlashScenario read_flash(const ConfigTable& t) {
   FlashScenario s;
   s.loc = t.loc();
@@ -103,17 +110,21 @@ FlashScenario read_flash(const ConfigTable& t) {
   s.sequential_request = t.opt_quantity("sequential_request", Dim::Bytes).value_or(s.sequential_request);
   if (!(s.sequential_request > 0)) throw UserError(t.loc("sequential_request"), "'scenario.sequential_request' must be a positive size");
   if (auto sp = t.opt_table("sparsity")) {
+    // A [scenario.sparsity] table states its statistics: the window's, when absent, follow
+    // from `active` (the independence model), not from OPT-6.7B's defaults.
     FlashSparsity& x = s.sparsity;
     x.active = sp->opt_number("active", 1e-6, 1).value_or(x.active);
     x.window = sp->opt_int("window", 1, 1 << 20).value_or(x.window);
-    x.window_new = sp->opt_number("window_new", 0, 1).value_or(x.window_new);
-    x.window_union = sp->opt_number("window_union", 1e-6, 1).value_or(x.window_union);
+    x.window_new = sp->opt_number("window_new", 0, 1);
+    x.window_union = sp->opt_number("window_union", 1e-6, 1);
     x.predictor_rank = sp->opt_int("predictor_rank", 0, 1 << 20).value_or(x.predictor_rank);
-    if (x.window_new > x.active)
-      throw UserError(sp->loc("window_new"), fmt::format("'{}.window_new' ({}) exceeds 'active' ({}): the window only saves loads", sp->path(), x.window_new, x.active));
-    if (x.window_union < x.active)
+    if (x.window_new.has_value() != x.window_union.has_value())
+      throw UserError(sp->loc(), fmt::format("'{}' gives one of 'window_new' and 'window_union': give both (measured) or neither (derived)", sp->path()));
+    if (x.window_new && *x.window_new > x.active)
+      throw UserError(sp->loc("window_new"), fmt::format("'{}.window_new' ({}) exceeds 'active' ({}): the window only saves loads", sp->path(), *x.window_new, x.active));
+    if (x.window_union && *x.window_union < x.active)
       throw UserError(sp->loc("window_union"),
-                      fmt::format("'{}.window_union' ({}) is below 'active' ({}): the window holds at least one token's active neurons", sp->path(), x.window_union, x.active));
+                      fmt::format("'{}.window_union' ({}) is below 'active' ({}): the window holds at least one token's active neurons", sp->path(), *x.window_union, x.active));
   }
   if (auto lg = t.opt_table("largest")) {
     s.rate = lg->opt_number("rate", 1e-6, 1e6).value_or(s.rate);
@@ -216,15 +227,13 @@ FlashCase flash_case(const FlashScenario& s, const std::string& model, const Arc
   add("+predictor", sp.active * c.ffn, chunk, sp.active * nb * mats, sparse, 0, kept + c.predictor + sp.active * c.ffn);
   // +windowing: only neurons not active in the last k tokens; the window's cache is
   // reallocated and rewritten when neurons join it (paper Sec. 3.3's naive management).
-  const double window = sp.window_union * c.ffn;
-  add(fmt::format("+windowing (k={})", sp.window), sp.window_new * c.ffn, chunk, sp.window_new * nb * mats, sparse, 2 * window,
-      kept + c.predictor + window);
+  const double window = sp.union_fraction() * c.ffn, fresh = sp.new_fraction();
+  add(fmt::format("+windowing (k={})", sp.window), fresh * c.ffn, chunk, fresh * nb * mats, sparse, 2 * window, kept + c.predictor + window);
   // +bundling: a neuron's columns and row stored together, one read each.
-  add("+bundling", sp.window_new * c.ffn, c.neuron_bytes, sp.window_new * nb, sparse, 2 * window, kept + c.predictor + window);
+  add("+bundling", fresh * c.ffn, c.neuron_bytes, fresh * nb, sparse, 2 * window, kept + c.predictor + window);
   // +preallocation (Sec. 3.3): a preallocated matrix; each evicted neuron's slot takes the
   // last row, so only as many rows move as leave the window (as many as join it).
-  add("+preallocation", sp.window_new * c.ffn, c.neuron_bytes, sp.window_new * nb, sparse, 2 * sp.window_new * c.ffn,
-      kept + c.predictor + window);
+  add("+preallocation", fresh * c.ffn, c.neuron_bytes, fresh * nb, sparse, 2 * fresh * c.ffn, kept + c.predictor + window);
   return c;
 }
 
@@ -269,8 +278,10 @@ FlashReport analyze_flash(const FlashScenario& s) {
   const FlashSparsity& sp = s.sparsity;
   r.notes.push_back(fmt::format(
       "sparsity statistics are inputs, not predictions: {:.3g}% of FFN neurons active per token, {:.3g}% new per token and {:.3g}% held with a "
-      "window of {} tokens (defaults: OPT-6.7B, arXiv 2312.11514 Sec. 4.1); they are applied as given to every model",
-      sp.active * 100, sp.window_new * 100, sp.window_union * 100, sp.window));
+      "window of {} tokens ({}); they are applied as given to every model",
+      sp.active * 100, sp.new_fraction() * 100, sp.union_fraction() * 100, sp.window,
+      sp.measured() ? "as given; the defaults are OPT-6.7B's, arXiv 2312.11514 Sec. 4.1"
+                    : "the window's derived as if neurons fired independently from token to token, which over-estimates both"));
   return r;
 }
 
@@ -288,8 +299,9 @@ std::string format_flash(const FlashReport& r, Format f) {
     j["kind"] = "analyze-flash";
     j["context"] = s.context;
     j["threads"] = s.threads;
-    j["sparsity"] = {{"active", s.sparsity.active}, {"window", s.sparsity.window}, {"window_new", s.sparsity.window_new},
-                     {"window_union", s.sparsity.window_union}, {"predictor_rank", s.sparsity.predictor_rank}};
+    j["sparsity"] = {{"active", s.sparsity.active}, {"window", s.sparsity.window}, {"window_new", s.sparsity.new_fraction()},
+                     {"window_union", s.sparsity.union_fraction()}, {"window_measured", s.sparsity.measured()},
+                     {"predictor_rank", s.sparsity.predictor_rank}};
     j["cases"] = nlohmann::json::array();
     for (const FlashCase& c : r.cases) {
       nlohmann::json cj = {{"model", c.model}, {"host", c.host}, {"flash_tier", c.flash_tier}, {"dtype", c.dtype},

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -82,6 +83,21 @@ TEST_CASE("flash: closed-form sizes, chunks and bytes per step of the ablation",
   CHECK(f.ffn == Approx(32.0 * 2 * 4544 * 18176 * 2));
   CHECK(f.kv == Approx(513.0 * 32 * 2 * 64 * 2));  // multi-query: one KV head of 64
   CHECK(f.steps[4].request == 2 * 4544 * 2);
+}
+
+TEST_CASE("flash: window statistics as given, or derived from independent activations", "[analyze]") {
+  const FlashScenario given = scenario_from("");
+  CHECK(given.sparsity.measured());
+  CHECK(given.sparsity.new_fraction() == 0.024);
+  const FlashScenario derived = scenario_from("models = [\"opt-6.7b\"]\nhosts = [\"laptop-m1max\"]\n[scenario.sparsity]\nactive = 0.1\nwindow = 5\n");
+  CHECK_FALSE(derived.sparsity.measured());
+  CHECK(derived.sparsity.new_fraction() == Approx(0.1 * std::pow(0.9, 5)));  // 5.9%
+  CHECK(derived.sparsity.union_fraction() == Approx(1 - std::pow(0.9, 5)));  // 41%
+  const FlashReport r = analyze_flash(derived);
+  const FlashCase& c = r.cases[0];
+  CHECK(c.steps[3].flash_bytes == Approx(0.1 * std::pow(0.9, 5) * c.ffn));
+  CHECK(c.steps[3].dram_needed == Approx(c.embeddings + c.attention + c.predictor + (1 - std::pow(0.9, 5)) * c.ffn + c.kv));
+  CHECK_THAT(format_flash(r, Format::Table), Catch::Contains("as if neurons fired independently"));
 }
 
 TEST_CASE("flash: read bandwidth from the tier's table, and the laptop's 32 KiB point", "[analyze]") {
@@ -179,9 +195,11 @@ TEST_CASE("flash: bad scenarios are located errors", "[analyze][errors]") {
   CHECK_THAT(error_of([] { scenario_from("dram = 5\n"); }), Catch::Contains("s.toml:4:8: error: 'scenario.dram' must be a size"));
   CHECK_THAT(error_of([] { scenario_from("threads = 0\n"); }), Catch::Contains("s.toml:4:11: error:"));
   CHECK_THAT(error_of([] { scenario_from("models = []\n"); }), Catch::Contains("must name at least one model"));
-  CHECK_THAT(error_of([] { scenario_from("[scenario.sparsity]\nactive = 0.05\nwindow_new = 0.1\n"); }),
+  CHECK_THAT(error_of([] { scenario_from("[scenario.sparsity]\nactive = 0.05\nwindow_new = 0.1\nwindow_union = 0.2\n"); }),
              Catch::Contains("s.toml:6:14: error:") && Catch::Contains("exceeds 'active'"));
-  CHECK_THAT(error_of([] { scenario_from("[scenario.sparsity]\nwindow_union = 0.01\n"); }), Catch::Contains("is below 'active'"));
+  CHECK_THAT(error_of([] { scenario_from("[scenario.sparsity]\nwindow_new = 0.01\nwindow_union = 0.01\n"); }), Catch::Contains("is below 'active'"));
+  CHECK_THAT(error_of([] { scenario_from("[scenario.sparsity]\nwindow_union = 0.5\n"); }),
+             Catch::Contains("s.toml:4:1: error: 'scenario.sparsity' gives one of 'window_new' and 'window_union'"));
   CHECK_THAT(error_of([] { scenario_from("[scenario.sparsity]\nactive = 0\n"); }), Catch::Contains("s.toml:5:10: error:"));
   CHECK_THAT(error_of([] { scenario_from("[scenario.largest]\ndram = [\"0 GB\"]\n"); }), Catch::Contains("is not a positive size"));
   CHECK_THAT(error_of([] { scenario_from("windw = 3\n"); }), Catch::Contains("unknown key 'windw'"));
