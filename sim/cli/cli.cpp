@@ -11,6 +11,8 @@
 #include "sim/cli/describe.h"
 #include "sim/cli/run_report.h"
 #include "sim/analyze/flash.h"
+#include "sim/engine/schedule.h"
+#include "sim/engine/systemc_engine.h"
 #include "sim/analyze/kv_compression.h"
 #include "sim/analyze/long_context.h"
 #include "sim/analyze/offload.h"
@@ -29,9 +31,9 @@ int64_t parse_tokens(const std::string& s, const std::string& option) {
   return *v;
 }
 
-void write_plot(const std::string& path, const std::string& svg) {
+void write_text(const std::string& path, const std::string& text, const std::string& what = "plot") {
   std::ofstream f(path);
-  if (!(f << svg)) throw UserError(SourceLoc{path}, "cannot write the plot");
+  if (!(f << text)) throw UserError(SourceLoc{path}, fmt::format("cannot write the {}", what));
 }
 
 // The options that describe one step of inference, shared by `describe` and `run`.
@@ -100,6 +102,15 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   run->add_option("--dtype", run_dtype, "Weights, activations and KV cache (default: the model's)")->check(CLI::IsMember(dtype_names()));
   std::string kv_dtype;
   run->add_option("--kv-dtype", kv_dtype, "KV cache element type when it differs (a quantized cache: int8, fp8, int4)")->check(CLI::IsMember(dtype_names()));
+  std::string engine = "analytical", trace_file;
+  int64_t engine_tiles = 64;
+  double quantum_us = 1;
+  run->add_option("--engine", engine, "Timing engine: analytical (default) or systemc (discrete events, contention)")
+      ->check(CLI::IsMember({"analytical", "systemc"}));
+  run->add_option("--trace", trace_file, "With --engine systemc: write a Chrome-trace/Perfetto JSON timeline");
+  run->add_option("--tiles", engine_tiles, "With --engine systemc: tiles per block instance (default 64)")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  run->add_option("--quantum", quantum_us, "With --engine systemc: temporal-decoupling quantum in microseconds (default 1)")
+      ->check(CLI::PositiveNumber);
   int64_t ffn_active = 0, predictor_rank = 0;
   run->add_option("--ffn-active", ffn_active, "Decode: FFN neurons computed per layer (activation sparsity; default all)")->check(CLI::NonNegativeNumber);
   run->add_option("--predictor-rank", predictor_rank, "Decode: rank of a low-rank predictor of the active FFN neurons (default none)")
@@ -182,13 +193,26 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       if (!run_dtype.empty()) ro.dtype = parse_dtype(run_dtype);
       if (!run_fusion.empty()) ro.fusion = parse_fusion(run_fusion);
       ro.mapper.objective = objective == "energy" ? Objective::Energy : objective == "edp" ? Objective::EDP : Objective::Latency;
-      out << format_run(run_model(m, a, ro), kFormats.at(run_format));
+      if (engine != "systemc" && !trace_file.empty()) throw UserError(SourceLoc{"--trace"}, "--trace needs --engine systemc");
+      RunReport rep = run_model(m, a, ro);
+      if (engine == "systemc") {
+        ScheduleOptions so;
+        so.tiles = engine_tiles;
+        const Schedule sched = build_schedule(rep, a, so);
+        EngineOptions eo;
+        eo.quantum = quantum_us * 1e-6;
+        eo.trace = !trace_file.empty();
+        const EngineResult res = simulate_systemc({sched}, eo).front();
+        apply_engine(rep, a, sched, res, "systemc");
+        if (!trace_file.empty()) write_text(trace_file, chrome_trace(sched, res), "trace");
+      }
+      out << format_run(rep, kFormats.at(run_format));
       return 0;
     }
     // An analysis: its scenario (the shipped one by default), its report, its plot.
     auto report = [&](const char* name, auto load, auto analyze_fn, auto format_fn, auto plot) {
       const auto rep = analyze_fn(load(scenario_file.empty() ? name : scenario_file, an_sets));
-      if (!an_plot.empty()) write_plot(an_plot, plot(rep));
+      if (!an_plot.empty()) write_text(an_plot, plot(rep));
       out << format_fn(rep, kFormats.at(an_format));
       return 0;
     };
@@ -215,7 +239,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       }
       fo.batch = parse_tokens(fm_batch, "--batch");
       const FmStudy st = run_fusemax_study(fo);
-      if (!fm_plot.empty()) write_plot(fm_plot, plot_fusemax_svg(st));
+      if (!fm_plot.empty()) write_text(fm_plot, plot_fusemax_svg(st));
       out << format_fusemax(st, kFormats.at(fm_format));
       return 0;
     }

@@ -64,6 +64,9 @@ std::string format_run(const RunReport& r, Format f) {
                    {"flops_per_device", r.flops},
                    {"mappings_evaluated", r.mappings_evaluated},
                    {"cache_hits", r.cache_hits}};
+    j["engine"] = {{"name", r.engine}};
+    if (r.engine != "analytical")
+      j["engine"].update({{"analytical_step_s", r.analytical_step}, {"transactions", r.transactions}, {"quantum_s", r.quantum}, {"tiles", r.tiles}});
     json mem = json::array();
     for (const TierMemory& m : r.memory)
       mem.push_back({{"tier", m.tier}, {"capacity_bytes", m.capacity}, {"weights_bytes", m.weights}, {"kv_cache_bytes", m.kv_cache},
@@ -122,6 +125,10 @@ std::string format_run(const RunReport& r, Format f) {
     out += fmt::format("memory per device ({}): weights {}, KV cache {}, activations {}; {} of {} ({})\n", m.tier, fmt_bytes(m.weights),
                        fmt_bytes(m.kv_cache), fmt_bytes(m.activations), fmt_bytes(m.total()), fmt_bytes(m.capacity), pct(m.total() / m.capacity));
   out += fmt::format("mapper: {} mappings costed, {} Einsums from the cache\n", r.mappings_evaluated, r.cache_hits);
+  if (r.engine != "analytical")
+    out += fmt::format("engine: {} (TLM-2.0, loosely timed, quantum {} us), {} tiles per block instance, double buffered, {} transactions; "
+                       "analytical step {} ms ({:+.2f}%)\n",
+                       r.engine, r.quantum * 1e6, r.tiles, r.transactions, ms(r.analytical_step), 100 * (r.step_time / r.analytical_step - 1));
   return out;
 }
 

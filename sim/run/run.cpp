@@ -172,7 +172,8 @@ class Planner {
           if (it == traffic.end()) traffic.push_back(t);
           else it->read_bytes += t.read_bytes, it->write_bytes += t.write_bytes, it->busy += t.busy;
         }
-        array_busy[a_.arrays[static_cast<size_t>(m.mapping.array)].name] += er.compute;
+        er.array = a_.arrays[static_cast<size_t>(m.mapping.array)].name;
+        array_busy[er.array] += er.compute;
         fill = std::max(fill, m.cost.fill_drain);
         launch = std::max(launch, m.cost.launch);
         b.energy += er.energy;
@@ -190,6 +191,8 @@ class Planner {
         if (t > busiest || b.bottleneck.empty()) busiest = t, b.bottleneck = fmt::format("compute ({})", name), b.compute = t;
       for (const LevelTraffic& t : traffic)
         if (t.busy > busiest) busiest = t.busy, b.bottleneck = fmt::format("{} bandwidth", t.name);
+      b.fill = fill;
+      b.launch = launch;
       b.overhead = b.repeats * (fill + launch);
       if (b.repeats * launch > busiest) b.bottleneck = "kernel launch";
       b.time = busiest + b.overhead;

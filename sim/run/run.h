@@ -39,6 +39,7 @@ struct EinsumRun {
   double time_alone = 0;  ///< s it would take as a block of its own (all instances)
   std::string bottleneck; ///< of one instance
   std::string mapping;    ///< in words
+  std::string array;      ///< the compute array it runs on
   int64_t mappings_evaluated = 0;
 };
 
@@ -51,6 +52,8 @@ struct BlockRun {
   double time = 0;                    ///< s, all instances
   double compute = 0;                 ///< s the busiest array works
   double overhead = 0;                ///< s of fill/drain and launch, all instances
+  double fill = 0;                    ///< s of fill/drain per instance
+  double launch = 0;                  ///< s of kernel launch per instance
   double energy = 0;
   double flops = 0;
   double utilization = 0;             ///< the members' peak compute time over the block's time
@@ -105,6 +108,13 @@ struct RunReport {
   std::vector<TierMemory> memory;  ///< per device
   int64_t mappings_evaluated = 0;
   int64_t cache_hits = 0;
+  /// Which engine timed the blocks: "analytical", or "systemc" (then the block times and the
+  /// step are the simulated ones, and these say how the simulation ran).
+  std::string engine = "analytical";
+  double analytical_step = 0;  ///< s: the analytical model's step, beside a simulated one
+  int64_t transactions = 0;    ///< TLM transactions simulated
+  double quantum = 0;          ///< s: temporal-decoupling quantum
+  int64_t tiles = 0;           ///< tiles per block instance
 };
 
 /// Memoises mappings by Einsum shape (variables, accesses, operand shapes and types, which

@@ -328,3 +328,15 @@ TEST_CASE("run: --ffn-active and --predictor-rank", "[cli]") {
   CHECK(r.code == 1);
   CHECK_THAT(r.err, Catch::Contains("--ffn-active: error: --ffn-active and --predictor-rank apply to decode"));
 }
+
+TEST_CASE("run: engine options are checked before anything is simulated", "[cli][errors]") {
+  Run r = run({"run", "--arch", "h100", "--model", "llama-2-7b", "--phase", "decode", "--trace", "t.json"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("--trace: error: --trace needs --engine systemc"));
+  r = run({"run", "--arch", "h100", "--model", "llama-2-7b", "--phase", "decode", "--engine", "verilog"});
+  CHECK(r.code == 1);
+  r = run({"run", "--arch", "h100", "--model", "llama-2-7b", "--phase", "decode", "--engine", "systemc", "--tiles", "0"});
+  CHECK(r.code == 1);
+  r = run({"run", "--arch", "h100", "--model", "llama-2-7b", "--phase", "decode", "--engine", "systemc", "--quantum", "-1"});
+  CHECK(r.code == 1);
+}

@@ -1,0 +1,131 @@
+// The schedule the SystemC engine executes, built without simulating (no SystemC here).
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "../workloads/helpers.h"
+#include "sim/engine/schedule.h"
+#include "workloads/model_config.h"
+
+using namespace einsim;
+using einsim::test::error_of;
+
+namespace {
+
+RunReport decode_run(const ArchSpec& a, int64_t tp = 1) {
+  RunOptions o;
+  o.phase.kind = PhaseKind::Decode;
+  o.phase.batch = 4;
+  o.phase.context = 1024;
+  o.phase.layers = 2;
+  o.tp = tp;
+  return run_model(load_model(resolve_model_path("llama-2-7b")), a, o);
+}
+
+}  // namespace
+
+TEST_CASE("schedule: resources follow the architecture, named system.gpu0.<part>", "[engine]") {
+  const ArchSpec a = load_arch(resolve_model_path("h100"));
+  const Schedule s = build_schedule(decode_run(a), a);
+  for (const std::string n : {"hbm", "l2", "smem", "tensor", "vector", "nvlink", "pcie", "nic", "dma0"}) {
+    INFO(n);
+    REQUIRE(s.resource(n) >= 0);
+    CHECK(s.resources[static_cast<size_t>(s.resource(n))].name == "system.gpu0." + n);
+  }
+  // The tier at its achievable bandwidth, as the cost model charges it (H100: 0.9 of 3.35 TB/s
+  // unless the preset says otherwise).
+  const Resource& hbm = s.resources[static_cast<size_t>(s.resource("hbm"))];
+  CHECK(hbm.read_bandwidth == Approx(a.tiers[0].read_bandwidth * a.gpu->memory_efficiency));
+  CHECK(s.resource("no-such-part") == -1);
+}
+
+TEST_CASE("schedule: every block's bytes and compute are split over its instances and tiles, nothing lost", "[engine]") {
+  const ArchSpec a = load_arch(resolve_model_path("h100"));
+  const RunReport r = decode_run(a);
+  ScheduleOptions o;
+  o.tiles = 16;
+  const Schedule s = build_schedule(r, a, o);
+  REQUIRE(s.blocks.size() == r.blocks.size());
+  CHECK(s.analytical == r.step_time);
+  for (size_t i = 0; i < s.blocks.size(); ++i) {
+    const ScheduleBlock& b = s.blocks[i];
+    const BlockRun& br = r.blocks[i];
+    INFO(b.name);
+    CHECK(b.tiles == 16);
+    CHECK(static_cast<double>(b.instances) == Approx(br.repeats));
+    CHECK(b.launch == br.launch);
+    CHECK(b.fill == br.fill);
+    CHECK(b.analytical == br.time);
+    const double n = static_cast<double>(b.instances * b.tiles);
+    for (const LevelTraffic& t : br.traffic) {
+      double read = 0, write = 0;
+      for (const StageWork& w : b.loads)
+        if (s.resources[static_cast<size_t>(w.resource)].short_name == t.name) read += w.read_bytes * n, write += w.write_bytes * n;
+      CHECK(read == Approx(t.read_bytes));
+      CHECK(write == Approx(t.write_bytes));
+    }
+    double compute = 0, want = 0;
+    for (const StageWork& w : b.compute) compute += w.seconds * n;
+    for (int e : br.einsums) want += r.einsums[static_cast<size_t>(e)].compute;
+    CHECK(compute == Approx(want));
+  }
+}
+
+TEST_CASE("schedule: tensor-parallel all-reduces run on the peer link after the blocks", "[engine]") {
+  const ArchSpec a = load_arch(resolve_model_path("h100"));
+  const RunReport r = decode_run(a, 2);
+  const Schedule s = build_schedule(r, a);
+  CHECK(s.tail == r.allreduce_time);
+  CHECK(s.tail_resource == s.resource("nvlink"));
+}
+
+TEST_CASE("schedule: a simulated step replaces the analytical one in the report", "[engine]") {
+  const ArchSpec a = load_arch(resolve_model_path("h100"));
+  RunReport r = decode_run(a);
+  const Schedule s = build_schedule(r, a);
+  EngineResult e;
+  e.total = r.step_time * 1.1;
+  e.quantum = 1e-6;
+  e.transactions = 42;
+  for (const BlockRun& b : r.blocks) e.block_time.push_back(b.time * 1.1);
+  const double step = r.step_time, energy = r.energy;
+  apply_engine(r, a, s, e, "systemc");
+  CHECK(r.engine == "systemc");
+  CHECK(r.analytical_step == step);
+  CHECK(r.step_time == e.total);
+  CHECK(r.compute_time == Approx(step * 1.1));
+  CHECK(r.energy == Approx(energy + a.power.idle * step * 0.1));
+  CHECK(r.tokens_per_s == Approx(4 / e.total));
+  CHECK(r.transactions == 42);
+  e.block_time.pop_back();
+  CHECK_THROWS_WITH(apply_engine(r, a, s, e, "systemc"), Catch::Contains("does not match"));
+}
+
+TEST_CASE("schedule: the Chrome trace has one named track per resource and slices in microseconds", "[engine]") {
+  const ArchSpec a = load_arch(resolve_model_path("h100"));
+  const Schedule s = build_schedule(decode_run(a), a);
+  EngineResult e;
+  e.total = 2e-3;
+  e.events.push_back(TraceEvent{s.resource("hbm"), "QK tile 3", 1e-3, 1.5e-3});
+  const auto j = nlohmann::json::parse(chrome_trace(s, e));
+  int tracks = 0;
+  for (const auto& ev : j["traceEvents"]) {
+    if (ev["ph"] == "M" && ev["name"] == "thread_name") ++tracks;
+    if (ev["ph"] == "X") {
+      CHECK(ev["name"] == "QK tile 3");
+      CHECK(ev["ts"].get<double>() == Approx(1000));
+      CHECK(ev["dur"].get<double>() == Approx(500));
+      CHECK(ev["cat"] == "tier");
+      CHECK(ev["tid"].get<int>() == s.resource("hbm") + 1);
+    }
+  }
+  CHECK(tracks == static_cast<int>(s.resources.size()));
+  CHECK(j["otherData"]["step_s"] == 2e-3);
+}
+
+TEST_CASE("schedule: bad engine options are clear errors", "[engine][errors]") {
+  const ArchSpec a = load_arch(resolve_model_path("h100"));
+  ScheduleOptions o;
+  o.tiles = 0;
+  CHECK(error_of([&] { build_schedule(decode_run(a), a, o); }) == "--tiles: error: the engine needs at least one tile per block instance");
+}
