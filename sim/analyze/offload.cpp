@@ -18,19 +18,12 @@ namespace einsim {
 
 namespace {
 
-// The Einsums of attention proper: the scores, the softmax and the weighted values, which
-// read the KV cache (the projections need weights and stay on the compute pool).
-bool attention_core(const std::string& n) {
-  static const std::set<std::string> core = {"QK", "GM", "SN", "SD", "A", "AV", "BQK", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "RD", "SPD", "RNV", "SPNV"};
-  return core.count(n) > 0;
-}
-
 // Seconds of the blocks of a step that do (or do not) hold attention proper.
 double block_time(const RunReport& r, bool attention) {
   double t = 0;
   for (const BlockRun& b : r.blocks) {
     bool core = false;
-    for (int i : b.einsums) core |= attention_core(r.einsums[static_cast<size_t>(i)].name);
+    for (int i : b.einsums) core |= is_attention_core(r.einsums[static_cast<size_t>(i)].name);
     if (core == attention) t += b.time;
   }
   return t;

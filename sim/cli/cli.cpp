@@ -11,6 +11,7 @@
 #include "sim/cli/describe.h"
 #include "sim/cli/run_report.h"
 #include "sim/analyze/flash.h"
+#include "sim/engine/contention.h"
 #include "sim/engine/schedule.h"
 #include "sim/engine/systemc_engine.h"
 #include "sim/analyze/kv_compression.h"
@@ -149,6 +150,13 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
                            "Llama-3-8B on H100 at 32K");
   auto* offload = analysis("offload", "Attention offloading: weights on a compute pool, KV cache and attention on a memory pool (Lamina)",
                            "LLaMA3-70B on H100 + H20");
+  auto* simulate = app.add_subcommand("simulate", "Run a contention scenario (configs/scenarios) on the SystemC engine, beside its hand calculation");
+  std::string sim_file, sim_format = "table", sim_trace;
+  std::vector<std::string> sim_sets;
+  simulate->add_option("scenario", sim_file, "Scenario file or shipped name (configs/scenarios)")->required();
+  simulate->add_option("--set", sim_sets, "Override a scenario value: scenario.KEY=VALUE");
+  simulate->add_option("--format", sim_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
+  simulate->add_option("--trace", sim_trace, "Write the contended run's Chrome-trace/Perfetto JSON timeline");
   auto* flash = analysis("flash", "Weights on flash with a DRAM budget: the LLM-in-a-flash ablation and the largest model at a token rate",
                          "OPT-6.7B and Falcon-7B on an M1 Max laptop and an H200 host");
 
@@ -218,6 +226,16 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     };
     if (*long_context) return report("long-context", load_long_context, analyze_long_context, format_long_context, plot_long_context_svg);
     if (*offload) return report("offload", load_offload, analyze_offload, format_offload, plot_offload_svg);
+    if (*simulate) {
+      const ContentionScenario sc = load_contention(sim_file, sim_sets);
+      EngineOptions eo;
+      eo.trace = !sim_trace.empty();
+      std::vector<std::string> traces;
+      const ContentionReport rep = simulate_contention({sc}, eo, &traces).front();
+      if (!sim_trace.empty()) write_text(sim_trace, traces.front(), "trace");
+      out << format_contention(rep, kFormats.at(sim_format));
+      return 0;
+    }
     if (*flash) return report("flash", load_flash, analyze_flash, format_flash, plot_flash_svg);
     if (*kv_comp) return report("kv-compression", load_kv_compression, analyze_kv_compression, format_kv_compression, plot_kv_compression_svg);
     if (*fusemax) {

@@ -1,6 +1,7 @@
 #include "sim/cli/describe.h"
 
 #include "sim/analyze/flash.h"
+#include "sim/engine/contention.h"
 #include "sim/analyze/kv_compression.h"
 #include "sim/analyze/long_context.h"
 #include "sim/analyze/offload.h"
@@ -37,7 +38,7 @@ ConfigKind config_kind(const std::string& file) {
 
 std::string scenario_kind(const std::string& file) {
   auto doc = ConfigDoc::load(file);
-  return doc->root().get_table("scenario").get_choice("kind", {"long-context", "kv-compression", "offload", "flash"});
+  return doc->root().get_table("scenario").get_choice("kind", {"long-context", "kv-compression", "offload", "flash", "contention"});
 }
 
 std::string check_file(const std::string& file, const std::vector<std::string>& overrides) {
@@ -54,6 +55,11 @@ std::string check_file(const std::string& file, const std::vector<std::string>& 
       load_model(resolve_model_path(sc.model));
       return fmt::format("{}: ok: scenario 'offload', {} on {} + {}, {} batches x {} contexts", file, sc.model, sc.compute, sc.memory,
                          sc.batches.size(), sc.contexts.size());
+    }
+    if (what == "contention") {
+      const ContentionScenario sc = load_contention(file, overrides);
+      for (const std::string& m : {sc.model}) load_model(resolve_model_path(m));
+      return fmt::format("{}: ok: scenario 'contention', case '{}' ({}; `einsim simulate`)", file, sc.kind, sc.model);
     }
     if (what == "flash") {
       const FlashScenario sc = load_flash(file, overrides);

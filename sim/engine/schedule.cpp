@@ -22,10 +22,19 @@ std::string_view resource_kind_name(ResourceKind k) {
   return "?";
 }
 
-int Schedule::resource(const std::string& short_name) const {
+int Schedule::resource(const std::string& short_name, const std::string& device) const {
   for (size_t i = 0; i < resources.size(); ++i)
-    if (resources[i].short_name == short_name) return static_cast<int>(i);
+    if (resources[i].short_name == short_name && (device.empty() || resources[i].device == device)) return static_cast<int>(i);
   return -1;
+}
+
+int Schedule::merge_resources(const Schedule& other) {
+  const int offset = static_cast<int>(resources.size());
+  for (const Resource& r : other.resources)
+    for (const Resource& x : resources)
+      if (x.device == r.device) throw InternalError(fmt::format("device '{}' appears in both schedules", r.device));
+  resources.insert(resources.end(), other.resources.begin(), other.resources.end());
+  return offset;
 }
 
 namespace {
@@ -44,14 +53,14 @@ Schedule build_schedule(const RunReport& r, const ArchSpec& a, const ScheduleOpt
   const std::string prefix = fmt::format("system.{}.", o.device);
   const double mem_eff = a.gpu ? a.gpu->memory_efficiency : 1.0;
   auto add = [&](const std::string& name, ResourceKind k, double rb, double wb, double lat) {
-    s.resources.push_back(Resource{prefix + name, name, k, rb, wb, lat});
+    s.resources.push_back(Resource{prefix + name, name, o.device, k, rb, wb, lat});
   };
   // Tiers at the achievable bandwidth, as the cost model charges them.
   for (const MemoryTier& t : a.tiers) add(t.name, ResourceKind::Tier, t.read_bandwidth * mem_eff, t.write_bandwidth * mem_eff, t.latency);
   for (const StorageLevel& l : a.levels) add(l.name, ResourceKind::Level, l.bandwidth, l.bandwidth, 0);
   for (const Link& l : a.links) add(l.name, ResourceKind::Link, l.bandwidth, l.bandwidth, l.latency);
   for (const ComputeArray& arr : a.arrays) add(arr.name, ResourceKind::Array, 0, 0, 0);
-  add("dma0", ResourceKind::Dma, 0, 0, 0);  // the executor's DMA engine: issues the loads
+  add("dma0", ResourceKind::Dma, 0, 0, 0);  // the executor's DMA engine: sets up each block instance
 
   for (const BlockRun& b : r.blocks) {
     ScheduleBlock sb;

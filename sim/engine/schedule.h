@@ -20,6 +20,7 @@ std::string_view resource_kind_name(ResourceKind k);
 struct Resource {
   std::string name;      ///< hierarchical: "system.gpu0.hbm"
   std::string short_name;  ///< as in the architecture config: "hbm"
+  std::string device = "gpu0";  ///< the device it belongs to
   ResourceKind kind = ResourceKind::Tier;
   double read_bandwidth = 0, write_bandwidth = 0;  ///< B/s (achievable: the GPU memory efficiency applied)
   double latency = 0;    ///< s per transaction
@@ -53,17 +54,35 @@ struct BackgroundTransfer {
   double start = 0;        ///< s after the step begins
   double bytes = 0;
   std::vector<int> path;   ///< resources crossed; each chunk occupies all of them, pipelined
+  std::vector<char> writes;  ///< per path entry: the chunk is written there (else read)
   double chunk = 1 << 20;  ///< bytes per transaction
+  /// B/s the first resource of the path gives this transfer's requests when below its
+  /// bandwidth (a flash tier's read table at this request size and parallelism); 0: none.
+  double rate = 0;
+};
+
+/// A further sequence of blocks with its own executor, running beside the main one (another
+/// batch in flight) and competing for the same resources.
+struct Stream {
+  std::string name;
+  std::vector<ScheduleBlock> blocks;
+  double start = 0;  ///< s: when its first block may begin (staggering)
 };
 
 struct Schedule {
   std::vector<Resource> resources;
   std::vector<ScheduleBlock> blocks;
   std::vector<BackgroundTransfer> background;
+  std::vector<Stream> streams;  ///< beside the main blocks
+  int64_t steps = 1;            ///< the main blocks run this many times in a row (decode steps)
   double tail = 0;            ///< s after the last block (tensor-parallel all-reduces)
   int tail_resource = -1;     ///< the link the tail occupies
   double analytical = 0;      ///< s: the analytical step time
-  int resource(const std::string& short_name) const;  ///< index, or -1
+  /// Index of the part named `short_name` (of `device`, when given), or -1.
+  int resource(const std::string& short_name, const std::string& device = "") const;
+  /// Appends `other`'s resources (under its own device name, which must differ from every
+  /// device here) and returns the offset added to its resource indices.
+  int merge_resources(const Schedule& other);
 };
 
 struct ScheduleOptions {
@@ -87,6 +106,8 @@ struct EngineResult {
   std::vector<double> block_time;    ///< s per schedule block (all instances)
   std::vector<double> busy;          ///< s per resource
   std::vector<double> background_done;  ///< s at which each background transfer finished
+  std::vector<double> stream_done;      ///< s at which each extra stream finished
+  std::vector<double> step_done;        ///< s at which each step of the main blocks finished
   int64_t transactions = 0;          ///< TLM transactions issued
   double quantum = 0;                ///< s: the temporal-decoupling quantum
   std::vector<TraceEvent> events;    ///< when asked for

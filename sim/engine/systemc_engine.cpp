@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <systemc>
 #include <tlm>
@@ -25,6 +26,7 @@ sc_time at(double s) { return sc_time(s, SC_SEC); }
 /// What a transaction asks of a resource: bytes for memories and links, seconds for arrays.
 struct Work : tlm::tlm_extension<Work> {
   double read_bytes = 0, write_bytes = 0, seconds = 0;
+  double rate = 0;  ///< B/s cap below the resource's bandwidth (0: none)
   const std::string* label = nullptr;
   tlm_extension_base* clone() const override { return new Work(*this); }
   void copy_from(const tlm_extension_base& other) override { *this = static_cast<const Work&>(other); }
@@ -34,6 +36,10 @@ struct Work : tlm::tlm_extension<Work> {
 struct Recorder {
   bool trace = false;
   EngineResult* result = nullptr;
+  /// With several executors: one lock per device's compute arrays. A kernel (block instance)
+  /// holds its device's arrays from its launch to its last tile, as a GPU runs one large
+  /// kernel at a time; memories and links stay shared, transaction by transaction.
+  std::map<std::string, std::unique_ptr<sc_core::sc_mutex>> arrays;
 };
 
 /// A tier, level, link or array: serves transactions first come, first served.
@@ -52,8 +58,9 @@ class ResourceTarget : public sc_core::sc_module {
     p.get_extension(w);
     if (!w) throw InternalError(fmt::format("transaction to '{}' without work", r_.name));
     double service = w->seconds;
-    if (w->read_bytes > 0) service += w->read_bytes / r_.read_bandwidth;
-    if (w->write_bytes > 0) service += w->write_bytes / r_.write_bandwidth;
+    auto bw = [&](double b) { return w->rate > 0 ? std::min(b, w->rate) : b; };
+    if (w->read_bytes > 0) service += w->read_bytes / bw(r_.read_bandwidth);
+    if (w->write_bytes > 0) service += w->write_bytes / bw(r_.write_bandwidth);
     if (w->read_bytes + w->write_bytes > 0) service += r_.latency;
     const double arrive = seconds(sc_core::sc_time_stamp() + delay);
     const double start = std::max(arrive, next_free_);
@@ -99,72 +106,53 @@ class Initiator : public sc_core::sc_module {
     if (qk_.need_sync()) qk_.sync();
   }
   double now() const { return seconds(qk_.get_current_time()); }
+  /// Brings SystemC time up to this initiator's local time `t` (s), so that what follows
+  /// (taking a lock) happens at `t` exactly.
+  void sync_to(double t) {
+    if (t > now()) qk_.set(at(t) - sc_core::sc_time_stamp());
+    qk_.sync();
+  }
 
  private:
   std::vector<std::unique_ptr<tlm_utils::simple_initiator_socket<Initiator>>> sockets_;
   tlm_utils::tlm_quantumkeeper qk_;
 };
 
-/// Runs the blocks in order: launch, fill/drain, then the tiles double buffered.
+/// Runs a sequence of blocks in order: launch, fill/drain, then the tiles double buffered.
 class Executor : public Initiator {
  public:
   SC_HAS_PROCESS(Executor);
-  Executor(sc_core::sc_module_name name, const Schedule& s, Recorder& rec) : Initiator(name, s.resources.size()), s_(s), rec_(rec) {
+  /// `stream` < 0: the main blocks (`steps` times, then the tail); else that extra stream.
+  Executor(sc_core::sc_module_name name, const Schedule& s, int stream, Recorder& rec)
+      : Initiator(name, s.resources.size()), s_(s), stream_(stream), rec_(rec) {
     SC_THREAD(run);
   }
 
  private:
   void run() {
     EngineResult& out = *rec_.result;
-    const int dma = s_.resource("dma0");
+    const bool main = stream_ < 0;
+    const std::vector<ScheduleBlock>& blocks = main ? s_.blocks : s_.streams[static_cast<size_t>(stream_)].blocks;
+    // Each executor sets its blocks up through a DMA queue of its own when the schedule has one.
+    int dma = main ? -1 : s_.resource(fmt::format("dma{}", stream_ + 1));
+    if (dma < 0) dma = s_.resource("dma0");
     double t = now();
-    std::vector<std::string> labels;
-    for (size_t bi = 0; bi < s_.blocks.size(); ++bi) {
-      const ScheduleBlock& b = s_.blocks[bi];
-      const double block_start = t;
-      const int64_t T = b.tiles;
-      std::vector<double> load_done(static_cast<size_t>(T)), comp_done(static_cast<size_t>(T));
-      for (int64_t inst = 0; inst < b.instances; ++inst) {
-        // Launch and fill/drain: the DMA engine sets the block up before its first tile.
-        const std::string head = fmt::format("{} #{} launch+fill", b.name, inst);
-        if (b.launch + b.fill > 0) {
-          Work w;
-          w.seconds = b.launch + b.fill;
-          w.label = &head;
-          t = transport(dma, w, t);
-        }
-        for (int64_t k = 0; k < T; ++k) {
-          const std::string label = rec_.trace ? fmt::format("{} #{} tile {}", b.name, inst, k) : std::string();
-          // Double buffering: tile k's loads wait for tile k-1's loads and for the buffer
-          // tile k-2 computed from.
-          double ls = t;
-          if (k >= 1) ls = std::max(ls, load_done[static_cast<size_t>(k - 1)]);
-          if (k >= 2) ls = std::max(ls, comp_done[static_cast<size_t>(k - 2)]);
-          double ld = ls;
-          for (const StageWork& st : b.loads) {
-            Work w;
-            w.read_bytes = st.read_bytes;
-            w.write_bytes = st.write_bytes;
-            w.label = &label;
-            ld = std::max(ld, transport(st.resource, w, ls));
-          }
-          load_done[static_cast<size_t>(k)] = ld;
-          double cs = ld;
-          if (k >= 1) cs = std::max(cs, comp_done[static_cast<size_t>(k - 1)]);
-          double cd = cs;
-          for (const StageWork& st : b.compute) {
-            Work w;
-            w.seconds = st.seconds;
-            w.label = &label;
-            cd = std::max(cd, transport(st.resource, w, cs));
-          }
-          comp_done[static_cast<size_t>(k)] = cd;
-          advance(std::min(ls, cs));  // the earliest time this tile still needs
-        }
-        t = std::max(load_done.back(), comp_done.back());
-        advance(t);
+    if (!main) {
+      t = std::max(t, s_.streams[static_cast<size_t>(stream_)].start);
+      advance(t);
+    }
+    for (int64_t step = 0; step < (main ? s_.steps : 1); ++step) {
+      for (size_t bi = 0; bi < blocks.size(); ++bi) {
+        const ScheduleBlock& b = blocks[bi];
+        const double block_start = t;
+        t = run_block(b, t, dma);
+        if (main) out.block_time[bi] += t - block_start;
       }
-      out.block_time[bi] = t - block_start;
+      if (main) out.step_done.push_back(t);
+    }
+    if (!main) {
+      out.stream_done[static_cast<size_t>(stream_)] = t;
+      return;
     }
     if (s_.tail > 0 && s_.tail_resource >= 0) {
       static const std::string allreduce = "all-reduce";
@@ -179,7 +167,66 @@ class Executor : public Initiator {
     out.total = t;
   }
 
+  double run_block(const ScheduleBlock& b, double t, int dma) {
+    const int64_t T = b.tiles;
+    std::vector<double> load_done(static_cast<size_t>(T)), comp_done(static_cast<size_t>(T));
+    sc_core::sc_mutex* lock = nullptr;
+    if (!rec_.arrays.empty() && !b.compute.empty()) lock = rec_.arrays.at(s_.resources[static_cast<size_t>(b.compute.front().resource)].device).get();
+    for (int64_t inst = 0; inst < b.instances; ++inst) {
+      if (lock) {
+        sync_to(t);
+        lock->lock();
+        t = std::max(t, seconds(sc_core::sc_time_stamp()));
+      }
+      // Launch and fill/drain: the DMA engine sets the block up before its first tile.
+      const std::string head = rec_.trace ? fmt::format("{} #{} launch+fill", b.name, inst) : std::string();
+      if (b.launch + b.fill > 0) {
+        Work w;
+        w.seconds = b.launch + b.fill;
+        w.label = &head;
+        t = transport(dma, w, t);
+      }
+      for (int64_t k = 0; k < T; ++k) {
+        const std::string label = rec_.trace ? fmt::format("{} #{} tile {}", b.name, inst, k) : std::string();
+        // Double buffering: tile k's loads wait for tile k-1's loads and for the buffer
+        // tile k-2 computed from.
+        double ls = t;
+        if (k >= 1) ls = std::max(ls, load_done[static_cast<size_t>(k - 1)]);
+        if (k >= 2) ls = std::max(ls, comp_done[static_cast<size_t>(k - 2)]);
+        double ld = ls;
+        for (const StageWork& st : b.loads) {
+          Work w;
+          w.read_bytes = st.read_bytes;
+          w.write_bytes = st.write_bytes;
+          w.label = &label;
+          ld = std::max(ld, transport(st.resource, w, ls));
+        }
+        load_done[static_cast<size_t>(k)] = ld;
+        double cs = ld;
+        if (k >= 1) cs = std::max(cs, comp_done[static_cast<size_t>(k - 1)]);
+        double cd = cs;
+        for (const StageWork& st : b.compute) {
+          Work w;
+          w.seconds = st.seconds;
+          w.label = &label;
+          cd = std::max(cd, transport(st.resource, w, cs));
+        }
+        comp_done[static_cast<size_t>(k)] = cd;
+        advance(std::min(ls, cs));  // the earliest time this tile still needs
+      }
+      t = std::max(load_done.back(), comp_done.back());
+      if (lock) {
+        sync_to(t);
+        lock->unlock();
+      } else {
+        advance(t);
+      }
+    }
+    return t;
+  }
+
   const Schedule& s_;
+  int stream_;
   Recorder& rec_;
 };
 
@@ -200,11 +247,12 @@ class DmaEngine : public Initiator {
     while (left > 0) {
       const double chunk = std::min(left, x_.chunk);
       double done = t;
-      for (int res : x_.path) {
-        Work w;
-        w.read_bytes = chunk;  // links and memories on the path each carry the chunk
+      for (size_t i = 0; i < x_.path.size(); ++i) {
+        Work w;  // links and memories on the path each carry the chunk
+        (i < x_.writes.size() && x_.writes[i] ? w.write_bytes : w.read_bytes) = chunk;
+        if (i == 0) w.rate = x_.rate;
         w.label = &x_.name;
-        done = std::max(done, transport(res, w, t));
+        done = std::max(done, transport(x_.path[i], w, t));
       }
       left -= chunk;
       t = done;
@@ -218,50 +266,53 @@ class DmaEngine : public Initiator {
   Recorder& rec_;
 };
 
-/// One device: its resources, its executor and its DMA engines.
+/// One device of a system: the resources the architecture names under it.
 class Device : public sc_core::sc_module {
  public:
-  Device(sc_core::sc_module_name name, const Schedule& s, Recorder& rec) : sc_module(name) {
+  Device(sc_core::sc_module_name name, const Schedule& s, const std::string& device, Recorder& rec,
+         std::vector<ResourceTarget*>& by_index)
+      : sc_module(name) {
     for (size_t i = 0; i < s.resources.size(); ++i) {
       const Resource& r = s.resources[i];
-      if (r.short_name == "dma0") continue;  // the executor itself
+      if (r.device != device) continue;
       targets_.push_back(std::make_unique<ResourceTarget>(r.short_name.c_str(), r, static_cast<int>(i), rec));
-      index_of_.push_back(i);
+      by_index[i] = targets_.back().get();
     }
-    executor_ = std::make_unique<Executor>("dma0", s, rec);
-    for (size_t b = 0; b < s.background.size(); ++b) dmas_.push_back(std::make_unique<DmaEngine>(fmt::format("dma{}", b + 1).c_str(), s, b, rec));
-    // Bind every initiator to every resource; the dma0 socket goes to a sink (the executor
-    // times its own setup through a target of its own).
-    sink_ = std::make_unique<ResourceTarget>("dma0_queue", s.resources[static_cast<size_t>(s.resource("dma0"))], s.resource("dma0"), rec);
-    auto bind_all = [&](Initiator& ini) {
-      for (size_t i = 0; i < s.resources.size(); ++i) {
-        if (s.resources[i].short_name == "dma0") {
-          ini.socket(i).bind(sink_->socket);
-          continue;
-        }
-        const size_t t = static_cast<size_t>(std::find(index_of_.begin(), index_of_.end(), i) - index_of_.begin());
-        ini.socket(i).bind(targets_[t]->socket);
-      }
-    };
-    bind_all(*executor_);
-    for (auto& d : dmas_) bind_all(*d);
   }
 
  private:
   std::vector<std::unique_ptr<ResourceTarget>> targets_;
-  std::vector<size_t> index_of_;
-  std::unique_ptr<ResourceTarget> sink_;
-  std::unique_ptr<Executor> executor_;
-  std::vector<std::unique_ptr<DmaEngine>> dmas_;
 };
 
-/// The top of one simulated system: system.gpu0.<part>, as the architecture names its parts.
+/// The top of one simulated system: system.<device>.<part>, as the architectures name their
+/// parts; the executors and DMA engines under the first device.
 class System : public sc_core::sc_module {
  public:
-  System(sc_core::sc_module_name name, const Schedule& s, Recorder& rec) : sc_module(name) { device_ = std::make_unique<Device>("gpu0", s, rec); }
+  System(sc_core::sc_module_name name, const Schedule& s, Recorder& rec) : sc_module(name) {
+    std::vector<ResourceTarget*> by_index(s.resources.size(), nullptr);
+    std::vector<std::string> devices;
+    for (const Resource& r : s.resources)
+      if (std::find(devices.begin(), devices.end(), r.device) == devices.end()) devices.push_back(r.device);
+    for (const std::string& d : devices) devices_.push_back(std::make_unique<Device>(d.c_str(), s, d, rec, by_index));
+    if (!s.streams.empty())
+      for (const std::string& d : devices) rec.arrays[d] = std::make_unique<sc_core::sc_mutex>(fmt::format("{}_arrays", d).c_str());
+    executor_ = std::make_unique<Executor>("executor", s, -1, rec);
+    for (size_t i = 0; i < s.streams.size(); ++i)
+      streams_.push_back(std::make_unique<Executor>(fmt::format("executor{}", i + 1).c_str(), s, static_cast<int>(i), rec));
+    for (size_t b = 0; b < s.background.size(); ++b) dmas_.push_back(std::make_unique<DmaEngine>(fmt::format("dma_engine{}", b + 1).c_str(), s, b, rec));
+    auto bind_all = [&](Initiator& ini) {
+      for (size_t i = 0; i < s.resources.size(); ++i) ini.socket(i).bind(by_index[i]->socket);
+    };
+    bind_all(*executor_);
+    for (auto& x : streams_) bind_all(*x);
+    for (auto& d : dmas_) bind_all(*d);
+  }
 
  private:
-  std::unique_ptr<Device> device_;
+  std::vector<std::unique_ptr<Device>> devices_;
+  std::unique_ptr<Executor> executor_;
+  std::vector<std::unique_ptr<Executor>> streams_;
+  std::vector<std::unique_ptr<DmaEngine>> dmas_;
 };
 
 bool g_elaborated = false;
@@ -283,6 +334,7 @@ std::vector<EngineResult> simulate_systemc(const std::vector<Schedule>& schedule
     r.block_time.assign(s.blocks.size(), 0);
     r.busy.assign(s.resources.size(), 0);
     r.background_done.assign(s.background.size(), 0);
+    r.stream_done.assign(s.streams.size(), 0);
     r.quantum = o.quantum;
     recs[i].trace = o.trace;
     recs[i].result = &r;

@@ -627,6 +627,17 @@ ModelConfig shard(const ModelConfig& m, int64_t tp) {
 
 }  // namespace
 
+bool is_attention_core(const std::string& n) {
+  static const std::set<std::string> core = {"QK", "GM", "SN", "SD", "A", "AV", "BQK", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "RD", "SPD", "RNV", "SPNV"};
+  return core.count(n) > 0;
+}
+
+bool block_is_attention(const RunReport& r, const BlockRun& b) {
+  for (int i : b.einsums)
+    if (is_attention_core(r.einsums[static_cast<size_t>(i)].name)) return true;
+  return false;
+}
+
 RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOptions& opt, MapCache* cache) {
   if (a.arrays.empty())
     throw UserError(a.loc, fmt::format("'{}' has no compute arrays: it holds memory and links only, and cannot run a model", a.name));

@@ -117,6 +117,13 @@ struct RunReport {
   int64_t tiles = 0;           ///< tiles per block instance
 };
 
+/// Whether the Einsum writing tensor `name` of a transformer cascade is attention proper: the
+/// scores, the softmax and the weighted values, which read the KV cache (the projections,
+/// which need weights, are not).
+bool is_attention_core(const std::string& name);
+/// Whether block `b` of `r` holds attention proper.
+bool block_is_attention(const RunReport& r, const BlockRun& b);
+
 /// Memoises mappings by Einsum shape (variables, accesses, operand shapes and types, which
 /// operands stay on chip), architecture (every parameter the cost depends on) and mapper
 /// setting. Reusing it across design points that share Einsum shapes (another context length,

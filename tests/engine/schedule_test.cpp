@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../workloads/helpers.h"
+#include "sim/engine/contention.h"
 #include "sim/engine/schedule.h"
 #include "workloads/model_config.h"
 
@@ -128,4 +129,22 @@ TEST_CASE("schedule: bad engine options are clear errors", "[engine][errors]") {
   ScheduleOptions o;
   o.tiles = 0;
   CHECK(error_of([&] { build_schedule(decode_run(a), a, o); }) == "--tiles: error: the engine needs at least one tile per block instance");
+}
+
+TEST_CASE("contention scenarios: bad files are located errors, raised before anything is simulated", "[engine][errors]") {
+  auto from = [](const std::string& body) {
+    auto doc = ConfigDoc::parse("version = 1\n[scenario]\nkind = \"contention\"\n" + body, "s.toml");
+    const ConfigTable t = doc->root().get_table("scenario");
+    t.get_string("kind");
+    ContentionScenario s = read_contention(t);
+    doc->finish();
+    return s;
+  };
+  CHECK_THAT(error_of([&] { from("case = \"melt\"\n"); }), Catch::Contains("s.toml:4:8: error: 'scenario.case' = \"melt\" is not one of: kv-host"));
+  CHECK_THAT(error_of([&] { from("case = \"kv-host\"\nhost_fraction = 1.5\n"); }), Catch::Contains("s.toml:5:17: error:"));
+  CHECK_THAT(error_of([&] { from("case = \"kv-host\"\nstep = 3\n"); }), Catch::Contains("unknown key 'step'"));
+  CHECK_THAT(error_of([&] { simulate_contention({from("case = \"kv-host\"\nlink = \"cxl\"\n")}); }),
+             Catch::Contains("has no link 'cxl' to carry the transfers"));
+  CHECK_THAT(error_of([&] { simulate_contention({from("case = \"offload\"\nmemory = \"a100\"\n")}); }), Catch::Contains("has no network link"));
+  CHECK_THAT(error_of([&] { simulate_contention({from("case = \"kv-host\"\nmodel = \"bert-base\"\n")}); }), Catch::Contains("is an encoder"));
 }
