@@ -51,6 +51,8 @@ TEST_CASE("engine: SystemC and analytical totals agree within 2% on contention-f
   REQUIRE(res.size() == cases.size());
   for (size_t i = 0; i < cases.size(); ++i) {
     INFO(cases[i].name << ": engine " << res[i].total << " s, analytical " << cases[i].run.step_time << " s");
+    WARN(cases[i].name << ": engine " << res[i].total * 1e3 << " ms, analytical " << cases[i].run.step_time * 1e3 << " ms, "
+                       << 100 * (res[i].total / cases[i].run.step_time - 1) << "%");
     CHECK(res[i].total == Approx(cases[i].run.step_time).epsilon(0.02));
     CHECK(res[i].total >= cases[i].run.step_time * (1 - 1e-9));  // the pipeline only adds its start-up
     CHECK(res[i].transactions > 0);

@@ -18,6 +18,7 @@ const std::vector<ContentionReport>& results() {
   static const std::vector<ContentionReport> r = [] {
     std::vector<ContentionScenario> sc;
     for (const std::string n : {"kv-host", "context-switch", "flash-stream", "offload-pools"}) sc.push_back(load_contention(n));
+    sc.push_back(load_contention("offload-pools", {"scenario.batches=3"}));
     return simulate_contention(sc);
   }();
   return r;
@@ -27,7 +28,7 @@ const std::vector<ContentionReport>& results() {
 
 TEST_CASE("contention scenarios: direction and size of each effect against the hand calculation", "[engine]") {
   const std::vector<ContentionReport>& r = results();
-  REQUIRE(r.size() == 4);
+  REQUIRE(r.size() == 5);
 
   SECTION("kv-host: the PCIe share of the KV cache binds attention") {
     const ContentionReport& x = r[0];
@@ -70,5 +71,10 @@ TEST_CASE("contention scenarios: direction and size of each effect against the h
     CHECK(many.engine <= many.hand * 1.001);  // the formula is an upper bound: every resource fully busy
     CHECK(many.engine >= 0.8 * many.hand);
     CHECK(net.engine == Approx(net.hand).epsilon(1e-6));
+    // A third batch keeps the compute pool busy: within 5% of the formula.
+    const ContentionFigure& three = fig(r[4], 1);
+    CHECK(three.engine > many.engine);
+    CHECK(three.engine <= three.hand * 1.001);
+    CHECK(three.engine == Approx(three.hand).epsilon(0.05));
   }
 }
