@@ -157,6 +157,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   simulate->add_option("--set", sim_sets, "Override a scenario value: scenario.KEY=VALUE");
   simulate->add_option("--format", sim_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
   simulate->add_option("--trace", sim_trace, "Write the contended run's Chrome-trace/Perfetto JSON timeline");
+  double sim_quantum_us = 1;
+  simulate->add_option("--quantum", sim_quantum_us, "Temporal-decoupling quantum in microseconds (default 1)")->check(CLI::PositiveNumber);
   auto* flash = analysis("flash", "Weights on flash with a DRAM budget: the LLM-in-a-flash ablation and the largest model at a token rate",
                          "OPT-6.7B and Falcon-7B on an M1 Max laptop and an H200 host");
 
@@ -230,6 +232,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       const ContentionScenario sc = load_contention(sim_file, sim_sets);
       EngineOptions eo;
       eo.trace = !sim_trace.empty();
+      eo.quantum = sim_quantum_us * 1e-6;
       std::vector<std::string> traces;
       const ContentionReport rep = simulate_contention({sc}, eo, &traces).front();
       if (!sim_trace.empty()) write_text(sim_trace, traces.front(), "trace");

@@ -340,3 +340,19 @@ TEST_CASE("run: engine options are checked before anything is simulated", "[cli]
   r = run({"run", "--arch", "h100", "--model", "llama-2-7b", "--phase", "decode", "--engine", "systemc", "--quantum", "-1"});
   CHECK(r.code == 1);
 }
+
+TEST_CASE("simulate: bad scenarios fail before anything is simulated", "[cli][errors]") {
+  Run r = run({"simulate", "no-such-scenario.toml"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("no-such-scenario.toml: error:"));
+  r = run({"simulate", shipped("analyses/flash.toml")});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("is not one of: contention"));
+  r = run({"simulate", "kv-host", "--set", "scenario.host_fraction=2"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("--set scenario.host_fraction=2: error:"));
+  r = run({"simulate"});
+  CHECK(r.code == 1);
+  CHECK(run({"check", shipped("scenarios/kv-host.toml"), shipped("scenarios/context-switch.toml"), shipped("scenarios/flash-stream.toml"),
+             shipped("scenarios/offload-pools.toml")}).code == 0);
+}

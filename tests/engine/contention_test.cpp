@@ -30,6 +30,11 @@ TEST_CASE("contention scenarios: direction and size of each effect against the h
   const std::vector<ContentionReport>& r = results();
   REQUIRE(r.size() == 5);
 
+  SECTION("reports: every format names the figures") {
+    CHECK_THAT(format_contention(r[0], Format::Table), Catch::Contains("hand calculation") && Catch::Contains("effect: the step slows"));
+    CHECK_THAT(format_contention(r[1], Format::Csv), Catch::StartsWith("figure,SystemC engine,hand calculation"));
+    CHECK_THAT(format_contention(r[2], Format::Json), Catch::Contains("\"case\": \"flash-stream\""));
+  }
   SECTION("kv-host: the PCIe share of the KV cache binds attention") {
     const ContentionReport& x = r[0];
     INFO(format_contention(x, Format::Table));
