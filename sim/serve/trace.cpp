@@ -1,0 +1,160 @@
+#include "sim/serve/trace.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <random>
+
+#include "common/error.h"
+
+namespace einsim {
+
+double Trace::mean_prompt() const {
+  double s = 0;
+  for (const Request& r : requests) s += static_cast<double>(r.prompt);
+  return requests.empty() ? 0 : s / static_cast<double>(requests.size());
+}
+
+double Trace::mean_output() const {
+  double s = 0;
+  for (const Request& r : requests) s += static_cast<double>(r.output);
+  return requests.empty() ? 0 : s / static_cast<double>(requests.size());
+}
+
+double Trace::rate() const { return duration() > 0 ? static_cast<double>(requests.size() - 1) / duration() : 0; }
+
+namespace {
+
+// Days from 1970-01-01 to y-m-d (proleptic Gregorian; H. Hinnant's days_from_civil).
+int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+bool digits(std::string_view s, size_t at, size_t n, int64_t& out) {
+  if (at + n > s.size()) return false;
+  out = 0;
+  for (size_t i = at; i < at + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    out = out * 10 + (s[i] - '0');
+  }
+  return true;
+}
+
+// "YYYY-MM-DD HH:MM:SS[.fffffff]" as seconds since 1970.
+bool parse_timestamp(std::string_view s, double& out) {
+  int64_t y, mo, d, h, mi, se;
+  if (!digits(s, 0, 4, y) || s.size() < 19 || s[4] != '-' || !digits(s, 5, 2, mo) || s[7] != '-' || !digits(s, 8, 2, d) || s[10] != ' ' ||
+      !digits(s, 11, 2, h) || s[13] != ':' || !digits(s, 14, 2, mi) || s[16] != ':' || !digits(s, 17, 2, se))
+    return false;
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return false;
+  double frac = 0;
+  if (s.size() > 19) {
+    if (s[19] != '.' || s.size() == 20) return false;
+    double scale = 0.1;
+    for (size_t i = 20; i < s.size(); ++i) {
+      if (s[i] < '0' || s[i] > '9') return false;
+      frac += (s[i] - '0') * scale;
+      scale /= 10;
+    }
+  }
+  out = static_cast<double>(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se) + frac;
+  return true;
+}
+
+}  // namespace
+
+Trace read_azure_trace(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw UserError(SourceLoc{path}, "cannot open the trace");
+  Trace t;
+  t.name = path.substr(path.find_last_of('/') + 1);
+  std::string line;
+  int line_no = 0;
+  auto at = [&](size_t col) { return SourceLoc{path, line_no, static_cast<int>(col) + 1}; };
+  if (!std::getline(in, line)) throw UserError(SourceLoc{path, 1, 1}, "empty trace: expected the header TIMESTAMP,ContextTokens,GeneratedTokens");
+  ++line_no;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line != "TIMESTAMP,ContextTokens,GeneratedTokens")
+    throw UserError(at(0), fmt::format("expected the header TIMESTAMP,ContextTokens,GeneratedTokens, found '{}'", line));
+  double first = 0, last = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    const size_t c1 = line.find(','), c2 = c1 == std::string::npos ? c1 : line.find(',', c1 + 1);
+    if (c2 == std::string::npos || line.find(',', c2 + 1) != std::string::npos)
+      throw UserError(at(0), "expected three fields: TIMESTAMP,ContextTokens,GeneratedTokens");
+    double ts = 0;
+    if (!parse_timestamp(std::string_view(line).substr(0, c1), ts))
+      throw UserError(at(0), fmt::format("'{}' is not a timestamp (YYYY-MM-DD HH:MM:SS.fffffff)", line.substr(0, c1)));
+    auto count = [&](size_t from, size_t to, const char* what) {
+      int64_t v = 0;
+      const char* b = line.data() + from;
+      const char* e = line.data() + to;
+      auto [p, ec] = std::from_chars(b, e, v);
+      if (ec != std::errc() || p != e || b == e) throw UserError(at(from), fmt::format("{} '{}' is not an integer", what, std::string(b, e)));
+      if (v < 1) throw UserError(at(from), fmt::format("{} must be at least 1, not {}", what, v));
+      return v;
+    };
+    Request r;
+    r.prompt = count(c1 + 1, c2, "ContextTokens");
+    r.output = count(c2 + 1, line.size(), "GeneratedTokens");
+    if (t.requests.empty()) first = ts;
+    else if (ts < last) throw UserError(at(0), "timestamps must not decrease (the trace is sorted by arrival)");
+    last = ts;
+    r.id = static_cast<int64_t>(t.requests.size());
+    r.arrival = ts - first;
+    t.requests.push_back(r);
+  }
+  if (t.requests.empty()) throw UserError(SourceLoc{path, line_no, 1}, "the trace has a header but no requests");
+  return t;
+}
+
+Trace synthetic_trace(const SyntheticTrace& s) {
+  if (!(s.rate > 0) || !(s.cv > 0) || s.count < 1) throw UserError(SourceLoc{"synthetic trace"}, "rate and cv must be positive and count at least 1");
+  std::mt19937_64 rng(s.seed);
+  Trace t;
+  t.name = fmt::format("{}({}/s{})", s.arrivals == Arrivals::Poisson ? "poisson" : "gamma", s.rate,
+                       s.arrivals == Arrivals::Gamma ? fmt::format(", cv {}", s.cv) : "");
+  // Gaps: exponential (Poisson), or Gamma with shape 1/cv^2 and the same mean.
+  std::exponential_distribution<double> expo(s.rate);
+  const double shape = 1 / (s.cv * s.cv);
+  std::gamma_distribution<double> gam(shape, 1 / (s.rate * shape));
+  const bool sized = s.sizes && !s.sizes->requests.empty();
+  std::uniform_int_distribution<size_t> pick(0, sized ? s.sizes->requests.size() - 1 : 0);
+  double now = 0;
+  for (int64_t i = 0; i < s.count; ++i) {
+    Request r;
+    r.id = i;
+    if (i > 0) now += s.arrivals == Arrivals::Poisson ? expo(rng) : gam(rng);
+    r.arrival = now;
+    if (sized) {
+      const Request& x = s.sizes->requests[pick(rng)];
+      r.prompt = x.prompt;
+      r.output = x.output;
+    } else {
+      r.prompt = s.prompt;
+      r.output = s.output;
+    }
+    t.requests.push_back(r);
+  }
+  return t;
+}
+
+Trace scale_to_rate(const Trace& t, double rate) {
+  if (!(rate > 0)) throw UserError(SourceLoc{"--rate"}, "the request rate must be positive");
+  Trace out = t;
+  const double k = t.rate() > 0 ? t.rate() / rate : 1;
+  for (Request& r : out.requests) r.arrival *= k;
+  out.name = fmt::format("{} at {:.4g}/s", t.name, rate);
+  return out;
+}
+
+}  // namespace einsim

@@ -1,0 +1,49 @@
+#pragma once
+// Request traces for the serving simulation: the Azure LLM inference traces (Splitwise,
+// ISCA 2024; ../shared/data/azure-llm-inference-2023) and synthetic arrivals (Poisson, Gamma)
+// with a fixed seed.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace einsim {
+
+struct Request {
+  int64_t id = 0;
+  double arrival = 0;  ///< s after the trace's first request
+  int64_t prompt = 0;  ///< tokens
+  int64_t output = 0;  ///< tokens generated
+};
+
+struct Trace {
+  std::string name;
+  std::vector<Request> requests;  ///< by arrival
+  double duration() const { return requests.empty() ? 0 : requests.back().arrival - requests.front().arrival; }
+  double mean_prompt() const;
+  double mean_output() const;
+  double rate() const;  ///< requests per second
+};
+
+/// Reads an Azure trace CSV (TIMESTAMP,ContextTokens,GeneratedTokens). Malformed rows,
+/// decreasing timestamps and token counts below 1 are errors located at file:line:col.
+Trace read_azure_trace(const std::string& path);
+
+enum class Arrivals { Poisson, Gamma };
+
+struct SyntheticTrace {
+  Arrivals arrivals = Arrivals::Poisson;
+  double rate = 1;        ///< requests per second
+  double cv = 1;          ///< Gamma: coefficient of variation of the gaps (1: Poisson)
+  int64_t count = 1000;   ///< requests
+  uint64_t seed = 1;
+  /// Token counts: drawn (with the same seed) from `sizes` when it has requests, else fixed.
+  const Trace* sizes = nullptr;
+  int64_t prompt = 1024, output = 128;
+};
+
+Trace synthetic_trace(const SyntheticTrace& s);
+
+/// The same requests with their gaps scaled so the mean rate is `rate` requests/s.
+Trace scale_to_rate(const Trace& t, double rate);
+
+}  // namespace einsim

@@ -1,0 +1,100 @@
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "../workloads/helpers.h"
+#include "sim/serve/trace.h"
+
+using namespace einsim;
+using einsim::test::error_of;
+
+namespace {
+
+const std::string kAzure = std::string(EINSIM_SHARED_DATA) + "/azure-llm-inference-2023/";
+
+std::string write(const std::string& name, const std::string& body) {
+  const auto dir = std::filesystem::temp_directory_path() / "einsim-trace-test";
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / name).string();
+  std::ofstream(path) << body;
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("trace: the Azure traces' statistics", "[serve]") {
+  // Independently computed with Python's csv module (docs/SERVING.md): rows, mean prompt and
+  // output tokens, span between the first and last arrival.
+  const Trace conv = read_azure_trace(kAzure + "AzureLLMInferenceTrace_conv.csv");
+  CHECK(conv.requests.size() == 19366);
+  CHECK(conv.mean_prompt() == Approx(1154.6974078281523));
+  CHECK(conv.mean_output() == Approx(211.12594237323142));
+  CHECK(conv.duration() == Approx(3501.721937).epsilon(1e-9));
+  const Trace code = read_azure_trace(kAzure + "AzureLLMInferenceTrace_code.csv");
+  CHECK(code.requests.size() == 8819);
+  CHECK(code.mean_prompt() == Approx(2047.848282118154));
+  CHECK(code.mean_output() == Approx(27.88252636353328));
+  CHECK(code.duration() == Approx(3435.948056).epsilon(1e-9));
+  CHECK(code.requests.front().arrival == 0);
+  CHECK(code.requests[1].arrival == Approx(0.052).margin(1e-6));  // 18:17:04.03196 - 18:17:03.97996
+  for (size_t i = 1; i < conv.requests.size(); ++i) REQUIRE(conv.requests[i].arrival >= conv.requests[i - 1].arrival);
+}
+
+TEST_CASE("trace: malformed rows are located errors", "[serve][errors]") {
+  const std::string head = "TIMESTAMP,ContextTokens,GeneratedTokens\n";
+  const std::string ok = "2023-11-16 18:17:03.9799600,4808,10\n";
+  CHECK(error_of([&] { read_azure_trace(write("a.csv", head + ok + "2023-11-16 18:17:04.1,12,x\n")); }) ==
+        write("a.csv", head + ok + "2023-11-16 18:17:04.1,12,x\n") + ":3:26: error: GeneratedTokens 'x' is not an integer");
+  const std::string b = write("b.csv", head + ok + "2023-11-16 18:17:04.1,0,5\n");
+  CHECK(error_of([&] { read_azure_trace(b); }) == b + ":3:23: error: ContextTokens must be at least 1, not 0");
+  const std::string c = write("c.csv", head + "2023-13-16 18:17:04,3,5\n");
+  CHECK(error_of([&] { read_azure_trace(c); }) == c + ":2:1: error: '2023-13-16 18:17:04' is not a timestamp (YYYY-MM-DD HH:MM:SS.fffffff)");
+  const std::string d = write("d.csv", head + ok + "2023-11-16 18:17:04.1,3\n");
+  CHECK(error_of([&] { read_azure_trace(d); }) == d + ":3:1: error: expected three fields: TIMESTAMP,ContextTokens,GeneratedTokens");
+  const std::string e = write("e.csv", head + ok + "2023-11-16 18:17:02,3,5\n");
+  CHECK(error_of([&] { read_azure_trace(e); }) == e + ":3:1: error: timestamps must not decrease (the trace is sorted by arrival)");
+  const std::string f = write("f.csv", "time,prompt,output\n" + ok);
+  CHECK_THAT(error_of([&] { read_azure_trace(f); }), Catch::Contains(f + ":1:1: error: expected the header"));
+  const std::string g = write("g.csv", head);
+  CHECK(error_of([&] { read_azure_trace(g); }) == g + ":1:1: error: the trace has a header but no requests");
+  CHECK_THAT(error_of([&] { read_azure_trace("/no/such/trace.csv"); }), Catch::Contains("/no/such/trace.csv: error: cannot open the trace"));
+  // Windows line ends and a missing final newline are fine.
+  const Trace t = read_azure_trace(write("h.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\r\n2023-11-16 18:17:03,4,5\r\n2023-11-16 18:17:05,6,7"));
+  REQUIRE(t.requests.size() == 2);
+  CHECK(t.requests[1].arrival == 2);
+  CHECK(t.requests[1].output == 7);
+}
+
+TEST_CASE("trace: synthetic arrivals are reproducible and have the asked rate", "[serve]") {
+  SyntheticTrace s;
+  s.rate = 5;
+  s.count = 20000;
+  s.seed = 42;
+  const Trace a = synthetic_trace(s), b = synthetic_trace(s);
+  REQUIRE(a.requests.size() == 20000);
+  for (size_t i = 0; i < a.requests.size(); ++i) REQUIRE(a.requests[i].arrival == b.requests[i].arrival);
+  CHECK(a.rate() == Approx(5).epsilon(0.03));
+  s.arrivals = Arrivals::Gamma;
+  s.cv = 2;
+  const Trace g = synthetic_trace(s);
+  CHECK(g.rate() == Approx(5).epsilon(0.06));
+  // Burstier: the gaps' coefficient of variation is about 2.
+  double m = 0, v = 0;
+  const size_t n = g.requests.size() - 1;
+  for (size_t i = 1; i <= n; ++i) m += g.requests[i].arrival - g.requests[i - 1].arrival;
+  m /= static_cast<double>(n);
+  for (size_t i = 1; i <= n; ++i) v += std::pow(g.requests[i].arrival - g.requests[i - 1].arrival - m, 2);
+  CHECK(std::sqrt(v / static_cast<double>(n)) / m == Approx(2).epsilon(0.1));
+  // Token counts drawn from a trace.
+  const Trace conv = read_azure_trace(kAzure + "AzureLLMInferenceTrace_conv.csv");
+  s.sizes = &conv;
+  CHECK(synthetic_trace(s).mean_prompt() == Approx(conv.mean_prompt()).epsilon(0.05));
+  // Scaled to a rate: the same requests, gaps scaled.
+  const Trace fast = scale_to_rate(conv, 2 * conv.rate());
+  CHECK(fast.requests.size() == conv.requests.size());
+  CHECK(fast.duration() == Approx(conv.duration() / 2));
+  CHECK_THAT(error_of([&] { scale_to_rate(conv, 0); }), Catch::Contains("--rate: error:"));
+  s.rate = -1;
+  CHECK_THAT(error_of([&] { synthetic_trace(s); }), Catch::Contains("must be positive"));
+}
