@@ -1,0 +1,282 @@
+#include "sim/serve/serve.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <queue>
+
+#include "common/error.h"
+
+namespace einsim {
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const double rank = std::ceil(p / 100 * static_cast<double>(v.size()));
+  const size_t i = static_cast<size_t>(std::clamp(rank, 1.0, static_cast<double>(v.size()))) - 1;
+  return v[i];
+}
+
+namespace {
+
+enum class State { Waiting, Running, Done };
+
+struct Req {
+  State state = State::Waiting;
+  int instance = -1;
+  int64_t prompt_left = 0;  ///< tokens still to prefill (the prompt, or everything so far after a recompute)
+  int64_t context = 0;      ///< tokens in the KV cache
+  int64_t generated = 0;
+  int64_t blocks = 0;       ///< KV pages held
+  bool swapped = false;     ///< KV in host memory (Swap): resumes without a prefill
+  bool started = false;     ///< its first token is out
+};
+
+struct Instance {
+  std::deque<size_t> waiting;
+  std::vector<size_t> running;  ///< in admission order
+  int64_t free_blocks = 0;
+  bool busy = false;
+  // The iteration in flight.
+  std::vector<std::pair<size_t, int64_t>> prefill;  ///< request, tokens
+  std::vector<size_t> decode;
+};
+
+struct Event {
+  double time;
+  int64_t seq;
+  bool arrival;
+  size_t index;  ///< request (arrival) or instance (completion)
+  bool operator>(const Event& o) const { return time != o.time ? time > o.time : seq > o.seq; }
+};
+
+}  // namespace
+
+ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& timer, const ArchSpec& a) {
+  if (c.servers < 1 || c.instances_per_server < 1 || c.token_budget < 1 || c.max_batch < 1 || c.block < 1)
+    throw UserError(SourceLoc{"serve"}, "servers, instances per server, token budget, batch limit and page size must be at least 1");
+  const int n_inst = static_cast<int>(c.servers * c.instances_per_server);
+  ServeResult res;
+  res.kv_blocks = static_cast<int64_t>(std::floor(timer.kv_capacity() / (timer.kv_bytes_per_token() * static_cast<double>(c.block))));
+  double swap_bw = c.swap_bandwidth;
+  if (swap_bw <= 0)
+    for (const Link& l : a.links)
+      if (l.to == "host") swap_bw = l.bandwidth;
+  if (c.preemption == Preemption::Swap && swap_bw <= 0)
+    throw UserError(a.loc, fmt::format("'{}' has no link to the host to swap KV pages over; give a swap bandwidth or preempt by recompute", a.name));
+  auto pages = [&](int64_t tokens) { return (tokens + c.block - 1) / c.block; };
+  for (const Request& r : t.requests)
+    if (pages(r.prompt + r.output) > res.kv_blocks)
+      throw UserError(SourceLoc{t.name}, fmt::format("request {} ({} + {} tokens) needs {} KV pages; an instance has {}", r.id, r.prompt, r.output,
+                                                     pages(r.prompt + r.output), res.kv_blocks));
+
+  std::vector<Req> rq(t.requests.size());
+  res.requests.resize(t.requests.size());
+  for (size_t i = 0; i < rq.size(); ++i) {
+    const Request& r = t.requests[i];
+    rq[i].prompt_left = r.prompt;
+    RequestOutcome& o = res.requests[i];
+    o.id = r.id;
+    o.arrival = r.arrival;
+    o.prompt = r.prompt;
+    o.output = r.output;
+  }
+  std::vector<Instance> inst(static_cast<size_t>(n_inst));
+  for (Instance& x : inst) x.free_blocks = res.kv_blocks;
+  std::priority_queue<Event, std::vector<Event>, std::greater<>> q;
+  int64_t seq = 0;
+  for (size_t i = 0; i < t.requests.size(); ++i) q.push({t.requests[i].arrival, seq++, true, i});
+  int next_rr = 0;
+  int64_t in_system = 0;
+  const double kv_bytes = timer.kv_bytes_per_token();
+
+  // Frees a running request's pages and sends it back to the front of the queue.
+  auto preempt = [&](Instance& x, size_t victim, double& extra) {
+    Req& v = rq[victim];
+    x.running.erase(std::find(x.running.begin(), x.running.end(), victim));
+    x.free_blocks += v.blocks;
+    if (c.preemption == Preemption::Swap) {
+      v.swapped = true;
+      extra += static_cast<double>(v.context) * kv_bytes / swap_bw;  // swap out
+    } else {
+      v.prompt_left = t.requests[victim].prompt + v.generated;  // recompute everything so far
+      v.context = 0;
+    }
+    v.blocks = 0;
+    v.state = State::Waiting;
+    x.waiting.push_front(victim);
+    ++res.requests[victim].preemptions;
+    ++res.preemptions;
+  };
+
+  // Plans and starts instance k's next iteration at `now`, if it has work.
+  auto start = [&](int k, double now) {
+    Instance& x = inst[static_cast<size_t>(k)];
+    x.prefill.clear();
+    x.decode.clear();
+    double extra = 0;  // swap traffic
+    int64_t budget = c.token_budget;
+    auto admit = [&](bool whole_prompts) {
+      while (!x.waiting.empty() && static_cast<int64_t>(x.running.size()) < c.max_batch && budget > 0) {
+        const size_t r = x.waiting.front();
+        Req& s = rq[r];
+        const int64_t need = s.swapped ? pages(s.context + 1) : pages(s.prompt_left + 1);
+        if (need > x.free_blocks) break;
+        int64_t tokens = s.swapped ? 0 : s.prompt_left;
+        if (whole_prompts && tokens > budget && !x.prefill.empty()) break;  // a prompt over the budget runs alone
+        if (!whole_prompts) tokens = std::min(tokens, budget);
+        x.waiting.pop_front();
+        x.free_blocks -= need;
+        s.blocks = need;
+        s.state = State::Running;
+        if (res.requests[r].admitted < 0) res.requests[r].admitted = now;
+        x.running.push_back(r);
+        if (s.swapped) {
+          s.swapped = false;
+          extra += static_cast<double>(s.context) * kv_bytes / swap_bw;  // swap in
+          continue;
+        }
+        x.prefill.push_back({r, tokens});
+        budget -= tokens;
+      }
+    };
+    // Decoding requests each need room for one more token; make it by preempting the latest.
+    auto make_room = [&]() {
+      for (size_t i = 0; i < x.running.size();) {
+        const size_t r = x.running[i];
+        Req& s = rq[r];
+        if (s.prompt_left > 0 || !s.started) {
+          ++i;
+          continue;
+        }
+        if (pages(s.context + 1) > s.blocks) {
+          while (x.free_blocks == 0 && x.running.back() != r) preempt(x, x.running.back(), extra);
+          if (x.free_blocks == 0) {  // it is the latest itself
+            preempt(x, r, extra);
+            continue;
+          }
+          --x.free_blocks;
+          ++s.blocks;
+        }
+        ++i;
+      }
+    };
+    if (c.batching == Batching::PrefillFirst) {
+      admit(true);
+      if (x.prefill.empty()) {
+        make_room();
+        for (size_t r : x.running)
+          if (rq[r].started && rq[r].prompt_left == 0) x.decode.push_back(r);
+      }
+    } else {
+      make_room();
+      for (size_t r : x.running)
+        if (rq[r].started && rq[r].prompt_left == 0) x.decode.push_back(r);
+      budget -= static_cast<int64_t>(x.decode.size());
+      // Prompts already being prefilled continue first, then new ones.
+      for (size_t r : x.running)
+        if (rq[r].prompt_left > 0 && budget > 0) {
+          const int64_t chunk = std::min(rq[r].prompt_left, budget);
+          x.prefill.push_back({r, chunk});
+          budget -= chunk;
+        }
+      admit(false);
+    }
+    if (x.prefill.empty() && x.decode.empty() && extra == 0) {
+      x.busy = false;
+      return;
+    }
+    Iteration it;
+    for (const auto& [r, n] : x.prefill) it.prefill_tokens += n;
+    it.decode = static_cast<int64_t>(x.decode.size());
+    double ctx = 0;
+    for (size_t r : x.decode) ctx += static_cast<double>(rq[r].context);
+    it.context = it.decode ? static_cast<int64_t>(std::llround(ctx / static_cast<double>(it.decode))) : 0;
+    const double dt = timer.time(it) + extra;
+    x.busy = true;
+    ++res.iterations;
+    InstanceSample smp;
+    smp.instance = k;
+    smp.time = now + dt;
+    smp.duration = dt;
+    smp.running = static_cast<int64_t>(x.running.size());
+    smp.waiting = static_cast<int64_t>(x.waiting.size());
+    smp.prefill_tokens = it.prefill_tokens;
+    smp.decode = it.decode;
+    smp.kv_used = 1 - static_cast<double>(x.free_blocks) / static_cast<double>(res.kv_blocks);
+    res.samples.push_back(smp);
+    q.push({now + dt, seq++, false, static_cast<size_t>(k)});
+  };
+
+  auto finish_iteration = [&](int k, double now) {
+    Instance& x = inst[static_cast<size_t>(k)];
+    std::vector<size_t> done;
+    for (const auto& [r, n] : x.prefill) {
+      Req& s = rq[r];
+      s.prompt_left -= n;
+      s.context += n;
+      if (s.prompt_left == 0) {  // the prefill emits a token
+        ++s.generated;
+        if (!s.started) res.requests[r].first_token = now;
+        s.started = true;
+        if (s.generated >= t.requests[r].output) done.push_back(r);
+      }
+    }
+    for (size_t r : x.decode) {
+      Req& s = rq[r];
+      ++s.context;
+      ++s.generated;
+      if (s.generated >= t.requests[r].output) done.push_back(r);
+    }
+    for (size_t r : done) {
+      Req& s = rq[r];
+      s.state = State::Done;
+      x.free_blocks += s.blocks;
+      s.blocks = 0;
+      x.running.erase(std::find(x.running.begin(), x.running.end(), r));
+      res.requests[r].finish = now;
+      res.tokens_generated += static_cast<double>(s.generated);
+      --in_system;
+    }
+    x.busy = false;
+  };
+
+  double last = 0;
+  while (!q.empty()) {
+    const Event e = q.top();
+    q.pop();
+    last = e.time;
+    if (e.arrival) {
+      int k = 0;
+      if (c.routing == Routing::RoundRobin) {
+        k = next_rr;
+        next_rr = (next_rr + 1) % n_inst;
+      } else {
+        size_t best = SIZE_MAX;
+        for (int i = 0; i < n_inst; ++i) {
+          const size_t load = inst[static_cast<size_t>(i)].waiting.size() + inst[static_cast<size_t>(i)].running.size();
+          if (load < best) best = load, k = i;
+        }
+      }
+      rq[e.index].instance = k;
+      res.requests[e.index].instance = k;
+      inst[static_cast<size_t>(k)].waiting.push_back(e.index);
+      ++in_system;
+      res.in_system.emplace_back(e.time, in_system);
+      if (!inst[static_cast<size_t>(k)].busy) start(k, e.time);
+    } else {
+      const int k = static_cast<int>(e.index);
+      finish_iteration(k, e.time);
+      res.in_system.emplace_back(e.time, in_system);
+      start(k, e.time);
+    }
+  }
+  for (size_t i = 0; i < rq.size(); ++i)
+    if (rq[i].state != State::Done) throw InternalError(fmt::format("request {} never finished", t.requests[i].id));
+  res.makespan = t.requests.empty() ? 0 : last - t.requests.front().arrival;
+  return res;
+}
+
+}  // namespace einsim

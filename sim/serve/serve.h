@@ -1,0 +1,69 @@
+#pragma once
+// Request-level serving simulation: continuous batching on model instances (a tensor-parallel
+// group of devices each), several instances per server, servers behind a router; step times
+// from einsim's cost model (StepTimer). Discrete events in time order, deterministic.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sim/serve/step_time.h"
+#include "sim/serve/trace.h"
+
+namespace einsim {
+
+enum class Batching { PrefillFirst, Chunked };
+enum class Preemption { Recompute, Swap };
+enum class Routing { RoundRobin, LeastLoaded };
+
+struct ServeConfig {
+  int64_t tp = 1;                   ///< devices per model instance
+  int64_t instances_per_server = 1;
+  int64_t servers = 1;
+  Batching batching = Batching::PrefillFirst;
+  int64_t token_budget = 8192;      ///< tokens per iteration (prompt tokens + one per decoding request)
+  int64_t max_batch = 256;          ///< requests running at once per instance
+  int64_t block = 16;               ///< KV cache page, tokens
+  Preemption preemption = Preemption::Recompute;
+  Routing routing = Routing::LeastLoaded;
+  double swap_bandwidth = 0;        ///< B/s per device to host memory (Swap); 0: the arch's host link
+  double ttft_slo = 2.0, tpot_slo = 0.2;  ///< s, for goodput
+};
+
+struct RequestOutcome {
+  int64_t id = 0;
+  int instance = -1;
+  double arrival = 0, admitted = -1, first_token = 0, finish = 0;  ///< admitted: first admission (-1: never)
+  int64_t prompt = 0, output = 0;
+  int64_t preemptions = 0;
+  double ttft() const { return first_token - arrival; }
+  double tpot() const { return output > 1 ? (finish - first_token) / static_cast<double>(output - 1) : 0; }
+  double e2e() const { return finish - arrival; }
+};
+
+/// A sample of one instance after an iteration.
+struct InstanceSample {
+  int instance = 0;
+  double time = 0;           ///< s: when the iteration ended
+  double duration = 0;       ///< s
+  int64_t running = 0, waiting = 0;
+  int64_t prefill_tokens = 0, decode = 0;
+  double kv_used = 0;        ///< fraction of the KV pages in use
+};
+
+struct ServeResult {
+  std::vector<RequestOutcome> requests;  ///< by id
+  std::vector<InstanceSample> samples;   ///< every iteration of every instance, in time order
+  /// (time, requests arrived and not finished), at every event: for Little's law.
+  std::vector<std::pair<double, int64_t>> in_system;
+  int64_t iterations = 0, preemptions = 0;
+  int64_t kv_blocks = 0;     ///< pages per instance
+  double makespan = 0;       ///< s from the first arrival to the last finish
+  double tokens_generated = 0;
+};
+
+ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& timer, const ArchSpec& a);
+
+/// Percentile (0-100) of `v` (nearest rank on a sorted copy); 0 when empty.
+double percentile(std::vector<double> v, double p);
+
+}  // namespace einsim

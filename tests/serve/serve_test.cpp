@@ -1,0 +1,141 @@
+#include <catch2/catch.hpp>
+
+#include "../workloads/helpers.h"
+#include "sim/serve/serve.h"
+
+using namespace einsim;
+using einsim::test::error_of;
+
+namespace {
+
+struct Setup {
+  ModelConfig model = load_model(resolve_model_path("llama-3-8b"));
+  ArchSpec arch;
+  explicit Setup(std::vector<std::string> sets = {}) : arch(load_arch(resolve_model_path("h100"), sets)) {}
+};
+
+Trace poisson(double rate, int64_t n, uint64_t seed = 7) {
+  SyntheticTrace s;
+  s.rate = rate;
+  s.count = n;
+  s.seed = seed;
+  static const Trace conv = read_azure_trace(std::string(EINSIM_SHARED_DATA) + "/azure-llm-inference-2023/AzureLLMInferenceTrace_conv.csv");
+  s.sizes = &conv;
+  return synthetic_trace(s);
+}
+
+// The time-average of requests in the system over the run, from the simulator's own record.
+double mean_in_system(const ServeResult& r, double t0) {
+  double area = 0;
+  for (size_t i = 1; i < r.in_system.size(); ++i) area += static_cast<double>(r.in_system[i - 1].second) * (r.in_system[i].first - r.in_system[i - 1].first);
+  return area / (r.in_system.back().first - t0);
+}
+
+void check_invariants(const Trace& t, const ServeResult& r) {
+  REQUIRE(r.requests.size() == t.requests.size());
+  double wanted = 0, e2e = 0;
+  for (size_t i = 0; i < t.requests.size(); ++i) {
+    const RequestOutcome& o = r.requests[i];
+    wanted += static_cast<double>(t.requests[i].output);
+    e2e += o.e2e();
+    REQUIRE(o.finish >= o.first_token);
+    REQUIRE(o.first_token > o.arrival);
+    REQUIRE(o.admitted >= o.arrival);
+  }
+  // Every request completes exactly once; tokens generated equal tokens requested.
+  CHECK(r.tokens_generated == wanted);
+  CHECK(r.in_system.back().second == 0);
+  // Little's law: the time-average number in the system equals arrival rate x mean time in it.
+  const double span = r.in_system.back().first - t.requests.front().arrival;
+  const double lambda = static_cast<double>(t.requests.size()) / span, w = e2e / static_cast<double>(t.requests.size());
+  CHECK(mean_in_system(r, t.requests.front().arrival) == Approx(lambda * w).epsilon(1e-9));
+}
+
+}  // namespace
+
+TEST_CASE("serve: conservation, Little's law and determinism, both batching policies", "[serve]") {
+  Setup s;
+  StepTimer timer(s.model, s.arch, 1);
+  const Trace t = poisson(4, 400);
+  for (Batching b : {Batching::PrefillFirst, Batching::Chunked}) {
+    ServeConfig c;
+    c.batching = b;
+    c.token_budget = b == Batching::Chunked ? 2048 : 8192;
+    const ServeResult r = simulate_serving(t, c, timer, s.arch);
+    check_invariants(t, r);
+    const ServeResult again = simulate_serving(t, c, timer, s.arch);
+    for (size_t i = 0; i < r.requests.size(); ++i) REQUIRE(again.requests[i].finish == r.requests[i].finish);
+    CHECK(r.preemptions == 0);  // 4 requests/s fit an H100's 60 GiB of KV easily
+  }
+  // The memo answers most iterations: far fewer einsim runs than iterations.
+  CHECK(timer.runs() < 200);
+}
+
+TEST_CASE("serve: a small KV cache preempts, by recompute or by swap, and still conserves", "[serve]") {
+  Setup s({"arch.tiers.hbm.capacity=\"19 GB\""});  // Llama-3-8B's 16 GB of weights leave about 2.5 GiB of KV
+  StepTimer timer(s.model, s.arch, 1);
+  const Trace t = poisson(20, 300, 3);
+  for (Preemption p : {Preemption::Recompute, Preemption::Swap}) {
+    ServeConfig c;
+    c.preemption = p;
+    const ServeResult r = simulate_serving(t, c, timer, s.arch);
+    check_invariants(t, r);
+    CHECK(r.preemptions > 0);
+    double most = 0;
+    for (const InstanceSample& x : r.samples) most = std::max(most, x.kv_used);
+    CHECK(most <= 1.0);
+    CHECK(most > 0.9);
+  }
+}
+
+TEST_CASE("serve: latencies respect the step-time floors and grow with load", "[serve]") {
+  Setup s;
+  StepTimer timer(s.model, s.arch, 1);
+  const double decode1 = timer.decode_exact(1, 1);
+  auto p99 = [&](double rate) {
+    const Trace t = poisson(rate, 300, 11);
+    const ServeResult r = simulate_serving(t, ServeConfig{}, timer, s.arch);
+    std::vector<double> ttft;
+    for (size_t i = 0; i < r.requests.size(); ++i) {
+      const RequestOutcome& o = r.requests[i];
+      // A request's first token needs at least its own prompt's prefill (batched with others,
+      // the iteration is no shorter).
+      CHECK(o.ttft() >= timer.time({o.prompt, 0, 0}) * (1 - 1e-9));
+      if (o.output > 1) CHECK(o.tpot() >= 0.99 * decode1);
+      ttft.push_back(o.ttft());
+    }
+    return percentile(ttft, 99);
+  };
+  CHECK(p99(30) > p99(2));
+}
+
+TEST_CASE("serve: step times interpolate einsim's runs on a grid", "[serve]") {
+  Setup s;
+  StepTimer timer(s.model, s.arch, 1);
+  CHECK(grid_bracket(5, true) == std::pair<int64_t, int64_t>{5, 5});
+  CHECK(grid_bracket(1000, true) == std::pair<int64_t, int64_t>{896, 1024});
+  CHECK(grid_bracket(1024, true) == std::pair<int64_t, int64_t>{1024, 1024});
+  CHECK(grid_bracket(1000, false) == std::pair<int64_t, int64_t>{768, 1024});
+  // At grid points the memo is einsim's own number; between them, within 3%.
+  CHECK(timer.time({1024, 0, 0}) == Approx(timer.prefill_exact(1024)));
+  CHECK(timer.time({1000, 0, 0}) == Approx(timer.prefill_exact(1000)).epsilon(0.03));
+  CHECK(timer.time({0, 24, 4096}) == Approx(timer.decode_exact(24, 4096)));
+  CHECK(timer.time({0, 21, 3000}) == Approx(timer.decode_exact(21, 3000)).epsilon(0.03));
+  CHECK(timer.time({512, 8, 2048}) == Approx(timer.prefill_exact(512) + timer.decode_exact(8, 2048)));
+  // KV: Llama-3-8B keeps 8 KV heads x 128 x 2 (K, V) x 32 layers x 2 bytes per token.
+  CHECK(timer.kv_bytes_per_token() == 8 * 128 * 2 * 32 * 2);
+}
+
+TEST_CASE("serve: impossible requests and configurations are clear errors", "[serve][errors]") {
+  Setup s({"arch.tiers.hbm.capacity=\"17 GB\""});
+  StepTimer timer(s.model, s.arch, 1);
+  Trace t;
+  t.name = "t.csv";
+  t.requests.push_back(Request{0, 0, 100000, 10});
+  CHECK_THAT(error_of([&] { simulate_serving(t, ServeConfig{}, timer, s.arch); }), Catch::Contains("t.csv: error: request 0 (100000 + 10 tokens) needs"));
+  ServeConfig c;
+  c.servers = 0;
+  CHECK_THAT(error_of([&] { simulate_serving(poisson(1, 3), c, timer, s.arch); }), Catch::Contains("at least 1"));
+  Setup big;
+  CHECK_THAT(error_of([&] { StepTimer(load_model(resolve_model_path("llama-3-70b")), big.arch, 1); }), Catch::Contains("does not fit 1 x H100"));
+}
