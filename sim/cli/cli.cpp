@@ -12,6 +12,7 @@
 #include "sim/cli/run_report.h"
 #include "sim/analyze/flash.h"
 #include "sim/engine/contention.h"
+#include "sim/serve/serve_report.h"
 #include "sim/engine/schedule.h"
 #include "sim/engine/systemc_engine.h"
 #include "sim/analyze/kv_compression.h"
@@ -150,6 +151,39 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
                            "Llama-3-8B on H100 at 32K");
   auto* offload = analysis("offload", "Attention offloading: weights on a compute pool, KV cache and attention on a memory pool (Lamina)",
                            "LLaMA3-70B on H100 + H20");
+  auto* serve = app.add_subcommand("serve", "Serve a request trace on simulated servers: latency percentiles, throughput, goodput, KV use");
+  struct ServeArgs {
+    std::string model, arch, trace = "conv", batching = "prefill-first", preemption = "recompute", routing = "least-loaded", format = "table", timeline;
+    int64_t tp = 1, instances = 1, servers = 1, budget = 8192, max_batch = 256, requests = 1000, plan_limit = 256;
+    double rate = 0, cv = 1, ttft_slo = 2, tpot_slo = 0.2, duration = 0, plan = 0;
+    std::string arrivals;
+    uint64_t seed = 1;
+  } sv;
+  serve->add_option("--model", sv.model, "Model preset or file")->required();
+  serve->add_option("--arch", sv.arch, "Architecture preset or file")->required();
+  serve->add_option("--tp", sv.tp, "Devices per model instance (tensor parallel)")->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  serve->add_option("--instances", sv.instances, "Model instances per server")->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  serve->add_option("--servers", sv.servers, "Servers behind the router")->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  serve->add_option("--trace", sv.trace, "conv, code (the Azure 2023 traces) or a trace CSV file");
+  serve->add_option("--arrivals", sv.arrivals, "Synthetic arrivals instead of a trace: poisson or gamma (sizes drawn from --trace)")
+      ->check(CLI::IsMember({"poisson", "gamma"}));
+  serve->add_option("--requests", sv.requests, "Synthetic: number of requests")->check(CLI::Range(int64_t{1}, int64_t{100000000}));
+  serve->add_option("--cv", sv.cv, "Gamma arrivals: coefficient of variation of the gaps")->check(CLI::PositiveNumber);
+  serve->add_option("--seed", sv.seed, "Synthetic: random seed");
+  serve->add_option("--rate", sv.rate, "Requests per second (a trace's gaps are scaled to it)")->check(CLI::PositiveNumber);
+  serve->add_option("--duration", sv.duration, "Keep the requests arriving in the first SECONDS")->check(CLI::PositiveNumber);
+  serve->add_option("--batching", sv.batching, "prefill-first or chunked")->check(CLI::IsMember({"prefill-first", "chunked"}));
+  serve->add_option("--token-budget", sv.budget, "Tokens per iteration")->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
+  serve->add_option("--max-batch", sv.max_batch, "Requests running at once per instance")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  serve->add_option("--preemption", sv.preemption, "recompute or swap")->check(CLI::IsMember({"recompute", "swap"}));
+  serve->add_option("--routing", sv.routing, "round-robin or least-loaded")->check(CLI::IsMember({"round-robin", "least-loaded"}));
+  serve->add_option("--ttft-slo", sv.ttft_slo, "TTFT objective, seconds")->check(CLI::PositiveNumber);
+  serve->add_option("--tpot-slo", sv.tpot_slo, "TPOT objective, seconds")->check(CLI::PositiveNumber);
+  serve->add_option("--plan", sv.plan, "Capacity planning: the fewest servers with at least this share of requests meeting both SLOs (e.g. 0.99)")
+      ->check(CLI::Range(0.0, 1.0));
+  serve->add_option("--plan-limit", sv.plan_limit, "Capacity planning: most servers tried")->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  serve->add_option("--format", sv.format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
+  serve->add_option("--timeline", sv.timeline, "Write one CSV row per iteration (time, instance, batch, KV use)");
   auto* simulate = app.add_subcommand("simulate", "Run a contention scenario (configs/scenarios) on the SystemC engine, beside its hand calculation");
   std::string sim_file, sim_format = "table", sim_trace;
   std::vector<std::string> sim_sets;
@@ -228,6 +262,62 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     };
     if (*long_context) return report("long-context", load_long_context, analyze_long_context, format_long_context, plot_long_context_svg);
     if (*offload) return report("offload", load_offload, analyze_offload, format_offload, plot_offload_svg);
+    if (*serve) {
+      const ArchSpec a = load_arch(resolve_model_path(sv.arch));
+      const ModelConfig m = load_model(resolve_model_path(sv.model));
+      std::string path = sv.trace;
+      if (sv.trace == "conv" || sv.trace == "code")
+        path = std::string(EINSIM_CONFIG_DIR) + "/../../shared/data/azure-llm-inference-2023/AzureLLMInferenceTrace_" + sv.trace + ".csv";
+      Trace trace = read_azure_trace(path);
+      if (!sv.arrivals.empty()) {
+        SyntheticTrace st;
+        st.arrivals = sv.arrivals == "gamma" ? Arrivals::Gamma : Arrivals::Poisson;
+        st.rate = sv.rate > 0 ? sv.rate : trace.rate();
+        st.cv = sv.cv;
+        st.count = sv.requests;
+        st.seed = sv.seed;
+        st.sizes = &trace;
+        trace = synthetic_trace(st);
+      } else if (sv.rate > 0) {
+        trace = scale_to_rate(trace, sv.rate);
+      }
+      if (sv.duration > 0) {
+        auto& rs = trace.requests;
+        rs.erase(std::find_if(rs.begin(), rs.end(), [&](const Request& r) { return r.arrival > sv.duration; }), rs.end());
+        if (rs.empty()) throw UserError(SourceLoc{"--duration"}, "no request arrives that early");
+      }
+      ServeConfig c;
+      c.tp = sv.tp;
+      c.instances_per_server = sv.instances;
+      c.servers = sv.servers;
+      c.batching = sv.batching == "chunked" ? Batching::Chunked : Batching::PrefillFirst;
+      c.token_budget = sv.budget;
+      c.max_batch = sv.max_batch;
+      c.preemption = sv.preemption == "swap" ? Preemption::Swap : Preemption::Recompute;
+      c.routing = sv.routing == "round-robin" ? Routing::RoundRobin : Routing::LeastLoaded;
+      c.ttft_slo = sv.ttft_slo;
+      c.tpot_slo = sv.tpot_slo;
+      c.record_samples = !sv.timeline.empty();
+      StepTimer timer(m, a, sv.tp);
+      if (sv.plan > 0) {
+        const CapacityPlan plan = plan_capacity(trace, c, timer, a, sv.plan, sv.plan_limit);
+        std::string tried;
+        for (const auto& [n, att] : plan.tried) tried += fmt::format("{}{} server{}: {:.1f}%", tried.empty() ? "" : "; ", n, n == 1 ? "" : "s", 100 * att);
+        if (!plan.servers) {
+          out << fmt::format("no deployment of up to {} servers meets the SLOs for {:.1f}% of requests ({})\n", sv.plan_limit, 100 * sv.plan, tried);
+          return 0;
+        }
+        out << fmt::format("capacity plan: {} server{} ({} x {} instance{} of TP {} each) meet TTFT <= {:.4g} s and TPOT <= {:.4g} s for {:.1f}% of "
+                           "requests\ntried: {}\n\n",
+                           plan.servers, plan.servers == 1 ? "" : "s", plan.servers, sv.instances, sv.instances == 1 ? "" : "s", sv.tp, sv.ttft_slo,
+                           sv.tpot_slo, 100 * sv.plan, tried);
+        c.servers = plan.servers;
+      }
+      const ServeResult res = simulate_serving(trace, c, timer, a);
+      if (!sv.timeline.empty()) write_text(sv.timeline, timeline_csv(res), "timeline");
+      out << format_serve(summarize(trace, res, c, m.name, a.name, timer.runs()), kFormats.at(sv.format));
+      return 0;
+    }
     if (*simulate) {
       const ContentionScenario sc = load_contention(sim_file, sim_sets);
       EngineOptions eo;

@@ -345,7 +345,3 @@ std::vector<EngineResult> simulate_systemc(const std::vector<Schedule>& schedule
 }
 
 }  // namespace einsim
-
-// libsystemc's own main() calls sc_main; einsim has its own main, so this is never called. It
-// is defined because the shared library refers to it.
-int sc_main(int /*argc*/, char* /*argv*/[]) { return 1; }

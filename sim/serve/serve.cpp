@@ -42,6 +42,11 @@ struct Instance {
   // The iteration in flight.
   std::vector<std::pair<size_t, int64_t>> prefill;  ///< request, tokens
   std::vector<size_t> decode;
+  int64_t steps = 1;  ///< identical decode iterations the plan runs back to back
+  double run_start = 0, step_dt = 0;  ///< the plan's start and (for a run) the time of one step
+  int64_t gen = 0;    ///< plans started; a completion event of an older plan is stale
+  double kv_used = 0;
+  InstanceSample planned;  ///< recorded when the plan completes
 };
 
 struct Event {
@@ -49,6 +54,7 @@ struct Event {
   int64_t seq;
   bool arrival;
   size_t index;  ///< request (arrival) or instance (completion)
+  int64_t gen = 0;  ///< completion: the instance's plan it ends (a cut-short run leaves a stale one)
   bool operator>(const Event& o) const { return time != o.time ? time > o.time : seq > o.seq; }
 };
 
@@ -194,10 +200,42 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
     double ctx = 0;
     for (size_t r : x.decode) ctx += static_cast<double>(rq[r].context);
     it.context = it.decode ? static_cast<int64_t>(std::llround(ctx / static_cast<double>(it.decode))) : 0;
-    const double dt = timer.time(it) + extra;
+    double dt = timer.time(it) + extra;
+    // A run of identical decode iterations: nothing waits and every request has the tokens and
+    // pages to go on. They run as one event; their times follow the context as it grows (the
+    // step time is linear in the context between grid points, so the middle context gives the
+    // sum). An arrival routed here cuts the run short at the next iteration boundary.
+    x.steps = 1;
+    if (x.prefill.empty() && extra == 0 && x.waiting.empty() && !x.decode.empty()) {
+      int64_t n = 4096;
+      for (size_t r : x.decode) n = std::min(n, t.requests[r].output - rq[r].generated);
+      auto new_pages = [&](int64_t m) {
+        int64_t need = 0;
+        for (size_t r : x.decode) need += std::max<int64_t>(0, pages(rq[r].context + m + 1) - rq[r].blocks);
+        return need;
+      };
+      while (n > 1 && new_pages(n - 1) > x.free_blocks) n /= 2;
+      auto run_time = [&](int64_t m) {
+        Iteration mid = it;
+        mid.context += (m - 1) / 2;
+        return static_cast<double>(m) * timer.time(mid);
+      };
+      if (n > 1) {
+        x.steps = n;
+        dt = run_time(n);
+        // Pages for the tokens the run appends, handed out now.
+        for (size_t r : x.decode) {
+          const int64_t more = std::max<int64_t>(0, pages(rq[r].context + n) - rq[r].blocks);
+          rq[r].blocks += more;
+          x.free_blocks -= more;
+        }
+      }
+    }
     x.busy = true;
-    ++res.iterations;
-    InstanceSample smp;
+    x.run_start = now;
+    x.step_dt = dt / static_cast<double>(x.steps);
+    x.kv_used = 1 - static_cast<double>(x.free_blocks) / static_cast<double>(res.kv_blocks);
+    InstanceSample& smp = x.planned;
     smp.instance = k;
     smp.time = now + dt;
     smp.duration = dt;
@@ -205,13 +243,38 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
     smp.waiting = static_cast<int64_t>(x.waiting.size());
     smp.prefill_tokens = it.prefill_tokens;
     smp.decode = it.decode;
-    smp.kv_used = 1 - static_cast<double>(x.free_blocks) / static_cast<double>(res.kv_blocks);
-    res.samples.push_back(smp);
-    q.push({now + dt, seq++, false, static_cast<size_t>(k)});
+    smp.iterations = x.steps;
+    smp.kv_used = x.kv_used;
+    q.push({now + dt, seq++, false, static_cast<size_t>(k), ++x.gen});
+  };
+
+  // An arrival at `now` for instance k, busy with a run: the run ends at the iteration boundary
+  // after `now`, and the pages its later tokens held go back.
+  auto cut_short = [&](int k, double now) {
+    Instance& x = inst[static_cast<size_t>(k)];
+    if (!x.busy || x.steps <= 1) return;
+    const int64_t done = std::clamp<int64_t>(static_cast<int64_t>(std::ceil((now - x.run_start) / x.step_dt - 1e-9)), 1, x.steps);
+    if (done >= x.steps) return;
+    for (size_t r : x.decode) {
+      const int64_t keep = pages(rq[r].context + done);
+      x.free_blocks += rq[r].blocks - keep;
+      rq[r].blocks = keep;
+    }
+    x.steps = done;
+    const double end = x.run_start + static_cast<double>(done) * x.step_dt;
+    x.planned.time = end;
+    x.planned.duration = end - x.run_start;
+    x.planned.iterations = done;
+    q.push({end, seq++, false, static_cast<size_t>(k), ++x.gen});
   };
 
   auto finish_iteration = [&](int k, double now) {
     Instance& x = inst[static_cast<size_t>(k)];
+    res.iterations += x.steps;
+    res.busy_time += x.planned.duration;
+    res.kv_area += x.planned.duration * x.kv_used;
+    res.kv_peak = std::max(res.kv_peak, x.kv_used);
+    if (c.record_samples) res.samples.push_back(x.planned);
     std::vector<size_t> done;
     for (const auto& [r, n] : x.prefill) {
       Req& s = rq[r];
@@ -226,10 +289,11 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
     }
     for (size_t r : x.decode) {
       Req& s = rq[r];
-      ++s.context;
-      ++s.generated;
+      s.context += x.steps;
+      s.generated += x.steps;
       if (s.generated >= t.requests[r].output) done.push_back(r);
     }
+    x.steps = 1;
     for (size_t r : done) {
       Req& s = rq[r];
       s.state = State::Done;
@@ -266,10 +330,13 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
       ++in_system;
       res.in_system.emplace_back(e.time, in_system);
       if (!inst[static_cast<size_t>(k)].busy) start(k, e.time);
+      else cut_short(k, e.time);
     } else {
       const int k = static_cast<int>(e.index);
+      if (e.gen != inst[static_cast<size_t>(k)].gen) continue;  // a run that was cut short
+      const int64_t before = in_system;
       finish_iteration(k, e.time);
-      res.in_system.emplace_back(e.time, in_system);
+      if (in_system != before) res.in_system.emplace_back(e.time, in_system);
       start(k, e.time);
     }
   }

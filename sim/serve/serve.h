@@ -27,6 +27,7 @@ struct ServeConfig {
   Routing routing = Routing::LeastLoaded;
   double swap_bandwidth = 0;        ///< B/s per device to host memory (Swap); 0: the arch's host link
   double ttft_slo = 2.0, tpot_slo = 0.2;  ///< s, for goodput
+  bool record_samples = false;      ///< keep an InstanceSample per iteration (a timeline)
 };
 
 struct RequestOutcome {
@@ -40,19 +41,23 @@ struct RequestOutcome {
   double e2e() const { return finish - arrival; }
 };
 
-/// A sample of one instance after an iteration.
+/// A sample of one instance after an iteration (or a run of identical decode iterations).
 struct InstanceSample {
   int instance = 0;
   double time = 0;           ///< s: when the iteration ended
   double duration = 0;       ///< s
   int64_t running = 0, waiting = 0;
   int64_t prefill_tokens = 0, decode = 0;
+  int64_t iterations = 1;    ///< identical decode iterations this sample stands for
   double kv_used = 0;        ///< fraction of the KV pages in use
 };
 
 struct ServeResult {
   std::vector<RequestOutcome> requests;  ///< by id
-  std::vector<InstanceSample> samples;   ///< every iteration of every instance, in time order
+  std::vector<InstanceSample> samples;   ///< with ServeConfig::record_samples: every iteration of every instance
+  double busy_time = 0;      ///< s, summed over instances
+  double kv_area = 0;        ///< sum over iterations of duration x KV pages used (fraction)
+  double kv_peak = 0;        ///< most KV pages in use on one instance (fraction)
   /// (time, requests arrived and not finished), at every event: for Little's law.
   std::vector<std::pair<double, int64_t>> in_system;
   int64_t iterations = 0, preemptions = 0;

@@ -1,0 +1,156 @@
+#include "sim/serve/serve_report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "sim/report/table.h"
+
+namespace einsim {
+
+namespace {
+
+Percentiles stats(const std::vector<double>& v) {
+  Percentiles p;
+  if (v.empty()) return p;
+  p.p50 = percentile(v, 50);
+  p.p90 = percentile(v, 90);
+  p.p99 = percentile(v, 99);
+  double s = 0;
+  for (double x : v) s += x;
+  p.mean = s / static_cast<double>(v.size());
+  return p;
+}
+
+double attainment(const ServeResult& r, const ServeConfig& c) {
+  int64_t ok = 0;
+  for (const RequestOutcome& o : r.requests)
+    if (o.ttft() <= c.ttft_slo && o.tpot() <= c.tpot_slo) ++ok;
+  return r.requests.empty() ? 0 : static_cast<double>(ok) / static_cast<double>(r.requests.size());
+}
+
+std::string_view batching_name(Batching b) { return b == Batching::Chunked ? "chunked prefill" : "prefill first"; }
+
+}  // namespace
+
+ServeSummary summarize(const Trace& t, const ServeResult& r, const ServeConfig& c, const std::string& model, const std::string& arch,
+                       int64_t step_runs) {
+  ServeSummary s;
+  s.model = model;
+  s.arch = arch;
+  s.trace = t.name;
+  s.config = c;
+  s.requests = static_cast<int64_t>(r.requests.size());
+  s.iterations = r.iterations;
+  s.preemptions = r.preemptions;
+  s.step_runs = step_runs;
+  s.kv_blocks = r.kv_blocks;
+  s.makespan = r.makespan;
+  s.tokens_per_s = r.makespan > 0 ? r.tokens_generated / r.makespan : 0;
+  s.requests_per_s = r.makespan > 0 ? static_cast<double>(s.requests) / r.makespan : 0;
+  s.slo_attainment = attainment(r, c);
+  s.goodput = s.requests_per_s * s.slo_attainment;
+  std::vector<double> ttft, tpot, e2e, queue;
+  for (const RequestOutcome& o : r.requests) {
+    ttft.push_back(o.ttft());
+    if (o.output > 1) tpot.push_back(o.tpot());
+    e2e.push_back(o.e2e());
+    queue.push_back(o.admitted - o.arrival);
+  }
+  s.ttft = stats(ttft);
+  s.tpot = stats(tpot);
+  s.e2e = stats(e2e);
+  s.queueing = stats(queue);
+  s.kv_mean = r.busy_time > 0 ? r.kv_area / r.busy_time : 0;
+  s.kv_peak = r.kv_peak;
+  return s;
+}
+
+std::string format_serve(const ServeSummary& s, Format f) {
+  const ServeConfig& c = s.config;
+  if (f == Format::Json) {
+    auto pj = [](const Percentiles& p) { return nlohmann::json{{"p50_s", p.p50}, {"p90_s", p.p90}, {"p99_s", p.p99}, {"mean_s", p.mean}}; };
+    nlohmann::json j = {{"kind", "serve"},
+                        {"model", s.model},
+                        {"arch", s.arch},
+                        {"trace", s.trace},
+                        {"deployment", {{"servers", c.servers}, {"instances_per_server", c.instances_per_server}, {"tp", c.tp},
+                                        {"batching", batching_name(c.batching)}, {"token_budget", c.token_budget}, {"max_batch", c.max_batch},
+                                        {"preemption", c.preemption == Preemption::Swap ? "swap" : "recompute"},
+                                        {"routing", c.routing == Routing::RoundRobin ? "round-robin" : "least-loaded"}}},
+                        {"slo", {{"ttft_s", c.ttft_slo}, {"tpot_s", c.tpot_slo}}},
+                        {"requests", s.requests},
+                        {"makespan_s", s.makespan},
+                        {"tokens_per_s", s.tokens_per_s},
+                        {"requests_per_s", s.requests_per_s},
+                        {"slo_attainment", s.slo_attainment},
+                        {"goodput_requests_per_s", s.goodput},
+                        {"ttft", pj(s.ttft)},
+                        {"tpot", pj(s.tpot)},
+                        {"e2e", pj(s.e2e)},
+                        {"queueing", pj(s.queueing)},
+                        {"kv", {{"pages_per_instance", s.kv_blocks}, {"mean_used", s.kv_mean}, {"peak_used", s.kv_peak}}},
+                        {"iterations", s.iterations},
+                        {"preemptions", s.preemptions},
+                        {"step_time_runs", s.step_runs}};
+    return j.dump(2) + "\n";
+  }
+  TextTable t({"metric", "p50", "p90", "p99", "mean"});
+  auto row = [&](const char* name, const Percentiles& p) {
+    auto ms = [](double x) { return fmt::format("{:.4g} ms", x * 1e3); };
+    t.row({name, ms(p.p50), ms(p.p90), ms(p.p99), ms(p.mean)});
+  };
+  row("TTFT", s.ttft);
+  row("TPOT", s.tpot);
+  row("end to end", s.e2e);
+  row("queueing", s.queueing);
+  if (f == Format::Csv) return t.csv();
+  std::string out = fmt::format(
+      "{} on {} server{} x {} instance{} x {} {} (TP {}); {}, token budget {}, at most {} running; preemption by {}; {} routing\n"
+      "trace {}: {} requests over {:.4g} s\n\n",
+      s.model, c.servers, c.servers == 1 ? "" : "s", c.instances_per_server, c.instances_per_server == 1 ? "" : "s", c.tp, s.arch, c.tp,
+      batching_name(c.batching), c.token_budget, c.max_batch, c.preemption == Preemption::Swap ? "swap" : "recompute",
+      c.routing == Routing::RoundRobin ? "round-robin" : "least-loaded", s.trace, s.requests, s.makespan);
+  out += t.aligned();
+  out += fmt::format("\nthroughput: {:.4g} tokens/s, {:.4g} requests/s\n", s.tokens_per_s, s.requests_per_s);
+  out += fmt::format("goodput: {:.4g} requests/s ({:.1f}% meet TTFT <= {:.4g} s and TPOT <= {:.4g} s)\n", s.goodput, 100 * s.slo_attainment, c.ttft_slo,
+                     c.tpot_slo);
+  out += fmt::format("KV cache: {} pages of {} tokens per instance; {:.1f}% used on average while busy, {:.1f}% at peak; {} preemptions\n", s.kv_blocks,
+                     c.block, 100 * s.kv_mean, 100 * s.kv_peak, s.preemptions);
+  out += fmt::format("{} iterations, step times from {} einsim runs\n", s.iterations, s.step_runs);
+  return out;
+}
+
+std::string timeline_csv(const ServeResult& r) {
+  std::string out = "time_s,instance,duration_s,iterations,running,waiting,prefill_tokens,decode,kv_used\n";
+  for (const InstanceSample& x : r.samples)
+    out += fmt::format("{:.6f},{},{:.6g},{},{},{},{},{},{:.4f}\n", x.time, x.instance, x.duration, x.iterations, x.running, x.waiting, x.prefill_tokens,
+                       x.decode, x.kv_used);
+  return out;
+}
+
+CapacityPlan plan_capacity(const Trace& t, ServeConfig c, StepTimer& timer, const ArchSpec& a, double target, int64_t limit) {
+  CapacityPlan plan;
+  auto meets = [&](int64_t n) {
+    c.servers = n;
+    const double att = attainment(simulate_serving(t, c, timer, a), c);
+    plan.tried.emplace_back(n, att);
+    return att >= target;
+  };
+  int64_t lo = 0, hi = 1;  // lo fails (or is 0), hi is being tried
+  while (hi <= limit && !meets(hi)) lo = hi, hi *= 2;
+  if (hi > limit) {
+    if (lo < limit && meets(limit)) hi = limit;
+    else return plan;
+  }
+  while (hi - lo > 1) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    (meets(mid) ? hi : lo) = mid;
+  }
+  plan.servers = hi;
+  std::sort(plan.tried.begin(), plan.tried.end());
+  return plan;
+}
+
+}  // namespace einsim

@@ -1,0 +1,41 @@
+#pragma once
+// What `einsim serve` prints: latency percentiles, throughput, goodput under SLOs, queueing,
+// KV use; the per-iteration timeline as CSV; and capacity planning (the fewest servers that
+// meet the SLOs).
+#include <string>
+
+#include "sim/cli/describe.h"
+#include "sim/serve/serve.h"
+
+namespace einsim {
+
+struct Percentiles {
+  double p50 = 0, p90 = 0, p99 = 0, mean = 0;
+};
+
+struct ServeSummary {
+  std::string model, arch, trace;
+  ServeConfig config;
+  int64_t requests = 0, iterations = 0, preemptions = 0, step_runs = 0, kv_blocks = 0;
+  double makespan = 0, tokens_per_s = 0, requests_per_s = 0;
+  double slo_attainment = 0;  ///< fraction of requests meeting both SLOs
+  double goodput = 0;         ///< requests/s meeting both SLOs
+  Percentiles ttft, tpot, e2e, queueing;
+  double kv_mean = 0, kv_peak = 0;  ///< fraction of KV pages in use, time-weighted over busy instances / peak
+};
+
+ServeSummary summarize(const Trace& t, const ServeResult& r, const ServeConfig& c, const std::string& model, const std::string& arch,
+                       int64_t step_runs);
+std::string format_serve(const ServeSummary& s, Format f);
+/// One row per iteration: time, instance, duration, running, waiting, prefill tokens, decode, KV used.
+std::string timeline_csv(const ServeResult& r);
+
+struct CapacityPlan {
+  int64_t servers = 0;  ///< the fewest that meet the SLOs (0: none up to the limit)
+  std::vector<std::pair<int64_t, double>> tried;  ///< servers, SLO attainment
+};
+/// The fewest servers (at most `limit`) whose SLO attainment is at least `target`, by
+/// doubling then bisection (attainment grows with servers).
+CapacityPlan plan_capacity(const Trace& t, ServeConfig c, StepTimer& timer, const ArchSpec& a, double target, int64_t limit);
+
+}  // namespace einsim
