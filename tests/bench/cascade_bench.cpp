@@ -1,6 +1,8 @@
 // Benchmarks of the workload layer. Run with `make bench`.
 #include <benchmark/benchmark.h>
 
+#include "sim/serve/serve.h"
+
 #include "arch/arch.h"
 #include "sim/cost/mapper.h"
 #include "sim/run/run.h"
@@ -127,6 +129,38 @@ void BM_FuseMaxStudy(benchmark::State& state) {
   state.counters["mapper_searches"] = static_cast<double>(mappings);
 }
 BENCHMARK(BM_FuseMaxStudy)->Unit(benchmark::kMillisecond)->Iterations(1);
+
+// The serving simulation (einsim serve): the one-hour conversation trace (19,366 requests) on
+// one 8-GPU server (Llama-3-8B, TP 1, 8 instances on H100), and one hour of Poisson arrivals
+// at 40 times the trace's rate (221 requests/s, 795,600 requests, sizes from the trace) on 40
+// such servers. Step times memoised from cold each iteration (the StepTimer is rebuilt).
+void BM_Serve(benchmark::State& state) {
+  const int64_t servers = state.range(0);
+  const ArchSpec a = load_arch("h100");
+  const ModelConfig m = load_model(std::string(EINSIM_CONFIG_DIR) + "/models/llama-3-8b.toml");
+  const Trace conv = read_azure_trace(std::string(EINSIM_CONFIG_DIR) + "/../../shared/data/azure-llm-inference-2023/AzureLLMInferenceTrace_conv.csv");
+  Trace t = conv;
+  if (servers > 1) {
+    SyntheticTrace st;
+    st.rate = 5.525 * static_cast<double>(servers);
+    st.count = static_cast<int64_t>(st.rate * 3600);
+    st.seed = 1;
+    st.sizes = &conv;
+    t = synthetic_trace(st);
+  }
+  ServeConfig c;
+  c.instances_per_server = 8;
+  c.servers = servers;
+  int64_t iterations = 0;
+  for (auto _ : state) {
+    StepTimer timer(m, a, 1);
+    const ServeResult r = simulate_serving(t, c, timer, a);
+    iterations = r.iterations;
+  }
+  state.counters["requests"] = static_cast<double>(t.requests.size());
+  state.counters["iterations"] = static_cast<double>(iterations);
+}
+BENCHMARK(BM_Serve)->Arg(1)->Arg(40)->ArgName("servers")->Unit(benchmark::kMillisecond)->Iterations(1);
 
 }  // namespace
 

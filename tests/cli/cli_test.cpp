@@ -356,3 +356,45 @@ TEST_CASE("simulate: bad scenarios fail before anything is simulated", "[cli][er
   CHECK(run({"check", shipped("scenarios/kv-host.toml"), shipped("scenarios/context-switch.toml"), shipped("scenarios/flash-stream.toml"),
              shipped("scenarios/offload-pools.toml")}).code == 0);
 }
+
+TEST_CASE("serve: a trace on simulated servers, in every format, with a timeline and a capacity plan", "[cli][serve]") {
+  Run t = run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--trace", "code", "--duration", "120"});
+  REQUIRE(t.code == 0);
+  CHECK_THAT(t.out, Catch::Contains("TTFT") && Catch::Contains("goodput:") && Catch::Contains("KV cache:"));
+  Run j = run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--arrivals", "gamma", "--cv", "3", "--rate", "4", "--requests", "200",
+               "--batching", "chunked", "--token-budget", "1024", "--routing", "round-robin", "--instances", "2", "--format", "json"});
+  REQUIRE(j.code == 0);
+  const auto doc = nlohmann::json::parse(j.out);
+  CHECK(doc["kind"] == "serve");
+  CHECK(doc["requests"] == 200);
+  CHECK(doc["deployment"]["batching"] == "chunked prefill");
+  CHECK(doc["ttft"]["p99_s"].get<double>() >= doc["ttft"]["p50_s"].get<double>());
+  CHECK_THAT(run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--trace", "code", "--duration", "60", "--format", "csv"}).out,
+             Catch::StartsWith("metric,p50,p90,p99,mean"));
+  const std::string tl = (std::filesystem::temp_directory_path() / "einsim-serve-timeline.csv").string();
+  REQUIRE(run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--trace", "code", "--duration", "30", "--timeline", tl}).code == 0);
+  std::ifstream f(tl);
+  std::string header;
+  std::getline(f, header);
+  CHECK(header == "time_s,instance,duration_s,iterations,running,waiting,prefill_tokens,decode,kv_used");
+  Run p = run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--trace", "conv", "--rate", "40", "--duration", "60", "--plan", "0.99",
+               "--tpot-slo", "0.05", "--ttft-slo", "0.5"});
+  REQUIRE(p.code == 0);
+  CHECK_THAT(p.out, Catch::Contains("capacity plan:") && Catch::Contains("tried:"));
+}
+
+TEST_CASE("serve: bad options and inputs are clear errors", "[cli][serve][errors]") {
+  Run r = run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--trace", "/no/such.csv"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("/no/such.csv: error: cannot open the trace"));
+  r = run({"serve", "--model", "llama-3-70b", "--arch", "h100"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("does not fit 1 x H100"));
+  r = run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--batching", "eager"});
+  CHECK(r.code == 1);
+  r = run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--plan", "1.5"});
+  CHECK(r.code == 1);
+  r = run({"serve", "--model", "llama-3-8b", "--arch", "laptop-m1max", "--preemption", "swap"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("has no link to the host to swap KV pages over"));
+}
