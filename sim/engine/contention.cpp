@@ -81,17 +81,36 @@ std::vector<double> block_busy(const Schedule& s, const ScheduleBlock& b) {
 
 double overhead(const ScheduleBlock& b) { return static_cast<double>(b.instances) * (b.launch + b.fill); }
 
-// --- kv-host ---------------------------------------------------------------------------------
-Prepared kv_host(const ContentionScenario& sc, MapCache& cache) {
-  const ArchSpec a = scenario_arch(sc.arch);
-  const ModelConfig m = scenario_model(sc.model, sc.loc);
-  const RunReport r = run_model(m, a, decode_options(sc.batch, sc.context), &cache);
+// The scenario's decode step on its architecture, its schedule, and the link and first tier
+// the transfers use (kv-host, context-switch).
+struct DecodeSetup {
+  ArchSpec a;
+  ModelConfig m;
+  RunReport r;
+  Schedule base;
+  int link = -1, tier = -1;
+};
+
+DecodeSetup decode_setup(const ContentionScenario& sc, MapCache& cache) {
+  DecodeSetup d{scenario_arch(sc.arch), scenario_model(sc.model, sc.loc), {}, {}, -1, -1};
+  d.r = run_model(d.m, d.a, decode_options(sc.batch, sc.context), &cache);
   ScheduleOptions so;
   so.tiles = sc.tiles;
-  Schedule base = build_schedule(r, a, so);
+  d.base = build_schedule(d.r, d.a, so);
+  d.link = need_link(d.base, d.a, sc.link, sc.loc);
+  d.tier = d.base.resource(d.a.tiers[0].name);
+  return d;
+}
+
+// --- kv-host ---------------------------------------------------------------------------------
+Prepared kv_host(const ContentionScenario& sc, MapCache& cache) {
+  const DecodeSetup d = decode_setup(sc, cache);
+  const ArchSpec& a = d.a;
+  const ModelConfig& m = d.m;
+  const RunReport& r = d.r;
+  const Schedule& base = d.base;
   Schedule cont = base;
-  const int link = need_link(cont, a, sc.link, sc.loc);
-  const int tier = cont.resource(a.tiers[0].name);
+  const int link = d.link, tier = d.tier;
   const double kv = r.memory.empty() ? 0 : r.memory[0].kv_cache;
   double attn_read = 0;
   for (size_t i = 0; i < r.blocks.size(); ++i)
@@ -135,16 +154,14 @@ Prepared kv_host(const ContentionScenario& sc, MapCache& cache) {
 
 // --- context-switch --------------------------------------------------------------------------
 Prepared context_switch(const ContentionScenario& sc, MapCache& cache) {
-  const ArchSpec a = scenario_arch(sc.arch);
-  const ModelConfig m = scenario_model(sc.model, sc.loc);
-  const RunReport r = run_model(m, a, decode_options(sc.batch, sc.context), &cache);
-  ScheduleOptions so;
-  so.tiles = sc.tiles;
-  Schedule base = build_schedule(r, a, so);
+  DecodeSetup d = decode_setup(sc, cache);
+  const ArchSpec& a = d.a;
+  const ModelConfig& m = d.m;
+  const RunReport& r = d.r;
+  Schedule& base = d.base;
   base.steps = sc.steps;
   Schedule cont = base;
-  const int link = need_link(cont, a, sc.link, sc.loc);
-  const int tier = cont.resource(a.tiers[0].name);
+  const int link = d.link, tier = d.tier;
   const double kv = m.kv_bytes_per_token(m.dtype) * static_cast<double>(sc.swap_context);
   cont.background.push_back(BackgroundTransfer{"swap out", 0, kv, {tier, link}, {0, 0}, double(1 << 20), 0});
   cont.background.push_back(BackgroundTransfer{"swap in", 0, kv, {link, tier}, {0, 1}, double(1 << 20), 0});
