@@ -184,6 +184,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   serve->add_option("--plan-limit", sv.plan_limit, "Capacity planning: most servers tried")->check(CLI::Range(int64_t{1}, int64_t{100000}));
   serve->add_option("--format", sv.format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
   serve->add_option("--timeline", sv.timeline, "Write one CSV row per iteration (time, instance, batch, KV use)");
+  std::string serve_plot;
+  serve->add_option("--plot", serve_plot, "Write an SVG: latency distributions, requests and KV use over time");
   auto* simulate = app.add_subcommand("simulate", "Run a contention scenario (configs/scenarios) on the SystemC engine, beside its hand calculation");
   std::string sim_file, sim_format = "table", sim_trace;
   std::vector<std::string> sim_sets;
@@ -296,7 +298,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       c.routing = sv.routing == "round-robin" ? Routing::RoundRobin : Routing::LeastLoaded;
       c.ttft_slo = sv.ttft_slo;
       c.tpot_slo = sv.tpot_slo;
-      c.record_samples = !sv.timeline.empty();
+      c.record_samples = !sv.timeline.empty() || !serve_plot.empty();
       StepTimer timer(m, a, sv.tp);
       if (sv.plan > 0) {
         const CapacityPlan plan = plan_capacity(trace, c, timer, a, sv.plan, sv.plan_limit);
@@ -314,7 +316,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       }
       const ServeResult res = simulate_serving(trace, c, timer, a);
       if (!sv.timeline.empty()) write_text(sv.timeline, timeline_csv(res), "timeline");
-      out << format_serve(summarize(trace, res, c, m.name, a.name, timer.runs()), kFormats.at(sv.format));
+      const ServeSummary sum = summarize(trace, res, c, m.name, a.name, timer.runs());
+      if (!serve_plot.empty()) write_text(serve_plot, plot_serve_svg(res, sum));
+      out << format_serve(sum, kFormats.at(sv.format));
       return 0;
     }
     if (*simulate) {

@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 
+#include "sim/report/plot.h"
 #include "sim/report/table.h"
 
 namespace einsim {
@@ -128,6 +130,66 @@ std::string timeline_csv(const ServeResult& r) {
     out += fmt::format("{:.6f},{},{:.6g},{},{},{},{},{},{:.4f}\n", x.time, x.instance, x.duration, x.iterations, x.running, x.waiting, x.prefill_tokens,
                        x.decode, x.kv_used);
   return out;
+}
+
+std::string plot_serve_svg(const ServeResult& r, const ServeSummary& s) {
+  std::vector<PlotPanel> panels(1);
+  PlotPanel& cdf = panels[0];
+  cdf.title = "Latency distribution (dashed: SLO)";
+  cdf.xlabel = "ms";
+  cdf.ylabel = "share of requests at or below";
+  auto series = [&](const char* name, std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    PlotSeries x{name, {}, false, name};
+    const size_t step = std::max<size_t>(1, v.size() / 400);
+    for (size_t i = 0; i < v.size(); i += step) x.points.emplace_back(std::max(v[i] * 1e3, 1e-3), static_cast<double>(i + 1) / static_cast<double>(v.size()));
+    if (!v.empty()) x.points.emplace_back(std::max(v.back() * 1e3, 1e-3), 1.0);
+    cdf.series.push_back(std::move(x));
+  };
+  std::vector<double> ttft, tpot, e2e;
+  for (const RequestOutcome& o : r.requests) {
+    ttft.push_back(o.ttft());
+    if (o.output > 1) tpot.push_back(o.tpot());
+    e2e.push_back(o.e2e());
+  }
+  series("TTFT", ttft);
+  series("TPOT", tpot);
+  series("end to end", e2e);
+  cdf.series.push_back(PlotSeries{"TTFT SLO", {{s.config.ttft_slo * 1e3, 0.0}, {s.config.ttft_slo * 1e3, 1.0}}, true, "TTFT"});
+  cdf.series.push_back(PlotSeries{"TPOT SLO", {{s.config.tpot_slo * 1e3, 0.0}, {s.config.tpot_slo * 1e3, 1.0}}, true, "TPOT"});
+  if (!r.samples.empty()) {
+    // Totals over instances, each instance's state held from one of its samples to the next.
+    std::vector<InstanceSample> v = r.samples;
+    std::sort(v.begin(), v.end(), [](const InstanceSample& a, const InstanceSample& b) { return a.time < b.time; });
+    std::map<int, InstanceSample> last;
+    PlotSeries run{"running", {}, false, "running"}, wait{"waiting", {}, false, "waiting"}, kv{"KV pages in use (%)", {}, false, "KV"};
+    const size_t step = std::max<size_t>(1, v.size() / 2000);
+    for (size_t i = 0; i < v.size(); ++i) {
+      last[v[i].instance] = v[i];
+      if (i % step) continue;
+      double running = 0, waiting = 0, used = 0;
+      for (const auto& [k, x] : last) running += static_cast<double>(x.running), waiting += static_cast<double>(x.waiting), used += x.kv_used;
+      run.points.emplace_back(v[i].time, running);
+      wait.points.emplace_back(v[i].time, waiting);
+      kv.points.emplace_back(v[i].time, 100 * used / static_cast<double>(last.size()));
+    }
+    PlotPanel load;
+    load.title = "Requests over time (all instances)";
+    load.xlabel = "s";
+    load.ylabel = "requests";
+    load.log_x = false;
+    load.series = {run, wait};
+    PlotPanel mem;
+    mem.title = "KV cache in use (mean over instances)";
+    mem.xlabel = "s";
+    mem.ylabel = "%";
+    mem.log_x = false;
+    mem.series = {kv};
+    panels.push_back(std::move(load));
+    panels.push_back(std::move(mem));
+  }
+  return svg_plot(panels, {fmt::format("{} on {}; {} requests; goodput {:.4g} requests/s ({:.1f}% within SLOs)", s.model, s.arch, s.requests,
+                                       s.goodput, 100 * s.slo_attainment)});
 }
 
 CapacityPlan plan_capacity(const Trace& t, ServeConfig c, StepTimer& timer, const ArchSpec& a, double target, int64_t limit) {

@@ -29,6 +29,9 @@ ServeSummary summarize(const Trace& t, const ServeResult& r, const ServeConfig& 
 std::string format_serve(const ServeSummary& s, Format f);
 /// One row per iteration: time, instance, duration, running, waiting, prefill tokens, decode, KV used.
 std::string timeline_csv(const ServeResult& r);
+/// SVG: the latency distributions (TTFT, TPOT, end to end) and, when the run kept samples,
+/// requests running and waiting and KV pages in use over time (summed over instances).
+std::string plot_serve_svg(const ServeResult& r, const ServeSummary& s);
 
 struct CapacityPlan {
   int64_t servers = 0;  ///< the fewest that meet the SLOs (0: none up to the limit)

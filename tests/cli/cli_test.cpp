@@ -372,7 +372,11 @@ TEST_CASE("serve: a trace on simulated servers, in every format, with a timeline
   CHECK_THAT(run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--trace", "code", "--duration", "60", "--format", "csv"}).out,
              Catch::StartsWith("metric,p50,p90,p99,mean"));
   const std::string tl = (std::filesystem::temp_directory_path() / "einsim-serve-timeline.csv").string();
-  REQUIRE(run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--trace", "code", "--duration", "30", "--timeline", tl}).code == 0);
+  const std::string svg = (std::filesystem::temp_directory_path() / "einsim-serve.svg").string();
+  REQUIRE(run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--trace", "code", "--duration", "30", "--timeline", tl, "--plot", svg}).code == 0);
+  std::ifstream sf(svg);
+  const std::string svg_text((std::istreambuf_iterator<char>(sf)), std::istreambuf_iterator<char>());
+  CHECK_THAT(svg_text, Catch::StartsWith("<svg") && Catch::Contains("Latency distribution") && Catch::Contains("KV cache in use"));
   std::ifstream f(tl);
   std::string header;
   std::getline(f, header);
