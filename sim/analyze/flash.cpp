@@ -156,6 +156,7 @@ FlashCase flash_case(const FlashScenario& s, const std::string& model, const Arc
   c.host = a.name;
   c.flash_tier = fl->name;
   c.dtype = std::string(dtype_name(dt));
+  c.params = pc.total;
   c.weights = pc.total * e;
   c.ffn = L * pc.per_layer_mlp * e;
   c.embeddings = pc.embedding * e;
@@ -253,14 +254,15 @@ FlashReport analyze_flash(const FlashScenario& s) {
   const std::vector<std::string> cands = s.candidates.empty() ? s.models : s.candidates;
   for (const ArchSpec& a : hosts) {
     // Latency does not depend on the budget: one case per candidate, checked against each size.
-    std::vector<std::pair<double, FlashCase>> done;
-    for (const std::string& m : cands) done.emplace_back(count_params(scenario_model(m, s.loc)).total, flash_case(s, m, a, 1, cache));
+    std::vector<FlashCase> done;
+    for (const std::string& m : cands) done.push_back(flash_case(s, m, a, 1, cache));
     for (double size : s.dram_sizes) {
       FlashLargest lg;
       lg.host = a.name;
       lg.dram = size;
       double best = 0;
-      for (const auto& [params, c] : done) {
+      for (const FlashCase& c : done) {
+        const double params = c.params;
         const FlashStep& all = c.steps.back();
         FlashLargest::Candidate x;
         x.model = c.model;

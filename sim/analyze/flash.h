@@ -78,6 +78,7 @@ struct FlashStep {
 struct FlashCase {
   std::string model, host, flash_tier;
   std::string dtype;
+  double params = 0;
   double weights = 0, ffn = 0, embeddings = 0, attention = 0, predictor = 0, kv = 0;  ///< bytes
   double dram_budget = 0;
   double neuron_bytes = 0;     ///< one neuron: its up (and gate) column and down row

@@ -10,13 +10,8 @@ using einsim::test::error_of;
 namespace {
 
 KvCompressionScenario scenario_from(const std::string& body) {
-  auto doc = ConfigDoc::parse("version = 1\n[scenario]\nkind = \"kv-compression\"\nmodel = \"llama-3-8b\"\narch = \"h100\"\ncontext = \"32K\"\nbatch = 4\n" + body,
-                              "s.toml");
-  const ConfigTable t = doc->root().get_table("scenario");
-  t.get_string("kind");
-  KvCompressionScenario s = read_kv_compression(t);
-  doc->finish();
-  return s;
+  return test::scenario_from("kind = \"kv-compression\"\nmodel = \"llama-3-8b\"\narch = \"h100\"\ncontext = \"32K\"\nbatch = 4\n", body,
+                             read_kv_compression);
 }
 
 const KvResult& result(const KvCompressionReport& r, const std::string& name) {

@@ -11,13 +11,7 @@ using einsim::test::error_of;
 
 namespace {
 
-LongContextScenario scenario_from(const std::string& body) {
-  auto doc = ConfigDoc::parse("version = 1\n[scenario]\nkind = \"long-context\"\n" + body, "s.toml");
-  LongContextScenario s = read_long_context(doc->root().get_table("scenario"));
-  doc->root().get_table("scenario").get_string("kind");
-  doc->finish();
-  return s;
-}
+LongContextScenario scenario_from(const std::string& body) { return test::scenario_from("kind = \"long-context\"\n", body, read_long_context); }
 
 }  // namespace
 

@@ -8,14 +8,7 @@ using einsim::test::error_of;
 
 namespace {
 
-OffloadScenario scenario_from(const std::string& body) {
-  auto doc = ConfigDoc::parse("version = 1\n[scenario]\nkind = \"offload\"\n" + body, "s.toml");
-  const ConfigTable t = doc->root().get_table("scenario");
-  t.get_string("kind");
-  OffloadScenario s = read_offload(t);
-  doc->finish();
-  return s;
-}
+OffloadScenario scenario_from(const std::string& body) { return test::scenario_from("kind = \"offload\"\n", body, read_offload); }
 
 }  // namespace
 

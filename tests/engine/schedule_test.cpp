@@ -132,14 +132,7 @@ TEST_CASE("schedule: bad engine options are clear errors", "[engine][errors]") {
 }
 
 TEST_CASE("contention scenarios: bad files are located errors, raised before anything is simulated", "[engine][errors]") {
-  auto from = [](const std::string& body) {
-    auto doc = ConfigDoc::parse("version = 1\n[scenario]\nkind = \"contention\"\n" + body, "s.toml");
-    const ConfigTable t = doc->root().get_table("scenario");
-    t.get_string("kind");
-    ContentionScenario s = read_contention(t);
-    doc->finish();
-    return s;
-  };
+  auto from = [](const std::string& body) { return test::scenario_from("kind = \"contention\"\n", body, read_contention); };
   CHECK_THAT(error_of([&] { from("case = \"melt\"\n"); }), Catch::Contains("s.toml:4:8: error: 'scenario.case' = \"melt\" is not one of: kv-host"));
   CHECK_THAT(error_of([&] { from("case = \"kv-host\"\nhost_fraction = 1.5\n"); }), Catch::Contains("s.toml:5:17: error:"));
   CHECK_THAT(error_of([&] { from("case = \"kv-host\"\nstep = 3\n"); }), Catch::Contains("unknown key 'step'"));

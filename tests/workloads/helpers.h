@@ -29,6 +29,18 @@ inline std::string error_of(const std::function<void()>& f) {
   return {};
 }
 
+/// Reads "version = 1\n[scenario]\n<head><body>" (named "s.toml") with `read`, as an analysis
+/// reads its scenario table; `head` holds the kind and any keys every test of the file shares.
+template <typename Read>
+auto scenario_from(const std::string& head, const std::string& body, Read read) {
+  auto doc = ConfigDoc::parse("version = 1\n[scenario]\n" + head + body, "s.toml");
+  const ConfigTable t = doc->root().get_table("scenario");
+  t.get_string("kind");
+  auto s = read(t);
+  doc->finish();
+  return s;
+}
+
 inline std::string shipped(const std::string& rel) { return std::string(EINSIM_CONFIG_DIR) + "/" + rel; }
 
 }  // namespace einsim::test
