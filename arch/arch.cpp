@@ -286,6 +286,9 @@ ArchSpec read_arch(const ConfigTable& t) {
     a.power.idle = p->get_quantity("idle", Dim::Power);
     a.power.tdp = p->get_quantity("tdp", Dim::Power);
     if (a.power.idle > a.power.tdp) throw UserError(p->loc("idle"), "idle power exceeds TDP");
+    a.power.active = p->opt_quantity("active", Dim::Power).value_or(a.power.idle);
+    if (a.power.active < a.power.idle || a.power.active > a.power.tdp)
+      throw UserError(p->loc("active"), "active power lies between idle power and TDP");
     if (p->contains("dvfs"))
       for (const std::string& c : p->get_string_array("dvfs")) {
         std::string err;
@@ -295,6 +298,7 @@ ArchSpec read_arch(const ConfigTable& t) {
         a.power.dvfs.push_back({q->value, 0});
       }
     std::sort(a.power.dvfs.begin(), a.power.dvfs.end(), [](auto& x, auto& y) { return x.clock > y.clock; });
+    a.power.energy_exponent = p->opt_number("energy_exponent", 0, 3).value_or(2);
   }
   if (auto c = t.opt_table("cost")) {
     a.cost.price = c->opt_quantity("price", Dim::Money);

@@ -96,9 +96,14 @@ struct DvfsPoint {
 };
 
 struct PowerSpec {
-  double idle = 0;  ///< W
-  double tdp = 0;   ///< W
+  double idle = 0;    ///< W with no work
+  double active = 0;  ///< W while kernels run, before their dynamic energy (clocks ungated, leakage at the operating voltage)
+  double tdp = 0;     ///< W
   std::vector<DvfsPoint> dvfs;  ///< allowed clocks, highest first
+  /// Energy per operation scales as (clock / nominal clock)^energy_exponent when the clock is
+  /// lowered: 2 when the supply voltage falls in proportion to the clock (dynamic energy is
+  /// C V^2 per switch), 0 when the voltage stays fixed.
+  double energy_exponent = 2;
 };
 
 struct CostSpec {

@@ -12,6 +12,7 @@
 #include "sim/cli/run_report.h"
 #include "sim/analyze/flash.h"
 #include "sim/engine/contention.h"
+#include "sim/power/power.h"
 #include "sim/serve/serve_report.h"
 #include "sim/engine/schedule.h"
 #include "sim/engine/systemc_engine.h"
@@ -25,6 +26,15 @@ namespace einsim {
 namespace {
 
 const std::map<std::string, Format> kFormats = {{"table", Format::Table}, {"json", Format::Json}, {"csv", Format::Csv}};
+
+/// A flag's quantity ("1.4 GHz", "490 W"): positive and of dimension `dim`; 0 when not given.
+double flag_quantity(const std::string& text, const char* flag, Dim dim, const char* example) {
+  if (text.empty()) return 0.0;
+  std::string why;
+  const auto q = parse_quantity(text, &why);
+  if (!q || q->dim != dim || q->value <= 0) throw UserError(SourceLoc{flag}, fmt::format("'{}' is not a {} such as \"{}\"", text, dim_name(dim), example));
+  return q->value;
+}
 
 // Reads "32k", "1M", "4096": token counts in the units architects write them.
 int64_t parse_tokens(const std::string& s, const std::string& option) {
@@ -121,6 +131,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       ->check(CLI::IsMember({"none", "eager", "kernels", "greedy"}));
   run->add_option("--objective", objective, "Mapper objective")->check(CLI::IsMember({"latency", "energy", "edp"}));
   run->add_option("--set", run_sets, "Override a value: arch.KEY=VALUE or model.KEY=VALUE (checked like file values)");
+  std::string run_clock, run_cap;
+  run->add_option("--clock", run_clock, "Lock the arrays' clock at or below this DVFS point (e.g. \"1.4 GHz\")");
+  run->add_option("--power-cap", run_cap, "Cap each device's power (e.g. \"490 W\"; default: the TDP)");
   run->add_option("--format", run_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
 
   auto* study = app.add_subcommand("study", "Reproduce a paper's evaluation from first principles");
@@ -156,9 +169,14 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     std::string model, arch, trace = "conv", batching = "prefill-first", preemption = "recompute", routing = "least-loaded", format = "table", timeline;
     int64_t tp = 1, instances = 1, servers = 1, budget = 8192, max_batch = 256, requests = 1000, plan_limit = 256;
     double rate = 0, cv = 1, ttft_slo = 2, tpot_slo = 0.2, duration = 0, plan = 0;
-    std::string arrivals;
+    std::string arrivals, clock, cap, power;
+    double power_bin = 1;
     uint64_t seed = 1;
   } sv;
+  serve->add_option("--clock", sv.clock, "Lock every GPU's clock at or below this DVFS point (e.g. \"1.4 GHz\")");
+  serve->add_option("--power-cap", sv.cap, "Cap every GPU's power (e.g. \"490 W\"; default: the TDP)");
+  serve->add_option("--power", sv.power, "Write per-GPU power over time as CSV (time, server, GPU, W, GHz)");
+  serve->add_option("--power-bin", sv.power_bin, "Seconds per power sample (default 1)")->check(CLI::Range(1e-3, 3600.0));
   serve->add_option("--model", sv.model, "Model preset or file")->required();
   serve->add_option("--arch", sv.arch, "Architecture preset or file")->required();
   serve->add_option("--tp", sv.tp, "Devices per model instance (tensor parallel)")->check(CLI::Range(int64_t{1}, int64_t{1024}));
@@ -240,7 +258,10 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       if (!run_fusion.empty()) ro.fusion = parse_fusion(run_fusion);
       ro.mapper.objective = objective == "energy" ? Objective::Energy : objective == "edp" ? Objective::EDP : Objective::Latency;
       if (engine != "systemc" && !trace_file.empty()) throw UserError(SourceLoc{"--trace"}, "--trace needs --engine systemc");
-      RunReport rep = run_model(m, a, ro);
+      const double lock = flag_quantity(run_clock, "--clock", Dim::Frequency, "1.4 GHz");
+      const double cap = flag_quantity(run_cap, "--power-cap", Dim::Power, "490 W");
+      if (engine == "systemc" && (lock > 0 || cap > 0)) throw UserError(SourceLoc{"--engine"}, "--clock and --power-cap apply to the analytical engine");
+      RunReport rep = engine == "systemc" ? run_model(m, a, ro) : run_powered(m, a, ro, lock, cap);
       if (engine == "systemc") {
         ScheduleOptions so;
         so.tiles = engine_tiles;
@@ -299,6 +320,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       c.ttft_slo = sv.ttft_slo;
       c.tpot_slo = sv.tpot_slo;
       c.record_samples = !sv.timeline.empty() || !serve_plot.empty();
+      c.operating.lock = flag_quantity(sv.clock, "--clock", Dim::Frequency, "1.4 GHz");
+      c.operating.cap = flag_quantity(sv.cap, "--power-cap", Dim::Power, "490 W");
+      c.power_bin = sv.power_bin;
       StepTimer timer(m, a, sv.tp);
       if (sv.plan > 0) {
         const CapacityPlan plan = plan_capacity(trace, c, timer, a, sv.plan, sv.plan_limit);
@@ -316,6 +340,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       }
       const ServeResult res = simulate_serving(trace, c, timer, a);
       if (!sv.timeline.empty()) write_text(sv.timeline, timeline_csv(res), "timeline");
+      if (!sv.power.empty()) write_text(sv.power, power_csv(res, c), "power");
       const ServeSummary sum = summarize(trace, res, c, m.name, a.name, timer.runs());
       if (!serve_plot.empty()) write_text(serve_plot, plot_serve_svg(res, sum));
       out << format_serve(sum, kFormats.at(sv.format));

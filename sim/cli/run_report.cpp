@@ -61,6 +61,11 @@ std::string format_run(const RunReport& r, Format f) {
                    {"tokens_per_s", r.tokens_per_s},
                    {"energy_j", r.energy},
                    {"energy_per_token_j", r.energy_per_token},
+                   {"power_per_device_w", r.power},
+                   {"compute_energy_per_device_j", r.compute_energy},
+                   {"memory_energy_per_device_j", r.memory_energy},
+                   {"clock_hz", r.clock},
+                   {"throttled", r.throttled},
                    {"flops_per_device", r.flops},
                    {"mappings_evaluated", r.mappings_evaluated},
                    {"cache_hits", r.cache_hits}};
@@ -121,6 +126,10 @@ std::string format_run(const RunReport& r, Format f) {
   out += fmt::format("{}: {} ms; {:.4g} tokens/s{}\n", decode ? "decode step (TPOT)" : "prefill (TTFT)", ms(r.step_time), r.tokens_per_s,
                      r.tp > 1 ? fmt::format(" over {} devices", r.tp) : "");
   out += fmt::format("energy: {:.4g} J per step, {:.4g} mJ per token\n", r.energy, r.energy_per_token * 1e3);
+  if (r.step_time > 0)
+    out += fmt::format("power per device: {:.0f} W (baseline {:.0f} W, operations {:.0f} W, data movement {:.0f} W){}{}\n", r.power,
+                       r.power - (r.compute_energy + r.memory_energy) / r.step_time, r.compute_energy / r.step_time, r.memory_energy / r.step_time,
+                       r.clock > 0 ? fmt::format(", clock {:.3g} GHz", r.clock / 1e9) : "", r.throttled ? " (throttled to the power limit)" : "");
   for (const TierMemory& m : r.memory)
     out += fmt::format("memory per device ({}): weights {}, KV cache {}, activations {}; {} of {} ({})\n", m.tier, fmt_bytes(m.weights),
                        fmt_bytes(m.kv_cache), fmt_bytes(m.activations), fmt_bytes(m.total()), fmt_bytes(m.capacity), pct(m.total() / m.capacity));

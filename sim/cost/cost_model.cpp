@@ -263,6 +263,7 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
   }
 
   cost.energy = 0;
+  cost.compute_energy = 0;
   cost.bottleneck.clear();
   // Busy time of each storage level.
   const double mem_eff = gpu ? a.gpu->memory_efficiency : 1.0;
@@ -328,7 +329,8 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
 
   // Energy: operations, and each byte at both ends of every boundary it crosses.
   for (int cl = 0; cl < kOpClasses; ++cl)
-    if (auto it = arr.energy.find(static_cast<OpClass>(cl)); it != arr.energy.end()) cost.energy += e.ops.n[static_cast<size_t>(cl)] * it->second;
+    if (auto it = arr.energy.find(static_cast<OpClass>(cl)); it != arr.energy.end()) cost.compute_energy += e.ops.n[static_cast<size_t>(cl)] * it->second;
+  cost.energy = cost.compute_energy;
   cost.energy += (cost.traffic[0].read_bytes + cost.traffic[0].write_bytes) * tier.energy;
   for (size_t j = 1; j < N; ++j) {
     const StorageLevel* l = rs.levels[j];

@@ -40,6 +40,7 @@ struct Cost {
   double fill_drain = 0;    ///< s before the first tile computes and after the last finishes
   double launch = 0;        ///< s of kernel launch (GPUs)
   double energy = 0;        ///< J (0 for parts whose energy the arch does not give)
+  double compute_energy = 0;  ///< J of `energy` spent in the array's operations (scales with DVFS)
   double utilization = 0;   ///< ideal_compute / time
   std::vector<LevelTraffic> traffic;  ///< path[0] (the tier) first
   std::string bottleneck;   ///< "compute (<array>)" or "<level> bandwidth"

@@ -160,6 +160,7 @@ class Planner {
         er.flops = me.ops.flops();
         er.compute = m.cost.compute * n;
         er.energy = m.cost.energy * n;
+        er.compute_energy = m.cost.compute_energy * n;
         er.utilization = m.cost.utilization;
         er.time_alone = m.cost.time * n;
         er.bottleneck = m.cost.bottleneck;
@@ -687,11 +688,14 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOption
   r.tokens_per_s = r.step_time > 0 ? r.tokens / r.step_time : 0;
 
   // Energy per step over all devices: the cost model's dynamic energy, the all-reduce bytes
-  // over the link, and idle power for the step's duration.
+  // over the link, and the active baseline power for the step's duration.
   double dynamic = 0;
   for (const BlockRun& b : r.blocks) dynamic += b.energy;
   const double link_energy = opt.tp > 1 ? r.allreduce_bytes * peer->energy : 0;
-  r.energy = static_cast<double>(opt.tp) * (dynamic + link_energy + a.power.idle * r.step_time);
+  r.energy = static_cast<double>(opt.tp) * (dynamic + link_energy + a.power.active * r.step_time);
+  for (const EinsumRun& e : r.einsums) r.compute_energy += e.compute_energy;
+  r.memory_energy = dynamic + link_energy - r.compute_energy;
+  r.power = r.step_time > 0 ? a.power.active + (dynamic + link_energy) / r.step_time : a.power.idle;
   r.energy_per_token = r.tokens > 0 ? r.energy / r.tokens : 0;
 
   // Memory of one device, all in the tier that feeds the arrays.

@@ -35,6 +35,7 @@ struct EinsumRun {
   double compute = 0;     ///< s the array is busy, all instances
   std::vector<LevelTraffic> traffic;  ///< all instances, tier first; `busy` in s
   double energy = 0;      ///< J, all instances (dynamic)
+  double compute_energy = 0;  ///< J of `energy` in the array's operations
   double utilization = 0; ///< ideal compute / time it would take alone
   double time_alone = 0;  ///< s it would take as a block of its own (all instances)
   std::string bottleneck; ///< of one instance
@@ -104,6 +105,12 @@ struct RunReport {
   double tokens_per_s = 0;
   double energy = 0;           ///< J per step, all devices: dynamic + idle power over the step
   double energy_per_token = 0;
+  /// Dynamic energy of one device per step, J: the arrays' operations (which scale with the
+  /// clock's voltage) and data movement (memory, levels, the all-reduce's link bytes).
+  double compute_energy = 0, memory_energy = 0;
+  double power = 0;            ///< W per device averaged over the step: idle + dynamic energy / step time
+  double clock = 0;            ///< Hz: the clock the arrays ran at (time-weighted under a power cap); 0: nominal
+  bool throttled = false;      ///< the clock was lowered to keep within the power limit
   double flops = 0;            ///< per device
   std::vector<TierMemory> memory;  ///< per device
   int64_t mappings_evaluated = 0;

@@ -19,6 +19,45 @@ double percentile(std::vector<double> v, double p) {
   return v[i];
 }
 
+void PowerTimeline::add(size_t k, double t0, double t1, double e, double clock_hz, double sign) {
+  if (t1 <= t0) return;
+  if (energy.size() <= k) energy.resize(k + 1), busy.resize(k + 1), this->clock.resize(k + 1);
+  const auto last = static_cast<size_t>(std::max(0.0, std::floor((t1 - start) / bin)));
+  for (auto* v : {&energy[k], &busy[k], &this->clock[k]})
+    if (v->size() <= last) v->resize(last + 1, 0.0);
+  const double rate = e / (t1 - t0);
+  for (size_t b = static_cast<size_t>(std::max(0.0, std::floor((t0 - start) / bin))); b <= last; ++b) {
+    const double lo = std::max(t0, start + static_cast<double>(b) * bin), hi = std::min(t1, start + static_cast<double>(b + 1) * bin);
+    if (hi <= lo) continue;
+    energy[k][b] += sign * rate * (hi - lo);
+    busy[k][b] += sign * (hi - lo);
+    this->clock[k][b] += sign * clock_hz * (hi - lo);
+  }
+}
+
+size_t PowerTimeline::bins() const {
+  size_t n = 0;
+  for (const auto& v : energy) n = std::max(n, v.size());
+  return n;
+}
+
+double PowerTimeline::device_power(size_t k, size_t b) const {
+  if (k >= energy.size() || b >= energy[k].size()) return power.idle;
+  const double on = std::clamp(busy[k][b] / bin, 0.0, 1.0);
+  return power.idle * (1 - on) + power.active * on + energy[k][b] / bin;
+}
+
+double PowerTimeline::total_power(size_t b) const {
+  double w = 0;
+  for (size_t k = 0; k < energy.size(); ++k) w += device_power(k, b);
+  return w * static_cast<double>(devices_per_instance);
+}
+
+double PowerTimeline::device_clock(size_t k, size_t b) const {
+  if (k >= energy.size() || b >= energy[k].size() || busy[k][b] <= 1e-12) return 0;
+  return clock[k][b] / busy[k][b];
+}
+
 namespace {
 
 enum class State { Waiting, Running, Done };
@@ -52,7 +91,7 @@ struct Instance {
 struct Event {
   double time;
   int64_t seq;
-  bool arrival;
+  bool arrival;  ///< else a completion, or a controller's turn when `index` is SIZE_MAX
   size_t index;  ///< request (arrival) or instance (completion)
   int64_t gen = 0;  ///< completion: the instance's plan it ends (a cut-short run leaves a stale one)
   bool operator>(const Event& o) const { return time != o.time ? time > o.time : seq > o.seq; }
@@ -64,7 +103,23 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
   if (c.servers < 1 || c.instances_per_server < 1 || c.token_budget < 1 || c.max_batch < 1 || c.block < 1)
     throw UserError(SourceLoc{"serve"}, "servers, instances per server, token budget, batch limit and page size must be at least 1");
   const int n_inst = static_cast<int>(c.servers * c.instances_per_server);
+  if (!c.instance_class.empty() && c.instance_class.size() != static_cast<size_t>(n_inst))
+    throw InternalError(fmt::format("{} instance classes for {} instances", c.instance_class.size(), n_inst));
+  auto class_of = [&](int k) { return c.instance_class.empty() ? 0 : c.instance_class[static_cast<size_t>(k)]; };
+  for (const Request& r : t.requests) {
+    bool served = false;
+    for (int k = 0; k < n_inst && !served; ++k) served = class_of(k) == r.priority;
+    if (!served) throw UserError(SourceLoc{t.name}, fmt::format("request {} is of class {}, which no instance serves", r.id, r.priority));
+  }
   ServeResult res;
+  res.power.bin = c.power_bin > 0 ? c.power_bin : 1;
+  res.power.start = t.requests.empty() ? 0 : std::min(0.0, t.requests.front().arrival);
+  res.power.power = a.power;
+  res.power.devices_per_instance = c.tp;
+  res.power.energy.resize(static_cast<size_t>(n_inst));
+  res.power.busy.resize(static_cast<size_t>(n_inst));
+  res.power.clock.resize(static_cast<size_t>(n_inst));
+  std::vector<Operating> ops(static_cast<size_t>(n_inst), c.operating);
   res.kv_blocks = static_cast<int64_t>(std::floor(timer.kv_capacity() / (timer.kv_bytes_per_token() * static_cast<double>(c.block))));
   double swap_bw = c.swap_bandwidth;
   if (swap_bw <= 0)
@@ -94,6 +149,8 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
   std::priority_queue<Event, std::vector<Event>, std::greater<>> q;
   int64_t seq = 0;
   for (size_t i = 0; i < t.requests.size(); ++i) q.push({t.requests[i].arrival, seq++, true, i});
+  size_t arrivals_left = t.requests.size();
+  if (c.control.period > 0 && c.control.act && !t.requests.empty()) q.push({t.requests.front().arrival, seq++, false, SIZE_MAX});
   int next_rr = 0;
   int64_t in_system = 0;
   const double kv_bytes = timer.kv_bytes_per_token();
@@ -200,7 +257,10 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
     double ctx = 0;
     for (size_t r : x.decode) ctx += static_cast<double>(rq[r].context);
     it.context = it.decode ? static_cast<int64_t>(std::llround(ctx / static_cast<double>(it.decode))) : 0;
-    double dt = timer.time(it) + extra;
+    const Operating& op = ops[static_cast<size_t>(k)];
+    PoweredWork pw = timer.cost(it, op);
+    double dt = pw.time + extra;
+    double energy = pw.energy;
     // A run of identical decode iterations: nothing waits and every request has the tokens and
     // pages to go on. They run as one event; their times follow the context as it grows (the
     // step time is linear in the context between grid points, so the middle context gives the
@@ -215,14 +275,13 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
         return need;
       };
       while (n > 1 && new_pages(n - 1) > x.free_blocks) n /= 2;
-      auto run_time = [&](int64_t m) {
-        Iteration mid = it;
-        mid.context += (m - 1) / 2;
-        return static_cast<double>(m) * timer.time(mid);
-      };
       if (n > 1) {
+        Iteration mid = it;
+        mid.context += (n - 1) / 2;
+        pw = timer.cost(mid, op);
         x.steps = n;
-        dt = run_time(n);
+        dt = static_cast<double>(n) * pw.time;
+        energy = static_cast<double>(n) * pw.energy;
         // Pages for the tokens the run appends, handed out now.
         for (size_t r : x.decode) {
           const int64_t more = std::max<int64_t>(0, pages(rq[r].context + n) - rq[r].blocks);
@@ -245,6 +304,9 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
     smp.decode = it.decode;
     smp.iterations = x.steps;
     smp.kv_used = x.kv_used;
+    smp.energy = energy;
+    smp.clock = pw.clock;
+    res.power.add(static_cast<size_t>(k), now, now + dt, energy, pw.clock);
     q.push({now + dt, seq++, false, static_cast<size_t>(k), ++x.gen});
   };
 
@@ -262,6 +324,10 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
     }
     x.steps = done;
     const double end = x.run_start + static_cast<double>(done) * x.step_dt;
+    const double old_end = x.planned.time;
+    const double removed = x.planned.energy * (old_end - end) / (old_end - x.run_start);
+    res.power.add(static_cast<size_t>(k), end, old_end, removed, x.planned.clock, -1);
+    x.planned.energy -= removed;
     x.planned.time = end;
     x.planned.duration = end - x.run_start;
     x.planned.iterations = done;
@@ -311,15 +377,28 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
   while (!q.empty()) {
     const Event e = q.top();
     q.pop();
+    if (!e.arrival && e.index == SIZE_MAX) {  // the controller's turn
+      const std::vector<Operating> before = ops;
+      c.control.act(e.time, res.power, ops);
+      for (int k = 0; k < n_inst; ++k)
+        if (!(ops[static_cast<size_t>(k)] == before[static_cast<size_t>(k)])) cut_short(k, e.time);
+      if (arrivals_left > 0 || in_system > 0) q.push({e.time + c.control.period, seq++, false, SIZE_MAX});
+      continue;
+    }
     last = e.time;
     if (e.arrival) {
-      int k = 0;
+      --arrivals_left;
+      const int cls = t.requests[e.index].priority;
+      int k = -1;
       if (c.routing == Routing::RoundRobin) {
-        k = next_rr;
-        next_rr = (next_rr + 1) % n_inst;
+        for (int tries = 0; tries < n_inst && k < 0; ++tries) {
+          if (class_of(next_rr) == cls) k = next_rr;
+          next_rr = (next_rr + 1) % n_inst;
+        }
       } else {
         size_t best = SIZE_MAX;
         for (int i = 0; i < n_inst; ++i) {
+          if (class_of(i) != cls) continue;
           const size_t load = inst[static_cast<size_t>(i)].waiting.size() + inst[static_cast<size_t>(i)].running.size();
           if (load < best) best = load, k = i;
         }
@@ -343,6 +422,13 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
   for (size_t i = 0; i < rq.size(); ++i)
     if (rq[i].state != State::Done) throw InternalError(fmt::format("request {} never finished", t.requests[i].id));
   res.makespan = t.requests.empty() ? 0 : last - t.requests.front().arrival;
+  // Energy until the last finish: dynamic, the active baseline while busy, idle otherwise.
+  const PowerTimeline& pt = res.power;
+  double busy_all = 0, dyn = 0;
+  for (size_t k = 0; k < pt.energy.size(); ++k)
+    for (size_t b = 0; b < pt.energy[k].size(); ++b) dyn += pt.energy[k][b], busy_all += pt.busy[k][b];
+  const double span = static_cast<double>(n_inst) * (last - pt.start);
+  res.energy = static_cast<double>(c.tp) * (dyn + a.power.active * busy_all + a.power.idle * std::max(0.0, span - busy_all));
   return res;
 }
 

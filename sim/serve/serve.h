@@ -3,6 +3,7 @@
 // group of devices each), several instances per server, servers behind a router; step times
 // from einsim's cost model (StepTimer). Discrete events in time order, deterministic.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,36 @@ namespace einsim {
 enum class Batching { PrefillFirst, Chunked };
 enum class Preemption { Recompute, Swap };
 enum class Routing { RoundRobin, LeastLoaded };
+
+/// Power of every instance's devices over time, in bins: each iteration's dynamic energy is
+/// spread evenly over its duration; a device draws its active baseline while busy and its idle
+/// power otherwise. The devices of one instance (a tensor-parallel group) draw the same.
+struct PowerTimeline {
+  double bin = 1;                 ///< s
+  double start = 0;               ///< s: the first bin's start
+  PowerSpec power;
+  int64_t devices_per_instance = 1;
+  std::vector<std::vector<double>> energy;  ///< per instance, per bin: J dynamic per device
+  std::vector<std::vector<double>> busy;    ///< per instance, per bin: s
+  std::vector<std::vector<double>> clock;   ///< per instance, per bin: Hz x busy s
+  /// Adds `e` J and busy time over [t0, t1) to instance k (negative `sign` takes them back).
+  void add(size_t k, double t0, double t1, double e, double clock_hz, double sign = 1);
+  size_t bins() const;
+  /// W per device of instance k over bin b.
+  double device_power(size_t k, size_t b) const;
+  /// W of all devices of all instances over bin b.
+  double total_power(size_t b) const;
+  /// Hz, the busy-time-weighted clock of instance k over bin b (0: idle or nominal).
+  double device_clock(size_t k, size_t b) const;
+};
+
+struct ServeConfig;
+/// A power controller: called every `period` s of simulated time with the timeline so far;
+/// it may change each instance's operating point (running iterations finish at the old one).
+struct PowerControl {
+  double period = 0;  ///< s (0: no controller)
+  std::function<void(double now, const PowerTimeline& timeline, std::vector<Operating>& ops)> act;
+};
 
 struct ServeConfig {
   int64_t tp = 1;                   ///< devices per model instance
@@ -28,6 +59,12 @@ struct ServeConfig {
   double swap_bandwidth = 0;        ///< B/s per device to host memory (Swap); 0: the arch's host link
   double ttft_slo = 2.0, tpot_slo = 0.2;  ///< s, for goodput
   bool record_samples = false;      ///< keep an InstanceSample per iteration (a timeline)
+  Operating operating;              ///< every instance's frequency lock and power cap
+  double power_bin = 1;             ///< s per power-timeline bin
+  /// Serving classes: requests of class c (Request::priority) go to the instances of class c.
+  /// Empty: one class.
+  std::vector<int> instance_class;
+  PowerControl control;
 };
 
 struct RequestOutcome {
@@ -50,6 +87,8 @@ struct InstanceSample {
   int64_t prefill_tokens = 0, decode = 0;
   int64_t iterations = 1;    ///< identical decode iterations this sample stands for
   double kv_used = 0;        ///< fraction of the KV pages in use
+  double energy = 0;         ///< J dynamic per device
+  double clock = 0;          ///< Hz, time-weighted (0: nominal)
 };
 
 struct ServeResult {
@@ -64,6 +103,8 @@ struct ServeResult {
   int64_t kv_blocks = 0;     ///< pages per instance
   double makespan = 0;       ///< s from the first arrival to the last finish
   double tokens_generated = 0;
+  PowerTimeline power;
+  double energy = 0;         ///< J over all devices: dynamic, active while busy, idle otherwise, until the last finish
 };
 
 ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& timer, const ArchSpec& a);

@@ -66,6 +66,25 @@ ServeSummary summarize(const Trace& t, const ServeResult& r, const ServeConfig& 
   s.queueing = stats(queue);
   s.kv_mean = r.busy_time > 0 ? r.kv_area / r.busy_time : 0;
   s.kv_peak = r.kv_peak;
+  const PowerTimeline& pt = r.power;
+  const size_t bins = pt.bins();
+  const auto devices = static_cast<double>(pt.energy.size() * static_cast<size_t>(pt.devices_per_instance));
+  const size_t per_server = static_cast<size_t>(c.instances_per_server);
+  for (size_t b = 0; b < bins; ++b)
+    for (size_t k = 0; k < pt.energy.size(); k += per_server) {
+      double server = 0;
+      for (size_t j = k; j < k + per_server; ++j) {
+        const double w = pt.device_power(j, b);
+        s.gpu_power_peak = std::max(s.gpu_power_peak, w);
+        server += w * static_cast<double>(pt.devices_per_instance);
+      }
+      s.server_power_peak = std::max(s.server_power_peak, server);
+    }
+  const double span = r.makespan + (r.requests.empty() ? 0 : r.requests.front().arrival - pt.start);
+  s.energy = r.energy;
+  s.gpu_power_mean = span > 0 && devices > 0 ? r.energy / span / devices : 0;
+  s.energy_per_token = r.tokens_generated > 0 ? r.energy / r.tokens_generated : 0;
+  s.power_bin = pt.bin;
   return s;
 }
 
@@ -93,6 +112,8 @@ std::string format_serve(const ServeSummary& s, Format f) {
                         {"e2e", pj(s.e2e)},
                         {"queueing", pj(s.queueing)},
                         {"kv", {{"pages_per_instance", s.kv_blocks}, {"mean_used", s.kv_mean}, {"peak_used", s.kv_peak}}},
+                        {"power", {{"gpu_mean_w", s.gpu_power_mean}, {"gpu_peak_w", s.gpu_power_peak}, {"server_peak_w", s.server_power_peak},
+                                   {"bin_s", s.power_bin}, {"energy_j", s.energy}, {"energy_per_token_j", s.energy_per_token}}},
                         {"iterations", s.iterations},
                         {"preemptions", s.preemptions},
                         {"step_time_runs", s.step_runs}};
@@ -120,6 +141,10 @@ std::string format_serve(const ServeSummary& s, Format f) {
                      c.tpot_slo);
   out += fmt::format("KV cache: {} pages of {} tokens per instance; {:.1f}% used on average while busy, {:.1f}% at peak; {} preemptions\n", s.kv_blocks,
                      c.block, 100 * s.kv_mean, 100 * s.kv_peak, s.preemptions);
+  out += fmt::format("power per GPU: {:.0f} W mean, {:.0f} W peak ({:.3g} s bins); {:.0f} W peak per server; {:.4g} MJ, {:.3g} J per token{}\n",
+                     s.gpu_power_mean, s.gpu_power_peak, s.power_bin, s.server_power_peak, s.energy / 1e6, s.energy_per_token,
+                     (c.operating.lock > 0 ? fmt::format("; clock locked at {:.3g} GHz", c.operating.lock / 1e9) : "") +
+                         (c.operating.cap > 0 ? fmt::format("; capped at {:.0f} W", c.operating.cap) : ""));
   out += fmt::format("{} iterations, step times from {} einsim runs\n", s.iterations, s.step_runs);
   return out;
 }
@@ -129,6 +154,20 @@ std::string timeline_csv(const ServeResult& r) {
   for (const InstanceSample& x : r.samples)
     out += fmt::format("{:.6f},{},{:.6g},{},{},{},{},{},{:.4f}\n", x.time, x.instance, x.duration, x.iterations, x.running, x.waiting, x.prefill_tokens,
                        x.decode, x.kv_used);
+  return out;
+}
+
+std::string power_csv(const ServeResult& r, const ServeConfig& c) {
+  const PowerTimeline& pt = r.power;
+  std::string out = "time_s,server,gpu,power_w,clock_ghz\n";
+  const auto per_server = static_cast<size_t>(c.instances_per_server);
+  const auto tp = static_cast<size_t>(pt.devices_per_instance);
+  for (size_t b = 0; b < pt.bins(); ++b)
+    for (size_t k = 0; k < pt.energy.size(); ++k) {
+      const double w = pt.device_power(k, b), ghz = pt.device_clock(k, b) / 1e9;
+      for (size_t g = 0; g < tp; ++g)
+        out += fmt::format("{:.6g},{},{},{:.2f},{:.4g}\n", pt.start + static_cast<double>(b) * pt.bin, k / per_server, (k % per_server) * tp + g, w, ghz);
+    }
   return out;
 }
 
@@ -187,6 +226,31 @@ std::string plot_serve_svg(const ServeResult& r, const ServeSummary& s) {
     mem.series = {kv};
     panels.push_back(std::move(load));
     panels.push_back(std::move(mem));
+  }
+  const PowerTimeline& pt = r.power;
+  if (pt.bins() > 0) {
+    PlotSeries mean{"mean over GPUs", {}, false, "mean"}, high{"highest GPU", {}, false, "highest"};
+    const size_t step = std::max<size_t>(1, pt.bins() / 2000);
+    for (size_t b = 0; b < pt.bins(); b += step) {
+      double sum = 0, top = 0;
+      for (size_t k = 0; k < pt.energy.size(); ++k) {
+        const double w = pt.device_power(k, b);
+        sum += w;
+        top = std::max(top, w);
+      }
+      const double t = pt.start + (static_cast<double>(b) + 0.5) * pt.bin;
+      mean.points.emplace_back(t, sum / static_cast<double>(pt.energy.size()));
+      high.points.emplace_back(t, top);
+    }
+    PlotPanel power;
+    power.title = fmt::format("GPU power ({:.3g} s bins; dashed: TDP)", pt.bin);
+    power.xlabel = "s";
+    power.ylabel = "W";
+    power.log_x = false;
+    power.series = {mean, high};
+    if (pt.power.tdp > 0 && !mean.points.empty())
+      power.series.push_back(PlotSeries{"TDP", {{mean.points.front().first, pt.power.tdp}, {mean.points.back().first, pt.power.tdp}}, true, "TDP"});
+    panels.push_back(std::move(power));
   }
   return svg_plot(panels, {fmt::format("{} on {}; {} requests; goodput {:.4g} requests/s ({:.1f}% within SLOs)", s.model, s.arch, s.requests,
                                        s.goodput, 100 * s.slo_attainment)});

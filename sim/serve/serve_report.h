@@ -22,6 +22,12 @@ struct ServeSummary {
   double goodput = 0;         ///< requests/s meeting both SLOs
   Percentiles ttft, tpot, e2e, queueing;
   double kv_mean = 0, kv_peak = 0;  ///< fraction of KV pages in use, time-weighted over busy instances / peak
+  double gpu_power_mean = 0;   ///< W per device, averaged over devices and the run
+  double gpu_power_peak = 0;   ///< W, the highest one device draws over one power bin
+  double server_power_peak = 0;  ///< W, the highest one server's devices draw over one bin
+  double energy = 0;           ///< J, all devices
+  double energy_per_token = 0; ///< J per generated token
+  double power_bin = 0;        ///< s
 };
 
 ServeSummary summarize(const Trace& t, const ServeResult& r, const ServeConfig& c, const std::string& model, const std::string& arch,
@@ -29,8 +35,11 @@ ServeSummary summarize(const Trace& t, const ServeResult& r, const ServeConfig& 
 std::string format_serve(const ServeSummary& s, Format f);
 /// One row per iteration: time, instance, duration, running, waiting, prefill tokens, decode, KV used.
 std::string timeline_csv(const ServeResult& r);
+/// Per-GPU power over time: one row per power bin and device (time, server, GPU, W, GHz).
+std::string power_csv(const ServeResult& r, const ServeConfig& c);
 /// SVG: the latency distributions (TTFT, TPOT, end to end) and, when the run kept samples,
-/// requests running and waiting and KV pages in use over time (summed over instances).
+/// requests running and waiting and KV pages in use over time (summed over instances), and
+/// GPU power over time (the mean and the highest device).
 std::string plot_serve_svg(const ServeResult& r, const ServeSummary& s);
 
 struct CapacityPlan {

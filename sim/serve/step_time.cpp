@@ -20,6 +20,8 @@ std::pair<int64_t, int64_t> grid_bracket(int64_t n, bool fine) {
 }
 
 StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp) : m_(std::move(m)), a_(std::move(a)), tp_(tp) {
+  clocks_ = dvfs_clocks(a_, 0);
+  for (double f : clocks_) archs_.push_back(at_clock(a_, f));
   RunOptions o;
   o.phase.kind = PhaseKind::Decode;
   o.phase.batch = 1;
@@ -36,58 +38,87 @@ StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp) : m_(std::move(m)), 
                                         mem.weights / (1ull << 30), mem.capacity / (1ull << 30)));
 }
 
-double StepTimer::prefill_exact(int64_t tokens) {
+ClockedWork StepTimer::exact(size_t level, const Phase& p) {
   RunOptions o;
-  o.phase.kind = PhaseKind::Prefill;
-  o.phase.batch = 1;
-  o.phase.prompt = std::max<int64_t>(1, tokens);
+  o.phase = p;
   o.tp = tp_;
   o.check_memory = false;  // the simulation keeps its own KV accounting
   ++runs_;
-  return run_model(m_, a_, o, &cache_).step_time;
+  const RunReport r = run_model(m_, archs_[level], o, &cache_);
+  return {clocks_[level], r.step_time, r.compute_energy, r.memory_energy};
 }
 
-double StepTimer::decode_exact(int64_t batch, int64_t context) {
-  RunOptions o;
-  o.phase.kind = PhaseKind::Decode;
-  o.phase.batch = std::max<int64_t>(1, batch);
-  o.phase.context = std::max<int64_t>(0, context);
-  o.tp = tp_;
-  o.check_memory = false;
-  ++runs_;
-  return run_model(m_, a_, o, &cache_).step_time;
-}
+double StepTimer::prefill_exact(int64_t tokens) { return prefill_at(0, tokens).time; }
+double StepTimer::decode_exact(int64_t batch, int64_t context) { return decode_at(0, batch, context).time; }
 
-double StepTimer::prefill_at(int64_t tokens) {
-  auto it = prefill_.find(tokens);
+ClockedWork StepTimer::prefill_at(size_t level, int64_t tokens) {
+  auto it = prefill_.find({level, tokens});
   if (it != prefill_.end()) return it->second;
-  return prefill_[tokens] = prefill_exact(tokens);
+  Phase p;
+  p.kind = PhaseKind::Prefill;
+  p.batch = 1;
+  p.prompt = std::max<int64_t>(1, tokens);
+  return prefill_[{level, tokens}] = exact(level, p);
 }
 
-double StepTimer::decode_at(int64_t batch, int64_t context) {
-  auto it = decode_.find({batch, context});
+ClockedWork StepTimer::decode_at(size_t level, int64_t batch, int64_t context) {
+  auto it = decode_.find({level, batch, context});
   if (it != decode_.end()) return it->second;
-  return decode_[{batch, context}] = decode_exact(batch, context);
+  Phase p;
+  p.kind = PhaseKind::Decode;
+  p.batch = std::max<int64_t>(1, batch);
+  p.context = std::max<int64_t>(0, context);
+  return decode_[{level, batch, context}] = exact(level, p);
+}
+
+ClockedWork StepTimer::part(size_t level, const Iteration& it) {
+  auto lerp = [](int64_t lo, int64_t hi, int64_t x, const ClockedWork& a, const ClockedWork& b) {
+    if (hi == lo) return a;
+    const double f = static_cast<double>(x - lo) / static_cast<double>(hi - lo);
+    return ClockedWork{a.clock, a.time + (b.time - a.time) * f, a.compute_energy + (b.compute_energy - a.compute_energy) * f,
+                       a.memory_energy + (b.memory_energy - a.memory_energy) * f};
+  };
+  if (it.prefill_tokens > 0) {
+    const auto [lo, hi] = grid_bracket(it.prefill_tokens, true);
+    return lerp(lo, hi, it.prefill_tokens, prefill_at(level, lo), prefill_at(level, hi));
+  }
+  const auto [blo, bhi] = grid_bracket(it.decode, true);
+  const int64_t ctx = std::max<int64_t>(1, it.context);
+  const auto [clo, chi] = grid_bracket(ctx, false);
+  const ClockedWork lo = lerp(clo, chi, ctx, decode_at(level, blo, clo), decode_at(level, blo, chi));
+  const ClockedWork hi = lerp(clo, chi, ctx, decode_at(level, bhi, clo), decode_at(level, bhi, chi));
+  return lerp(blo, bhi, it.decode, lo, hi);
 }
 
 double StepTimer::time(const Iteration& it) {
-  auto lerp = [](int64_t lo, int64_t hi, int64_t x, double a, double b) {
-    return hi == lo ? a : a + (b - a) * static_cast<double>(x - lo) / static_cast<double>(hi - lo);
-  };
   double t = 0;
-  if (it.prefill_tokens > 0) {
-    const auto [lo, hi] = grid_bracket(it.prefill_tokens, true);
-    t += lerp(lo, hi, it.prefill_tokens, prefill_at(lo), prefill_at(hi));
-  }
-  if (it.decode > 0) {
-    const auto [blo, bhi] = grid_bracket(it.decode, true);
-    const int64_t ctx = std::max<int64_t>(1, it.context);
-    const auto [clo, chi] = grid_bracket(ctx, false);
-    const double lo = lerp(clo, chi, ctx, decode_at(blo, clo), decode_at(blo, chi));
-    const double hi = lerp(clo, chi, ctx, decode_at(bhi, clo), decode_at(bhi, chi));
-    t += lerp(blo, bhi, it.decode, lo, hi);
-  }
+  if (it.prefill_tokens > 0) t += part(0, {it.prefill_tokens, 0, 0}).time;
+  if (it.decode > 0) t += part(0, {0, it.decode, it.context}).time;
   return t;
+}
+
+PoweredWork StepTimer::cost(const Iteration& it, const Operating& op) {
+  const double limit = power_limit(a_.power, op.cap);
+  PoweredWork total;
+  double clock_time = 0;
+  for (const Iteration& p : {Iteration{it.prefill_tokens, 0, 0}, Iteration{0, it.decode, it.context}}) {
+    if (p.prefill_tokens == 0 && p.decode == 0) continue;
+    std::vector<ClockedWork> points;
+    for (size_t l = 0; l < clocks_.size(); ++l) {
+      if (op.lock > 0 && clocks_[l] > op.lock * (1 + 1e-9) && l + 1 < clocks_.size()) continue;
+      points.push_back(part(l, p));
+      if (limit <= 0 || work_power(a_.power, points.back()) <= limit) break;
+    }
+    const PoweredWork w = under_cap(a_.power, points, op.cap);
+    total.time += w.time;
+    total.energy += w.energy;
+    clock_time += w.clock * w.time;
+    total.throttled = total.throttled || w.throttled;
+    total.over = total.over || w.over;
+  }
+  total.power = work_power(a_.power, {0, total.time, total.energy, 0});
+  total.clock = total.time > 0 ? clock_time / total.time : 0;
+  return total;
 }
 
 }  // namespace einsim

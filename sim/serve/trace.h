@@ -13,6 +13,7 @@ struct Request {
   double arrival = 0;  ///< s after the trace's first request
   int64_t prompt = 0;  ///< tokens
   int64_t output = 0;  ///< tokens generated
+  int priority = 0;    ///< serving class (0: high priority)
 };
 
 struct Trace {
