@@ -11,6 +11,7 @@
 #include "sim/cli/describe.h"
 #include "sim/cli/run_report.h"
 #include "sim/analyze/flash.h"
+#include "sim/analyze/power.h"
 #include "sim/engine/contention.h"
 #include "sim/power/power.h"
 #include "sim/serve/serve_report.h"
@@ -213,6 +214,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   simulate->add_option("--trace", sim_trace, "Write the contended run's Chrome-trace/Perfetto JSON timeline");
   double sim_quantum_us = 1;
   simulate->add_option("--quantum", sim_quantum_us, "Temporal-decoupling quantum in microseconds (default 1)")->check(CLI::PositiveNumber);
+  auto* power = analysis("power", "Power oversubscription: a row of servers under POLCA's two-threshold controller, over an oversubscription sweep",
+                         "Llama-2-70B on DGX-H100 servers serving conversation (high priority) and code (low) traffic");
   auto* flash = analysis("flash", "Weights on flash with a DRAM budget: the LLM-in-a-flash ablation and the largest model at a token rate",
                          "OPT-6.7B and Falcon-7B on an M1 Max laptop and an H200 host");
 
@@ -288,10 +291,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     if (*serve) {
       const ArchSpec a = load_arch(resolve_model_path(sv.arch));
       const ModelConfig m = load_model(resolve_model_path(sv.model));
-      std::string path = sv.trace;
-      if (sv.trace == "conv" || sv.trace == "code")
-        path = std::string(EINSIM_CONFIG_DIR) + "/../../shared/data/azure-llm-inference-2023/AzureLLMInferenceTrace_" + sv.trace + ".csv";
-      Trace trace = read_azure_trace(path);
+      Trace trace = load_trace(sv.trace);
       if (!sv.arrivals.empty()) {
         SyntheticTrace st;
         st.arrivals = sv.arrivals == "gamma" ? Arrivals::Gamma : Arrivals::Poisson;
@@ -358,6 +358,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       return 0;
     }
     if (*flash) return report("flash", load_flash, analyze_flash, format_flash, plot_flash_svg);
+    if (*power) return report("power", load_power, analyze_power, format_power, plot_power_svg);
     if (*kv_comp) return report("kv-compression", load_kv_compression, analyze_kv_compression, format_kv_compression, plot_kv_compression_svg);
     if (*fusemax) {
       FmOptions fo;

@@ -5,6 +5,8 @@
 #include "sim/analyze/kv_compression.h"
 #include "sim/analyze/long_context.h"
 #include "sim/analyze/offload.h"
+#include "sim/analyze/power.h"
+#include "sim/serve/trace.h"
 
 #include <fmt/format.h>
 
@@ -38,7 +40,7 @@ ConfigKind config_kind(const std::string& file) {
 
 std::string scenario_kind(const std::string& file) {
   auto doc = ConfigDoc::load(file);
-  return doc->root().get_table("scenario").get_choice("kind", {"long-context", "kv-compression", "offload", "flash", "contention"});
+  return doc->root().get_table("scenario").get_choice("kind", {"long-context", "kv-compression", "offload", "flash", "power", "contention"});
 }
 
 std::string check_file(const std::string& file, const std::vector<std::string>& overrides) {
@@ -68,6 +70,15 @@ std::string check_file(const std::string& file, const std::vector<std::string>& 
       for (const std::string& h : sc.hosts) load_arch(resolve_model_path(h));
       return fmt::format("{}: ok: scenario 'flash', {} models on {} hosts, {} DRAM sizes for the largest model", file, sc.models.size(),
                          sc.hosts.size(), sc.dram_sizes.size());
+    }
+    if (what == "power") {
+      const PowerScenario sc = load_power(file, overrides);
+      load_model(resolve_model_path(sc.model));
+      load_arch(resolve_model_path(sc.arch));
+      for (const PowerClass& c : sc.classes)
+        if (c.trace != "conv" && c.trace != "code") load_trace(c.trace);
+      return fmt::format("{}: ok: scenario 'power', {} on {} servers of {}, {} classes, {} policies x {} oversubscription levels", file, sc.model, sc.servers,
+                         sc.arch, sc.classes.size(), sc.policies.size(), sc.oversubscription.size());
     }
     if (what == "kv-compression") {
       const KvCompressionScenario sc = load_kv_compression(file, overrides);

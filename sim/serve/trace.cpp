@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -154,6 +155,43 @@ Trace scale_to_rate(const Trace& t, double rate) {
   const double k = t.rate() > 0 ? t.rate() / rate : 1;
   for (Request& r : out.requests) r.arrival *= k;
   out.name = fmt::format("{} at {:.4g}/s", t.name, rate);
+  return out;
+}
+
+Trace load_trace(const std::string& name_or_file) {
+  if (name_or_file == "conv" || name_or_file == "code")
+    return read_azure_trace(std::string(EINSIM_CONFIG_DIR) + "/../../shared/data/azure-llm-inference-2023/AzureLLMInferenceTrace_" + name_or_file + ".csv");
+  return read_azure_trace(name_or_file);
+}
+
+Trace tile_to_duration(const Trace& t, double rate, double duration) {
+  const Trace one = scale_to_rate(t, rate);
+  Trace out;
+  out.name = fmt::format("{} for {:.4g} s", one.name, duration);
+  if (one.requests.empty()) return out;
+  const double period = one.duration() + 1 / rate;
+  int64_t id = 0;
+  for (double offset = 0; offset <= duration; offset += period)
+    for (Request r : one.requests) {
+      r.arrival += offset - one.requests.front().arrival;
+      if (r.arrival > duration) break;
+      r.id = id++;
+      out.requests.push_back(r);
+    }
+  return out;
+}
+
+Trace merge_classes(const std::vector<Trace>& classes) {
+  Trace out;
+  for (size_t c = 0; c < classes.size(); ++c) {
+    out.name += (c ? " + " : "") + classes[c].name;
+    for (Request r : classes[c].requests) {
+      r.priority = static_cast<int>(c);
+      out.requests.push_back(r);
+    }
+  }
+  std::stable_sort(out.requests.begin(), out.requests.end(), [](const Request& a, const Request& b) { return a.arrival < b.arrival; });
+  for (size_t i = 0; i < out.requests.size(); ++i) out.requests[i].id = static_cast<int64_t>(i);
   return out;
 }
 

@@ -47,4 +47,15 @@ Trace synthetic_trace(const SyntheticTrace& s);
 /// The same requests with their gaps scaled so the mean rate is `rate` requests/s.
 Trace scale_to_rate(const Trace& t, double rate);
 
+/// "conv" or "code" (the Azure 2023 traces in ../shared/data), or a trace CSV file.
+Trace load_trace(const std::string& name_or_file);
+
+/// The trace at `rate` requests/s, repeated back to back (each copy starting one mean gap after
+/// the last request of the one before) until `duration` s; requests arriving later are dropped.
+Trace tile_to_duration(const Trace& t, double rate, double duration);
+
+/// The traces' requests in arrival order, each with its trace's class (its index) as its
+/// priority, numbered from 0.
+Trace merge_classes(const std::vector<Trace>& classes);
+
 }  // namespace einsim

@@ -401,4 +401,89 @@ TEST_CASE("serve: bad options and inputs are clear errors", "[cli][serve][errors
   r = run({"serve", "--model", "llama-3-8b", "--arch", "laptop-m1max", "--preemption", "swap"});
   CHECK(r.code == 1);
   CHECK_THAT(r.err, Catch::Contains("has no link to the host to swap KV pages over"));
+  r = run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--power-cap", "490 GB"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("--power-cap: error: '490 GB' is not a power such as \"490 W\""));
+  r = run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--clock", "fast"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("--clock: error: 'fast' is not a frequency"));
+}
+
+TEST_CASE("serve: per-GPU power over time as CSV and in the plot, and a clock lock lowers power and slows prefill", "[cli][serve][power]") {
+  const std::string pw = (std::filesystem::temp_directory_path() / "einsim-serve-power.csv").string();
+  const std::string svg = (std::filesystem::temp_directory_path() / "einsim-serve-power.svg").string();
+  Run t = run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--trace", "code", "--duration", "30", "--instances", "2", "--power", pw,
+               "--power-bin", "0.5", "--plot", svg, "--format", "json"});
+  REQUIRE(t.code == 0);
+  const auto doc = nlohmann::json::parse(t.out);
+  const double mean = doc["power"]["gpu_mean_w"].get<double>(), peak = doc["power"]["gpu_peak_w"].get<double>();
+  CHECK(mean > 77);
+  CHECK(peak >= mean);
+  CHECK(peak <= 700);
+  CHECK(doc["power"]["server_peak_w"].get<double>() <= 2 * peak + 1e-6);
+  std::ifstream f(pw);
+  std::string line;
+  std::getline(f, line);
+  CHECK(line == "time_s,server,gpu,power_w,clock_ghz");
+  int rows = 0;
+  double sum = 0;
+  while (std::getline(f, line)) {
+    ++rows;
+    sum += std::stod(line.substr(line.find(',', line.find(',', line.find(',') + 1) + 1) + 1));
+  }
+  CHECK(rows % 2 == 0);  // both GPUs in every bin
+  CHECK(rows >= 2 * 60);
+  std::ifstream sf(svg);
+  const std::string svg_text((std::istreambuf_iterator<char>(sf)), std::istreambuf_iterator<char>());
+  CHECK_THAT(svg_text, Catch::Contains("GPU power"));
+  Run locked = run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--trace", "code", "--duration", "30", "--instances", "2", "--clock", "1.0 GHz",
+                    "--format", "json"});
+  REQUIRE(locked.code == 0);
+  const auto ld = nlohmann::json::parse(locked.out);
+  CHECK(ld["power"]["gpu_peak_w"].get<double>() < peak);
+  CHECK(ld["ttft"]["p50_s"].get<double>() > doc["ttft"]["p50_s"].get<double>());
+}
+
+TEST_CASE("run: power per device, a power cap and a clock lock", "[cli][power]") {
+  Run t = run({"run", "--model", "llama-2-70b", "--arch", "h100", "--tp", "8", "--phase", "prefill", "--prompt", "8192", "--format", "json"});
+  REQUIRE(t.code == 0);
+  const auto doc = nlohmann::json::parse(t.out);
+  const double w = doc["totals"]["power_per_device_w"].get<double>();
+  CHECK(w > 143);
+  CHECK(w <= 700);
+  Run c = run({"run", "--model", "llama-2-70b", "--arch", "h100", "--tp", "8", "--phase", "prefill", "--prompt", "8192", "--power-cap", "400 W"});
+  REQUIRE(c.code == 0);
+  CHECK_THAT(c.out, Catch::Contains("power per device: 400 W") && Catch::Contains("throttled to the power limit"));
+  Run e = run({"run", "--model", "llama-2-70b", "--arch", "h100", "--tp", "8", "--phase", "prefill", "--engine", "systemc", "--clock", "1.4 GHz"});
+  CHECK(e.code == 1);
+  CHECK_THAT(e.err, Catch::Contains("--clock and --power-cap apply to the analytical engine"));
+}
+
+TEST_CASE("analyze power: a scenario in every format, with a plot, and errors exit 1", "[cli][analyze][power]") {
+  const std::vector<std::string> small = {"--set", "scenario.model=\"llama-3-8b\"", "--set", "scenario.tp=1", "--set", "scenario.servers=2",
+                                          "--set", "scenario.servers_per_pdu=2", "--set", "scenario.duration=\"20 s\"",
+                                          "--set", "scenario.oversubscription=[0.0, 0.5]"};
+  auto with = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"analyze", "power"});
+    args.insert(args.end(), small.begin(), small.end());
+    return run(args);
+  };
+  Run t = with({});
+  REQUIRE(t.code == 0);
+  CHECK_THAT(t.out, Catch::Contains("largest safe oversubscription") && Catch::Contains("policy polca"));
+  Run j = with({"--format", "json"});
+  REQUIRE(j.code == 0);
+  const auto doc = nlohmann::json::parse(j.out);
+  CHECK(doc["kind"] == "analyze-power");
+  CHECK(doc["rows"].size() == 3 * 2);
+  CHECK(doc["rows"][0]["policy"] == "none");
+  CHECK_THAT(with({"--format", "csv"}).out, Catch::StartsWith("policy,over,servers,peak,mean"));
+  const std::string svg = (std::filesystem::temp_directory_path() / "einsim-power.svg").string();
+  REQUIRE(with({"--plot", svg}).code == 0);
+  std::ifstream sf(svg);
+  const std::string svg_text((std::istreambuf_iterator<char>(sf)), std::istreambuf_iterator<char>());
+  CHECK_THAT(svg_text, Catch::StartsWith("<svg") && Catch::Contains("Row peak power"));
+  Run e = with({"--set", "scenario.policies.polca.t2=0.5"});
+  CHECK(e.code == 1);
+  CHECK_THAT(e.err, Catch::Contains("error: t2 (0.5) is below t1 (0.8)"));
 }
