@@ -66,6 +66,7 @@ std::string format_run(const RunReport& r, Format f) {
                    {"memory_energy_per_device_j", r.memory_energy},
                    {"clock_hz", r.clock},
                    {"throttled", r.throttled},
+                   {"over_power_limit", r.over_limit},
                    {"flops_per_device", r.flops},
                    {"mappings_evaluated", r.mappings_evaluated},
                    {"cache_hits", r.cache_hits}};
@@ -129,7 +130,9 @@ std::string format_run(const RunReport& r, Format f) {
   if (r.step_time > 0)
     out += fmt::format("power per device: {:.0f} W (baseline {:.0f} W, operations {:.0f} W, data movement {:.0f} W){}{}\n", r.power,
                        r.power - (r.compute_energy + r.memory_energy) / r.step_time, r.compute_energy / r.step_time, r.memory_energy / r.step_time,
-                       r.clock > 0 ? fmt::format(", clock {:.3g} GHz", r.clock / 1e9) : "", r.throttled ? " (throttled to the power limit)" : "");
+                       r.clock > 0 ? fmt::format(", clock {:.3g} GHz", r.clock / 1e9) : "", r.over_limit  ? " (over the power limit even at the lowest clock)"
+                       : r.throttled ? " (throttled to the power limit)"
+                                     : "");
   for (const TierMemory& m : r.memory)
     out += fmt::format("memory per device ({}): weights {}, KV cache {}, activations {}; {} of {} ({})\n", m.tier, fmt_bytes(m.weights),
                        fmt_bytes(m.kv_cache), fmt_bytes(m.activations), fmt_bytes(m.total()), fmt_bytes(m.capacity), pct(m.total() / m.capacity));

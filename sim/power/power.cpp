@@ -39,6 +39,7 @@ PoweredWork under_cap(const PowerSpec& p, const std::vector<ClockedWork>& points
     PoweredWork x;
     x.time = w.time;
     x.energy = w.dynamic();
+    x.compute_energy = w.compute_energy;
     x.power = work_power(p, w);
     x.clock = w.clock;
     x.throttled = throttled;
@@ -57,6 +58,7 @@ PoweredWork under_cap(const PowerSpec& p, const std::vector<ClockedWork>& points
     const double w = over - under > 0 ? -under / (over - under) : 0;
     r.time = w * hi.time + (1 - w) * lo.time;
     r.energy = w * hi.dynamic() + (1 - w) * lo.dynamic();
+    r.compute_energy = w * hi.compute_energy + (1 - w) * lo.compute_energy;
     r.power = r.time > 0 ? p.active + r.energy / r.time : p.idle;
     r.clock = r.time > 0 ? (w * hi.time * hi.clock + (1 - w) * lo.time * lo.clock) / r.time : lo.clock;
     r.throttled = true;
@@ -81,7 +83,8 @@ RunReport run_powered(const ModelConfig& m, const ArchSpec& a, const RunOptions&
   const PoweredWork w = under_cap(a.power, points, cap);
   // The report of the fastest point the mix uses.
   RunReport r = runs[points.size() >= 2 && w.throttled && !w.over ? points.size() - 2 : points.size() - 1];
-  r.compute_energy = w.energy - r.memory_energy;  // data movement costs the same at every clock
+  r.compute_energy = w.compute_energy;
+  r.memory_energy = w.energy - w.compute_energy;
   const double scale = r.step_time > 0 ? w.time / r.step_time : 1;
   r.step_time = w.time;
   r.compute_time *= scale;
@@ -91,6 +94,7 @@ RunReport run_powered(const ModelConfig& m, const ArchSpec& a, const RunOptions&
   r.power = w.power;
   r.clock = w.clock;
   r.throttled = w.throttled;
+  r.over_limit = w.over;
   return r;
 }
 

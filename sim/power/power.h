@@ -39,6 +39,7 @@ double work_power(const PowerSpec& p, const ClockedWork& w);
 struct PoweredWork {
   double time = 0;       ///< s
   double energy = 0;     ///< J dynamic, per device
+  double compute_energy = 0;  ///< J of `energy` in the arrays' operations
   double power = 0;      ///< W per device, average
   double clock = 0;      ///< Hz, time-weighted (0: nominal)
   bool throttled = false;  ///< ran below the fastest allowed point to keep within the limit

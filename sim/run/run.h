@@ -111,6 +111,7 @@ struct RunReport {
   double power = 0;            ///< W per device averaged over the step: idle + dynamic energy / step time
   double clock = 0;            ///< Hz: the clock the arrays ran at (time-weighted under a power cap); 0: nominal
   bool throttled = false;      ///< the clock was lowered to keep within the power limit
+  bool over_limit = false;     ///< even the lowest clock exceeds the power limit
   double flops = 0;            ///< per device
   std::vector<TierMemory> memory;  ///< per device
   int64_t mappings_evaluated = 0;

@@ -1,6 +1,7 @@
 // Benchmarks of the workload layer. Run with `make bench`.
 #include <benchmark/benchmark.h>
 
+#include "sim/analyze/power.h"
 #include "sim/serve/serve.h"
 
 #include "arch/arch.h"
@@ -161,6 +162,21 @@ void BM_Serve(benchmark::State& state) {
   state.counters["iterations"] = static_cast<double>(iterations);
 }
 BENCHMARK(BM_Serve)->Arg(1)->Arg(40)->ArgName("servers")->Unit(benchmark::kMillisecond)->Iterations(1);
+
+// einsim analyze power on its shipped scenario (configs/analyses/power.toml): 20-30 DGX-H100
+// servers for 10 minutes, 3 policies (with the uncontrolled row) x 6 oversubscription levels,
+// each controlled run beside its uncontrolled twin: 31 serving simulations.
+void BM_PowerAnalysis(benchmark::State& state) {
+  const PowerScenario s = load_power("power");
+  size_t rows = 0;
+  for (auto _ : state) {
+    const PowerReport r = analyze_power(s);
+    rows = r.rows.size();
+    benchmark::DoNotOptimize(r.rows.data());
+  }
+  state.counters["rows"] = static_cast<double>(rows);
+}
+BENCHMARK(BM_PowerAnalysis)->Unit(benchmark::kMillisecond)->Iterations(1);
 
 }  // namespace
 
