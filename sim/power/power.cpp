@@ -74,8 +74,14 @@ RunReport run_powered(const ModelConfig& m, const ArchSpec& a, const RunOptions&
   const double limit = power_limit(a.power, cap);
   std::vector<ClockedWork> points;
   std::vector<RunReport> runs;
+  // Lower clocks run the kernels chosen at the fastest DVFS point: the same mappings, slower arrays.
+  const double top = dvfs_clocks(a, 0).front();
+  const ArchSpec fastest = at_clock(a, top);
+  RunOptions fixed = o;
+  fixed.mapping_arch = &fastest;
   for (double f : clocks) {
-    runs.push_back(run_model(m, at_clock(a, f), o, cache));
+    const ArchSpec slow = at_clock(a, f);
+    runs.push_back(run_model(m, slow, f == top ? o : fixed, cache));
     const RunReport& r = runs.back();
     points.push_back({f, r.step_time, r.compute_energy, r.memory_energy});
     if (limit <= 0 || work_power(a.power, points.back()) <= limit) break;

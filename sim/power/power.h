@@ -53,7 +53,8 @@ struct PoweredWork {
 PoweredWork under_cap(const PowerSpec& p, const std::vector<ClockedWork>& points, double cap);
 
 /// einsim's run of one step under power management: the step at each allowed clock (up to
-/// `lock` Hz; 0: unlocked) until one keeps within `cap` W per device (0: the TDP). The report
+/// `lock` Hz; 0: unlocked) until one keeps within `cap` W per device (0: the TDP), lower
+/// clocks running the mappings chosen at the fastest (the same kernels, slower). The report
 /// is the run at the fastest point used, with the step time, energy and power of the mix.
 RunReport run_powered(const ModelConfig& m, const ArchSpec& a, const RunOptions& o, double lock, double cap, MapCache* cache = nullptr);
 

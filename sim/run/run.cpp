@@ -82,9 +82,11 @@ std::string arch_key(const ArchSpec& a) {
 class Planner {
  public:
   /// `layer_rank`: the rank of a model's layers (blocks never span it), or -1.
-  Planner(const Cascade& c, const ArchSpec& a, DType dt, Fusion fusion, const MapperOptions& mopt, MapCache* cache, int layer_rank)
+  Planner(const Cascade& c, const ArchSpec& a, DType dt, Fusion fusion, const MapperOptions& mopt, MapCache* cache, int layer_rank,
+          const ArchSpec* mapping_arch = nullptr)
       : c_(c), a_(a), dt_(dt), fusion_(fusion), mopt_(mopt), layer_rank_(layer_rank),
-        bucket_(&(cache ? *cache : local_).bucket(arch_key(a))) {
+        bucket_(&(cache ? *cache : local_).bucket(arch_key(a))), map_arch_(mapping_arch),
+        map_bucket_(mapping_arch ? &(cache ? *cache : local_).bucket(arch_key(*mapping_arch)) : nullptr) {
     loops_.resize(c.einsums.size());
     std::vector<int> stack;
     enclosing_loops(c.schedule, stack, loops_);
@@ -335,9 +337,19 @@ class Planner {
     add_access(s.lhs);
     for (const Access& acc : s.reads) add_access(acc);
     MapCache::Bucket& cache = *bucket_;
-    std::unique_ptr<MappedEinsum>& hit = cache[key];
+    std::unique_ptr<MappedEinsum>& hit = cache[map_arch_ ? "fixed|" + key : key];
     if (hit) ++hits_;
-    else {
+    else if (map_arch_) {
+      // The mapping chosen on the mapping architecture, costed here.
+      std::unique_ptr<MappedEinsum>& chosen = (*map_bucket_)[key];
+      if (!chosen) {
+        chosen = std::make_unique<MappedEinsum>(MappedEinsum{map_einsum(c_, s, *map_arch_, dt, mopt_, mine), ""});
+        evaluated_ += chosen->result.evaluated;
+      }
+      MapResult r = chosen->result;
+      r.cost = EinsumCost(c_, s, mine).evaluate(a_, r.mapping, dt);
+      hit = std::make_unique<MappedEinsum>(MappedEinsum{std::move(r), ""});
+    } else {
       hit = std::make_unique<MappedEinsum>(MappedEinsum{map_einsum(c_, s, a_, dt, mopt_, mine), ""});
       evaluated_ += hit->result.evaluated;
     }
@@ -592,6 +604,8 @@ class Planner {
   int layer_rank_;
   MapCache local_;  // without a cache of the caller's: shapes repeated within the run
   MapCache::Bucket* bucket_;
+  const ArchSpec* map_arch_;
+  MapCache::Bucket* map_bucket_;
   std::vector<std::vector<int>> loops_;
   std::vector<Einsum> sliced_;
   std::vector<double> repeats_;
@@ -663,7 +677,7 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOption
     if (cache) cache->cascades()[workload] = built;
   }
   const Cascade& c = *built;
-  Planner p(c, a, m.dtype, fusion, opt.mapper, cache, c.find_rank("L"));
+  Planner p(c, a, m.dtype, fusion, opt.mapper, cache, c.find_rank("L"), opt.mapping_arch);
   RunReport r = p.run();
   r.model = model.name;
   r.phase = opt.phase;

@@ -81,6 +81,9 @@ struct RunOptions {
   /// Refuse a deployment that does not fit the first tier (off: an analysis that places the
   /// weights and the KV cache on different devices checks its own memory).
   bool check_memory = true;
+  /// Map every Einsum on this architecture and cost the chosen mappings on the run's (the same
+  /// kernels at another clock: `at_clock` of it); nullptr: map on the run's architecture.
+  const ArchSpec* mapping_arch = nullptr;
   /// Whole models map dozens of Einsums per design point: a smaller tile budget than a lone
   /// Einsum gets (docs/ARCHITECTURE.md measures what it gives up: about 0.1% of step time).
   RunOptions() { mapper.max_tiles = 128; }

@@ -43,6 +43,7 @@ ClockedWork StepTimer::exact(size_t level, const Phase& p) {
   o.phase = p;
   o.tp = tp_;
   o.check_memory = false;  // the simulation keeps its own KV accounting
+  if (level > 0) o.mapping_arch = &archs_[0];  // the kernels chosen at the fastest clock
   ++runs_;
   const RunReport r = run_model(m_, archs_[level], o, &cache_);
   return {clocks_[level], r.step_time, r.compute_energy, r.memory_energy};
