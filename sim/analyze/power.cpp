@@ -209,6 +209,7 @@ DomainRecord record(const Domain& d, const PowerTimeline& pt, const PowerScenari
   for (double x : window_means(w, static_cast<size_t>(std::llround(s.tolerance / pt.bin)))) {
     const bool now = d.budget > 0 && x > d.budget * (1 + 1e-12);
     if (now && !over) ++r.violations;
+    if (now) r.violation_time += pt.bin;
     over = now;
   }
   return r;
@@ -380,6 +381,7 @@ PowerReport analyze_power(const PowerScenario& s) {
       for (const Domain& d : doms) {
         out.domains.push_back(record(d, res.power, s, end));
         out.violations += out.domains.back().violations;
+        out.violation_time += out.domains.back().violation_time;
         out.longest_over = std::max(out.longest_over, out.domains.back().longest_over);
       }
       out.row_peak = out.domains[0].peak / budgets[0];
@@ -452,7 +454,7 @@ std::string format_power(const PowerReport& r, Format f) {
       nlohmann::json row = {{"policy", x.policy}, {"oversubscription", x.oversubscription}, {"servers", x.servers}, {"extra_servers", x.extra},
                             {"row_peak", x.row_peak}, {"row_mean", x.row_mean}, {"low_capped", x.low_capped}, {"high_capped", x.high_capped},
                             {"braked", x.braked}, {"cap_events", x.cap_events}, {"brake_events", x.brake_events}, {"violations", x.violations},
-                            {"longest_over_s", x.longest_over}, {"energy_j", x.energy}, {"safe", x.safe}, {"within_loss", x.within_loss}};
+                            {"violation_s", x.violation_time}, {"longest_over_s", x.longest_over}, {"energy_j", x.energy}, {"safe", x.safe}, {"within_loss", x.within_loss}};
       row["classes"] = nlohmann::json::array();
       for (const ClassLatency& c : x.classes)
         row["classes"].push_back({{"name", c.name}, {"ttft_p50_s", c.ttft50}, {"ttft_p99_s", c.ttft99}, {"tpot_p50_s", c.tpot50}, {"tpot_p99_s", c.tpot99},
@@ -461,7 +463,8 @@ std::string format_power(const PowerReport& r, Format f) {
       row["domains"] = nlohmann::json::array();
       for (const DomainRecord& d : x.domains)
         row["domains"].push_back({{"name", d.name}, {"budget_w", d.budget}, {"peak_w", d.peak}, {"mean_w", d.mean}, {"over_s", d.over_time},
-                                  {"longest_over_s", d.longest_over}, {"violations", d.violations}});
+                                  {"longest_over_s", d.longest_over}, {"violations", d.violations},
+                                  {"violation_s", d.violation_time}});
       j["rows"].push_back(row);
     }
     j["largest_safe"] = nlohmann::json::object();
@@ -484,7 +487,7 @@ std::string format_power(const PowerReport& r, Format f) {
                                       pct(x.braked),
                                       std::to_string(x.cap_events),
                                       std::to_string(x.brake_events),
-                                      x.violations ? fmt::format("{} (longest {:.1f} s)", x.violations, x.longest_over) : "0"};
+                                      x.violations ? fmt::format("{} ({:.0f} s)", x.violations, x.violation_time) : "0"};
     for (const ClassLatency& c : x.classes)
       for (double d : {c.d_ttft50, c.d_ttft99, c.d_tpot50, c.d_tpot99}) cells.push_back(change(d));
     cells.push_back(x.safe ? (x.within_loss ? "yes" : "yes, loss over limit") : "no");

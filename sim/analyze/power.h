@@ -85,6 +85,7 @@ struct DomainRecord {
   double over_time = 0;         ///< s with the telemetry-interval mean above budget
   double longest_over = 0;      ///< s, the longest such stretch
   int64_t violations = 0;       ///< stretches in which the mean over the breaker's tolerance exceeds the budget
+  double violation_time = 0;    ///< s in such stretches
 };
 
 struct PowerRow {
@@ -96,6 +97,7 @@ struct PowerRow {
   int64_t cap_events = 0, brake_events = 0;
   double row_peak = 0, row_mean = 0;   ///< fractions of the row budget
   int64_t violations = 0;              ///< over the row and every PDU
+  double violation_time = 0;           ///< s, summed over the row and every PDU
   double longest_over = 0;             ///< s, over all domains
   std::vector<DomainRecord> domains;   ///< the row first, then the PDUs
   double energy = 0;                   ///< J, all servers
