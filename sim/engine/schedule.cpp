@@ -110,8 +110,9 @@ void apply_engine(RunReport& r, const ArchSpec& a, const Schedule& s, const Engi
     r.compute_time += e.block_time[i];
   }
   if (old_compute > 0) r.layer_time *= r.compute_time / old_compute;
-  r.energy += static_cast<double>(r.tp) * a.power.idle * (e.total - r.step_time);
+  r.energy += static_cast<double>(r.tp) * a.power.active * (e.total - r.step_time);
   r.step_time = e.total;
+  r.power = r.step_time > 0 ? a.power.active + (r.compute_energy + r.memory_energy) / r.step_time : a.power.idle;
   r.tokens_per_s = r.step_time > 0 ? r.tokens / r.step_time : 0;
   r.energy_per_token = r.tokens > 0 ? r.energy / r.tokens : 0;
   r.transactions = e.transactions;
