@@ -95,7 +95,7 @@ TEST_CASE("schedule: a simulated step replaces the analytical one in the report"
   CHECK(r.analytical_step == step);
   CHECK(r.step_time == e.total);
   CHECK(r.compute_time == Approx(step * 1.1));
-  CHECK(r.energy == Approx(energy + a.power.idle * step * 0.1));
+  CHECK(r.energy == Approx(energy + a.power.active * step * 0.1));
   CHECK(r.tokens_per_s == Approx(4 / e.total));
   CHECK(r.transactions == 42);
   e.block_time.pop_back();
