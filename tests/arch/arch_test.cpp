@@ -107,6 +107,10 @@ TEST_CASE("architecture errors are located", "[arch][errors]") {
         "a.toml:16:8: error: idle power exceeds TDP");
   CHECK(error_of([&] { arch_from(kHead + kTier + kArray + "[arch.power]\nidle = \"80 W\"\ntdp = \"700 W\"\ndvfs = [\"fast\"]\n"); }) ==
         "a.toml:18:8: error: 'dvfs' lists clocks such as \"1.98 GHz\"; 'fast' is not one");
+  CHECK(error_of([&] { arch_from(kHead + kTier + kArray + "[arch.power]\nidle = \"80 W\"\nactive = \"60 W\"\ntdp = \"700 W\"\n"); }) ==
+        "a.toml:17:10: error: active power lies between idle power and TDP");
+  CHECK(error_of([&] { arch_from(kHead + kTier + kArray + "[arch.power]\nidle = \"80 W\"\ntdp = \"700 W\"\nenergy_exponent = 4\n"); }).find("energy_exponent") !=
+        std::string::npos);
   CHECK(error_of([&] { arch_from("[arch]\nname = \"g\"\nkind = \"gpu\"\n" + kTier + kArray); }) ==
         "a.toml:2:1: error: a GPU needs [arch.gpu] (launch_overhead, wave_quantization, efficiency, memory_efficiency)");
   CHECK(error_of([&] { arch_from(kHead + kTier + kArray + "[arch.gpu]\nlaunch_overhead = \"5 us\"\n"); }) ==

@@ -125,6 +125,16 @@ TEST_CASE("serve: step times interpolate einsim's runs on a grid", "[serve]") {
 }
 
 TEST_CASE("serve: impossible requests and configurations are clear errors", "[serve][errors]") {
+  {
+    Setup su;
+    StepTimer timer(su.model, su.arch, 1);
+    Trace t = poisson(2, 5);
+    t.requests[2].priority = 1;
+    ServeConfig c;
+    c.servers = 2;
+    c.instance_class = {0, 0};
+    CHECK_THAT(error_of([&] { simulate_serving(t, c, timer, su.arch); }), Catch::Contains("is of class 1, which no instance serves"));
+  }
   Setup s({"arch.tiers.hbm.capacity=\"17 GB\""});
   StepTimer timer(s.model, s.arch, 1);
   Trace t;
