@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -169,6 +171,50 @@ std::vector<VidurRow> read_vidur_mlp(const std::string& file) {
     r.loc = at;
     out.push_back(std::move(r));
   }
+  return out;
+}
+
+std::vector<KernelMeasurement> read_kernel_csv(const std::string& file) {
+  const auto lines = lines_of(file);
+  size_t h = 0;
+  while (h < lines.size() && (lines[h].empty() || lines[h][0] == '#')) ++h;
+  if (h == lines.size()) throw UserError(SourceLoc{file}, "no header row (kind,op,dtype,...)");
+  const SourceLoc head_at{file, static_cast<int>(h) + 1, 1};
+  const auto head = split(lines[h], ',');
+  std::map<std::string, size_t> col;
+  for (size_t i = 0; i < head.size(); ++i) col[head[i].text] = i;
+  for (const char* c : {"kind", "op", "dtype", "m", "n", "k", "batch", "heads", "seq", "kv", "bytes", "flops", "median_s"})
+    if (!col.count(c)) throw UserError(head_at, fmt::format("missing column '{}'", c));
+  static const std::vector<std::string> kKinds = {"gemm", "attention", "memory", "rowwise", "pcie"};
+  std::vector<KernelMeasurement> out;
+  for (size_t li = h + 1; li < lines.size(); ++li) {
+    if (lines[li].empty() || lines[li][0] == '#') continue;
+    const SourceLoc at{file, static_cast<int>(li) + 1, 1};
+    const auto f = split(lines[li], ',');
+    if (f.size() != head.size()) throw UserError(at, fmt::format("expected {} fields, found {}", head.size(), f.size()));
+    KernelMeasurement k;
+    const Field& kind = f[col["kind"]];
+    if (std::find(kKinds.begin(), kKinds.end(), kind.text) == kKinds.end())
+      throw UserError(at.shifted(kind.col - 1), fmt::format("unknown kernel kind '{}' (known: gemm, attention, memory, rowwise, pcie)", kind.text));
+    k.kind = kind.text;
+    k.op = f[col["op"]].text;
+    k.dtype = f[col["dtype"]].text;
+    auto count = [&](const char* name) {
+      const Field& x = f[col[name]];
+      const double v = number(x, at);
+      if (v != std::floor(v)) throw UserError(at.shifted(x.col - 1), fmt::format("'{}' must be a whole number, found '{}'", name, x.text));
+      return static_cast<int64_t>(v);
+    };
+    k.m = count("m"), k.n = count("n"), k.k = count("k"), k.batch = count("batch"), k.heads = count("heads"), k.seq = count("seq"), k.kv = count("kv");
+    k.bytes = number(f[col["bytes"]], at);
+    k.flops = number(f[col["flops"]], at);
+    const Field& t = f[col["median_s"]];
+    k.seconds = number(t, at);
+    if (k.seconds <= 0) throw UserError(at.shifted(t.col - 1), "the median time must be positive");
+    k.loc = at;
+    out.push_back(std::move(k));
+  }
+  if (out.empty()) throw UserError(SourceLoc{file}, "no measurements");
   return out;
 }
 

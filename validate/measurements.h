@@ -55,4 +55,22 @@ struct VidurRow {
 /// Vidur `data/profiling/compute/a100/.../mlp.csv` files (header with time_stats.<op>.median).
 std::vector<VidurRow> read_vidur_mlp(const std::string& file);
 
+/// One kernel measurement in einsim's own CSV (validate/kbench and validate/gpu/torch_bench.py):
+/// `kind` (gemm, attention, memory, rowwise, pcie), `op`, `dtype`, the shape (`m n k` for a
+/// GEMM Z[m,n] = A[m,k] B[k,n]; `batch heads seq kv` and head size `k` for attention; `m`
+/// elements for memory and PCIe; `m` rows of `n` for row-wise kernels), bytes and FLOPs as the
+/// harness counts them, and the median time.
+struct KernelMeasurement {
+  std::string kind, op, dtype;
+  int64_t m = 0, n = 0, k = 0, batch = 0, heads = 0, seq = 0, kv = 0;
+  double bytes = 0, flops = 0;
+  double seconds = 0;  ///< median
+  SourceLoc loc;
+};
+
+/// einsim's kernel CSV: optional leading `#` comment lines, a header naming at least kind, op,
+/// dtype, m, n, k, batch, heads, seq, kv, bytes, flops and median_s (other columns, such as
+/// power or clock samples, are read past), then one row per measurement.
+std::vector<KernelMeasurement> read_kernel_csv(const std::string& file);
+
 }  // namespace einsim

@@ -14,6 +14,7 @@
 #include "sim/analyze/power.h"
 #include "sim/engine/contention.h"
 #include "sim/power/power.h"
+#include "validate/validate.h"
 #include "sim/serve/serve_report.h"
 #include "sim/engine/schedule.h"
 #include "sim/engine/systemc_engine.h"
@@ -205,6 +206,15 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   serve->add_option("--timeline", sv.timeline, "Write one CSV row per iteration (time, instance, batch, KV use)");
   std::string serve_plot;
   serve->add_option("--plot", serve_plot, "Write an SVG: latency distributions, requests and KV use over time");
+  auto* validate = app.add_subcommand("validate", "Predict measured GPU kernels and report the error per kernel class (docs/VALIDATION.md)");
+  std::vector<std::string> val_files, val_sets;
+  std::string val_arch, val_format = "table", val_rows, val_plot;
+  validate->add_option("measurements", val_files, "Kernel CSVs (validate/kbench, torch_bench) or the published A100 sets (LLMCompass, Vidur)")->required();
+  validate->add_option("--arch", val_arch, "GPU preset or file the measurements are predicted on")->required();
+  validate->add_option("--set", val_sets, "Override an architecture value: arch.KEY=VALUE");
+  validate->add_option("--format", val_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
+  validate->add_option("--rows", val_rows, "Write every measurement with its prediction as CSV");
+  validate->add_option("--plot", val_plot, "Write an SVG of predicted against measured time");
   auto* simulate = app.add_subcommand("simulate", "Run a contention scenario (configs/scenarios) on the SystemC engine, beside its hand calculation");
   std::string sim_file, sim_format = "table", sim_trace;
   std::vector<std::string> sim_sets;
@@ -277,6 +287,13 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
         if (!trace_file.empty()) write_text(trace_file, chrome_trace(sched, res), "trace");
       }
       out << format_run(rep, kFormats.at(run_format));
+      return 0;
+    }
+    if (*validate) {
+      const ValidationReport rep = validate_measurements(load_arch(resolve_model_path(val_arch), val_sets), val_files);
+      if (!val_rows.empty()) write_text(val_rows, validation_rows_csv(rep), "rows");
+      if (!val_plot.empty()) write_text(val_plot, plot_validation_svg(rep), "plot");
+      out << format_validation(rep, kFormats.at(val_format));
       return 0;
     }
     // An analysis: its scenario (the shipped one by default), its report, its plot.

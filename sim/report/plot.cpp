@@ -104,8 +104,9 @@ std::string svg_plot(const std::vector<PlotPanel>& panels, const std::vector<std
         pts += fmt::format("{:.1f},{:.1f} ", X(x), Y(y));
         svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"/>\n", X(x), Y(y), color(key_of(s)));
       }
-      svg += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{}/>\n", pts, color(key_of(s)),
-                         s.dashed ? " stroke-dasharray=\"6,4\"" : "");
+      if (!s.points_only)
+        svg += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{}/>\n", pts, color(key_of(s)),
+                           s.dashed ? " stroke-dasharray=\"6,4\"" : "");
     }
     if (k == 0)
       for (size_t i = 0; i < names.size(); ++i) {

@@ -14,6 +14,7 @@ struct PlotSeries {
   bool dashed = false;
   /// Series with the same key share a colour and one legend entry (default: the name).
   std::string key;
+  bool points_only = false;  ///< markers without a line (a scatter)
 };
 
 struct PlotPanel {

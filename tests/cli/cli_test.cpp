@@ -487,3 +487,31 @@ TEST_CASE("analyze power: a scenario in every format, with a plot, and errors ex
   CHECK(e.code == 1);
   CHECK_THAT(e.err, Catch::Contains("error: t2 (0.5) is below t1 (0.8)"));
 }
+
+TEST_CASE("validate: measured kernels in every format, with rows and a plot, and errors exit 1", "[cli][validate]") {
+  const std::string fixture = std::string(EINSIM_TEST_DATA) + "/kernels-small.csv";
+  Run t = run({"validate", fixture, "--arch", "h100", "--set", "arch.gpu.launch_overhead=\"23.5 us\""});
+  REQUIRE(t.code == 0);
+  CHECK_THAT(t.out, Catch::Contains("7 measurements predicted on H100-SXM5-80GB") && Catch::Contains("gemm-bf16"));
+  Run j = run({"validate", fixture, "--arch", "h100", "--format", "json"});
+  REQUIRE(j.code == 0);
+  const auto doc = nlohmann::json::parse(j.out);
+  CHECK(doc["kind"] == "validate");
+  CHECK(doc["rows"].size() == 7);
+  CHECK_THAT(run({"validate", fixture, "--arch", "h100", "--format", "csv"}).out, Catch::StartsWith("class,count,MAPE,bias"));
+  const std::string rows = (std::filesystem::temp_directory_path() / "einsim-validate-rows.csv").string();
+  const std::string svg = (std::filesystem::temp_directory_path() / "einsim-validate.svg").string();
+  REQUIRE(run({"validate", fixture, "--arch", "h100", "--rows", rows, "--plot", svg}).code == 0);
+  std::ifstream rf(rows);
+  std::string header;
+  std::getline(rf, header);
+  CHECK(header == "set,class,op,shape,measured_s,predicted_s,error,bottleneck,location");
+  std::ifstream sf(svg);
+  const std::string svg_text((std::istreambuf_iterator<char>(sf)), std::istreambuf_iterator<char>());
+  CHECK_THAT(svg_text, Catch::StartsWith("<svg") && Catch::Contains("Predicted against measured"));
+  Run e = run({"validate", "/no/such.csv", "--arch", "h100"});
+  CHECK(e.code == 1);
+  CHECK_THAT(e.err, Catch::Contains("/no/such.csv: error: cannot open file"));
+  e = run({"validate", fixture});
+  CHECK(e.code == 1);
+}

@@ -67,3 +67,30 @@ TEST_CASE("A100: a whole GPT-3 layer against LLMCompass's measurement, out of sa
     CHECK(err <= (prefill ? 0.10 : 0.15));
   }
 }
+
+namespace {
+const std::string kOwn = std::string(EINSIM_CONFIG_DIR) + "/../validate/data";
+
+// The H100's bf16 GEMMs (validate/data/h100-2026-11-27: PyTorch on an H100 SXM, 2026-11-27),
+// the calibration set of the H100 preset. Everything else measured there and on the H200 is
+// held out (docs/VALIDATION.md).
+std::vector<GemmSample> h100_bf16_gemms() {
+  std::vector<GemmSample> out;
+  for (const KernelMeasurement& k : read_kernel_csv(kOwn + "/h100-2026-11-27/torch_bench.csv"))
+    if (k.kind == "gemm" && k.dtype == "bf16") out.push_back({"h100-bf16", fmt::format("matmul {}x{}x{}", k.m, k.n, k.k), k.m, k.n, k.k, k.seconds, k.loc});
+  return out;
+}
+}  // namespace
+
+TEST_CASE("the H100 preset carries the values fitted on its measured bf16 GEMMs", "[calibration]") {
+  const ArchSpec a = load_arch("h100");
+  const std::vector<GemmSample> s = h100_bf16_gemms();
+  REQUIRE(s.size() == 53);
+  const GpuFit f = fit_gpu(a, s, DType::BF16);
+  fmt::print("H100 fit on {} bf16 GEMMs: MAC efficiency {:.2f}, memory efficiency {:.2f}, per-operator overhead {:.1f} us, MAPE {:.2f}%\n", s.size(),
+             f.mac_efficiency, f.memory_efficiency, f.launch_overhead * 1e6, 100 * f.mape.front().second);
+  CHECK(f.mac_efficiency == Approx(a.gpu->efficiency.at(OpClass::Mac)).margin(0.011));
+  CHECK(f.memory_efficiency == Approx(a.gpu->memory_efficiency).margin(0.011));
+  // PyTorch's per-call overhead on that host: docs/VALIDATION.md applies it to the torch_bench rows.
+  CHECK(f.launch_overhead == Approx(23.5e-6).margin(0.1e-6));
+}

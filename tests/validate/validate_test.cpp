@@ -1,0 +1,129 @@
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "../workloads/helpers.h"
+#include "sim/cost/mapper.h"
+#include "validate/validate.h"
+
+using namespace einsim;
+using einsim::test::error_of;
+
+namespace {
+
+const std::string kFixture = std::string(EINSIM_TEST_DATA) + "/kernels-small.csv";
+const std::string kShared = std::string(EINSIM_SHARED_DATA) + "/gpu-measurements";
+
+// A kernel CSV with `rows` after the standard header.
+std::string csv_with(const std::string& name, const std::string& rows,
+                     const std::string& head = "kind,op,dtype,m,n,k,batch,heads,seq,kv,bytes,flops,median_s\n") {
+  const std::string path = (std::filesystem::temp_directory_path() / name).string();
+  std::ofstream(path) << head << rows;
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("validate: einsim's kernel CSV reads, with its comment line and extra columns", "[validate]") {
+  const std::vector<KernelMeasurement> k = read_kernel_csv(kFixture);
+  REQUIRE(k.size() == 7);
+  CHECK(k[0].kind == "gemm");
+  CHECK(k[0].m == 4096);
+  CHECK(k[0].seconds == 0.0002);
+  CHECK(k[0].loc.line == 3);
+  CHECK(k[5].batch == 16);
+  CHECK(k[5].kv == 4096);
+  CHECK(k[6].bytes == 268435456.0);
+}
+
+TEST_CASE("validate: malformed kernel rows get located errors", "[validate][errors]") {
+  CHECK_THAT(error_of([] { read_kernel_csv(csv_with("v1.csv", "", "kind,op,dtype,m\n")); }), Catch::Contains("v1.csv:1:1: error: missing column 'n'"));
+  CHECK_THAT(error_of([] { read_kernel_csv(csv_with("v2.csv", "gemm,matmul,bf16,1,2,3\n")); }),
+             Catch::Contains("v2.csv:2:1: error: expected 13 fields, found 6"));
+  CHECK_THAT(error_of([] { read_kernel_csv(csv_with("v3.csv", "conv,x,bf16,1,1,1,0,0,0,0,1,1,0.1\n")); }),
+             Catch::Contains("v3.csv:2:1: error: unknown kernel kind 'conv'"));
+  CHECK_THAT(error_of([] { read_kernel_csv(csv_with("v4.csv", "gemm,matmul,bf16,1,2,3,0,0,0,0,1,1,fast\n")); }),
+             Catch::Contains("v4.csv:2:36: error: expected a non-negative number, found 'fast'"));
+  CHECK_THAT(error_of([] { read_kernel_csv(csv_with("v5.csv", "gemm,matmul,bf16,1,2,3,0,0,0,0,1,1,0\n")); }),
+             Catch::Contains("v5.csv:2:36: error: the median time must be positive"));
+  CHECK_THAT(error_of([] { read_kernel_csv(csv_with("v6.csv", "gemm,matmul,bf16,1.5,2,3,0,0,0,0,1,1,0.1\n")); }),
+             Catch::Contains("v6.csv:2:18: error: 'm' must be a whole number, found '1.5'"));
+  CHECK_THAT(error_of([] { read_kernel_csv(csv_with("v7.csv", "")); }), Catch::Contains("v7.csv: error: no measurements"));
+  CHECK_THAT(error_of([] { read_kernel_csv(csv_with("v8.csv", "", "# only a comment\n")); }), Catch::Contains("no header row"));
+  CHECK_THAT(error_of([] { read_kernel_csv("/no/such/kernels.csv"); }), Catch::Contains("/no/such/kernels.csv: error: cannot open file"));
+  const ArchSpec h100 = load_arch("h100");
+  CHECK_THAT(error_of([&] { validate_measurements(h100, {csv_with("v9.csv", "gemm,matmul,bf16,0,2,3,0,0,0,0,1,1,0.1\n")}); }),
+             Catch::Contains("v9.csv:2:1: error: a gemm matmul measurement needs a positive m"));
+  CHECK_THAT(error_of([&] { validate_measurements(h100, {csv_with("v10.csv", "memory,scale,fp32,1024,0,0,0,0,0,0,1,1,0.1\n")}); }),
+             Catch::Contains("unknown memory kernel 'scale'"));
+  CHECK_THAT(error_of([&] { validate_measurements(h100, {csv_with("v11.csv", "gemm,matmul,bf17,1,2,3,0,0,0,0,1,1,0.1\n")}); }),
+             Catch::Contains("unknown element type 'bf17'"));
+  CHECK_THAT(error_of([&] { validate_measurements(load_arch("fusemax"), {kFixture}); }), Catch::Contains("is not a GPU"));
+}
+
+TEST_CASE("validate: error statistics per class", "[validate]") {
+  auto row = [](const char* kind, double measured, double predicted) {
+    KernelPrediction p;
+    p.sample.kind = kind;
+    p.sample.op = "x";
+    p.sample.measured = measured;
+    p.predicted = predicted;
+    return p;
+  };
+  // memory: +10%, -30%, +20%; pcie: -50%.
+  const std::vector<KernelPrediction> rows = {row("memory", 1, 1.1), row("memory", 1, 0.7), row("memory", 2, 2.4), row("pcie", 2, 1)};
+  const std::vector<ClassError> c = class_errors(rows);
+  REQUIRE(c.size() == 3);
+  CHECK(c[0].name == "memory");
+  CHECK(c[0].count == 3);
+  CHECK(c[0].mape == Approx(0.2));
+  CHECK(c[0].bias == Approx(0.0).margin(1e-12));
+  CHECK(c[0].worst == std::vector<size_t>{1, 2, 0});
+  CHECK(c[1].name == "pcie");
+  CHECK(c[1].bias == Approx(-0.5));
+  CHECK(c[2].name == "all");
+  CHECK(c[2].mape == Approx((0.1 + 0.3 + 0.2 + 0.5) / 4));
+}
+
+TEST_CASE("validate: predictions follow the cost model, class by class", "[validate]") {
+  const ArchSpec a = load_arch("h100");
+  const ValidationReport r = validate_measurements(a, {kFixture});
+  REQUIRE(r.rows.size() == 7);
+  std::vector<std::string> names;
+  for (const ClassError& c : r.classes) names.push_back(c.name);
+  CHECK(names == std::vector<std::string>{"attention-decode", "attention-prefill", "gemm-bf16", "gemm-fp16", "memory", "pcie", "rowwise", "all"});
+  // A GEMM is its mapped Einsum.
+  const Cascade g = gemm_cascade(4096, 4096, 4096, DType::BF16);
+  CHECK(r.rows[0].predicted == Approx(map_einsum(g, g.einsums[0], a, DType::BF16).cost.time));
+  // A host copy: bytes over the PCIe link plus one launch.
+  CHECK(r.rows[6].predicted == Approx(268435456.0 / 63e9 + 5e-6));
+  // A copy moves its bytes at no more than the achievable bandwidth.
+  CHECK(r.rows[2].predicted >= 536870912.0 / (3.35e12 * a.gpu->memory_efficiency));
+  // Decode attention reads the cache once: at least its bytes at the achievable bandwidth.
+  CHECK(r.rows[5].predicted >= 1073741824.0 / (3.35e12 * a.gpu->memory_efficiency));
+  for (const KernelPrediction& p : r.rows) {
+    CHECK(p.predicted > 0);
+    CHECK_FALSE(p.bottleneck.empty());
+  }
+  CHECK_THAT(validation_rows_csv(r), Catch::StartsWith("set,class,op,shape,measured_s,predicted_s,error,bottleneck,location\nkernels-small.csv,gemm-bf16,matmul,"));
+  CHECK_THAT(format_validation(r, Format::Table), Catch::Contains("attention-prefill") && Catch::Contains("MAPE"));
+  CHECK_THAT(plot_validation_svg(r), Catch::StartsWith("<svg") && Catch::Contains("no error"));
+}
+
+TEST_CASE("validate: the published A100 sets load by file name", "[validate]") {
+  const auto mm = load_kernel_samples(kShared + "/llmcompass-a100/matmul_A100.csv");
+  CHECK(mm.size() == 20);
+  CHECK(mm[0].kernel_class() == "gemm-fp16");
+  const auto sm = load_kernel_samples(kShared + "/llmcompass-a100/softmax_A100.csv");
+  CHECK(sm[0].kernel_class() == "rowwise");
+  CHECK(sm[0].op == "softmax");
+  const auto ge = load_kernel_samples(kShared + "/llmcompass-a100/gelu_A100.csv");
+  CHECK(ge[0].kernel_class() == "elementwise");
+  const auto vi = load_kernel_samples(kShared + "/vidur-a100/llama-2-7b_mlp.csv");
+  CHECK(vi.size() > 100);
+  CHECK(vi[0].op.find("tp") != std::string::npos);
+  const ValidationReport r = validate_measurements(load_arch("a100"), {kShared + "/llmcompass-a100/matmul_A100.csv"});
+  REQUIRE(r.classes.size() == 1);
+  CHECK(r.classes[0].mape < 0.10);  // the set the A100 preset was calibrated on (docs/CALIBRATION.md)
+}

@@ -1,0 +1,322 @@
+#include "validate/validate.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "common/toml_reader.h"
+#include "sim/cost/mapper.h"
+#include "sim/report/plot.h"
+#include "sim/report/table.h"
+#include "sim/run/run.h"
+#include "validate/calibration.h"
+#include "workloads/cascade_loader.h"
+
+namespace einsim {
+
+std::string KernelSample::kernel_class() const {
+  if (kind == "gemm") return fmt::format("gemm-{}", dtype_name(dtype));
+  if (kind == "attention") return "attention-" + op;
+  return kind;
+}
+
+std::string KernelSample::shape() const {
+  if (kind == "gemm") return fmt::format("{}x{}x{}", m, n, k);
+  if (kind == "attention") return fmt::format("b{} h{} q{} kv{} d{}", batch, heads, seq, kv, k);
+  if (kind == "rowwise") return fmt::format("{}x{}", m, n);
+  return fmt::format("{} elements", m);
+}
+
+namespace {
+
+DType dtype_of(const std::string& text, const SourceLoc& at) {
+  if (text == "u8") return DType::INT8;  // host copies: bytes
+  if (auto t = parse_dtype(text)) return *t;
+  throw UserError(at, fmt::format("unknown element type '{}'", text));
+}
+
+// A kernel's cascade from TOML text, bound to `params`.
+Cascade kernel_cascade(const std::string& text, const std::map<std::string, int64_t>& params) {
+  auto doc = ConfigDoc::parse("version = 1\n" + text, "kernel");
+  CascadeSpec spec = read_cascade(doc->root().get_table("cascade"));
+  doc->finish();
+  return bind_cascade(spec, params);
+}
+
+// One fused kernel per cascade: copy, triad, softmax, layer norm and GELU as PyTorch runs them
+// (one kernel each), attention as FlashAttention does (FuseMax Cascade 5 in one kernel).
+const char* kCopy = R"toml([cascade]
+name = "copy"
+inputs = ["A"]
+dtype = "fp32"
+einsums = ["Z[i] = A[i]"]
+ranks = { I = "n" }
+)toml";
+const char* kTriad = R"toml([cascade]
+name = "triad"
+inputs = ["A", "B"]
+dtype = "fp32"
+einsums = ["Z[i] = A[i] + B[i] * 2"]
+ranks = { I = "n" }
+)toml";
+const char* kSoftmax = R"toml([cascade]
+name = "softmax"
+inputs = ["X"]
+dtype = "bf16"
+einsums = ["MX[m] = max[n] X[m,n]", "E[m,n] = exp(X[m,n] - MX[m])", "S[m] = E[m,n]", "Y[m,n] = E[m,n] / S[m]"]
+ranks = { M = "rows", N = "cols" }
+)toml";
+const char* kLayerNorm = R"toml([cascade]
+name = "layernorm"
+inputs = ["X", "W", "B"]
+dtype = "bf16"
+einsums = ["S1[m] = X[m,n]", "S2[m] = X[m,n] * X[m,n]", "RS[m] = rsqrt(S2[m] / N - (S1[m] / N) * (S1[m] / N) + 0.00001)",
+           "Y[m,n] = (X[m,n] - S1[m] / N) * RS[m] * W[n] + B[n]"]
+ranks = { M = "rows", N = "cols" }
+)toml";
+const char* kGelu = R"toml([cascade]
+name = "gelu"
+inputs = ["X"]
+dtype = "fp16"
+einsums = ["Y[i] = gelu(X[i])"]
+ranks = { I = "n" }
+)toml";
+
+std::string with_dtype(const char* text, DType t) {
+  std::string s = text;
+  for (const char* d : {"\"fp32\"", "\"bf16\"", "\"fp16\""}) {
+    const size_t at = s.find(std::string("dtype = ") + d);
+    if (at != std::string::npos) s.replace(at, 8 + std::string(d).size(), fmt::format("dtype = \"{}\"", dtype_name(t)));
+  }
+  return s;
+}
+
+// The shipped 1-pass attention cascade at one shape (keys in blocks of at most 256).
+Cascade attention_cascade(const KernelSample& s) {
+  const CascadeSpec spec = [] {
+    auto doc = ConfigDoc::load(std::string(EINSIM_CONFIG_DIR) + "/workloads/attention-1pass.toml");
+    CascadeSpec c = read_cascade(doc->root().get_table("cascade"));
+    doc->finish();
+    return c;
+  }();
+  const int64_t kv = std::max<int64_t>(1, s.kv), block = std::min<int64_t>(256, kv);
+  if (kv % block) throw UserError(s.loc, fmt::format("attention over {} keys: einsim's cascade needs a multiple of {} keys", kv, block));
+  CascadeSpec c = spec;
+  c.dtype = s.dtype;
+  return bind_cascade(c, {{"batch", std::max<int64_t>(1, s.batch)}, {"heads", std::max<int64_t>(1, s.heads)}, {"kv_len", kv},
+                          {"q_len", std::max<int64_t>(1, s.seq)}, {"head_dim", std::max<int64_t>(1, s.k)}, {"block", block}});
+}
+
+double run_time(const Cascade& c, const ArchSpec& a, DType dt, std::string* bottleneck) {
+  MapperOptions mo;
+  const RunReport r = run_cascade(c, a, dt, Fusion::Greedy, mo);
+  if (bottleneck) {
+    double worst = -1;
+    for (const BlockRun& b : r.blocks)
+      if (b.time > worst) worst = b.time, *bottleneck = b.bottleneck;
+  }
+  return r.step_time;
+}
+
+}  // namespace
+
+std::vector<KernelSample> load_kernel_samples(const std::string& file) {
+  const std::string name = std::filesystem::path(file).filename().string();
+  std::vector<KernelSample> out;
+  auto llmcompass = [&](const char* prefix) { return name.starts_with(prefix); };
+  if (llmcompass("matmul_")) {
+    for (const GemmMeasurement& g : read_llmcompass_matmul(file)) {
+      KernelSample s;
+      s.set = name, s.kind = "gemm", s.op = "matmul", s.dtype = DType::FP16, s.m = g.m, s.n = g.n, s.k = g.k, s.measured = g.seconds, s.loc = g.loc;
+      s.bytes = 2.0 * static_cast<double>(g.m * g.k + g.k * g.n + g.m * g.n);
+      out.push_back(s);
+    }
+  } else if (llmcompass("softmax_") || llmcompass("layernorm_") || llmcompass("gelu_")) {
+    const std::string op = name.substr(0, name.find('_'));
+    for (const ElementwiseMeasurement& e : read_llmcompass_elementwise(file)) {
+      KernelSample s;
+      s.set = name, s.kind = op == "gelu" ? "elementwise" : "rowwise", s.op = op, s.dtype = DType::FP16, s.m = e.m, s.n = e.n;
+      s.measured = e.seconds(), s.loc = e.loc;
+      s.bytes = 2.0 * 2 * static_cast<double>(e.m * e.n);
+      if (op == "gelu" && e.n != 1) throw UserError(e.loc, "a GELU row has two fields: M, Gelem/s");
+      out.push_back(s);
+    }
+  } else if (name.ends_with("_mlp.csv")) {
+    for (int64_t tp : {1, 2, 4, 8})
+      for (const GemmSample& g : vidur_gemms(file, tp)) {
+        KernelSample s;
+        s.set = name, s.kind = "gemm", s.op = fmt::format("{} tp{}", g.label.substr(0, g.label.find(' ')), tp), s.dtype = DType::FP16;
+        s.m = g.m, s.n = g.n, s.k = g.k, s.measured = g.measured, s.loc = g.loc;
+        out.push_back(s);
+      }
+  } else {
+    for (const KernelMeasurement& k : read_kernel_csv(file)) {
+      KernelSample s;
+      s.set = name, s.kind = k.kind, s.op = k.op, s.dtype = dtype_of(k.dtype, k.loc), s.m = k.m, s.n = k.n, s.k = k.k;
+      s.batch = k.batch, s.heads = k.heads, s.seq = k.seq, s.kv = k.kv, s.bytes = k.bytes, s.measured = k.seconds, s.loc = k.loc;
+      out.push_back(s);
+    }
+  }
+  if (out.empty()) throw UserError(SourceLoc{file}, "no measurements");
+  return out;
+}
+
+KernelPrediction predict_kernel(const ArchSpec& a, const KernelSample& s) {
+  KernelPrediction p;
+  p.sample = s;
+  auto positive = [&](int64_t v, const char* what) {
+    if (v < 1) throw UserError(s.loc, fmt::format("a {} {} measurement needs a positive {}", s.kind, s.op, what));
+    return v;
+  };
+  if (s.kind == "gemm") {
+    const Cascade c = gemm_cascade(positive(s.m, "m"), positive(s.n, "n"), positive(s.k, "k"), s.dtype);
+    const MapResult r = map_einsum(c, c.einsums[0], a, s.dtype);
+    p.predicted = r.cost.time;
+    p.bottleneck = r.cost.bottleneck;
+  } else if (s.kind == "attention") {
+    positive(s.k, "head size k");
+    p.predicted = run_time(attention_cascade(s), a, s.dtype, &p.bottleneck);
+  } else if (s.kind == "memory") {
+    const bool triad = s.op == "triad";
+    if (!triad && s.op != "copy") throw UserError(s.loc, fmt::format("unknown memory kernel '{}' (known: copy, triad)", s.op));
+    const Cascade c = kernel_cascade(with_dtype(triad ? kTriad : kCopy, s.dtype), {{"n", positive(s.m, "m")}});
+    p.predicted = run_time(c, a, s.dtype, &p.bottleneck);
+  } else if (s.kind == "rowwise") {
+    if (s.op != "softmax" && s.op != "layernorm") throw UserError(s.loc, fmt::format("unknown row-wise kernel '{}' (known: softmax, layernorm)", s.op));
+    const Cascade c =
+        kernel_cascade(with_dtype(s.op == "softmax" ? kSoftmax : kLayerNorm, s.dtype), {{"rows", positive(s.m, "m")}, {"cols", positive(s.n, "n")}});
+    p.predicted = run_time(c, a, s.dtype, &p.bottleneck);
+  } else if (s.kind == "elementwise") {
+    const Cascade c = kernel_cascade(with_dtype(kGelu, s.dtype), {{"n", positive(s.m, "m")}});
+    p.predicted = run_time(c, a, s.dtype, &p.bottleneck);
+  } else if (s.kind == "pcie") {
+    const Link* host = nullptr;
+    for (const Link& l : a.links)
+      if (l.to == "host") host = &l;
+    if (!host) throw UserError(a.loc, fmt::format("'{}' has no link to the host to predict {} copies over", a.name, s.op));
+    const double bytes = s.bytes > 0 ? s.bytes : static_cast<double>(positive(s.m, "m"));
+    p.predicted = bytes / host->bandwidth + host->latency + (a.gpu ? a.gpu->launch_overhead : 0);
+    p.bottleneck = host->name + " bandwidth";
+  } else {
+    throw UserError(s.loc, fmt::format("no prediction for kernels of kind '{}'", s.kind));
+  }
+  return p;
+}
+
+std::vector<ClassError> class_errors(const std::vector<KernelPrediction>& rows) {
+  std::map<std::string, std::vector<size_t>> by;
+  for (size_t i = 0; i < rows.size(); ++i) by[rows[i].sample.kernel_class()].push_back(i);
+  std::vector<size_t> all(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) all[i] = i;
+  std::vector<ClassError> out;
+  auto gather = [&](const std::string& name, std::vector<size_t> idx) {
+    ClassError c;
+    c.name = name;
+    c.count = static_cast<int64_t>(idx.size());
+    for (size_t i : idx) c.mape += std::fabs(rows[i].error()), c.bias += rows[i].error();
+    if (!idx.empty()) c.mape /= static_cast<double>(idx.size()), c.bias /= static_cast<double>(idx.size());
+    std::stable_sort(idx.begin(), idx.end(), [&](size_t x, size_t y) { return std::fabs(rows[x].error()) > std::fabs(rows[y].error()); });
+    idx.resize(std::min<size_t>(3, idx.size()));
+    c.worst = idx;
+    out.push_back(std::move(c));
+  };
+  for (const auto& [name, idx] : by) gather(name, idx);
+  if (by.size() > 1) gather("all", all);
+  return out;
+}
+
+ValidationReport validate_measurements(const ArchSpec& a, const std::vector<std::string>& files) {
+  if (!a.gpu) throw UserError(a.loc, fmt::format("'{}' is not a GPU: measured GPU kernels are predicted on GPU presets", a.name));
+  ValidationReport r;
+  r.arch = a.name;
+  r.files = files;
+  for (const std::string& f : files)
+    for (const KernelSample& s : load_kernel_samples(f)) r.rows.push_back(predict_kernel(a, s));
+  r.classes = class_errors(r.rows);
+  return r;
+}
+
+namespace {
+
+std::string pct(double x) { return fmt::format("{:.1f}%", 100 * x); }
+std::string signed_pct(double x) { return fmt::format("{:+.1f}%", 100 * x); }
+std::string us(double s) { return fmt::format("{:.4g}", s * 1e6); }
+
+}  // namespace
+
+std::string validation_rows_csv(const ValidationReport& r) {
+  std::string out = "set,class,op,shape,measured_s,predicted_s,error,bottleneck,location\n";
+  for (const KernelPrediction& p : r.rows)
+    out += fmt::format("{},{},{},{},{:.6g},{:.6g},{:.4f},{},{}\n", p.sample.set, p.sample.kernel_class(), p.sample.op, p.sample.shape(), p.sample.measured,
+                       p.predicted, p.error(), p.bottleneck, p.sample.loc.str());
+  return out;
+}
+
+std::string format_validation(const ValidationReport& r, Format f) {
+  if (f == Format::Json) {
+    nlohmann::json j;
+    j["kind"] = "validate";
+    j["arch"] = r.arch;
+    j["files"] = r.files;
+    j["classes"] = nlohmann::json::array();
+    for (const ClassError& c : r.classes) {
+      nlohmann::json worst = nlohmann::json::array();
+      for (size_t i : c.worst) {
+        const KernelPrediction& p = r.rows[i];
+        worst.push_back({{"op", p.sample.op}, {"shape", p.sample.shape()}, {"measured_s", p.sample.measured}, {"predicted_s", p.predicted},
+                         {"error", p.error()}, {"location", p.sample.loc.str()}});
+      }
+      j["classes"].push_back({{"class", c.name}, {"count", c.count}, {"mape", c.mape}, {"bias", c.bias}, {"worst", worst}});
+    }
+    j["rows"] = nlohmann::json::array();
+    for (const KernelPrediction& p : r.rows)
+      j["rows"].push_back({{"set", p.sample.set}, {"class", p.sample.kernel_class()}, {"op", p.sample.op}, {"shape", p.sample.shape()},
+                           {"measured_s", p.sample.measured}, {"predicted_s", p.predicted}, {"error", p.error()}, {"bottleneck", p.bottleneck}});
+    return j.dump(2) + "\n";
+  }
+  TextTable t({"class", "count", "MAPE", "bias", "worst rows (measured -> predicted us, error)"});
+  for (const ClassError& c : r.classes) {
+    std::string worst;
+    for (size_t i : c.worst) {
+      const KernelPrediction& p = r.rows[i];
+      worst += fmt::format("{}{} {} {} -> {} ({})", worst.empty() ? "" : "; ", p.sample.op, p.sample.shape(), us(p.sample.measured), us(p.predicted),
+                           signed_pct(p.error()));
+    }
+    t.row({c.name, std::to_string(c.count), pct(c.mape), signed_pct(c.bias), c.name == "all" ? "" : worst});
+  }
+  if (f == Format::Csv) return t.csv();
+  std::string files;
+  for (const std::string& x : r.files) files += (files.empty() ? "" : ", ") + x;
+  return fmt::format("{} measurements predicted on {} ({})\nbias > 0: einsim predicts slower than measured\n\n", r.rows.size(), r.arch, files) +
+         t.aligned();
+}
+
+std::string plot_validation_svg(const ValidationReport& r) {
+  PlotPanel p;
+  p.title = "Predicted against measured kernel time";
+  p.xlabel = "measured (us)";
+  p.ylabel = "predicted (us)";
+  p.log_y = true;
+  std::map<std::string, PlotSeries> by;
+  double lo = 1e300, hi = 0;
+  for (const KernelPrediction& k : r.rows) {
+    PlotSeries& s = by[k.sample.kernel_class()];
+    s.name = s.key = k.sample.kernel_class();
+    s.points.emplace_back(k.sample.measured * 1e6, k.predicted * 1e6);
+    lo = std::min({lo, k.sample.measured * 1e6, k.predicted * 1e6});
+    hi = std::max({hi, k.sample.measured * 1e6, k.predicted * 1e6});
+  }
+  for (auto& [name, s] : by) {
+    std::sort(s.points.begin(), s.points.end());
+    s.points_only = true;
+    p.series.push_back(s);
+  }
+  if (hi > 0) p.series.push_back(PlotSeries{"no error", {{lo, lo}, {hi, hi}}, true, "no error"});
+  return svg_plot({p}, {fmt::format("{}: {} kernels", r.arch, r.rows.size())});
+}
+
+}  // namespace einsim

@@ -1,0 +1,74 @@
+#pragma once
+// `einsim validate`: predicts every measured kernel with the simulator and reports the error
+// per kernel class (count, MAPE, bias, worst rows). Reads einsim's kernel CSV (validate/kbench,
+// validate/gpu/torch_bench.py) and the published A100 sets (LLMCompass matmul, softmax,
+// layer norm and GELU files; Vidur's per-operator profiles), chosen by file name.
+#include <string>
+#include <vector>
+
+#include "arch/arch.h"
+#include "sim/cli/describe.h"
+#include "validate/measurements.h"
+
+namespace einsim {
+
+/// One measured kernel in a common form.
+struct KernelSample {
+  std::string set;    ///< file name, without folders
+  std::string kind;   ///< gemm, attention, memory, rowwise, elementwise, pcie
+  std::string op;     ///< matmul, scaled_mm, prefill, decode, copy, triad, softmax, layernorm, gelu, h2d, d2h, or a Vidur operator
+  DType dtype = DType::BF16;
+  int64_t m = 0, n = 0, k = 0, batch = 0, heads = 0, seq = 0, kv = 0;
+  double bytes = 0;
+  double measured = 0;  ///< s
+  SourceLoc loc;
+  /// The class its error is reported in: gemm-<dtype>, attention-<op>, or the kind.
+  std::string kernel_class() const;
+  std::string shape() const;
+};
+
+/// The samples of one file: einsim's kernel CSV (a header with kind,op,...), LLMCompass
+/// `matmul_*`, `softmax_*`, `layernorm_*`, `gelu_*` (fp16), or Vidur `*_mlp.csv` (its GEMMs
+/// at every tensor-parallel degree, fp16). Others are errors.
+std::vector<KernelSample> load_kernel_samples(const std::string& file);
+
+struct KernelPrediction {
+  KernelSample sample;
+  double predicted = 0;   ///< s
+  std::string bottleneck;
+  double error() const { return (predicted - sample.measured) / sample.measured; }  ///< signed, fraction
+};
+
+/// einsim's prediction of one kernel on `a`: a GEMM is one mapped Einsum; attention is the
+/// 1-pass cascade (FuseMax Cascade 5, FlashAttention's algorithm) fused into one kernel; copy,
+/// triad, softmax, layer norm and GELU are their cascades fused into one kernel; a host copy is
+/// the bytes over the arch's host link. Every time includes the arch's launch overhead.
+KernelPrediction predict_kernel(const ArchSpec& a, const KernelSample& s);
+
+struct ClassError {
+  std::string name;
+  int64_t count = 0;
+  double mape = 0;   ///< mean absolute error, fraction
+  double bias = 0;   ///< mean signed error, fraction (> 0: einsim over-predicts)
+  std::vector<size_t> worst;  ///< indices into the report's rows, largest absolute error first (at most 3)
+};
+
+struct ValidationReport {
+  std::string arch;
+  std::vector<std::string> files;
+  std::vector<KernelPrediction> rows;
+  std::vector<ClassError> classes;  ///< by class name, then "all"
+};
+
+/// Predicts every sample of `files` on `a` and gathers the errors by class.
+ValidationReport validate_measurements(const ArchSpec& a, const std::vector<std::string>& files);
+/// The errors of predicted rows by class (exposed for tests).
+std::vector<ClassError> class_errors(const std::vector<KernelPrediction>& rows);
+
+std::string format_validation(const ValidationReport& r, Format f);
+/// One row per measurement: set, class, op, shape, measured, predicted, error, bottleneck.
+std::string validation_rows_csv(const ValidationReport& r);
+/// SVG: predicted against measured time per class (log axes), with the line of no error.
+std::string plot_validation_svg(const ValidationReport& r);
+
+}  // namespace einsim
