@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -15,6 +16,7 @@
 #include "sim/run/run.h"
 #include "validate/calibration.h"
 #include "workloads/cascade_loader.h"
+#include "workloads/executor.h"
 
 namespace einsim {
 
@@ -317,6 +319,69 @@ std::string plot_validation_svg(const ValidationReport& r) {
   }
   if (hi > 0) p.series.push_back(PlotSeries{"no error", {{lo, lo}, {hi, hi}}, true, "no error"});
   return svg_plot({p}, {fmt::format("{}: {} kernels", r.arch, r.rows.size())});
+}
+
+AttentionDump read_attention_dump(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw UserError(SourceLoc{file}, "cannot open file");
+  std::string head;
+  std::getline(in, head);
+  AttentionDump d;
+  if (std::sscanf(head.c_str(), "%lld %lld %lld %lld", reinterpret_cast<long long*>(&d.batch), reinterpret_cast<long long*>(&d.heads),
+                  reinterpret_cast<long long*>(&d.rows), reinterpret_cast<long long*>(&d.head_dim)) != 4 ||
+      d.batch < 1 || d.heads < 1 || d.rows < 1 || d.head_dim < 1)
+    throw UserError(SourceLoc{file, 1, 1}, fmt::format("expected 'batch heads rows head_dim' (positive integers), found '{}'", head));
+  const int64_t n = d.batch * d.heads * d.rows * d.head_dim;
+  if (n > (int64_t{1} << 28)) throw UserError(SourceLoc{file, 1, 1}, "the dump is larger than a check needs");
+  d.values.resize(static_cast<size_t>(n));
+  in.read(reinterpret_cast<char*>(d.values.data()), static_cast<std::streamsize>(n * 4));
+  if (in.gcount() != n * 4) throw UserError(SourceLoc{file, 2, 1}, fmt::format("expected {} float32 values after the header, found {} bytes", n, in.gcount()));
+  return d;
+}
+
+void write_attention_dump(const std::string& file, const AttentionDump& d) {
+  std::ofstream out(file, std::ios::binary);
+  if (!out) throw UserError(SourceLoc{file}, "cannot write file");
+  out << d.batch << " " << d.heads << " " << d.rows << " " << d.head_dim << "\n";
+  out.write(reinterpret_cast<const char*>(d.values.data()), static_cast<std::streamsize>(d.values.size() * 4));
+}
+
+std::vector<AttentionCheck> check_attention_dump(const std::string& dir, double tolerance) {
+  const AttentionDump q = read_attention_dump(dir + "/attention-q.bin"), k = read_attention_dump(dir + "/attention-k.bin"),
+                      v = read_attention_dump(dir + "/attention-v.bin");
+  if (k.batch != q.batch || k.heads != q.heads || k.head_dim != q.head_dim || v.batch != k.batch || v.heads != k.heads || v.rows != k.rows ||
+      v.head_dim != k.head_dim)
+    throw UserError(SourceLoc{dir + "/attention-k.bin", 1, 1}, "Q, K and V dumps disagree on batch, heads or head size");
+  // The cascade's layout: Q[b,h,e,p], K[b,h,e,m], V[b,h,f,m]; the dumps' [b,h,rows,d].
+  KernelSample shape;
+  shape.batch = q.batch, shape.heads = q.heads, shape.seq = q.rows, shape.kv = k.rows, shape.k = q.head_dim, shape.dtype = DType::FP32;
+  shape.loc = SourceLoc{dir};
+  const Cascade c = attention_cascade(shape);
+  auto transposed = [](const AttentionDump& d) {
+    Eigen::VectorXd x(static_cast<Eigen::Index>(d.values.size()));
+    for (int64_t bh = 0; bh < d.batch * d.heads; ++bh)
+      for (int64_t r = 0; r < d.rows; ++r)
+        for (int64_t e = 0; e < d.head_dim; ++e)
+          x[static_cast<Eigen::Index>((bh * d.head_dim + e) * d.rows + r)] = d.values[static_cast<size_t>((bh * d.rows + r) * d.head_dim + e)];
+    return x;
+  };
+  const TensorValues ref = execute(c, {{"Q", transposed(q)}, {"K", transposed(k)}, {"V", transposed(v)}});
+  const Eigen::VectorXd& av = ref.at("AV");  // [b,h,f,p]
+  std::vector<AttentionCheck> out;
+  for (const char* kernel : {"1pass", "3pass"}) {
+    const std::string file = dir + "/attention-out-" + kernel + ".bin";
+    const AttentionDump o = read_attention_dump(file);
+    if (o.batch != q.batch || o.heads != q.heads || o.rows != q.rows || o.head_dim != q.head_dim)
+      throw UserError(SourceLoc{file, 1, 1}, "the output's shape is not the query's");
+    const Eigen::VectorXd got = transposed(o);
+    AttentionCheck x;
+    x.kernel = kernel;
+    x.max_abs_error = (got - av).cwiseAbs().maxCoeff();
+    x.max_reference = av.cwiseAbs().maxCoeff();
+    x.ok = x.max_abs_error <= tolerance * x.max_reference;
+    out.push_back(x);
+  }
+  return out;
 }
 
 }  // namespace einsim

@@ -71,4 +71,26 @@ std::string validation_rows_csv(const ValidationReport& r);
 /// SVG: predicted against measured time per class (log axes), with the line of no error.
 std::string plot_validation_svg(const ValidationReport& r);
 
+/// One kernel's output from `kbench --check` against einsim's reference executor.
+struct AttentionCheck {
+  std::string kernel;          ///< 1pass, 3pass
+  double max_abs_error = 0;    ///< largest |kernel - reference| over the output
+  double max_reference = 0;    ///< largest |reference|
+  bool ok = false;             ///< max_abs_error <= tolerance x max_reference
+};
+
+/// A dump `kbench --check` writes: a text line "batch heads rows head_dim", then the values as
+/// float32, row-major [batch, heads, rows, head_dim].
+struct AttentionDump {
+  int64_t batch = 0, heads = 0, rows = 0, head_dim = 0;
+  std::vector<float> values;
+};
+AttentionDump read_attention_dump(const std::string& file);
+void write_attention_dump(const std::string& file, const AttentionDump& d);
+
+/// The outputs of `kbench --check DIR` (attention-q/k/v.bin and attention-out-{1pass,3pass}.bin)
+/// against the reference executor running einsim's 1-pass cascade on the same inputs, within
+/// `tolerance` of the largest reference value (bf16 inputs and outputs: 2% by default).
+std::vector<AttentionCheck> check_attention_dump(const std::string& dir, double tolerance = 0.02);
+
 }  // namespace einsim

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -126,4 +128,85 @@ TEST_CASE("validate: the published A100 sets load by file name", "[validate]") {
   const ValidationReport r = validate_measurements(load_arch("a100"), {kShared + "/llmcompass-a100/matmul_A100.csv"});
   REQUIRE(r.classes.size() == 1);
   CHECK(r.classes[0].mape < 0.10);  // the set the A100 preset was calibrated on (docs/CALIBRATION.md)
+}
+
+namespace {
+
+// Inputs as `kbench --check` writes them, with outputs of zeros.
+std::string reference_dumps(const std::string& name) {
+  const std::string dir = (std::filesystem::temp_directory_path() / name).string();
+  std::filesystem::create_directories(dir);
+  const int64_t b = 1, h = 2, q = 8, kv = 16, d = 4;
+  auto dump = [&](const char* file, int64_t rows, uint32_t seed) {
+    AttentionDump x{b, h, rows, d, {}};
+    for (int64_t i = 0; i < b * h * rows * d; ++i) x.values.push_back(static_cast<float>(((i * 2654435761u + seed) % 2001) / 1000.0 - 1.0));
+    write_attention_dump(dir + "/attention-" + file + ".bin", x);
+    return x;
+  };
+  dump("q", q, 1), dump("k", kv, 2), dump("v", kv, 3);
+  AttentionDump out{b, h, q, d, std::vector<float>(static_cast<size_t>(b * h * q * d), 0.f)};
+  write_attention_dump(dir + "/attention-out-1pass.bin", out);
+  write_attention_dump(dir + "/attention-out-3pass.bin", out);
+  return dir;
+}
+
+}  // namespace
+
+TEST_CASE("validate: kbench's attention dumps compare with the reference executor (CPU side)", "[validate]") {
+  const std::string dir = reference_dumps("einsim-attention-dump");
+  // Outputs of zeros are off by the whole reference: both fail.
+  std::vector<AttentionCheck> c = check_attention_dump(dir);
+  REQUIRE(c.size() == 2);
+  CHECK_FALSE(c[0].ok);
+  CHECK(c[0].max_abs_error == Approx(c[0].max_reference));
+  // The exact answer, in the dumps' layout: softmax(Q K^T / sqrt(d)) V, computed here directly.
+  const AttentionDump q = read_attention_dump(dir + "/attention-q.bin"), k = read_attention_dump(dir + "/attention-k.bin"),
+                      v = read_attention_dump(dir + "/attention-v.bin");
+  AttentionDump exact{q.batch, q.heads, q.rows, q.head_dim, std::vector<float>(q.values.size())};
+  for (int64_t bh = 0; bh < q.batch * q.heads; ++bh)
+    for (int64_t i = 0; i < q.rows; ++i) {
+      std::vector<double> s(static_cast<size_t>(k.rows));
+      double mx = -1e300, sum = 0;
+      for (int64_t j = 0; j < k.rows; ++j) {
+        double dot = 0;
+        for (int64_t e = 0; e < q.head_dim; ++e)
+          dot += q.values[static_cast<size_t>((bh * q.rows + i) * q.head_dim + e)] * k.values[static_cast<size_t>((bh * k.rows + j) * k.head_dim + e)];
+        s[static_cast<size_t>(j)] = dot / std::sqrt(static_cast<double>(q.head_dim));
+        mx = std::max(mx, s[static_cast<size_t>(j)]);
+      }
+      for (double& x : s) sum += x = std::exp(x - mx);
+      for (int64_t e = 0; e < q.head_dim; ++e) {
+        double o = 0;
+        for (int64_t j = 0; j < k.rows; ++j) o += s[static_cast<size_t>(j)] / sum * v.values[static_cast<size_t>((bh * v.rows + j) * v.head_dim + e)];
+        exact.values[static_cast<size_t>((bh * q.rows + i) * q.head_dim + e)] = static_cast<float>(o);
+      }
+    }
+  write_attention_dump(dir + "/attention-out-1pass.bin", exact);
+  AttentionDump off = exact;
+  off.values[5] += 0.5f;
+  write_attention_dump(dir + "/attention-out-3pass.bin", off);
+  c = check_attention_dump(dir);
+  CHECK(c[0].kernel == "1pass");
+  CHECK(c[0].ok);
+  CHECK(c[0].max_abs_error < 1e-6);
+  CHECK(c[1].kernel == "3pass");
+  CHECK_FALSE(c[1].ok);
+  CHECK(c[1].max_abs_error == Approx(0.5).epsilon(1e-5));
+  // Malformed dumps are located errors.
+  std::ofstream(dir + "/attention-out-3pass.bin") << "1 2 x 4\n";
+  CHECK_THAT(error_of([&] { check_attention_dump(dir); }), Catch::Contains("attention-out-3pass.bin:1:1: error: expected 'batch heads rows head_dim'"));
+  std::ofstream(dir + "/attention-out-3pass.bin") << "1 2 8 4\nabc";
+  CHECK_THAT(error_of([&] { check_attention_dump(dir); }), Catch::Contains("attention-out-3pass.bin:2:1: error: expected 64 float32 values"));
+  CHECK_THAT(error_of([&] { check_attention_dump("/no/such/dir"); }), Catch::Contains("attention-q.bin: error: cannot open file"));
+}
+
+// Runs where a GPU is: ctest's kbench_attention_check writes the dumps with `kbench --check`
+// and points EINSIM_ATTENTION_DUMP at them (hidden from the normal suite).
+TEST_CASE("validate: kbench's attention kernels against the reference executor", "[.gpu]") {
+  const char* dir = std::getenv("EINSIM_ATTENTION_DUMP");
+  REQUIRE(dir != nullptr);
+  for (const AttentionCheck& c : check_attention_dump(dir)) {
+    INFO(c.kernel << ": max error " << c.max_abs_error << " of " << c.max_reference);
+    CHECK(c.ok);
+  }
 }
