@@ -1,0 +1,19 @@
+#!/bin/sh
+# One prepared device run: builds kbench with nvcc alone (sm_90, CUDA toolkit only; or uses
+# KBENCH=path/to/kbench built beforehand) and runs the whole sweep and the attention check,
+# leaving everything under OUTDIR (kbench.csv, attention dumps, nvidia-smi -q).
+#
+#   sh validate/gpu/run_kbench.sh OUTDIR        (about 3-5 minutes on an H100)
+set -eu
+out=${1:?usage: run_kbench.sh OUTDIR}
+mkdir -p "$out"
+bin=${KBENCH:-}
+if [ -z "$bin" ]; then
+  bin="$out/kbench"
+  nvcc -O3 -std=c++17 -arch=sm_90 -o "$bin" validate/kbench/kbench.cu -lcublas -lcublasLt
+fi
+nvidia-smi -q > "$out/nvidia-smi.txt" 2>&1 || true
+timeout 480 "$bin" "$out"
+mkdir -p "$out/check"
+"$bin" --check "$out/check"
+rm -f "$out/kbench"
