@@ -97,25 +97,24 @@ std::string with_dtype(const char* text, DType t) {
   return s;
 }
 
-// The shipped 1-pass attention cascade at one shape (keys in blocks of at most 256).
-Cascade attention_cascade(const KernelSample& s) {
-  const CascadeSpec spec = [] {
-    auto doc = ConfigDoc::load(std::string(EINSIM_CONFIG_DIR) + "/workloads/attention-1pass.toml");
-    CascadeSpec c = read_cascade(doc->root().get_table("cascade"));
-    doc->finish();
-    return c;
-  }();
+// A shipped attention cascade at one shape: the 1-pass one (keys in blocks of at most 256) or
+// the 3-pass one.
+Cascade attention_cascade(const KernelSample& s, bool three_pass = false) {
+  auto doc = ConfigDoc::load(std::string(EINSIM_CONFIG_DIR) + (three_pass ? "/workloads/attention-3pass.toml" : "/workloads/attention-1pass.toml"));
+  CascadeSpec c = read_cascade(doc->root().get_table("cascade"));
+  doc->finish();
   const int64_t kv = std::max<int64_t>(1, s.kv), block = std::min<int64_t>(256, kv);
-  if (kv % block) throw UserError(s.loc, fmt::format("attention over {} keys: einsim's cascade needs a multiple of {} keys", kv, block));
-  CascadeSpec c = spec;
+  if (!three_pass && kv % block) throw UserError(s.loc, fmt::format("attention over {} keys: einsim's cascade needs a multiple of {} keys", kv, block));
   c.dtype = s.dtype;
-  return bind_cascade(c, {{"batch", std::max<int64_t>(1, s.batch)}, {"heads", std::max<int64_t>(1, s.heads)}, {"kv_len", kv},
-                          {"q_len", std::max<int64_t>(1, s.seq)}, {"head_dim", std::max<int64_t>(1, s.k)}, {"block", block}});
+  std::map<std::string, int64_t> params = {{"batch", std::max<int64_t>(1, s.batch)}, {"heads", std::max<int64_t>(1, s.heads)}, {"kv_len", kv},
+                                           {"q_len", std::max<int64_t>(1, s.seq)}, {"head_dim", std::max<int64_t>(1, s.k)}};
+  if (!three_pass) params["block"] = block;
+  return bind_cascade(c, params);
 }
 
-double run_time(const Cascade& c, const ArchSpec& a, DType dt, std::string* bottleneck) {
+double run_time(const Cascade& c, const ArchSpec& a, DType dt, std::string* bottleneck, Fusion fusion = Fusion::Greedy) {
   MapperOptions mo;
-  const RunReport r = run_cascade(c, a, dt, Fusion::Greedy, mo);
+  const RunReport r = run_cascade(c, a, dt, fusion, mo);
   if (bottleneck) {
     double worst = -1;
     for (const BlockRun& b : r.blocks)
@@ -181,7 +180,10 @@ KernelPrediction predict_kernel(const ArchSpec& a, const KernelSample& s) {
     p.bottleneck = r.cost.bottleneck;
   } else if (s.kind == "attention") {
     positive(s.k, "head size k");
-    p.predicted = run_time(attention_cascade(s), a, s.dtype, &p.bottleneck);
+    // kbench's naive attention: the scores to memory, a softmax kernel, the weighted values
+    // (each product its own kernel); every other attention row is one fused kernel.
+    const bool three = s.op == "prefill-3pass";
+    p.predicted = run_time(attention_cascade(s, three), a, s.dtype, &p.bottleneck, three ? Fusion::Eager : Fusion::Greedy);
   } else if (s.kind == "memory") {
     const bool triad = s.op == "triad";
     if (!triad && s.op != "copy") throw UserError(s.loc, fmt::format("unknown memory kernel '{}' (known: copy, triad)", s.op));

@@ -40,7 +40,8 @@ struct KernelPrediction {
 };
 
 /// einsim's prediction of one kernel on `a`: a GEMM is one mapped Einsum; attention is the
-/// 1-pass cascade (FuseMax Cascade 5, FlashAttention's algorithm) fused into one kernel; copy,
+/// 1-pass cascade (FuseMax Cascade 5, FlashAttention's algorithm) fused into one kernel (op
+/// `prefill-3pass`: the 3-pass cascade, each product its own kernel, as kbench's naive one); copy,
 /// triad, softmax, layer norm and GELU are their cascades fused into one kernel; a host copy is
 /// the bytes over the arch's host link. Every time includes the arch's launch overhead.
 KernelPrediction predict_kernel(const ArchSpec& a, const KernelSample& s);

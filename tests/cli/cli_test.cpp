@@ -487,12 +487,12 @@ TEST_CASE("validate: measured kernels in every format, with rows and a plot, and
   const std::string fixture = std::string(EINSIM_TEST_DATA) + "/kernels-small.csv";
   Run t = run({"validate", fixture, "--arch", "h100", "--set", "arch.gpu.launch_overhead=\"23.5 us\""});
   REQUIRE(t.code == 0);
-  CHECK_THAT(t.out, Catch::Contains("7 measurements predicted on H100-SXM5-80GB") && Catch::Contains("gemm-bf16"));
+  CHECK_THAT(t.out, Catch::Contains("8 measurements predicted on H100-SXM5-80GB") && Catch::Contains("gemm-bf16"));
   Run j = run({"validate", fixture, "--arch", "h100", "--format", "json"});
   REQUIRE(j.code == 0);
   const auto doc = nlohmann::json::parse(j.out);
   CHECK(doc["kind"] == "validate");
-  CHECK(doc["rows"].size() == 7);
+  CHECK(doc["rows"].size() == 8);
   CHECK_THAT(run({"validate", fixture, "--arch", "h100", "--format", "csv"}).out, Catch::StartsWith("class,count,MAPE,bias"));
   const std::string rows = (std::filesystem::temp_directory_path() / "einsim-validate-rows.csv").string();
   const std::string svg = (std::filesystem::temp_directory_path() / "einsim-validate.svg").string();

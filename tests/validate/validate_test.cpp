@@ -29,7 +29,7 @@ std::string csv_with(const std::string& name, const std::string& rows,
 
 TEST_CASE("validate: einsim's kernel CSV reads, with its comment line and extra columns", "[validate]") {
   const std::vector<KernelMeasurement> k = read_kernel_csv(kFixture);
-  REQUIRE(k.size() == 7);
+  REQUIRE(k.size() == 8);
   CHECK(k[0].kind == "gemm");
   CHECK(k[0].m == 4096);
   CHECK(k[0].seconds == 0.0002);
@@ -91,10 +91,13 @@ TEST_CASE("validate: error statistics per class", "[validate]") {
 TEST_CASE("validate: predictions follow the cost model, class by class", "[validate]") {
   const ArchSpec a = load_arch("h100");
   const ValidationReport r = validate_measurements(a, {kFixture});
-  REQUIRE(r.rows.size() == 7);
+  REQUIRE(r.rows.size() == 8);
   std::vector<std::string> names;
   for (const ClassError& c : r.classes) names.push_back(c.name);
-  CHECK(names == std::vector<std::string>{"attention-decode", "attention-prefill", "gemm-bf16", "gemm-fp16", "memory", "pcie", "rowwise", "all"});
+  CHECK(names == std::vector<std::string>{"attention-decode", "attention-prefill", "attention-prefill-3pass", "gemm-bf16", "gemm-fp16", "memory", "pcie",
+                                          "rowwise", "all"});
+  // The naive 3-pass kernel (fp32, scores through memory) is slower than the fused one.
+  CHECK(r.rows[7].predicted > 2 * r.rows[4].predicted);
   // A GEMM is its mapped Einsum.
   const Cascade g = gemm_cascade(4096, 4096, 4096, DType::BF16);
   CHECK(r.rows[0].predicted == Approx(map_einsum(g, g.einsums[0], a, DType::BF16).cost.time));

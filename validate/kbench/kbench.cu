@@ -573,6 +573,7 @@ int main(int argc, char** argv) {
       CK(cudaMalloc(&tp.s, scores * 4));
       Row t = r;
       t.op = "prefill-3pass";
+      t.dtype = "fp32";  // its GEMMs and softmax compute in fp32 (SGEMM, no tensor cores)
       t.bytes = r.bytes + 4.0 * scores * 4;  // scores written, read by each softmax pass, read again by the last GEMM
       timed(t, power, [&] { tp.run(Q, K, V, O, static_cast<int>(a.b * a.h), static_cast<int>(a.q), static_cast<int>(a.kv), scale); }, 10);
       rows.push_back(t);
