@@ -41,11 +41,12 @@ DType dtype_of(const std::string& text, const SourceLoc& at) {
   throw UserError(at, fmt::format("unknown element type '{}'", text));
 }
 
-// A kernel's cascade from TOML text, bound to `params`.
-Cascade kernel_cascade(const std::string& text, const std::map<std::string, int64_t>& params) {
+// A kernel's cascade from TOML text, at element type `t`, bound to `params`.
+Cascade kernel_cascade(const std::string& text, DType t, const std::map<std::string, int64_t>& params) {
   auto doc = ConfigDoc::parse("version = 1\n" + text, "kernel");
   CascadeSpec spec = read_cascade(doc->root().get_table("cascade"));
   doc->finish();
+  spec.dtype = t;
   return bind_cascade(spec, params);
 }
 
@@ -87,15 +88,6 @@ dtype = "fp16"
 einsums = ["Y[i] = gelu(X[i])"]
 ranks = { I = "n" }
 )toml";
-
-std::string with_dtype(const char* text, DType t) {
-  std::string s = text;
-  for (const char* d : {"\"fp32\"", "\"bf16\"", "\"fp16\""}) {
-    const size_t at = s.find(std::string("dtype = ") + d);
-    if (at != std::string::npos) s.replace(at, 8 + std::string(d).size(), fmt::format("dtype = \"{}\"", dtype_name(t)));
-  }
-  return s;
-}
 
 // A shipped attention cascade at one shape: the 1-pass one (keys in blocks of at most 256) or
 // the 3-pass one.
@@ -187,15 +179,15 @@ KernelPrediction predict_kernel(const ArchSpec& a, const KernelSample& s) {
   } else if (s.kind == "memory") {
     const bool triad = s.op == "triad";
     if (!triad && s.op != "copy") throw UserError(s.loc, fmt::format("unknown memory kernel '{}' (known: copy, triad)", s.op));
-    const Cascade c = kernel_cascade(with_dtype(triad ? kTriad : kCopy, s.dtype), {{"n", positive(s.m, "m")}});
+    const Cascade c = kernel_cascade(triad ? kTriad : kCopy, s.dtype, {{"n", positive(s.m, "m")}});
     p.predicted = run_time(c, a, s.dtype, &p.bottleneck);
   } else if (s.kind == "rowwise") {
     if (s.op != "softmax" && s.op != "layernorm") throw UserError(s.loc, fmt::format("unknown row-wise kernel '{}' (known: softmax, layernorm)", s.op));
     const Cascade c =
-        kernel_cascade(with_dtype(s.op == "softmax" ? kSoftmax : kLayerNorm, s.dtype), {{"rows", positive(s.m, "m")}, {"cols", positive(s.n, "n")}});
+        kernel_cascade(s.op == "softmax" ? kSoftmax : kLayerNorm, s.dtype, {{"rows", positive(s.m, "m")}, {"cols", positive(s.n, "n")}});
     p.predicted = run_time(c, a, s.dtype, &p.bottleneck);
   } else if (s.kind == "elementwise") {
-    const Cascade c = kernel_cascade(with_dtype(kGelu, s.dtype), {{"n", positive(s.m, "m")}});
+    const Cascade c = kernel_cascade(kGelu, s.dtype, {{"n", positive(s.m, "m")}});
     p.predicted = run_time(c, a, s.dtype, &p.bottleneck);
   } else if (s.kind == "pcie") {
     const Link* host = nullptr;

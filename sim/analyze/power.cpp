@@ -344,10 +344,8 @@ PowerReport analyze_power(const PowerScenario& s) {
     for (size_t p = 0; p < row0.pdus.size(); ++p) budgets[p + 1] = nameplate * static_cast<double>(row0.pdus[p].size());
   } else {
     const ServeResult r0 = simulate_serving(row0.trace, row0.config, timer, a);
-    for (const Domain& d : domains_of(row0, budgets)) {
-      const DomainRecord dr = record(d, r0.power, s, r0.power.start + r0.makespan);
-      budgets[d.name == "row" ? 0 : 1 + static_cast<size_t>(std::stoi(d.name.substr(3)))] = dr.peak;
-    }
+    const std::vector<Domain> doms = domains_of(row0, budgets);  // the row, then the PDUs: budgets' order
+    for (size_t i = 0; i < doms.size(); ++i) budgets[i] = record(doms[i], r0.power, s, r0.power.start + r0.makespan).peak;
   }
   rep.row_budget = budgets[0];
   rep.pdu_budgets.assign(budgets.begin() + 1, budgets.end());

@@ -47,12 +47,6 @@ double PowerTimeline::device_power(size_t k, size_t b) const {
   return power.idle * (1 - on) + power.active * on + energy[k][b] / bin;
 }
 
-double PowerTimeline::total_power(size_t b) const {
-  double w = 0;
-  for (size_t k = 0; k < energy.size(); ++k) w += device_power(k, b);
-  return w * static_cast<double>(devices_per_instance);
-}
-
 double PowerTimeline::device_clock(size_t k, size_t b) const {
   if (k >= energy.size() || b >= energy[k].size() || busy[k][b] <= 1e-12) return 0;
   return clock[k][b] / busy[k][b];

@@ -32,8 +32,6 @@ struct PowerTimeline {
   size_t bins() const;
   /// W per device of instance k over bin b.
   double device_power(size_t k, size_t b) const;
-  /// W of all devices of all instances over bin b.
-  double total_power(size_t b) const;
   /// Hz, the busy-time-weighted clock of instance k over bin b (0: idle or nominal).
   double device_clock(size_t k, size_t b) const;
 };

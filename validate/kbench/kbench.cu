@@ -494,8 +494,6 @@ int main(int argc, char** argv) {
   }
   Sampler power;
   std::vector<Row> rows;
-  const double tensor_peak_hint = 0;
-  (void)tensor_peak_hint;
 
   // GEMMs.
   Lt lt;
