@@ -82,13 +82,17 @@ class Controller {
              double brake_clock)
       : s_(s), p_(p), d_(d), high_(high), low_clock_(low_clock), high_clock_(high_clock), brake_clock_(brake_clock), st_(d.size()) {}
 
+  /// Called every bin: decides on a new telemetry reading once per interval, and applies each
+  /// decision once its actuation latency has passed.
   void act(double now, const PowerTimeline& pt, std::vector<Operating>& ops) {
+    const bool reading = now + 1e-9 >= next_reading_;
+    if (reading) next_reading_ = now + s_.telemetry_interval;
     // Telemetry: each domain's mean power over the last interval, `delay` ago.
     const double t1 = now - s_.telemetry_delay, t0 = t1 - s_.telemetry_interval;
     const double bins_per = std::max(1.0, std::round(s_.telemetry_interval / pt.bin));
     for (size_t i = 0; i < d_.size(); ++i) {
       State& x = st_[i];
-      if (t0 >= pt.start) {
+      if (reading && t0 >= pt.start) {
         const auto b0 = static_cast<size_t>(std::llround((t0 - pt.start) / pt.bin));
         double seen = 0;
         for (size_t b = b0; b < b0 + static_cast<size_t>(bins_per); ++b)
@@ -131,7 +135,7 @@ class Controller {
       }
     }
     for (size_t k = 0; k < ops.size(); ++k) ops[k].lock = lock[k / static_cast<size_t>(s_.instances_per_server)];
-    const double dt = s_.telemetry_interval;
+    const double dt = pt.bin;
     low_time += any_low ? dt : 0;
     high_time += any_high ? dt : 0;
     brake_time += any_brake ? dt : 0;
@@ -152,6 +156,7 @@ class Controller {
   const std::vector<bool>& high_;
   double low_clock_, high_clock_, brake_clock_;
   std::vector<State> st_;
+  double next_reading_ = -1e300;
 };
 
 struct Run {
@@ -355,21 +360,30 @@ PowerReport analyze_power(const PowerScenario& s) {
   none.name = "none";
   none.control = false;
   policies.insert(policies.begin(), none);
+  // Each level's row and its uncontrolled run, shared by every policy.
+  std::vector<Row> rows;
+  std::vector<ServeResult> free_runs;
+  for (double x : s.oversubscription) {
+    rows.push_back(make_row(std::max<int64_t>(1, std::llround(static_cast<double>(s.servers) * (1 + x)))));
+    free_runs.push_back(simulate_serving(rows.back().trace, rows.back().config, timer, a));
+  }
   for (const PowerPolicy& p : policies) {
     bool ok_so_far = true;
     double largest = -1;
-    for (double x : s.oversubscription) {
-      const int64_t n = std::max<int64_t>(1, std::llround(static_cast<double>(s.servers) * (1 + x)));
-      const Row row = make_row(n);
+    for (size_t li = 0; li < s.oversubscription.size(); ++li) {
+      const double x = s.oversubscription[li];
+      const Row& row = rows[li];
+      const int64_t n = row.servers;
       const std::vector<Domain> doms = domains_of(row, budgets);
-      const ServeResult free = simulate_serving(row.trace, row.config, timer, a);
+      const ServeResult& free = free_runs[li];
       ServeConfig c = row.config;
       Controller ctl(s, p, doms, row.high, p.low_clock > 0 ? p.low_clock : lowest, p.high_clock > 0 ? p.high_clock : middle, brake_clock);
       if (p.control) {
-        c.control.period = s.telemetry_interval;
+        c.control.period = s.bin;
         c.control.act = [&](double now, const PowerTimeline& pt, std::vector<Operating>& ops) { ctl.act(now, pt, ops); };
       }
-      const ServeResult res = p.control ? simulate_serving(row.trace, c, timer, a) : free;
+      const ServeResult controlled = p.control ? simulate_serving(row.trace, c, timer, a) : ServeResult{};
+      const ServeResult& res = p.control ? controlled : free;
       PowerRow out;
       out.policy = p.name;
       out.oversubscription = x;

@@ -164,8 +164,8 @@ void BM_Serve(benchmark::State& state) {
 BENCHMARK(BM_Serve)->Arg(1)->Arg(40)->ArgName("servers")->Unit(benchmark::kMillisecond)->Iterations(1);
 
 // einsim analyze power on its shipped scenario (configs/analyses/power.toml): 20-30 DGX-H100
-// servers for 10 minutes, 3 policies (with the uncontrolled row) x 6 oversubscription levels,
-// each controlled run beside its uncontrolled twin: 31 serving simulations.
+// servers for 10 minutes, 2 policies and the uncontrolled row x 6 oversubscription levels, each
+// controlled run beside its level's uncontrolled one: 19 serving simulations.
 void BM_PowerAnalysis(benchmark::State& state) {
   const PowerScenario s = load_power("power");
   size_t rows = 0;
