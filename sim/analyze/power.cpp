@@ -42,7 +42,7 @@ PowerClass read_class(const ConfigTable& t, const std::string& name) {
   c.loc = t.loc();
   c.trace = t.opt_string("trace").value_or(c.trace);
   c.high = t.get_choice("priority", {"high", "low"}) == "high";
-  c.share = t.get_number("share", 0, 1);
+  c.share = t.get_number("share", 1e-6, 1);
   c.rate_per_server = t.get_number("rate_per_server", 1e-6, 1e6);
   return c;
 }
@@ -159,11 +159,6 @@ class Controller {
   double next_reading_ = -1e300;
 };
 
-struct Run {
-  ServeResult result;
-  std::vector<DomainRecord> domains;
-};
-
 // The domain's power per bin over [start, end), W.
 std::vector<double> domain_series(const Domain& d, const PowerTimeline& pt, const PowerScenario& s, double end) {
   const size_t bins = static_cast<size_t>(std::ceil((end - pt.start) / pt.bin - 1e-9));
@@ -265,6 +260,8 @@ PowerScenario read_power(const ConfigTable& t) {
   double share = 0;
   for (const PowerClass& c : s.classes) share += c.share;
   if (std::abs(share - 1) > 1e-6) throw UserError(s.classes.front().loc, fmt::format("the classes' shares add up to {}, not 1", share));
+  if (s.servers < static_cast<int64_t>(s.classes.size()))
+    throw UserError(t.loc("servers"), fmt::format("{} servers cannot serve {} classes: each class needs one at least", s.servers, s.classes.size()));
   if (auto ps = t.opt_table("policies"))
     for (const std::string& name : ps->keys()) s.policies.push_back(read_policy(ps->get_table(name), name));
   if (s.policies.empty()) throw UserError(t.loc(), "the scenario lists no policies ([scenario.policies.NAME] tables)");

@@ -110,6 +110,9 @@ TEST_CASE("power: bad scenarios get located errors", "[analyze][power][errors]")
   CHECK_THAT(error_of([] { scenario_from("telemetry_interval = \"0.01 s\"\n"); }), Catch::Contains("'telemetry_interval' must be at least 0.1 s"));
   CHECK_THAT(error_of([] { scenario_from("telemetry_delay = \"2 GB\"\n"); }), Catch::Contains("telemetry_delay"));
   CHECK_THAT(error_of([] { scenario_from("breaker = \"10 s\"\n"); }), Catch::Contains("unknown key 'breaker'"));
+  CHECK_THAT(error_of([] { test::scenario_from("kind = \"power\"\nservers = 1\n", std::string(kRow).substr(std::string(kRow).find("duration")) +
+                                                   "[scenario.policies.p]\n", read_power); }),
+             Catch::Contains("1 servers cannot serve 2 classes"));
   CHECK_THAT(error_of([] {
                test::scenario_from("kind = \"power\"\n", "[scenario.classes.a]\npriority = \"high\"\nshare = 0.7\nrate_per_server = 1\n[scenario.policies.p]\n",
                                    read_power);
