@@ -3,7 +3,7 @@
 # KBENCH=path/to/kbench built beforehand) and runs the whole sweep and the attention check,
 # leaving everything under OUTDIR (kbench.csv, attention dumps, nvidia-smi -q).
 #
-#   sh validate/gpu/run_kbench.sh OUTDIR        (about 3-5 minutes on an H100)
+#   sh validate/gpu/run_kbench.sh OUTDIR        (sized for well under 8 minutes; not yet timed)
 set -eu
 out=${1:?usage: run_kbench.sh OUTDIR}
 mkdir -p "$out"
