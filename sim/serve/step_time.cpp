@@ -104,7 +104,8 @@ PoweredWork StepTimer::cost(const Iteration& it, const Operating& op) {
   double clock_time = 0;
   for (const Iteration& p : {Iteration{it.prefill_tokens, 0, 0}, Iteration{0, it.decode, it.context}}) {
     if (p.prefill_tokens == 0 && p.decode == 0) continue;
-    std::vector<ClockedWork> points;
+    std::vector<ClockedWork>& points = points_;  // reused: called once per simulated iteration
+    points.clear();
     for (size_t l = 0; l < clocks_.size(); ++l) {
       if (op.lock > 0 && clocks_[l] > op.lock * (1 + 1e-9) && l + 1 < clocks_.size()) continue;
       points.push_back(part(l, p));

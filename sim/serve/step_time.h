@@ -66,6 +66,7 @@ class StepTimer {
   double kv_per_token_ = 0, kv_capacity_ = 0;
   std::vector<double> clocks_;   ///< DVFS clocks, highest first ({0}: nominal only)
   std::vector<ArchSpec> archs_;  ///< the architecture at each clock
+  std::vector<ClockedWork> points_;  ///< cost()'s scratch
   std::map<std::pair<size_t, int64_t>, ClockedWork> prefill_;
   std::map<std::tuple<size_t, int64_t, int64_t>, ClockedWork> decode_;
   MapCache cache_;

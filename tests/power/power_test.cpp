@@ -74,9 +74,10 @@ TEST_CASE("at_clock slows only the arrays above the clock and scales their energ
 
 TEST_CASE("Per-phase power against Splitwise's published values (REFERENCES.md), Llama-2-70B on 8 GPUs") {
   // Splitwise: A100 idle 63 W, prefill 400 W, decode 250 W; H100 75, 700, 380 W. einsim's
-  // energies come from the datasheet (TDP over peak) and FuseMax's DRAM energy, not from these
-  // values; docs/POWER.md explains the gap (measured on this model: prefill -25 to -35%,
-  // decode -40 to -54%). The test pins the shape the published values have and bounds the error.
+  // energies come from the TDP over the achievable rate, measured baselines and FuseMax's DRAM
+  // energy, not from these values; docs/POWER.md explains the gap (measured: prefill -17% A100,
+  // -24% H100; decode -53% A100, -36% H100). The test pins the shape the published values have
+  // and bounds the error a little above today's, so that a change making it worse fails.
   struct Published {
     const char* arch;
     double idle, prefill, decode;
@@ -89,8 +90,8 @@ TEST_CASE("Per-phase power against Splitwise's published values (REFERENCES.md),
     WARN(fmt::format("{}: idle {:.0f} W ({:+.1f}%), prefill 1500 tokens {:.0f} W ({:+.1f}%), decode batch 32 {:.0f} W ({:+.1f}%)", pub.arch, a.power.idle,
                      100 * e_idle, pre.power, 100 * e_pre, dec.power, 100 * e_dec));
     CHECK(std::abs(e_idle) < 0.05);
-    CHECK(std::abs(e_pre) < 0.40);
-    CHECK(std::abs(e_dec) < 0.60);
+    CHECK(std::abs(e_pre) < 0.30);
+    CHECK(std::abs(e_dec) < 0.56);
     // The shape: prefill well above decode, growing with prompt tokens, within the TDP;
     // decode nearly flat in context.
     CHECK(pre.power > 1.5 * dec.power);

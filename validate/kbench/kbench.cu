@@ -22,6 +22,11 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #if CUDART_VERSION >= 11080
 #include <cuda_fp8.h>
 #endif
@@ -39,6 +44,8 @@
 #include <thread>
 #include <vector>
 
+extern char** environ;
+
 namespace {
 
 #define CK(x)                                                                                   \
@@ -55,17 +62,36 @@ using Clock = std::chrono::steady_clock;
 // Power and SM clock samples from `nvidia-smi -lms 50`, read on a thread.
 class Sampler {
  public:
+  // nvidia-smi runs as our own child, so stopping it touches no other process.
   Sampler() {
-    pipe_ = popen("nvidia-smi --query-gpu=power.draw,clocks.sm --format=csv,noheader,nounits -i 0 -lms 50 2>/dev/null", "r");
+    int fd[2];
+    if (pipe(fd) != 0) return;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fd[0]);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    char* argv[] = {const_cast<char*>("nvidia-smi"), const_cast<char*>("--query-gpu=power.draw,clocks.sm"),
+                    const_cast<char*>("--format=csv,noheader,nounits"), const_cast<char*>("-i"), const_cast<char*>("0"),
+                    const_cast<char*>("-lms"), const_cast<char*>("50"), nullptr};
+    const bool spawned = posix_spawnp(&child_, "nvidia-smi", &fa, nullptr, argv, environ) == 0;
+    posix_spawn_file_actions_destroy(&fa);
+    close(fd[1]);
+    if (!spawned) {
+      close(fd[0]);
+      return;
+    }
+    pipe_ = fdopen(fd[0], "r");
     if (pipe_) reader_ = std::thread([this] { read(); });
   }
   ~Sampler() {
     stop_ = true;
-    if (pipe_) {
-      std::system("pkill -f 'nvidia-smi --query-gpu=power.draw,clocks.sm' >/dev/null 2>&1");
-      if (reader_.joinable()) reader_.join();
-      pclose(pipe_);
+    if (child_ > 0) {
+      kill(child_, SIGTERM);
+      waitpid(child_, nullptr, 0);
     }
+    if (reader_.joinable()) reader_.join();
+    if (pipe_) std::fclose(pipe_);
   }
   // Mean power (W) and SM clock (MHz) of the samples taken in [t0, t1]; NaN when none.
   std::pair<double, double> mean(Clock::time_point t0, Clock::time_point t1) {
@@ -94,6 +120,7 @@ class Sampler {
     }
   }
   FILE* pipe_ = nullptr;
+  pid_t child_ = -1;
   std::thread reader_;
   std::atomic<bool> stop_{false};
   std::mutex m_;
