@@ -2,7 +2,8 @@
 # Installs the Debian packages einsim builds against, only those that are missing.
 set -euo pipefail
 pkgs=(cmake make g++ clang pkg-config libtomlplusplus-dev libeigen3-dev libfmt-dev libcli11-dev
-      nlohmann-json3-dev catch2 libbenchmark-dev libsqlite3-dev libsystemc-dev gnuplot-nox)
+      nlohmann-json3-dev catch2 libbenchmark-dev libsqlite3-dev libsystemc-dev gnuplot-nox
+      libopenmpi-dev openmpi-bin)
 pkgs+=(libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -249,7 +249,7 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
 std::string resolve_model_path(const std::string& s) {
   std::error_code ec;
   if (fs::is_regular_file(s, ec)) return s;
-  for (const char* kind : {"models", "arch", "workloads", "analyses", "scenarios"}) {
+  for (const char* kind : {"models", "arch", "workloads", "analyses", "scenarios", "sweeps"}) {
     const fs::path preset = fs::path(EINSIM_CONFIG_DIR) / kind / (s + ".toml");
     if (fs::is_regular_file(preset, ec)) return preset.string();
   }

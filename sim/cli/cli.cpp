@@ -3,9 +3,14 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <thread>
 
 #include "common/error.h"
 #include "sim/cli/describe.h"
@@ -22,6 +27,9 @@
 #include "sim/analyze/long_context.h"
 #include "sim/analyze/offload.h"
 #include "sim/study/fusemax.h"
+#include "sim/sweep/pareto.h"
+#include "sim/sweep/store.h"
+#include "sim/sweep/sweep.h"
 #include "workloads/cascade_loader.h"
 
 namespace einsim {
@@ -43,6 +51,14 @@ int64_t parse_tokens(const std::string& s, const std::string& option) {
   const std::optional<int64_t> v = parse_token_count(s);
   if (!v) throw UserError(SourceLoc{option}, fmt::format("'{}' is not a token count (use 4096, 32k or 1M)", s));
   return *v;
+}
+
+// Set by SIGINT/SIGTERM during a sweep: it commits what it has and returns. A second signal
+// takes the default action.
+std::atomic<bool> g_sweep_stop{false};
+extern "C" void on_sweep_signal(int sig) {
+  g_sweep_stop.store(true);
+  std::signal(sig, SIG_DFL);
 }
 
 void write_text(const std::string& path, const std::string& text, const std::string& what = "plot") {
@@ -226,6 +242,37 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   simulate->add_option("--quantum", sim_quantum_us, "Temporal-decoupling quantum in microseconds (default 1)")->check(CLI::PositiveNumber);
   auto* power = analysis("power", "Power oversubscription: a row of servers under POLCA's two-threshold controller, over an oversubscription sweep",
                          "Llama-2-70B on DGX-H100 servers serving conversation (high priority) and code (low) traffic");
+  auto* sweep = app.add_subcommand("sweep", "Evaluate a design-space sweep into a SQLite database (resumable; docs/SWEEPS.md)");
+  struct SweepArgs {
+    std::string spec, db, shard = "0/1";
+    std::vector<std::string> sets;
+    int64_t jobs = 0, limit = 0;
+    bool mpi = false;
+  } sw;
+  sweep->add_option("spec", sw.spec, "Sweep spec (configs/sweeps/*.toml) or a shipped name (gpu-deployment, fusemax-accelerator, tiering)")->required();
+  sweep->add_option("--db", sw.db, "SQLite database to write (created, or continued)")->required();
+  sweep->add_option("--jobs", sw.jobs, "Worker threads (default: every core)")->check(CLI::Range(int64_t{0}, int64_t{1024}));
+  sweep->add_option("--shard", sw.shard, "Evaluate shard i of N (points with idx % N == i), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT");
+  sweep->add_option("--limit", sw.limit, "Evaluate at most this many new points")->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  sweep->add_option("--set", sw.sets, "Override a spec value: sweep.KEY=VALUE");
+  sweep->add_flag("--mpi", sw.mpi, "Spread points over MPI ranks (mpirun -np K einsim sweep ... --mpi); rank 0 writes the database");
+  auto* pareto = app.add_subcommand("pareto", "The Pareto front of a sweep database");
+  std::string pa_db, pa_objectives, pa_format = "table", pa_plot;
+  pareto->add_option("--db", pa_db, "Sweep database")->required();
+  pareto->add_option("--objectives", pa_objectives, "Comma-separated: latency, throughput, energy, cost, power, ... (min:/max: and any column); default: the sweep's");
+  pareto->add_option("--format", pa_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
+  pareto->add_option("--plot", pa_plot, "Write an SVG of the first two objectives");
+  auto* exporter = app.add_subcommand("export", "Write a sweep database's points as CSV or JSON");
+  std::string ex_db, ex_format = "csv", ex_out, ex_status;
+  exporter->add_option("--db", ex_db, "Sweep database")->required();
+  exporter->add_option("--format", ex_format, "csv or json")->check(CLI::IsMember({"csv", "json"}));
+  exporter->add_option("--status", ex_status, "Only points of this status")->check(CLI::IsMember({"ok", "pruned", "infeasible", "error"}));
+  exporter->add_option("-o,--output", ex_out, "Write to this file (default: standard output)");
+  auto* merge = app.add_subcommand("merge", "Merge sweep databases (shards) into one; idempotent");
+  std::vector<std::string> mg_inputs;
+  std::string mg_out;
+  merge->add_option("databases", mg_inputs, "Shard databases")->required();
+  merge->add_option("-o,--output", mg_out, "Merged database (created or extended)")->required();
   auto* flash = analysis("flash", "Weights on flash with a DRAM budget: the LLM-in-a-flash ablation and the largest model at a token rate",
                          "OPT-6.7B and Falcon-7B on an M1 Max laptop and an H200 host");
 
@@ -374,6 +421,61 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       out << format_contention(rep, kFormats.at(sim_format));
       return 0;
     }
+    if (*sweep) {
+      std::vector<std::string> sets;
+      for (const std::string& o : sw.sets) {
+        if (!o.starts_with("sweep.")) throw UserError(SourceLoc{"--set"}, fmt::format("'{}': sweep overrides start with sweep.", o));
+        sets.push_back(o);
+      }
+      const SweepSpec spec = load_sweep(resolve_model_path(sw.spec), sets);
+      SweepOptions so;
+      so.db = sw.db;
+      so.jobs = sw.jobs > 0 ? static_cast<int>(sw.jobs) : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+      std::tie(so.shard, so.shards) = parse_shard(sw.shard);
+      so.limit = sw.limit;
+      so.progress = &err == &std::cerr && isatty(STDERR_FILENO);
+      g_sweep_stop.store(false);
+      so.stop = &g_sweep_stop;
+      auto old_int = std::signal(SIGINT, on_sweep_signal);
+      auto old_term = std::signal(SIGTERM, on_sweep_signal);
+      SweepOutcome res;
+      int rank = 0;
+      try {
+        res = sw.mpi ? run_sweep_mpi(spec, so, err, &rank) : run_sweep(spec, so, err);
+      } catch (...) {
+        std::signal(SIGINT, old_int);
+        std::signal(SIGTERM, old_term);
+        throw;
+      }
+      std::signal(SIGINT, old_int);
+      std::signal(SIGTERM, old_term);
+      if (rank == 0) out << format_outcome(spec, so, res);
+      return res.interrupted ? 130 : 0;
+    }
+    if (*pareto) {
+      const ParetoResult r = pareto_front(pa_db, pa_objectives);
+      if (!pa_plot.empty()) write_text(pa_plot, plot_pareto_svg(r));
+      out << format_pareto(r, kFormats.at(pa_format));
+      return 0;
+    }
+    if (*exporter) {
+      if (ex_out.empty()) {
+        export_db(ex_db, ex_format, ex_status, out);
+        return 0;
+      }
+      std::ofstream f(ex_out);
+      if (!f) throw UserError(SourceLoc{ex_out}, "cannot write the export");
+      export_db(ex_db, ex_format, ex_status, f);
+      if (!f) throw UserError(SourceLoc{ex_out}, "cannot write the export");
+      return 0;
+    }
+    if (*merge) {
+      const int64_t added = merge_dbs(mg_inputs, mg_out);
+      SweepDb db(mg_out, false);
+      out << fmt::format("merged {} database{} into {}: {} new points, {} in all\n", mg_inputs.size(), mg_inputs.size() == 1 ? "" : "s", mg_out, added,
+                         db.count());
+      return 0;
+    }
     if (*flash) return report("flash", load_flash, analyze_flash, format_flash, plot_flash_svg);
     if (*power) return report("power", load_power, analyze_power, format_power, plot_power_svg);
     if (*kv_comp) return report("kv-compression", load_kv_compression, analyze_kv_compression, format_kv_compression, plot_kv_compression_svg);
@@ -410,6 +512,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       }
       if (config_kind(path) == ConfigKind::Scenario)
         throw UserError(SourceLoc{path, 1, 1}, "a [scenario] file is run by `einsim analyze`, not described");
+      if (config_kind(path) == ConfigKind::Sweep) throw UserError(SourceLoc{path, 1, 1}, "a [sweep] file is run by `einsim sweep`, not described");
       if (config_kind(path) == ConfigKind::Cascade) {
         if (!pa.phase.empty() || !pa.prompt.empty() || !pa.context.empty())
           throw UserError(SourceLoc{"--phase"}, "--phase, --prompt and --context apply to models, not cascades");

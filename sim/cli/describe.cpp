@@ -1,5 +1,7 @@
 #include "sim/cli/describe.h"
 
+#include "sim/sweep/spec.h"
+
 #include "sim/analyze/flash.h"
 #include "sim/engine/contention.h"
 #include "sim/analyze/kv_compression.h"
@@ -28,14 +30,16 @@ ConfigKind config_kind(const std::string& file) {
   if (file.ends_with(".json")) return ConfigKind::Model;
   auto doc = ConfigDoc::load(file);
   const ConfigTable root = doc->root();
-  const bool cascade = root.contains("cascade"), model = root.contains("model"), arch = root.contains("arch"), scenario = root.contains("scenario");
-  if (cascade + model + arch + scenario > 1)
-    throw UserError(SourceLoc{file, 1, 1}, "a config file holds one thing: [cascade], [model], [arch] or [scenario]");
+  const bool cascade = root.contains("cascade"), model = root.contains("model"), arch = root.contains("arch"), scenario = root.contains("scenario"),
+             sweep = root.contains("sweep");
+  if (cascade + model + arch + scenario + sweep > 1)
+    throw UserError(SourceLoc{file, 1, 1}, "a config file holds one thing: [cascade], [model], [arch], [scenario] or [sweep]");
+  if (sweep) return ConfigKind::Sweep;
   if (cascade) return ConfigKind::Cascade;
   if (model) return ConfigKind::Model;
   if (arch) return ConfigKind::Arch;
   if (scenario) return ConfigKind::Scenario;
-  throw UserError(SourceLoc{file, 1, 1}, "not an einsim config: expected a [cascade], [model], [arch] or [scenario] table");
+  throw UserError(SourceLoc{file, 1, 1}, "not an einsim config: expected a [cascade], [model], [arch], [scenario] or [sweep] table");
 }
 
 std::string scenario_kind(const std::string& file) {
@@ -49,6 +53,11 @@ std::string check_file(const std::string& file, const std::vector<std::string>& 
     const ArchSpec a = load_arch(file, overrides);
     return fmt::format("{}: ok: arch '{}', {} tiers, {} levels, {} arrays, {} links", file, a.name, a.tiers.size(),
                        a.levels.size(), a.arrays.size(), a.links.size());
+  }
+  if (kind == ConfigKind::Sweep) {
+    const SweepSpec s = load_sweep(file, overrides);
+    return fmt::format("{}: ok: sweep '{}', {} parameters, {} points ({})", file, s.name, s.params.size(), s.total,
+                       s.mode == SweepMode::Roofline ? "roofline" : "mapped");
   }
   if (kind == ConfigKind::Scenario) {
     const std::string what = scenario_kind(file);

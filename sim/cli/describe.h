@@ -14,7 +14,7 @@ namespace einsim {
 enum class Format { Table, Json, Csv };
 
 /// What a config file holds.
-enum class ConfigKind { Cascade, Model, Arch, Scenario };
+enum class ConfigKind { Cascade, Model, Arch, Scenario, Sweep };
 
 /// Loads, checks and classifies a config file; returns a one-line summary. Throws UserError.
 std::string check_file(const std::string& file, const std::vector<std::string>& overrides);

@@ -617,11 +617,7 @@ RunReport run_cascade(const Cascade& c, const ArchSpec& a, DType dt, Fusion fusi
   return Planner(c, a, dt, fusion, mopt, cache, -1).run();
 }
 
-namespace {
-
-// The share of `m` one of `tp` devices holds: heads, KV heads (replicated when there are
-// fewer than devices), MLP columns and the vocabulary split evenly (Megatron-LM).
-ModelConfig shard(const ModelConfig& m, int64_t tp) {
+ModelConfig shard_model(const ModelConfig& m, int64_t tp) {
   const SourceLoc at{"--tp"};
   if (tp < 1) throw UserError(at, "--tp must be at least 1");
   ModelConfig s = m;
@@ -640,8 +636,6 @@ ModelConfig shard(const ModelConfig& m, int64_t tp) {
   return s;
 }
 
-}  // namespace
-
 bool is_attention_core(const std::string& n) {
   static const std::set<std::string> core = {"QK", "GM", "SN", "SD", "A", "AV", "BQK", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "RD", "SPD", "RNV", "SPNV"};
   return core.count(n) > 0;
@@ -656,7 +650,7 @@ bool block_is_attention(const RunReport& r, const BlockRun& b) {
 RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOptions& opt, MapCache* cache) {
   if (a.arrays.empty())
     throw UserError(a.loc, fmt::format("'{}' has no compute arrays: it holds memory and links only, and cannot run a model", a.name));
-  ModelConfig m = shard(model, opt.tp);
+  ModelConfig m = shard_model(model, opt.tp);
   if (opt.dtype) m.dtype = *opt.dtype;
   const Fusion fusion = opt.fusion.value_or(a.gpu ? Fusion::Kernels : Fusion::Greedy);
   const Link* peer = nullptr;

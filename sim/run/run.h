@@ -169,6 +169,11 @@ class MapCache {
 RunReport run_cascade(const Cascade& c, const ArchSpec& a, DType dt, Fusion fusion, const MapperOptions& mopt,
                       MapCache* cache = nullptr);
 
+/// The share of `m` one of `tp` devices holds: heads, KV heads (replicated when there are
+/// fewer than devices), MLP columns and the vocabulary split evenly (Megatron-LM). Throws
+/// UserError when `tp` does not divide the model.
+ModelConfig shard_model(const ModelConfig& m, int64_t tp);
+
 /// `einsim run`: one phase of `m` on `tp` devices of `a`. Throws UserError when the deployment
 /// does not fit the first tier or TP does not divide the model.
 RunReport run_model(const ModelConfig& m, const ArchSpec& a, const RunOptions& opt, MapCache* cache = nullptr);

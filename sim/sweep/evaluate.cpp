@@ -1,0 +1,381 @@
+#include "sim/sweep/evaluate.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "sim/cost/cost_model.h"
+#include "sim/power/power.h"
+#include "workloads/model_config.h"
+#include "workloads/transformer.h"
+
+namespace einsim {
+
+void Cell::set_real(double v) {
+  if (std::isfinite(v)) type = Real, d = v;
+  else type = Null;
+}
+
+namespace {
+
+const char* sql_type(ValueKind k) {
+  switch (k) {
+    case ValueKind::Integer:
+    case ValueKind::Tokens: return "INTEGER";
+    case ValueKind::Real:
+    case ValueKind::Quantity: return "REAL";
+    default: return "TEXT";
+  }
+}
+
+int metric_index(const char* name) {
+  const auto& ms = sweep_metrics();
+  for (size_t i = 0; i < ms.size(); ++i)
+    if (std::string_view(ms[i].name) == name) return static_cast<int>(i);
+  throw InternalError(fmt::format("no metric '{}'", name));
+}
+
+// A number as an override writes it: whole numbers as integers.
+std::string number_text(double v) {
+  if (std::fabs(v) < 9e15 && v == std::round(v)) return fmt::format("{}", static_cast<int64_t>(v));
+  return fmt::format("{}", v);
+}
+
+}  // namespace
+
+/// What the pre-evaluation checks and the roofline need of one sharded model.
+struct ModelSizes {
+  std::string error;            ///< the deployment cannot be built (TP does not divide the model)
+  DType dtype = DType::BF16;
+  double weights = 0;           ///< B per device
+  double dense_weights = 0;     ///< B per device outside the experts
+  double expert_weights = 0;    ///< B per device in the experts
+  double expert_share = 1;      ///< experts routed per token / experts
+  double linear_flops = 0;      ///< FLOPs per token in the layers' matrix products
+  double head_flops = 0;        ///< FLOPs per sequence of the LM head (last position)
+  double attention_flops = 0;   ///< FLOPs per (query, key) pair over all layers
+  double hidden = 0, layers = 0;
+  bool parallel_attn = false;
+  bool encoder_only = false;
+  const ModelConfig* sharded_of = nullptr;
+  ModelConfig sharded;
+};
+
+// The settable values of a point, resolved.
+struct PointEvaluator::Settings {
+  std::string arch_name, model_name, phase = "decode", dtype, kv_dtype, fusion, attention = "1pass";
+  std::vector<std::string> arch_sets, model_sets;
+  std::string arch_key, model_key;
+  int64_t batch = 1, context = 2048, prompt = 2048, tp = 1, block = 256;
+  double clock = 0, power_cap = 0;
+
+  void apply(const std::string& key, ValueKind kind, Dim dim, const SweepValue& v) {
+    const auto n = static_cast<int64_t>(std::llround(v.number));
+    if (key == "arch") arch_name = v.text;
+    else if (key == "model") model_name = v.text;
+    else if (key == "phase") phase = v.text;
+    else if (key == "batch") batch = n;
+    else if (key == "context") context = n;
+    else if (key == "prompt") prompt = n;
+    else if (key == "tp") tp = n;
+    else if (key == "block") block = n;
+    else if (key == "dtype") dtype = v.text;
+    else if (key == "kv_dtype") kv_dtype = v.text;
+    else if (key == "fusion") fusion = v.text;
+    else if (key == "attention") attention = v.text;
+    else if (key == "clock") clock = v.number;
+    else if (key == "power_cap") power_cap = v.number;
+    else {
+      std::string text;
+      if (kind == ValueKind::Name || kind == ValueKind::Quantity) text = fmt::format("\"{}\"", value_text(kind, dim, v));
+      else if (kind == ValueKind::Integer) text = number_text(v.number);
+      else text = value_text(kind, dim, v);
+      const bool is_arch = key.starts_with("arch.");
+      (is_arch ? arch_sets : model_sets).push_back(key + "=" + text);
+    }
+  }
+};
+
+std::vector<SweepColumn> sweep_columns(const SweepSpec& s) {
+  std::vector<SweepColumn> c = {{"hash", "INTEGER"}, {"idx", "INTEGER"}, {"status", "TEXT"}, {"error", "TEXT"}};
+  for (const SweepParam& p : s.params) c.push_back({p.key, sql_type(p.kind)});
+  for (const SweepExpr& d : s.derived) c.push_back({d.name, d.kind == ValueKind::Toml ? "TEXT" : "REAL"});
+  for (const MetricInfo& m : sweep_metrics()) c.push_back({m.name, "REAL"});
+  c.push_back({"bottleneck", "TEXT"});
+  for (const SweepExpr& o : s.outputs) c.push_back({o.name, "REAL"});
+  return c;
+}
+
+PointEvaluator::PointEvaluator(const SweepSpec& s) : s_(s), samples_(make_samples(s)), set_(std::make_unique<Settings>()) {
+  slots_.assign(s.slots(), std::numeric_limits<double>::quiet_NaN());
+  derived_text_.resize(s.derived.size());
+}
+PointEvaluator::~PointEvaluator() = default;
+
+uint64_t PointEvaluator::prepare(int64_t i) {
+  index_ = i;
+  point_values(s_, samples_, i, values_);
+  std::fill(slots_.begin(), slots_.end(), std::numeric_limits<double>::quiet_NaN());
+  for (size_t k = 0; k < values_.size(); ++k)
+    if (!values_[k].is_text()) slots_[k] = values_[k].number;
+  for (size_t k = 0; k < s_.derived.size(); ++k) {
+    const SweepExpr& d = s_.derived[k];
+    if (d.parts.size() == 1) {
+      slots_[static_cast<size_t>(s_.derived_slot(k))] = d.parts[0].eval(slots_.data());
+      continue;
+    }
+    std::string text = "[";
+    for (size_t j = 0; j < d.parts.size(); ++j) text += (j ? ", " : "") + number_text(d.parts[j].eval(slots_.data()));
+    derived_text_[k] = text + "]";
+  }
+  // The settings: defaults, fixed values, parameters, derived settable keys (later wins);
+  // the overrides and the canonical text in key order.
+  Settings& st = *set_;
+  st = Settings{};
+  canon_.clear();
+  std::vector<std::pair<std::string, std::string>> canon;  // key -> value text
+  struct Entry {
+    const std::string* key;
+    ValueKind kind;
+    Dim dim;
+    SweepValue value;
+  };
+  std::vector<Entry> entries;
+  entries.reserve(s_.fixed.size() + s_.params.size() + s_.derived.size());
+  for (const SweepParam& f : s_.fixed) entries.push_back({&f.key, f.kind, f.dim, f.values.front()});
+  for (size_t k = 0; k < s_.params.size(); ++k) {
+    const SweepParam& p = s_.params[k];
+    if (p.settable) entries.push_back({&p.key, p.kind, p.dim, values_[k]});
+    else canon.emplace_back("$" + p.key, value_text(p, values_[k]));
+  }
+  for (size_t k = 0; k < s_.derived.size(); ++k) {
+    const SweepExpr& d = s_.derived[k];
+    if (!d.settable) continue;
+    SweepValue v;
+    if (d.kind == ValueKind::Toml) v.text = derived_text_[k];
+    else v.number = slots_[static_cast<size_t>(s_.derived_slot(k))];
+    entries.push_back({&d.name, d.kind, d.dim, v});
+  }
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return *a.key < *b.key; });
+  for (const Entry& e : entries) {
+    st.apply(*e.key, e.kind, e.dim, e.value);
+    canon.emplace_back(*e.key, value_text(e.kind, e.dim, e.value));
+  }
+  std::sort(canon.begin(), canon.end());
+  canon_ = s_.mode == SweepMode::Roofline ? "mode=roofline\n" : "mode=mapped\n";
+  for (const auto& [k, v] : canon) canon_ += k + "=" + v + "\n";
+  st.arch_key = st.arch_name;
+  for (const std::string& x : st.arch_sets) st.arch_key += "\n" + x;
+  st.model_key = st.model_name;
+  for (const std::string& x : st.model_sets) st.model_key += "\n" + x;
+  hash_ = fnv1a(canon_);
+  return hash_;
+}
+
+const ArchSpec& PointEvaluator::arch(const std::string& key, const std::string& name, const std::vector<std::string>& sets) {
+  if (auto it = archs_.find(key); it != archs_.end()) return *it->second;
+  if (archs_.size() >= 256) archs_.clear();  // bounded: a random sweep over hardware varies it every point
+  auto a = std::make_shared<const ArchSpec>(load_arch(resolve_model_path(name), sets));
+  return *archs_.emplace(key, std::move(a)).first->second;
+}
+
+const ModelConfig& PointEvaluator::model(const std::string& key, const std::string& name, const std::vector<std::string>& sets) {
+  if (auto it = models_.find(key); it != models_.end()) return *it->second;
+  if (models_.size() >= 256) models_.clear();
+  auto m = std::make_shared<const ModelConfig>(load_model(resolve_model_path(name), sets));
+  return *models_.emplace(key, std::move(m)).first->second;
+}
+
+const ModelSizes& PointEvaluator::sizes(const ModelConfig& m, const std::string& key, int64_t tp, DType dt) {
+  const std::string k = fmt::format("{}|{}|{}", key, tp, dtype_name(dt));
+  if (auto it = sizes_.find(k); it != sizes_.end()) return *it->second;
+  if (sizes_.size() >= 1024) sizes_.clear();
+  auto z = std::make_shared<ModelSizes>();
+  try {
+    ModelConfig sh = shard_model(m, tp);
+    sh.dtype = dt;
+    const ParamCounts pc = count_params(sh);
+    const double bytes = dtype_bytes(dt);
+    const double L = static_cast<double>(sh.num_hidden_layers);
+    z->dtype = dt;
+    z->weights = pc.total * bytes;
+    // Experts: every one is stored; a decode step reads those its tokens are routed to.
+    if (sh.num_local_experts > 0) {
+      z->expert_share = static_cast<double>(sh.num_experts_per_tok) / static_cast<double>(sh.num_local_experts);
+      z->expert_weights = (pc.total - pc.active) / (1 - z->expert_share) * bytes;
+    }
+    z->dense_weights = z->weights - z->expert_weights;
+    const double per_layer_active = (pc.active - pc.embedding - pc.final_norm) / L;
+    z->linear_flops = 2 * L * per_layer_active;
+    z->head_flops = 2 * static_cast<double>(sh.hidden_size) * static_cast<double>(sh.vocab_size);
+    z->attention_flops = 4 * L * static_cast<double>(sh.num_attention_heads) * static_cast<double>(sh.head_dim);
+    z->hidden = static_cast<double>(sh.hidden_size);
+    z->layers = L;
+    z->parallel_attn = sh.parallel_attn;
+    z->encoder_only = sh.encoder_only;
+    z->sharded = std::move(sh);
+  } catch (const UserError& e) {
+    z->error = e.message();
+  }
+  return *sizes_.emplace(k, std::move(z)).first->second;
+}
+
+void PointEvaluator::evaluate(std::vector<Cell>& row) {
+  const size_t nparams = s_.params.size(), nderived = s_.derived.size(), nmetrics = sweep_metrics().size();
+  row.resize(4 + nparams + nderived + nmetrics + 1 + s_.outputs.size());
+  for (Cell& c : row) c.set_null();
+  row[kHashColumn].set_int(static_cast<int64_t>(hash_));
+  row[kIndexColumn].set_int(index_);
+  for (size_t k = 0; k < nparams; ++k) {
+    const SweepParam& p = s_.params[k];
+    Cell& c = row[4 + k];
+    if (values_[k].is_text()) c.set_text(values_[k].text);
+    else if (p.kind == ValueKind::Integer || p.kind == ValueKind::Tokens) c.set_int(std::llround(values_[k].number));
+    else c.set_real(values_[k].number);
+  }
+  for (size_t k = 0; k < nderived; ++k) {
+    Cell& c = row[4 + nparams + k];
+    if (s_.derived[k].kind == ValueKind::Toml) c.set_text(derived_text_[k]);
+    else c.set_real(slots_[static_cast<size_t>(s_.derived_slot(k))]);
+  }
+  const size_t metric0 = 4 + nparams + nderived;
+  auto metric = [&](const char* name) -> double& { return slots_[static_cast<size_t>(s_.metric_slot(static_cast<size_t>(metric_index(name))))]; };
+  std::string bottleneck;
+
+  auto finish = [&](const char* status, const std::string& error) {
+    row[kStatusColumn].set_text(status);
+    if (!error.empty()) row[kErrorColumn].set_text(error);
+    for (size_t k = 0; k < nmetrics; ++k) row[metric0 + k].set_real(slots_[static_cast<size_t>(s_.metric_slot(k))]);
+    if (!bottleneck.empty()) row[metric0 + nmetrics].set_text(bottleneck);
+    for (size_t k = 0; k < s_.outputs.size(); ++k) row[metric0 + nmetrics + 1 + k].set_real(slots_[static_cast<size_t>(s_.output_slot(k))]);
+  };
+
+  const Settings& st = *set_;
+  try {
+    const ArchSpec& a = arch(st.arch_key, st.arch_name, st.arch_sets);
+    const ModelConfig& m0 = model(st.model_key, st.model_name, st.model_sets);
+    const DType dt = st.dtype.empty() ? m0.dtype : *parse_dtype(st.dtype);
+    const ModelSizes& z = sizes(m0, st.model_key, st.tp, dt);
+    if (!z.error.empty()) return finish("error", z.error);
+    if (a.arrays.empty()) return finish("error", fmt::format("'{}' has no compute arrays", a.name));
+    const bool decode = st.phase == "decode";
+    const DType kv_dt = st.kv_dtype.empty() ? dt : *parse_dtype(st.kv_dtype);
+    const double cached = decode ? static_cast<double>(st.context + 1) : static_cast<double>(st.prompt);
+    const double kv = z.encoder_only ? 0 : z.sharded.kv_bytes_per_token(kv_dt) * static_cast<double>(st.batch) * cached;
+    const MemoryTier& tier = *a.tier(storage_path(a, 0)[0]);
+    const double devices = static_cast<double>(st.tp);
+    metric("devices") = devices;
+    metric("weights") = z.weights;
+    metric("kv_cache") = kv;
+    metric("capacity") = tier.capacity;
+    metric("memory_fit") = z.weights + kv <= tier.capacity ? 1 : 0;
+    metric("tdp") = a.power.tdp > 0 ? a.power.tdp : std::numeric_limits<double>::quiet_NaN();
+    metric("price") = a.cost.price ? *a.cost.price * devices : std::numeric_limits<double>::quiet_NaN();
+    metric("rate") = a.cost.rate ? *a.cost.rate * devices : std::numeric_limits<double>::quiet_NaN();
+    for (const SweepExpr& c : s_.constraints)
+      if (c.before && c.parts[0].eval(slots_.data()) == 0) return finish("pruned", c.parts[0].text());
+
+    double flops = 0;
+    double peak = 0;
+    for (const ComputeArray& arr : a.arrays) peak = std::max(peak, arr.peak_flops(dt));
+    if (s_.mode == SweepMode::Mapped) {
+      RunOptions ro;
+      ro.phase.kind = decode ? PhaseKind::Decode : PhaseKind::Prefill;
+      ro.phase.batch = st.batch;
+      ro.phase.context = st.context;
+      ro.phase.prompt = st.prompt;
+      ro.phase.block = st.block;
+      ro.phase.attention = st.attention == "3pass" ? AttentionKind::ThreePass : AttentionKind::OnePass;
+      if (!st.kv_dtype.empty()) ro.phase.kv_dtype = kv_dt;
+      ro.tp = st.tp;
+      ro.dtype = dt;
+      if (!st.fusion.empty()) ro.fusion = parse_fusion(st.fusion);
+      ro.check_memory = false;
+      const RunReport r = st.clock > 0 || st.power_cap > 0 ? run_powered(m0, a, ro, st.clock, st.power_cap, &cache_) : run_model(m0, a, ro, &cache_);
+      mappings_ += r.mappings_evaluated;
+      const TierMemory& mem = r.memory.front();
+      metric("latency") = r.step_time;
+      metric("throughput") = r.tokens_per_s;
+      metric("energy_per_token") = r.energy_per_token;
+      metric("power") = r.power;
+      metric("activations") = mem.activations;
+      metric("memory") = mem.total();
+      metric("memory_fit") = mem.total() <= mem.capacity ? 1 : 0;
+      metric("compute_time") = r.compute_time;
+      metric("allreduce_time") = r.allreduce_time;
+      metric("weights") = mem.weights;
+      metric("kv_cache") = mem.kv_cache;
+      flops = r.flops;
+      // The bottleneck that holds the most time.
+      std::map<std::string, double> by;
+      for (const BlockRun& b : r.blocks) by[b.bottleneck] += b.time;
+      double most = -1;
+      for (const auto& [name, t] : by)
+        if (t > most) most = t, bottleneck = name;
+      if (r.allreduce_time > most) bottleneck = "all-reduce";
+    } else {
+      // Roofline screen: per device, FLOPs at the largest array's achievable rate against
+      // the bytes every step must move (weights read once, the KV cache read by decode and
+      // written by prefill) at the tier's achievable bandwidth; the all-reduce as run_model
+      // computes it. No fusion, mapping, launches or activations.
+      ArchSpec clocked;
+      if (st.clock > 0) clocked = at_clock(a, st.clock);
+      const ArchSpec& ar = st.clock > 0 ? clocked : a;
+      const ComputeArray* best = &ar.arrays.front();
+      for (const ComputeArray& arr : ar.arrays)
+        if (arr.peak_flops(dt) > best->peak_flops(dt)) best = &arr;
+      const double raw_peak = best->peak_flops(dt);
+      if (raw_peak <= 0) return finish("error", fmt::format("no array of '{}' computes {}", a.name, dtype_name(dt)));
+      const double mac_eff = ar.gpu && ar.gpu->efficiency.count(OpClass::Mac) ? ar.gpu->efficiency.at(OpClass::Mac) : 1.0;
+      const double mem_eff = ar.gpu ? ar.gpu->memory_efficiency : 1.0;
+      const double tokens = static_cast<double>(st.batch) * (decode ? 1.0 : static_cast<double>(st.prompt));
+      const double keys = decode ? static_cast<double>(st.context + 1) : static_cast<double>(st.prompt);
+      const double queries = decode ? static_cast<double>(st.batch) : tokens;
+      flops = tokens * z.linear_flops + static_cast<double>(st.batch) * z.head_flops + queries * keys * z.attention_flops;
+      const double touched = z.expert_weights > 0 ? 1 - std::pow(1 - z.expert_share, tokens) : 0;
+      const double bytes = z.dense_weights + z.expert_weights * touched + kv;
+      const double t_compute = flops / (raw_peak * mac_eff);
+      const double t_memory = bytes / (tier.read_bandwidth * mem_eff);
+      double ar_time = 0, ar_bytes = 0, link_energy = 0;
+      if (st.tp > 1) {
+        const Link* peer = nullptr;
+        for (const Link& l : ar.links)
+          if (l.to == "peer") peer = &l;
+        if (!peer) return finish("error", fmt::format("'{}' has no link to a peer device, which tp {} needs", a.name, st.tp));
+        const double n = devices;
+        const double count = (z.parallel_attn ? 1 : 2) * z.layers;
+        const double msg = tokens * z.hidden * dtype_bytes(dt);
+        ar_bytes = count * 2 * (n - 1) / n * msg;
+        ar_time = ar_bytes / peer->bandwidth + count * 2 * (n - 1) * peer->latency;
+        link_energy = ar_bytes * peer->energy;
+      }
+      const double step = std::max(t_compute, t_memory) + ar_time;
+      auto e_mac = best->energy.find(OpClass::Mac);
+      const double dynamic = flops / 2 * (e_mac == best->energy.end() ? 0.0 : e_mac->second) + bytes * tier.energy + link_energy;
+      bottleneck = t_compute >= t_memory ? fmt::format("compute ({})", best->name) : fmt::format("{} bandwidth", tier.name);
+      if (ar_time > std::max(t_compute, t_memory)) bottleneck = "all-reduce";
+      metric("latency") = step;
+      metric("throughput") = tokens / step;
+      metric("energy_per_token") = devices * (dynamic + ar.power.active * step) / tokens;
+      metric("power") = ar.power.active + dynamic / step;
+      metric("activations") = 0;
+      metric("memory") = z.weights + kv;
+      metric("compute_time") = std::max(t_compute, t_memory);
+      metric("allreduce_time") = ar_time;
+    }
+    const double latency = metric("latency");
+    metric("throughput_per_device") = metric("throughput") / devices;
+    metric("cost_per_mtok") = a.cost.rate ? *a.cost.rate * devices / metric("throughput") * 1e6 : std::numeric_limits<double>::quiet_NaN();
+    metric("utilization") = peak > 0 && latency > 0 ? flops / (peak * latency) : std::numeric_limits<double>::quiet_NaN();
+    for (size_t k = 0; k < s_.outputs.size(); ++k) slots_[static_cast<size_t>(s_.output_slot(k))] = s_.outputs[k].parts[0].eval(slots_.data());
+    for (const SweepExpr& c : s_.constraints)
+      if (!c.before && c.parts[0].eval(slots_.data()) == 0) return finish("infeasible", c.parts[0].text());
+    return finish("ok", "");
+  } catch (const UserError& e) {
+    return finish("error", e.loc().file.empty() ? e.message() : e.what());
+  }
+}
+
+}  // namespace einsim

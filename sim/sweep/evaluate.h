@@ -1,0 +1,81 @@
+#pragma once
+// Evaluates design points of a sweep: the point's values, its derived values and hash, the
+// constraints decidable from sizes alone (memory fit, area, cost: pruned before any mapping),
+// then the model mapped on the architecture (`run_model`, with a mapping cache shared by the
+// points one worker evaluates) or a roofline screen, the outputs and the other constraints.
+// One evaluator per thread: it caches architectures, models and mappings, and is not shared.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "arch/arch.h"
+#include "sim/run/run.h"
+#include "sim/sweep/spec.h"
+
+namespace einsim {
+
+/// One cell of a stored row.
+struct Cell {
+  enum Type : uint8_t { Null, Int, Real, Text } type = Null;
+  int64_t i = 0;
+  double d = 0;
+  std::string s;
+  void set_null() { type = Null; }
+  void set_int(int64_t v) { type = Int, i = v; }
+  void set_real(double v);  ///< NaN and infinities are stored as NULL
+  void set_text(std::string_view v) { type = Text, s.assign(v); }
+};
+
+struct SweepColumn {
+  std::string name;
+  const char* type;  ///< SQLite: INTEGER, REAL or TEXT
+};
+/// The columns of a sweep's table: hash, idx, status, error, the parameters and variables,
+/// the derived values, the built-in outputs, bottleneck, and the [outputs].
+std::vector<SweepColumn> sweep_columns(const SweepSpec& s);
+constexpr int kHashColumn = 0, kIndexColumn = 1, kStatusColumn = 2, kErrorColumn = 3;
+
+/// The built-in outputs of a roofline screen: per device, time = max(FLOPs / achievable
+/// FLOP/s, bytes / achievable bandwidth) + the all-reduce; docs/SWEEPS.md.
+struct ModelSizes;
+
+class PointEvaluator {
+ public:
+  explicit PointEvaluator(const SweepSpec& s);
+  ~PointEvaluator();
+  /// Point i's values, derived values and hash (no evaluation): what resume and sharding use.
+  uint64_t prepare(int64_t i);
+  /// Evaluates the prepared point into `row` (one cell per column).
+  void evaluate(std::vector<Cell>& row);
+  /// Both.
+  void run(int64_t i, std::vector<Cell>& row) {
+    prepare(i);
+    evaluate(row);
+  }
+  int64_t mappings() const { return mappings_; }
+
+ private:
+  struct Settings;
+  const ArchSpec& arch(const std::string& key, const std::string& name, const std::vector<std::string>& sets);
+  const ModelConfig& model(const std::string& key, const std::string& name, const std::vector<std::string>& sets);
+  const ModelSizes& sizes(const ModelConfig& m, const std::string& key, int64_t tp, DType dt);
+
+  const SweepSpec& s_;
+  SampleTable samples_;
+  std::vector<SweepValue> values_;
+  std::vector<double> slots_;
+  std::vector<std::string> derived_text_;
+  std::string canon_;
+  int64_t index_ = -1;
+  uint64_t hash_ = 0;
+  std::unique_ptr<Settings> set_;
+  std::map<std::string, std::shared_ptr<const ArchSpec>> archs_;
+  std::map<std::string, std::shared_ptr<const ModelConfig>> models_;
+  std::map<std::string, std::shared_ptr<ModelSizes>> sizes_;
+  MapCache cache_;
+  int64_t mappings_ = 0;
+};
+
+}  // namespace einsim
