@@ -30,13 +30,6 @@ const char* sql_type(ValueKind k) {
   }
 }
 
-int metric_index(const char* name) {
-  const auto& ms = sweep_metrics();
-  for (size_t i = 0; i < ms.size(); ++i)
-    if (std::string_view(ms[i].name) == name) return static_cast<int>(i);
-  throw InternalError(fmt::format("no metric '{}'", name));
-}
-
 // A number as an override writes it: whole numbers as integers.
 std::string number_text(double v) {
   if (std::fabs(v) < 9e15 && v == std::round(v)) return fmt::format("{}", static_cast<int64_t>(v));
@@ -63,6 +56,21 @@ struct ModelSizes {
   ModelConfig sharded;
 };
 
+namespace {
+// What a settable key sets.
+enum KeyId : int {
+  kArch, kModel, kPhase, kBatch, kContext, kPrompt, kTp, kBlock, kDtype, kKvDtype, kFusion, kAttention, kClock, kPowerCap, kArchKey, kModelKey, kVariable
+};
+int key_id(const std::string& key) {
+  static const std::map<std::string, int> ids = {{"arch", kArch},     {"model", kModel},       {"phase", kPhase},     {"batch", kBatch},
+                                                 {"context", kContext}, {"prompt", kPrompt},   {"tp", kTp},           {"block", kBlock},
+                                                 {"dtype", kDtype},   {"kv_dtype", kKvDtype}, {"fusion", kFusion},   {"attention", kAttention},
+                                                 {"clock", kClock},   {"power_cap", kPowerCap}};
+  if (auto it = ids.find(key); it != ids.end()) return it->second;
+  return key.starts_with("arch.") ? kArchKey : kModelKey;
+}
+}  // namespace
+
 // The settable values of a point, resolved.
 struct PointEvaluator::Settings {
   std::string arch_name, model_name, phase = "decode", dtype, kv_dtype, fusion, attention = "1pass";
@@ -71,29 +79,31 @@ struct PointEvaluator::Settings {
   int64_t batch = 1, context = 2048, prompt = 2048, tp = 1, block = 256;
   double clock = 0, power_cap = 0;
 
-  void apply(const std::string& key, ValueKind kind, Dim dim, const SweepValue& v) {
+  void apply(int id, const std::string& key, ValueKind kind, const std::string& text, const SweepValue& v) {
     const auto n = static_cast<int64_t>(std::llround(v.number));
-    if (key == "arch") arch_name = v.text;
-    else if (key == "model") model_name = v.text;
-    else if (key == "phase") phase = v.text;
-    else if (key == "batch") batch = n;
-    else if (key == "context") context = n;
-    else if (key == "prompt") prompt = n;
-    else if (key == "tp") tp = n;
-    else if (key == "block") block = n;
-    else if (key == "dtype") dtype = v.text;
-    else if (key == "kv_dtype") kv_dtype = v.text;
-    else if (key == "fusion") fusion = v.text;
-    else if (key == "attention") attention = v.text;
-    else if (key == "clock") clock = v.number;
-    else if (key == "power_cap") power_cap = v.number;
-    else {
-      std::string text;
-      if (kind == ValueKind::Name || kind == ValueKind::Quantity) text = fmt::format("\"{}\"", value_text(kind, dim, v));
-      else if (kind == ValueKind::Integer) text = number_text(v.number);
-      else text = value_text(kind, dim, v);
-      const bool is_arch = key.starts_with("arch.");
-      (is_arch ? arch_sets : model_sets).push_back(key + "=" + text);
+    switch (id) {
+      case kArch: arch_name = v.text; break;
+      case kModel: model_name = v.text; break;
+      case kPhase: phase = v.text; break;
+      case kBatch: batch = n; break;
+      case kContext: context = n; break;
+      case kPrompt: prompt = n; break;
+      case kTp: tp = n; break;
+      case kBlock: block = n; break;
+      case kDtype: dtype = v.text; break;
+      case kKvDtype: kv_dtype = v.text; break;
+      case kFusion: fusion = v.text; break;
+      case kAttention: attention = v.text; break;
+      case kClock: clock = v.number; break;
+      case kPowerCap: power_cap = v.number; break;
+      default: {
+        // arch.* and model.* keys: a `--set` override.
+        std::string o = key + "=";
+        if (kind == ValueKind::Name || kind == ValueKind::Quantity) o += "\"" + text + "\"";
+        else if (kind == ValueKind::Integer) o += number_text(v.number);
+        else o += text;
+        (id == kArchKey ? arch_sets : model_sets).push_back(std::move(o));
+      }
     }
   }
 };
@@ -111,6 +121,18 @@ std::vector<SweepColumn> sweep_columns(const SweepSpec& s) {
 PointEvaluator::PointEvaluator(const SweepSpec& s) : s_(s), samples_(make_samples(s)), set_(std::make_unique<Settings>()) {
   slots_.assign(s.slots(), std::numeric_limits<double>::quiet_NaN());
   derived_text_.resize(s.derived.size());
+  // Every point sets the same keys: their order (sorted, so the canonical text and the
+  // overrides do not depend on the spec's layout) is fixed here. Variables enter the
+  // canonical text as "$name".
+  for (size_t k = 0; k < s.fixed.size(); ++k) order_.push_back({Entry::Fixed, k, &s.fixed[k].key, s.fixed[k].kind, s.fixed[k].dim, key_id(s.fixed[k].key), ""});
+  for (size_t k = 0; k < s.params.size(); ++k) {
+    const SweepParam& p = s.params[k];
+    order_.push_back({Entry::Param, k, &p.key, p.kind, p.dim, p.settable ? key_id(p.key) : kVariable, ""});
+  }
+  for (size_t k = 0; k < s.derived.size(); ++k)
+    if (s.derived[k].settable) order_.push_back({Entry::Derived, k, &s.derived[k].name, s.derived[k].kind, s.derived[k].dim, key_id(s.derived[k].name), ""});
+  for (Entry& e : order_) e.canon_key = (e.key_id == kVariable ? "$" : "") + *e.key + "=";
+  std::sort(order_.begin(), order_.end(), [](const Entry& a, const Entry& b) { return a.canon_key < b.canon_key; });
 }
 PointEvaluator::~PointEvaluator() = default;
 
@@ -130,42 +152,26 @@ uint64_t PointEvaluator::prepare(int64_t i) {
     for (size_t j = 0; j < d.parts.size(); ++j) text += (j ? ", " : "") + number_text(d.parts[j].eval(slots_.data()));
     derived_text_[k] = text + "]";
   }
-  // The settings: defaults, fixed values, parameters, derived settable keys (later wins);
-  // the overrides and the canonical text in key order.
+  // The settings and the canonical text, in the key order fixed at construction.
   Settings& st = *set_;
   st = Settings{};
-  canon_.clear();
-  std::vector<std::pair<std::string, std::string>> canon;  // key -> value text
-  struct Entry {
-    const std::string* key;
-    ValueKind kind;
-    Dim dim;
-    SweepValue value;
-  };
-  std::vector<Entry> entries;
-  entries.reserve(s_.fixed.size() + s_.params.size() + s_.derived.size());
-  for (const SweepParam& f : s_.fixed) entries.push_back({&f.key, f.kind, f.dim, f.values.front()});
-  for (size_t k = 0; k < s_.params.size(); ++k) {
-    const SweepParam& p = s_.params[k];
-    if (p.settable) entries.push_back({&p.key, p.kind, p.dim, values_[k]});
-    else canon.emplace_back("$" + p.key, value_text(p, values_[k]));
+  canon_ = s_.mode == SweepMode::Roofline ? "mode=roofline\n" : fmt::format("mode=mapped\nmax_tiles={}\n", s_.max_tiles);
+  SweepValue derived_value;
+  for (const Entry& e : order_) {
+    const SweepValue* v = nullptr;
+    if (e.source == Entry::Fixed) v = &s_.fixed[e.index].values.front();
+    else if (e.source == Entry::Param) v = &values_[e.index];
+    else {
+      derived_value.text = s_.derived[e.index].kind == ValueKind::Toml ? derived_text_[e.index] : std::string();
+      derived_value.number = slots_[static_cast<size_t>(s_.derived_slot(e.index))];
+      v = &derived_value;
+    }
+    const std::string text = value_text(e.kind, e.dim, *v);
+    if (e.key_id != kVariable) st.apply(e.key_id, *e.key, e.kind, text, *v);
+    canon_ += e.canon_key;
+    canon_ += text;
+    canon_ += '\n';
   }
-  for (size_t k = 0; k < s_.derived.size(); ++k) {
-    const SweepExpr& d = s_.derived[k];
-    if (!d.settable) continue;
-    SweepValue v;
-    if (d.kind == ValueKind::Toml) v.text = derived_text_[k];
-    else v.number = slots_[static_cast<size_t>(s_.derived_slot(k))];
-    entries.push_back({&d.name, d.kind, d.dim, v});
-  }
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return *a.key < *b.key; });
-  for (const Entry& e : entries) {
-    st.apply(*e.key, e.kind, e.dim, e.value);
-    canon.emplace_back(*e.key, value_text(e.kind, e.dim, e.value));
-  }
-  std::sort(canon.begin(), canon.end());
-  canon_ = s_.mode == SweepMode::Roofline ? "mode=roofline\n" : "mode=mapped\n";
-  for (const auto& [k, v] : canon) canon_ += k + "=" + v + "\n";
   st.arch_key = st.arch_name;
   for (const std::string& x : st.arch_sets) st.arch_key += "\n" + x;
   st.model_key = st.model_name;
@@ -241,7 +247,7 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
     else c.set_real(slots_[static_cast<size_t>(s_.derived_slot(k))]);
   }
   const size_t metric0 = 4 + nparams + nderived;
-  auto metric = [&](const char* name) -> double& { return slots_[static_cast<size_t>(s_.metric_slot(static_cast<size_t>(metric_index(name))))]; };
+  auto metric = [&](MetricId id) -> double& { return slots_[static_cast<size_t>(s_.metric_slot(static_cast<size_t>(id)))]; };
   std::string bottleneck;
 
   auto finish = [&](const char* status, const std::string& error) {
@@ -266,14 +272,14 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
     const double kv = z.encoder_only ? 0 : z.sharded.kv_bytes_per_token(kv_dt) * static_cast<double>(st.batch) * cached;
     const MemoryTier& tier = *a.tier(storage_path(a, 0)[0]);
     const double devices = static_cast<double>(st.tp);
-    metric("devices") = devices;
-    metric("weights") = z.weights;
-    metric("kv_cache") = kv;
-    metric("capacity") = tier.capacity;
-    metric("memory_fit") = z.weights + kv <= tier.capacity ? 1 : 0;
-    metric("tdp") = a.power.tdp > 0 ? a.power.tdp : std::numeric_limits<double>::quiet_NaN();
-    metric("price") = a.cost.price ? *a.cost.price * devices : std::numeric_limits<double>::quiet_NaN();
-    metric("rate") = a.cost.rate ? *a.cost.rate * devices : std::numeric_limits<double>::quiet_NaN();
+    metric(kDevices) = devices;
+    metric(kWeights) = z.weights;
+    metric(kKvCache) = kv;
+    metric(kCapacity) = tier.capacity;
+    metric(kMemoryFit) = z.weights + kv <= tier.capacity ? 1 : 0;
+    metric(kTdp) = a.power.tdp > 0 ? a.power.tdp : std::numeric_limits<double>::quiet_NaN();
+    metric(kPrice) = a.cost.price ? *a.cost.price * devices : std::numeric_limits<double>::quiet_NaN();
+    metric(kRate) = a.cost.rate ? *a.cost.rate * devices : std::numeric_limits<double>::quiet_NaN();
     for (const SweepExpr& c : s_.constraints)
       if (c.before && c.parts[0].eval(slots_.data()) == 0) return finish("pruned", c.parts[0].text());
 
@@ -293,20 +299,25 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
       ro.dtype = dt;
       if (!st.fusion.empty()) ro.fusion = parse_fusion(st.fusion);
       ro.check_memory = false;
+      ro.mapper.max_tiles = s_.max_tiles;
+      // Bounded memory: bound cascades are kept per phase (a new context is a new cascade),
+      // mappings per Einsum shape; a long sweep drops them when they grow large.
+      if (cache_.cascades().size() > 64) cache_.cascades().clear();
+      if (cache_.size() > 100000) cache_ = MapCache{};
       const RunReport r = st.clock > 0 || st.power_cap > 0 ? run_powered(m0, a, ro, st.clock, st.power_cap, &cache_) : run_model(m0, a, ro, &cache_);
       mappings_ += r.mappings_evaluated;
       const TierMemory& mem = r.memory.front();
-      metric("latency") = r.step_time;
-      metric("throughput") = r.tokens_per_s;
-      metric("energy_per_token") = r.energy_per_token;
-      metric("power") = r.power;
-      metric("activations") = mem.activations;
-      metric("memory") = mem.total();
-      metric("memory_fit") = mem.total() <= mem.capacity ? 1 : 0;
-      metric("compute_time") = r.compute_time;
-      metric("allreduce_time") = r.allreduce_time;
-      metric("weights") = mem.weights;
-      metric("kv_cache") = mem.kv_cache;
+      metric(kLatency) = r.step_time;
+      metric(kThroughput) = r.tokens_per_s;
+      metric(kEnergyPerToken) = r.energy_per_token;
+      metric(kPower) = r.power;
+      metric(kActivations) = mem.activations;
+      metric(kMemory) = mem.total();
+      metric(kMemoryFit) = mem.total() <= mem.capacity ? 1 : 0;
+      metric(kComputeTime) = r.compute_time;
+      metric(kAllreduceTime) = r.allreduce_time;
+      metric(kWeights) = mem.weights;
+      metric(kKvCache) = mem.kv_cache;
       flops = r.flops;
       // The bottleneck that holds the most time.
       std::map<std::string, double> by;
@@ -356,19 +367,19 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
       const double dynamic = flops / 2 * (e_mac == best->energy.end() ? 0.0 : e_mac->second) + bytes * tier.energy + link_energy;
       bottleneck = t_compute >= t_memory ? fmt::format("compute ({})", best->name) : fmt::format("{} bandwidth", tier.name);
       if (ar_time > std::max(t_compute, t_memory)) bottleneck = "all-reduce";
-      metric("latency") = step;
-      metric("throughput") = tokens / step;
-      metric("energy_per_token") = devices * (dynamic + ar.power.active * step) / tokens;
-      metric("power") = ar.power.active + dynamic / step;
-      metric("activations") = 0;
-      metric("memory") = z.weights + kv;
-      metric("compute_time") = std::max(t_compute, t_memory);
-      metric("allreduce_time") = ar_time;
+      metric(kLatency) = step;
+      metric(kThroughput) = tokens / step;
+      metric(kEnergyPerToken) = devices * (dynamic + ar.power.active * step) / tokens;
+      metric(kPower) = ar.power.active + dynamic / step;
+      metric(kActivations) = 0;
+      metric(kMemory) = z.weights + kv;
+      metric(kComputeTime) = std::max(t_compute, t_memory);
+      metric(kAllreduceTime) = ar_time;
     }
-    const double latency = metric("latency");
-    metric("throughput_per_device") = metric("throughput") / devices;
-    metric("cost_per_mtok") = a.cost.rate ? *a.cost.rate * devices / metric("throughput") * 1e6 : std::numeric_limits<double>::quiet_NaN();
-    metric("utilization") = peak > 0 && latency > 0 ? flops / (peak * latency) : std::numeric_limits<double>::quiet_NaN();
+    const double latency = metric(kLatency);
+    metric(kThroughputPerDevice) = metric(kThroughput) / devices;
+    metric(kCostPerMtok) = a.cost.rate ? *a.cost.rate * devices / metric(kThroughput) * 1e6 : std::numeric_limits<double>::quiet_NaN();
+    metric(kUtilization) = peak > 0 && latency > 0 ? flops / (peak * latency) : std::numeric_limits<double>::quiet_NaN();
     for (size_t k = 0; k < s_.outputs.size(); ++k) slots_[static_cast<size_t>(s_.output_slot(k))] = s_.outputs[k].parts[0].eval(slots_.data());
     for (const SweepExpr& c : s_.constraints)
       if (!c.before && c.parts[0].eval(slots_.data()) == 0) return finish("infeasible", c.parts[0].text());

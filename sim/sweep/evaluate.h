@@ -58,6 +58,16 @@ class PointEvaluator {
 
  private:
   struct Settings;
+  struct Entry {
+    enum Source { Fixed, Param, Derived } source;
+    size_t index;
+    const std::string* key;
+    ValueKind kind;
+    Dim dim;
+    int key_id;
+    std::string canon_key;  ///< "key=" (or "$name=" for a variable)
+  };
+  std::vector<Entry> order_;
   const ArchSpec& arch(const std::string& key, const std::string& name, const std::vector<std::string>& sets);
   const ModelConfig& model(const std::string& key, const std::string& name, const std::vector<std::string>& sets);
   const ModelSizes& sizes(const ModelConfig& m, const std::string& key, int64_t tp, DType dt);

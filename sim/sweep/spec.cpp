@@ -42,6 +42,7 @@ const std::vector<MetricInfo>& sweep_metrics() {
   };
   return m;
 }
+static_assert(kMetricCount == 19, "MetricId follows sweep_metrics()");
 
 uint64_t fnv1a(std::string_view s, uint64_t h) {
   for (const char c : s) {
@@ -114,6 +115,7 @@ class SpecReader {
     s_.name = sw.opt_string("name").value_or(std::filesystem::path(s_.file).stem().string());
     s_.description = sw.opt_string("description").value_or("");
     s_.mode = sw.opt_choice("mode", {"mapped", "roofline"}).value_or("mapped") == "roofline" ? SweepMode::Roofline : SweepMode::Mapped;
+    s_.max_tiles = sw.opt_int("max_tiles", 1, int64_t{1} << 20).value_or(128);
     const std::string design = sw.opt_choice("design", {"grid", "random", "lhs"}).value_or("grid");
     s_.design = design == "random" ? Design::Random : design == "lhs" ? Design::Lhs : Design::Grid;
     if (s_.design != Design::Grid) {

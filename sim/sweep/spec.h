@@ -69,12 +69,19 @@ struct MetricInfo {
   const char* what;
 };
 const std::vector<MetricInfo>& sweep_metrics();
+/// Indices into sweep_metrics(), in its order.
+enum MetricId : int {
+  kDevices, kWeights, kKvCache, kCapacity, kMemoryFit, kTdp, kPrice, kRate, kLatency, kThroughput, kThroughputPerDevice,
+  kEnergyPerToken, kPower, kCostPerMtok, kActivations, kMemory, kUtilization, kComputeTime, kAllreduceTime, kMetricCount
+};
 
 struct SweepSpec {
   std::string file, name, description;
   SweepMode mode = SweepMode::Mapped;
   Design design = Design::Grid;
   int64_t samples = 0;
+  /// Mapper tile candidates per level (RunOptions' default for whole models is 128).
+  int64_t max_tiles = 128;
   uint64_t seed = 1;
   /// Fixed settable values (the `[sweep]` table's deployment keys), one value each.
   std::vector<SweepParam> fixed;

@@ -1,7 +1,7 @@
 #pragma once
 // The sweep database: one SQLite file (WAL mode) with a `points` table, one row per design
-// point (the point hash is the primary key, so a point is stored at most once however often
-// it is evaluated or merged), and a `meta` table (the spec, its columns, objectives).
+// point (the point hash is unique, so a point is stored at most once however often it is
+// evaluated or merged), and a `meta` table (the spec, its columns, objectives).
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -36,6 +36,8 @@ class SweepDb {
   void begin();
   /// INSERT OR IGNORE: returns whether the row was new.
   bool insert(const std::vector<Cell>& row);
+  /// The same for many rows; returns how many were new.
+  int64_t insert(const std::vector<std::vector<Cell>>& rows);
   void commit();
 
   /// Calls `f` with every row (in idx order) whose status matches `status` ("" for all).
@@ -46,8 +48,11 @@ class SweepDb {
 
  private:
   [[noreturn]] void fail(const std::string& what);
+  void bind(sqlite3_stmt* st, int first, const std::vector<Cell>& row);
+  static constexpr int kRowsPerInsert = 32;
   sqlite3* db_ = nullptr;
   sqlite3_stmt* insert_ = nullptr;
+  sqlite3_stmt* insert_many_ = nullptr;
   std::string path_;
   size_t ncols_ = 0;
   bool in_tx_ = false;

@@ -52,10 +52,10 @@ class Writer {
       : db_(db), out_(out), o_(o), progress_(progress), todo_(todo) {
     db_.begin();
   }
-  void add(const std::vector<Cell>& row) {
-    db_.insert(row);
-    tally(out_, row);
-    ++out_.evaluated;
+  void add(const std::vector<std::vector<Cell>>& rows) {
+    db_.insert(rows);
+    for (const auto& row : rows) tally(out_, row);
+    out_.evaluated += static_cast<int64_t>(rows.size());
     if (since(last_commit_) > 0.2) flush();
   }
   void flush() {
@@ -212,7 +212,7 @@ SweepOutcome run_sweep(const SweepSpec& s, const SweepOptions& o, std::ostream& 
         queue.pop_front();
         room.notify_all();
       }
-      for (const auto& row : batch) w.add(row);
+      w.add(batch);
     }
     w.finish();
   }
@@ -354,7 +354,9 @@ SweepOutcome run_sweep_mpi(const SweepSpec& s, const SweepOptions& o, std::ostre
       MPI_Get_count(&st, MPI_BYTE, &bytes);
       buf.resize(static_cast<size_t>(bytes));
       MPI_Recv(buf.data(), bytes, MPI_BYTE, st.MPI_SOURCE, kTagResults, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-      decode(buf, [&](const std::vector<Cell>& row) { w.add(row); });
+      std::vector<std::vector<Cell>> rows;
+      decode(buf, [&](const std::vector<Cell>& row) { rows.push_back(row); });
+      w.add(rows);
       work.clear();
       const bool stop = o.stop && o.stop->load();
       while (!stop && cursor < s.total && static_cast<int64_t>(work.size()) < chunk && (o.limit == 0 || handed < o.limit)) {
