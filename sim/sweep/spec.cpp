@@ -129,7 +129,7 @@ class SpecReader {
     for (const auto& [key, info] : deployment_keys()) {
       if (!sw.contains(key)) continue;
       SweepParam p = make_param(key, true, sw.loc(key));
-      p.values.push_back(read_value(p, *sw.node(key), sw.loc(key)));
+      p.values.push_back(read_value(p, *sw.node(key), sw.loc(key), true));
       check_deployment_value(key, p.values[0], p.loc);
       s_.fixed.push_back(std::move(p));
     }
@@ -196,7 +196,7 @@ class SpecReader {
 
   // One value of a list (or a fixed setting) as the parameter's kind; the first value of a
   // key that is not a deployment key decides its kind.
-  SweepValue read_value(SweepParam& p, const toml::node& n, const SourceLoc& at) {
+  SweepValue read_value(SweepParam& p, const toml::node& n, const SourceLoc& at, bool first) {
     const SourceLoc loc = loc_of(n, at);
     SweepValue v;
     const bool fixed_kind = kind_fixed(p);
@@ -233,7 +233,6 @@ class SpecReader {
       return v;
     }
     // arch.*, model.* and variables: the kind follows the values.
-    const bool first = p.values.empty() && !p.is_range;
     ValueKind kind;
     Dim dim = Dim::Count;
     if (auto i = n.value_exact<int64_t>()) {
@@ -312,7 +311,7 @@ class SpecReader {
       if (const toml::array* arr = n->as_array()) {
         if (arr->empty()) throw UserError(p.loc, fmt::format("'{}' has no values", key));
         // An array of arrays lists TOML array values (a shape); otherwise each element is a value.
-        for (const toml::node& item : *arr) p.values.push_back(read_value(p, item, p.loc));
+        for (const toml::node& item : *arr) p.values.push_back(read_value(p, item, p.loc, p.values.empty()));
       } else if (const toml::table* tab = n->as_table()) {
         (void)tab;
         read_range(p, t.get_table(key));
@@ -337,8 +336,8 @@ class SpecReader {
     const toml::array* ends = t.node(which)->as_array();
     if (!ends || ends->size() != 2) throw UserError(t.loc(which), fmt::format("'{}' takes two ends: [lo, hi]", which));
     if (kind_fixed(p) && p.kind == ValueKind::Name) throw UserError(t.loc(which), fmt::format("'{}' takes names: list them", p.key));
-    const SweepValue lo = read_value(p, *ends->get(0), t.loc(which));
-    const SweepValue hi = read_value(p, *ends->get(1), t.loc(which));
+    const SweepValue lo = read_value(p, *ends->get(0), t.loc(which), true);
+    const SweepValue hi = read_value(p, *ends->get(1), t.loc(which), false);
     if (p.kind == ValueKind::Name || p.kind == ValueKind::Toml) throw UserError(t.loc(which), "a range's ends are numbers or quantities");
     p.is_range = true;
     p.log = lg;
@@ -434,27 +433,30 @@ class SpecReader {
       if (p.key == "model")
         for (const auto& v : p.values) models.push_back(v.text);
     }
-    auto try_load = [&](const SweepParam& p, const std::string& key, const std::string& base, const std::vector<std::string>& sets) {
+    auto try_load = [&](const SweepParam& p, const std::string& key, const std::string& base, const std::vector<std::string>& sets,
+                        const std::string& shown) {
       try {
         if (key == "arch") load_arch(resolve_model_path(base), sets);
         else load_model(resolve_model_path(base), sets);
       } catch (const UserError& e) {
         const bool from_set = e.loc().file.starts_with("--set ");
         if (!from_set && !sets.empty() && e.loc().file != resolve_model_path(base)) throw;
-        throw UserError(p.loc, fmt::format("{} '{}'{}: {}", key, base, sets.empty() ? "" : fmt::format(" with {}", sets.front()), e.message()));
+        throw UserError(p.loc, fmt::format("{} '{}'{}: {}", key, base, shown.empty() ? "" : " with " + shown, e.message()));
       }
     };
     for (const std::vector<SweepParam>* list : {&s_.fixed, &s_.params})
       for (const SweepParam& p : *list)
         if (p.key == "arch" || p.key == "model")
-          for (const auto& v : p.values) try_load(p, p.key, v.text, {});
+          for (const auto& v : p.values) try_load(p, p.key, v.text, {}, "");
     for (const SweepParam& p : s_.params) {
       for (const char* key : {"arch", "model"}) {
         if (!p.key.starts_with(std::string(key) + ".")) continue;
         std::vector<SweepValue> probe = p.values;
         if (p.is_range) probe = {SweepValue{p.lo, ""}, SweepValue{p.hi, ""}};
         for (const std::string& base : key == std::string("arch") ? archs : models)
-          for (const SweepValue& v : probe) try_load(p, key, base, {p.key + "=" + override_text(p, v)});
+          for (const SweepValue& v : probe)
+            try_load(p, key, base, {p.key + "=" + override_text(p, v)},
+                     p.key + " = " + (p.kind == ValueKind::Quantity ? format_quantity(v.number, p.dim) : value_text(p, v)));
       }
     }
   }
