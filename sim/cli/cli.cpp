@@ -428,6 +428,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
         sets.push_back(o);
       }
       const SweepSpec spec = load_sweep(resolve_model_path(sw.spec), sets);
+      check_sweep(spec);
       SweepOptions so;
       so.db = sw.db;
       so.jobs = sw.jobs > 0 ? static_cast<int>(sw.jobs) : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -1,6 +1,6 @@
 #include "sim/cli/describe.h"
 
-#include "sim/sweep/spec.h"
+#include "sim/sweep/evaluate.h"
 
 #include "sim/analyze/flash.h"
 #include "sim/engine/contention.h"
@@ -56,6 +56,7 @@ std::string check_file(const std::string& file, const std::vector<std::string>& 
   }
   if (kind == ConfigKind::Sweep) {
     const SweepSpec s = load_sweep(file, overrides);
+    check_sweep(s);
     return fmt::format("{}: ok: sweep '{}', {} parameters, {} points ({})", file, s.name, s.params.size(), s.total,
                        s.mode == SweepMode::Roofline ? "roofline" : "mapped");
   }

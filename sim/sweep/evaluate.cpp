@@ -144,7 +144,7 @@ uint64_t PointEvaluator::prepare(int64_t i) {
     if (!values_[k].is_text()) slots_[k] = values_[k].number;
   for (size_t k = 0; k < s_.derived.size(); ++k) {
     const SweepExpr& d = s_.derived[k];
-    if (d.parts.size() == 1) {
+    if (d.kind != ValueKind::Toml) {
       slots_[static_cast<size_t>(s_.derived_slot(k))] = d.parts[0].eval(slots_.data());
       continue;
     }
@@ -178,6 +178,28 @@ uint64_t PointEvaluator::prepare(int64_t i) {
   for (const std::string& x : st.model_sets) st.model_key += "\n" + x;
   hash_ = fnv1a(canon_);
   return hash_;
+}
+
+void check_sweep(const SweepSpec& s) {
+  // The first point's architecture and model with every derived key applied: a derived value
+  // the configs reject is reported at its line in the spec, not as an error row per point.
+  PointEvaluator ev(s);
+  ev.prepare(0);
+  try {
+    ev.load_point();
+  } catch (const UserError& e) {
+    const std::string& f = e.loc().file;
+    for (const SweepExpr& d : s.derived)
+      if (d.settable && f.starts_with("--set " + d.name + "="))
+        throw UserError(d.loc, fmt::format("'{}' = {} is rejected: {}", d.name, f.substr(6 + d.name.size() + 1), e.message()));
+    throw;
+  }
+}
+
+void PointEvaluator::load_point() {
+  const Settings& st = *set_;
+  arch(st.arch_key, st.arch_name, st.arch_sets);
+  model(st.model_key, st.model_name, st.model_sets);
 }
 
 const ArchSpec& PointEvaluator::arch(const std::string& key, const std::string& name, const std::vector<std::string>& sets) {

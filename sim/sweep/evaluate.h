@@ -41,6 +41,9 @@ constexpr int kHashColumn = 0, kIndexColumn = 1, kStatusColumn = 2, kErrorColumn
 /// FLOP/s, bytes / achievable bandwidth) + the all-reduce; docs/SWEEPS.md.
 struct ModelSizes;
 
+/// Checks the first point's derived architecture and model keys (located errors).
+void check_sweep(const SweepSpec& s);
+
 class PointEvaluator {
  public:
   explicit PointEvaluator(const SweepSpec& s);
@@ -55,6 +58,8 @@ class PointEvaluator {
     evaluate(row);
   }
   int64_t mappings() const { return mappings_; }
+  /// Loads the prepared point's architecture and model (throws their UserError).
+  void load_point();
 
  private:
   struct Settings;
