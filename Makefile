@@ -46,6 +46,10 @@ bench: build
 	@$(BUILD)/tests/bench/einsim_bench --benchmark_repetitions=10 --benchmark_report_aggregates_only=true
 	@# The SystemC engine elaborates once per process: five runs of each, the median printed.
 	@for c in decode transactions; do for i in 1 2 3 4 5; do $(BUILD)/tests/bench/einsim_engine_bench $$c; done | sort -g | sed -n 3p; done
+	@# Sweeps: points per second and peak memory, one sweep per process; the median of 5 runs
+	@# (3 for the million-point roofline screen), sorted by points/s.
+	@for s in gpu-deployment tests/bench/data/decode-hardware.toml; do for i in 1 2 3 4 5; do $(BUILD)/tests/bench/einsim_sweep_bench $$s; done | sort -k7 -g | sed -n 3p; done
+	@for i in 1 2 3; do $(BUILD)/tests/bench/einsim_sweep_bench tests/bench/data/roofline-1m.toml; done | sort -k7 -g | sed -n 2p
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz

@@ -326,10 +326,21 @@ class Planner {
       key += std::find(mine.begin(), mine.end(), acc.tensor) != mine.end() ? "|r" : "|t";
       num(static_cast<double>(place));
       key += dtype_name(x.dtype);
-      for (int64_t d : x.shape) num(static_cast<double>(d));
+      // The cost model reads a tensor's shape only to cap an access's span along each
+      // dimension (footprint_at); a span never exceeds the access's full-extent span, so the
+      // shape enters the key capped by that span: equal costs, and a slice of a tensor that
+      // grows with the context (the 1-pass blocks) keeps one key.
+      for (size_t d = 0; d < x.shape.size(); ++d) {
+        int64_t cap = x.shape[d];
+        if (d < acc.dims.size() && acc.dims[d].gather < 0) {
+          int64_t span = 1;
+          for (auto [v, k] : acc.dims[d].terms) span += std::llabs(k) * (s.vars[static_cast<size_t>(v)].extent - 1);
+          cap = std::min(cap, span);
+        }
+        num(static_cast<double>(cap));
+      }
       for (const Affine& f : acc.dims) {
-        key += '[';
-        num(static_cast<double>(f.c));
+        key += '[';  // the offset f.c moves a window without changing its cost: not keyed
         num(static_cast<double>(f.gather));
         for (auto [v, k] : f.terms) num(static_cast<double>(k)), num(static_cast<double>(v));
       }

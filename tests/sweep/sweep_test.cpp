@@ -191,7 +191,7 @@ TEST_CASE("sweep specs: unknown keys and impossible ranges get located errors", 
   CHECK_THAT(err(std::string(kHead) + "frobnicate = 1\n[parameters]\ntp = [1]\n"), Catch::Contains("unknown key 'frobnicate'"));
 }
 
-TEST_CASE("sweep evaluation: roofline and mapped agree in shape; constraints prune before mapping", "[sweep]") {
+TEST_CASE("sweep evaluation: roofline and mapped agree in shape, constraints prune before mapping", "[sweep]") {
   const std::string dir = scratch("eval");
   const std::string body = "[parameters]\nbatch = [1, 64]\ncontext = [2048]\ntp = [1, 2]\n";
   const SweepSpec roof = load_sweep(spec_file(dir, std::string(kHead) + body));
