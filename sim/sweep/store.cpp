@@ -73,20 +73,21 @@ SweepDb::SweepDb(const std::string& path, bool create) : path_(path) {
     db_ = nullptr;
     throw UserError(SourceLoc{path}, fmt::format("cannot open the database: {}", why));
   }
-  sqlite3_busy_timeout(db_, 10000);
-  // WAL: a commit is durable once written, readers do not block the writer, and a killed
-  // writer leaves every committed transaction intact.
-  exec("PRAGMA journal_mode=WAL");
-  exec("PRAGMA synchronous=NORMAL");
-  // Rows are appended in rowid order; the hash index takes random keys, and 64 MiB of page
-  // cache holds it whole up to millions of points (1M points: about 30 MB of index).
-  exec("PRAGMA cache_size=-65536");
-  // Checkpoints (WAL pages copied into the database) every 64 MiB of WAL rather than 4 MiB:
-  // fewer, larger copies while a sweep streams rows.
-  exec("PRAGMA wal_autocheckpoint=16384");
   try {
+    sqlite3_busy_timeout(db_, 10000);
+    // WAL: a commit is durable once written, readers do not block the writer, and a killed
+    // writer leaves every committed transaction intact.
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=NORMAL");
+    // Rows are appended in rowid order; the hash index takes random keys, and 64 MiB of page
+    // cache holds it whole up to millions of points (1M points: about 30 MB of index).
+    exec("PRAGMA cache_size=-65536");
+    // Checkpoints (WAL pages copied into the database) every 64 MiB of WAL rather than 4 MiB:
+    // fewer, larger copies while a sweep streams rows.
+    exec("PRAGMA wal_autocheckpoint=16384");
     exec("SELECT count(*) FROM sqlite_master");
   } catch (const UserError&) {
+    // Not a database (or not writable): the destructor does not run for a throwing constructor.
     sqlite3_close(db_);
     db_ = nullptr;
     throw;

@@ -303,6 +303,13 @@ TEST_CASE("sweep store: resume, shards, merge and export", "[sweep]") {
     CHECK(run_sweep(s, sh, progress).evaluated == 16);
     shards.push_back(sh.db);
   }
+  // On a terminal: a progress line with the rate and the ETA.
+  SweepOptions shown = o;
+  shown.db = dir + "/shown.sqlite";
+  shown.progress = true;
+  std::ostringstream line;
+  run_sweep(s, shown, line);
+  CHECK_THAT(line.str(), Catch::Contains("48 / 48 points (100.0%)") && Catch::Contains("points/s  ETA"));
   CHECK(merge_dbs(shards, dir + "/merged.sqlite") == 48);
   CHECK(merge_dbs(shards, dir + "/merged.sqlite") == 0);
   CHECK(exported(dir + "/merged.sqlite") == exported(o.db));
