@@ -52,7 +52,6 @@ struct ModelSizes {
   double hidden = 0, layers = 0;
   bool parallel_attn = false;
   bool encoder_only = false;
-  const ModelConfig* sharded_of = nullptr;
   ModelConfig sharded;
 };
 
@@ -230,7 +229,7 @@ const ModelSizes& PointEvaluator::sizes(const ModelConfig& m, const std::string&
     z->dtype = dt;
     z->weights = pc.total * bytes;
     // Experts: every one is stored; a decode step reads those its tokens are routed to.
-    if (sh.num_local_experts > 0) {
+    if (sh.num_local_experts > sh.num_experts_per_tok) {
       z->expert_share = static_cast<double>(sh.num_experts_per_tok) / static_cast<double>(sh.num_local_experts);
       z->expert_weights = (pc.total - pc.active) / (1 - z->expert_share) * bytes;
     }

@@ -312,8 +312,7 @@ class SpecReader {
         if (arr->empty()) throw UserError(p.loc, fmt::format("'{}' has no values", key));
         // An array of arrays lists TOML array values (a shape); otherwise each element is a value.
         for (const toml::node& item : *arr) p.values.push_back(read_value(p, item, p.loc, p.values.empty()));
-      } else if (const toml::table* tab = n->as_table()) {
-        (void)tab;
+      } else if (n->is_table()) {
         read_range(p, t.get_table(key));
       } else {
         throw UserError(p.loc, fmt::format("'{}' takes a list of values or a range such as {{ log = [1, 256], points = 9 }}", key));
@@ -415,8 +414,6 @@ class SpecReader {
         s_.groups.push_back({static_cast<int>(i)});
       }
     std::stable_sort(s_.groups.begin(), s_.groups.end(), [](const auto& a, const auto& b) { return a.front() < b.front(); });
-    for (size_t g = 0; g < s_.groups.size(); ++g)
-      for (int i : s_.groups[g]) s_.params[static_cast<size_t>(i)].group = static_cast<int>(g);
   }
 
   // Loads the architecture and model once per listed value (or range end) of every arch. and

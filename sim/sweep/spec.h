@@ -40,7 +40,6 @@ struct SweepParam {
   bool log = false;
   double lo = 0, hi = 0;
   int64_t points = 0;    ///< grid points of a range (0: continuous, samples only)
-  int group = -1;        ///< index into SweepSpec::groups
   /// The grid's i-th value of a range.
   double range_value(int64_t i) const;
   int64_t size() const { return is_range ? points : static_cast<int64_t>(values.size()); }
