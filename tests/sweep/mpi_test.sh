@@ -6,6 +6,8 @@ einsim=$1 mpiexec=$2
 shift 2
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
+# In containers the shared-memory transport's single-copy mode (CMA) is often not permitted.
+export OMPI_MCA_btl_vader_single_copy_mechanism=none
 extra=(--oversubscribe)
 [[ $(id -u) -eq 0 ]] && extra+=(--allow-run-as-root)
 for spec in "$@"; do
