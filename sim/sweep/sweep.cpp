@@ -152,7 +152,8 @@ SweepOutcome run_sweep(const SweepSpec& s, const SweepOptions& o, std::ostream& 
   std::exception_ptr failure;
   const int64_t chunk = s.mode == SweepMode::Roofline ? 512 : 16;
   const int64_t todo_estimate = o.limit > 0 ? std::min<int64_t>(o.limit, out.points) : std::max<int64_t>(0, out.points - static_cast<int64_t>(done.size()));
-  auto stopped = [&] { return o.stop && o.stop->load(); };
+  std::atomic<bool> writer_failed{false};  // the database failed: the workers stop too
+  auto stopped = [&] { return (o.stop && o.stop->load()) || writer_failed.load(); };
 
   auto worker = [&] {
     try {
@@ -195,7 +196,7 @@ SweepOutcome run_sweep(const SweepSpec& s, const SweepOptions& o, std::ostream& 
 
   std::vector<std::thread> threads;
   for (int j = 0; j < jobs; ++j) threads.emplace_back(worker);
-  {
+  try {
     Writer w(db, out, o, progress, todo_estimate);
     for (;;) {
       std::vector<std::vector<Cell>> batch;
@@ -215,12 +216,23 @@ SweepOutcome run_sweep(const SweepSpec& s, const SweepOptions& o, std::ostream& 
       w.add(batch);
     }
     w.finish();
+  } catch (...) {
+    // A database error (disk full, the file taken away): stop and join the workers, then
+    // report it; what was committed stays.
+    {
+      std::lock_guard lk(mu);
+      writer_failed.store(true);
+      queue.clear();
+    }
+    room.notify_all();
+    for (auto& t : threads) t.join();
+    throw;
   }
   for (auto& t : threads) t.join();
   if (failure) std::rethrow_exception(failure);
   out.rows = db.count();
   out.stored = already.load();
-  out.interrupted = stopped();
+  out.interrupted = o.stop && o.stop->load();
   out.seconds = since(start);
   return out;
 }

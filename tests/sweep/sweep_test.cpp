@@ -333,6 +333,24 @@ TEST_CASE("sweep store: resume, shards, merge and export", "[sweep]") {
   CHECK_THAT(error_of([&] { merge_dbs({o.db, od.db}, dir + "/bad.sqlite"); }), Catch::Contains("holds another sweep"));
 }
 
+TEST_CASE("a database that fails mid-sweep is a located error, not a crash", "[sweep][errors]") {
+  const std::string dir = scratch("dbfail");
+  const SweepSpec s = load_sweep(data("sweep-small.toml"));
+  // The sweep's own table, with a trigger that refuses feasible points: inserts fail while
+  // the workers run.
+  const std::string db = dir + "/x.sqlite";
+  {
+    SweepDb d(db, true);
+    d.prepare(sweep_columns(s), sweep_meta(s));
+    d.exec("CREATE TRIGGER refuse BEFORE INSERT ON points WHEN NEW.status = 'ok' BEGIN SELECT RAISE(ABORT, 'refused'); END");
+  }
+  SweepOptions o;
+  o.db = db;
+  o.jobs = 2;
+  std::ostringstream progress;
+  CHECK_THAT(error_of([&] { run_sweep(s, o, progress); }), Catch::StartsWith(db + ": error: database error") && Catch::Contains("refused"));
+}
+
 TEST_CASE("Pareto fronts: non-dominated points in two and three objectives", "[sweep]") {
   const std::vector<std::vector<double>> two = {{1, 5}, {2, 3}, {3, 4}, {4, 1}, {2, 3}, {5, 0.5}, {0.5, 9}};
   auto front = non_dominated(two);
