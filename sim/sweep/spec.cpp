@@ -275,6 +275,22 @@ class SpecReader {
     return v;
   }
 
+  // Every name is given once: a fixed setting, a parameter, a variable, a derived value, a
+  // built-in output and an [outputs] entry share one namespace (expressions read them all).
+  void check_name_free(const std::string& key, const SourceLoc& at) const {
+    auto taken = [&](const char* what) { throw UserError(at, fmt::format("'{}' is already {}: give it in one place", key, what)); };
+    for (const auto& f : s_.fixed)
+      if (f.key == key) taken("fixed in [sweep]");
+    for (const auto& p : s_.params)
+      if (p.key == key) taken(p.settable ? "a parameter" : "a variable");
+    for (const auto& d : s_.derived)
+      if (d.name == key) taken("derived");
+    for (const auto& o : s_.outputs)
+      if (o.name == key) taken("an output");
+    for (const MetricInfo& m : sweep_metrics())
+      if (key == m.name) taken("a built-in output");
+  }
+
   // A table's keys in file order (toml++ iterates them sorted).
   static std::vector<std::string> in_file_order(const ConfigTable& t) {
     std::vector<std::string> keys = t.keys();
@@ -300,12 +316,7 @@ class SpecReader {
       }
       if (!settable && (is_settable(key) || key.find('.') != std::string::npos))
         throw UserError(kl, fmt::format("variable '{}' must be a plain name (settable keys go in [parameters])", key));
-      for (const auto& p : s_.params)
-        if (p.key == key) throw UserError(kl, fmt::format("'{}' is both a parameter and a variable", key));
-      for (const auto& f : s_.fixed)
-        if (f.key == key) throw UserError(kl, fmt::format("'{}' is fixed in [sweep] and also a parameter: give it in one place", key));
-      for (const MetricInfo& m : sweep_metrics())
-        if (key == m.name) throw UserError(kl, fmt::format("'{}' is the name of an output", key));
+      check_name_free(key, kl);
       SweepParam p = make_param(key, settable, t.loc(key));
       const toml::node* n = t.node(key);
       if (const toml::array* arr = n->as_array()) {
@@ -492,14 +503,7 @@ class SpecReader {
       if (!e.settable && (key.find('.') != std::string::npos || !std::isalpha(static_cast<unsigned char>(key[0]))))
         throw UserError(kl, fmt::format("'{}': {} names are plain identifiers{}", key, derived ? "derived" : "output",
                                         derived ? " (or a settable key: a deployment key, arch.* or model.*)" : ""));
-      for (const auto& p : s_.params)
-        if (p.key == key) throw UserError(kl, fmt::format("'{}' is already a parameter", key));
-      for (const auto& f : s_.fixed)
-        if (f.key == key) throw UserError(kl, fmt::format("'{}' is fixed in [sweep]", key));
-      for (const auto& d : s_.derived)
-        if (d.name == key) throw UserError(kl, fmt::format("'{}' is already derived", key));
-      for (const MetricInfo& m : sweep_metrics())
-        if (key == m.name) throw UserError(kl, fmt::format("'{}' is the name of a built-in output", key));
+      check_name_free(key, kl);
       const toml::node* n = t.node(key);
       std::vector<std::pair<std::string, SourceLoc>> texts;
       if (const auto* s = n->as_string()) {

@@ -7,24 +7,12 @@
 #include <sstream>
 
 #include "../workloads/helpers.h"
-#include "sim/cli/cli.h"
+#include "run_einsim.h"
 
 using einsim::test::shipped;
 
-namespace {
-struct Run {
-  int code;
-  std::string out, err;
-};
-Run run(std::vector<std::string> args) {
-  args.insert(args.begin(), "einsim");
-  std::vector<const char*> argv;
-  for (const auto& a : args) argv.push_back(a.c_str());
-  std::ostringstream out, err;
-  const int code = einsim::run_cli(static_cast<int>(argv.size()), argv.data(), out, err);
-  return {code, out.str(), err.str()};
-}
-}  // namespace
+using Run = einsim::test::CliRun;
+const auto run = einsim::test::run_einsim;
 
 TEST_CASE("check accepts the shipped configs", "[cli]") {
   const Run r = run({"check", shipped("workloads/attention-1pass.toml"), shipped("models/llama-3-70b.toml")});

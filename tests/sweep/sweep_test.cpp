@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "../workloads/helpers.h"
-#include "sim/cli/cli.h"
+#include "../cli/run_einsim.h"
 #include "sim/sweep/pareto.h"
 #include "sim/sweep/store.h"
 #include "sim/sweep/sweep.h"
@@ -48,18 +48,8 @@ std::string spec_file(const std::string& dir, const std::string& body) {
 
 const char* kHead = "[sweep]\narch = \"h100\"\nmodel = \"llama-3-8b\"\nphase = \"decode\"\nmode = \"roofline\"\n";
 
-struct Run {
-  int code;
-  std::string out, err;
-};
-Run cli(std::vector<std::string> args) {
-  args.insert(args.begin(), "einsim");
-  std::vector<const char*> argv;
-  for (const auto& a : args) argv.push_back(a.c_str());
-  std::ostringstream out, err;
-  const int code = run_cli(static_cast<int>(argv.size()), argv.data(), out, err);
-  return {code, out.str(), err.str()};
-}
+using Run = einsim::test::CliRun;
+const auto cli = einsim::test::run_einsim;
 
 std::string exported(const std::string& db) {
   std::ostringstream os;
@@ -177,7 +167,9 @@ TEST_CASE("sweep specs: unknown keys and impossible ranges get located errors", 
   CHECK_THAT(err(std::string(kHead) + "zip = [[\"batch\", \"tp\"]]\n[parameters]\nbatch = [1, 2]\ntp = [1, 2, 4]\n"),
              Catch::Contains("zipped parameters must have as many values"));
   CHECK_THAT(err(std::string(kHead) + "zip = [[\"batch\", \"tpp\"]]\n[parameters]\nbatch = [1, 2]\n"), Catch::Contains("'tpp' is not a parameter"));
-  CHECK_THAT(err(std::string(kHead) + "batch = 4\n[parameters]\nbatch = [1, 2]\n"), Catch::Contains("is fixed in [sweep] and also a parameter"));
+  CHECK_THAT(err(std::string(kHead) + "batch = 4\n[parameters]\nbatch = [1, 2]\n"), Catch::Contains("'batch' is already fixed in [sweep]: give it in one place"));
+  CHECK_THAT(err(std::string(kHead) + "[parameters]\ntp = [1]\n[derived]\nlatency = \"tp\"\n"), Catch::Contains("'latency' is already a built-in output"));
+  CHECK_THAT(err(std::string(kHead) + "[parameters]\ntp = [1]\n[derived]\nx = \"tp\"\n[outputs]\nx = \"tp\"\n"), Catch::Contains("'x' is already derived"));
   CHECK_THAT(err(std::string(kHead) + "[parameters]\ntp = [1]\n[derived]\nx = \"tp * y\"\n"), Catch::StartsWith(f + ":10:11: error: in expression"));
   CHECK_THAT(err(std::string(kHead) + "constraints = [\"latency <= \"]\n[parameters]\ntp = [1]\n"), Catch::StartsWith(f + ":7:28: error: in expression \"latency <= \": expected a number"));
   CHECK_THAT(err(std::string(kHead) + "objectives = [\"latency\", \"speed\"]\n[parameters]\ntp = [1]\n"), Catch::Contains("objective 'speed' is not an output"));
