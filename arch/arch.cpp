@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <set>
 
+#include "common/paths.h"
+
 namespace einsim {
 namespace fs = std::filesystem;
 
@@ -326,9 +328,9 @@ ArchSpec read_arch(const ConfigTable& t) {
 ArchSpec load_arch(const std::string& file_or_preset, const std::vector<std::string>& overrides) {
   std::string file = file_or_preset;
   std::error_code ec;
-  const fs::path preset = fs::path(EINSIM_CONFIG_DIR) / "arch" / (file_or_preset + ".toml");
+  const fs::path preset = fs::path(config_path("arch")) / (file_or_preset + ".toml");
   if (!fs::is_regular_file(file, ec) && fs::is_regular_file(preset, ec)) file = preset.string();
-  auto doc = ConfigDoc::load(file, overrides, std::string(EINSIM_CONFIG_DIR) + "/arch");
+  auto doc = ConfigDoc::load(file, overrides, config_path("arch"));
   ArchSpec a = read_arch(doc->root().get_table("arch"));
   doc->finish();
   return a;

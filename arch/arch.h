@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/paths.h"  // presets are found through it (and a package build registers its folder)
 #include "common/toml_reader.h"
 #include "workloads/cascade.h"
 

@@ -1,5 +1,5 @@
 #pragma once
-// Readers for published GPU kernel measurements (../shared/data/gpu-measurements/), the
+// Readers for published GPU kernel measurements (data/published/), the
 // ground truth for calibrating and checking the GPU model. Malformed rows are located errors.
 #include <cstdint>
 #include <map>
@@ -40,7 +40,7 @@ struct LayerOpMeasurement {
 };
 
 /// LLMCompass `transformer_A100.csv` / `transformerAR_A100.csv`: twelve latencies in seconds,
-/// one per line, in the order of the `op` names above (gpu-measurements/README.md).
+/// one per line, in the order of the `op` names above (data/README.md).
 std::vector<LayerOpMeasurement> read_llmcompass_layer(const std::string& file);
 
 /// One Vidur profiling row: per-operator median times for one token count and TP degree.

@@ -9,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "common/paths.h"
 #include "common/toml_reader.h"
 #include "sim/cost/mapper.h"
 #include "sim/report/plot.h"
@@ -92,7 +93,7 @@ ranks = { I = "n" }
 // A shipped attention cascade at one shape: the 1-pass one (keys in blocks of at most 256) or
 // the 3-pass one.
 Cascade attention_cascade(const KernelSample& s, bool three_pass = false) {
-  auto doc = ConfigDoc::load(std::string(EINSIM_CONFIG_DIR) + (three_pass ? "/workloads/attention-3pass.toml" : "/workloads/attention-1pass.toml"));
+  auto doc = ConfigDoc::load(config_path(three_pass ? "workloads/attention-3pass.toml" : "workloads/attention-1pass.toml"));
   CascadeSpec c = read_cascade(doc->root().get_table("cascade"));
   doc->finish();
   const int64_t kv = std::max<int64_t>(1, s.kv), block = std::min<int64_t>(256, kv);

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "common/paths.h"
+
 namespace einsim {
 
 CascadeSpec read_cascade(const ConfigTable& t) {
@@ -81,7 +83,7 @@ CascadeSpec read_cascade(const ConfigTable& t) {
 }
 
 Cascade load_cascade(const std::string& file, const std::vector<std::string>& overrides) {
-  auto doc = ConfigDoc::load(file, overrides, std::string(EINSIM_CONFIG_DIR) + "/workloads");
+  auto doc = ConfigDoc::load(file, overrides, config_path("workloads"));
   CascadeSpec spec = read_cascade(doc->root().get_table("cascade"));
   doc->finish();
   return bind_cascade(spec);

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/paths.h"
+
 namespace einsim {
 namespace fs = std::filesystem;
 
@@ -250,7 +252,7 @@ std::string resolve_model_path(const std::string& s) {
   std::error_code ec;
   if (fs::is_regular_file(s, ec)) return s;
   for (const char* kind : {"models", "arch", "workloads", "analyses", "scenarios", "sweeps"}) {
-    const fs::path preset = fs::path(EINSIM_CONFIG_DIR) / kind / (s + ".toml");
+    const fs::path preset = fs::path(config_path(kind)) / (s + ".toml");
     if (fs::is_regular_file(preset, ec)) return preset.string();
   }
   return s;
@@ -265,7 +267,7 @@ ModelConfig load_model(const std::string& file, const std::vector<std::string>& 
     ss << in.rdbuf();
     return parse_hf_config_json(ss.str(), file);
   }
-  auto doc = ConfigDoc::load(file, overrides, std::string(EINSIM_CONFIG_DIR) + "/models");
+  auto doc = ConfigDoc::load(file, overrides, config_path("models"));
   ModelConfig m = read_model(doc->root().get_table("model"), fs::path(file).stem().string());
   doc->finish();
   return m;

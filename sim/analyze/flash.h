@@ -1,6 +1,6 @@
 #pragma once
 // `einsim analyze flash`: weights on a flash tier, a DRAM budget (LLM in a flash, Alizadeh et
-// al., arXiv 2312.11514; REFERENCES.md). Per generated token: flash I/O (bytes / the tier's
+// al., arXiv 2312.11514; docs/REFERENCES.md). Per generated token: flash I/O (bytes / the tier's
 // read bandwidth at that request size and parallelism, from the arch's read table; plus the
 // host link when the flash sits behind one), DRAM memory management (bytes copied at DRAM
 // bandwidth) and compute (einsim's mapped decode step on the host, with only the active FFN

@@ -1,6 +1,6 @@
 #pragma once
 // `einsim analyze kv-compression`: KV-cache policies as transforms of the decode workload
-// (REFERENCES.md: Scissorhands and LazyEviction evict tokens, ThinK prunes key channels, KV
+// (docs/REFERENCES.md: Scissorhands and LazyEviction evict tokens, ThinK prunes key channels, KV
 // quantization, sliding windows, BASED's fixed-size linear-attention state). For each policy,
 // alone or combined: KV bytes per request, concurrency, attention FLOPs and bytes per step,
 // and the decode step time, first-order and (where einsim's cascade expresses the policy)

@@ -1,6 +1,6 @@
 #pragma once
 // `einsim analyze long-context`: what serving long contexts costs on a given deployment
-// (Fu 2024, arXiv 2405.08944; REFERENCES.md). Every figure twice: the paper's first-order
+// (Fu 2024, arXiv 2405.08944; docs/REFERENCES.md). Every figure twice: the paper's first-order
 // formula (prefill bound by FLOPs, decode by HBM bandwidth, concurrency by HBM capacity,
 // context switching by PCIe bandwidth) and einsim's mapped prediction (`run_model`: the
 // model's cascade mapped onto the architecture), each with the resource that bounds it.

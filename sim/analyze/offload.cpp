@@ -111,7 +111,7 @@ OffloadReport analyze_offload(const OffloadScenario& s) {
         }
       }
       // Per layer: q (d) and the new k and v (d / G each) to the memory pool, the attention
-      // output (d) back (REFERENCES.md: (2 + 2/G) e d B per layer round trip).
+      // output (d) back (docs/REFERENCES.md: (2 + 2/G) e d B per layer round trip).
       x.net_bytes = (2 + 2 / G) * e * d * b * L;
       x.net_time = x.net_bytes / link;
       if (x.note.empty()) {

@@ -1,6 +1,6 @@
 #pragma once
 // `einsim analyze offload`: attention offloading (Lamina, Chen et al., arXiv 2405.01814;
-// REFERENCES.md). A compute pool holds the weights and runs every operator but attention; a
+// docs/REFERENCES.md). A compute pool holds the weights and runs every operator but attention; a
 // memory pool holds the KV cache and runs attention; a network joins them. The decode step
 // splits by einsim's mapped blocks: attention's (the Einsums that read the KV cache and the
 // softmax around them) on the memory pool's architecture, the rest on the compute pool's.
@@ -39,7 +39,7 @@ struct OffloadRow {
   double atime = 0;          ///< s: attention of one batch on the memory pool
   double net_bytes = 0;      ///< per step: q, k, v out and the attention output back, all layers
   double net_time = 0;       ///< s over the pools' aggregate link
-  double bw_min = 0;         ///< B/s: REFERENCES.md formula at the scenario's alpha
+  double bw_min = 0;         ///< B/s: docs/REFERENCES.md formula at the scenario's alpha
   double link = 0;           ///< B/s: aggregate link between the pools
   std::string bottleneck;    ///< compute pool, memory pool or network
   double tokens_per_s = 0;   ///< offloaded, pipelined

@@ -1,6 +1,6 @@
 #pragma once
 // `einsim analyze power`: power oversubscription with POLCA's controller (Patel et al., arXiv
-// 2308.12908; REFERENCES.md). A row of inference servers in a power hierarchy (the row and its
+// 2308.12908; docs/REFERENCES.md). A row of inference servers in a power hierarchy (the row and its
 // PDUs, each with a provisioned budget) serves high- and low-priority traffic; adding servers
 // under the same budgets oversubscribes it. A controller sees each domain's power through a
 // telemetry delay and acts with two thresholds: above T1 it locks the clock of low-priority
@@ -55,12 +55,12 @@ struct PowerScenario {
   std::vector<double> oversubscription = {0, 0.1, 0.2, 0.3, 0.4, 0.5};
   std::vector<PowerPolicy> policies;
   double bin = 0.1;              ///< s: power sampling of the simulation
-  double telemetry_delay = 2;    ///< s (REFERENCES.md: about 2 s)
+  double telemetry_delay = 2;    ///< s (docs/REFERENCES.md: about 2 s)
   double telemetry_interval = 1; ///< s: the controller acts this often on the mean power of the last interval
   double lock_latency = 0.1;     ///< s: in-band frequency locking (fast)
-  double brake_latency = 5;      ///< s: out-of-band power brake (REFERENCES.md: about 5 s)
+  double brake_latency = 5;      ///< s: out-of-band power brake (docs/REFERENCES.md: about 5 s)
   double brake_clock = 0;        ///< Hz under the brake (0: the lowest DVFS point)
-  double tolerance = 10;         ///< s above budget the breaker and UPS tolerate (REFERENCES.md: about 10 s)
+  double tolerance = 10;         ///< s above budget the breaker and UPS tolerate (docs/REFERENCES.md: about 10 s)
   double max_p99_loss = 0.05;    ///< high priority: largest allowed p99 TTFT and TPOT increase
   double max_p99_loss_low = 0.5; ///< low priority
   SourceLoc loc;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/version.h"
 #include "sim/cli/describe.h"
 #include "sim/cli/run_report.h"
 #include "sim/analyze/flash.h"
@@ -102,7 +103,7 @@ Phase make_phase(const PhaseArgs& a) {
 int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
   CLI::App app{"einsim: hardware-level simulator and accelerator model for LLM inference"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "einsim 0.1.0");
+  app.set_version_flag("--version", std::string("einsim ") + version());
 
   std::vector<std::string> files, overrides;
   std::string format = "table";

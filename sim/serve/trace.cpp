@@ -9,6 +9,7 @@
 #include <random>
 
 #include "common/error.h"
+#include "common/paths.h"
 
 namespace einsim {
 
@@ -160,7 +161,7 @@ Trace scale_to_rate(const Trace& t, double rate) {
 
 Trace load_trace(const std::string& name_or_file) {
   if (name_or_file == "conv" || name_or_file == "code")
-    return read_azure_trace(std::string(EINSIM_CONFIG_DIR) + "/../../shared/data/azure-llm-inference-2023/AzureLLMInferenceTrace_" + name_or_file + ".csv");
+    return read_azure_trace(data_path("traces/azure-llm-inference-2023/AzureLLMInferenceTrace_" + name_or_file + ".csv"));
   return read_azure_trace(name_or_file);
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // Request traces for the serving simulation: the Azure LLM inference traces (Splitwise,
-// ISCA 2024; ../shared/data/azure-llm-inference-2023) and synthetic arrivals (Poisson, Gamma)
+// ISCA 2024; data/traces/azure-llm-inference-2023) and synthetic arrivals (Poisson, Gamma)
 // with a fixed seed.
 #include <cstdint>
 #include <string>
@@ -47,7 +47,7 @@ Trace synthetic_trace(const SyntheticTrace& s);
 /// The same requests with their gaps scaled so the mean rate is `rate` requests/s.
 Trace scale_to_rate(const Trace& t, double rate);
 
-/// "conv" or "code" (the Azure 2023 traces in ../shared/data), or a trace CSV file.
+/// "conv" or "code" (the Azure 2023 traces shipped in data/traces/, found through data_path()), or a trace CSV file.
 Trace load_trace(const std::string& name_or_file);
 
 /// The trace at `rate` requests/s, repeated back to back (each copy starting one mean gap after

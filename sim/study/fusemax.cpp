@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 
+#include "common/paths.h"
 #include "sim/cost/mapper.h"
 #include "sim/run/run.h"
 #include "sim/report/plot.h"
@@ -46,9 +47,9 @@ FmModel load_fm_model(const std::string& name) {
 
 namespace {
 
-constexpr int64_t kTile = 256;  // FuseMax's M0 and P0: the 2D array's side (REFERENCES.md)
+constexpr int64_t kTile = 256;  // FuseMax's M0 and P0: the 2D array's side (docs/REFERENCES.md)
 
-// The FuseMax binding (paper §V, REFERENCES.md): the 2D array runs the tile-wide Einsums of
+// The FuseMax binding (paper §V, docs/REFERENCES.md): the 2D array runs the tile-wide Einsums of
 // the 1-pass loop body, the 1D array the per-query running values and the final division.
 bool fusemax_2d(const std::string& tensor) {
   static const std::set<std::string> k2d = {"BQK", "LM", "SLN", "SLD", "SLNV"};
@@ -58,7 +59,7 @@ bool fusemax_2d(const std::string& tensor) {
 // Loads the shipped cascade for one (batch, head) instance: the study repeats it over the
 // batch and the heads, which are independent and run one after another.
 Cascade attention_cascade(bool three_pass, int64_t seq, int64_t head_dim) {
-  const std::string file = std::string(EINSIM_CONFIG_DIR) + (three_pass ? "/workloads/attention-3pass.toml" : "/workloads/attention-1pass.toml");
+  const std::string file = config_path(three_pass ? "workloads/attention-3pass.toml" : "workloads/attention-1pass.toml");
   std::vector<std::string> sets = {"cascade.params.batch=1", "cascade.params.heads=1", fmt::format("cascade.params.kv_len={}", seq),
                                    fmt::format("cascade.params.q_len={}", seq), fmt::format("cascade.params.head_dim={}", head_dim)};
   if (!three_pass) sets.push_back(fmt::format("cascade.params.block={}", kTile));

@@ -1,5 +1,5 @@
 #pragma once
-// The FuseMax study (Nayak et al., MICRO 2024; REFERENCES.md): attention and end-to-end
+// The FuseMax study (Nayak et al., MICRO 2024; docs/REFERENCES.md): attention and end-to-end
 // encoder inference under the paper's five configurations, reproduced with einsim's own
 // cascades (configs/workloads/attention-*.toml), presets (fusemax, flat), mapper and cost
 // model. Nothing here is a formula for a result: every busy time, byte and joule comes from

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/version.h"
 #include "sim/sweep/store.h"
 
 #ifdef EINSIM_HAVE_MPI
@@ -127,7 +128,7 @@ std::map<std::string, std::string> sweep_meta(const SweepSpec& s) {
   for (const SweepParam& p : s.params) inputs += (inputs.empty() ? "" : ",") + p.key;
   for (const SweepExpr& d : s.derived) inputs += (inputs.empty() ? "" : ",") + d.name;
   m["inputs"] = inputs;
-  m["einsim"] = "einsim 0.1.0";
+  m["einsim"] = std::string("einsim ") + version();
   return m;
 }
 

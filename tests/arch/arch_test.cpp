@@ -25,7 +25,7 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
     DType type;
     double flops;
   };
-  // REFERENCES.md datasheet table; non-tensor peaks from the NVIDIA whitepapers.
+  // docs/REFERENCES.md datasheet table; non-tensor peaks from the NVIDIA whitepapers.
   const std::vector<Peak> peaks = {
       {"a100", "tensor", DType::BF16, 312e12},    {"a100", "vector", DType::FP32, 19.5e12},
       {"a100", "vector", DType::FP16, 78e12},     {"h100", "tensor", DType::BF16, 989.4e12},

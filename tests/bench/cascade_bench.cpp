@@ -1,6 +1,7 @@
 // Benchmarks of the workload layer. Run with `make bench`.
 #include <benchmark/benchmark.h>
 
+#include "common/paths.h"
 #include "sim/analyze/power.h"
 #include "sim/serve/serve.h"
 
@@ -18,7 +19,7 @@ namespace {
 using namespace einsim;
 
 const ModelConfig& llama3_70b() {
-  static const ModelConfig m = load_model(std::string(EINSIM_CONFIG_DIR) + "/models/llama-3-70b.toml");
+  static const ModelConfig m = load_model(config_path("models/llama-3-70b.toml"));
   return m;
 }
 
@@ -53,7 +54,7 @@ BENCHMARK(BM_Llama3_70B_Decode_Parse)->Unit(benchmark::kMillisecond);
 
 // Loading, checking and counting the 1-pass attention cascade file.
 void BM_Attention1Pass_File(benchmark::State& state) {
-  const std::string file = std::string(EINSIM_CONFIG_DIR) + "/workloads/attention-1pass.toml";
+  const std::string file = config_path("workloads/attention-1pass.toml");
   for (auto _ : state) benchmark::DoNotOptimize(analyze(load_cascade(file)).ops.flops());
 }
 BENCHMARK(BM_Attention1Pass_File)->Unit(benchmark::kMicrosecond);
@@ -103,7 +104,7 @@ BENCHMARK(BM_Run_Llama3_70B_Decode_H100)->Arg(0)->Arg(1)->ArgName("warm")->Unit(
 // a compute-bound prefill.
 void BM_Run_TileCap(benchmark::State& state, const char* model, bool prefill) {
   const ArchSpec a = load_arch("h100");
-  const ModelConfig m = load_model(std::string(EINSIM_CONFIG_DIR) + "/models/" + model + ".toml");
+  const ModelConfig m = load_model(config_path(std::string("models/") + model + ".toml"));
   RunOptions opt;
   opt.phase.kind = prefill ? PhaseKind::Prefill : PhaseKind::Decode;
   opt.phase.batch = 16;
@@ -138,8 +139,8 @@ BENCHMARK(BM_FuseMaxStudy)->Unit(benchmark::kMillisecond)->Iterations(1);
 void BM_Serve(benchmark::State& state) {
   const int64_t servers = state.range(0);
   const ArchSpec a = load_arch("h100");
-  const ModelConfig m = load_model(std::string(EINSIM_CONFIG_DIR) + "/models/llama-3-8b.toml");
-  const Trace conv = read_azure_trace(std::string(EINSIM_CONFIG_DIR) + "/../../shared/data/azure-llm-inference-2023/AzureLLMInferenceTrace_conv.csv");
+  const ModelConfig m = load_model(config_path("models/llama-3-8b.toml"));
+  const Trace conv = load_trace("conv");
   Trace t = conv;
   if (servers > 1) {
     SyntheticTrace st;

@@ -2,6 +2,7 @@
 // its own system in one elaboration (tests/CMakeLists.txt registers it with a timeout).
 #include <catch2/catch.hpp>
 
+#include "common/paths.h"
 #include "sim/engine/schedule.h"
 #include "sim/engine/systemc_engine.h"
 #include "sim/run/run.h"
@@ -39,7 +40,7 @@ TEST_CASE("engine: SystemC and analytical totals agree within 2% on contention-f
   // The FuseMax attention tile loop: the 1-pass cascade on the FuseMax arrays.
   {
     const ArchSpec a = load_arch(resolve_model_path("fusemax"));
-    const Cascade c = load_cascade(std::string(EINSIM_CONFIG_DIR) + "/workloads/attention-1pass.toml",
+    const Cascade c = load_cascade(config_path("workloads/attention-1pass.toml"),
                                    {"cascade.params.batch=1", "cascade.params.heads=4", "cascade.params.kv_len=16384", "cascade.params.q_len=16384",
                                     "cascade.params.head_dim=64", "cascade.params.block=256"});
     MapperOptions mo;

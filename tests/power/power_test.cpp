@@ -72,7 +72,7 @@ TEST_CASE("at_clock slows only the arrays above the clock and scales their energ
   CHECK(dvfs_clocks(a, 0.5e9) == std::vector<double>{1.0e9});
 }
 
-TEST_CASE("Per-phase power against Splitwise's published values (REFERENCES.md), Llama-2-70B on 8 GPUs") {
+TEST_CASE("Per-phase power against Splitwise's published values (docs/REFERENCES.md), Llama-2-70B on 8 GPUs") {
   // Splitwise: A100 idle 63 W, prefill 400 W, decode 250 W; H100 75, 700, 380 W. einsim's
   // energies come from the TDP over the achievable rate, measured baselines and FuseMax's DRAM
   // energy, not from these values; docs/POWER.md explains the gap (measured: prefill -17% A100,

@@ -19,7 +19,7 @@ Trace poisson(double rate, int64_t n, uint64_t seed = 7) {
   s.rate = rate;
   s.count = n;
   s.seed = seed;
-  static const Trace conv = read_azure_trace(std::string(EINSIM_SHARED_DATA) + "/azure-llm-inference-2023/AzureLLMInferenceTrace_conv.csv");
+  static const Trace conv = load_trace("conv");
   s.sizes = &conv;
   return synthetic_trace(s);
 }

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/paths.h"
 #include "../workloads/helpers.h"
 #include "sim/serve/trace.h"
 
@@ -11,7 +12,7 @@ using einsim::test::error_of;
 
 namespace {
 
-const std::string kAzure = std::string(EINSIM_SHARED_DATA) + "/azure-llm-inference-2023/";
+const std::string kAzure = data_path("traces/azure-llm-inference-2023/");
 
 std::string write(const std::string& name, const std::string& body) {
   const auto dir = std::filesystem::temp_directory_path() / "einsim-trace-test";

@@ -1,5 +1,5 @@
 // The FuseMax study against the paper (Nayak et al., MICRO 2024): its headlines
-// (REFERENCES.md) and, per point, the latencies its artifact publishes
+// (docs/REFERENCES.md) and, per point, the latencies its artifact publishes
 // (FPSG-UIUC/micro24-fusemax-artifact, data/pregenerated/attn-flat.csv, attn-proposal.csv,
 // end2end-proposal.csv). Slow under sanitizers: its own executable, label `paper`.
 #include <catch2/catch.hpp>
@@ -56,7 +56,7 @@ TEST_CASE("where FLAT is compute-bound, FLAT and FuseMax latencies agree with th
 
 // The paper's four headlines, arithmetic means over the 24 points. einsim is at present more
 // than 10% off every one of them (docs/STUDIES.md explains each gap from the model: FLAT's
-// spilled fibers at 1M and its global-buffer and leakage energy, which REFERENCES.md does not
+// spilled fibers at 1M and its global-buffer and leakage energy, which docs/REFERENCES.md does not
 // give). The test is tagged to expect that failure: when the model comes within 10% of all
 // four, it fails and must be turned into the plain check the FuseMax study issue asks for.
 TEST_CASE("FuseMax headlines vs the paper: within 10% (not yet; see docs/STUDIES.md)", "[paper][!shouldfail]") {

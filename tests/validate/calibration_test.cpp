@@ -8,12 +8,13 @@
 
 #include <cmath>
 
+#include "common/paths.h"
 #include "validate/calibration.h"
 
 using namespace einsim;
 
 namespace {
-const std::string kData = std::string(EINSIM_SHARED_DATA) + "/gpu-measurements";
+const std::string kData = data_path("published");
 
 std::vector<GemmSample> samples() {
   auto s = llmcompass_gemms(kData + "/llmcompass-a100/matmul_A100.csv");
@@ -52,10 +53,10 @@ TEST_CASE("A100: a whole GPT-3 layer against LLMCompass's measurement, out of sa
   // Nothing here was fitted: the A100 preset's values come from GEMMs alone. The bounds guard
   // today's figures (docs/CALIBRATION.md explains each difference); they are not a target.
   const ArchSpec a = load_arch("a100");
-  const ModelConfig gpt3 = load_model(std::string(EINSIM_CONFIG_DIR) + "/models/gpt-3-175b.toml");
+  const ModelConfig gpt3 = load_model(config_path("models/gpt-3-175b.toml"));
   for (const bool prefill : {true, false}) {
     const auto measured = read_llmcompass_layer(kData + (prefill ? "/llmcompass-a100/transformer_A100.csv" : "/llmcompass-a100/transformerAR_A100.csv"));
-    // Decode: KV length 2048 + output tokens, about 3072 (gpu-measurements/README.md).
+    // Decode: KV length 2048 + output tokens, about 3072 (data/README.md).
     const std::vector<LayerRow> rows = compare_llmcompass_layer(a, gpt3, measured, prefill, 3072);
     fmt::print("GPT-3-175B layer, TP 4, batch 8, {}:\n", prefill ? "prefill 2048" : "decode at 3072");
     for (const LayerRow& r : rows)
@@ -69,7 +70,7 @@ TEST_CASE("A100: a whole GPT-3 layer against LLMCompass's measurement, out of sa
 }
 
 namespace {
-const std::string kOwn = std::string(EINSIM_CONFIG_DIR) + "/../validate/data";
+const std::string kOwn = (data_dir() / "measured").string();
 
 // The H100's bf16 GEMMs (validate/data/h100-2026-11-27: PyTorch on an H100 SXM, 2026-11-27),
 // the calibration set of the H100 preset. Everything else measured there and on the H200 is

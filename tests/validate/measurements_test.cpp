@@ -4,6 +4,7 @@
 #include <fstream>
 #include <unistd.h>
 
+#include "common/paths.h"
 #include "../workloads/helpers.h"
 #include "validate/measurements.h"
 
@@ -11,7 +12,7 @@ using namespace einsim;
 using einsim::test::error_of;
 
 namespace {
-const std::string kData = std::string(EINSIM_SHARED_DATA) + "/gpu-measurements";
+const std::string kData = data_path("published");
 
 std::string temp_file(const std::string& text) {
   static int n = 0;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/paths.h"
 #include "../workloads/helpers.h"
 #include "sim/cost/mapper.h"
 #include "validate/validate.h"
@@ -15,7 +16,7 @@ using einsim::test::error_of;
 namespace {
 
 const std::string kFixture = std::string(EINSIM_TEST_DATA) + "/kernels-small.csv";
-const std::string kShared = std::string(EINSIM_SHARED_DATA) + "/gpu-measurements";
+const std::string kShared = data_path("published");
 
 // A kernel CSV with `rows` after the standard header.
 std::string csv_with(const std::string& name, const std::string& rows,

@@ -4,6 +4,7 @@
 #include <functional>
 #include <string>
 
+#include "common/paths.h"
 #include "common/toml_reader.h"
 #include "workloads/cascade.h"
 #include "workloads/cascade_loader.h"
@@ -41,6 +42,6 @@ auto scenario_from(const std::string& head, const std::string& body, Read read) 
   return s;
 }
 
-inline std::string shipped(const std::string& rel) { return std::string(EINSIM_CONFIG_DIR) + "/" + rel; }
+inline std::string shipped(const std::string& rel) { return config_path(rel); }
 
 }  // namespace einsim::test

@@ -1,0 +1,86 @@
+#include "common/paths.h"
+
+#include <cstdlib>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "common/error.h"
+
+namespace einsim {
+namespace fs = std::filesystem;
+
+namespace {
+
+// data_dir() is read by worker threads (sweeps); the cached value is written once under the
+// mutex, and set_data_dir() is meant for a program's start. Function-local, so a fallback
+// registered during another file's static initialisation (paths.h) finds it constructed.
+struct State {
+  std::mutex mutex;
+  std::optional<fs::path> dir;
+  fs::path fallback;
+};
+State& state() {
+  static State s;
+  return s;
+}
+
+bool holds_configs(const fs::path& dir) {
+  std::error_code ec;
+  return !dir.empty() && fs::is_directory(dir / "configs", ec);
+}
+
+fs::path locate() {
+  std::vector<std::string> tried;
+  if (const char* env = std::getenv("EINSIM_DATA_DIR"); env != nullptr && *env != '\0') {
+    // An explicit setting that is wrong is an error, not a reason to look elsewhere.
+    if (holds_configs(env)) return fs::path(env);
+    throw UserError(SourceLoc{"EINSIM_DATA_DIR"}, "'" + std::string(env) + "' has no configs/ folder (it should name einsim's share/einsim)");
+  }
+  const fs::path exe = executable_dir();
+  if (!exe.empty())
+    for (const fs::path& c : {exe.parent_path() / "share" / "einsim", exe.parent_path().parent_path() / "share" / "einsim"}) {
+      if (holds_configs(c)) return c.lexically_normal();
+      tried.push_back(c.lexically_normal().string());
+    }
+  const fs::path& fallback = state().fallback;
+  if (holds_configs(fallback)) return fallback;
+  if (!fallback.empty()) tried.push_back(fallback.string());
+  std::string list;
+  for (const std::string& t : tried) list += (list.empty() ? "" : ", ") + t;
+  throw UserError(SourceLoc{"einsim"}, "cannot find einsim's presets and data (looked in " + (list.empty() ? std::string("no folder") : list) +
+                                           "); set EINSIM_DATA_DIR to the installed share/einsim folder");
+}
+
+}  // namespace
+
+fs::path executable_dir() {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path() : self.parent_path();
+}
+
+const fs::path& data_dir() {
+  State& s = state();
+  std::lock_guard lock(s.mutex);
+  if (!s.dir) s.dir = locate();
+  return *s.dir;
+}
+
+void set_data_dir(const fs::path& dir) {
+  if (!holds_configs(dir)) throw UserError(SourceLoc{dir.string()}, "not an einsim data folder (no configs/ inside)");
+  State& s = state();
+  std::lock_guard lock(s.mutex);
+  s.dir = dir;
+}
+
+void register_data_dir_fallback(const fs::path& dir) {
+  State& s = state();
+  std::lock_guard lock(s.mutex);
+  s.fallback = dir;
+}
+
+std::string config_path(const std::string& sub) { return (data_dir() / "configs" / sub).string(); }
+std::string data_path(const std::string& sub) { return (data_dir() / "data" / sub).string(); }
+
+}  // namespace einsim

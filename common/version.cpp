@@ -1,0 +1,7 @@
+#include "common/version.h"
+
+namespace einsim {
+
+const char* version() { return EINSIM_VERSION; }
+
+}  // namespace einsim
