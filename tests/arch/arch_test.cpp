@@ -57,6 +57,33 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
   CHECK(load_arch("h100").cost.rate.value() == Approx(11.06 / 3600));
 }
 
+TEST_CASE("GPU presets' per-operation energies follow their stated formula", "[arch]") {
+  // The presets' headers: no per-operation energies are published for these GPUs; a unit at
+  // its achievable rate draws the TDP, so energy per operation = (TDP - active) / (MAC
+  // efficiency x peak operations/s), the vector array's exp and unary at FuseMax's exp / MAC
+  // ratio and its divide at divide / MAC (docs/REFERENCES.md: 94.65, 36.25 and 17.16 pJ).
+  // Checked here so that a recalibration of efficiency or power cannot leave them stale; the
+  // values are written to four digits.
+  const double exp_ratio = 94.65 / 17.16, div_ratio = 36.25 / 17.16;
+  for (const char* preset : {"a100", "h100", "h200", "l40s"}) {
+    INFO(preset);
+    const ArchSpec a = load_arch(preset);
+    const double budget = a.power.tdp - a.power.active, eff = a.gpu->efficiency.at(OpClass::Mac);
+    const ComputeArray& tensor = *a.array("tensor");
+    const ComputeArray& vector = *a.array("vector");
+    CHECK(tensor.energy.at(OpClass::Mac) == Approx(budget / (eff * tensor.peak_ops(OpClass::Mac, DType::BF16))).epsilon(0.003));
+    const double fma = budget / (eff * vector.peak_ops(OpClass::Mac, DType::BF16));
+    for (OpClass c : {OpClass::Mac, OpClass::Mul, OpClass::Add, OpClass::Max}) CHECK(vector.energy.at(c) == Approx(fma).epsilon(0.003));
+    CHECK(vector.energy.at(OpClass::Exp) == Approx(fma * exp_ratio).epsilon(0.003));
+    CHECK(vector.energy.at(OpClass::Unary) == Approx(fma * exp_ratio).epsilon(0.003));
+    CHECK(vector.energy.at(OpClass::Div) == Approx(fma * div_ratio).epsilon(0.003));
+  }
+  // The H20 states another rule: the H100's energies (the same die and HBM3).
+  const ArchSpec h20 = load_arch("h20"), h100 = load_arch("h100");
+  for (const char* array : {"tensor", "vector"}) CHECK(h20.array(array)->energy == h100.array(array)->energy);
+  CHECK(h20.tier("hbm")->energy == h100.tier("hbm")->energy);
+}
+
 TEST_CASE("a minimal accelerator reads", "[arch]") {
   const ArchSpec a = arch_from(kHead + kTier + kArray);
   CHECK(a.arrays[0].pes() == 16);

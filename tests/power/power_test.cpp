@@ -89,7 +89,9 @@ TEST_CASE("Per-phase power against Splitwise's published values (docs/REFERENCES
     const double e_idle = rel(a.power.idle, pub.idle), e_pre = rel(pre.power, pub.prefill), e_dec = rel(dec.power, pub.decode);
     WARN(fmt::format("{}: idle {:.0f} W ({:+.1f}%), prefill 1500 tokens {:.0f} W ({:+.1f}%), decode batch 32 {:.0f} W ({:+.1f}%)", pub.arch, a.power.idle,
                      100 * e_idle, pre.power, 100 * e_pre, dec.power, 100 * e_dec));
-    CHECK(std::abs(e_idle) < 0.05);
+    // The H100's idle power is measured (its preset); the A100's is Splitwise's own 63 W,
+    // an input, so comparing it with the published value would check nothing.
+    if (std::string(pub.arch) == "h100") CHECK(std::abs(e_idle) < 0.05);
     CHECK(std::abs(e_pre) < 0.30);
     CHECK(std::abs(e_dec) < 0.56);
     // The shape: prefill well above decode, growing with prompt tokens, within the TDP;

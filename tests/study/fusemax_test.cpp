@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include "sim/study/fusemax.h"
 
 using namespace einsim;
@@ -55,10 +57,15 @@ TEST_CASE("the pass analysis in action: 3-pass buffer grows with length, 1-pass 
   CHECK(s.passes[2].flat_bottleneck == "DRAM bandwidth");
   CHECK_FALSE(s.passes[2].flat_kv_read_once);
   CHECK(s.passes[2].flat_dram_share == Approx(1));
-  // FuseMax's buffer does not depend on the length; FLAT's does.
-  const auto& p0 = s.points[0].attention, &p2 = s.points[2].attention;
-  CHECK(p2[static_cast<size_t>(FmConfig::Binding)].buffer_bytes == Approx(p0[static_cast<size_t>(FmConfig::Binding)].buffer_bytes).epsilon(0.5));
-  CHECK(p2[static_cast<size_t>(FmConfig::Binding)].util_2d > 0.98);
+  // FuseMax's buffer does not grow with the length: the same from 64K to 1M, and at 1K
+  // within 7% of that (the tile search picks a 6.8% larger buffer there: 493,056 against
+  // 461,824 bytes). FLAT's grows with the score fibers until the buffer is full.
+  const auto binding = static_cast<size_t>(FmConfig::Binding), flat = static_cast<size_t>(FmConfig::Flat);
+  const auto& p0 = s.points[0].attention, &p1 = s.points[1].attention, &p2 = s.points[2].attention;
+  CHECK(p2[binding].buffer_bytes == p1[binding].buffer_bytes);
+  CHECK(std::abs(p0[binding].buffer_bytes / p2[binding].buffer_bytes - 1) < 0.07);
+  CHECK(p1[flat].buffer_bytes > 50 * p0[flat].buffer_bytes);
+  CHECK(p2[binding].util_2d > 0.98);
   // The ablation's order at every point: each step is no slower than the one before it from
   // +Cascade on (FLAT to +Cascade removes the spill, +Architecture moves exp to the 2D array,
   // +Binding overlaps the arrays).

@@ -10,6 +10,7 @@
 
 #include "common/paths.h"
 #include "validate/calibration.h"
+#include "validate/validate.h"
 
 using namespace einsim;
 
@@ -94,4 +95,94 @@ TEST_CASE("the H100 preset carries the values fitted on its measured bf16 GEMMs"
   CHECK(f.memory_efficiency == Approx(a.gpu->memory_efficiency).margin(0.011));
   // PyTorch's per-call overhead on that host: docs/VALIDATION.md applies it to the torch_bench rows.
   CHECK(f.launch_overhead == Approx(23.5e-6).margin(0.1e-6));
+}
+
+// Held-out accuracy, guarded: every error table of docs/VALIDATION.md that no fit saw, each
+// class bounded a little above today's MAPE (2026-12-03), so that a change which worsens
+// held-out accuracy fails. The calibration sets (H100 bf16 GEMMs, LLMCompass matmul, Vidur
+// Llama-2-7B at TP 1) are reported apart as in-sample.
+namespace {
+
+double class_mape(const ValidationReport& r, const std::string& name) {
+  for (const ClassError& c : r.classes)
+    if (c.name == name) return c.mape;
+  FAIL("no class " << name);
+  return 0;
+}
+
+// MAPE of the rows whose operator names tensor-parallel degree `tp` (Vidur: "op tpN").
+double tp_mape(const ValidationReport& r, int tp) {
+  double sum = 0;
+  int64_t n = 0;
+  for (const KernelPrediction& p : r.rows)
+    if (p.sample.op.ends_with(fmt::format(" tp{}", tp))) {
+      sum += std::abs(p.error());
+      ++n;
+    }
+  REQUIRE(n > 0);
+  return sum / static_cast<double>(n);
+}
+
+struct Bound {
+  const char* name;
+  double today, bound;
+};
+
+void guard(const ValidationReport& r, const std::vector<Bound>& bounds, const char* what) {
+  for (const Bound& b : bounds) {
+    const double m = class_mape(r, b.name);
+    INFO(fmt::format("{} {}: MAPE {:.1f}% (documented {:.1f}%, bound {:.1f}%)", what, b.name, 100 * m, 100 * b.today, 100 * b.bound));
+    CHECK(m <= b.bound);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("held-out error, H100 kernels beyond its bf16 calibration set", "[calibration][heldout]") {
+  const ValidationReport r = validate_measurements(load_arch("h100", {"arch.gpu.launch_overhead=\"23.5 us\""}), {kOwn + "/h100-2026-11-27/torch_bench.csv"});
+  guard(r, {{"gemm-fp16", 0.052, 0.060}, {"gemm-fp8", 0.068, 0.076}, {"attention-prefill", 0.088, 0.096},
+            {"attention-decode", 0.032, 0.040}, {"memory", 0.057, 0.065}, {"pcie", 0.122, 0.130}, {"rowwise", 0.306, 0.320}},
+        "H100 held out");
+  // In-sample: the bf16 GEMMs the H100 preset was fitted on.
+  guard(r, {{"gemm-bf16", 0.066, 0.074}}, "H100 in-sample");
+}
+
+TEST_CASE("held-out error, H200 (every kernel)", "[calibration][heldout]") {
+  const ValidationReport r = validate_measurements(load_arch("h200", {"arch.gpu.launch_overhead=\"23.5 us\""}), {kOwn + "/h200-2026-11-27/torch_bench.csv"});
+  guard(r, {{"gemm-bf16", 0.092, 0.100}, {"gemm-fp16", 0.077, 0.085}, {"gemm-fp8", 0.170, 0.178}, {"attention-prefill", 0.136, 0.144},
+            {"attention-decode", 0.077, 0.085}, {"memory", 0.060, 0.068}, {"pcie", 0.149, 0.157}, {"rowwise", 0.334, 0.345}, {"all", 0.118, 0.126}},
+        "H200 held out");
+}
+
+TEST_CASE("held-out error, A100 softmax, layer norm and GELU (LLMCompass)", "[calibration][heldout]") {
+  const ArchSpec a = load_arch("a100");
+  const Bound rowwise_sm{"rowwise", 0.559, 0.575}, rowwise_ln{"rowwise", 0.246, 0.260}, gelu{"elementwise", 0.306, 0.320};
+  guard(validate_measurements(a, {kData + "/llmcompass-a100/softmax_A100.csv"}), {rowwise_sm}, "A100 softmax");
+  guard(validate_measurements(a, {kData + "/llmcompass-a100/layernorm_A100.csv"}), {rowwise_ln}, "A100 layer norm");
+  guard(validate_measurements(a, {kData + "/llmcompass-a100/gelu_A100.csv"}), {gelu}, "A100 GELU");
+  // In-sample: the matmul sweep the A100 preset was calibrated on.
+  guard(validate_measurements(a, {kData + "/llmcompass-a100/matmul_A100.csv"}), {{"gemm-fp16", 0.038, 0.045}}, "A100 in-sample");
+}
+
+TEST_CASE("held-out error, Vidur's A100 GEMMs at TP 2-8 and Llama-2-70B", "[calibration][heldout]") {
+  const ArchSpec a = load_arch("a100");
+  const ValidationReport r7 = validate_measurements(a, {kData + "/vidur-a100/llama-2-7b_mlp.csv"});
+  const ValidationReport r70 = validate_measurements(a, {kData + "/vidur-a100/llama-2-70b_mlp.csv"});
+  struct TpBound {
+    const ValidationReport* r;
+    const char* model;
+    int tp;
+    double today, bound;
+  };
+  for (const TpBound& b : {TpBound{&r7, "7B", 2, 0.155, 0.165}, TpBound{&r7, "7B", 4, 0.247, 0.257}, TpBound{&r7, "7B", 8, 0.446, 0.456},
+                           TpBound{&r70, "70B", 1, 0.171, 0.181}, TpBound{&r70, "70B", 2, 0.161, 0.171}, TpBound{&r70, "70B", 4, 0.137, 0.147},
+                           TpBound{&r70, "70B", 8, 0.148, 0.158}}) {
+    const double m = tp_mape(*b.r, b.tp);
+    INFO(fmt::format("Vidur Llama-2-{} TP {}: MAPE {:.1f}% (documented {:.1f}%, bound {:.1f}%)", b.model, b.tp, 100 * m, 100 * b.today, 100 * b.bound));
+    CHECK(m <= b.bound);
+  }
+  // In-sample: Llama-2-7B at TP 1 was part of the A100 calibration.
+  const double tp1 = tp_mape(r7, 1);
+  INFO(fmt::format("Vidur Llama-2-7B TP 1 (in-sample): MAPE {:.1f}%", 100 * tp1));
+  CHECK(tp1 <= 0.153);
 }
