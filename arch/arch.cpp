@@ -329,7 +329,10 @@ ArchSpec load_arch(const std::string& file_or_preset, const std::vector<std::str
   std::string file = file_or_preset;
   std::error_code ec;
   const fs::path preset = fs::path(config_path("arch")) / (file_or_preset + ".toml");
-  if (!fs::is_regular_file(file, ec) && fs::is_regular_file(preset, ec)) file = preset.string();
+  if (!fs::is_regular_file(file, ec)) {
+    if (fs::is_regular_file(preset, ec)) file = preset.string();
+    else if (is_bare_name(file)) throw_unknown_preset(file, "arch", "architecture");
+  }
   auto doc = ConfigDoc::load(file, overrides, config_path("arch"));
   ArchSpec a = read_arch(doc->root().get_table("arch"));
   doc->finish();

@@ -1,11 +1,15 @@
 #include "common/paths.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <optional>
 #include <vector>
 
 #include "common/error.h"
+#include "common/toml_reader.h"
 
 namespace einsim {
 namespace fs = std::filesystem;
@@ -78,6 +82,39 @@ void register_data_dir_fallback(const fs::path& dir) {
   State& s = state();
   std::lock_guard lock(s.mutex);
   s.fallback = dir;
+}
+
+std::vector<std::string> preset_names(const std::string& kind) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const char* k : kPresetKinds) {
+    if (!kind.empty() && kind != k) continue;
+    for (fs::directory_iterator it(config_path(k), ec), end; !ec && it != end; it.increment(ec))
+      if (it->path().extension() == ".toml") names.push_back(it->path().stem().string());
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+std::vector<std::string> closest_presets(const std::string& name, const std::string& kind, size_t n) {
+  std::vector<std::pair<size_t, std::string>> scored;
+  for (const std::string& p : preset_names(kind)) scored.emplace_back(edit_distance(name.substr(0, 256), p), p);
+  std::stable_sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::string> out;
+  for (size_t i = 0; i < scored.size() && i < n; ++i) out.push_back(scored[i].second);
+  return out;
+}
+
+bool is_bare_name(const std::string& s) {
+  return !s.empty() && s.find('/') == std::string::npos && !s.ends_with(".toml") && !s.ends_with(".json");
+}
+
+void throw_unknown_preset(const std::string& name, const std::string& kind, const std::string& what) {
+  std::string list;
+  for (const std::string& c : closest_presets(name, kind)) list += (list.empty() ? "" : ", ") + c;
+  const std::string shown = name.size() > 80 ? name.substr(0, 80) + "..." : name;
+  throw UserError(SourceLoc{shown}, fmt::format("no such file, and no shipped {} of that name (closest: {}; `einsim list` shows them all)", what, list));
 }
 
 std::string config_path(const std::string& sub) { return (data_dir() / "configs" / sub).string(); }

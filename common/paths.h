@@ -2,8 +2,10 @@
 // Where einsim finds what it ships: presets and configs (`configs/`), the vendored data sets
 // (`data/`) and the project's own measurements (`measured/`). Nothing is compiled in: the
 // folder is found at run time, so a build tree, an installed copy and a moved copy all work.
+#include <array>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace einsim {
 
@@ -25,10 +27,23 @@ void set_data_dir(const std::filesystem::path& dir);
 /// The last resort of data_dir(); ignored when it has no `configs/` folder.
 void register_data_dir_fallback(const std::filesystem::path& dir);
 
+/// The folders of configs/ that hold presets, in the order a bare name is looked up.
+inline constexpr std::array<const char*, 6> kPresetKinds = {"models", "arch", "workloads", "analyses", "scenarios", "sweeps"};
+
 /// data_dir() / "configs" / sub, as a string.
 std::string config_path(const std::string& sub = "");
 /// data_dir() / "data" / sub.
 std::string data_path(const std::string& sub);
+
+/// The shipped preset names in configs/`kind` (every kind when empty), sorted.
+std::vector<std::string> preset_names(const std::string& kind = "");
+/// Up to `n` shipped preset names closest to `name` (edit distance, then order), for errors
+/// about a name that is neither a file nor a preset.
+std::vector<std::string> closest_presets(const std::string& name, const std::string& kind = "", size_t n = 3);
+/// Whether `s` reads as a preset name rather than a path (no '/', no .toml or .json ending).
+bool is_bare_name(const std::string& s);
+/// The error for `name`, neither a file nor a shipped preset: names the closest presets.
+[[noreturn]] void throw_unknown_preset(const std::string& name, const std::string& kind, const std::string& what);
 
 /// The folder of the running executable ("" when the system cannot tell).
 std::filesystem::path executable_dir();

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <filesystem>
 
+#include "common/paths.h"
+
 namespace einsim {
 namespace fs = std::filesystem;
 
@@ -287,7 +289,12 @@ void ConfigDoc::add_file_layer(const std::string& file, std::set<std::string>& s
     candidates.push_back(dir / name);
   } else {
     candidates.push_back(dir / (name + ".toml"));
-    if (!preset_dir.empty()) candidates.push_back(fs::path(preset_dir) / (name + ".toml"));
+    if (!preset_dir.empty()) {
+      candidates.push_back(fs::path(preset_dir) / (name + ".toml"));
+    } else {
+      // No kind given (a reader that only asks what a file holds): every shipped kind.
+      for (const char* kind : kPresetKinds) candidates.push_back(fs::path(config_path(kind)) / (name + ".toml"));
+    }
   }
   for (const auto& c : candidates) {
     if (!fs::is_regular_file(c, ec)) continue;
@@ -297,8 +304,8 @@ void ConfigDoc::add_file_layer(const std::string& file, std::set<std::string>& s
     add_file_layer(c.string(), seen, preset_dir, depth + 1);
     return;
   }
-  throw UserError(iloc, fmt::format("cannot find preset '{}' (looked in {}{})", name, dir.empty() ? "." : dir.string(),
-                                    preset_dir.empty() ? "" : " and " + preset_dir));
+  throw UserError(iloc, fmt::format("cannot find preset '{}' (looked in {} and {})", name, dir.empty() ? "." : dir.string(),
+                                    preset_dir.empty() ? config_path() : preset_dir));
 }
 
 void ConfigDoc::add_overrides(const std::vector<std::string>& overrides) {

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "arch/arch.h"
-#include "sim/cli/describe.h"
+#include "sim/report/format.h"
 #include "validate/measurements.h"
 
 namespace einsim {

@@ -4,7 +4,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "common/paths.h"
@@ -148,7 +150,7 @@ SourceLoc json_key_loc(const std::string& text, const std::string& name, const s
 
 }  // namespace
 
-ModelConfig parse_hf_config_json(const std::string& text, const std::string& name) {
+ModelConfig parse_hf_config_json(const std::string& text, const std::string& name, const std::vector<std::string>& overrides) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
@@ -166,13 +168,34 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
     throw UserError(pe ? SourceLoc{name, line, col} : SourceLoc{name}, what);
   }
   if (!j.is_object()) throw UserError(SourceLoc{name, 1, 1}, "a config.json must hold an object");
+  // `--set model.KEY=VALUE` (or KEY=VALUE): VALUE is JSON (a number, true, "text"), or taken as
+  // a string; a key the reader does not know is an error once every key has been read.
+  std::map<std::string, std::string> overridden;  // key -> the override as given
+  for (const std::string& o : overrides) {
+    const size_t eq = o.find('=');
+    std::string key = o.substr(0, eq);
+    if (key.starts_with("model.")) key = key.substr(6);
+    if (eq == std::string::npos || key.empty() || key.find('.') != std::string::npos)
+      throw UserError(SourceLoc{"--set"}, fmt::format("'{}': a config.json override is model.KEY=VALUE with a top-level KEY", o));
+    const std::string value = o.substr(eq + 1);
+    nlohmann::json v = nlohmann::json::parse(value, nullptr, false);
+    j[key] = v.is_discarded() ? nlohmann::json(value) : v;
+    overridden[key] = o;
+  }
+  std::set<std::string> known;  // every key the reader asks for
+  auto loc_of_key = [&](const std::string& k) {
+    return overridden.count(k) ? SourceLoc{"--set"} : json_key_loc(text, name, k);
+  };
   ModelConfig m;
   m.loc = SourceLoc{name, 1, 1};
-  m.name = fs::path(name).parent_path().filename().string();
+  // Named by the model it describes (transformers writes `_name_or_path`), else by the file.
+  if (auto it = j.find("_name_or_path"); it != j.end() && it->is_string() && !it->get<std::string>().empty())
+    m.name = fs::path(it->get<std::string>()).filename().string();
   if (m.name.empty()) m.name = fs::path(name).stem().string();
 
   // First present key among `keys` (HF families spell the same quantity differently).
   auto find = [&](std::initializer_list<const char*> keys) -> const nlohmann::json* {
+    known.insert(keys.begin(), keys.end());
     for (const char* k : keys)
       if (auto it = j.find(k); it != j.end() && !it->is_null()) return &*it;
     return nullptr;
@@ -189,23 +212,23 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
       if (required) throw UserError(SourceLoc{name, 1, 1}, fmt::format("missing required key '{}'", k));
       return 0;
     }
-    if (!v->is_number_integer()) throw UserError(json_key_loc(text, name, k), fmt::format("'{}' must be an integer", k));
+    if (!v->is_number_integer()) throw UserError(loc_of_key(k), fmt::format("'{}' must be an integer", k));
     const int64_t x = v->get<int64_t>();
     if (x < lo || x > hi)
-      throw UserError(json_key_loc(text, name, k), fmt::format("'{}' = {} is out of range: it must be in [{}, {}]", k, x, lo, hi));
+      throw UserError(loc_of_key(k), fmt::format("'{}' = {} is out of range: it must be in [{}, {}]", k, x, lo, hi));
     return x;
   };
   auto boolean = [&](std::initializer_list<const char*> keys) -> std::optional<bool> {
     const nlohmann::json* v = find(keys);
     if (!v) return std::nullopt;
     if (!v->is_boolean())
-      throw UserError(json_key_loc(text, name, key_of(keys)), fmt::format("'{}' must be true or false", key_of(keys)));
+      throw UserError(loc_of_key(key_of(keys)), fmt::format("'{}' must be true or false", key_of(keys)));
     return v->get<bool>();
   };
   auto string = [&](std::initializer_list<const char*> keys) -> std::optional<std::string> {
     const nlohmann::json* v = find(keys);
     if (!v) return std::nullopt;
-    if (!v->is_string()) throw UserError(json_key_loc(text, name, key_of(keys)), fmt::format("'{}' must be a string", key_of(keys)));
+    if (!v->is_string()) throw UserError(loc_of_key(key_of(keys)), fmt::format("'{}' must be a string", key_of(keys)));
     return v->get<std::string>();
   };
 
@@ -213,7 +236,7 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
   if (!type) throw UserError(SourceLoc{name, 1, 1}, "missing required key 'model_type'");
   m.model_type = *type == "RefinedWebModel" || *type == "RefinedWeb" ? "falcon" : *type;
   if (std::find(kModelTypes.begin(), kModelTypes.end(), m.model_type) == kModelTypes.end())
-    throw UserError(json_key_loc(text, name, "model_type"),
+    throw UserError(loc_of_key("model_type"),
                     fmt::format("model_type '{}' is not one einsim builds (known: {})", m.model_type, fmt::join(kModelTypes, ", ")));
   std::string act = string({"hidden_act", "activation_function", "hidden_activation"}).value_or("");
   if (auto ff = string({"feed_forward_proj"})) {
@@ -230,8 +253,11 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
   m.num_key_value_heads = integer({"num_key_value_heads", "num_kv_heads", "n_head_kv"}, false, 1, 65536);
   if (boolean({"multi_query"}).value_or(false) && m.num_key_value_heads == 0) m.num_key_value_heads = 1;
   m.head_dim = integer({"head_dim", "d_kv", "d_head"}, false, 1, 65536);
-  m.intermediate_size = integer({"intermediate_size", "ffn_dim", "d_ff", "n_inner", "d_inner", "ffn_hidden_size"}, false, 1, kMax);
-  if (m.intermediate_size == 0) m.intermediate_size = 4 * m.hidden_size;  // GPT-2 and Falcon default (n_inner = 4 * n_embd)
+  // GPT-2 and Falcon define a missing FFN width as 4 x the model width (transformers' GPT2Config
+  // n_inner = None, FalconConfig ffn_hidden_size = None); other families must state it.
+  const bool ffn_default = m.model_type == "gpt2" || m.model_type == "falcon";
+  m.intermediate_size = integer({"intermediate_size", "ffn_dim", "d_ff", "n_inner", "d_inner", "ffn_hidden_size"}, !ffn_default, 1, kMax);
+  if (m.intermediate_size == 0) m.intermediate_size = 4 * m.hidden_size;
   m.vocab_size = integer({"vocab_size", "n_vocab"}, true, 1, kMax);
   m.max_position_embeddings = integer({"max_position_embeddings", "n_positions", "max_seq_len"}, false, 1, int64_t{1} << 32);
   m.type_vocab_size = integer({"type_vocab_size"}, false, 0, 1024);
@@ -242,30 +268,45 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
   if (auto b = boolean({"attention_bias", "bias", "enable_bias"})) m.attention_bias = *b;
   if (auto b = boolean({"mlp_bias", "bias", "enable_bias"})) m.mlp_bias = *b;
   if (auto b = boolean({"parallel_attn"})) m.parallel_attn = *b;
-  if (auto d = string({"torch_dtype"}))
-    m.dtype = *d == "float32" ? DType::FP32 : *d == "float16" ? DType::FP16 : DType::BF16;
+  if (auto d = string({"torch_dtype", "dtype"})) {
+    if (*d == "float32") m.dtype = DType::FP32;
+    else if (*d == "float16") m.dtype = DType::FP16;
+    else if (*d == "bfloat16") m.dtype = DType::BF16;
+    else
+      throw UserError(loc_of_key(key_of({"torch_dtype", "dtype"})),
+                      fmt::format("'{}' is not a type einsim computes in (float32, float16, bfloat16; `--dtype` runs a model in another)", *d));
+  }
+  for (const auto& [key, given] : overridden)
+    if (!known.count(key)) {
+      std::string hint;
+      size_t best = 3;
+      for (const std::string& k : known)
+        if (size_t dist = edit_distance(key, k); dist < best) best = dist, hint = fmt::format(" (did you mean '{}'?)", k);
+      throw UserError(SourceLoc{"--set"}, fmt::format("'{}': unknown key '{}' for a config.json{}", given, key, hint));
+    }
   finish_model(m, m.loc);
   return m;
 }
 
-std::string resolve_model_path(const std::string& s) {
+std::string resolve_model_path(const std::string& s, const std::string& kind) {
   std::error_code ec;
   if (fs::is_regular_file(s, ec)) return s;
-  for (const char* kind : {"models", "arch", "workloads", "analyses", "scenarios", "sweeps"}) {
+  for (const char* kind : kPresetKinds) {
     const fs::path preset = fs::path(config_path(kind)) / (s + ".toml");
     if (fs::is_regular_file(preset, ec)) return preset.string();
   }
+  if (is_bare_name(s)) throw_unknown_preset(s, kind, kind == "models" ? "model" : "preset");
   return s;
 }
 
-ModelConfig load_model(const std::string& file, const std::vector<std::string>& overrides) {
+ModelConfig load_model(const std::string& file_or_preset, const std::vector<std::string>& overrides) {
+  const std::string file = resolve_model_path(file_or_preset, "models");
   if (file.ends_with(".json")) {
     std::ifstream in(file);
     if (!in) throw UserError(SourceLoc{file}, "cannot open file");
-    if (!overrides.empty()) throw UserError(SourceLoc{"--set"}, "--set applies to TOML configs; edit the config.json instead");
     std::stringstream ss;
     ss << in.rdbuf();
-    return parse_hf_config_json(ss.str(), file);
+    return parse_hf_config_json(ss.str(), file, overrides);
   }
   auto doc = ConfigDoc::load(file, overrides, config_path("models"));
   ModelConfig m = read_model(doc->root().get_table("model"), fs::path(file).stem().string());

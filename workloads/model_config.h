@@ -52,12 +52,15 @@ struct ModelConfig {  // new fields: add them to fingerprint()
 
 /// Reads the [model] table of a TOML document (does not call finish()).
 ModelConfig read_model(const ConfigTable& model, const std::string& default_name);
-/// Loads a model from a TOML file (with `inherits` and `--set` overrides) or a HF config.json.
-ModelConfig load_model(const std::string& file, const std::vector<std::string>& overrides = {});
-/// Parses a HuggingFace config.json text; keys einsim does not model are ignored.
-ModelConfig parse_hf_config_json(const std::string& text, const std::string& name);
+/// Loads a model from a TOML file (with `inherits` and `--set` overrides), a HF config.json or
+/// a shipped preset's name.
+ModelConfig load_model(const std::string& file_or_preset, const std::vector<std::string>& overrides = {});
+/// Parses a HuggingFace config.json text; keys einsim does not model are ignored. `overrides`
+/// ("model.KEY=VALUE") replace top-level keys; one the reader does not know is an error.
+ModelConfig parse_hf_config_json(const std::string& text, const std::string& name, const std::vector<std::string>& overrides = {});
 /// Path of a shipped preset ("llama-3-70b" -> configs/models/llama-3-70b.toml, "h100" ->
-/// configs/arch/h100.toml), or the argument itself when it names a file.
-std::string resolve_model_path(const std::string& name_or_path);
+/// configs/arch/h100.toml), or the argument itself when it names a file. A bare name that is
+/// neither is a UserError naming the closest presets (of `kind`, a configs/ folder, if given).
+std::string resolve_model_path(const std::string& name_or_path, const std::string& kind = "");
 
 }  // namespace einsim

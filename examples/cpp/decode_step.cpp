@@ -46,7 +46,7 @@ int main() {
                 scores.einsums.size(), stats.ops.flops(), stats.compulsory_bytes);
 
     const einsim::ArchSpec h100 = einsim::load_arch("h100");
-    const einsim::ModelConfig llama = einsim::load_model(einsim::resolve_model_path("llama-3-8b"));
+    const einsim::ModelConfig llama = einsim::load_model("llama-3-8b");
     einsim::RunOptions opt;
     opt.phase.kind = einsim::PhaseKind::Decode;
     opt.phase.batch = 16;

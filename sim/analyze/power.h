@@ -15,7 +15,9 @@
 #include <vector>
 
 #include "common/toml_reader.h"
-#include "sim/cli/describe.h"
+#include "arch/arch.h"
+#include "sim/report/format.h"
+#include "workloads/transformer.h"
 
 namespace einsim {
 

@@ -7,13 +7,13 @@
 namespace einsim {
 
 ModelConfig scenario_model(const std::string& name, const SourceLoc& where) {
-  ModelConfig m = load_model(resolve_model_path(name));
+  ModelConfig m = load_model(name);
   if (m.encoder_only) throw UserError(where, fmt::format("'{}' is an encoder: it keeps no KV cache to analyse", m.name));
   return m;
 }
 
 ArchSpec scenario_arch(const std::string& name) {
-  ArchSpec a = load_arch(resolve_model_path(name));
+  ArchSpec a = load_arch(name);
   if (a.arrays.empty()) throw UserError(a.loc, fmt::format("'{}' has no compute arrays and cannot run a model", a.name));
   return a;
 }

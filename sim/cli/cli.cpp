@@ -5,14 +5,17 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "common/error.h"
+#include "common/toml_reader.h"
 #include "common/version.h"
 #include "sim/cli/describe.h"
 #include "sim/cli/run_report.h"
@@ -67,6 +70,35 @@ void write_text(const std::string& path, const std::string& text, const std::str
   if (!(f << text)) throw UserError(SourceLoc{path}, fmt::format("cannot write the {}", what));
 }
 
+// `--set` values of run and serve: arch.KEY=VALUE to the architecture, model.KEY=VALUE to the model.
+std::pair<std::vector<std::string>, std::vector<std::string>> split_sets(const std::vector<std::string>& sets, const char* command) {
+  std::vector<std::string> arch_sets, model_sets;
+  for (const std::string& o : sets) {
+    if (o.starts_with("arch.")) arch_sets.push_back(o);
+    else if (o.starts_with("model.")) model_sets.push_back(o);
+    else throw UserError(SourceLoc{"--set"}, fmt::format("'{}': {} overrides start with arch. or model.", o, command));
+  }
+  return {arch_sets, model_sets};
+}
+
+std::string json_escape(const std::string& s) {
+  const std::string dumped = nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return dumped.substr(1, dumped.size() - 2);
+}
+
+// {"error": {"file", "line", "column", "message"}}: the located message as a JSON object.
+std::string error_json(const SourceLoc& loc, const std::string& message) {
+  nlohmann::json j = {{"error", {{"file", loc.file}, {"line", loc.line}, {"column", loc.col}, {"message", message}}}};
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
 // The options that describe one step of inference, shared by `describe` and `run`.
 struct PhaseArgs {
   std::string phase, batch = "1", prompt, context, attention = "1pass";
@@ -98,9 +130,7 @@ Phase make_phase(const PhaseArgs& a) {
   return p;
 }
 
-}  // namespace
-
-int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
+int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostream& err, bool json_errors) {
   CLI::App app{"einsim: hardware-level simulator and accelerator model for LLM inference"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("einsim ") + version());
@@ -110,6 +140,12 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   auto* check = app.add_subcommand("check", "Validate config files (cascades, models); exit 1 on the first error of each");
   check->add_option("files", files, "Config files (TOML, or a HuggingFace config.json)")->required();
   check->add_option("--set", overrides, "Override a config value: dotted.key=value (checked like file values)");
+
+  std::string list_kind, list_format = "table";
+  auto* list = app.add_subcommand("list", "List the shipped presets: name, what it is, file");
+  list->add_option("kind", list_kind, "archs, models, workloads, analyses, scenarios, sweeps or runtimes (default: all)")
+      ->check(CLI::IsMember(list_kinds()));
+  list->add_option("--format", list_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
 
   std::string file;
   PhaseArgs pa;  // only one subcommand runs: describe and run share these
@@ -164,6 +200,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   fusemax->add_option("--batch", fm_batch, "Batch size (default 64)");
   fusemax->add_option("--format", fm_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
   fusemax->add_option("--plot", fm_plot, "Write an SVG plot of speedup against sequence length");
+  std::vector<std::string> fm_sets;
+  fusemax->add_option("--set", fm_sets, "Override an architecture value: fusemax.KEY=VALUE, flat.KEY=VALUE or arch.KEY=VALUE (both)");
 
   auto* analyze = app.add_subcommand("analyze", "Deployment analyses driven by a TOML scenario");
   analyze->require_subcommand(1);
@@ -220,6 +258,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       ->check(CLI::Range(0.0, 1.0));
   serve->add_option("--plan-limit", sv.plan_limit, "Capacity planning: most servers tried")->check(CLI::Range(int64_t{1}, int64_t{100000}));
   serve->add_option("--format", sv.format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
+  std::vector<std::string> serve_sets;
+  serve->add_option("--set", serve_sets, "Override a value: arch.KEY=VALUE or model.KEY=VALUE (checked like file values)");
   serve->add_option("--timeline", sv.timeline, "Write one CSV row per iteration (time, instance, batch, KV use)");
   std::string serve_plot;
   serve->add_option("--plot", serve_plot, "Write an SVG: latency distributions, requests and KV use over time");
@@ -274,14 +314,36 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   std::string mg_out;
   merge->add_option("databases", mg_inputs, "Shard databases")->required();
   merge->add_option("-o,--output", mg_out, "Merged database (created or extended)")->required();
+  std::string mg_format = "table";
+  merge->add_option("--format", mg_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
   auto* flash = analysis("flash", "Weights on flash with a DRAM budget: the LLM-in-a-flash ablation and the largest model at a token rate",
                          "OPT-6.7B and Falcon-7B on an M1 Max laptop and an H200 host");
 
+  if (argc > 1 && argv[1][0] != '-') {
+    // An unknown command: name the closest ones rather than CLI11's "a subcommand is required".
+    std::vector<std::string> names;
+    for (const CLI::App* c : app.get_subcommands({})) names.push_back(c->get_name());
+    if (std::find(names.begin(), names.end(), argv[1]) == names.end()) {
+      std::sort(names.begin(), names.end(), [&](const std::string& a, const std::string& b) {
+        return edit_distance(argv[1], a) < edit_distance(argv[1], b) || (edit_distance(argv[1], a) == edit_distance(argv[1], b) && a < b);
+      });
+      const std::string shown = std::string(argv[1]).substr(0, 80);
+      const UserError e(SourceLoc{shown}, fmt::format("not an einsim command (closest: {}, {}; `einsim --help` lists them all)", names[0], names[1]));
+      err << e.what() << "\n";
+      if (json_errors) out << error_json(e.loc(), e.message());
+      return 1;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e, out, err);
-    return code == 0 ? 0 : 1;
+    if (json_errors && e.get_exit_code() != 0) out << error_json(SourceLoc{"einsim"}, e.what());
+    if (dynamic_cast<const CLI::CallForHelp*>(&e) == nullptr && dynamic_cast<const CLI::CallForAllHelp*>(&e) == nullptr &&
+        dynamic_cast<const CLI::CallForVersion*>(&e) == nullptr && app.get_subcommands().empty() && e.get_exit_code() != 0)
+      err << "einsim: " << e.what() << "\nRun `einsim --help` for the commands, `einsim COMMAND --help` for one.\n";
+    else
+      app.exit(e, out, err);
+    return e.get_exit_code() == 0 ? 0 : 1;
   }
 
   try {
@@ -298,15 +360,14 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       if (failed) err << fmt::format("{} of {} file{} failed\n", failed, files.size(), files.size() == 1 ? "" : "s");
       return failed ? 1 : 0;
     }
+    if (*list) {
+      out << list_presets(list_kind, kFormats.at(list_format));
+      return 0;
+    }
     if (*run) {
-      std::vector<std::string> arch_sets, model_sets;
-      for (const std::string& o : run_sets) {
-        if (o.starts_with("arch.")) arch_sets.push_back(o);
-        else if (o.starts_with("model.")) model_sets.push_back(o);
-        else throw UserError(SourceLoc{"--set"}, fmt::format("'{}': run overrides start with arch. or model.", o));
-      }
-      const ArchSpec a = load_arch(resolve_model_path(arch_name), arch_sets);
-      const ModelConfig m = load_model(resolve_model_path(model_name), model_sets);
+      const auto [arch_sets, model_sets] = split_sets(run_sets, "run");
+      const ArchSpec a = load_arch(arch_name, arch_sets);
+      const ModelConfig m = load_model(model_name, model_sets);
       RunOptions ro;
       ro.phase = make_phase(pa);
       if (!kv_dtype.empty()) ro.phase.kv_dtype = parse_dtype(kv_dtype);
@@ -338,7 +399,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       return 0;
     }
     if (*validate) {
-      const ValidationReport rep = validate_measurements(load_arch(resolve_model_path(val_arch), val_sets), val_files);
+      const ValidationReport rep = validate_measurements(load_arch(val_arch, val_sets), val_files);
       if (!val_rows.empty()) write_text(val_rows, validation_rows_csv(rep), "rows");
       if (!val_plot.empty()) write_text(val_plot, plot_validation_svg(rep), "plot");
       out << format_validation(rep, kFormats.at(val_format));
@@ -354,8 +415,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     if (*long_context) return report("long-context", load_long_context, analyze_long_context, format_long_context, plot_long_context_svg);
     if (*offload) return report("offload", load_offload, analyze_offload, format_offload, plot_offload_svg);
     if (*serve) {
-      const ArchSpec a = load_arch(resolve_model_path(sv.arch));
-      const ModelConfig m = load_model(resolve_model_path(sv.model));
+      const auto [arch_sets, model_sets] = split_sets(serve_sets, "serve");
+      const ArchSpec a = load_arch(sv.arch, arch_sets);
+      const ModelConfig m = load_model(sv.model, model_sets);
       Trace trace = load_trace(sv.trace);
       if (!sv.arrivals.empty()) {
         SyntheticTrace st;
@@ -428,7 +490,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
         if (!o.starts_with("sweep.")) throw UserError(SourceLoc{"--set"}, fmt::format("'{}': sweep overrides start with sweep.", o));
         sets.push_back(o);
       }
-      const SweepSpec spec = load_sweep(resolve_model_path(sw.spec), sets);
+      const SweepSpec spec = load_sweep(resolve_model_path(sw.spec, "sweeps"), sets);
       check_sweep(spec);
       SweepOptions so;
       so.db = sw.db;
@@ -474,8 +536,14 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     if (*merge) {
       const int64_t added = merge_dbs(mg_inputs, mg_out);
       SweepDb db(mg_out, false);
-      out << fmt::format("merged {} database{} into {}: {} new points, {} in all\n", mg_inputs.size(), mg_inputs.size() == 1 ? "" : "s", mg_out, added,
-                         db.count());
+      const Format mf = kFormats.at(mg_format);
+      if (mf == Format::Json)
+        out << fmt::format("{{\"output\": \"{}\", \"inputs\": {}, \"new_points\": {}, \"points\": {}}}\n", json_escape(mg_out), mg_inputs.size(), added, db.count());
+      else if (mf == Format::Csv)
+        out << fmt::format("output,inputs,new_points,points\n{},{},{},{}\n", csv_field(mg_out), mg_inputs.size(), added, db.count());
+      else
+        out << fmt::format("merged {} database{} into {}: {} new points, {} in all\n", mg_inputs.size(), mg_inputs.size() == 1 ? "" : "s", mg_out, added,
+                           db.count());
       return 0;
     }
     if (*flash) return report("flash", load_flash, analyze_flash, format_flash, plot_flash_svg);
@@ -483,12 +551,12 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     if (*kv_comp) return report("kv-compression", load_kv_compression, analyze_kv_compression, format_kv_compression, plot_kv_compression_svg);
     if (*fusemax) {
       FmOptions fo;
-      auto split = [](const std::string& list) {
+      auto split = [](const std::string& text) {
         std::vector<std::string> items;
         size_t pos = 0;
-        while (pos <= list.size()) {
-          const size_t end = std::min(list.find(',', pos), list.size());
-          items.push_back(list.substr(pos, end - pos));
+        while (pos <= text.size()) {
+          const size_t end = std::min(text.find(',', pos), text.size());
+          items.push_back(text.substr(pos, end - pos));
           pos = end + 1;
         }
         return items;
@@ -499,6 +567,17 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
         for (const std::string& q : split(fm_seqs)) fo.seqs.push_back(parse_tokens(q, "--seq"));
       }
       fo.batch = parse_tokens(fm_batch, "--batch");
+      for (const std::string& o : fm_sets) {
+        if (o.starts_with("arch.")) {
+          fo.fusemax_sets.push_back(o);
+          fo.flat_sets.push_back(o);
+        } else if (o.starts_with("fusemax.") || o.starts_with("flat.")) {
+          const size_t dot = o.find('.');
+          (o.starts_with("flat.") ? fo.flat_sets : fo.fusemax_sets).push_back("arch." + o.substr(dot + 1));
+        } else {
+          throw UserError(SourceLoc{"--set"}, fmt::format("'{}': study overrides start with fusemax., flat. or arch. (both)", o));
+        }
+      }
       const FmStudy st = run_fusemax_study(fo);
       if (!fm_plot.empty()) write_text(fm_plot, plot_fusemax_svg(st));
       out << format_fusemax(st, kFormats.at(fm_format));
@@ -533,12 +612,33 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     }
   } catch (const UserError& e) {
     err << e.what() << "\n";
+    if (json_errors) out << error_json(e.loc(), e.message());
     return 1;
   } catch (const std::exception& e) {
     err << "einsim: internal error: " << e.what() << "\n";
+    if (json_errors) out << error_json(SourceLoc{"einsim"}, std::string("internal error: ") + e.what());
     return 2;
   }
   return 0;
+}
+
+}  // namespace
+
+int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
+  // `--format json` asks for JSON errors too: scanned here, so a parse error gets one as well.
+  bool json_errors = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--format=json" || (a == "--format" && i + 1 < argc && std::string(argv[i + 1]) == "json")) json_errors = true;
+  }
+  const int code = run_commands(argc, argv, out, err, json_errors);
+  // Output that could not be written (a full disk, a closed pipe) is an error, not a success.
+  out.flush();
+  if (!out) {
+    err << "einsim: error: cannot write the output (disk full or pipe closed)\n";
+    return code == 0 ? 1 : code;
+  }
+  return code;
 }
 
 }  // namespace einsim

@@ -12,11 +12,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <array>
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "common/paths.h"
 #include "common/toml_reader.h"
 #include "sim/report/table.h"
 #include "workloads/analysis.h"
@@ -64,27 +67,27 @@ std::string check_file(const std::string& file, const std::vector<std::string>& 
     const std::string what = scenario_kind(file);
     if (what == "offload") {
       const OffloadScenario sc = load_offload(file, overrides);
-      load_model(resolve_model_path(sc.model));
+      load_model(sc.model);
       return fmt::format("{}: ok: scenario 'offload', {} on {} + {}, {} batches x {} contexts", file, sc.model, sc.compute, sc.memory,
                          sc.batches.size(), sc.contexts.size());
     }
     if (what == "contention") {
       const ContentionScenario sc = load_contention(file, overrides);
-      for (const std::string& m : {sc.model}) load_model(resolve_model_path(m));
+      for (const std::string& m : {sc.model}) load_model(m);
       return fmt::format("{}: ok: scenario 'contention', case '{}' ({}; `einsim simulate`)", file, sc.kind, sc.model);
     }
     if (what == "flash") {
       const FlashScenario sc = load_flash(file, overrides);
-      for (const std::string& m : sc.models) load_model(resolve_model_path(m));
-      for (const std::string& m : sc.candidates) load_model(resolve_model_path(m));
-      for (const std::string& h : sc.hosts) load_arch(resolve_model_path(h));
+      for (const std::string& m : sc.models) load_model(m);
+      for (const std::string& m : sc.candidates) load_model(m);
+      for (const std::string& h : sc.hosts) load_arch(h);
       return fmt::format("{}: ok: scenario 'flash', {} models on {} hosts, {} DRAM sizes for the largest model", file, sc.models.size(),
                          sc.hosts.size(), sc.dram_sizes.size());
     }
     if (what == "power") {
       const PowerScenario sc = load_power(file, overrides);
-      load_model(resolve_model_path(sc.model));
-      load_arch(resolve_model_path(sc.arch));
+      load_model(sc.model);
+      load_arch(sc.arch);
       for (const PowerClass& c : sc.classes)
         if (c.trace != "conv" && c.trace != "code") load_trace(c.trace);
       return fmt::format("{}: ok: scenario 'power', {} on {} servers of {}, {} classes, {} policies x {} oversubscription levels", file, sc.model, sc.servers,
@@ -92,13 +95,13 @@ std::string check_file(const std::string& file, const std::vector<std::string>& 
     }
     if (what == "kv-compression") {
       const KvCompressionScenario sc = load_kv_compression(file, overrides);
-      load_model(resolve_model_path(sc.model));
-      load_arch(resolve_model_path(sc.arch));
+      load_model(sc.model);
+      load_arch(sc.arch);
       return fmt::format("{}: ok: scenario 'kv-compression', {} on {}, {} policies", file, sc.model, sc.arch, sc.policies.size());
     }
     const LongContextScenario sc = load_long_context(file, overrides);
-    load_model(resolve_model_path(sc.model));
-    load_arch(resolve_model_path(sc.arch));
+    load_model(sc.model);
+    load_arch(sc.arch);
     return fmt::format("{}: ok: scenario 'long-context', {} on {}, {} contexts x {} device counts", file, sc.model, sc.arch, sc.contexts.size(),
                        sc.devices.size());
   }
@@ -118,6 +121,59 @@ std::string check_file(const std::string& file, const std::vector<std::string>& 
   }
   const ParamCounts p = count_params(m);
   return fmt::format("{}: ok: model '{}', {} parameters", file, m.name, fmt_count(p.total));
+}
+
+const std::vector<std::string>& list_kinds() {
+  static const std::vector<std::string> kinds = {"archs", "models", "workloads", "analyses", "scenarios", "sweeps", "runtimes"};
+  return kinds;
+}
+
+namespace {
+
+// The first sentence of a config's leading comment block, at most 100 characters.
+std::string first_sentence(const fs::path& file) {
+  std::ifstream in(file);
+  std::string line, text;
+  while (std::getline(in, line) && line.starts_with("#")) {
+    const size_t start = line.find_first_not_of("# ");
+    if (start != std::string::npos) text += (text.empty() ? "" : " ") + line.substr(start);
+    if (text.size() > 200) break;
+  }
+  for (size_t p = text.find(". "); p != std::string::npos; p = text.find(". ", p + 1))
+    if (p > 2) {  // not an initial ("e. g.")
+      text = text.substr(0, p);
+      break;
+    }
+  if (text.ends_with(".")) text.pop_back();
+  if (text.size() > 100) text = text.substr(0, 97) + "...";
+  return text;
+}
+
+}  // namespace
+
+std::string list_presets(const std::string& kind, Format f) {
+  if (!kind.empty() && std::find(list_kinds().begin(), list_kinds().end(), kind) == list_kinds().end())
+    throw UserError(SourceLoc{kind}, fmt::format("not a kind of preset (one of: {})", fmt::join(list_kinds(), ", ")));
+  TextTable t({"kind", "name", "what", "file"});
+  json rows = json::array();
+  for (const std::string& k : list_kinds()) {
+    if (!kind.empty() && k != kind) continue;
+    const std::string folder = k == "archs" ? "arch" : k;
+    std::vector<fs::path> files;
+    std::error_code ec;
+    for (fs::directory_iterator it(config_path(folder), ec), end; !ec && it != end; it.increment(ec))
+      if (it->path().extension() == ".toml") files.push_back(it->path());
+    std::sort(files.begin(), files.end());
+    for (const fs::path& p : files) {
+      const std::string name = p.stem().string(), what = first_sentence(p);
+      t.row({k, name, what, p.string()});
+      rows.push_back({{"kind", k}, {"name", name}, {"what", what}, {"file", p.string()}});
+    }
+  }
+  if (f == Format::Json) return rows.dump(2) + "\n";
+  if (f == Format::Csv) return t.csv();
+  if (rows.empty()) return fmt::format("no {} presets are shipped\n", kind.empty() ? "" : kind);
+  return t.aligned();
 }
 
 namespace {

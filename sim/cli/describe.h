@@ -5,13 +5,12 @@
 #include <vector>
 
 #include "arch/arch.h"
+#include "sim/report/format.h"
 #include "workloads/cascade.h"
 #include "workloads/model_config.h"
 #include "workloads/transformer.h"
 
 namespace einsim {
-
-enum class Format { Table, Json, Csv };
 
 /// What a config file holds.
 enum class ConfigKind { Cascade, Model, Arch, Scenario, Sweep };
@@ -24,6 +23,12 @@ ConfigKind config_kind(const std::string& file);
 
 /// The analysis a [scenario] file is for (its `kind`); a located error when unknown.
 std::string scenario_kind(const std::string& file);
+
+/// The kinds `einsim list` takes, each a folder of configs/ (archs -> arch).
+const std::vector<std::string>& list_kinds();
+/// The shipped presets of one kind (every kind when empty): kind, name, the first sentence of
+/// the file's leading comment, and the file. A located error for an unknown kind.
+std::string list_presets(const std::string& kind, Format f);
 
 /// Einsums, ranks, tensors, op counts, bytes and passes of a cascade.
 std::string describe_cascade(const Cascade& c, Format f);

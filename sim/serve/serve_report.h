@@ -4,7 +4,7 @@
 // meet the SLOs).
 #include <string>
 
-#include "sim/cli/describe.h"
+#include "sim/report/format.h"
 #include "sim/serve/serve.h"
 
 namespace einsim {

@@ -33,7 +33,7 @@ std::string_view fm_config_name(FmConfig c) {
 }
 
 FmModel load_fm_model(const std::string& name) {
-  const ModelConfig m = load_model(resolve_model_path(name));
+  const ModelConfig m = load_model(name);
   FmModel f;
   f.name = name;
   f.display = m.name;
@@ -98,7 +98,8 @@ struct Member {
 
 class Study {
  public:
-  Study() : flat_(load_arch("flat")), fusemax_(load_arch("fusemax")) {}
+  Study(const std::vector<std::string>& fusemax_sets = {}, const std::vector<std::string>& flat_sets = {})
+      : flat_(load_arch("flat", flat_sets)), fusemax_(load_arch("fusemax", fusemax_sets)) {}
   const ArchSpec flat_, fusemax_;
 
   int64_t mappings() const { return mappings_; }
@@ -452,7 +453,7 @@ FmStudy run_fusemax_study(const FmOptions& opt) {
     if (s < kTile || (s & (s - 1)) != 0)
       throw UserError(SourceLoc{"--seq"}, fmt::format("sequence length {} must be a power of two of at least {} (whole 256x256 tiles)", s, kTile));
   if (opt.batch < 1) throw UserError(SourceLoc{"--batch"}, "--batch must be at least 1");
-  Study st;
+  Study st(opt.fusemax_sets, opt.flat_sets);
   FmStudy out;
   out.batch = opt.batch;
   std::vector<double> att_speed, att_energy, e2e_speed, e2e_energy;

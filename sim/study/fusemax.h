@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "arch/arch.h"
-#include "sim/cli/describe.h"
+#include "sim/report/format.h"
 
 namespace einsim {
 
@@ -88,6 +88,8 @@ struct FmOptions {
   std::vector<std::string> models = {"bert-base", "trxl-wt103", "t5-small-encoder", "xlm"};
   std::vector<int64_t> seqs = {1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20};
   int64_t batch = 64;
+  /// Overrides of the two architectures ("arch.KEY=VALUE", checked like file values).
+  std::vector<std::string> fusemax_sets, flat_sets;
 };
 
 /// Runs the whole study. Throws UserError for unknown models or bad sequence lengths.

@@ -204,14 +204,14 @@ void PointEvaluator::load_point() {
 const ArchSpec& PointEvaluator::arch(const std::string& key, const std::string& name, const std::vector<std::string>& sets) {
   if (auto it = archs_.find(key); it != archs_.end()) return *it->second;
   if (archs_.size() >= 256) archs_.clear();  // bounded: a random sweep over hardware varies it every point
-  auto a = std::make_shared<const ArchSpec>(load_arch(resolve_model_path(name), sets));
+  auto a = std::make_shared<const ArchSpec>(load_arch(name, sets));
   return *archs_.emplace(key, std::move(a)).first->second;
 }
 
 const ModelConfig& PointEvaluator::model(const std::string& key, const std::string& name, const std::vector<std::string>& sets) {
   if (auto it = models_.find(key); it != models_.end()) return *it->second;
   if (models_.size() >= 256) models_.clear();
-  auto m = std::make_shared<const ModelConfig>(load_model(resolve_model_path(name), sets));
+  auto m = std::make_shared<const ModelConfig>(load_model(name, sets));
   return *models_.emplace(key, std::move(m)).first->second;
 }
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "sim/cli/describe.h"
+#include "sim/report/format.h"
 #include "sim/sweep/evaluate.h"
 
 namespace einsim {

@@ -444,11 +444,19 @@ class SpecReader {
     auto try_load = [&](const SweepParam& p, const std::string& key, const std::string& base, const std::vector<std::string>& sets,
                         const std::string& shown) {
       try {
-        if (key == "arch") load_arch(resolve_model_path(base), sets);
-        else load_model(resolve_model_path(base), sets);
+        if (key == "arch") load_arch(base, sets);
+        else load_model(base, sets);
       } catch (const UserError& e) {
         const bool from_set = e.loc().file.starts_with("--set ");
-        if (!from_set && !sets.empty() && e.loc().file != resolve_model_path(base)) throw;
+        // An error inside another file than the preset itself (a file it inherits) is its own.
+        auto path_of = [&] {
+          try {
+            return resolve_model_path(base);
+          } catch (const UserError&) {
+            return base;
+          }
+        };
+        if (!from_set && !sets.empty() && e.loc().file != path_of()) throw;
         throw UserError(p.loc, fmt::format("{} '{}'{}: {}", key, base, shown.empty() ? "" : " with " + shown, e.message()));
       }
     };

@@ -94,7 +94,7 @@ TEST_CASE("flash: window statistics as given, or derived from independent activa
 }
 
 TEST_CASE("flash: read bandwidth from the tier's table, and the laptop's 32 KiB point", "[analyze]") {
-  const ArchSpec lap = load_arch(resolve_model_path("laptop-m1max"));
+  const ArchSpec lap = load_arch("laptop-m1max");
   const MemoryTier& fl = *lap.tier("flash");
   CHECK(fl.read_bandwidth_at(32768, 32) == Approx(3.30e9));
   CHECK(fl.read_bandwidth_at(16384, 32) == Approx(1.65e9));  // constant IOPS below the table
@@ -107,7 +107,7 @@ TEST_CASE("flash: read bandwidth from the tier's table, and the laptop's 32 KiB 
   CHECK(all.io == Approx(0.125).epsilon(0.01));
 
   // The GPU host reads its measured table at the scenario's parallelism.
-  const ArchSpec host = load_arch(resolve_model_path("h200-host"));
+  const ArchSpec host = load_arch("h200-host");
   const MemoryTier& ssd = *host.tier("ssd");
   CHECK(ssd.read_bandwidth_at(16384, 32) == Approx(0.960e9));
   CHECK(ssd.read_bandwidth_at(16384, 20) == Approx(0.868e9));  // nearest measured depth below

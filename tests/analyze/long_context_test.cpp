@@ -20,7 +20,7 @@ TEST_CASE("long-context: closed-form figures for Yi-34B-200K on A100-80GB", "[an
   const LongContextReport r = analyze_long_context(s);
   // KV per token: 2 (K and V) x 60 layers x 8 KV heads x 128 x 2 bytes (bf16).
   CHECK(r.kv_per_token == 2.0 * 60 * 8 * 128 * 2);
-  const ModelConfig m = load_model(resolve_model_path("yi-34b-200k"));
+  const ModelConfig m = load_model("yi-34b-200k");
   CHECK(r.weights == count_params(m).total * 2);
   REQUIRE(r.rows.size() == 6);
   for (const LcRow& x : r.rows) {

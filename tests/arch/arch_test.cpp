@@ -107,6 +107,7 @@ TEST_CASE("flash read bandwidth interpolates in request size at the measured que
 }
 
 TEST_CASE("architecture errors are located", "[arch][errors]") {
+  CHECK_THAT(error_of([] { load_arch("h10"); }), Catch::Contains("h10: error: no such file, and no shipped architecture of that name (closest: h100"));
   CHECK(error_of([&] { arch_from(kHead + kArray); }) == "a.toml:2:1: error: missing required table [arch.tiers]");
   CHECK(error_of([&] { arch_from(kHead + kTier); }) == "a.toml:2:1: error: a GPU or accelerator needs at least one compute array");
   CHECK(error_of([&] { arch_from(kHead + kTier + "[arch.levels.l2]\nparent = \"hmb\"\ncapacity = \"1 MiB\"\nbandwidth = \"1 TB/s\"\n" + kArray); }) ==

@@ -16,12 +16,12 @@ int main(int argc, char** argv) {
   const std::string what = argc > 1 ? argv[1] : "decode";
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
-  const ArchSpec a = load_arch(resolve_model_path("h100"));
+  const ArchSpec a = load_arch("h100");
   RunOptions o;
   o.phase.kind = PhaseKind::Decode;
   o.phase.batch = 1;
   o.phase.context = 4096;
-  const RunReport r = run_model(load_model(resolve_model_path("llama-3-8b")), a, o);
+  const RunReport r = run_model(load_model("llama-3-8b"), a, o);
   ScheduleOptions so;
   so.tiles = what == "transactions" ? 1024 : 64;
   const Schedule s = build_schedule(r, a, so);

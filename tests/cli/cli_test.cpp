@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 #include "../workloads/helpers.h"
@@ -68,7 +69,7 @@ TEST_CASE("usage errors exit 1, help exits 0", "[cli][errors]") {
   CHECK_THAT(e.err, Catch::Contains("is an encoder"));
   const Run n = run({"describe", "no-such-model"});
   CHECK(n.code == 1);
-  CHECK_THAT(n.err, Catch::Contains("no-such-model: error: cannot open file"));
+  CHECK_THAT(n.err, Catch::Contains("no-such-model: error: no such file, and no shipped preset of that name (closest:"));
 }
 
 TEST_CASE("run prints blocks, Einsums and totals as a table, JSON and CSV", "[cli][run]") {
@@ -358,7 +359,7 @@ TEST_CASE("serve: a trace on simulated servers, in every format, with a timeline
   CHECK(doc["deployment"]["batching"] == "chunked prefill");
   CHECK(doc["ttft"]["p99_s"].get<double>() >= doc["ttft"]["p50_s"].get<double>());
   CHECK_THAT(run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--trace", "code", "--duration", "60", "--format", "csv"}).out,
-             Catch::StartsWith("metric,p50,p90,p99,mean"));
+             Catch::StartsWith("metric,p50 [s],p90 [s],p99 [s],mean [s]"));
   const std::string tl = (std::filesystem::temp_directory_path() / "einsim-serve-timeline.csv").string();
   const std::string svg = (std::filesystem::temp_directory_path() / "einsim-serve.svg").string();
   REQUIRE(run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--trace", "code", "--duration", "30", "--timeline", tl, "--plot", svg}).code == 0);
@@ -463,7 +464,7 @@ TEST_CASE("analyze power: a scenario in every format, with a plot, and errors ex
   const std::string svg_text((std::istreambuf_iterator<char>(sf)), std::istreambuf_iterator<char>());
   CHECK_THAT(svg_text, Catch::StartsWith("<svg") && Catch::Contains("Row peak power"));
   CHECK_THAT(run({"analyze", "power", small, "--format", "csv", "--set", "scenario.oversubscription=[0.0]"}).out,
-             Catch::StartsWith("policy,over,servers,peak,mean"));
+             Catch::StartsWith("policy,over [%],servers,peak [%],mean [%]"));
   Run e = run({"analyze", "power", "--set", "scenario.policies.polca.t2=0.5"});
   CHECK(e.code == 1);
   CHECK_THAT(e.err, Catch::Contains("error: t2 (0.5) is below t1 (0.8)"));
@@ -481,7 +482,7 @@ TEST_CASE("validate: measured kernels in every format, with rows and a plot, and
   const auto doc = nlohmann::json::parse(j.out);
   CHECK(doc["kind"] == "validate");
   CHECK(doc["rows"].size() == 8);
-  CHECK_THAT(run({"validate", fixture, "--arch", "h100", "--format", "csv"}).out, Catch::StartsWith("class,count,MAPE,bias"));
+  CHECK_THAT(run({"validate", fixture, "--arch", "h100", "--format", "csv"}).out, Catch::StartsWith("class,count,MAPE [%],bias [%]"));
   const std::string rows = (std::filesystem::temp_directory_path() / "einsim-validate-rows.csv").string();
   const std::string svg = (std::filesystem::temp_directory_path() / "einsim-validate.svg").string();
   REQUIRE(run({"validate", fixture, "--arch", "h100", "--rows", rows, "--plot", svg}).code == 0);
@@ -497,4 +498,84 @@ TEST_CASE("validate: measured kernels in every format, with rows and a plot, and
   CHECK_THAT(e.err, Catch::Contains("/no/such.csv: error: cannot open file"));
   e = run({"validate", fixture});
   CHECK(e.code == 1);
+}
+
+TEST_CASE("list shows the shipped presets by kind, and an unknown kind or command names the choices", "[cli]") {
+  const Run all = run({"list"});
+  REQUIRE(all.code == 0);
+  CHECK_THAT(all.out, Catch::Contains("archs") && Catch::Contains("h100") && Catch::Contains("NVIDIA H100-SXM5-80GB") && Catch::Contains("configs/arch/h100.toml"));
+  const Run models = run({"list", "models", "--format", "json"});
+  REQUIRE(models.code == 0);
+  const auto j = nlohmann::json::parse(models.out);
+  REQUIRE(j.size() > 10);
+  for (const auto& row : j) {
+    CHECK(row["kind"] == "models");
+    CHECK(std::filesystem::is_regular_file(row["file"].get<std::string>()));
+  }
+  CHECK(run({"list", "gpus"}).code == 1);
+  const Run bogus = run({"bogus"});
+  CHECK(bogus.code == 1);
+  CHECK_THAT(bogus.err, Catch::Contains("bogus: error: not an einsim command (closest:"));
+  CHECK_THAT(run({"rnu"}).err, Catch::Contains("(closest: run,"));
+}
+
+TEST_CASE("with --format json an error is also a JSON object on stdout", "[cli][errors]") {
+  const Run r = run({"run", "--arch", "h10", "--model", "llama-3-8b", "--phase", "decode", "--format", "json"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("h10: error: no such file, and no shipped architecture"));
+  const auto j = nlohmann::json::parse(r.out);
+  CHECK(j["error"]["file"] == "h10");
+  CHECK_THAT(j["error"]["message"].get<std::string>(), Catch::StartsWith("no such file"));
+  const Run located = run({"describe", "llama-2-7b", "--set", "model.hiden_size=1", "--format", "json"});
+  const auto k = nlohmann::json::parse(located.out);
+  CHECK(k["error"]["file"] == "--set model.hiden_size=1");
+  const Run parse = run({"run", "--arch", "h100", "--format", "json"});
+  CHECK(parse.code == 1);
+  CHECK(nlohmann::json::parse(parse.out).contains("error"));
+  // Without --format json, stdout stays empty.
+  CHECK(run({"run", "--arch", "h10", "--model", "x", "--phase", "decode"}).out.empty());
+}
+
+TEST_CASE("CSV output is numeric: units live in the column names", "[cli]") {
+  // A number followed by a unit ("25.66 ms", "1.50 GiB", "+2.6%") is what a CSV must not hold.
+  const std::regex with_unit(R"(^[-+]?[0-9.]+([eE][-+]?[0-9]+)?\s*(ns|us|ms|s|%|x|B|KiB|MiB|GiB|TiB|KB|MB|GB|TB|W|kW|J|mJ|kJ|Hz|MHz|GHz|[A-Za-z]+/s)$)");
+  const std::string fixture = std::string(EINSIM_TEST_DATA) + "/kernels-small.csv";
+  const std::vector<std::vector<std::string>> commands = {
+      {"describe", "llama-3-8b", "--phase", "decode", "--context", "4k"},
+      {"describe", "h100"},
+      {"describe", shipped("workloads/attention-1pass.toml")},
+      {"run", "--arch", "h100", "--model", "llama-2-7b", "--phase", "decode", "--layers", "2"},
+      {"validate", fixture, "--arch", "h100"},
+      {"serve", "--arch", "h100", "--model", "llama-3-8b", "--arrivals", "poisson", "--requests", "50", "--rate", "2"},
+      {"study", "fusemax", "--models", "bert-base", "--seq", "1K"},
+      {"analyze", "long-context"},
+      {"analyze", "kv-compression"},
+      {"analyze", "offload"},
+      {"list"},
+  };
+  for (const auto& args : commands) {
+    std::vector<std::string> a = args;
+    a.insert(a.end(), {"--format", "csv"});
+    const Run r = run(a);
+    INFO(a[0] << " " << a[1]);
+    REQUIRE(r.code == 0);
+    std::istringstream lines(r.out);
+    std::string line;
+    std::getline(lines, line);  // the header names the units
+    while (std::getline(lines, line)) {
+      std::string cell;
+      bool quoted = false;
+      for (size_t i = 0; i <= line.size(); ++i) {
+        if (i == line.size() || (line[i] == ',' && !quoted)) {
+          INFO("cell '" << cell << "' in: " << line);
+          CHECK_FALSE(std::regex_match(cell, with_unit));
+          cell.clear();
+        } else if (line[i] == '"') {
+          quoted = !quoted;
+        } else {
+          cell += line[i];
+        }
+      }
+    }
+  }
 }

@@ -23,13 +23,13 @@ struct Case {
 TEST_CASE("engine: SystemC and analytical totals agree within 2% on contention-free cases", "[engine]") {
   std::vector<Case> cases;
   auto model_case = [&](const std::string& name, const std::string& arch, const std::string& model, PhaseKind kind, int64_t batch, int64_t len) {
-    const ArchSpec a = load_arch(resolve_model_path(arch));
+    const ArchSpec a = load_arch(arch);
     RunOptions o;
     o.phase.kind = kind;
     o.phase.batch = batch;
     (kind == PhaseKind::Decode ? o.phase.context : o.phase.prompt) = len;
     o.phase.layers = 2;
-    cases.push_back({name, run_model(load_model(resolve_model_path(model)), a, o), a});
+    cases.push_back({name, run_model(load_model(model), a, o), a});
   };
   // Compute-bound GEMMs: prefill of 4K tokens (projections and MLP dominate).
   model_case("compute-bound prefill, H100", "h100", "llama-3-8b", PhaseKind::Prefill, 1, 4096);
@@ -39,7 +39,7 @@ TEST_CASE("engine: SystemC and analytical totals agree within 2% on contention-f
   model_case("bandwidth-bound decode, laptop", "laptop-m1max", "opt-6.7b", PhaseKind::Decode, 1, 512);
   // The FuseMax attention tile loop: the 1-pass cascade on the FuseMax arrays.
   {
-    const ArchSpec a = load_arch(resolve_model_path("fusemax"));
+    const ArchSpec a = load_arch("fusemax");
     const Cascade c = load_cascade(config_path("workloads/attention-1pass.toml"),
                                    {"cascade.params.batch=1", "cascade.params.heads=4", "cascade.params.kv_len=16384", "cascade.params.q_len=16384",
                                     "cascade.params.head_dim=64", "cascade.params.block=256"});

@@ -32,7 +32,7 @@ TEST_CASE("contention scenarios: direction and size of each effect against the h
 
   SECTION("reports: every format names the figures") {
     CHECK_THAT(format_contention(r[0], Format::Table), Catch::Contains("hand calculation") && Catch::Contains("effect: the step slows"));
-    CHECK_THAT(format_contention(r[1], Format::Csv), Catch::StartsWith("figure,SystemC engine,hand calculation"));
+    CHECK_THAT(format_contention(r[1], Format::Csv), Catch::StartsWith("figure,SystemC engine [s],hand calculation [s]"));
     CHECK_THAT(format_contention(r[2], Format::Json), Catch::Contains("\"case\": \"flash-stream\""));
   }
   SECTION("kv-host: the PCIe share of the KV cache binds attention") {

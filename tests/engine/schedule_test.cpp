@@ -20,13 +20,13 @@ RunReport decode_run(const ArchSpec& a, int64_t tp = 1) {
   o.phase.context = 1024;
   o.phase.layers = 2;
   o.tp = tp;
-  return run_model(load_model(resolve_model_path("llama-2-7b")), a, o);
+  return run_model(load_model("llama-2-7b"), a, o);
 }
 
 }  // namespace
 
 TEST_CASE("schedule: resources follow the architecture, named system.gpu0.<part>", "[engine]") {
-  const ArchSpec a = load_arch(resolve_model_path("h100"));
+  const ArchSpec a = load_arch("h100");
   const Schedule s = build_schedule(decode_run(a), a);
   for (const std::string n : {"hbm", "l2", "smem", "tensor", "vector", "nvlink", "pcie", "nic", "dma0"}) {
     INFO(n);
@@ -41,7 +41,7 @@ TEST_CASE("schedule: resources follow the architecture, named system.gpu0.<part>
 }
 
 TEST_CASE("schedule: every block's bytes and compute are split over its instances and tiles, nothing lost", "[engine]") {
-  const ArchSpec a = load_arch(resolve_model_path("h100"));
+  const ArchSpec a = load_arch("h100");
   const RunReport r = decode_run(a);
   ScheduleOptions o;
   o.tiles = 16;
@@ -73,7 +73,7 @@ TEST_CASE("schedule: every block's bytes and compute are split over its instance
 }
 
 TEST_CASE("schedule: tensor-parallel all-reduces run on the peer link after the blocks", "[engine]") {
-  const ArchSpec a = load_arch(resolve_model_path("h100"));
+  const ArchSpec a = load_arch("h100");
   const RunReport r = decode_run(a, 2);
   const Schedule s = build_schedule(r, a);
   CHECK(s.tail == r.allreduce_time);
@@ -81,7 +81,7 @@ TEST_CASE("schedule: tensor-parallel all-reduces run on the peer link after the 
 }
 
 TEST_CASE("schedule: a simulated step replaces the analytical one in the report", "[engine]") {
-  const ArchSpec a = load_arch(resolve_model_path("h100"));
+  const ArchSpec a = load_arch("h100");
   RunReport r = decode_run(a);
   const Schedule s = build_schedule(r, a);
   EngineResult e;
@@ -103,7 +103,7 @@ TEST_CASE("schedule: a simulated step replaces the analytical one in the report"
 }
 
 TEST_CASE("schedule: the Chrome trace has one named track per resource and slices in microseconds", "[engine]") {
-  const ArchSpec a = load_arch(resolve_model_path("h100"));
+  const ArchSpec a = load_arch("h100");
   const Schedule s = build_schedule(decode_run(a), a);
   EngineResult e;
   e.total = 2e-3;
@@ -125,7 +125,7 @@ TEST_CASE("schedule: the Chrome trace has one named track per resource and slice
 }
 
 TEST_CASE("schedule: bad engine options are clear errors", "[engine][errors]") {
-  const ArchSpec a = load_arch(resolve_model_path("h100"));
+  const ArchSpec a = load_arch("h100");
   ScheduleOptions o;
   o.tiles = 0;
   CHECK(error_of([&] { build_schedule(decode_run(a), a, o); }) == "--tiles: error: the engine needs at least one tile per block instance");

@@ -26,7 +26,7 @@ RunReport step(const char* arch, PhaseKind kind, int64_t tokens, int64_t batch =
   if (kind == PhaseKind::Prefill) o.phase.prompt = tokens;
   else o.phase.context = tokens;
   o.tp = 8;
-  return run_powered(load_model(resolve_model_path("llama-2-70b")), load_arch(resolve_model_path(arch)), o, lock, cap, &cache);
+  return run_powered(load_model("llama-2-70b"), load_arch(arch), o, lock, cap, &cache);
 }
 
 double rel(double model, double published) { return model / published - 1; }
@@ -57,7 +57,7 @@ TEST_CASE("under_cap: the fastest point that fits, a mix that meets the cap exac
 }
 
 TEST_CASE("at_clock slows only the arrays above the clock and scales their energy per operation") {
-  const ArchSpec a = load_arch(resolve_model_path("h100"));
+  const ArchSpec a = load_arch("h100");
   const ArchSpec slow = at_clock(a, 1.4e9);
   for (size_t i = 0; i < a.arrays.size(); ++i) {
     CHECK(slow.arrays[i].clock == Approx(1.4e9));
@@ -83,7 +83,7 @@ TEST_CASE("Per-phase power against Splitwise's published values (docs/REFERENCES
     double idle, prefill, decode;
   };
   for (const Published& pub : {Published{"h100", 75, 700, 380}, Published{"a100", 63, 400, 250}}) {
-    const ArchSpec a = load_arch(resolve_model_path(pub.arch));
+    const ArchSpec a = load_arch(pub.arch);
     const RunReport pre = step(pub.arch, PhaseKind::Prefill, 1500);
     const RunReport dec = step(pub.arch, PhaseKind::Decode, 1500, 32);
     const double e_idle = rel(a.power.idle, pub.idle), e_pre = rel(pre.power, pub.prefill), e_dec = rel(dec.power, pub.decode);
@@ -125,8 +125,8 @@ TEST_CASE("A power cap or a clock lock slows compute-bound prefill and leaves me
 }
 
 TEST_CASE("Serving: the power timeline holds every iteration's energy, and each GPU draws between idle and TDP") {
-  const ModelConfig m = load_model(resolve_model_path("llama-3-8b"));
-  const ArchSpec a = load_arch(resolve_model_path("h100"));
+  const ModelConfig m = load_model("llama-3-8b");
+  const ArchSpec a = load_arch("h100");
   StepTimer timer(m, a, 1);
   SyntheticTrace s;
   s.rate = 8;

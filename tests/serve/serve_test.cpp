@@ -9,9 +9,9 @@ using einsim::test::error_of;
 namespace {
 
 struct Setup {
-  ModelConfig model = load_model(resolve_model_path("llama-3-8b"));
+  ModelConfig model = load_model("llama-3-8b");
   ArchSpec arch;
-  explicit Setup(std::vector<std::string> sets = {}) : arch(load_arch(resolve_model_path("h100"), sets)) {}
+  explicit Setup(std::vector<std::string> sets = {}) : arch(load_arch("h100", sets)) {}
 };
 
 Trace poisson(double rate, int64_t n, uint64_t seed = 7) {
@@ -145,5 +145,5 @@ TEST_CASE("serve: impossible requests and configurations are clear errors", "[se
   c.servers = 0;
   CHECK_THAT(error_of([&] { simulate_serving(poisson(1, 3), c, timer, s.arch); }), Catch::Contains("at least 1"));
   Setup big;
-  CHECK_THAT(error_of([&] { StepTimer(load_model(resolve_model_path("llama-3-70b")), big.arch, 1); }), Catch::Contains("does not fit 1 x H100"));
+  CHECK_THAT(error_of([&] { StepTimer(load_model("llama-3-70b"), big.arch, 1); }), Catch::Contains("does not fit 1 x H100"));
 }

@@ -450,7 +450,7 @@ TEST_CASE("run: activation sparsity gathers the active FFN neurons, and a predic
   o.phase.ffn_active = 20000;
   CHECK_THAT(error_of([&] { run_model(llama2_7b(), a, o); }), Catch::Contains("20000 active FFN neurons: at most intermediate_size (11008)"));
   o.phase.ffn_active = 100;
-  CHECK_THAT(error_of([&] { run_model(load_model(resolve_model_path("mixtral-8x7b")), a, o); }), Catch::Contains("routes its MLP to experts"));
+  CHECK_THAT(error_of([&] { run_model(load_model("mixtral-8x7b"), a, o); }), Catch::Contains("routes its MLP to experts"));
 }
 
 TEST_CASE("run: every phase field reaches the cascade key", "[run]") {

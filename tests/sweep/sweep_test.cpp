@@ -178,7 +178,7 @@ TEST_CASE("sweep specs: unknown keys and impossible ranges get located errors", 
   CHECK_THAT(err(std::string(kHead) + "samples = 5\n[parameters]\ntp = [1]\n"), Catch::Contains("apply to design = \"random\" or \"lhs\""));
   CHECK_THAT(err("[sweep]\nmodel = \"llama-3-8b\"\nphase = \"decode\"\n[parameters]\ntp = [1]\n"), Catch::Contains("the sweep sets no 'arch'"));
   CHECK_THAT(err("[sweep]\narch = \"h100\"\nphase = \"decode\"\n[parameters]\nmodel = [\"llama-3-8b\", \"no-such-model\"]\n"),
-             Catch::StartsWith(f + ":6:9: error: model 'no-such-model': cannot open file"));
+             Catch::StartsWith(f + ":6:9: error: model 'no-such-model': no such file, and no shipped model of that name"));
   CHECK_THAT(err(std::string(kHead) + "[parameters]\ntp = [1]\n[variables]\n\"arch.x\" = [1]\n"), Catch::Contains("must be a plain name"));
   CHECK_THAT(err(std::string(kHead) + "frobnicate = 1\n[parameters]\ntp = [1]\n"), Catch::Contains("unknown key 'frobnicate'"));
 }

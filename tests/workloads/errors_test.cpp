@@ -32,6 +32,11 @@ const std::string kTiny = "model_type = \"llama\"\nhidden_size = 8\nnum_hidden_l
                           "intermediate_size = 12\nvocab_size = 11\n";
 }  // namespace
 
+namespace {
+const std::string kTinyJson =
+    "{\"model_type\": \"llama\", \"hidden_size\": 8, \"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"vocab_size\": 10, \"intermediate_size\": 16}";
+}  // namespace
+
 TEST_CASE("extent and partition errors", "[cascade][errors]") {
   CHECK(error_of([] { cascade_from(doc("\"Z[m] = A[m]\",\n", "M = \"8 / (2 - 2)\"\n")); }) ==
         "c.toml:9:8: error: extent of rank 'M' divides by zero");
@@ -104,14 +109,36 @@ TEST_CASE("model config errors", "[model][errors]") {
              Catch::Contains("m.toml:4:15: error: 'model.hidden_size' = 0 is out of range"));
   CHECK_THAT(error_of([] { model_toml("model_type = \"gpt5\"\n"); }), Catch::Contains("'model.model_type' = \"gpt5\" is not one of"));
   CHECK(error_of([] { parse_hf_config_json("{\"model_type\": \"llama\", \"hidden_size\": 8, \"num_hidden_layers\": 1,"
-                                           " \"num_attention_heads\": 2, \"vocab_size\": 10, \"tie_word_embeddings\": 1}", "c.json"); }) ==
+                                           " \"num_attention_heads\": 2, \"vocab_size\": 10, \"tie_word_embeddings\": 1, \"intermediate_size\": 16}", "c.json"); }) ==
         "c.json:1:111: error: 'tie_word_embeddings' must be true or false");
   CHECK(error_of([] { parse_hf_config_json("{\"model_type\": 7}", "c.json"); }) == "c.json:1:2: error: 'model_type' must be a string");
   CHECK(error_of([] { parse_hf_config_json("{\"model_type\": \"llama\", \"hidden_size\": -8}", "c.json"); }) ==
         "c.json:1:25: error: 'hidden_size' = -8 is out of range: it must be in [1, 16777216]");
   CHECK(error_of([] { load_model("/nonexistent/config.json"); }) == "/nonexistent/config.json: error: cannot open file");
-  CHECK(error_of([] { load_model(std::string(EINSIM_TEST_DATA) + "/llama-2-7b-config.json", {"a=1"}); }) ==
-        "--set: error: --set applies to TOML configs; edit the config.json instead");
+  // --set on a config.json: known keys replace the file's, unknown ones are errors.
+  const std::string llama_json = std::string(EINSIM_TEST_DATA) + "/llama-2-7b-config.json";
+  CHECK(error_of([&] { load_model(llama_json, {"a=1"}); }) == "--set: error: 'a=1': unknown key 'a' for a config.json");
+  CHECK(error_of([&] { load_model(llama_json, {"model.hiden_size=1"}); }) ==
+        "--set: error: 'model.hiden_size=1': unknown key 'hiden_size' for a config.json (did you mean 'hidden_size'?)");
+  CHECK(error_of([&] { load_model(llama_json, {"model.hidden_size=big"}); }) == "--set: error: 'hidden_size' must be an integer");
+  CHECK(error_of([&] { load_model(llama_json, {"model.rope.theta=1"}); }) ==
+        "--set: error: 'model.rope.theta=1': a config.json override is model.KEY=VALUE with a top-level KEY");
+  CHECK(load_model(llama_json, {"model.num_hidden_layers=2"}).num_hidden_layers == 2);
+  CHECK(load_model(llama_json, {"num_hidden_layers=3"}).num_hidden_layers == 3);
+  // Named by _name_or_path, else by the file (not its folder).
+  CHECK(parse_hf_config_json(kTinyJson, "dir/x.json").name == "x");
+  CHECK(parse_hf_config_json(kTinyJson.substr(0, kTinyJson.size() - 1) + ", \"_name_or_path\": \"org/Tiny-1B\"}", "dir/x.json").name == "Tiny-1B");
+  // No silent defaults: an unknown torch_dtype and a missing FFN width (outside GPT-2 and Falcon).
+  CHECK_THAT(error_of([] { parse_hf_config_json(kTinyJson.substr(0, kTinyJson.size() - 1) + ", \"torch_dtype\": \"float64\"}", "c.json"); }),
+             Catch::Contains("c.json:1:") && Catch::Contains("'float64' is not a type einsim computes in"));
+  CHECK(error_of([] {
+          parse_hf_config_json("{\"model_type\": \"llama\", \"hidden_size\": 8, \"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"vocab_size\": 10}",
+                               "c.json");
+        }) == "c.json:1:1: error: missing required key 'intermediate_size'");
+  CHECK(parse_hf_config_json("{\"model_type\": \"gpt2\", \"n_embd\": 8, \"n_layer\": 1, \"n_head\": 2, \"vocab_size\": 10, \"n_positions\": 16}", "g.json")
+            .intermediate_size == 32);
+  // A bare name that is neither a file nor a preset names the closest presets of its kind.
+  CHECK_THAT(error_of([] { load_model("llama-3-8"); }), Catch::Contains("llama-3-8: error: no such file, and no shipped model of that name (closest: llama-3-8b"));
   const ModelConfig m = model_toml(kTiny);
   Phase ph;
   ph.batch = 0;
