@@ -738,13 +738,21 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOption
   mem.activations = p.activation_bytes(r);
   r.memory.push_back(mem);
   if (opt.check_memory && mem.total() > mem.capacity) {
-    // Weights, cache and activations all shrink about as 1/TP (heads and columns split).
-    const double need_tp = std::ceil(mem.total() * static_cast<double>(opt.tp) / mem.capacity);
+    // Weights, cache and activations all shrink about as 1/TP (heads and columns split); the
+    // hint is the smallest degree at least that large that shard_model() accepts (it divides
+    // the heads and the FFN width, and divides or is a multiple of the KV heads).
+    const double need = std::max(2.0, std::ceil(mem.total() * static_cast<double>(opt.tp) / mem.capacity));
+    const int64_t heads = model.num_attention_heads, ffn = model.intermediate_size, kv = std::max<int64_t>(1, model.num_key_value_heads);
+    int64_t tp_hint = 0;
+    for (int64_t t = static_cast<int64_t>(need); t <= heads && tp_hint == 0; ++t)
+      if (heads % t == 0 && ffn % t == 0 && (kv % t == 0 || t % kv == 0)) tp_hint = t;
+    const std::string hint = tp_hint > 0 ? fmt::format("or --tp {} (the smallest degree that divides the heads and holds it)", tp_hint)
+                                         : fmt::format("no tensor-parallel degree of its {} heads holds it", heads);
     throw UserError(SourceLoc{"--batch/--context"},
                     fmt::format("the deployment does not fit: each device needs {:.2f} GiB of {} (weights {:.2f} GiB, KV cache {:.2f} GiB, "
-                                "activations {:.2f} GiB) but '{}' has {:.2f} GiB; use a smaller batch or context, or at least --tp {:.0f}",
+                                "activations {:.2f} GiB) but '{}' has {:.2f} GiB; use a smaller batch or context, {}",
                                 mem.total() / (1ull << 30), tier.name, mem.weights / (1ull << 30), mem.kv_cache / (1ull << 30),
-                                mem.activations / (1ull << 30), a.name, mem.capacity / (1ull << 30), std::max(need_tp, 2.0)));
+                                mem.activations / (1ull << 30), a.name, mem.capacity / (1ull << 30), hint));
   }
   return r;
 }

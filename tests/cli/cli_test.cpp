@@ -5,6 +5,9 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <unistd.h>
+#include <sys/wait.h>
+#include <cstdlib>
 #include <sstream>
 
 #include "../workloads/helpers.h"
@@ -577,5 +580,31 @@ TEST_CASE("CSV output is numeric: units live in the column names", "[cli]") {
         }
       }
     }
+  }
+}
+
+TEST_CASE("check and describe follow inherits in a user file as run does", "[cli]") {
+  const std::string dir = std::filesystem::temp_directory_path() / ("einsim-inherits-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string file = dir + "/my-h100.toml";
+  std::ofstream(file) << "version = 1\ninherits = \"h100\"\n[arch.power]\ntdp = \"600 W\"\n";
+  const Run c = run({"check", file});
+  CHECK(c.code == 0);
+  CHECK_THAT(c.out, Catch::Contains("ok: arch 'H100-SXM5-80GB'"));
+  const Run d = run({"describe", file, "--format", "json"});
+  CHECK(d.code == 0);
+  CHECK(run({"run", "--arch", file, "--model", "llama-2-7b", "--phase", "decode", "--layers", "1"}).code == 0);
+  std::ofstream(file) << "version = 1\ninherits = \"h1000\"\n";
+  CHECK_THAT(run({"check", file}).err, Catch::Contains(file + ":2:12: error: cannot find preset 'h1000'"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("output that cannot be written is an error", "[cli][errors]") {
+  // /dev/full accepts the open and refuses every write: each command must notice.
+  for (const char* args : {"list", "run --arch h100 --model llama-2-7b --phase decode --layers 1 --format json", "describe h100"}) {
+    INFO(args);
+    const int status = std::system((std::string(EINSIM_BINARY) + " " + args + " > /dev/full 2>/dev/null").c_str());
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 1);
   }
 }

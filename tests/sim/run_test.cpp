@@ -213,7 +213,10 @@ TEST_CASE("run: a deployment that does not fit says by how much", "[run]") {
   RunOptions o = decode(1, 1024, 0);
   const std::string e = error_of([&] { run_model(big, a, o); });
   CHECK_THAT(e, Catch::StartsWith("--batch/--context: error: the deployment does not fit"));
-  CHECK_THAT(e, Catch::Contains("weights 131.42 GiB") && Catch::Contains("at least --tp 2"));
+  CHECK_THAT(e, Catch::Contains("weights 131.42 GiB") && Catch::Contains("or --tp 2 (the smallest degree that divides the heads"));
+  // 204 GiB on 80 GB devices needs 3 of them, but 3 does not divide Llama-2-7B's 32 heads: 4.
+  const std::string three = error_of([&] { run_model(llama2_7b(), a, decode(48, 8192, 0)); });
+  CHECK_THAT(three, Catch::Contains("or --tp 4 (the smallest degree"));
   // KV cache counts too: Llama-2-7B at batch 64 and 8K context needs 256 GiB of cache.
   const std::string kv = error_of([&] { run_model(llama2_7b(), a, decode(64, 8192, 0)); });
   CHECK_THAT(kv, Catch::Contains("KV cache 256.0"));
