@@ -133,7 +133,7 @@ class Parser {
     return next();
   }
   void enter(int pos) {
-    if (++depth_ > kMaxDepth) fail(pos, "expression nested too deeply");
+    if (++depth_ > kMaxDepth) fail(pos, fmt::format("expression nested too deeply or too long (at most {} levels of operators)", kMaxDepth));
   }
 
   int64_t integer(const Token& t) {
@@ -180,8 +180,10 @@ class Parser {
   IndexExpr index_sum() {
     enter(peek().pos);
     IndexExpr l = index_product();
+    int chain = 0;  // a left-deep chain is as deep as it is long
     while (peek().kind == Tok::Plus || peek().kind == Tok::Minus) {
       const Token op = next();
+      enter(op.pos), ++chain;
       IndexExpr n;
       n.kind = op.kind == Tok::Plus ? IndexExpr::Kind::Add : IndexExpr::Kind::Sub;
       n.pos = op.pos;
@@ -189,14 +191,16 @@ class Parser {
       n.kids.push_back(index_product());
       l = std::move(n);
     }
-    --depth_;
+    depth_ -= chain + 1;
     return l;
   }
 
   IndexExpr index_product() {
     IndexExpr l = index_unary();
+    int chain = 0;
     while (peek().kind == Tok::Star) {
       const Token op = next();
+      enter(op.pos), ++chain;
       IndexExpr n;
       n.kind = IndexExpr::Kind::Mul;
       n.pos = op.pos;
@@ -204,6 +208,7 @@ class Parser {
       n.kids.push_back(index_unary());
       l = std::move(n);
     }
+    depth_ -= chain;
     if (peek().kind == Tok::Slash) fail(peek().pos, "division is not allowed in an index expression");
     return l;
   }
@@ -253,8 +258,10 @@ class Parser {
   Expr expr(int) {
     enter(peek().pos);
     Expr l = term();
+    int chain = 0;  // a left-deep chain is as deep as it is long
     while (peek().kind == Tok::Plus || peek().kind == Tok::Minus) {
       const Token op = next();
+      enter(op.pos), ++chain;
       Expr n;
       n.kind = op.kind == Tok::Plus ? Expr::Kind::Add : Expr::Kind::Sub;
       n.pos = op.pos;
@@ -262,14 +269,16 @@ class Parser {
       n.args.push_back(term());
       l = std::move(n);
     }
-    --depth_;
+    depth_ -= chain + 1;
     return l;
   }
 
   Expr term() {
     Expr l = unary();
+    int chain = 0;
     while (peek().kind == Tok::Star || peek().kind == Tok::Slash) {
       const Token op = next();
+      enter(op.pos), ++chain;
       Expr n;
       n.kind = op.kind == Tok::Star ? Expr::Kind::Mul : Expr::Kind::Div;
       n.pos = op.pos;
@@ -277,6 +286,7 @@ class Parser {
       n.args.push_back(unary());
       l = std::move(n);
     }
+    depth_ -= chain;
     return l;
   }
 
@@ -349,6 +359,7 @@ class Parser {
     ExtentExpr l = extent_product(depth);
     while (peek().kind == Tok::Plus || peek().kind == Tok::Minus) {
       const Token op = next();
+      if (++depth > kMaxDepth) fail(op.pos, "expression nested too deeply");  // a left-deep chain is as deep as it is long
       ExtentExpr n;
       n.kind = op.kind == Tok::Plus ? ExtentExpr::Kind::Add : ExtentExpr::Kind::Sub;
       n.pos = op.pos;
@@ -362,6 +373,7 @@ class Parser {
     ExtentExpr l = extent_atom(depth);
     while (peek().kind == Tok::Star || peek().kind == Tok::Slash) {
       const Token op = next();
+      if (++depth > kMaxDepth) fail(op.pos, "expression nested too deeply");
       ExtentExpr n;
       n.kind = op.kind == Tok::Star ? ExtentExpr::Kind::Mul : ExtentExpr::Kind::Div;
       n.pos = op.pos;

@@ -13,8 +13,8 @@ namespace einsim {
 
 class FormulaParser {
  public:
-  FormulaParser(Formula& e, const std::string& text, const SourceLoc& loc, const Formula::Resolver& resolve)
-      : e_(e), s_(text), loc_(loc), resolve_(resolve) {}
+  FormulaParser(Formula& e, const std::string& text, const SourceLoc& loc, const Formula::Resolver& resolve, const Formula::DimOf& dim_of)
+      : e_(e), s_(text), loc_(loc), resolve_(resolve), dim_of_(dim_of) {}
 
   void parse() {
     e_.root_ = comparison();
@@ -35,52 +35,98 @@ class FormulaParser {
     pos_ += tok.size();
     return true;
   }
-  int add(Formula::Node n) {
+  // Evaluation recurses as deep as the tree is high, and a chain (a + a + ...) is as high as
+  // it is long: both are bounded, so deep or long input is a located error, not a crash.
+  static constexpr int kMaxDepth = 256;
+  int add(Formula::Node n, std::optional<Dim> dim = std::nullopt) {
+    for (int k : {n.a, n.b})
+      if (k >= 0) n.height = std::max(n.height, e_.nodes_[static_cast<size_t>(k)].height + 1);
+    if (n.height > kMaxDepth) fail(pos_, fmt::format("nested too deeply or too long (at most {} levels of operators)", kMaxDepth));
     e_.nodes_.push_back(n);
+    dims_.push_back(dim);
     return static_cast<int>(e_.nodes_.size()) - 1;
   }
-  int binary(Formula::Node::Kind k, int a, int b) {
+  // The dimension of a result: sums and comparisons need the same dimension on both sides
+  // (a plain number goes with anything); products and quotients by a count keep the other's.
+  std::optional<Dim> combine(Formula::Node::Kind k, int a, int b, size_t at) {
+    const std::optional<Dim> da = dims_[static_cast<size_t>(a)], db = dims_[static_cast<size_t>(b)];
+    using K = Formula::Node::Kind;
+    switch (k) {
+      case K::Add: case K::Sub: case K::Lt: case K::Le: case K::Gt: case K::Ge: case K::Eq: case K::Ne: case K::Call:
+        if (da && db && *da != *db)
+          fail(at, fmt::format("{} a {} with a {}", k == K::Add || k == K::Sub ? "adds or subtracts" : k == K::Call ? "takes the min or max of" : "compares",
+                               dim_name(*da), dim_name(*db)));
+        if (k == K::Add || k == K::Sub || k == K::Call) return da ? da : db;
+        return std::nullopt;
+      case K::Mul:
+        if (!da || *da == Dim::Count) return db;
+        if (!db || *db == Dim::Count) return da;
+        return std::nullopt;
+      case K::Div:
+        if (!db || *db == Dim::Count) return da;
+        if (da && *da == *db) return Dim::Count;
+        return std::nullopt;
+      default:
+        return std::nullopt;
+    }
+  }
+  // The parser's own recursion (parentheses, calls, unary signs, powers), bounded alike.
+  struct Nest {
+    FormulaParser& p;
+    explicit Nest(FormulaParser& parser) : p(parser) {
+      if (++p.depth_ > kMaxDepth) p.fail(p.pos_, fmt::format("nested too deeply or too long (at most {} levels of operators)", kMaxDepth));
+    }
+    ~Nest() { --p.depth_; }
+    Nest(const Nest&) = delete;
+    Nest& operator=(const Nest&) = delete;
+  };
+  int depth_ = 0;
+  int binary(Formula::Node::Kind k, int a, int b, size_t at) {
     Formula::Node n;
     n.kind = k;
     n.a = a;
     n.b = b;
-    return add(n);
+    return add(n, combine(k, a, b, at));
   }
 
   int comparison() {
+    const Nest nest(*this);
     const int a = sum();
     static const std::pair<const char*, Formula::Node::Kind> ops[] = {{"<=", Formula::Node::Le}, {">=", Formula::Node::Ge}, {"==", Formula::Node::Eq},
                                                                   {"!=", Formula::Node::Ne}, {"<", Formula::Node::Lt},  {">", Formula::Node::Gt}};
     for (const auto& [tok, kind] : ops)
-      if (eat(tok)) return binary(kind, a, sum());
+      if (const size_t at = op_at(); eat(tok)) return binary(kind, a, sum(), at);
     return a;
   }
   int sum() {
     int a = product();
     for (;;) {
-      if (eat("+")) a = binary(Formula::Node::Add, a, product());
-      else if (eat("-")) a = binary(Formula::Node::Sub, a, product());
+      const size_t at = op_at();
+      if (eat("+")) a = binary(Formula::Node::Add, a, product(), at);
+      else if (eat("-")) a = binary(Formula::Node::Sub, a, product(), at);
       else return a;
     }
   }
   int product() {
     int a = unary();
     for (;;) {
-      if (eat("*")) a = binary(Formula::Node::Mul, a, unary());
-      else if (eat("/")) a = binary(Formula::Node::Div, a, unary());
+      const size_t at = op_at();
+      if (eat("*")) a = binary(Formula::Node::Mul, a, unary(), at);
+      else if (eat("/")) a = binary(Formula::Node::Div, a, unary(), at);
       else return a;
     }
   }
   int unary() {
+    const Nest nest(*this);
     if (eat("-")) {
       Formula::Node n;
       n.kind = Formula::Node::Neg;
       n.a = unary();
-      return add(n);
+      return add(n, dims_[static_cast<size_t>(n.a)]);
     }
     if (eat("+")) return unary();
     const int base = primary();
-    if (eat("^")) return binary(Formula::Node::Pow, base, unary());
+    if (const size_t at = op_at(); eat("^")) return binary(Formula::Node::Pow, base, unary(), at);
     return base;
   }
   static bool name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.'; }
@@ -108,7 +154,7 @@ class FormulaParser {
       n.kind = Formula::Node::Slot;
       n.slot = *slot;
       if (std::find(e_.used_.begin(), e_.used_.end(), *slot) == e_.used_.end()) e_.used_.push_back(*slot);
-      return add(n);
+      return add(n, dim_of_ ? dim_of_(*slot) : std::nullopt);
     }
     fail(start, fmt::format("unexpected '{}'", c));
   }
@@ -137,7 +183,7 @@ class FormulaParser {
     pos_ = end;
     Formula::Node n;
     n.value = v->value;
-    return add(n);
+    return add(n, v->dim == Dim::Count ? std::nullopt : std::optional<Dim>(v->dim));
   }
 
   int call(const std::string& name, size_t at) {
@@ -159,7 +205,8 @@ class FormulaParser {
       if (args.size() != 1) fail(at, fmt::format("{}() takes one argument", name));
       n.fn1 = f->second;
       n.a = args[0];
-      return add(n);
+      const bool keeps = name == "abs" || name == "ceil" || name == "floor" || name == "round";
+      return add(n, keeps ? dims_[static_cast<size_t>(args[0])] : std::nullopt);
     }
     if (auto f = two.find(name); f != two.end()) {
       if (args.size() < 2) fail(at, fmt::format("{}() takes two or more arguments", name));
@@ -168,7 +215,7 @@ class FormulaParser {
         n.fn2 = f->second;
         n.a = acc;
         n.b = args[i];
-        acc = add(n);
+        acc = add(n, combine(Formula::Node::Call, acc, args[i], at));
       }
       return acc;
     }
@@ -179,13 +226,20 @@ class FormulaParser {
   const std::string& s_;
   SourceLoc loc_;
   const Formula::Resolver& resolve_;
+  const Formula::DimOf& dim_of_;
+  std::vector<std::optional<Dim>> dims_;  // per node, while parsing
   size_t pos_ = 0;
+  // Where the next operator starts (for locating a dimension error at it).
+  size_t op_at() {
+    skip();
+    return pos_;
+  }
 };
 
-Formula Formula::parse(const std::string& text, const SourceLoc& loc, const Resolver& resolve) {
+Formula Formula::parse(const std::string& text, const SourceLoc& loc, const Resolver& resolve, const DimOf& dim_of) {
   Formula e;
   e.text_ = text;
-  FormulaParser(e, text, loc, resolve).parse();
+  FormulaParser(e, text, loc, resolve, dim_of).parse();
   return e;
 }
 

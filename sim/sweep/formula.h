@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/units.h"
 
 namespace einsim {
 
@@ -17,10 +18,14 @@ class Formula {
  public:
   /// Resolves a name to a slot index, or nullopt when the name is unknown.
   using Resolver = std::function<std::optional<int>(const std::string&)>;
+  /// The dimension of a slot's values, or nullopt when it has none to check.
+  using DimOf = std::function<std::optional<Dim>(int)>;
 
   /// Parses `text`; errors are located at `loc` shifted by the column of the offending
-  /// character (`loc` is where the string's first character sits).
-  static Formula parse(const std::string& text, const SourceLoc& loc, const Resolver& resolve);
+  /// character (`loc` is where the string's first character sits). With `dim_of`, sums,
+  /// differences, comparisons, min and max of two known, different dimensions ("power <=
+  /// 600 GB") are errors; a number without a unit goes with anything.
+  static Formula parse(const std::string& text, const SourceLoc& loc, const Resolver& resolve, const DimOf& dim_of = {});
 
   double eval(const double* slots) const;
   /// The slots this expression reads, each once.
@@ -35,6 +40,7 @@ class Formula {
     double value = 0;
     int slot = -1;
     int a = -1, b = -1;  ///< operand nodes
+    int height = 1;      ///< levels below and including this node (evaluation recurses this deep)
     double (*fn1)(double) = nullptr;
     double (*fn2)(double, double) = nullptr;
   };

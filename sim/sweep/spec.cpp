@@ -154,7 +154,7 @@ class SpecReader {
         if (!str) throw UserError(loc_of(n, sw.loc("constraints")), "a constraint is a string expression");
         SweepExpr c;
         c.loc = loc_of(n, sw.loc("constraints")).shifted(1);
-        c.parts.push_back(Formula::parse(str->get(), c.loc, resolver(true)));
+        c.parts.push_back(Formula::parse(str->get(), c.loc, resolver(true), dim_of()));
         // Before evaluation when it reads parameters, derived values and size metrics only.
         c.before = true;
         for (int slot : c.parts[0].slots())
@@ -501,6 +501,24 @@ class SpecReader {
     };
   }
 
+  // The dimension of a slot, for the formulas' dimension check: quantity parameters and the
+  // built-in metrics with a unit; derived values and outputs are not checked.
+  Formula::DimOf dim_of() const {
+    return [this](int slot) -> std::optional<Dim> {
+      const size_t i = static_cast<size_t>(slot);
+      if (i < s_.params.size()) return s_.params[i].kind == ValueKind::Quantity ? std::optional<Dim>(s_.params[i].dim) : std::nullopt;
+      if (slot < s_.metric_slot(0) || slot >= s_.output_slot(0)) return std::nullopt;
+      const std::string unit = sweep_metrics()[static_cast<size_t>(slot - s_.metric_slot(0))].unit;
+      if (unit == "s") return Dim::Time;
+      if (unit == "W") return Dim::Power;
+      if (unit == "B") return Dim::Bytes;
+      if (unit == "J") return Dim::Energy;
+      if (unit == "$") return Dim::Money;
+      if (unit == "$/s") return Dim::MoneyRate;
+      return std::nullopt;
+    };
+  }
+
   void read_exprs(const ConfigTable& t, std::vector<SweepExpr>& into, bool derived) {
     for (const std::string& key : in_file_order(t)) {
       SweepExpr e;
@@ -537,7 +555,7 @@ class SpecReader {
         throw UserError(e.loc, derived ? "a derived value is an expression (a string), an array of expressions, or { value = \"...\", unit = \"B\" }"
                                        : "an output is an expression (a string)");
       }
-      for (const auto& [text, at] : texts) e.parts.push_back(Formula::parse(text, at, resolver(!derived)));
+      for (const auto& [text, at] : texts) e.parts.push_back(Formula::parse(text, at, resolver(!derived), dim_of()));
       if (e.settable) {
         if (auto it = deployment_keys().find(key); it != deployment_keys().end()) {
           if (it->second.kind == ValueKind::Name) throw UserError(kl, fmt::format("'{}' takes a name: list it as a parameter", key));

@@ -83,6 +83,25 @@ TEST_CASE("sweep formulas: arithmetic, units, functions, comparisons", "[sweep]"
   CHECK_THAT(error_of([&] { eval("frob(x)"); }), Catch::Contains("unknown function 'frob'"));
   CHECK_THAT(error_of([&] { eval("3 parsecs"); }), Catch::Contains("unknown unit"));
   CHECK_THAT(error_of([&] { eval("x $ 2"); }), Catch::StartsWith("f:1:3: error:"));
+  // Deep or long input is a located error, not a stack overflow (parse or evaluation).
+  std::string parens = std::string(30000, '(') + "x" + std::string(30000, ')');
+  std::string chain = "x", powers = "x";
+  for (int i = 0; i < 200000; ++i) chain += "+x", powers += "^x";
+  for (const std::string& t : {parens, chain, powers, std::string(30000, '-') + "x"})
+    CHECK_THAT(error_of([&] { eval(t); }), Catch::StartsWith("f:1:") && Catch::Contains("nested too deeply or too long"));
+  std::string ok = "x";
+  for (int i = 0; i < 200; ++i) ok += "+x";
+  CHECK(eval(ok) == Approx(3 * 201));
+  // Dimensions: sums, comparisons, min and max need one dimension (plain numbers go with any).
+  const auto dims = [](int slot) -> std::optional<Dim> { return slot == 1 ? std::optional<Dim>(Dim::Bandwidth) : std::nullopt; };
+  auto checked = [&](const std::string& t) { return Formula::parse(t, SourceLoc{"f", 1, 1}, resolve, dims).eval(slots); };
+  CHECK_THAT(error_of([&] { checked("arch.tiers.hbm.read_bandwidth <= 600 GB"); }),
+             Catch::StartsWith("f:1:31: error:") && Catch::Contains("compares a bandwidth with a size"));
+  CHECK_THAT(error_of([&] { checked("700 W + 1 s"); }), Catch::Contains("adds or subtracts a power with a time"));
+  CHECK_THAT(error_of([&] { checked("max(1 W, 2 GB)"); }), Catch::Contains("takes the min or max of a power with a size"));
+  CHECK(checked("arch.tiers.hbm.read_bandwidth / 1 TB/s <= 4") == 1);
+  CHECK(checked("2 * arch.tiers.hbm.read_bandwidth >= 3 TB/s") == 1);
+  CHECK(checked("x * 1 GB <= 4 GB") == 1);
 }
 
 TEST_CASE("sweep specs expand grids, zips, ranges and samples deterministically", "[sweep]") {

@@ -82,4 +82,18 @@ TEST_CASE("deep nesting is an error, not a stack overflow", "[einsum][errors]") 
   CHECK_THAT(error_of([&] { parse_einsum(neg, SourceLoc{"d"}); }), Catch::Contains("nested too deeply"));
   std::string idx = "Z = A[" + std::string(5000, '(') + "i" + std::string(5000, ')') + "]";
   CHECK_THAT(error_of([&] { parse_einsum(idx, SourceLoc{"d"}); }), Catch::Contains("nested too deeply"));
+  // Long chains build trees as deep as they are long: 100,000 terms of a sum, a product, an
+  // index sum and an extent are located errors too (they overflowed the stack in binding).
+  std::string sum = "Z[m] = A[m]", product = "Z[m] = A[m]", index = "Z[m] = A[m", extent = "x";
+  for (int i = 0; i < 100000; ++i) sum += " + A[m]", product += " * A[m]", index += "+m", extent += "+x";
+  index += "]";
+  for (const std::string& text : {sum, product, index}) {
+    const std::string e = error_of([&] { parse_einsum(text, SourceLoc{"d", 1, 1}); });
+    CHECK_THAT(e, Catch::StartsWith("d:1:") && Catch::Contains("nested too deeply or too long"));
+  }
+  CHECK_THAT(error_of([&] { parse_extent_expr(extent, SourceLoc{"x"}); }), Catch::Contains("nested too deeply"));
+  // 150 terms are fine.
+  std::string ok = "Z[m] = A[m]";
+  for (int i = 0; i < 150; ++i) ok += " + A[m]";
+  CHECK_NOTHROW(parse_einsum(ok, SourceLoc{"d", 1, 1}));
 }
