@@ -5,6 +5,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <limits>
 
 namespace einsim {
 namespace {
@@ -152,7 +153,23 @@ std::string dim_description(Dim d) {
   return "?";
 }
 
+namespace {
+std::optional<Quantity> parse_quantity_unchecked(std::string_view text, std::string* error);
+}  // namespace
+
 std::optional<Quantity> parse_quantity(std::string_view text, std::string* error) {
+  std::optional<Quantity> q = parse_quantity_unchecked(text, error);
+  // A value that overflows or underflows once in SI units would make every result infinite
+  // or zero ("1e308 TB/s", "1e-320 TB/s"): out of range, said here rather than later.
+  if (q && (!std::isfinite(q->value) || (q->value != 0 && std::fabs(q->value) < std::numeric_limits<double>::min()))) {
+    if (error) *error = fmt::format("\"{}\" overflows or underflows in SI units (einsim computes in doubles)", trim(text));
+    return std::nullopt;
+  }
+  return q;
+}
+
+namespace {
+std::optional<Quantity> parse_quantity_unchecked(std::string_view text, std::string* error) {
   auto fail = [&](std::string msg) -> std::optional<Quantity> {
     if (error) *error = std::move(msg);
     return std::nullopt;
@@ -204,6 +221,7 @@ std::optional<Quantity> parse_quantity(std::string_view text, std::string* error
   if ((nb == Base::Joule) && is_data(db)) return Quantity{x / d->first, Dim::EnergyPerByte};
   return fail(fmt::format("'{}/{}' is not a unit einsim knows in \"{}\"", num, den, text));
 }
+}  // namespace
 
 std::string format_quantity(double value, Dim d) {
   std::string_view unit;

@@ -54,8 +54,8 @@ double number(const Field& f, const SourceLoc& line, std::string_view unit = "")
   }
   double v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || !(v >= 0))
-    throw UserError(line.shifted(f.col - 1), fmt::format("expected a non-negative number, found '{}'", f.text));
+  if (ec != std::errc() || p != s.data() + s.size() || !(v >= 0) || !std::isfinite(v))
+    throw UserError(line.shifted(f.col - 1), fmt::format("expected a finite non-negative number, found '{}'", f.text));
   return v;
 }
 

@@ -425,6 +425,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
         st.rate = sv.rate > 0 ? sv.rate : trace.rate();
         st.cv = sv.cv;
         st.count = sv.requests;
+        st.until = sv.duration;
         st.seed = sv.seed;
         st.sizes = &trace;
         trace = synthetic_trace(st);

@@ -716,6 +716,11 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOption
   r.memory_energy = dynamic + link_energy - r.compute_energy;
   r.power = r.step_time > 0 ? a.power.active + (dynamic + link_energy) / r.step_time : a.power.idle;
   r.energy_per_token = r.tokens > 0 ? r.energy / r.tokens : 0;
+  // No report holds a number that is not finite: a configuration that gives one (a rate or
+  // efficiency near zero, a capacity near infinity) is the user's to fix, said here.
+  for (const auto& [what, v] : {std::pair<const char*, double>{"step time", r.step_time}, {"energy", r.energy}, {"power", r.power}, {"tokens/s", r.tokens_per_s}})
+    if (!std::isfinite(v))
+      throw UserError(a.loc, fmt::format("'{}' gives a non-finite {} for {} (a bandwidth, rate or efficiency at or near zero?)", a.name, what, m.name));
 
   // Memory of one device, all in the tier that feeds the arrays.
   const MemoryTier& tier = *a.tier(storage_path(a, 0)[0]);

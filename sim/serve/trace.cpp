@@ -120,7 +120,11 @@ Trace read_azure_trace(const std::string& path) {
 }
 
 Trace synthetic_trace(const SyntheticTrace& s) {
-  if (!(s.rate > 0) || !(s.cv > 0) || s.count < 1) throw UserError(SourceLoc{"synthetic trace"}, "rate and cv must be positive and count at least 1");
+  if (!(s.rate > 0) || !std::isfinite(s.rate) || s.count < 1)
+    throw UserError(SourceLoc{"--rate"}, "the request rate must be positive and finite, and the count at least 1");
+  // Gamma gaps have shape 1/cv^2: beyond cv 100 the shape underflows the sampler (every gap
+  // zero or NaN), and no measured arrival process is that bursty.
+  if (!(s.cv > 0) || s.cv > 100) throw UserError(SourceLoc{"--cv"}, fmt::format("the coefficient of variation must be in (0, 100], not {}", s.cv));
   std::mt19937_64 rng(s.seed);
   Trace t;
   t.name = fmt::format("{}({}/s{})", s.arrivals == Arrivals::Poisson ? "poisson" : "gamma", s.rate,
@@ -136,6 +140,7 @@ Trace synthetic_trace(const SyntheticTrace& s) {
     Request r;
     r.id = i;
     if (i > 0) now += s.arrivals == Arrivals::Poisson ? expo(rng) : gam(rng);
+    if (s.until > 0 && now > s.until) break;
     r.arrival = now;
     if (sized) {
       const Request& x = s.sizes->requests[pick(rng)];

@@ -36,6 +36,9 @@ struct SyntheticTrace {
   double rate = 1;        ///< requests per second
   double cv = 1;          ///< Gamma: coefficient of variation of the gaps (1: Poisson)
   int64_t count = 1000;   ///< requests
+  /// s: stop at the first arrival after this time (0: none). Requests are drawn one by one,
+  /// so a huge `count` with a short `until` costs only what arrives before it.
+  double until = 0;
   uint64_t seed = 1;
   /// Token counts: drawn (with the same seed) from `sizes` when it has requests, else fixed.
   const Trace* sizes = nullptr;

@@ -279,6 +279,12 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
     for (size_t k = 0; k < s_.outputs.size(); ++k) row[metric0 + nmetrics + 1 + k].set_real(slots_[static_cast<size_t>(s_.output_slot(k))]);
   };
 
+  // A derived value that is not a finite number (batch / 0) makes the point an error, not a
+  // NULL beside status ok.
+  for (size_t k = 0; k < nderived; ++k)
+    if (s_.derived[k].kind != ValueKind::Toml && !std::isfinite(slots_[static_cast<size_t>(s_.derived_slot(k))]))
+      return finish("error", fmt::format("derived '{}' = {} is not a finite number ({})", s_.derived[k].name,
+                                         slots_[static_cast<size_t>(s_.derived_slot(k))], s_.derived[k].parts[0].text()));
   const Settings& st = *set_;
   try {
     const ArchSpec& a = arch(st.arch_key, st.arch_name, st.arch_sets);
@@ -401,7 +407,13 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
     metric(kThroughputPerDevice) = metric(kThroughput) / devices;
     metric(kCostPerMtok) = a.cost.rate ? *a.cost.rate * devices / metric(kThroughput) * 1e6 : std::numeric_limits<double>::quiet_NaN();
     metric(kUtilization) = peak > 0 && latency > 0 ? flops / (peak * latency) : std::numeric_limits<double>::quiet_NaN();
-    for (size_t k = 0; k < s_.outputs.size(); ++k) slots_[static_cast<size_t>(s_.output_slot(k))] = s_.outputs[k].parts[0].eval(slots_.data());
+    for (size_t k = 0; k < s_.outputs.size(); ++k) {
+      double& out = slots_[static_cast<size_t>(s_.output_slot(k))];
+      out = s_.outputs[k].parts[0].eval(slots_.data());
+      // NaN is "not given" (an output of a metric the point has none of: stored empty); an
+      // infinite output is a division by zero in the spec.
+      if (std::isinf(out)) return finish("error", fmt::format("output '{}' is infinite ({})", s_.outputs[k].name, s_.outputs[k].parts[0].text()));
+    }
     for (const SweepExpr& c : s_.constraints)
       if (!c.before && c.parts[0].eval(slots_.data()) == 0) return finish("infeasible", c.parts[0].text());
     return finish("ok", "");

@@ -608,3 +608,27 @@ TEST_CASE("output that cannot be written is an error", "[cli][errors]") {
     CHECK(WEXITSTATUS(status) == 1);
   }
 }
+
+TEST_CASE("no output holds a non-finite number: such inputs are located errors", "[cli][errors]") {
+  // A clock so low that the step's energy overflows.
+  const Run slow = run({"run", "--arch", "h100", "--model", "llama-3-8b", "--phase", "prefill", "--prompt", "8k", "--set", "arch.arrays.tensor.clock=1e-299 Hz",
+                        "--set", "arch.arrays.vector.clock=1e-299 Hz"});
+  CHECK(slow.code == 1);
+  CHECK_THAT(slow.err, Catch::Contains("configs/arch/h100.toml:") && Catch::Contains("gives a non-finite energy for Llama-3-8B"));
+  const Run bw = run({"run", "--arch", "h100", "--model", "llama-3-8b", "--phase", "decode", "--set", "arch.tiers.hbm.read_bandwidth=1e-320 TB/s"});
+  CHECK(bw.code == 1);
+  CHECK_THAT(bw.err, Catch::Contains("overflows or underflows in SI units"));
+  const Run cv = run({"serve", "--arch", "h100", "--model", "llama-3-8b", "--arrivals", "gamma", "--cv", "1e300"});
+  CHECK(cv.code == 1);
+  CHECK_THAT(cv.err, Catch::Contains("--cv: error: the coefficient of variation must be in (0, 100]"));
+}
+
+TEST_CASE("synthetic arrivals are drawn only up to --duration", "[cli]") {
+  // 10^8 requests asked for, 1 ms of them kept: only those are drawn (was 100 s and 5 GB).
+  const Run r = run({"serve", "--arch", "h100", "--model", "llama-3-8b", "--arrivals", "poisson", "--requests", "100000000", "--duration", "0.001",
+                     "--rate", "1e6", "--format", "json"});
+  REQUIRE(r.code == 0);
+  const auto j = nlohmann::json::parse(r.out);
+  CHECK(j["requests"].get<int64_t>() > 500);
+  CHECK(j["requests"].get<int64_t>() < 2000);
+}

@@ -94,3 +94,13 @@ TEST_CASE("quantities format with readable prefixes", "[units]") {
   CHECK(format_quantity(17.16e-12, Dim::Energy) == "17.16 pJ");
   CHECK(format_quantity(11.06 / 3600, Dim::MoneyRate) == "$11.06/h");
 }
+
+TEST_CASE("quantities that overflow or underflow in SI units are refused", "[units][errors]") {
+  std::string why;
+  CHECK_FALSE(parse_quantity("1e308 TB/s", &why));
+  CHECK_THAT(why, Catch::Contains("\"1e308 TB/s\" overflows or underflows in SI units"));
+  CHECK_FALSE(parse_quantity("1e-320 TB/s", &why));
+  CHECK_FALSE(parse_quantity("1e300 GB", &why));
+  CHECK(parse_quantity("1e-300 TB/s", &why)->value == Approx(1e-288));
+  CHECK(parse_quantity("0 W", &why)->value == 0);
+}

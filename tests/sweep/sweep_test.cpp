@@ -253,6 +253,17 @@ TEST_CASE("sweep evaluation: roofline and mapped agree in shape, constraints pru
   be.run(0, r);
   CHECK(r[kStatusColumn].s == "error");
   CHECK_THAT(r[kErrorColumn].s, Catch::Contains("does not divide"));
+  // A derived value or an output that is not finite makes an error row (not NULL with ok).
+  const SweepSpec div0 = load_sweep(spec_file(dir, std::string(kHead) + "[parameters]\nbatch = [1]\n[derived]\nx = \"batch / 0\"\n"));
+  PointEvaluator de(div0);
+  de.run(0, r);
+  CHECK(r[kStatusColumn].s == "error");
+  CHECK_THAT(r[kErrorColumn].s, Catch::Contains("derived 'x' = inf is not a finite number (batch / 0)"));
+  const SweepSpec out0 = load_sweep(spec_file(dir, std::string(kHead) + "[parameters]\nbatch = [1]\n[outputs]\ny = \"latency / 0\"\n"));
+  PointEvaluator oe(out0);
+  oe.run(0, r);
+  CHECK(r[kStatusColumn].s == "error");
+  CHECK_THAT(r[kErrorColumn].s, Catch::Contains("output 'y' is infinite"));
 }
 
 TEST_CASE("sweep evaluation: a derived arch key changes the hardware", "[sweep]") {

@@ -63,7 +63,7 @@ TEST_CASE("malformed measurement files are located errors", "[validate][errors]"
   CHECK(error_of([&] { read_llmcompass_matmul(temp_file("")); }).ends_with("error: no measurements"));
   CHECK(error_of([&] { read_llmcompass_matmul("/nonexistent.csv"); }) == "/nonexistent.csv: error: cannot open file");
   const std::string ew = temp_file("4096, 32, -1\n");
-  CHECK(error_of([&] { read_llmcompass_elementwise(ew); }) == ew + ":1:11: error: expected a non-negative number, found '-1'");
+  CHECK(error_of([&] { read_llmcompass_elementwise(ew); }) == ew + ":1:11: error: expected a finite non-negative number, found '-1'");
   const std::string v = temp_file("time_stats.emb.median,n_head\n0.1,32\n");
   CHECK(error_of([&] { read_vidur_mlp(v); }) == v + ":1:1: error: missing column 'n_kv_head'");
   const std::string v2 = temp_file("time_stats.emb.median,n_head,n_kv_head,n_embd,n_expanded_embd,vocab_size,use_gated_mlp,"

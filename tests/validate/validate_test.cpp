@@ -47,9 +47,13 @@ TEST_CASE("validate: malformed kernel rows get located errors", "[validate][erro
   CHECK_THAT(error_of([] { read_kernel_csv(csv_with("v3.csv", "conv,x,bf16,1,1,1,0,0,0,0,1,1,0.1\n")); }),
              Catch::Contains("v3.csv:2:1: error: unknown kernel kind 'conv'"));
   CHECK_THAT(error_of([] { read_kernel_csv(csv_with("v4.csv", "gemm,matmul,bf16,1,2,3,0,0,0,0,1,1,fast\n")); }),
-             Catch::Contains("v4.csv:2:36: error: expected a non-negative number, found 'fast'"));
+             Catch::Contains("v4.csv:2:36: error: expected a finite non-negative number, found 'fast'"));
   CHECK_THAT(error_of([] { read_kernel_csv(csv_with("v5.csv", "gemm,matmul,bf16,1,2,3,0,0,0,0,1,1,0\n")); }),
              Catch::Contains("v5.csv:2:36: error: the median time must be positive"));
+  // A time of inf (or nan) would make every error statistic NaN: refused where it stands.
+  for (const char* t : {"inf", "nan", "1e999"})
+    CHECK_THAT(error_of([&] { read_kernel_csv(csv_with("v5b.csv", std::string("gemm,matmul,bf16,1,2,3,0,0,0,0,1,1,") + t + "\n")); }),
+               Catch::Contains("v5b.csv:2:36: error: expected a finite non-negative number"));
   CHECK_THAT(error_of([] { read_kernel_csv(csv_with("v6.csv", "gemm,matmul,bf16,1.5,2,3,0,0,0,0,1,1,0.1\n")); }),
              Catch::Contains("v6.csv:2:18: error: 'm' must be a whole number, found '1.5'"));
   CHECK_THAT(error_of([] { read_kernel_csv(csv_with("v7.csv", "")); }), Catch::Contains("v7.csv: error: no measurements"));
