@@ -326,6 +326,9 @@ void ConfigDoc::add_overrides(const std::vector<std::string>& overrides) {
       if (dot == std::string::npos) break;
       start = dot + 1;
     }
+    // The file's format version and its parent are what the file is, not settings.
+    if (parts.size() == 1 && (parts[0] == "version" || parts[0] == "inherits"))
+      throw UserError(here, fmt::format("'{}' belongs to the file and cannot be overridden", parts[0]));
     toml::table layer;
     toml::table* cur = &layer;
     for (size_t i = 0; i + 1 < parts.size(); ++i)

@@ -139,9 +139,9 @@ class Planner {
       BlockRun b;
       for (int t : resident) b.resident.push_back(c_.tensors[static_cast<size_t>(t)].name);
       for (int t : shared) b.shared.push_back(c_.tensors[static_cast<size_t>(t)].name);
-      std::map<std::string, double> array_busy;
+      std::map<std::string, double> array_busy, array_ideal;
       std::vector<LevelTraffic> traffic;
-      double fill = 0, launch = 0, ideal = 0;
+      double fill = 0, launch = 0;
       std::set<int> loaded;
       for (int id : members) {
         std::vector<int> on_chip = resident;
@@ -181,7 +181,7 @@ class Planner {
         launch = std::max(launch, m.cost.launch);
         b.energy += er.energy;
         b.flops += er.flops;
-        ideal += m.cost.ideal_compute * n;
+        array_ideal[er.array] += m.cost.ideal_compute * n;
         b.einsums.push_back(static_cast<int>(r.einsums.size()));
         r.einsums.push_back(std::move(er));
       }
@@ -199,6 +199,10 @@ class Planner {
       b.overhead = b.repeats * (fill + launch);
       if (b.repeats * launch > busiest) b.bottleneck = "kernel launch";
       b.time = busiest + b.overhead;
+      // Utilization of the block's most used array: arrays run concurrently, so their ideal
+      // times do not add (a sum exceeded 100% when the tensor and vector arrays overlapped).
+      double ideal = 0;
+      for (const auto& [name, t] : array_ideal) ideal = std::max(ideal, t);
       b.utilization = b.time > 0 ? ideal / b.time : 0;
       b.traffic = std::move(traffic);
       r.blocks.push_back(std::move(b));

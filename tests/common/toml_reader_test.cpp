@@ -150,6 +150,10 @@ TEST_CASE("command-line overrides are checked exactly like file values", "[confi
              Catch::Contains("'hw.cores' must be an integer, found a string"));
   CHECK_THAT(error_of([] { ConfigDoc::parse("version = 1\n", "o.toml", {"novalue"}); }), Catch::Contains("dotted.key=value"));
   CHECK_THAT(error_of([] { ConfigDoc::parse("version = 1\n", "o.toml", {"a..b=1"}); }), Catch::Contains("empty key"));
+  // The file's own version and parent are not settings: overriding them is an error, not ignored.
+  CHECK(error_of([] { ConfigDoc::parse("version = 1\n", "o.toml", {"version=2"}); }) ==
+        "--set version=2: error: 'version' belongs to the file and cannot be overridden");
+  CHECK_THAT(error_of([] { ConfigDoc::parse("version = 1\n", "o.toml", {"inherits=h100"}); }), Catch::Contains("'inherits' belongs to the file"));
 }
 
 TEST_CASE("edit distance", "[config]") {

@@ -1,6 +1,8 @@
 // Whole-cascade evaluation (`einsim run`): fusion, loop ranks, TP, memory and the cache.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <random>
 #include <set>
 
 #include "../workloads/helpers.h"
@@ -474,4 +476,65 @@ TEST_CASE("run: every phase field reaches the cascade key", "[run]") {
   q = p, q.linear_features = 16, differs(q);
   q = p, q.ffn_active = 100, differs(q);
   q = p, q.predictor_rank = 8, differs(q);
+}
+
+// Properties every report holds, over random deployments (a fixed seed, so the same points on
+// every machine): finite numbers, utilizations within [0, 1], blocks and layers adding up to
+// the step, and more memory bandwidth never slowing a block down.
+TEST_CASE("run: properties over random (model, arch, phase, batch, context, TP) points", "[run][property]") {
+  std::mt19937_64 rng(20261203);
+  const std::vector<std::string> models = {"llama-2-7b", "llama-3-8b", "mixtral-8x7b", "yi-34b-200k", "falcon-7b", "opt-6.7b", "llama-3-70b"};
+  const std::vector<std::string> archs = {"a100", "h100", "h200", "l40s", "h20"};
+  auto pick = [&](const auto& v) { return v[std::uniform_int_distribution<size_t>(0, v.size() - 1)(rng)]; };
+  auto finite = [](double v) { return std::isfinite(v); };
+  int checked = 0;
+  for (int i = 0; i < 24; ++i) {
+    const ModelConfig m = load_model(pick(models));
+    const ArchSpec a = load_arch(pick(archs));
+    RunOptions o;
+    o.phase.kind = rng() % 2 ? PhaseKind::Decode : PhaseKind::Prefill;
+    o.phase.batch = int64_t{1} << std::uniform_int_distribution<int>(0, 6)(rng);
+    o.phase.prompt = o.phase.context = int64_t{1} << std::uniform_int_distribution<int>(7, 14)(rng);
+    o.phase.layers = 1;
+    o.tp = int64_t{1} << std::uniform_int_distribution<int>(0, 3)(rng);
+    o.check_memory = false;
+    INFO(m.name << " on " << a.name << (o.phase.kind == PhaseKind::Decode ? " decode" : " prefill") << " batch " << o.phase.batch << " tokens "
+                << o.phase.prompt << " TP " << o.tp);
+    RunReport r;
+    try {
+      r = run_model(m, a, o);
+    } catch (const UserError& e) {
+      // A TP that does not divide the model, or an arch without a peer link: refused, not a result.
+      CHECK_THAT(std::string(e.what()), Catch::Contains("--tp"));
+      continue;
+    }
+    ++checked;
+    for (double v : {r.step_time, r.compute_time, r.allreduce_time, r.energy, r.power, r.tokens_per_s, r.energy_per_token, r.layer_time, r.flops})
+      CHECK(finite(v));
+    CHECK(r.step_time > 0);
+    double blocks = 0;
+    for (const BlockRun& b : r.blocks) {
+      CHECK(finite(b.time));
+      CHECK(b.utilization >= 0);
+      CHECK(b.utilization <= 1 + 1e-9);
+      blocks += b.time;
+    }
+    for (const EinsumRun& e : r.einsums) {
+      CHECK(e.utilization >= 0);
+      CHECK(e.utilization <= 1 + 1e-9);
+    }
+    CHECK(blocks == Approx(r.compute_time).epsilon(1e-9));
+    CHECK(r.compute_time + r.allreduce_time == Approx(r.step_time).epsilon(1e-9));
+    CHECK(r.layer_time * static_cast<double>(r.layers) <= r.compute_time * (1 + 1e-9));
+    // Twice the memory bandwidth: no block slower (the mapper may keep or improve a mapping).
+    ArchSpec fast = a;
+    for (MemoryTier& t : fast.tiers) t.read_bandwidth *= 2, t.write_bandwidth *= 2;
+    const RunReport f = run_model(m, fast, o);
+    REQUIRE(f.blocks.size() == r.blocks.size());
+    for (size_t b = 0; b < r.blocks.size(); ++b) {
+      INFO("block " << b);
+      CHECK(f.blocks[b].time <= r.blocks[b].time * 1.001);
+    }
+  }
+  CHECK(checked >= 12);
 }
