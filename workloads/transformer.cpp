@@ -66,9 +66,14 @@ class Builder {
     if (ph_.kind == PhaseKind::Decode && (ph_.ffn_active > 0 || ph_.predictor_rank > 0)) {
       if (m_.num_local_experts > 0)
         throw UserError(m_.loc, fmt::format("'{}' routes its MLP to experts: neuron sparsity and predictors apply to dense MLPs", m_.name));
-      if (ph_.ffn_active < 0 || ph_.ffn_active > m_.intermediate_size || ph_.predictor_rank < 0)
-        throw UserError(m_.loc, fmt::format("{} active FFN neurons: at most intermediate_size ({}), and a predictor rank >= 0", ph_.ffn_active,
-                                            m_.intermediate_size));
+      if (ph_.ffn_active < 0 || ph_.ffn_active > m_.intermediate_size)
+        throw UserError(SourceLoc{"--ffn-active"}, fmt::format("{} active FFN neurons: at most the FFN width of '{}' ({})", ph_.ffn_active, m_.name,
+                                                               m_.intermediate_size));
+      // A low-rank predictor (d -> rank -> FFN) smaller than the layer it predicts; at the
+      // model width or beyond it costs as much as computing every neuron.
+      if (ph_.predictor_rank < 0 || ph_.predictor_rank >= m_.hidden_size)
+        throw UserError(SourceLoc{"--predictor-rank"}, fmt::format("a predictor of rank {}: it must be below the model width of '{}' ({}) to be low-rank",
+                                                                   ph_.predictor_rank, m_.name, m_.hidden_size));
     }
     if (sparse()) rank("A", ph_.ffn_active);            // active FFN neurons per layer
     if (predicted()) rank("J", ph_.predictor_rank);     // the predictor's low rank

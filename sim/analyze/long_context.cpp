@@ -112,7 +112,12 @@ LongContextReport analyze_long_context(const LongContextScenario& s) {
           f.value = s.communication ? rep.step_time : rep.compute_time;
           f.bound = mapped_bound(rep, hbm.name, s.communication);
         } catch (const UserError& e) {
-          f.note = e.message();  // the reason, not the location: the cell stands for its run
+          // The reason, not the location: the cell stands for its run. The scenario's device
+          // count is not a --tp flag: a split the model refuses is said in its own words.
+          f.note = e.loc().file == "--tp"
+                       ? fmt::format("{} devices: einsim splits heads and FFN columns evenly, and {} has {} heads ({} KV heads) and an FFN of {}", N,
+                                     m.name, m.num_attention_heads, m.num_key_value_heads, m.intermediate_size)
+                       : e.message();
         }
       };
       // Prefill of one request: FLOPs over the devices' peak (weights' 2 FLOPs per parameter
@@ -210,9 +215,9 @@ std::string format_long_context(const LongContextReport& r, Format f) {
                "step formula", "step einsim", "step bound", fmt::format("{} tokens einsim", s.output_tokens), "switch formula", "switch einsim"});
   for (const LcRow& x : r.rows)
     t.row({token_words(static_cast<double>(x.context)), std::to_string(x.devices), fmt_bytes(x.kv_per_request), std::to_string(x.max_requests),
-           seconds(x.prefill_formula), x.prefill_mapped.ok() ? seconds(x.prefill_mapped) : "does not fit", x.prefill_mapped.ok() ? x.prefill_mapped.bound : "HBM capacity",
+           seconds(x.prefill_formula), x.prefill_mapped.ok() ? seconds(x.prefill_mapped) : "-", x.prefill_mapped.ok() ? x.prefill_mapped.bound : "-",
            std::to_string(x.decode_batch), seconds(x.decode_formula), x.decode_mapped.ok() ? seconds(x.decode_mapped) : "-",
-           x.decode_mapped.ok() ? x.decode_mapped.bound : x.decode_mapped.bound, seconds(x.generate_mapped), seconds(x.switch_formula), seconds(x.switch_mapped)});
+           x.decode_mapped.ok() || !x.decode_mapped.bound.empty() ? x.decode_mapped.bound : "-", seconds(x.generate_mapped), seconds(x.switch_formula), seconds(x.switch_mapped)});
   if (f == Format::Csv) return t.csv();
   std::string out = fmt::format(
       "Long-context serving (Fu 2024): {} on {} x N, {}; weights {}, KV cache {} per token.\n"

@@ -122,8 +122,11 @@ Phase make_phase(const PhaseArgs& a) {
   p.batch = parse_tokens(a.batch, "--batch");
   p.prompt = a.prompt.empty() ? 2048 : parse_tokens(a.prompt, "--prompt");
   p.context = a.context.empty() ? 2048 : parse_tokens(a.context, "--context");
-  if (p.batch < 1 || p.prompt < 1 || p.context < 0)
-    throw UserError(SourceLoc{"--batch"}, "--batch and --prompt must be at least 1, --context at least 0");
+  // Bounds that keep every product of extents (batch x tokens x width) representable.
+  if (p.batch < 1 || p.batch > (int64_t{1} << 20)) throw UserError(SourceLoc{"--batch"}, fmt::format("--batch {} must be in [1, 1048576]", p.batch));
+  if (p.prompt < 1 || p.prompt > (int64_t{1} << 30)) throw UserError(SourceLoc{"--prompt"}, fmt::format("--prompt {} must be in [1, 1G] tokens", p.prompt));
+  if (p.context < 0 || p.context > (int64_t{1} << 30))
+    throw UserError(SourceLoc{"--context"}, fmt::format("--context {} must be in [0, 1G] tokens", p.context));
   p.attention = a.attention == "3pass" ? AttentionKind::ThreePass : AttentionKind::OnePass;
   p.block = a.block;
   p.layers = a.layers;
@@ -294,7 +297,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   sweep->add_option("--db", sw.db, "SQLite database to write (created, or continued)")->required();
   sweep->add_option("--jobs", sw.jobs, "Worker threads (default: every core)")->check(CLI::Range(int64_t{0}, int64_t{1024}));
   sweep->add_option("--shard", sw.shard, "Evaluate shard i of N (points with idx % N == i), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT");
-  sweep->add_option("--limit", sw.limit, "Evaluate at most this many new points")->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  sweep->add_option("--limit", sw.limit, "Evaluate at most this many new points (at least 1)")->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   sweep->add_option("--set", sw.sets, "Override a spec value: sweep.KEY=VALUE");
   sweep->add_flag("--mpi", sw.mpi, "Spread points over MPI ranks (mpirun -np K einsim sweep ... --mpi); rank 0 writes the database");
   auto* pareto = app.add_subcommand("pareto", "The Pareto front of a sweep database");

@@ -632,3 +632,18 @@ TEST_CASE("synthetic arrivals are drawn only up to --duration", "[cli]") {
   CHECK(j["requests"].get<int64_t>() > 500);
   CHECK(j["requests"].get<int64_t>() < 2000);
 }
+
+TEST_CASE("errors name their own cause: extreme --batch, --limit 0, devices that do not split a model", "[cli][errors]") {
+  const Run big = run({"run", "--arch", "h100", "--model", "llama-3-70b", "--phase", "decode", "--batch", "9223372036854775807"});
+  CHECK(big.code == 1);
+  CHECK_THAT(big.err, Catch::StartsWith("--batch: error: --batch 9223372036854775807 must be in [1, 1048576]"));
+  CHECK_THAT(run({"run", "--arch", "h100", "--model", "llama-3-8b", "--phase", "prefill", "--prompt", "4G"}).err, Catch::StartsWith("--prompt: error:"));
+  const Run lim = run({"sweep", std::string(EINSIM_TEST_DATA) + "/sweep-small.toml", "--db", "/tmp/einsim-limit0.sqlite", "--limit", "0"});
+  CHECK(lim.code == 1);
+  CHECK_THAT(lim.err, Catch::Contains("--limit"));
+  CHECK_FALSE(std::filesystem::exists("/tmp/einsim-limit0.sqlite"));
+  const Run lc = run({"analyze", "long-context", "--set", "scenario.devices=[3]", "--set", "scenario.contexts=[\"4K\"]"});
+  CHECK(lc.code == 0);
+  CHECK_THAT(lc.out, Catch::Contains("3 devices: einsim splits heads and FFN columns evenly, and Yi-34B-200K has 56 heads (8 KV heads)"));
+  CHECK_THAT(lc.out, !Catch::Contains("--tp 3") && !Catch::Contains("does not fit"));
+}

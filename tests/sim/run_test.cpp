@@ -453,8 +453,13 @@ TEST_CASE("run: activation sparsity gathers the active FFN neurons, and a predic
   CHECK(s2.step_time == Approx(sparse.step_time));
   // Errors: more neurons than the MLP has; an MoE model.
   o.phase.ffn_active = 20000;
-  CHECK_THAT(error_of([&] { run_model(llama2_7b(), a, o); }), Catch::Contains("20000 active FFN neurons: at most intermediate_size (11008)"));
+  CHECK(error_of([&] { run_model(llama2_7b(), a, o); }) == "--ffn-active: error: 20000 active FFN neurons: at most the FFN width of 'Llama-2-7B' (11008)");
   o.phase.ffn_active = 100;
+  // A predictor as wide as the model is not low-rank (it was blamed on memory, with a --tp hint).
+  o.phase.predictor_rank = 100000;
+  CHECK(error_of([&] { run_model(llama2_7b(), a, o); }) ==
+        "--predictor-rank: error: a predictor of rank 100000: it must be below the model width of 'Llama-2-7B' (4096) to be low-rank");
+  o.phase.predictor_rank = 0;
   CHECK_THAT(error_of([&] { run_model(load_model("mixtral-8x7b"), a, o); }), Catch::Contains("routes its MLP to experts"));
 }
 
