@@ -54,6 +54,9 @@ double PowerTimeline::device_clock(size_t k, size_t b) const {
 
 namespace {
 
+// Where a request stands: its line in the trace file, or the synthetic trace's name.
+SourceLoc request_loc(const Trace& t, const Request& r) { return r.line > 0 && !t.file.empty() ? SourceLoc{t.file, r.line, 1} : SourceLoc{t.name}; }
+
 enum class State { Waiting, Running, Done };
 
 struct Req {
@@ -103,7 +106,7 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
   for (const Request& r : t.requests) {
     bool served = false;
     for (int k = 0; k < n_inst && !served; ++k) served = class_of(k) == r.priority;
-    if (!served) throw UserError(SourceLoc{t.name}, fmt::format("request {} is of class {}, which no instance serves", r.id, r.priority));
+    if (!served) throw UserError(request_loc(t, r), fmt::format("request {} is of class {}, which no instance serves", r.id, r.priority));
   }
   ServeResult res;
   res.power.bin = c.power_bin > 0 ? c.power_bin : 1;
@@ -124,7 +127,7 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
   auto pages = [&](int64_t tokens) { return (tokens + c.block - 1) / c.block; };
   for (const Request& r : t.requests)
     if (pages(r.prompt + r.output) > res.kv_blocks)
-      throw UserError(SourceLoc{t.name}, fmt::format("request {} ({} + {} tokens) needs {} KV pages; an instance has {}", r.id, r.prompt, r.output,
+      throw UserError(request_loc(t, r), fmt::format("request {} ({} + {} tokens) needs {} KV pages; an instance has {}", r.id, r.prompt, r.output,
                                                      pages(r.prompt + r.output), res.kv_blocks));
 
   std::vector<Req> rq(t.requests.size());

@@ -55,7 +55,10 @@ bool parse_timestamp(std::string_view s, double& out) {
   if (!digits(s, 0, 4, y) || s.size() < 19 || s[4] != '-' || !digits(s, 5, 2, mo) || s[7] != '-' || !digits(s, 8, 2, d) || s[10] != ' ' ||
       !digits(s, 11, 2, h) || s[13] != ':' || !digits(s, 14, 2, mi) || s[16] != ':' || !digits(s, 17, 2, se))
     return false;
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return false;
+  // A real calendar day (2023-02-29 is not one); a leap second is allowed.
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (mo < 1 || mo > 12 || d < 1 || d > kDays[mo - 1] + (mo == 2 && leap ? 1 : 0) || h > 23 || mi > 59 || se > 60) return false;
   double frac = 0;
   if (s.size() > 19) {
     if (s[19] != '.' || s.size() == 20) return false;
@@ -70,6 +73,18 @@ bool parse_timestamp(std::string_view s, double& out) {
   return true;
 }
 
+// A line as an error may quote it: printable ASCII as is, other bytes as \xNN, at most 60
+// characters (a binary file's bytes would otherwise reach the terminal raw).
+std::string shown(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (out.size() >= 60) return out + "...";
+    if (c >= 32 && c < 127) out += static_cast<char>(c);
+    else out += fmt::format("\\x{:02x}", c);
+  }
+  return out;
+}
+
 }  // namespace
 
 Trace read_azure_trace(const std::string& path) {
@@ -77,6 +92,7 @@ Trace read_azure_trace(const std::string& path) {
   if (!in) throw UserError(SourceLoc{path}, "cannot open the trace");
   Trace t;
   t.name = path.substr(path.find_last_of('/') + 1);
+  t.file = path;
   std::string line;
   int line_no = 0;
   auto at = [&](size_t col) { return SourceLoc{path, line_no, static_cast<int>(col) + 1}; };
@@ -84,7 +100,7 @@ Trace read_azure_trace(const std::string& path) {
   ++line_no;
   if (!line.empty() && line.back() == '\r') line.pop_back();
   if (line != "TIMESTAMP,ContextTokens,GeneratedTokens")
-    throw UserError(at(0), fmt::format("expected the header TIMESTAMP,ContextTokens,GeneratedTokens, found '{}'", line));
+    throw UserError(at(0), fmt::format("expected the header TIMESTAMP,ContextTokens,GeneratedTokens, found '{}'", shown(line)));
   double first = 0, last = 0;
   while (std::getline(in, line)) {
     ++line_no;
@@ -95,13 +111,13 @@ Trace read_azure_trace(const std::string& path) {
       throw UserError(at(0), "expected three fields: TIMESTAMP,ContextTokens,GeneratedTokens");
     double ts = 0;
     if (!parse_timestamp(std::string_view(line).substr(0, c1), ts))
-      throw UserError(at(0), fmt::format("'{}' is not a timestamp (YYYY-MM-DD HH:MM:SS.fffffff)", line.substr(0, c1)));
+      throw UserError(at(0), fmt::format("'{}' is not a timestamp (YYYY-MM-DD HH:MM:SS.fffffff, a real date)", shown(line.substr(0, c1))));
     auto count = [&](size_t from, size_t to, const char* what) {
       int64_t v = 0;
       const char* b = line.data() + from;
       const char* e = line.data() + to;
       auto [p, ec] = std::from_chars(b, e, v);
-      if (ec != std::errc() || p != e || b == e) throw UserError(at(from), fmt::format("{} '{}' is not an integer", what, std::string(b, e)));
+      if (ec != std::errc() || p != e || b == e) throw UserError(at(from), fmt::format("{} '{}' is not an integer", what, shown(std::string_view(b, static_cast<size_t>(e - b)))));
       if (v < 1) throw UserError(at(from), fmt::format("{} must be at least 1, not {}", what, v));
       return v;
     };
@@ -113,6 +129,7 @@ Trace read_azure_trace(const std::string& path) {
     last = ts;
     r.id = static_cast<int64_t>(t.requests.size());
     r.arrival = ts - first;
+    r.line = line_no;
     t.requests.push_back(r);
   }
   if (t.requests.empty()) throw UserError(SourceLoc{path, line_no, 1}, "the trace has a header but no requests");
@@ -174,6 +191,7 @@ Trace tile_to_duration(const Trace& t, double rate, double duration) {
   const Trace one = scale_to_rate(t, rate);
   Trace out;
   out.name = fmt::format("{} for {:.4g} s", one.name, duration);
+  out.file = one.file;
   if (one.requests.empty()) return out;
   const double period = one.duration() + 1 / rate;
   int64_t id = 0;

@@ -14,10 +14,12 @@ struct Request {
   int64_t prompt = 0;  ///< tokens
   int64_t output = 0;  ///< tokens generated
   int priority = 0;    ///< serving class (0: high priority)
+  int line = 0;        ///< its line in the trace file (0: synthetic), for located errors
 };
 
 struct Trace {
   std::string name;
+  std::string file;  ///< the file it was read from ("" when synthetic)
   std::vector<Request> requests;  ///< by arrival
   double duration() const { return requests.empty() ? 0 : requests.back().arrival - requests.front().arrival; }
   double mean_prompt() const;

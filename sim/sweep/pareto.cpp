@@ -87,7 +87,7 @@ std::vector<size_t> non_dominated(const std::vector<std::vector<double>>& v) {
 ParetoResult pareto_front(const std::string& path, const std::string& objectives) {
   ParetoResult r;
   r.db = path;
-  SweepDb db(path, false);
+  SweepDb db(path, false, true);
   if (!db.has_points_table()) throw UserError(SourceLoc{path}, "not a sweep database (no points table)");
   r.columns = db.columns();
   const auto meta = db.meta();

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <sstream>
 #include <cmath>
@@ -279,16 +280,24 @@ class SpecReader {
   // built-in output and an [outputs] entry share one namespace (expressions read them all).
   void check_name_free(const std::string& key, const SourceLoc& at) const {
     auto taken = [&](const char* what) { throw UserError(at, fmt::format("'{}' is already {}: give it in one place", key, what)); };
+    // Every name is a column of the database, and SQLite's column names ignore case.
+    auto same = [&](const std::string& other) {
+      return other.size() == key.size() && std::equal(other.begin(), other.end(), key.begin(), [](char a, char b) {
+               return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+             });
+    };
+    for (const char* column : {"hash", "idx", "status", "error", "bottleneck"})
+      if (same(column)) taken("a column every sweep database has (hash, idx, status, error, bottleneck)");
     for (const auto& f : s_.fixed)
-      if (f.key == key) taken("fixed in [sweep]");
+      if (same(f.key)) taken("fixed in [sweep]");
     for (const auto& p : s_.params)
-      if (p.key == key) taken(p.settable ? "a parameter" : "a variable");
+      if (same(p.key)) taken(p.settable ? "a parameter" : "a variable");
     for (const auto& d : s_.derived)
-      if (d.name == key) taken("derived");
+      if (same(d.name)) taken("derived");
     for (const auto& o : s_.outputs)
-      if (o.name == key) taken("an output");
+      if (same(o.name)) taken("an output");
     for (const MetricInfo& m : sweep_metrics())
-      if (key == m.name) taken("a built-in output");
+      if (same(m.name)) taken("a built-in output");
   }
 
   // A table's keys in file order (toml++ iterates them sorted).

@@ -63,15 +63,31 @@ std::string cell_text(const Cell& c) {
   }
 }
 
-SweepDb::SweepDb(const std::string& path, bool create) : path_(path) {
+SweepDb::SweepDb(const std::string& path, bool create, bool read_only) : path_(path) {
   std::error_code ec;
   if (!create && !std::filesystem::is_regular_file(path, ec)) throw UserError(SourceLoc{path}, "no such database");
+  if (read_only) {
+    // A WAL database read by someone who may not write it or its folder: plain read-only
+    // first, then immutable (no -shm needed; the file must not change while it is read).
+    std::string escaped;  // a path inside a URI: %, ? and # escaped
+    for (char c : path) escaped += c == '%' ? std::string("%25") : c == '?' ? std::string("%3f") : c == '#' ? std::string("%23") : std::string(1, c);
+    for (const std::string& uri : {"file:" + escaped + "?mode=ro", "file:" + escaped + "?immutable=1"}) {
+      if (sqlite3_open_v2(uri.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, nullptr) == SQLITE_OK &&
+          sqlite3_exec(db_, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr) == SQLITE_OK)
+        return;
+      const std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      db_ = nullptr;
+      if (uri.ends_with("immutable=1"))
+        throw UserError(SourceLoc{path}, fmt::format("cannot read the database ({}): is it a sweep database, and readable by you?", why));
+    }
+  }
   const int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
   if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
     const std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
     db_ = nullptr;
-    throw UserError(SourceLoc{path}, fmt::format("cannot open the database: {}", why));
+    throw UserError(SourceLoc{path}, fmt::format("cannot open the database for writing ({}): check that you may write it and its folder", why));
   }
   try {
     sqlite3_busy_timeout(db_, 10000);
@@ -256,7 +272,7 @@ void SweepDb::scan(const std::string& status, const std::function<void(const std
 }
 
 void export_db(const std::string& path, const std::string& format, const std::string& status, std::ostream& out) {
-  SweepDb db(path, false);
+  SweepDb db(path, false, true);
   const std::vector<SweepColumn> cols = db.columns();
   if (cols.empty()) throw UserError(SourceLoc{path}, "not a sweep database (no points table)");
   if (format == "csv") {
@@ -299,7 +315,7 @@ int64_t merge_dbs(const std::vector<std::string>& inputs, const std::string& out
   for (const std::string& in : inputs) {
     std::error_code ec;
     if (std::filesystem::equivalent(in, output, ec)) throw UserError(SourceLoc{in}, "an input is the output");
-    SweepDb db(in, false);
+    SweepDb db(in, false, true);
     if (!db.has_points_table()) throw UserError(SourceLoc{in}, "not a sweep database (no points table)");
     const auto c = db.columns();
     if (cols.empty()) {

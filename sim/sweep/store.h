@@ -18,7 +18,9 @@ namespace einsim {
 class SweepDb {
  public:
   /// Opens (creating when `create`) the database at `path`. Throws UserError.
-  SweepDb(const std::string& path, bool create);
+  /// `create`: made when missing. `read_only`: opened for reading only (export, pareto), which
+  /// works on a file or folder the user cannot write, falling back to SQLite's immutable mode.
+  SweepDb(const std::string& path, bool create, bool read_only = false);
   ~SweepDb();
   SweepDb(const SweepDb&) = delete;
   SweepDb& operator=(const SweepDb&) = delete;

@@ -647,3 +647,12 @@ TEST_CASE("errors name their own cause: extreme --batch, --limit 0, devices that
   CHECK_THAT(lc.out, Catch::Contains("3 devices: einsim splits heads and FFN columns evenly, and Yi-34B-200K has 56 heads (8 KV heads)"));
   CHECK_THAT(lc.out, !Catch::Contains("--tp 3") && !Catch::Contains("does not fit"));
 }
+
+TEST_CASE("a trace request that cannot be served is located at its line", "[cli][errors]") {
+  const std::string file = std::filesystem::temp_directory_path() / ("einsim-huge-" + std::to_string(::getpid()) + ".csv");
+  std::ofstream(file) << "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,100,10\n2023-11-16 18:17:04,90000000,10\n";
+  const Run r = run({"serve", "--arch", "h100", "--model", "llama-3-8b", "--trace", file});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::StartsWith(file + ":3:1: error: request 1 (90000000 + 10 tokens) needs"));
+  std::filesystem::remove(file);
+}

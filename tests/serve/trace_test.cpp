@@ -50,7 +50,7 @@ TEST_CASE("trace: malformed rows are located errors", "[serve][errors]") {
   const std::string b = write("b.csv", head + ok + "2023-11-16 18:17:04.1,0,5\n");
   CHECK(error_of([&] { read_azure_trace(b); }) == b + ":3:23: error: ContextTokens must be at least 1, not 0");
   const std::string c = write("c.csv", head + "2023-13-16 18:17:04,3,5\n");
-  CHECK(error_of([&] { read_azure_trace(c); }) == c + ":2:1: error: '2023-13-16 18:17:04' is not a timestamp (YYYY-MM-DD HH:MM:SS.fffffff)");
+  CHECK(error_of([&] { read_azure_trace(c); }) == c + ":2:1: error: '2023-13-16 18:17:04' is not a timestamp (YYYY-MM-DD HH:MM:SS.fffffff, a real date)");
   const std::string d = write("d.csv", head + ok + "2023-11-16 18:17:04.1,3\n");
   CHECK(error_of([&] { read_azure_trace(d); }) == d + ":3:1: error: expected three fields: TIMESTAMP,ContextTokens,GeneratedTokens");
   const std::string e = write("e.csv", head + ok + "2023-11-16 18:17:02,3,5\n");
@@ -60,6 +60,18 @@ TEST_CASE("trace: malformed rows are located errors", "[serve][errors]") {
   const std::string g = write("g.csv", head);
   CHECK(error_of([&] { read_azure_trace(g); }) == g + ":1:1: error: the trace has a header but no requests");
   CHECK_THAT(error_of([&] { read_azure_trace("/no/such/trace.csv"); }), Catch::Contains("/no/such/trace.csv: error: cannot open the trace"));
+  // Calendar days: 2023-02-29 is not one, 2024-02-29 is.
+  const std::string leap = write("l.csv", head + "2023-02-29 00:00:00,3,5\n");
+  CHECK_THAT(error_of([&] { read_azure_trace(leap); }), Catch::Contains(leap + ":2:1: error: '2023-02-29 00:00:00' is not a timestamp"));
+  CHECK(read_azure_trace(write("l2.csv", head + "2024-02-29 00:00:00,3,5\n")).requests.size() == 1);
+  CHECK_THROWS(read_azure_trace(write("l3.csv", head + "2023-04-31 00:00:00,3,5\n")));
+  // A binary file's bytes are quoted escaped and cut short, not echoed raw.
+  const std::string bin = write("bin.csv", std::string("\x00\x01\x02" "binary\xff\xfe", 11) + std::string(200, 'z') + "\n");
+  const std::string be = error_of([&] { read_azure_trace(bin); });
+  CHECK_THAT(be, Catch::Contains("found '\\x00\\x01\\x02binary\\xff\\xfe") && Catch::Contains("..."));
+  for (char ch : be) CHECK((ch == '\n' || (ch >= 32 && ch < 127)));
+  // Requests keep their line, so errors about one point at it.
+  CHECK(read_azure_trace(write("lines.csv", head + ok + "\n" + ok)).requests[1].line == 4);
   // Windows line ends and a missing final newline are fine.
   const Trace t = read_azure_trace(write("h.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\r\n2023-11-16 18:17:03,4,5\r\n2023-11-16 18:17:05,6,7"));
   REQUIRE(t.requests.size() == 2);

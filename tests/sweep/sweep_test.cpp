@@ -189,6 +189,10 @@ TEST_CASE("sweep specs: unknown keys and impossible ranges get located errors", 
   CHECK_THAT(err(std::string(kHead) + "batch = 4\n[parameters]\nbatch = [1, 2]\n"), Catch::Contains("'batch' is already fixed in [sweep]: give it in one place"));
   CHECK_THAT(err(std::string(kHead) + "[parameters]\ntp = [1]\n[derived]\nlatency = \"tp\"\n"), Catch::Contains("'latency' is already a built-in output"));
   CHECK_THAT(err(std::string(kHead) + "[parameters]\ntp = [1]\n[derived]\nx = \"tp\"\n[outputs]\nx = \"tp\"\n"), Catch::Contains("'x' is already derived"));
+  // Names are database columns: the fixed ones are taken, and case does not tell names apart.
+  CHECK_THAT(err(std::string(kHead) + "[parameters]\ntp = [1]\n[outputs]\nhash = \"tp\"\n"), Catch::Contains("'hash' is already a column every sweep database has"));
+  CHECK_THAT(err(std::string(kHead) + "[parameters]\ntp = [1]\n[outputs]\nStatus = \"tp\"\n"), Catch::Contains("'Status' is already a column"));
+  CHECK_THAT(err(std::string(kHead) + "[parameters]\ntp = [1]\n[derived]\nX = \"tp\"\n[outputs]\nx = \"tp\"\n"), Catch::Contains("'x' is already derived"));
   CHECK_THAT(err(std::string(kHead) + "[parameters]\ntp = [1]\n[derived]\nx = \"tp * y\"\n"), Catch::StartsWith(f + ":10:11: error: in expression"));
   CHECK_THAT(err(std::string(kHead) + "constraints = [\"latency <= \"]\n[parameters]\ntp = [1]\n"), Catch::StartsWith(f + ":7:28: error: in expression \"latency <= \": expected a number"));
   CHECK_THAT(err(std::string(kHead) + "objectives = [\"latency\", \"speed\"]\n[parameters]\ntp = [1]\n"), Catch::Contains("objective 'speed' is not an output"));
@@ -429,7 +433,20 @@ TEST_CASE("einsim sweep, pareto, export and merge on the command line", "[sweep]
         "throughput_per_device, energy_per_token, power, cost_per_mtok, activations, memory, utilization, compute_time, allreduce_time, or min:/max: and a column)\n");
   CHECK(cli({"pareto", "--db", db, "--objectives", "latency"}).code == 1);
   CHECK(cli({"pareto", "--db", dir + "/none.sqlite"}).err == dir + "/none.sqlite: error: no such database\n");
-  CHECK(cli({"export", "--db", dir + "/s.csv"}).code == 1);
+  const Run not_db = cli({"export", "--db", dir + "/s.csv"});
+  CHECK(not_db.code == 1);
+  CHECK_THAT(not_db.err, Catch::StartsWith(dir + "/s.csv: error: cannot read the database (") && Catch::Contains("is it a sweep database"));
+  // A database (and folder) the reader may not write: export and pareto read it all the same.
+  const std::string ro = dir + "/ro";
+  fs::create_directories(ro);
+  fs::copy_file(dir + "/m.sqlite", ro + "/m.sqlite");
+  fs::permissions(ro + "/m.sqlite", fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+  fs::permissions(ro, fs::perms::owner_read | fs::perms::owner_exec);
+  const Run roe = cli({"export", "--db", ro + "/m.sqlite", "--format", "json"});
+  CHECK(roe.code == 0);
+  CHECK(nlohmann::json::parse(roe.out).size() == 48);
+  CHECK(cli({"pareto", "--db", ro + "/m.sqlite"}).code == 0);
+  fs::permissions(ro, fs::perms::owner_all);
   CHECK(cli({"sweep", data("sweep-small.toml"), "--db", db, "--shard", "3/3"}).err ==
         "--shard: error: '3/3' is not a shard i/N with 0 <= i < N (e.g. 0/4)\n");
   CHECK(cli({"sweep", data("sweep-small.toml"), "--db", db, "--set", "sweep.mode=fast"}).code == 1);
