@@ -230,7 +230,8 @@ double ArchSpec::peak_flops(DType t) const {
 ArchSpec read_arch(const ConfigTable& t) {
   ArchSpec a;
   a.loc = t.loc();
-  a.name = t.get_string("name");
+  a.name = t.opt_name("name").value_or("");
+  if (a.name.empty()) throw UserError(t.loc(), "missing required key 'arch.name' (a string)");
   const std::string kind = t.get_choice("kind", {"gpu", "accelerator", "host"});
   a.kind = kind == "gpu" ? ArchKind::GPU : kind == "accelerator" ? ArchKind::Accelerator : ArchKind::Host;
   std::set<std::string> taken;

@@ -155,6 +155,15 @@ std::optional<std::string> ConfigTable::opt_string(std::string_view key) const {
   return n->value<std::string>();
 }
 
+std::optional<std::string> ConfigTable::opt_name(std::string_view key) const {
+  auto v = opt_string(key);
+  if (!v) return v;
+  const bool control = std::any_of(v->begin(), v->end(), [](char c) { return static_cast<unsigned char>(c) < 32; });
+  if (v->empty() || v->size() > 256 || control)
+    throw UserError(loc(key), fmt::format("'{}' must be a name of 1 to 256 characters without control characters (found {} characters)", full(key), v->size()));
+  return v;
+}
+
 std::string ConfigTable::get_string(std::string_view key) const {
   if (auto v = opt_string(key)) return *v;
   throw UserError(loc(), fmt::format("missing required key '{}' (a string)", full(key)));

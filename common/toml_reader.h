@@ -49,6 +49,9 @@ class ConfigTable {
                     double max = std::numeric_limits<double>::infinity()) const;
   std::optional<double> opt_number(std::string_view key, double min = -std::numeric_limits<double>::infinity(),
                                    double max = std::numeric_limits<double>::infinity()) const;
+  /// A name (a model's, an architecture's, a cascade's): 1 to 256 characters, no control
+  /// characters. Names are copied into every report row; a 20 MB one cost seconds and GB.
+  std::optional<std::string> opt_name(std::string_view key) const;
   std::string get_string(std::string_view key) const;
   std::optional<std::string> opt_string(std::string_view key) const;
   /// A string that must be one of `choices`.

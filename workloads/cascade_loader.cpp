@@ -9,7 +9,8 @@ namespace einsim {
 CascadeSpec read_cascade(const ConfigTable& t) {
   CascadeSpec s;
   s.loc = t.loc();
-  s.name = t.get_string("name");
+  s.name = t.opt_name("name").value_or("");
+  if (s.name.empty()) throw UserError(t.loc(), "missing required key 'cascade.name' (a string)");
   if (auto d = t.opt_choice("dtype", dtype_names())) s.dtype = *parse_dtype(*d);
 
   const ConfigTable ranks = t.get_table("ranks");

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -99,7 +100,7 @@ void finish_model(ModelConfig& m, const SourceLoc& loc) {
 ModelConfig read_model(const ConfigTable& t, const std::string& default_name) {
   ModelConfig m;
   m.loc = t.loc();
-  m.name = t.opt_string("name").value_or(default_name);
+  m.name = t.opt_name("name").value_or(default_name);
   m.model_type = t.get_choice("model_type", kModelTypes);
   m.hidden_act = normalize_act(t.opt_string("hidden_act").value_or(""));
   apply_family_defaults(m);
@@ -189,8 +190,11 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
   ModelConfig m;
   m.loc = SourceLoc{name, 1, 1};
   // Named by the model it describes (transformers writes `_name_or_path`), else by the file.
-  if (auto it = j.find("_name_or_path"); it != j.end() && it->is_string() && !it->get<std::string>().empty())
+  if (auto it = j.find("_name_or_path"); it != j.end() && it->is_string() && !it->get<std::string>().empty()) {
     m.name = fs::path(it->get<std::string>()).filename().string();
+    if (m.name.size() > 256 || std::any_of(m.name.begin(), m.name.end(), [](char c) { return static_cast<unsigned char>(c) < 32; }))
+      throw UserError(loc_of_key("_name_or_path"), "'_name_or_path' must end in a name of at most 256 characters without control characters");
+  }
   if (m.name.empty()) m.name = fs::path(name).stem().string();
 
   // First present key among `keys` (HF families spell the same quantity differently).
@@ -291,8 +295,8 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
 std::string resolve_model_path(const std::string& s, const std::string& kind) {
   std::error_code ec;
   if (fs::is_regular_file(s, ec)) return s;
-  for (const char* kind : kPresetKinds) {
-    const fs::path preset = fs::path(config_path(kind)) / (s + ".toml");
+  for (const char* folder : kPresetKinds) {
+    const fs::path preset = fs::path(config_path(folder)) / (s + ".toml");
     if (fs::is_regular_file(preset, ec)) return preset.string();
   }
   if (is_bare_name(s)) throw_unknown_preset(s, kind, kind == "models" ? "model" : "preset");

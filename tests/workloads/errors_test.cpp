@@ -128,6 +128,11 @@ TEST_CASE("model config errors", "[model][errors]") {
   // Named by _name_or_path, else by the file (not its folder).
   CHECK(parse_hf_config_json(kTinyJson, "dir/x.json").name == "x");
   CHECK(parse_hf_config_json(kTinyJson.substr(0, kTinyJson.size() - 1) + ", \"_name_or_path\": \"org/Tiny-1B\"}", "dir/x.json").name == "Tiny-1B");
+  // Names are bounded (a 20 MB name cost seconds and GB in every report row).
+  CHECK_THAT(error_of([] { model_toml(kTiny + "name = \"" + std::string(300, 'n') + "\"\n"); }),
+             Catch::Contains("'model.name' must be a name of 1 to 256 characters without control characters (found 300 characters)"));
+  CHECK_THAT(error_of([] { parse_hf_config_json(kTinyJson.substr(0, kTinyJson.size() - 1) + ", \"_name_or_path\": \"" + std::string(300, 'n') + "\"}", "c.json"); }),
+             Catch::Contains("c.json:1:") && Catch::Contains("'_name_or_path' must end in a name of at most 256 characters"));
   // No silent defaults: an unknown torch_dtype and a missing FFN width (outside GPT-2 and Falcon).
   CHECK_THAT(error_of([] { parse_hf_config_json(kTinyJson.substr(0, kTinyJson.size() - 1) + ", \"torch_dtype\": \"float64\"}", "c.json"); }),
              Catch::Contains("c.json:1:") && Catch::Contains("'float64' is not a type einsim computes in"));
