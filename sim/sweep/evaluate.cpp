@@ -117,7 +117,37 @@ std::vector<SweepColumn> sweep_columns(const SweepSpec& s) {
   return c;
 }
 
-PointEvaluator::PointEvaluator(const SweepSpec& s) : s_(s), samples_(make_samples(s)), set_(std::make_unique<Settings>()) {
+namespace {
+
+// How many distinct architectures (prefix "arch") or models ("model") a grid sweep can name:
+// the product of the sizes of the parameters that set them (every point, when a derived value
+// sets one); 0 when unbounded (samples, continuous ranges).
+size_t distinct_settings(const SweepSpec& s, const std::string& prefix) {
+  if (s.design != Design::Grid) return 0;
+  auto sets = [&](const std::string& key) { return key == prefix || key.starts_with(prefix + "."); };
+  for (const SweepExpr& d : s.derived)
+    if (d.settable && sets(d.name)) return static_cast<size_t>(std::max<int64_t>(s.total, 1));
+  size_t n = 1;
+  for (const SweepParam& p : s.params)
+    if (p.settable && sets(p.key)) {
+      if (p.size() <= 0) return 0;
+      n *= static_cast<size_t>(p.size());
+      if (n > (size_t{1} << 20)) return 0;
+    }
+  return n;
+}
+
+// Cache entries: all of them when a grid names at most 4096 (an architecture is a few KB), else 256.
+size_t cache_capacity(size_t distinct) { return distinct > 0 && distinct <= 4096 ? std::max<size_t>(distinct, 256) : 256; }
+
+}  // namespace
+
+PointEvaluator::PointEvaluator(const SweepSpec& s)
+    : s_(s),
+      samples_(make_samples(s)),
+      set_(std::make_unique<Settings>()),
+      arch_capacity_(cache_capacity(distinct_settings(s, "arch"))),
+      model_capacity_(cache_capacity(distinct_settings(s, "model"))) {
   slots_.assign(s.slots(), std::numeric_limits<double>::quiet_NaN());
   derived_text_.resize(s.derived.size());
   // Every point sets the same keys: their order (sorted, so the canonical text and the
@@ -203,14 +233,14 @@ void PointEvaluator::load_point() {
 
 const ArchSpec& PointEvaluator::arch(const std::string& key, const std::string& name, const std::vector<std::string>& sets) {
   if (auto it = archs_.find(key); it != archs_.end()) return *it->second;
-  if (archs_.size() >= 256) archs_.clear();  // bounded: a random sweep over hardware varies it every point
+  if (archs_.size() >= arch_capacity_) archs_.clear();  // bounded: a random sweep over hardware varies it every point
   auto a = std::make_shared<const ArchSpec>(load_arch(name, sets));
   return *archs_.emplace(key, std::move(a)).first->second;
 }
 
 const ModelConfig& PointEvaluator::model(const std::string& key, const std::string& name, const std::vector<std::string>& sets) {
   if (auto it = models_.find(key); it != models_.end()) return *it->second;
-  if (models_.size() >= 256) models_.clear();
+  if (models_.size() >= model_capacity_) models_.clear();
   auto m = std::make_shared<const ModelConfig>(load_model(name, sets));
   return *models_.emplace(key, std::move(m)).first->second;
 }

@@ -88,6 +88,9 @@ class PointEvaluator {
   std::unique_ptr<Settings> set_;
   std::map<std::string, std::shared_ptr<const ArchSpec>> archs_;
   std::map<std::string, std::shared_ptr<const ModelConfig>> models_;
+  /// Entries the two caches keep before starting over: every architecture (model) a grid can
+  /// name, up to 4096, so that a key varying fastest does not miss on every point.
+  size_t arch_capacity_ = 256, model_capacity_ = 256;
   std::map<std::string, std::shared_ptr<ModelSizes>> sizes_;
   MapCache cache_;
   int64_t mappings_ = 0;
