@@ -37,10 +37,12 @@ test-asan: deps
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@CC=clang CXX=clang++ cmake -S . -B build-fuzz -DEINSIM_FUZZ=ON -DEINSIM_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target fuzz_einsum fuzz_config
-	@mkdir -p build-fuzz/corpus-einsum build-fuzz/corpus-config
-	build-fuzz/tests/fuzz/fuzz_einsum -max_total_time=$(FUZZ_SECONDS) -timeout=5 build-fuzz/corpus-einsum tests/fuzz/corpus/einsum
-	build-fuzz/tests/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) -timeout=5 build-fuzz/corpus-config tests/fuzz/corpus/config configs/models configs/workloads
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_einsum fuzz_config fuzz_readers
+	@mkdir -p build-fuzz/corpus-einsum build-fuzz/corpus-config build-fuzz/corpus-readers
+	@# Inputs up to 1 MiB: long chains and deep nesting are found only in large inputs.
+	build-fuzz/tests/fuzz/fuzz_einsum -max_total_time=$(FUZZ_SECONDS) -timeout=5 -max_len=1048576 build-fuzz/corpus-einsum tests/fuzz/corpus/einsum
+	build-fuzz/tests/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) -timeout=5 -max_len=1048576 build-fuzz/corpus-config tests/fuzz/corpus/config configs/models configs/workloads
+	build-fuzz/tests/fuzz/fuzz_readers -max_total_time=$(FUZZ_SECONDS) -timeout=5 -max_len=1048576 build-fuzz/corpus-readers tests/fuzz/corpus/readers
 
 bench: build
 	@$(BUILD)/tests/bench/einsim_bench --benchmark_repetitions=10 --benchmark_report_aggregates_only=true

@@ -12,7 +12,7 @@
 using namespace einsim;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size > 16384) return 0;
+  if (size > (1 << 20)) return 0;  // large inputs too: long names, long arrays, deep tables
   const std::string text(reinterpret_cast<const char*>(data), size);
   try {
     if (!text.empty() && text[0] == '{') {

@@ -1,6 +1,7 @@
 // Fuzzes the Einsum parser, the binder, the analyses and the reference executor: each input
 // line is one Einsum; every index variable gets a small rank, every tensor read but not
 // written is an input. Anything but a UserError is a finding.
+#include <cctype>
 #include <cstdint>
 #include <set>
 #include <string>
@@ -27,7 +28,10 @@ void collect(const Expr& e, std::set<std::string>& vars, std::set<std::string>& 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size > 4096) return 0;
+  // Large inputs too (long chains and deep nesting overflowed the stack once); the reference
+  // executor runs on small ones only, where it stays fast.
+  if (size > (1 << 20)) return 0;
+  const bool execute_it = size <= 4096;
   const std::string text(reinterpret_cast<const char*>(data), size);
   CascadeSpec spec;
   spec.name = "fuzz";
@@ -54,7 +58,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::set<std::string> ranks;
     for (const auto& v : vars) {
       std::string r = v;
-      r[0] = static_cast<char>(r[0] - 'a' + 'A');
+      r[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(r[0])));
       if (!ranks.insert(r).second) continue;
       RankDecl d;
       d.name = r;
@@ -67,7 +71,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const Cascade c = bind_cascade(spec);
     analyze(c);
     for (const Rank& r : c.ranks) pass_analysis(c, r.name);
-    execute(c, random_inputs(c, 1, 1 << 16), 1 << 16);
+    if (execute_it) execute(c, random_inputs(c, 1, 1 << 16), 1 << 16);
   } catch (const UserError&) {
   }
   return 0;
