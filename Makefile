@@ -6,7 +6,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DEINSIM_WERROR=ON
 endif
 
-.PHONY: all deps build demo test test-asan fuzz bench clean
+.PHONY: all deps build demo test test-asan fuzz tidy bench clean
 
 all: build
 
@@ -33,6 +33,14 @@ test-asan: deps
 	@cmake -S . -B build-asan -DEINSIM_SANITIZE=ON -DEINSIM_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS) >/dev/null
 	@cmake --build build-asan -j $(JOBS)
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS) -LE "calibration|paper"
+
+# clang-tidy with the repository's .clang-tidy over the library and tool sources; any finding
+# fails (CI runs it).
+tidy: build
+	@run-clang-tidy -p $(BUILD) -j $(JOBS) -quiet '$(CURDIR)/(common|workloads|arch|sim|validate)/.*\.cpp$$' > $(BUILD)/tidy.log 2>&1 || true
+	@if grep -E '(warning|error): ' $(BUILD)/tidy.log | grep -v 'warnings generated'; then echo "clang-tidy: findings above"; exit 1; fi
+	@n=$$(grep -c '^clang-tidy' $(BUILD)/tidy.log || true); [ "$$n" -gt 40 ] || { echo "clang-tidy checked only $$n files"; exit 1; }
+	@echo "clang-tidy: no findings in $$(grep -c '^clang-tidy' $(BUILD)/tidy.log) files"
 
 FUZZ_SECONDS ?= 60
 fuzz: deps

@@ -35,6 +35,7 @@ std::optional<OpClass> parse_op_class(std::string_view s) {
 
 std::vector<std::string> op_class_names() {
   std::vector<std::string> v;
+  v.reserve(kOpClasses);
   for (int i = 0; i < kOpClasses; ++i) v.emplace_back(op_class_name(static_cast<OpClass>(i)));
   return v;
 }

@@ -93,8 +93,8 @@ double unprefixed(Base b) {
   switch (b) {
     case Base::Bit: return 1.0 / 8.0;
     case Base::Minute: return 60.0;
-    case Base::Hour: return 3600.0;
-    case Base::WattHour: return 3600.0;
+    case Base::Hour:
+    case Base::WattHour: return 3600.0;  // an hour; a watt-hour is 3600 J
     default: return 1.0;
   }
 }

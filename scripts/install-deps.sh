@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(cmake make g++ clang pkg-config libtomlplusplus-dev libeigen3-dev libfmt-dev libcli11-dev
       nlohmann-json3-dev catch2 libbenchmark-dev libsqlite3-dev libsystemc-dev gnuplot-nox
       libopenmpi-dev openmpi-bin)
-pkgs+=(libclang-rt-14-dev)
+pkgs+=(libclang-rt-14-dev clang-tidy)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

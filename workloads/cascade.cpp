@@ -19,9 +19,9 @@ namespace einsim {
 double dtype_bytes(DType t) {
   switch (t) {
     case DType::FP32: return 4;
-    case DType::FP16: return 2;
+    case DType::FP16:
     case DType::BF16: return 2;
-    case DType::FP8: return 1;
+    case DType::FP8:
     case DType::INT8: return 1;
     case DType::INT4: return 0.5;
     case DType::INT32: return 4;
@@ -917,6 +917,7 @@ class Binder {
       }
       if (rank < 0) {
         std::vector<std::string> names;
+        names.reserve(ids.size());
         for (int id : ids) names.push_back(c_.tensors[static_cast<size_t>(c_.einsums[static_cast<size_t>(id)].lhs.tensor)].name);
         const Einsum& first = c_.einsums[static_cast<size_t>(ids.front())];
         bool any_carried = false;

@@ -255,6 +255,7 @@ FlashReport analyze_flash(const FlashScenario& s) {
   for (const ArchSpec& a : hosts) {
     // Latency does not depend on the budget: one case per candidate, checked against each size.
     std::vector<FlashCase> done;
+    done.reserve(cands.size());
     for (const std::string& m : cands) done.push_back(flash_case(s, m, a, 1, cache));
     for (double size : s.dram_sizes) {
       FlashLargest lg;

@@ -199,6 +199,7 @@ std::vector<std::string> predecessors(const Cascade& c) {
     if (e.from != e.to || e.carried())
       pre[static_cast<size_t>(e.to)].push_back(fmt::format("{}{}", e.from + 1, e.carried() ? "^" : ""));
   std::vector<std::string> out;
+  out.reserve(pre.size());
   for (auto& p : pre) out.push_back(fmt::format("{}", fmt::join(p, ",")));
   return out;
 }

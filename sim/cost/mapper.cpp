@@ -33,7 +33,7 @@ class Search {
  public:
   Search(const Cascade& c, const Einsum& e, const ArchSpec& a, DType dt, const MapperOptions& opt, const std::vector<int>& resident,
          const std::vector<int>& in_array)
-      : c_(c), e_(e), a_(a), dt_(dt), opt_(opt), cost_(c, e, resident, in_array) {}
+      : e_(e), a_(a), dt_(dt), opt_(opt), cost_(c, e, resident, in_array) {}
 
   MapResult run() {
     int array = opt_.array >= 0 ? opt_.array : bind_array(e_, a_, dt_);
@@ -274,7 +274,6 @@ class Search {
     }
   }
 
-  const Cascade& c_;
   const Einsum& e_;
   const ArchSpec& a_;
   DType dt_;

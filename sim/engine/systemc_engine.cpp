@@ -47,6 +47,7 @@ class ResourceTarget : public sc_core::sc_module {
  public:
   tlm_utils::multi_passthrough_target_socket<ResourceTarget> socket;
 
+  // NOLINTNEXTLINE(performance-unnecessary-value-param): SystemC takes module names by value (their lifetime scopes the hierarchy)
   ResourceTarget(sc_core::sc_module_name name, const Resource& r, int index, Recorder& rec)
       : sc_module(name), socket("socket"), r_(r), index_(index), rec_(rec) {
     socket.register_b_transport(this, &ResourceTarget::b_transport);
@@ -81,6 +82,7 @@ class ResourceTarget : public sc_core::sc_module {
 /// An initiator with one socket per resource of its system.
 class Initiator : public sc_core::sc_module {
  public:
+  // NOLINTNEXTLINE(performance-unnecessary-value-param): SystemC takes module names by value (their lifetime scopes the hierarchy)
   Initiator(sc_core::sc_module_name name, size_t resources) : sc_module(name) {
     for (size_t i = 0; i < resources; ++i)
       sockets_.push_back(std::make_unique<tlm_utils::simple_initiator_socket<Initiator>>(fmt::format("to_{}", i).c_str()));
@@ -123,6 +125,7 @@ class Executor : public Initiator {
  public:
   SC_HAS_PROCESS(Executor);
   /// `stream` < 0: the main blocks (`steps` times, then the tail); else that extra stream.
+  // NOLINTNEXTLINE(performance-unnecessary-value-param): SystemC takes module names by value (their lifetime scopes the hierarchy)
   Executor(sc_core::sc_module_name name, const Schedule& s, int stream, Recorder& rec)
       : Initiator(name, s.resources.size()), s_(s), stream_(stream), rec_(rec) {
     SC_THREAD(run);
@@ -234,6 +237,7 @@ class Executor : public Initiator {
 class DmaEngine : public Initiator {
  public:
   SC_HAS_PROCESS(DmaEngine);
+  // NOLINTNEXTLINE(performance-unnecessary-value-param): SystemC takes module names by value (their lifetime scopes the hierarchy)
   DmaEngine(sc_core::sc_module_name name, const Schedule& s, size_t index, Recorder& rec)
       : Initiator(name, s.resources.size()), x_(s.background[index]), index_(index), rec_(rec) {
     SC_THREAD(run);
@@ -269,6 +273,7 @@ class DmaEngine : public Initiator {
 /// One device of a system: the resources the architecture names under it.
 class Device : public sc_core::sc_module {
  public:
+  // NOLINTNEXTLINE(performance-unnecessary-value-param): SystemC takes module names by value (their lifetime scopes the hierarchy)
   Device(sc_core::sc_module_name name, const Schedule& s, const std::string& device, Recorder& rec,
          std::vector<ResourceTarget*>& by_index)
       : sc_module(name) {
@@ -288,6 +293,7 @@ class Device : public sc_core::sc_module {
 /// parts; the executors and DMA engines under the first device.
 class System : public sc_core::sc_module {
  public:
+  // NOLINTNEXTLINE(performance-unnecessary-value-param): SystemC takes module names by value (their lifetime scopes the hierarchy)
   System(sc_core::sc_module_name name, const Schedule& s, Recorder& rec) : sc_module(name) {
     std::vector<ResourceTarget*> by_index(s.resources.size(), nullptr);
     std::vector<std::string> devices;

@@ -75,9 +75,9 @@ std::string svg_plot(const std::vector<PlotPanel>& panels, const std::vector<std
     // y grid: decades on a log axis, five steps on a linear one.
     std::vector<double> yt;
     if (p.log_y)
-      for (double e = ly0; e <= ly1 + 1e-9; e += 1) yt.push_back(std::pow(10.0, e));
+      for (int d = 0; ly0 + d <= ly1 + 1e-9; ++d) yt.push_back(std::pow(10.0, ly0 + d));
     else
-      for (double v = ly0; v <= ly1 + step * 1e-6; v += step) yt.push_back(v);
+      for (int d = 0; ly0 + d * step <= ly1 + step * 1e-6; ++d) yt.push_back(ly0 + d * step);
     for (double v : yt)
       svg += fmt::format("<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{:.3g}</text>\n",
                          x0, Y(v), x0 + pw, Y(v), x0 - 5, Y(v) + 4, v);

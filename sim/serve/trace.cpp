@@ -195,8 +195,9 @@ Trace tile_to_duration(const Trace& t, double rate, double duration) {
   if (one.requests.empty()) return out;
   const double period = one.duration() + 1 / rate;
   int64_t id = 0;
-  for (double offset = 0; offset <= duration; offset += period)
+  for (int64_t copy = 0; static_cast<double>(copy) * period <= duration; ++copy)
     for (Request r : one.requests) {
+      const double offset = static_cast<double>(copy) * period;
       r.arrival += offset - one.requests.front().arrival;
       if (r.arrival > duration) break;
       r.id = id++;

@@ -363,7 +363,7 @@ class Study {
       if (arr >= 0 && per_tile <= static_cast<double>(a.arrays[static_cast<size_t>(arr)].pes())) in_array.insert(t);
     }
 
-    const double tiles = static_cast<double>(seq / rows) * heads;
+    const double tiles = static_cast<double>(seq) / static_cast<double>(rows) * heads;  // powers of two: exact
     const bool serial = cfg == FmConfig::Architecture;
     const int i2d = array_index(a, "pe2d");
     FmCost r;

@@ -210,6 +210,7 @@ std::string format_pareto(const ParetoResult& r, Format f) {
   TextTable t(header);
   for (const auto& row : r.front) {
     std::vector<std::string> cells;
+    cells.reserve(show.size());
     for (size_t i : show) cells.push_back(row[i].type == Cell::Real ? fmt::format("{:.4g}", row[i].d) : cell_text(row[i]));
     t.row(std::move(cells));
   }

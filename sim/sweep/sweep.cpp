@@ -31,7 +31,7 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 
 std::string duration_words(double s) {
   if (!(s >= 0) || s > 1e7) return "?";
-  const auto t = static_cast<int64_t>(s + 0.5);
+  const auto t = static_cast<int64_t>(std::llround(s));
   if (t >= 3600) return fmt::format("{}h{:02}m", t / 3600, t / 60 % 60);
   if (t >= 60) return fmt::format("{}m{:02}s", t / 60, t % 60);
   return fmt::format("{}s", t);
@@ -177,7 +177,7 @@ SweepOutcome run_sweep(const SweepSpec& s, const SweepOptions& o, std::ostream& 
         }
         if (!batch.empty()) {
           std::unique_lock lk(mu);
-          room.wait(lk, [&] { return queue.size() < static_cast<size_t>(4 * jobs) || stopped(); });
+          room.wait(lk, [&] { return queue.size() < 4 * static_cast<size_t>(jobs) || stopped(); });
           queue.push_back(std::move(batch));
           batch.clear();
           ready.notify_one();
@@ -196,6 +196,7 @@ SweepOutcome run_sweep(const SweepSpec& s, const SweepOptions& o, std::ostream& 
   };
 
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(jobs));
   for (int j = 0; j < jobs; ++j) threads.emplace_back(worker);
   try {
     Writer w(db, out, o, progress, todo_estimate);

@@ -13,6 +13,7 @@
 #include "../workloads/helpers.h"
 #include "run_einsim.h"
 
+using einsim::test::error_of;
 using einsim::test::shipped;
 
 using Run = einsim::test::CliRun;
@@ -655,4 +656,23 @@ TEST_CASE("a trace request that cannot be served is located at its line", "[cli]
   CHECK(r.code == 1);
   CHECK_THAT(r.err, Catch::StartsWith(file + ":3:1: error: request 1 (90000000 + 10 tokens) needs"));
   std::filesystem::remove(file);
+}
+
+TEST_CASE("the data folder: EINSIM_DATA_DIR overrides, a wrong one is an error", "[cli][errors]") {
+  // In a child process: the folder is found once per process.
+  const std::string out = std::filesystem::temp_directory_path() / ("einsim-datadir-" + std::to_string(::getpid()) + ".txt");
+  const int bad = std::system(("EINSIM_DATA_DIR=/nonexistent " + std::string(EINSIM_BINARY) + " list > /dev/null 2> " + out).c_str());
+  REQUIRE(WIFEXITED(bad));
+  CHECK(WEXITSTATUS(bad) == 1);
+  std::ifstream in(out);
+  const std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(err == "EINSIM_DATA_DIR: error: '/nonexistent' has no configs/ folder (it should name einsim's share/einsim)\n");
+  const int good = std::system(("EINSIM_DATA_DIR=" + einsim::data_dir().string() + " " + std::string(EINSIM_BINARY) + " list archs > /dev/null").c_str());
+  CHECK(WEXITSTATUS(good) == 0);
+  std::filesystem::remove(out);
+  CHECK_THAT(error_of([] { einsim::set_data_dir("/nonexistent"); }), Catch::Contains("/nonexistent: error: not an einsim data folder (no configs/ inside)"));
+  // The build tree is laid out as an installed copy: share/einsim beside the binaries.
+  CHECK(std::filesystem::is_directory(einsim::data_dir() / "configs" / "arch"));
+  CHECK(std::filesystem::is_regular_file(einsim::data_path("traces/azure-llm-inference-2023/AzureLLMInferenceTrace_conv.csv")));
+  CHECK(std::filesystem::is_directory(einsim::data_dir() / "measured"));
 }
