@@ -330,13 +330,21 @@ std::string format_flash(const FlashReport& r, Format f) {
     }
     return j.dump(2) + "\n";
   }
-  TextTable t({"host", "model", "step", "flash read", "request", "throughput", "I/O", "I/O bound", "mem mgmt", "compute", "compute bound", "total",
-               "vs naive", "DRAM needed"});
+  // CSV keeps one number per cell: the DRAM needed and its share of the weights apart.
+  const bool csv = f == Format::Csv;
+  std::vector<std::string> header = {"host", "model", "step", "flash read", "request", "throughput", "I/O", "I/O bound", "mem mgmt", "compute", "compute bound",
+                                     "total", "vs naive", "DRAM needed"};
+  if (csv) header.push_back("DRAM needed of weights");
+  TextTable t(header);
   for (const FlashCase& c : r.cases)
-    for (const FlashStep& x : c.steps)
-      t.row({c.host, c.model, x.name, fmt_bytes(x.flash_bytes), fmt_bytes(x.request), fmt::format("{:.3g} GB/s", x.throughput / 1e9), ms(x.io),
-             x.io_bound, ms(x.mgmt), ms(x.compute), x.compute_bound, x.fits ? ms(x.total) : "over budget",
-             x.fits ? fmt::format("{:.1f}x", c.steps.front().total / x.total) : "-", fmt::format("{} ({})", fmt_bytes(x.dram_needed), pct(x.dram_needed, c.weights))});
+    for (const FlashStep& x : c.steps) {
+      std::vector<std::string> row = {c.host, c.model, x.name, fmt_bytes(x.flash_bytes), fmt_bytes(x.request), fmt::format("{:.3g} GB/s", x.throughput / 1e9),
+                                      ms(x.io), x.io_bound, ms(x.mgmt), ms(x.compute), x.compute_bound, x.fits ? ms(x.total) : "over budget",
+                                      x.fits ? fmt::format("{:.1f}x", c.steps.front().total / x.total) : "-",
+                                      csv ? fmt_bytes(x.dram_needed) : fmt::format("{} ({})", fmt_bytes(x.dram_needed), pct(x.dram_needed, c.weights))};
+      if (csv) row.push_back(pct(x.dram_needed, c.weights));
+      t.row(std::move(row));
+    }
   if (f == Format::Csv) return t.csv();
   std::string out = fmt::format(
       "LLM in a flash: weights on flash, a DRAM budget; one token at batch 1 with {} tokens of context, {} parallel reads. Per token: I/O (bytes / "

@@ -214,7 +214,7 @@ std::string format_long_context(const LongContextReport& r, Format f) {
   TextTable t({"context", "devices", "KV per request", "max requests", "prefill formula", "prefill einsim", "prefill bound", "decode batch",
                "step formula", "step einsim", "step bound", fmt::format("{} tokens einsim", s.output_tokens), "switch formula", "switch einsim"});
   for (const LcRow& x : r.rows)
-    t.row({token_words(static_cast<double>(x.context)), std::to_string(x.devices), fmt_bytes(x.kv_per_request), std::to_string(x.max_requests),
+    t.row({f == Format::Csv ? std::to_string(x.context) : token_words(static_cast<double>(x.context)), std::to_string(x.devices), fmt_bytes(x.kv_per_request), std::to_string(x.max_requests),
            seconds(x.prefill_formula), x.prefill_mapped.ok() ? seconds(x.prefill_mapped) : "-", x.prefill_mapped.ok() ? x.prefill_mapped.bound : "-",
            std::to_string(x.decode_batch), seconds(x.decode_formula), x.decode_mapped.ok() ? seconds(x.decode_mapped) : "-",
            x.decode_mapped.ok() || !x.decode_mapped.bound.empty() ? x.decode_mapped.bound : "-", seconds(x.generate_mapped), seconds(x.switch_formula), seconds(x.switch_mapped)});

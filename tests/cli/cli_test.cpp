@@ -555,6 +555,8 @@ TEST_CASE("CSV output is numeric: units live in the column names", "[cli]") {
       {"analyze", "long-context"},
       {"analyze", "kv-compression"},
       {"analyze", "offload"},
+      {"analyze", "flash"},
+      {"analyze", "power", std::string(EINSIM_TEST_DATA) + "/power-small.toml", "--set", "scenario.oversubscription=[0.0]"},
       {"list"},
   };
   for (const auto& args : commands) {

@@ -25,11 +25,11 @@ std::vector<GemmSample> samples() {
 }
 }  // namespace
 
-TEST_CASE("A100 GEMM predictions: MAPE within the targets", "[calibration]") {
+TEST_CASE("A100 GEMM predictions on its calibration sets (in-sample): MAPE within the targets", "[calibration]") {
   const ArchSpec a = load_arch("a100");
   const std::vector<Predicted> p = predict_gemms(a, samples(), DType::FP16);
   const double llmcompass = mape(p, "llmcompass"), vidur = mape(p, "vidur");
-  fmt::print("A100 preset: MAPE LLMCompass matmul {:.2f}% ({} GEMMs), Vidur Llama-2-7B TP1 projections+MLP {:.2f}% ({} GEMMs)\n",
+  fmt::print("A100 preset, in-sample: MAPE LLMCompass matmul {:.2f}% ({} GEMMs), Vidur Llama-2-7B TP1 projections+MLP {:.2f}% ({} GEMMs)\n",
              100 * llmcompass, std::count_if(p.begin(), p.end(), [](auto& x) { return x.sample.set == "llmcompass"; }), 100 * vidur,
              std::count_if(p.begin(), p.end(), [](auto& x) { return x.sample.set == "vidur"; }));
   for (const Predicted& x : p)
@@ -89,7 +89,7 @@ TEST_CASE("the H100 preset carries the values fitted on its measured bf16 GEMMs"
   const std::vector<GemmSample> s = h100_bf16_gemms();
   REQUIRE(s.size() == 53);
   const GpuFit f = fit_gpu(a, s, DType::BF16);
-  fmt::print("H100 fit on {} bf16 GEMMs: MAC efficiency {:.2f}, memory efficiency {:.2f}, per-operator overhead {:.1f} us, MAPE {:.2f}%\n", s.size(),
+  fmt::print("H100 fit on {} bf16 GEMMs (in-sample): MAC efficiency {:.2f}, memory efficiency {:.2f}, per-operator overhead {:.1f} us, MAPE {:.2f}%\n", s.size(),
              f.mac_efficiency, f.memory_efficiency, f.launch_overhead * 1e6, 100 * f.mape.front().second);
   CHECK(f.mac_efficiency == Approx(a.gpu->efficiency.at(OpClass::Mac)).margin(0.011));
   CHECK(f.memory_efficiency == Approx(a.gpu->memory_efficiency).margin(0.011));
