@@ -466,7 +466,8 @@ class SpecReader {
           }
         };
         if (!from_set && !sets.empty() && e.loc().file != path_of()) throw;
-        throw UserError(p.loc, fmt::format("{} '{}'{}: {}", key, base, shown.empty() ? "" : " with " + shown, e.message()));
+        const std::string name = base.size() > 80 ? base.substr(0, 80) + "..." : base;
+        throw UserError(p.loc, fmt::format("{} '{}'{}: {}", key, name, shown.empty() ? "" : " with " + shown, e.message()));
       }
     };
     for (const std::vector<SweepParam>* list : {&s_.fixed, &s_.params})
