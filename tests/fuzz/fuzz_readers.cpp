@@ -2,8 +2,10 @@
 // input: sweep formulas, architecture files, sweep specs, analysis scenarios, request traces,
 // einsim's kernel CSV and the published measurement formats (LLMCompass, Vidur), read from a
 // file as the tools read them. Anything but a UserError is a finding.
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <fstream>
 #include <string>
@@ -13,6 +15,7 @@
 #include "sim/analyze/long_context.h"
 #include "sim/analyze/power.h"
 #include "sim/serve/trace.h"
+#include "sim/sweep/evaluate.h"
 #include "sim/sweep/formula.h"
 #include "sim/sweep/spec.h"
 #include "validate/measurements.h"
