@@ -203,6 +203,8 @@ std::vector<KernelMeasurement> read_kernel_csv(const std::string& file) {
       const Field& x = f[col[name]];
       const double v = number(x, at);
       if (v != std::floor(v)) throw UserError(at.shifted(x.col - 1), fmt::format("'{}' must be a whole number, found '{}'", name, x.text));
+      // Shapes beyond 2^53 are not kernels anyone measured, and would not convert exactly.
+      if (v > 9007199254740992.0) throw UserError(at.shifted(x.col - 1), fmt::format("'{}' = {} is too large (at most 2^53)", name, x.text));
       return static_cast<int64_t>(v);
     };
     k.m = count("m"), k.n = count("n"), k.k = count("k"), k.batch = count("batch"), k.heads = count("heads"), k.seq = count("seq"), k.kv = count("kv");

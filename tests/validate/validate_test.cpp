@@ -50,6 +50,9 @@ TEST_CASE("validate: malformed kernel rows get located errors", "[validate][erro
              Catch::Contains("v4.csv:2:36: error: expected a finite non-negative number, found 'fast'"));
   CHECK_THAT(error_of([] { read_kernel_csv(csv_with("v5.csv", "gemm,matmul,bf16,1,2,3,0,0,0,0,1,1,0\n")); }),
              Catch::Contains("v5.csv:2:36: error: the median time must be positive"));
+  // A shape too large to be a kernel (the fuzzer's 6.7e58 overflowed the conversion).
+  CHECK_THAT(error_of([] { read_kernel_csv(csv_with("v5c.csv", "gemm,matmul,bf16,6.66667e58,2,3,0,0,0,0,1,1,0.1\n")); }),
+             Catch::Contains("v5c.csv:2:18: error: 'm' = 6.66667e58 is too large (at most 2^53)"));
   // A time of inf (or nan) would make every error statistic NaN: refused where it stands.
   for (const char* t : {"inf", "nan", "1e999"})
     CHECK_THAT(error_of([&] { read_kernel_csv(csv_with("v5b.csv", std::string("gemm,matmul,bf16,1,2,3,0,0,0,0,1,1,") + t + "\n")); }),
