@@ -98,12 +98,7 @@ std::vector<std::string> preset_names(const std::string& kind) {
 }
 
 std::vector<std::string> closest_presets(const std::string& name, const std::string& kind, size_t n) {
-  std::vector<std::pair<size_t, std::string>> scored;
-  for (const std::string& p : preset_names(kind)) scored.emplace_back(edit_distance(name.substr(0, 256), p), p);
-  std::stable_sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::vector<std::string> out;
-  for (size_t i = 0; i < scored.size() && i < n; ++i) out.push_back(scored[i].second);
-  return out;
+  return closest_names(name, preset_names(kind), n);
 }
 
 bool is_bare_name(const std::string& s) {

@@ -50,6 +50,17 @@ size_t edit_distance(std::string_view a, std::string_view b) {
   return prev[b.size()];
 }
 
+std::vector<std::string> closest_names(std::string_view name, std::vector<std::string> candidates, size_t n) {
+  name = name.substr(0, 256);  // a huge name costs its length times every candidate's
+  std::vector<std::pair<size_t, std::string>> scored;
+  scored.reserve(candidates.size());
+  for (std::string& c : candidates) scored.emplace_back(edit_distance(name, c), std::move(c));
+  std::sort(scored.begin(), scored.end());
+  std::vector<std::string> out;
+  for (size_t i = 0; i < scored.size() && i < n; ++i) out.push_back(std::move(scored[i].second));
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // ConfigTable
 

@@ -118,5 +118,7 @@ class ConfigDoc {
 
 /// Levenshtein distance, for "did you mean" hints.
 size_t edit_distance(std::string_view a, std::string_view b);
+/// Up to `n` of `candidates` closest to `name` (edit distance, then alphabetical), for errors.
+std::vector<std::string> closest_names(std::string_view name, std::vector<std::string> candidates, size_t n);
 
 }  // namespace einsim

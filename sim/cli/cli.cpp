@@ -19,6 +19,7 @@
 #include "common/version.h"
 #include "sim/cli/describe.h"
 #include "sim/cli/run_report.h"
+#include "sim/report/table.h"
 #include "sim/analyze/flash.h"
 #include "sim/analyze/power.h"
 #include "sim/engine/contention.h"
@@ -81,22 +82,10 @@ std::pair<std::vector<std::string>, std::vector<std::string>> split_sets(const s
   return {arch_sets, model_sets};
 }
 
-std::string json_escape(const std::string& s) {
-  const std::string dumped = nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  return dumped.substr(1, dumped.size() - 2);
-}
-
 // {"error": {"file", "line", "column", "message"}}: the located message as a JSON object.
 std::string error_json(const SourceLoc& loc, const std::string& message) {
   nlohmann::json j = {{"error", {{"file", loc.file}, {"line", loc.line}, {"column", loc.col}, {"message", message}}}};
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-}
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
 }
 
 // The options that describe one step of inference, shared by `describe` and `run`.
@@ -327,9 +316,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
     std::vector<std::string> names;
     for (const CLI::App* c : app.get_subcommands({})) names.push_back(c->get_name());
     if (std::find(names.begin(), names.end(), argv[1]) == names.end()) {
-      std::sort(names.begin(), names.end(), [&](const std::string& a, const std::string& b) {
-        return edit_distance(argv[1], a) < edit_distance(argv[1], b) || (edit_distance(argv[1], a) == edit_distance(argv[1], b) && a < b);
-      });
+      names = closest_names(argv[1], names, 2);
       const std::string shown = std::string(argv[1]).substr(0, 80);
       const UserError e(SourceLoc{shown}, fmt::format("not an einsim command (closest: {}, {}; `einsim --help` lists them all)", names[0], names[1]));
       err << e.what() << "\n";
@@ -542,7 +529,9 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       SweepDb db(mg_out, false);
       const Format mf = kFormats.at(mg_format);
       if (mf == Format::Json)
-        out << fmt::format("{{\"output\": \"{}\", \"inputs\": {}, \"new_points\": {}, \"points\": {}}}\n", json_escape(mg_out), mg_inputs.size(), added, db.count());
+        out << nlohmann::json{{"output", mg_out}, {"inputs", mg_inputs.size()}, {"new_points", added}, {"points", db.count()}}.dump(
+                   2, ' ', false, nlohmann::json::error_handler_t::replace)
+            << "\n";
       else if (mf == Format::Csv)
         out << fmt::format("output,inputs,new_points,points\n{},{},{},{}\n", csv_field(mg_out), mg_inputs.size(), added, db.count());
       else

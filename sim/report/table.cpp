@@ -14,15 +14,6 @@ namespace {
 bool numeric(const std::string& s) {
   return !s.empty() && (std::isdigit(static_cast<unsigned char>(s[0])) || (s[0] == '-' && s.size() > 1) || (s[0] == '+' && s.size() > 1 && (std::isdigit(static_cast<unsigned char>(s[1])) || s[1] == '.')));
 }
-std::string csv_cell(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"') o += '"';
-    o += c;
-  }
-  return o + "\"";
-}
 }  // namespace
 
 std::string TextTable::aligned() const {
@@ -133,7 +124,7 @@ std::string TextTable::csv() const {
   }
   std::string out;
   auto line = [&](const std::vector<std::string>& r) {
-    for (size_t i = 0; i < r.size(); ++i) out += (i ? "," : "") + csv_cell(r[i]);
+    for (size_t i = 0; i < r.size(); ++i) out += (i ? "," : "") + csv_field(r[i]);
     out += "\n";
   };
   if (any_mixed) header.push_back("unit");
@@ -150,6 +141,16 @@ std::string TextTable::csv() const {
     line(cells);
   }
   return out;
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string o = "\"";
+  for (char c : s) {
+    if (c == '"') o += '"';
+    o += c;
+  }
+  return o + "\"";
 }
 
 std::string fmt_count(double v) {

@@ -19,6 +19,9 @@ class TextTable {
   std::vector<std::vector<std::string>> rows_;
 };
 
+/// One CSV field, quoted (RFC 4180) when it holds a comma, a quote or a line break.
+std::string csv_field(const std::string& s);
+
 /// "1.23e+12" style helpers for reports.
 std::string fmt_count(double v);   ///< 12.3G, 456M, 789k, 12
 std::string fmt_bytes(double v);   ///< 1.50 GiB, 256 KiB, 12 B

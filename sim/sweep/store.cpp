@@ -9,19 +9,13 @@
 #include <ostream>
 
 #include "common/error.h"
+#include "sim/report/table.h"
 
 namespace einsim {
 
 namespace {
 
 std::string quote_ident(const std::string& s) {
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
-}
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
   std::string q = "\"";
   for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
   return q + "\"";
