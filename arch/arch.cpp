@@ -169,10 +169,31 @@ Link read_link(const ConfigTable& t, const std::string& name) {
   l.latency = t.opt_quantity("latency", Dim::Time).value_or(0);
   l.energy = t.opt_quantity("energy", Dim::EnergyPerByte).value_or(0);
   if (l.bandwidth <= 0) throw UserError(t.loc("bandwidth"), "'bandwidth' must be positive");
+  l.sharp = t.opt_bool("sharp").value_or(false);
+  if (auto c = t.opt_table("collective")) {
+    std::vector<std::string> algos;
+    for (size_t i = 0; i < kCollectiveAlgos; ++i) algos.emplace_back(collective_algo_name(static_cast<CollectiveAlgo>(i)));
+    for (const std::string& k : c->keys()) {
+      const auto it = std::find(algos.begin(), algos.end(), k);
+      if (it == algos.end())
+        throw UserError(c->key_loc(k), fmt::format("unknown collective algorithm '{}' (known: {})", k, fmt::join(algos, ", ")));
+      const ConfigTable at = c->get_table(k);
+      AlgoCost& ac = l.collective[static_cast<size_t>(it - algos.begin())];
+      ac.configured = true;
+      ac.base = at.opt_quantity("base", Dim::Time).value_or(0);
+      ac.efficiency = at.opt_number("efficiency", 0, 1).value_or(1);
+      if (ac.efficiency <= 0) throw UserError(at.loc("efficiency"), "'efficiency' must be above 0");
+    }
+  }
   return l;
 }
 
 }  // namespace
+
+std::string_view collective_algo_name(CollectiveAlgo a) {
+  static constexpr std::array<std::string_view, kCollectiveAlgos> n = {"ring", "tree", "sharp", "p2p"};
+  return n[static_cast<size_t>(a)];
+}
 
 std::string_view tier_kind_name(TierKind k) { return kTierKinds[static_cast<size_t>(k)]; }
 std::string_view link_kind_name(LinkKind k) { return kLinkKinds[static_cast<size_t>(k)]; }

@@ -2,6 +2,7 @@
 // Hardware description: one vocabulary for spatial accelerators and GPUs. Off-chip memory
 // tiers feed on-chip storage levels, which feed compute arrays; links join tiers and devices.
 // All quantities are SI (bytes, B/s, s, Hz, J, W, $).
+#include <array>
 #include <map>
 #include <optional>
 #include <set>
@@ -80,14 +81,31 @@ struct ComputeArray {
 enum class LinkKind { PCIe, NVLink, CXL, NVMe, Ethernet, InfiniBand, OnPackage };
 std::string_view link_kind_name(LinkKind k);
 
+/// How a collective moves its data over a peer link (arch/collective.h).
+enum class CollectiveAlgo { Ring, Tree, Sharp, P2P };
+inline constexpr size_t kCollectiveAlgos = 4;
+std::string_view collective_algo_name(CollectiveAlgo a);
+
+/// What one algorithm costs on a link beyond its bytes: a fixed time per collective (the
+/// kernel's start and the ranks' synchronisation) and the fraction of the link's bandwidth it
+/// reaches. Fitted per link (docs/CALIBRATION.md).
+struct AlgoCost {
+  double base = 0;        ///< s per collective
+  double efficiency = 1;  ///< of `bandwidth`
+  bool configured = false;  ///< the link's file sets it (a tree is a candidate only then)
+};
+
 /// A link between two tiers or devices; bandwidth is per direction.
 struct Link {
   std::string name;
   LinkKind kind = LinkKind::PCIe;
   std::string from, to;   ///< tiers of this arch, or "host", "peer", "network"
   double bandwidth = 0;   ///< B/s per direction
-  double latency = 0;     ///< s
+  double latency = 0;     ///< s: a transfer's first byte; per step (hop) of a collective
   double energy = 0;      ///< J/B
+  /// The switch reduces in the network (NVLink SHARP): all-reduce moves each byte once.
+  bool sharp = false;
+  std::array<AlgoCost, kCollectiveAlgos> collective{};  ///< by CollectiveAlgo
   SourceLoc loc;
 };
 

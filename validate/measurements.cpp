@@ -6,6 +6,8 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <optional>
+#include <set>
 #include <sstream>
 
 namespace einsim {
@@ -171,6 +173,45 @@ std::vector<VidurRow> read_vidur_mlp(const std::string& file) {
     r.loc = at;
     out.push_back(std::move(r));
   }
+  return out;
+}
+
+std::vector<CollectiveMeasurement> read_vidur_network(const std::string& file) {
+  const auto lines = lines_of(file);
+  if (lines.empty()) throw UserError(SourceLoc{file}, "empty file");
+  const auto head = split(lines[0], ',');
+  std::map<std::string, size_t> col;
+  for (size_t i = 0; i < head.size(); ++i) col[head[i].text] = i;
+  for (const char* c : {"num_workers", "size", "collective", "devices_per_node"})
+    if (!col.count(c)) throw UserError(SourceLoc{file, 1, 1}, fmt::format("missing column '{}'", c));
+  std::optional<size_t> median;
+  for (const auto& [name, i] : col)
+    if (name.starts_with("time_stats.") && name.ends_with(".median")) median = i;
+  if (!median) throw UserError(SourceLoc{file, 1, 1}, "no time_stats.<collective>.median column");
+  static const std::set<std::string> known = {"all_reduce", "send_recv", "all_gather", "reduce_scatter", "all_to_all"};
+  std::vector<CollectiveMeasurement> out;
+  for (size_t li = 1; li < lines.size(); ++li) {
+    if (lines[li].empty()) continue;
+    const SourceLoc at{file, static_cast<int>(li) + 1, 1};
+    const auto f = split(lines[li], ',');
+    if (f.size() != head.size()) throw UserError(at, fmt::format("expected {} fields, found {}", head.size(), f.size()));
+    CollectiveMeasurement m;
+    const Field& c = f[col["collective"]];
+    if (!known.count(c.text))
+      throw UserError(at.shifted(c.col - 1), fmt::format("unknown collective '{}' (known: {})", c.text, fmt::join(known, ", ")));
+    m.collective = c.text;
+    m.workers = integer(f[col["num_workers"]], at);
+    m.devices_per_node = integer(f[col["devices_per_node"]], at);
+    if (m.workers < 1 || m.devices_per_node < 1 || m.devices_per_node > m.workers)
+      throw UserError(at, fmt::format("{} workers with {} per node: expected 1 <= per node <= workers", m.workers, m.devices_per_node));
+    m.bytes = static_cast<double>(integer(f[col["size"]], at));
+    if (m.bytes <= 0) throw UserError(at.shifted(f[col["size"]].col - 1), "'size' must be positive");
+    m.seconds = number(f[*median], at) * 1e-3;
+    if (!(m.seconds > 0)) throw UserError(at.shifted(f[*median].col - 1), "the median time must be positive");
+    m.loc = at;
+    out.push_back(std::move(m));
+  }
+  if (out.empty()) throw UserError(SourceLoc{file}, "no measurements");
   return out;
 }
 

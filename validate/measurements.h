@@ -55,6 +55,22 @@ struct VidurRow {
 /// Vidur `data/profiling/compute/a100/.../mlp.csv` files (header with time_stats.<op>.median).
 std::vector<VidurRow> read_vidur_mlp(const std::string& file);
 
+/// One NCCL collective of Vidur's network profiles (data/published/vidur-network): `bytes`
+/// moved per device buffer (Vidur's `size` column holds bytes: fp16 buffers of size/2 elements),
+/// `workers` GPUs, `devices_per_node` of them in one node, the median of the NCCL kernel's
+/// duration (Kineto).
+struct CollectiveMeasurement {
+  std::string collective;  ///< all_reduce, send_recv, all_gather, reduce_scatter, all_to_all
+  int64_t workers = 0, devices_per_node = 0;
+  double bytes = 0;
+  double seconds = 0;
+  SourceLoc loc;
+};
+
+/// Vidur `all_reduce.csv` / `send_recv.csv` network files (header with
+/// time_stats.<collective>.median, num_workers, size, collective, devices_per_node).
+std::vector<CollectiveMeasurement> read_vidur_network(const std::string& file);
+
 /// One kernel measurement in einsim's own CSV (validate/kbench and validate/gpu/torch_bench.py):
 /// `kind` (gemm, attention, memory, rowwise, pcie), `op`, `dtype`, the shape (`m n k` for a
 /// GEMM Z[m,n] = A[m,k] B[k,n]; `batch heads seq kv` and head size `k` for attention; `m`

@@ -9,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "arch/collective.h"
 #include "common/paths.h"
 #include "common/toml_reader.h"
 #include "sim/cost/mapper.h"
@@ -16,6 +17,7 @@
 #include "sim/report/table.h"
 #include "sim/run/run.h"
 #include "validate/calibration.h"
+#include "validate/network.h"
 #include "workloads/cascade_loader.h"
 #include "workloads/executor.h"
 
@@ -24,6 +26,7 @@ namespace einsim {
 std::string KernelSample::kernel_class() const {
   if (kind == "gemm") return fmt::format("gemm-{}", dtype_name(dtype));
   if (kind == "attention") return "attention-" + op;
+  if (kind == "collective") return fmt::format("{}-n{} ({})", op, batch, held_out ? "held out" : "fitted");
   return kind;
 }
 
@@ -31,6 +34,7 @@ std::string KernelSample::shape() const {
   if (kind == "gemm") return fmt::format("{}x{}x{}", m, n, k);
   if (kind == "attention") return fmt::format("b{} h{} q{} kv{} d{}", batch, heads, seq, kv, k);
   if (kind == "rowwise") return fmt::format("{}x{}", m, n);
+  if (kind == "collective") return fmt::format("n{} {:.0f} B", batch, bytes);
   return fmt::format("{} elements", m);
 }
 
@@ -139,6 +143,16 @@ std::vector<KernelSample> load_kernel_samples(const std::string& file) {
       if (op == "gelu" && e.n != 1) throw UserError(e.loc, "a GELU row has two fields: M, Gelem/s");
       out.push_back(s);
     }
+  } else if (name == "all_reduce.csv" || name == "send_recv.csv") {
+    // Vidur's NCCL profiles (one node; rows across nodes are outside the presets).
+    const std::string system = std::filesystem::path(file).parent_path().filename().string();
+    for (const CollectiveSample& c : vidur_collectives(file)) {
+      KernelSample s;
+      s.set = system.empty() ? name : system + "/" + name;
+      s.kind = "collective", s.op = c.m.collective, s.batch = c.m.workers, s.bytes = c.m.bytes, s.measured = c.m.seconds, s.loc = c.m.loc;
+      s.held_out = c.held_out;
+      out.push_back(s);
+    }
   } else if (name.ends_with("_mlp.csv")) {
     for (int64_t tp : {1, 2, 4, 8})
       for (const GemmSample& g : vidur_gemms(file, tp)) {
@@ -190,6 +204,13 @@ KernelPrediction predict_kernel(const ArchSpec& a, const KernelSample& s) {
   } else if (s.kind == "elementwise") {
     const Cascade c = kernel_cascade(kGelu, s.dtype, {{"n", positive(s.m, "m")}});
     p.predicted = run_time(c, a, s.dtype, &p.bottleneck);
+  } else if (s.kind == "collective") {
+    const Link* peer = peer_link(a);
+    if (!peer) throw UserError(a.loc, fmt::format("'{}' has no link to a peer device to predict {} over", a.name, s.op));
+    CollectiveMeasurement m;
+    m.collective = s.op, m.workers = positive(s.batch, "worker count"), m.bytes = s.bytes;
+    p.predicted = predict_collective(*peer, m);
+    p.bottleneck = peer->name;
   } else if (s.kind == "pcie") {
     const Link* host = nullptr;
     for (const Link& l : a.links)

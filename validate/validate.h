@@ -21,6 +21,7 @@ struct KernelSample {
   int64_t m = 0, n = 0, k = 0, batch = 0, heads = 0, seq = 0, kv = 0;
   double bytes = 0;
   double measured = 0;  ///< s
+  bool held_out = false;  ///< a row the fit did not see (classes say which)
   SourceLoc loc;
   /// The class its error is reported in: gemm-<dtype>, attention-<op>, or the kind.
   std::string kernel_class() const;

@@ -70,6 +70,7 @@ std::string format_run(const RunReport& r, Format f) {
                    {"flops_per_device", r.flops},
                    {"mappings_evaluated", r.mappings_evaluated},
                    {"cache_hits", r.cache_hits}};
+    if (r.tp > 1) j["allreduce"] = {{"link", r.allreduce_link}, {"algorithm", r.allreduce_algo}, {"count", r.allreduces}};
     j["engine"] = {{"name", r.engine}};
     if (r.engine != "analytical")
       j["engine"].update({{"analytical_step_s", r.analytical_step}, {"transactions", r.transactions}, {"quantum_s", r.quantum}, {"tiles", r.tiles}});
@@ -123,7 +124,8 @@ std::string format_run(const RunReport& r, Format f) {
   out += "Einsums (all instances; alone: as a block of its own)\n" + et.aligned() + "\n";
   if (r.layers > 0) out += fmt::format("per layer: {} ms x {} layers\n", ms(r.layer_time), r.layers);
   if (r.tp > 1)
-    out += fmt::format("all-reduce over {}: {} ms ({} per device)\n", r.allreduce_link, ms(r.allreduce_time), fmt_bytes(r.allreduce_bytes));
+    out += fmt::format("all-reduce over {} ({}, {:g} per step): {} ms ({} per device)\n", r.allreduce_link, r.allreduce_algo, r.allreduces,
+                       ms(r.allreduce_time), fmt_bytes(r.allreduce_bytes));
   out += fmt::format("{}: {} ms; {:.4g} tokens/s{}\n", decode ? "decode step (TPOT)" : "prefill (TTFT)", ms(r.step_time), r.tokens_per_s,
                      r.tp > 1 ? fmt::format(" over {} devices", r.tp) : "");
   out += fmt::format("energy: {:.4g} J per step, {:.4g} mJ per token\n", r.energy, r.energy_per_token * 1e3);

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <set>
 
+#include "arch/collective.h"
 #include "workloads/analysis.h"
 
 namespace einsim {
@@ -668,12 +669,7 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOption
   ModelConfig m = shard_model(model, opt.tp);
   if (opt.dtype) m.dtype = *opt.dtype;
   const Fusion fusion = opt.fusion.value_or(a.gpu ? Fusion::Kernels : Fusion::Greedy);
-  const Link* peer = nullptr;
-  for (const Link& l : a.links)
-    if (l.to == "peer") {
-      peer = &l;
-      break;
-    }
+  const Link* peer = peer_link(a);
   if (opt.tp > 1 && !peer)
     throw UserError(a.loc, fmt::format("'{}' has no link to a peer device (to = \"peer\"), which --tp {} needs", a.name, opt.tp));
   std::shared_ptr<const Cascade> built;
@@ -693,18 +689,17 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOption
   r.tp = opt.tp;
   for (EinsumRun& e : r.einsums) e.component = model_component(c.einsums[static_cast<size_t>(e.einsum)], e.name);
 
-  // Tensor parallelism: an all-reduce of the hidden state after attention and after the MLP
-  // (one when both read the same input), ring algorithm over the peer link, not overlapped.
+  // Tensor parallelism: the all-reduces of the hidden state (arch/collective.h), not overlapped.
   const bool decode = opt.phase.kind == PhaseKind::Decode;
   const double rows = static_cast<double>(opt.phase.batch) * static_cast<double>(decode ? 1 : opt.phase.prompt);
   if (opt.tp > 1) {
-    const double n = static_cast<double>(opt.tp);
-    const double per_layer = m.parallel_attn ? 1 : 2;
-    const double msg = rows * static_cast<double>(m.hidden_size) * dtype_bytes(m.dtype);
-    const double count = per_layer * static_cast<double>(r.layers);
-    r.allreduce_bytes = count * 2 * (n - 1) / n * msg;
-    r.allreduce_time = r.allreduce_bytes / peer->bandwidth + count * 2 * (n - 1) * peer->latency;
+    const TensorParallelComm comm = tensor_parallel_allreduces(*peer, opt.tp, static_cast<double>(r.layers), m.parallel_attn,
+                                                               rows * static_cast<double>(m.hidden_size) * dtype_bytes(m.dtype));
+    r.allreduce_bytes = comm.bytes;
+    r.allreduce_time = comm.time;
     r.allreduce_link = peer->name;
+    r.allreduce_algo = collective_algo_name(comm.algo);
+    r.allreduces = comm.count;
   }
   r.step_time = r.compute_time + r.allreduce_time;
   r.tokens = rows;

@@ -103,6 +103,8 @@ struct RunReport {
   double allreduce_time = 0;   ///< s: tensor-parallel all-reduces (not overlapped)
   double allreduce_bytes = 0;  ///< B each device sends
   std::string allreduce_link;
+  std::string allreduce_algo;  ///< the algorithm the collective model chose (ring, tree, sharp)
+  double allreduces = 0;       ///< all-reduces per step
   double step_time = 0;        ///< s: compute_time + allreduce_time
   double tokens = 0;           ///< tokens produced (decode) or processed (prefill) per step
   double tokens_per_s = 0;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "arch/collective.h"
 #include "sim/cost/cost_model.h"
 #include "sim/power/power.h"
 #include "workloads/model_config.h"
@@ -408,15 +409,11 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
       const double t_memory = bytes / (tier.read_bandwidth * mem_eff);
       double ar_time = 0, ar_bytes = 0, link_energy = 0;
       if (st.tp > 1) {
-        const Link* peer = nullptr;
-        for (const Link& l : ar.links)
-          if (l.to == "peer") peer = &l;
+        const Link* peer = peer_link(ar);
         if (!peer) return finish("error", fmt::format("'{}' has no link to a peer device, which tp {} needs", a.name, st.tp));
-        const double n = devices;
-        const double count = (z.parallel_attn ? 1 : 2) * z.layers;
-        const double msg = tokens * z.hidden * dtype_bytes(dt);
-        ar_bytes = count * 2 * (n - 1) / n * msg;
-        ar_time = ar_bytes / peer->bandwidth + count * 2 * (n - 1) * peer->latency;
+        const TensorParallelComm comm = tensor_parallel_allreduces(*peer, st.tp, z.layers, z.parallel_attn, tokens * z.hidden * dtype_bytes(dt));
+        ar_bytes = comm.bytes;
+        ar_time = comm.time;
         link_energy = ar_bytes * peer->energy;
       }
       const double step = std::max(t_compute, t_memory) + ar_time;

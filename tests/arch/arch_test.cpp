@@ -131,6 +131,26 @@ TEST_CASE("architecture errors are located", "[arch][errors]") {
         "a.toml:15:1: error: link 'x' joins 'hots', which is neither a tier nor one of host, peer, network");
   CHECK(error_of([&] { arch_from(kHead + kTier + kArray + "[arch.links.hbm]\nkind = \"pcie\"\nfrom = \"hbm\"\nto = \"host\"\nbandwidth = \"1 GB/s\"\n"); }) ==
         "a.toml:15:1: error: 'hbm' names two parts of this architecture");
+  const std::string peer = "[arch.links.nv]\nkind = \"nvlink\"\nfrom = \"hbm\"\nto = \"peer\"\nbandwidth = \"1 GB/s\"\n";
+  CHECK(error_of([&] { arch_from(kHead + kTier + kArray + peer + "collective = { butterfly = { base = \"1 us\" } }\n"); }) ==
+        "a.toml:20:16: error: unknown collective algorithm 'butterfly' (known: ring, tree, sharp, p2p)");
+  CHECK(error_of([&] { arch_from(kHead + kTier + kArray + peer + "collective = { ring = { efficiency = 1.5 } }\n"); }).find("efficiency") !=
+        std::string::npos);
+  CHECK(error_of([&] { arch_from(kHead + kTier + kArray + peer + "collective = { ring = { efficiency = 0 } }\n"); }).find("above 0") !=
+        std::string::npos);
+  CHECK(error_of([&] { arch_from(kHead + kTier + kArray + peer + "collective = { ring = { base = \"1 GB\" } }\n"); }).find("time") !=
+        std::string::npos);
+  CHECK(error_of([&] { arch_from(kHead + kTier + kArray + peer + "collective = { ring = { bse = \"1 us\" } }\n"); }).find("bse") !=
+        std::string::npos);
+  {
+    const ArchSpec a = arch_from(kHead + kTier + kArray + peer + "latency = \"1 us\"\nsharp = true\ncollective = { ring = { base = \"5 us\", efficiency = 0.5 } }\n");
+    REQUIRE(a.links.size() == 1);
+    CHECK(a.links[0].sharp);
+    CHECK(a.links[0].collective[0].base == Approx(5e-6));
+    CHECK(a.links[0].collective[0].efficiency == Approx(0.5));
+    CHECK(a.links[0].collective[0].configured);
+    CHECK_FALSE(a.links[0].collective[1].configured);
+  }
   CHECK(error_of([&] { arch_from(kHead + kTier + kArray + "[arch.power]\nidle = \"800 W\"\ntdp = \"700 W\"\n"); }) ==
         "a.toml:16:8: error: idle power exceeds TDP");
   CHECK(error_of([&] { arch_from(kHead + kTier + kArray + "[arch.power]\nidle = \"80 W\"\ntdp = \"700 W\"\ndvfs = [\"fast\"]\n"); }) ==

@@ -75,8 +75,9 @@ TEST_CASE("at_clock slows only the arrays above the clock and scales their energ
 TEST_CASE("Per-phase power against Splitwise's published values (docs/REFERENCES.md), Llama-2-70B on 8 GPUs") {
   // Splitwise: A100 idle 63 W, prefill 400 W, decode 250 W; H100 75, 700, 380 W. einsim's
   // energies come from the TDP over the achievable rate, measured baselines and FuseMax's DRAM
-  // energy, not from these values; docs/POWER.md explains the gap (measured: prefill -17% A100,
-  // -24% H100; decode -53% A100, -36% H100). The test pins the shape the published values have
+  // energy, not from these values; docs/POWER.md explains the gap (measured: prefill -27% A100,
+  // -32% H100; decode -55% A100, -44% H100: the all-reduces take their NCCL-fitted time,
+  // charged at the active baseline only). The test pins the shape the published values have
   // and bounds the error a little above today's, so that a change making it worse fails.
   struct Published {
     const char* arch;
@@ -92,8 +93,8 @@ TEST_CASE("Per-phase power against Splitwise's published values (docs/REFERENCES
     // The H100's idle power is measured (its preset); the A100's is Splitwise's own 63 W,
     // an input, so comparing it with the published value would check nothing.
     if (std::string(pub.arch) == "h100") CHECK(std::abs(e_idle) < 0.05);
-    CHECK(std::abs(e_pre) < 0.30);
-    CHECK(std::abs(e_dec) < 0.56);
+    CHECK(std::abs(e_pre) < 0.34);
+    CHECK(std::abs(e_dec) < 0.57);
     // The shape: prefill well above decode, growing with prompt tokens, within the TDP;
     // decode nearly flat in context.
     CHECK(pre.power > 1.5 * dec.power);
