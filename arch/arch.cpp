@@ -332,7 +332,10 @@ ArchSpec read_arch(const ConfigTable& t) {
   if (auto g = t.opt_table("gpu")) {
     if (a.kind != ArchKind::GPU) throw UserError(g->loc(), "[arch.gpu] is for kind = \"gpu\"");
     GpuRealism r;
-    r.launch_overhead = g->get_quantity("launch_overhead", Dim::Time);
+    if (g->node("launch_overhead"))
+      throw UserError(g->loc("launch_overhead"),
+                      "'launch_overhead' is the software's, not the GPU's: it is a runtime's 'kernel_launch' now (configs/runtimes; "
+                      "--runtime NAME, --set runtime.kernel_launch=...)");
     r.wave_quantization = g->get_bool("wave_quantization");
     r.memory_efficiency = g->get_number("memory_efficiency", 0.01, 1);
     const ConfigTable e = g->get_table("efficiency");
@@ -343,7 +346,7 @@ ArchSpec read_arch(const ConfigTable& t) {
     }
     a.gpu = r;
   } else if (a.kind == ArchKind::GPU) {
-    throw UserError(t.loc(), "a GPU needs [arch.gpu] (launch_overhead, wave_quantization, efficiency, memory_efficiency)");
+    throw UserError(t.loc(), "a GPU needs [arch.gpu] (wave_quantization, efficiency, memory_efficiency)");
   }
   return a;
 }

@@ -132,7 +132,9 @@ struct CostSpec {
 
 /// What GPUs need to be predicted well; each value is documented in the preset.
 struct GpuRealism {
-  double launch_overhead = 0;  ///< s per kernel
+  /// s per kernel: the runtime's (arch/runtime.h, with_runtime()), never a preset's; 0 until
+  /// a runtime is applied.
+  double launch_overhead = 0;
   bool wave_quantization = true;  ///< work is issued to SMs in whole waves of thread blocks
   /// Achievable fraction of peak per operation class (calibrated, see docs).
   std::map<OpClass, double> efficiency;

@@ -31,18 +31,21 @@ struct CollectiveCost {
 };
 
 /// One collective of `bytes` over `n` devices joined by `link`. n = 1 costs nothing.
-CollectiveCost collective_cost(const Link& link, Collective op, int64_t n, double bytes);
+/// `base_scale` scales the algorithms' bases (Runtime::collective_base).
+CollectiveCost collective_cost(const Link& link, Collective op, int64_t n, double bytes, double base_scale = 1);
 
 /// The all-reduces of one tensor-parallel forward over `layers` layers: the hidden state after
 /// attention and after the MLP (Megatron-LM), one per layer when both read the same input
 /// (`parallel_attn`). `message`: the hidden state's bytes (tokens x hidden x element size).
+/// `base_scale` scales the link's fitted bases (Runtime::collective_base).
 struct TensorParallelComm {
   double count = 0;  ///< all-reduces
   double time = 0;   ///< s, not overlapped with compute
   double bytes = 0;  ///< B each device sends
   CollectiveAlgo algo = CollectiveAlgo::Ring;
 };
-TensorParallelComm tensor_parallel_allreduces(const Link& link, int64_t tp, double layers, bool parallel_attn, double message);
+TensorParallelComm tensor_parallel_allreduces(const Link& link, int64_t tp, double layers, bool parallel_attn, double message,
+                                              double base_scale = 1);
 
 /// The architecture's link to its peers (`to = "peer"`), or nullptr.
 const Link* peer_link(const ArchSpec& a);

@@ -28,7 +28,7 @@ void set_data_dir(const std::filesystem::path& dir);
 void register_data_dir_fallback(const std::filesystem::path& dir);
 
 /// The folders of configs/ that hold presets, in the order a bare name is looked up.
-inline constexpr std::array<const char*, 6> kPresetKinds = {"models", "arch", "workloads", "analyses", "scenarios", "sweeps"};
+inline constexpr std::array<const char*, 7> kPresetKinds = {"models", "arch", "workloads", "analyses", "scenarios", "sweeps", "runtimes"};
 
 /// data_dir() / "configs" / sub, as a string.
 std::string config_path(const std::string& sub = "");

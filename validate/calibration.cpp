@@ -119,6 +119,8 @@ std::vector<LayerRow> compare_llmcompass_layer(const ArchSpec& a, const ModelCon
   o.tp = 4;
   o.dtype = DType::FP16;
   o.fusion = Fusion::Eager;  // LLMCompass times PyTorch's kernels one by one
+  const Runtime eager = load_runtime("pytorch-eager");  // its harness
+  o.runtime = &eager;
   const RunReport r = run_model(gpt3, a, o);
   // Parts, the measured operators each covers, and the Einsums (by written tensor) that start them.
   struct Part {

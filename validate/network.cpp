@@ -7,6 +7,7 @@
 #include <map>
 
 #include "arch/collective.h"
+#include "common/least_squares.h"
 
 namespace einsim {
 
@@ -32,36 +33,6 @@ double predict_collective(const Link& link, const CollectiveMeasurement& m) {
                                                         {"all_to_all", Collective::AllToAll}};
   return collective_cost(link, ops.at(m.collective), m.workers, m.bytes).time;
 }
-
-namespace {
-
-// Least squares on relative error: minimise sum_i (x . f_i / t_i - 1)^2 (N unknowns).
-template <size_t N>
-std::array<double, N> relative_least_squares(const std::vector<std::array<double, N>>& f, const std::vector<double>& t) {
-  std::array<std::array<double, N + 1>, N> m{};
-  for (size_t r = 0; r < f.size(); ++r)
-    for (size_t i = 0; i < N; ++i) {
-      for (size_t j = 0; j < N; ++j) m[i][j] += f[r][i] * f[r][j] / (t[r] * t[r]);
-      m[i][N] += f[r][i] / t[r];
-    }
-  for (size_t i = 0; i < N; ++i) {  // Gauss-Jordan with partial pivoting
-    size_t p = i;
-    for (size_t k = i + 1; k < N; ++k)
-      if (std::fabs(m[k][i]) > std::fabs(m[p][i])) p = k;
-    std::swap(m[i], m[p]);
-    if (m[i][i] == 0) throw UserError(SourceLoc{}, "the collective fit is singular (too few distinct rows)");
-    for (size_t k = 0; k < N; ++k)
-      if (k != i) {
-        const double g = m[k][i] / m[i][i];
-        for (size_t j = i; j <= N; ++j) m[k][j] -= g * m[i][j];
-      }
-  }
-  std::array<double, N> x{};
-  for (size_t i = 0; i < N; ++i) x[i] = m[i][N] / m[i][i];
-  return x;
-}
-
-}  // namespace
 
 std::vector<LinkFit::Error> collective_errors(const Link& link, const std::vector<CollectiveSample>& samples) {
   std::map<std::string, LinkFit::Error> by;

@@ -247,13 +247,33 @@ std::vector<ClassError> class_errors(const std::vector<KernelPrediction>& rows) 
   return out;
 }
 
-ValidationReport validate_measurements(const ArchSpec& a, const std::vector<std::string>& files) {
-  if (!a.gpu) throw UserError(a.loc, fmt::format("'{}' is not a GPU: measured GPU kernels are predicted on GPU presets", a.name));
+std::string harness_runtime(const std::string& file) {
+  const std::string name = std::filesystem::path(file).filename().string();
+  for (const char* p : {"matmul_", "softmax_", "layernorm_", "gelu_"})
+    if (name.starts_with(p)) return "pytorch-eager";
+  if (name.ends_with("_mlp.csv") || name == "all_reduce.csv" || name == "send_recv.csv") return "pytorch-eager";
+  return "torch-bench";
+}
+
+ValidationReport validate_measurements(const ArchSpec& hardware, const std::vector<std::string>& files, const Runtime* runtime) {
+  if (!hardware.gpu) throw UserError(hardware.loc, fmt::format("'{}' is not a GPU: measured GPU kernels are predicted on GPU presets", hardware.name));
   ValidationReport r;
-  r.arch = a.name;
+  r.arch = hardware.name;
   r.files = files;
-  for (const std::string& f : files)
+  std::map<std::string, Runtime> harnesses;
+  for (const std::string& f : files) {
+    const Runtime* rt = runtime;
+    if (!rt) {
+      const std::string h = harness_runtime(f);
+      auto it = harnesses.find(h);
+      if (it == harnesses.end()) it = harnesses.emplace(h, load_runtime(h)).first;
+      rt = &it->second;
+    }
+    r.runtimes.push_back(rt->name);
+    // Each kernel is timed alone: a launch outside any graph.
+    const ArchSpec a = with_runtime(hardware, *rt, PhaseKind::Prefill);
     for (const KernelSample& s : load_kernel_samples(f)) r.rows.push_back(predict_kernel(a, s));
+  }
   r.classes = class_errors(r.rows);
   return r;
 }
@@ -280,6 +300,7 @@ std::string format_validation(const ValidationReport& r, Format f) {
     j["kind"] = "validate";
     j["arch"] = r.arch;
     j["files"] = r.files;
+    j["runtimes"] = r.runtimes;
     j["classes"] = nlohmann::json::array();
     for (const ClassError& c : r.classes) {
       nlohmann::json worst = nlohmann::json::array();
@@ -308,7 +329,8 @@ std::string format_validation(const ValidationReport& r, Format f) {
   }
   if (f == Format::Csv) return t.csv();
   std::string files;
-  for (const std::string& x : r.files) files += (files.empty() ? "" : ", ") + x;
+  for (size_t i = 0; i < r.files.size(); ++i)
+    files += fmt::format("{}{}{}", files.empty() ? "" : ", ", r.files[i], i < r.runtimes.size() ? " under " + r.runtimes[i] : "");
   return fmt::format("{} measurements predicted on {} ({})\nbias > 0: einsim predicts slower than measured\n\n", r.rows.size(), r.arch, files) +
          t.aligned();
 }

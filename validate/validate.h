@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "arch/arch.h"
+#include "arch/runtime.h"
 #include "sim/report/format.h"
 #include "validate/measurements.h"
 
@@ -58,12 +59,19 @@ struct ClassError {
 struct ValidationReport {
   std::string arch;
   std::vector<std::string> files;
+  std::vector<std::string> runtimes;  ///< the runtime each file was read under
   std::vector<KernelPrediction> rows;
   std::vector<ClassError> classes;  ///< by class name, then "all"
 };
 
-/// Predicts every sample of `files` on `a` and gathers the errors by class.
-ValidationReport validate_measurements(const ArchSpec& a, const std::vector<std::string>& files);
+/// The runtime of the harness that measured `file`: pytorch-eager for the published A100 sets
+/// (LLMCompass, Vidur), torch-bench for the project's kernel CSVs; NCCL profiles are kernel
+/// durations (no dispatch): pytorch-eager, whose collective bases they were fitted under.
+std::string harness_runtime(const std::string& file);
+
+/// Predicts every sample of `files` on `a`, each file under `runtime` (nullptr: its harness's)
+/// and gathers the errors by class.
+ValidationReport validate_measurements(const ArchSpec& a, const std::vector<std::string>& files, const Runtime* runtime = nullptr);
 /// The errors of predicted rows by class (exposed for tests).
 std::vector<ClassError> class_errors(const std::vector<KernelPrediction>& rows);
 

@@ -182,6 +182,7 @@ FlashCase flash_case(const FlashScenario& s, const std::string& model, const Arc
     ro.phase.kind = PhaseKind::Decode;
     ro.phase.batch = 1;
     ro.phase.context = s.context;
+    ro.runtime = s.runtime.get();
     ro.dtype = dt;
     ro.check_memory = false;  // the budget is this analysis's, checked below
     if (sparse) {

@@ -10,9 +10,11 @@
 // largest of a list of models that runs at a token rate within each of a list of DRAM sizes.
 #include <cstdint>
 #include <optional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "arch/runtime.h"
 #include "common/toml_reader.h"
 #include "arch/arch.h"
 #include "sim/report/format.h"
@@ -39,6 +41,8 @@ struct FlashSparsity {
 };
 
 struct FlashScenario {
+  /// The software its runs assume (--runtime; default: default_runtime(), an inference engine).
+  std::shared_ptr<const Runtime> runtime;
   std::vector<std::string> models = {"opt-6.7b", "falcon-7b"};
   std::vector<std::string> hosts = {"laptop-m1max", "h200-host"};  ///< archs with a flash or SSD tier
   std::optional<DType> dtype;   ///< weights (default: each model's)

@@ -129,6 +129,7 @@ KvCompressionReport analyze_kv_compression(const KvCompressionScenario& s) {
     if (x.mapped_note.empty()) {
       RunOptions ro;
       ro.tp = s.devices;
+      ro.runtime = s.runtime.get();
       ro.phase.kind = PhaseKind::Decode;
       ro.phase.batch = s.batch;
       ro.phase.context = static_cast<int64_t>(x.tokens_kept);

@@ -7,9 +7,11 @@
 // mapped. einsim models cost, not quality: the report says so.
 #include <cstdint>
 #include <optional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "arch/runtime.h"
 #include "common/toml_reader.h"
 #include "arch/arch.h"
 #include "sim/report/format.h"
@@ -32,6 +34,8 @@ struct KvPolicy {
 };
 
 struct KvCompressionScenario {
+  /// The software its runs assume (--runtime; default: default_runtime(), an inference engine).
+  std::shared_ptr<const Runtime> runtime;
   std::string model = "llama-3-8b", arch = "h100";
   int64_t devices = 1;
   int64_t context = 32768;

@@ -103,6 +103,7 @@ LongContextReport analyze_long_context(const LongContextScenario& s) {
       row.max_requests = static_cast<int64_t>(std::floor(row.kv_free / row.kv_per_request));
       RunOptions ro;
       ro.tp = N;
+      ro.runtime = s.runtime.get();
       ro.dtype = dt;
       auto mapped = [&](const Phase& ph, LcFigure& f) {
         ro.phase = ph;

@@ -6,9 +6,11 @@
 // model's cascade mapped onto the architecture), each with the resource that bounds it.
 #include <cstdint>
 #include <optional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "arch/runtime.h"
 #include "common/toml_reader.h"
 #include "arch/arch.h"
 #include "sim/report/format.h"
@@ -17,6 +19,8 @@
 namespace einsim {
 
 struct LongContextScenario {
+  /// The software its runs assume (--runtime; default: default_runtime(), an inference engine).
+  std::shared_ptr<const Runtime> runtime;
   std::string model = "yi-34b-200k";  ///< preset name or file
   std::string arch = "a100";          ///< preset name or file
   std::optional<DType> dtype;         ///< weights and KV cache (default: the model's)

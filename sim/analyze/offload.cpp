@@ -93,6 +93,7 @@ OffloadReport analyze_offload(const OffloadScenario& s) {
       x.fits = kv <= nm * (hm.capacity - s.activation_reserve);
       RunOptions ro;
       ro.phase.kind = PhaseKind::Decode;
+      ro.runtime = s.runtime.get();
       ro.phase.batch = B;
       ro.phase.context = C;
       ro.check_memory = false;  // weights on one pool, the cache on the other: checked here

@@ -7,9 +7,11 @@
 // Staggered pipelining keeps n batches in flight over n-1 compute replicas. Throughput per
 // dollar against a homogeneous tensor-parallel deployment of the compute devices alone.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "arch/runtime.h"
 #include "common/toml_reader.h"
 #include "arch/arch.h"
 #include "sim/report/format.h"
@@ -18,6 +20,8 @@
 namespace einsim {
 
 struct OffloadScenario {
+  /// The software its runs assume (--runtime; default: default_runtime(), an inference engine).
+  std::shared_ptr<const Runtime> runtime;
   std::string model = "llama-3-70b";
   std::string compute = "h100", memory = "h20";  ///< architectures (preset or file)
   int64_t compute_devices = 4;  ///< tensor-parallel devices of one compute replica

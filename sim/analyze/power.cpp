@@ -288,7 +288,7 @@ PowerReport analyze_power(const PowerScenario& s) {
   const double brake_clock = s.brake_clock > 0 ? s.brake_clock : lowest;
   std::vector<Trace> base_traces;
   for (const PowerClass& c : s.classes) base_traces.push_back(load_trace(c.trace));
-  StepTimer timer(m, a, s.tp);
+  StepTimer timer(m, a, s.tp, s.runtime);
 
   ServeConfig base;
   base.tp = s.tp;

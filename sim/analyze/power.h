@@ -11,9 +11,11 @@
 // class, time capped, cap and brake events, overloads, and the largest safe oversubscription
 // within a p99 latency loss.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "arch/runtime.h"
 #include "common/toml_reader.h"
 #include "arch/arch.h"
 #include "sim/report/format.h"
@@ -43,6 +45,8 @@ struct PowerPolicy {
 };
 
 struct PowerScenario {
+  /// The software its runs assume (--runtime; default: default_runtime(), an inference engine).
+  std::shared_ptr<const Runtime> runtime;
   std::string model = "llama-2-70b", arch = "h100";
   int64_t tp = 8, instances_per_server = 1;
   int64_t servers = 20;          ///< the row as provisioned (0% oversubscription)

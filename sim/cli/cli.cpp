@@ -72,12 +72,31 @@ void write_text(const std::string& path, const std::string& text, const std::str
 }
 
 // `--set` values of run and serve: arch.KEY=VALUE to the architecture, model.KEY=VALUE to the model.
+// The runtime.KEY=VALUE overrides among `sets`, taken out of it.
+std::vector<std::string> take_runtime_sets(std::vector<std::string>& sets) {
+  std::vector<std::string> out;
+  std::erase_if(sets, [&](const std::string& o) {
+    if (!o.starts_with("runtime.")) return false;
+    out.push_back(o);
+    return true;
+  });
+  return out;
+}
+
+// The runtime --runtime names (or the default one) with its overrides; nullptr when neither is
+// given (the default runtime, loaded once).
+std::shared_ptr<const Runtime> cli_runtime(const std::string& name, const std::vector<std::string>& sets) {
+  if (name.empty() && sets.empty()) return nullptr;
+  return std::make_shared<const Runtime>(load_runtime(name.empty() ? kDefaultRuntime : name, sets));
+}
+
 std::pair<std::vector<std::string>, std::vector<std::string>> split_sets(const std::vector<std::string>& sets, const char* command) {
   std::vector<std::string> arch_sets, model_sets;
   for (const std::string& o : sets) {
     if (o.starts_with("arch.")) arch_sets.push_back(o);
     else if (o.starts_with("model.")) model_sets.push_back(o);
-    else throw UserError(SourceLoc{"--set"}, fmt::format("'{}': {} overrides start with arch. or model.", o, command));
+    else if (!o.starts_with("runtime."))
+      throw UserError(SourceLoc{"--set"}, fmt::format("'{}': {} overrides start with arch., model. or runtime.", o, command));
   }
   return {arch_sets, model_sets};
 }
@@ -177,7 +196,10 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   run->add_option("--fusion", run_fusion, "Fusion policy (default: kernels on GPUs, greedy elsewhere)")
       ->check(CLI::IsMember({"none", "eager", "kernels", "greedy"}));
   run->add_option("--objective", objective, "Mapper objective")->check(CLI::IsMember({"latency", "energy", "edp"}));
-  run->add_option("--set", run_sets, "Override a value: arch.KEY=VALUE or model.KEY=VALUE (checked like file values)");
+  run->add_option("--set", run_sets, "Override a value: arch.KEY=VALUE, model.KEY=VALUE or runtime.KEY=VALUE (checked like file values)");
+  std::string runtime_name;
+  const char* runtime_help = "Software runtime preset (inference-engine, cuda-graphs, pytorch-eager, torch-bench) or file (default: inference-engine)";
+  run->add_option("--runtime", runtime_name, runtime_help);
   std::string run_clock, run_cap;
   run->add_option("--clock", run_clock, "Lock the arrays' clock at or below this DVFS point (e.g. \"1.4 GHz\")");
   run->add_option("--power-cap", run_cap, "Cap each device's power (e.g. \"490 W\"; default: the TDP)");
@@ -202,7 +224,8 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   auto analysis = [&](const char* name, const char* what, const char* example) {
     auto* cmd = analyze->add_subcommand(name, what);
     cmd->add_option("scenario", scenario_file, fmt::format("Scenario file or shipped name (default: {}, {})", name, example));
-    cmd->add_option("--set", an_sets, "Override a scenario value: scenario.KEY=VALUE");
+    cmd->add_option("--set", an_sets, "Override a value: scenario.KEY=VALUE or runtime.KEY=VALUE");
+    cmd->add_option("--runtime", runtime_name, runtime_help);
     cmd->add_option("--format", an_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
     cmd->add_option("--plot", an_plot, "Write an SVG plot");
     return cmd;
@@ -251,7 +274,8 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   serve->add_option("--plan-limit", sv.plan_limit, "Capacity planning: most servers tried")->check(CLI::Range(int64_t{1}, int64_t{100000}));
   serve->add_option("--format", sv.format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
   std::vector<std::string> serve_sets;
-  serve->add_option("--set", serve_sets, "Override a value: arch.KEY=VALUE or model.KEY=VALUE (checked like file values)");
+  serve->add_option("--set", serve_sets, "Override a value: arch.KEY=VALUE, model.KEY=VALUE or runtime.KEY=VALUE (checked like file values)");
+  serve->add_option("--runtime", runtime_name, runtime_help);
   serve->add_option("--timeline", sv.timeline, "Write one CSV row per iteration (time, instance, batch, KV use)");
   std::string serve_plot;
   serve->add_option("--plot", serve_plot, "Write an SVG: latency distributions, requests and KV use over time");
@@ -260,7 +284,8 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   std::string val_arch, val_format = "table", val_rows, val_plot;
   validate->add_option("measurements", val_files, "Kernel CSVs (validate/kbench, torch_bench) or the published A100 sets (LLMCompass, Vidur)")->required();
   validate->add_option("--arch", val_arch, "GPU preset or file the measurements are predicted on")->required();
-  validate->add_option("--set", val_sets, "Override an architecture value: arch.KEY=VALUE");
+  validate->add_option("--set", val_sets, "Override a value: arch.KEY=VALUE or runtime.KEY=VALUE");
+  validate->add_option("--runtime", runtime_name, "Runtime for every file (default: each data set's harness: pytorch-eager for the published A100 sets, torch-bench for the project's kernel CSVs)");
   validate->add_option("--format", val_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
   validate->add_option("--rows", val_rows, "Write every measurement with its prediction as CSV");
   validate->add_option("--plot", val_plot, "Write an SVG of predicted against measured time");
@@ -268,7 +293,8 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   std::string sim_file, sim_format = "table", sim_trace;
   std::vector<std::string> sim_sets;
   simulate->add_option("scenario", sim_file, "Scenario file or shipped name (configs/scenarios)")->required();
-  simulate->add_option("--set", sim_sets, "Override a scenario value: scenario.KEY=VALUE");
+  simulate->add_option("--set", sim_sets, "Override a value: scenario.KEY=VALUE or runtime.KEY=VALUE");
+  simulate->add_option("--runtime", runtime_name, runtime_help);
   simulate->add_option("--format", sim_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
   simulate->add_option("--trace", sim_trace, "Write the contended run's Chrome-trace/Perfetto JSON timeline");
   double sim_quantum_us = 1;
@@ -287,7 +313,8 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   sweep->add_option("--jobs", sw.jobs, "Worker threads (default: every core)")->check(CLI::Range(int64_t{0}, int64_t{1024}));
   sweep->add_option("--shard", sw.shard, "Evaluate shard i of N (points with idx % N == i), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT");
   sweep->add_option("--limit", sw.limit, "Evaluate at most this many new points (at least 1)")->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
-  sweep->add_option("--set", sw.sets, "Override a spec value: sweep.KEY=VALUE");
+  sweep->add_option("--set", sw.sets, "Override a value: sweep.KEY=VALUE or runtime.KEY=VALUE");
+  sweep->add_option("--runtime", runtime_name, runtime_help);
   sweep->add_flag("--mpi", sw.mpi, "Spread points over MPI ranks (mpirun -np K einsim sweep ... --mpi); rank 0 writes the database");
   auto* pareto = app.add_subcommand("pareto", "The Pareto front of a sweep database");
   std::string pa_db, pa_objectives, pa_format = "table", pa_plot;
@@ -358,7 +385,9 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       const auto [arch_sets, model_sets] = split_sets(run_sets, "run");
       const ArchSpec a = load_arch(arch_name, arch_sets);
       const ModelConfig m = load_model(model_name, model_sets);
+      const auto rt = cli_runtime(runtime_name, take_runtime_sets(run_sets));
       RunOptions ro;
+      ro.runtime = rt.get();
       ro.phase = make_phase(pa);
       if (!kv_dtype.empty()) ro.phase.kv_dtype = parse_dtype(kv_dtype);
       if ((ffn_active || predictor_rank) && ro.phase.kind != PhaseKind::Decode)
@@ -389,7 +418,8 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       return 0;
     }
     if (*validate) {
-      const ValidationReport rep = validate_measurements(load_arch(val_arch, val_sets), val_files);
+      const auto rt = cli_runtime(runtime_name, take_runtime_sets(val_sets));
+      const ValidationReport rep = validate_measurements(load_arch(val_arch, val_sets), val_files, rt.get());
       if (!val_rows.empty()) write_text(val_rows, validation_rows_csv(rep), "rows");
       if (!val_plot.empty()) write_text(val_plot, plot_validation_svg(rep), "plot");
       out << format_validation(rep, kFormats.at(val_format));
@@ -397,7 +427,10 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
     }
     // An analysis: its scenario (the shipped one by default), its report, its plot.
     auto report = [&](const char* name, auto load, auto analyze_fn, auto format_fn, auto plot) {
-      const auto rep = analyze_fn(load(scenario_file.empty() ? name : scenario_file, an_sets));
+      const auto rt = cli_runtime(runtime_name, take_runtime_sets(an_sets));
+      auto sc = load(scenario_file.empty() ? name : scenario_file, an_sets);
+      if (rt) sc.runtime = rt;
+      const auto rep = analyze_fn(sc);
       if (!an_plot.empty()) write_text(an_plot, plot(rep));
       out << format_fn(rep, kFormats.at(an_format));
       return 0;
@@ -406,6 +439,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
     if (*offload) return report("offload", load_offload, analyze_offload, format_offload, plot_offload_svg);
     if (*serve) {
       const auto [arch_sets, model_sets] = split_sets(serve_sets, "serve");
+      const auto rt = cli_runtime(runtime_name, take_runtime_sets(serve_sets));
       const ArchSpec a = load_arch(sv.arch, arch_sets);
       const ModelConfig m = load_model(sv.model, model_sets);
       Trace trace = load_trace(sv.trace);
@@ -441,7 +475,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       c.operating.lock = flag_quantity(sv.clock, "--clock", Dim::Frequency, "1.4 GHz");
       c.operating.cap = flag_quantity(sv.cap, "--power-cap", Dim::Power, "490 W");
       c.power_bin = sv.power_bin;
-      StepTimer timer(m, a, sv.tp);
+      StepTimer timer(m, a, sv.tp, rt);
       if (sv.plan > 0) {
         const CapacityPlan plan = plan_capacity(trace, c, timer, a, sv.plan, sv.plan_limit);
         std::string tried;
@@ -465,7 +499,9 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       return 0;
     }
     if (*simulate) {
-      const ContentionScenario sc = load_contention(sim_file, sim_sets);
+      const auto rt = cli_runtime(runtime_name, take_runtime_sets(sim_sets));
+      ContentionScenario sc = load_contention(sim_file, sim_sets);
+      if (rt) sc.runtime = rt;
       EngineOptions eo;
       eo.trace = !sim_trace.empty();
       eo.quantum = sim_quantum_us * 1e-6;
@@ -476,12 +512,14 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       return 0;
     }
     if (*sweep) {
+      const auto rt = cli_runtime(runtime_name, take_runtime_sets(sw.sets));
       std::vector<std::string> sets;
       for (const std::string& o : sw.sets) {
         if (!o.starts_with("sweep.")) throw UserError(SourceLoc{"--set"}, fmt::format("'{}': sweep overrides start with sweep.", o));
         sets.push_back(o);
       }
-      const SweepSpec spec = load_sweep(resolve_model_path(sw.spec, "sweeps"), sets);
+      SweepSpec spec = load_sweep(resolve_model_path(sw.spec, "sweeps"), sets);
+      if (rt) spec.runtime = rt;
       check_sweep(spec);
       SweepOptions so;
       so.db = sw.db;
@@ -587,6 +625,8 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       if (config_kind(path) == ConfigKind::Scenario)
         throw UserError(SourceLoc{path, 1, 1}, "a [scenario] file is run by `einsim analyze`, not described");
       if (config_kind(path) == ConfigKind::Sweep) throw UserError(SourceLoc{path, 1, 1}, "a [sweep] file is run by `einsim sweep`, not described");
+      if (config_kind(path) == ConfigKind::Runtime)
+        throw UserError(SourceLoc{path, 1, 1}, "a [runtime] file is given to --runtime (einsim check validates it), not described");
       if (config_kind(path) == ConfigKind::Cascade) {
         if (!pa.phase.empty() || !pa.prompt.empty() || !pa.context.empty())
           throw UserError(SourceLoc{"--phase"}, "--phase, --prompt and --context apply to models, not cascades");

@@ -34,15 +34,16 @@ ConfigKind config_kind(const std::string& file) {
   auto doc = ConfigDoc::load(file);
   const ConfigTable root = doc->root();
   const bool cascade = root.contains("cascade"), model = root.contains("model"), arch = root.contains("arch"), scenario = root.contains("scenario"),
-             sweep = root.contains("sweep");
-  if (cascade + model + arch + scenario + sweep > 1)
-    throw UserError(SourceLoc{file, 1, 1}, "a config file holds one thing: [cascade], [model], [arch], [scenario] or [sweep]");
+             sweep = root.contains("sweep"), runtime = root.contains("runtime");
+  if (cascade + model + arch + scenario + sweep + runtime > 1)
+    throw UserError(SourceLoc{file, 1, 1}, "a config file holds one thing: [cascade], [model], [arch], [scenario], [sweep] or [runtime]");
+  if (runtime) return ConfigKind::Runtime;
   if (sweep) return ConfigKind::Sweep;
   if (cascade) return ConfigKind::Cascade;
   if (model) return ConfigKind::Model;
   if (arch) return ConfigKind::Arch;
   if (scenario) return ConfigKind::Scenario;
-  throw UserError(SourceLoc{file, 1, 1}, "not an einsim config: expected a [cascade], [model], [arch], [scenario] or [sweep] table");
+  throw UserError(SourceLoc{file, 1, 1}, "not an einsim config: expected a [cascade], [model], [arch], [scenario], [sweep] or [runtime] table");
 }
 
 std::string scenario_kind(const std::string& file) {
@@ -56,6 +57,11 @@ std::string check_file(const std::string& file, const std::vector<std::string>& 
     const ArchSpec a = load_arch(file, overrides);
     return fmt::format("{}: ok: arch '{}', {} tiers, {} levels, {} arrays, {} links", file, a.name, a.tiers.size(),
                        a.levels.size(), a.arrays.size(), a.links.size());
+  }
+  if (kind == ConfigKind::Runtime) {
+    const Runtime r = load_runtime(file, overrides);
+    const char* graphs = r.graphs == GraphMode::All ? "all steps" : r.graphs == GraphMode::Decode ? "decode" : "none";
+    return fmt::format("{}: ok: runtime '{}', {:.3g} us per kernel, graphs: {}", file, r.name, r.kernel_launch * 1e6, graphs);
   }
   if (kind == ConfigKind::Sweep) {
     const SweepSpec s = load_sweep(file, overrides);

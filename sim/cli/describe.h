@@ -13,7 +13,7 @@
 namespace einsim {
 
 /// What a config file holds.
-enum class ConfigKind { Cascade, Model, Arch, Scenario, Sweep };
+enum class ConfigKind { Cascade, Model, Arch, Scenario, Sweep, Runtime };
 
 /// Loads, checks and classifies a config file; returns a one-line summary. Throws UserError.
 std::string check_file(const std::string& file, const std::vector<std::string>& overrides);

@@ -47,6 +47,7 @@ std::string format_run(const RunReport& r, Format f) {
     j["phase"] = {{"kind", decode ? "decode" : "prefill"}, {"batch", r.phase.batch}, {"prompt", r.phase.prompt}, {"context", r.phase.context},
                   {"attention", r.phase.attention == AttentionKind::OnePass ? "1-pass" : "3-pass"}, {"block", r.phase.block}};
     j["tp"] = r.tp;
+    j["runtime"] = r.runtime;
     j["dtype"] = dtype_name(r.dtype);
     j["fusion"] = fusion_name(r.fusion);
     j["layers"] = r.layers;
@@ -56,6 +57,7 @@ std::string format_run(const RunReport& r, Format f) {
                    {"compute_s", r.compute_time},
                    {"layer_s", r.layer_time},
                    {"allreduce_s", r.allreduce_time},
+                   {"host_s", r.host_time},
                    {"allreduce_bytes", r.allreduce_bytes},
                    {"tokens", r.tokens},
                    {"tokens_per_s", r.tokens_per_s},
@@ -108,8 +110,8 @@ std::string format_run(const RunReport& r, Format f) {
     return t.csv();
   }
 
-  std::string out = fmt::format("{} on {}{}: {}, {}, fusion {}\n\n", r.model, r.tp > 1 ? fmt::format("{} x ", r.tp) : "", r.arch,
-                                phase_words(r), dtype_name(r.dtype), fusion_name(r.fusion));
+  std::string out = fmt::format("{} on {}{}: {}, {}, fusion {}{}\n\n", r.model, r.tp > 1 ? fmt::format("{} x ", r.tp) : "", r.arch,
+                                phase_words(r), dtype_name(r.dtype), fusion_name(r.fusion), r.runtime.empty() ? "" : ", runtime " + r.runtime);
   TextTable bt({"block", "einsums", "x", "time (ms)", "share", tier, "util", "bottleneck"});
   for (size_t i = 0; i < r.blocks.size(); ++i) {
     const BlockRun& b = r.blocks[i];
@@ -126,6 +128,7 @@ std::string format_run(const RunReport& r, Format f) {
   if (r.tp > 1)
     out += fmt::format("all-reduce over {} ({}, {:g} per step): {} ms ({} per device)\n", r.allreduce_link, r.allreduce_algo, r.allreduces,
                        ms(r.allreduce_time), fmt_bytes(r.allreduce_bytes));
+  if (r.host_time > 0) out += fmt::format("host time per step ({}): {} ms\n", r.runtime, ms(r.host_time));
   out += fmt::format("{}: {} ms; {:.4g} tokens/s{}\n", decode ? "decode step (TPOT)" : "prefill (TTFT)", ms(r.step_time), r.tokens_per_s,
                      r.tp > 1 ? fmt::format(" over {} devices", r.tp) : "");
   out += fmt::format("energy: {:.4g} J per step, {:.4g} mJ per token\n", r.energy, r.energy_per_token * 1e3);

@@ -49,8 +49,9 @@ struct Prepared {
   std::function<ContentionReport(const std::vector<EngineResult>&)> report;
 };
 
-RunOptions decode_options(int64_t batch, int64_t context, int64_t tp = 1) {
+RunOptions decode_options(const ContentionScenario& sc, int64_t batch, int64_t context, int64_t tp = 1) {
   RunOptions o;
+  o.runtime = sc.runtime.get();
   o.phase.kind = PhaseKind::Decode;
   o.phase.batch = batch;
   o.phase.context = context;
@@ -93,7 +94,7 @@ struct DecodeSetup {
 
 DecodeSetup decode_setup(const ContentionScenario& sc, MapCache& cache) {
   DecodeSetup d{scenario_arch(sc.arch), scenario_model(sc.model, sc.loc), {}, {}, -1, -1};
-  d.r = run_model(d.m, d.a, decode_options(sc.batch, sc.context), &cache);
+  d.r = run_model(d.m, d.a, decode_options(sc, sc.batch, sc.context), &cache);
   ScheduleOptions so;
   so.tiles = sc.tiles;
   d.base = build_schedule(d.r, d.a, so);
@@ -193,12 +194,13 @@ Prepared flash_stream(const ContentionScenario& sc, MapCache& cache) {
   fs.models = {sc.model};
   fs.hosts = {sc.arch};
   fs.dram_sizes.clear();
+  fs.runtime = sc.runtime;
   const FlashReport fr = analyze_flash(fs);
   const FlashCase& c = fr.cases.front();
   const FlashStep& all = c.steps.back();
   const ArchSpec a = scenario_arch(sc.arch);
   const ModelConfig m = scenario_model(sc.model, sc.loc);
-  RunOptions ro = decode_options(1, fs.context);
+  RunOptions ro = decode_options(sc, 1, fs.context);
   ro.dtype = fs.dtype.value_or(m.dtype);
   ro.check_memory = false;
   ro.phase.ffn_active = c.active;
@@ -246,7 +248,7 @@ Prepared offload(const ContentionScenario& sc, MapCache& cache) {
   };
   for (const ArchSpec* a : {&ac, &am})
     if (!net(*a)) throw UserError(a->loc, fmt::format("'{}' has no network link (a link with to = \"network\") to join the pools", a->name));
-  RunOptions ro = decode_options(sc.batch, sc.context, sc.compute_devices);
+  RunOptions ro = decode_options(sc, sc.batch, sc.context, sc.compute_devices);
   ro.check_memory = false;
   const RunReport rc = run_model(m, ac, ro, &cache);
   ro.tp = sc.memory_devices;

@@ -10,9 +10,11 @@
 //                   computes (LLM in a flash, all techniques);
 //   offload         attention offloading: a compute pool and a memory pool joined by a
 //                   network link, one batch and n batches in flight (Lamina).
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "arch/runtime.h"
 #include "common/toml_reader.h"
 #include "arch/arch.h"
 #include "sim/report/format.h"
@@ -22,6 +24,8 @@
 namespace einsim {
 
 struct ContentionScenario {
+  /// The software its runs assume (--runtime; default: default_runtime(), an inference engine).
+  std::shared_ptr<const Runtime> runtime;
   std::string kind;  ///< kv-host, context-switch, flash-stream, offload
   std::string model = "llama-3-8b";
   std::string arch = "h100";        ///< kv-host, context-switch; flash-stream: the host

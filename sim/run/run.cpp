@@ -8,6 +8,7 @@
 #include <set>
 
 #include "arch/collective.h"
+#include "arch/runtime.h"
 #include "workloads/analysis.h"
 
 namespace einsim {
@@ -663,7 +664,10 @@ bool block_is_attention(const RunReport& r, const BlockRun& b) {
   return false;
 }
 
-RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOptions& opt, MapCache* cache) {
+RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const RunOptions& opt, MapCache* cache) {
+  // The software's per-kernel cost for this phase, on a copy of the hardware.
+  const Runtime& rt = opt.runtime ? *opt.runtime : default_runtime();
+  const ArchSpec a = with_runtime(hardware, rt, opt.phase.kind);
   if (a.arrays.empty())
     throw UserError(a.loc, fmt::format("'{}' has no compute arrays: it holds memory and links only, and cannot run a model", a.name));
   ModelConfig m = shard_model(model, opt.tp);
@@ -694,14 +698,19 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& a, const RunOption
   const double rows = static_cast<double>(opt.phase.batch) * static_cast<double>(decode ? 1 : opt.phase.prompt);
   if (opt.tp > 1) {
     const TensorParallelComm comm = tensor_parallel_allreduces(*peer, opt.tp, static_cast<double>(r.layers), m.parallel_attn,
-                                                               rows * static_cast<double>(m.hidden_size) * dtype_bytes(m.dtype));
+                                                               rows * static_cast<double>(m.hidden_size) * dtype_bytes(m.dtype), rt.collective_base);
     r.allreduce_bytes = comm.bytes;
-    r.allreduce_time = comm.time;
+    // Replayed from a graph, each all-reduce is a node like any kernel. Launched eagerly, its
+    // dispatch is not added: the fitted bases (measured under eager launches) already hold the
+    // ranks' arrival spread that dispatch causes.
+    r.allreduce_time = comm.time + (rt.graphed(opt.phase.kind) ? comm.count * rt.graph_node : 0.0);
     r.allreduce_link = peer->name;
     r.allreduce_algo = collective_algo_name(comm.algo);
     r.allreduces = comm.count;
   }
-  r.step_time = r.compute_time + r.allreduce_time;
+  r.runtime = rt.name;
+  r.host_time = rt.iteration;
+  r.step_time = r.compute_time + r.allreduce_time + r.host_time;
   r.tokens = rows;
   r.tokens_per_s = r.step_time > 0 ? r.tokens / r.step_time : 0;
 

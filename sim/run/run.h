@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "arch/arch.h"
+#include "arch/runtime.h"
 #include "sim/cost/mapper.h"
 #include "workloads/transformer.h"
 
@@ -84,6 +85,8 @@ struct RunOptions {
   /// Map every Einsum on this architecture and cost the chosen mappings on the run's (the same
   /// kernels at another clock: `at_clock` of it); nullptr: map on the run's architecture.
   const ArchSpec* mapping_arch = nullptr;
+  /// The software (arch/runtime.h); nullptr: default_runtime(), an inference engine.
+  const Runtime* runtime = nullptr;
   /// Whole models map dozens of Einsums per design point: a smaller tile budget than a lone
   /// Einsum gets (docs/ARCHITECTURE.md measures what it gives up: about 0.1% of step time).
   RunOptions() { mapper.max_tiles = 128; }
@@ -105,7 +108,9 @@ struct RunReport {
   std::string allreduce_link;
   std::string allreduce_algo;  ///< the algorithm the collective model chose (ring, tree, sharp)
   double allreduces = 0;       ///< all-reduces per step
-  double step_time = 0;        ///< s: compute_time + allreduce_time
+  std::string runtime;         ///< the runtime's name
+  double host_time = 0;        ///< s: the runtime's host time per step (not overlapped)
+  double step_time = 0;        ///< s: compute_time + allreduce_time + host_time
   double tokens = 0;           ///< tokens produced (decode) or processed (prefill) per step
   double tokens_per_s = 0;
   double energy = 0;           ///< J per step, all devices: dynamic + idle power over the step

@@ -19,7 +19,8 @@ std::pair<int64_t, int64_t> grid_bracket(int64_t n, bool fine) {
   return {lo, lo == n ? n : lo + step};
 }
 
-StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp) : m_(std::move(m)), a_(std::move(a)), tp_(tp) {
+StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<const Runtime> rt)
+    : m_(std::move(m)), a_(std::move(a)), tp_(tp), rt_(std::move(rt)) {
   clocks_ = dvfs_clocks(a_, 0);
   for (double f : clocks_) archs_.push_back(at_clock(a_, f));
   RunOptions o;
@@ -27,6 +28,7 @@ StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp) : m_(std::move(m)), 
   o.phase.batch = 1;
   o.phase.context = 0;
   o.tp = tp_;
+  o.runtime = rt_.get();
   o.check_memory = false;
   const RunReport r = run_model(m_, a_, o, &cache_);
   ++runs_;
@@ -42,6 +44,7 @@ ClockedWork StepTimer::exact(size_t level, const Phase& p) {
   RunOptions o;
   o.phase = p;
   o.tp = tp_;
+  o.runtime = rt_.get();
   o.check_memory = false;  // the simulation keeps its own KV accounting
   if (level > 0) o.mapping_arch = &archs_[0];  // the kernels chosen at the fastest clock
   ++runs_;

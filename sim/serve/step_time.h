@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "arch/arch.h"
+#include "arch/runtime.h"
 #include "sim/power/power.h"
 #include "sim/run/run.h"
 #include "workloads/model_config.h"
@@ -32,7 +33,9 @@ struct Operating {
 
 class StepTimer {
  public:
-  StepTimer(ModelConfig m, ArchSpec a, int64_t tp);
+  /// `rt`: the software (nullptr: default_runtime()).
+  StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<const Runtime> rt = nullptr);
+  const Runtime& runtime() const { return rt_ ? *rt_ : default_runtime(); }
 
   /// Seconds for one iteration. Prefill and decode parts run as separate passes (as inference
   /// engines without fused mixed batches do): their times add. Each part is einsim's mapped
@@ -63,6 +66,7 @@ class StepTimer {
   ModelConfig m_;
   ArchSpec a_;
   int64_t tp_;
+  std::shared_ptr<const Runtime> rt_;
   double kv_per_token_ = 0, kv_capacity_ = 0;
   std::vector<double> clocks_;   ///< DVFS clocks, highest first ({0}: nominal only)
   std::vector<ArchSpec> archs_;  ///< the architecture at each clock

@@ -346,6 +346,7 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
     for (const ComputeArray& arr : a.arrays) peak = std::max(peak, arr.peak_flops(dt));
     if (s_.mode == SweepMode::Mapped) {
       RunOptions ro;
+      ro.runtime = s_.runtime.get();
       ro.phase.kind = decode ? PhaseKind::Decode : PhaseKind::Prefill;
       ro.phase.batch = st.batch;
       ro.phase.context = st.context;
@@ -416,7 +417,8 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
         ar_time = comm.time;
         link_energy = ar_bytes * peer->energy;
       }
-      const double step = std::max(t_compute, t_memory) + ar_time;
+      // The runtime's host time per step (the roofline counts no kernels, so no launches).
+      const double step = std::max(t_compute, t_memory) + ar_time + runtime_.iteration;
       auto e_mac = best->energy.find(OpClass::Mac);
       const double dynamic = flops / 2 * (e_mac == best->energy.end() ? 0.0 : e_mac->second) + bytes * tier.energy + link_energy;
       bottleneck = t_compute >= t_memory ? fmt::format("compute ({})", best->name) : fmt::format("{} bandwidth", tier.name);

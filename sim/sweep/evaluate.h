@@ -78,6 +78,7 @@ class PointEvaluator {
   const ModelSizes& sizes(const ModelConfig& m, const std::string& key, int64_t tp, DType dt);
 
   const SweepSpec& s_;
+  const Runtime& runtime_ = s_.runtime ? *s_.runtime : default_runtime();
   SampleTable samples_;
   std::vector<SweepValue> values_;
   std::vector<double> slots_;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "arch/runtime.h"
 #include "common/error.h"
 #include "common/units.h"
 #include "sim/sweep/formula.h"
@@ -75,6 +76,8 @@ enum MetricId : int {
 };
 
 struct SweepSpec {
+  /// The software its runs assume (--runtime; default: default_runtime(), an inference engine).
+  std::shared_ptr<const Runtime> runtime;
   std::string file, name, description;
   SweepMode mode = SweepMode::Mapped;
   Design design = Design::Grid;

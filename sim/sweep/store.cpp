@@ -159,6 +159,13 @@ void SweepDb::prepare(const std::vector<SweepColumn>& cols, const std::map<std::
       for (const auto& c : cols) b += (b.empty() ? "" : ", ") + c.name;
       throw UserError(SourceLoc{path_}, fmt::format("the database holds another sweep (columns {}), not this one ({}): use another --db", a, b));
     }
+    // Points evaluated under another runtime would mix with these.
+    if (auto want = meta.find("runtime"); want != meta.end()) {
+      const auto have_meta = this->meta();
+      if (auto h = have_meta.find("runtime"); h != have_meta.end() && h->second != want->second)
+        throw UserError(SourceLoc{path_}, fmt::format("the database's points ran under runtime {}, not {}: use another --db, or the same runtime",
+                                                      h->second, want->second));
+    }
   } else {
     std::string sql = "CREATE TABLE points (";
     for (size_t i = 0; i < cols.size(); ++i)

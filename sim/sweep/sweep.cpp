@@ -129,6 +129,7 @@ std::map<std::string, std::string> sweep_meta(const SweepSpec& s) {
   for (const SweepExpr& d : s.derived) inputs += (inputs.empty() ? "" : ",") + d.name;
   m["inputs"] = inputs;
   m["einsim"] = std::string("einsim ") + version();
+  m["runtime"] = runtime_key(s.runtime ? *s.runtime : default_runtime());
   return m;
 }
 

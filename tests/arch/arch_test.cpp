@@ -160,7 +160,7 @@ TEST_CASE("architecture errors are located", "[arch][errors]") {
   CHECK(error_of([&] { arch_from(kHead + kTier + kArray + "[arch.power]\nidle = \"80 W\"\ntdp = \"700 W\"\nenergy_exponent = 4\n"); }).find("energy_exponent") !=
         std::string::npos);
   CHECK(error_of([&] { arch_from("[arch]\nname = \"g\"\nkind = \"gpu\"\n" + kTier + kArray); }) ==
-        "a.toml:2:1: error: a GPU needs [arch.gpu] (launch_overhead, wave_quantization, efficiency, memory_efficiency)");
+        "a.toml:2:1: error: a GPU needs [arch.gpu] (wave_quantization, efficiency, memory_efficiency)");
   CHECK(error_of([&] { arch_from(kHead + kTier + kArray + "[arch.gpu]\nlaunch_overhead = \"5 us\"\n"); }) ==
         "a.toml:15:1: error: [arch.gpu] is for kind = \"gpu\"");
   CHECK(error_of([&] { arch_from(kHead + kTier + "read_table = []\n" + kArray); }) ==

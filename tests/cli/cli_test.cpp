@@ -121,7 +121,7 @@ TEST_CASE("run rejects bad options with located errors and exit 1", "[cli][run][
   CHECK_THAT(r.err, Catch::Contains("--context: error: --context applies to decode"));
   r = with({"--phase", "decode", "--set", "hidden_size=8"});
   CHECK(r.code == 1);
-  CHECK_THAT(r.err, Catch::Contains("--set: error: 'hidden_size=8': run overrides start with arch. or model."));
+  CHECK_THAT(r.err, Catch::Contains("--set: error: 'hidden_size=8': run overrides start with arch., model. or runtime."));
   r = with({"--phase", "decode", "--set", "arch.tiers.hbm.capacity=100 MB"});
   CHECK(r.code == 1);
   CHECK_THAT(r.err, Catch::Contains("error: the deployment does not fit"));
@@ -478,9 +478,17 @@ TEST_CASE("analyze power: a scenario in every format, with a plot, and errors ex
 
 TEST_CASE("validate: measured kernels in every format, with rows and a plot, and errors exit 1", "[cli][validate]") {
   const std::string fixture = std::string(EINSIM_TEST_DATA) + "/kernels-small.csv";
-  Run t = run({"validate", fixture, "--arch", "h100", "--set", "arch.gpu.launch_overhead=\"23.5 us\""});
+  Run t = run({"validate", fixture, "--arch", "h100"});
   REQUIRE(t.code == 0);
-  CHECK_THAT(t.out, Catch::Contains("8 measurements predicted on H100-SXM5-80GB") && Catch::Contains("gemm-bf16"));
+  CHECK_THAT(t.out, Catch::Contains("8 measurements predicted on H100-SXM5-80GB") && Catch::Contains("gemm-bf16") &&
+                        Catch::Contains("kernels-small.csv under torch-bench"));
+  // A launch cost in an architecture file is refused (it is the runtime's), located.
+  Run old = run({"validate", fixture, "--arch", "h100", "--set", "arch.gpu.launch_overhead=\"23.5 us\""});
+  CHECK(old.code == 1);
+  CHECK_THAT(old.err, Catch::Contains("error: 'launch_overhead' is the software's, not the GPU's"));
+  Run rt = run({"validate", fixture, "--arch", "h100", "--runtime", "pytorch-eager", "--set", "runtime.kernel_launch=\"1 us\""});
+  REQUIRE(rt.code == 0);
+  CHECK_THAT(rt.out, Catch::Contains("under pytorch-eager"));
   Run j = run({"validate", fixture, "--arch", "h100", "--format", "json"});
   REQUIRE(j.code == 0);
   const auto doc = nlohmann::json::parse(j.out);

@@ -100,6 +100,10 @@ TEST_CASE("validate: predictions follow the cost model, class by class", "[valid
   const ArchSpec a = load_arch("h100");
   const ValidationReport r = validate_measurements(a, {kFixture});
   REQUIRE(r.rows.size() == 8);
+  // The project's kernel CSV is read under its harness's runtime.
+  CHECK(r.runtimes == std::vector<std::string>{"torch-bench"});
+  const ArchSpec timed = with_runtime(a, load_runtime("torch-bench"), PhaseKind::Prefill);
+  CHECK(timed.gpu->launch_overhead == Approx(23.5e-6));
   std::vector<std::string> names;
   for (const ClassError& c : r.classes) names.push_back(c.name);
   CHECK(names == std::vector<std::string>{"attention-decode", "attention-prefill", "attention-prefill-3pass", "gemm-bf16", "gemm-fp16", "memory", "pcie",
@@ -108,9 +112,14 @@ TEST_CASE("validate: predictions follow the cost model, class by class", "[valid
   CHECK(r.rows[7].predicted > 2 * r.rows[4].predicted);
   // A GEMM is its mapped Einsum.
   const Cascade g = gemm_cascade(4096, 4096, 4096, DType::BF16);
-  CHECK(r.rows[0].predicted == Approx(map_einsum(g, g.einsums[0], a, DType::BF16).cost.time));
+  CHECK(r.rows[0].predicted == Approx(map_einsum(g, g.einsums[0], timed, DType::BF16).cost.time));
   // A host copy: bytes over the PCIe link plus one launch.
-  CHECK(r.rows[6].predicted == Approx(268435456.0 / 63e9 + 5e-6));
+  CHECK(r.rows[6].predicted == Approx(268435456.0 / 63e9 + 23.5e-6));
+  // Another runtime for every file: its launch instead.
+  const Runtime graphs = load_runtime("cuda-graphs");
+  const ValidationReport g2 = validate_measurements(a, {kFixture}, &graphs);
+  CHECK(g2.runtimes == std::vector<std::string>{"cuda-graphs"});
+  CHECK(g2.rows[6].predicted == Approx(268435456.0 / 63e9 + graphs.graph_node));
   // A copy moves its bytes at no more than the achievable bandwidth.
   CHECK(r.rows[2].predicted >= 536870912.0 / (3.35e12 * a.gpu->memory_efficiency));
   // Decode attention reads the cache once: at least its bytes at the achievable bandwidth.

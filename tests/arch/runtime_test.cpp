@@ -1,0 +1,124 @@
+// Runtimes (arch/runtime.h): the presets, their errors, and what they change in a run.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "../cli/run_einsim.h"
+#include "../workloads/helpers.h"
+#include "arch/runtime.h"
+#include "sim/run/run.h"
+
+using namespace einsim;
+using einsim::test::error_of;
+
+namespace {
+std::string write_runtime(const std::string& body) {
+  const std::string f = (std::filesystem::temp_directory_path() / "einsim-runtime-test.toml").string();
+  std::ofstream(f) << "version = 1\n[runtime]\n" << body;
+  return f;
+}
+RunReport decode(const std::string& model, const std::string& arch, const Runtime* rt, int64_t tp = 1) {
+  RunOptions o;
+  o.phase.kind = PhaseKind::Decode;
+  o.phase.batch = 1;
+  o.phase.context = 1024;
+  o.tp = tp;
+  o.runtime = rt;
+  return run_model(load_model(model), load_arch(arch), o);
+}
+}  // namespace
+
+TEST_CASE("runtime presets: the default is an inference engine with graphs in decode", "[runtime]") {
+  const Runtime& d = default_runtime();
+  CHECK(d.name == "inference-engine");
+  CHECK(d.graphs == GraphMode::Decode);
+  CHECK(d.graphed(PhaseKind::Decode));
+  CHECK_FALSE(d.graphed(PhaseKind::Prefill));
+  const Runtime eager = load_runtime("pytorch-eager");
+  CHECK(eager.per_kernel(PhaseKind::Decode) == Approx(28.5e-6));
+  CHECK(eager.graphs == GraphMode::None);
+  const Runtime bench = load_runtime("torch-bench");  // inherits pytorch-eager
+  CHECK(bench.kernel_launch == Approx(23.5e-6));
+  CHECK(bench.graphs == GraphMode::None);
+  const Runtime graphs = load_runtime("cuda-graphs");
+  CHECK(graphs.per_kernel(PhaseKind::Prefill) == Approx(graphs.graph_node));
+  // Overrides, checked like file values.
+  CHECK(load_runtime("pytorch-eager", {"runtime.iteration=\"2 ms\""}).iteration == Approx(2e-3));
+  CHECK(runtime_key(eager) != runtime_key(bench));
+}
+
+TEST_CASE("runtime errors are located", "[runtime][errors]") {
+  CHECK(error_of([] { load_runtime("pytorch-eagre"); }).find("pytorch-eager") != std::string::npos);
+  CHECK(error_of([] { load_runtime(write_runtime("kernel_launch = \"5 us\"\ngraphs = \"decode\"\n")); }).find(":4:10: error: graphs = \"decode\" needs 'graph_node'") !=
+        std::string::npos);
+  CHECK(error_of([] { load_runtime(write_runtime("kernel_launch = \"5 us\"\nefficiency = { matmul = 0.5 }\n")); })
+            .find(":4:16: error: unknown kernel kind 'matmul' (known: gemm, grouped_gemm, attention_prefill, attention_decode, rowwise, elementwise)") !=
+        std::string::npos);
+  CHECK(error_of([] { load_runtime(write_runtime("kernel_launch = \"5 us\"\nefficiency = { gemm = 0 }\n")); }).find("'gemm' must be above 0") !=
+        std::string::npos);
+  CHECK(error_of([] { load_runtime(write_runtime("kernel_launch = \"5 us\"\nefficiency = { gemm = 1.5 }\n")); }).find("gemm") != std::string::npos);
+  CHECK(error_of([] { load_runtime(write_runtime("kernel_launch = \"5 GB\"\n")); }).find("time") != std::string::npos);
+  CHECK(error_of([] { load_runtime(write_runtime("kernel_launch = \"5 us\"\ngraphs = \"sometimes\"\n")); }).find("sometimes") != std::string::npos);
+  CHECK(error_of([] { load_runtime(write_runtime("kernel_lanch = \"5 us\"\n")); }).find("kernel_launch") != std::string::npos);
+  CHECK(error_of([] { load_runtime(write_runtime("kernel_launch = \"5 us\"\ncollective_base = -1\n")); }).find("collective_base") != std::string::npos);
+  CHECK(error_of([] { load_runtime("pytorch-eager", {"runtime.kernel_launch=fast"}); }).find("--set") != std::string::npos);
+}
+
+TEST_CASE("runtimes change a run by their costs and nothing else", "[runtime]") {
+  const Runtime engine = load_runtime("inference-engine");
+  const Runtime eager = load_runtime("pytorch-eager");
+  const RunReport g = decode("llama-2-7b", "a100", &engine);
+  const RunReport e = decode("llama-2-7b", "a100", &eager);
+  CHECK(g.runtime == "inference-engine");
+  CHECK(e.runtime == "pytorch-eager");
+  // The same kernels; eager pays a dispatch per kernel where the graph pays a node.
+  double kernels = 0;
+  for (const BlockRun& b : g.blocks) kernels += b.repeats;
+  CHECK(e.step_time - g.step_time == Approx(kernels * (eager.kernel_launch - engine.graph_node)).epsilon(0.01));
+  CHECK(e.flops == Approx(g.flops));
+  // Host time per step adds once, as it is.
+  const Runtime slow = load_runtime("inference-engine", {"runtime.iteration=\"1 ms\""});
+  const RunReport s = decode("llama-2-7b", "a100", &slow);
+  CHECK(s.host_time == Approx(1e-3));
+  CHECK(s.step_time - g.step_time == Approx(1e-3).epsilon(1e-6));
+  // Collectives: under graphs a node each and the bases scaled (to 0 by the fit); eager keeps
+  // the link's fitted bases.
+  const RunReport g8 = decode("llama-2-7b", "a100", &engine, 8);
+  const RunReport e8 = decode("llama-2-7b", "a100", &eager, 8);
+  CHECK(g8.allreduces == 64);
+  CHECK(e8.allreduce_time - g8.allreduce_time == Approx(64 * (34.5e-6 - engine.graph_node)).epsilon(0.02));
+  CHECK(g8.allreduce_algo == "ring");
+}
+
+TEST_CASE("--runtime and runtime.KEY on every command that runs a model", "[runtime][cli]") {
+  const auto run = einsim::test::run_einsim;
+  auto r = run({"run", "--model", "llama-2-7b", "--arch", "a100", "--phase", "decode", "--context", "1k", "--format", "json"});
+  REQUIRE(r.code == 0);
+  auto e = run({"run", "--model", "llama-2-7b", "--arch", "a100", "--phase", "decode", "--context", "1k", "--format", "json", "--runtime", "pytorch-eager"});
+  REQUIRE(e.code == 0);
+  CHECK(nlohmann::json::parse(e.out)["totals"]["step_s"].get<double>() > nlohmann::json::parse(r.out)["totals"]["step_s"].get<double>() * 1.5);
+  CHECK(nlohmann::json::parse(e.out)["runtime"] == "pytorch-eager");
+  auto bad = run({"run", "--model", "llama-2-7b", "--arch", "a100", "--phase", "decode", "--runtime", "cuda-graph"});
+  CHECK(bad.code == 1);
+  CHECK_THAT(bad.err, Catch::Contains("cuda-graphs"));
+  auto badset = run({"run", "--model", "llama-2-7b", "--arch", "a100", "--phase", "decode", "--set", "runtime.kernel_lunch=\"1 us\""});
+  CHECK(badset.code == 1);
+  CHECK_THAT(badset.err, Catch::Contains("kernel_lunch"));
+  CHECK(run({"serve", "--model", "llama-2-7b", "--arch", "a100", "--requests", "20", "--arrivals", "poisson", "--rate", "2", "--runtime", "pytorch-eager"}).code == 0);
+  CHECK(run({"analyze", "long-context", "--runtime", "cuda-graphs", "--set", "runtime.iteration=\"1 ms\""}).code == 0);
+  CHECK(run({"analyze", "long-context", "--set", "runtime.nope=1"}).code == 1);
+  CHECK(run({"simulate", "kv-host", "--runtime", "pytorch-eager"}).code == 0);
+  // A sweep database remembers its runtime: resuming it under another is refused.
+  const std::string db = (std::filesystem::temp_directory_path() / "einsim-runtime-sweep.db").string();
+  std::filesystem::remove(db);
+  const std::string spec = std::string(EINSIM_TEST_DATA) + "/sweep-small.toml";
+  REQUIRE(run({"sweep", spec, "--db", db, "--limit", "1", "--jobs", "1", "--runtime", "pytorch-eager"}).code == 0);
+  CHECK(run({"sweep", spec, "--db", db, "--limit", "1", "--jobs", "1", "--runtime", "pytorch-eager"}).code == 0);
+  auto other = run({"sweep", spec, "--db", db, "--limit", "1", "--jobs", "1"});
+  CHECK(other.code == 1);
+  CHECK_THAT(other.err, Catch::Contains("ran under runtime pytorch-eager"));
+  std::filesystem::remove(db);
+  CHECK(run({"check", einsim::test::shipped("runtimes/inference-engine.toml")}).out.find("ok: runtime 'inference-engine'") != std::string::npos);
+}
