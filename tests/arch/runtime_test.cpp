@@ -92,7 +92,7 @@ TEST_CASE("runtimes change a run by their costs and nothing else", "[runtime]") 
   CHECK(g8.allreduce_algo == "ring");
 }
 
-TEST_CASE("--runtime and runtime.KEY on every command that runs a model", "[runtime][cli]") {
+TEST_CASE("runtime flag and runtime.KEY overrides on every command that runs a model", "[runtime][cli]") {
   const auto run = einsim::test::run_einsim;
   auto r = run({"run", "--model", "llama-2-7b", "--arch", "a100", "--phase", "decode", "--context", "1k", "--format", "json"});
   REQUIRE(r.code == 0);
