@@ -113,7 +113,7 @@ std::vector<LayerRow> compare_llmcompass_layer(const ArchSpec& a, const ModelCon
   o.phase.kind = prefill ? PhaseKind::Prefill : PhaseKind::Decode;
   o.phase.batch = 8;
   o.phase.prompt = 2048;
-  o.phase.context = context;
+  o.phase.context = prefill ? 0 : context;
   o.phase.layers = 1;
   o.phase.attention = AttentionKind::ThreePass;
   o.tp = 4;

@@ -103,6 +103,7 @@ DecodePrediction predict_gpt_fast(const ArchSpec& a, const Runtime& rt, const De
   p.decode_step = p.decode.step_time;
   o.phase.kind = PhaseKind::Prefill;
   o.phase.prompt = row.prompt;
+  o.phase.context = 0;
   p.prefill = run_model(m, a, o, cache).step_time;
   p.tokens_per_s = static_cast<double>(row.new_tokens) / (p.prefill + static_cast<double>(row.new_tokens - 1) * p.decode_step);
   return p;

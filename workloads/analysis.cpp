@@ -30,6 +30,7 @@ CascadeStats analyze(const Cascade& c) {
     EinsumStats es;
     es.points = e.points;
     es.ops = e.ops;
+    for (double& n : es.ops.n) n *= e.work;  // causal attention: the blocks computed
     std::set<int> seen;
     for (const Access& a : e.reads) {
       const Tensor& t = c.tensors[static_cast<size_t>(a.tensor)];

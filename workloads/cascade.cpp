@@ -177,6 +177,8 @@ class Binder {
     declare_tensors();
     c_.einsums.reserve(spec_.einsums.size());
     for (size_t i = 0; i < spec_.einsums.size(); ++i) bind_einsum(static_cast<int>(i), spec_.einsums[i]);
+    for (Einsum& e : c_.einsums)
+      if (auto it = spec_.work.find(c_.tensors[static_cast<size_t>(e.lhs.tensor)].name); it != spec_.work.end()) e.work = it->second;
     check_inputs();
     infer_shapes();
     check_accesses();

@@ -71,6 +71,9 @@ struct CascadeSpec {
   std::vector<std::string> inputs;
   SourceLoc inputs_loc;
   std::vector<EinsumAst> einsums;
+  /// Fraction of each Einsum's iteration space computed, by the tensor it writes (absent: 1):
+  /// causal attention skips masked key blocks (workloads/transformer.cpp).
+  std::map<std::string, double> work;
 };
 
 /// Operation classes counted per Einsum.
@@ -140,6 +143,9 @@ struct Einsum {
   Reduce reduce = Reduce::Sum;
   std::vector<Node> nodes;    ///< compiled right-hand side; root is nodes.back()
   int iter_var = -1;          ///< variable slot of an iterative update (lhs `m1+1`), or -1
+  /// Fraction of the iteration space computed: causal attention skips the masked key blocks
+  /// (CascadeSpec::work). `ops` and `points` count the whole space; costs and FLOPs scale by it.
+  double work = 1;
   int64_t points = 0;         ///< size of the iteration space
   int64_t out_points = 0;     ///< points of the output variables only
   OpCounts ops;               ///< operation counts over the whole iteration space

@@ -26,7 +26,7 @@ class Builder {
     if (ph_.batch < 1 || ph_.prompt < 1 || ph_.context < 0 || ph_.block < 1)
       throw UserError(SourceLoc{"--batch/--prompt/--context"}, "batch and prompt must be >= 1 and context >= 0");
     const int64_t P = decode ? 1 : ph_.prompt;
-    int64_t M = decode ? ph_.context + 1 : ph_.prompt;
+    int64_t M = decode ? ph_.context + 1 : ph_.context + ph_.prompt;
     if (ph_.attention == AttentionKind::OnePass) {
       if (decode) {
         m0_ = std::min(ph_.block, M);
@@ -140,7 +140,7 @@ class Builder {
     }
     const std::string mi = ph_.attention == AttentionKind::OnePass ? "m1*M0+m0" : "m";
     std::string ke, ve;  // keys and values as attention reads them, indexed by m
-    if (decode) {
+    if (decode || ph_.context > 0) {
       // The cache holds post-RoPE keys; this step's new K and V are outputs written into it.
       tensor("KC", {"L", "B", "G", pruned() ? "C" : "E", "M"}, TensorRole::KVCache, ph_.kv_dtype);
       tensor("VC", {"L", "B", "G", "F", "M"}, TensorRole::KVCache, ph_.kv_dtype);
@@ -199,6 +199,11 @@ class Builder {
     add(fmt::format("SPNV[{0},f,m1,p] = RNV[{0},f,m1,p] * PRM[{0},m1,p]", h));
     add(fmt::format("RNV[{0},f,m1+1,p] = SLNV[{0},f,m1,p] + SPNV[{0},f,m1,p]", h));
     add(fmt::format("AV[{0},f,p] = RNV[{0},f,M1,p] / RD[{0},M1,p]", h));
+    // A decoder's prefill: the key blocks a query tile cannot see are skipped.
+    if (ph_.kind == PhaseKind::Prefill && ph_.causal && !m_.encoder_only) {
+      const double w = causal_attention_work(ph_.context, ph_.prompt);
+      for (const char* t : {"BQK", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "SPD", "RD", "SPNV", "RNV"}) s_.work[t] = w;
+    }
   }
 
   // The MLP (or routed experts) of layer l on xn[l,b,d,p]; returns the output's name.
@@ -383,8 +388,23 @@ class Builder {
 }  // namespace
 
 std::string Phase::key() const {
-  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", static_cast<int>(kind), batch, prompt, context, static_cast<int>(attention), block, layers,
-                     kv_dtype ? static_cast<int>(*kv_dtype) : -1, key_channels, linear_features, ffn_active, predictor_rank);
+  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", static_cast<int>(kind), batch, prompt, context, static_cast<int>(attention), block, layers,
+                     kv_dtype ? static_cast<int>(*kv_dtype) : -1, key_channels, linear_features, ffn_active, predictor_rank, causal);
+}
+
+double causal_attention_work(int64_t prefix, int64_t prompt, int64_t tile) {
+  if (prompt < 1 || tile < 1) return 1;
+  const int64_t keys = prefix + prompt;
+  const int64_t q_tiles = (prompt + tile - 1) / tile, k_tiles = (keys + tile - 1) / tile;
+  // Key tile j starts at key j*tile; the query tiles whose last query (at prefix + its
+  // index) reaches it are computed: those from the tile holding query j*tile - prefix on.
+  double computed = 0;
+  for (int64_t j = 0; j < k_tiles; ++j) {
+    const int64_t first = std::max<int64_t>(0, j * tile - prefix);
+    if (first >= prompt) break;
+    computed += static_cast<double>(q_tiles - first / tile);
+  }
+  return computed / (static_cast<double>(q_tiles) * static_cast<double>(k_tiles));
 }
 
 CascadeSpec transformer_cascade(const ModelConfig& m, const Phase& ph) { return Builder(m, ph).build(); }

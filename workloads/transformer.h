@@ -19,7 +19,10 @@ struct Phase {
   PhaseKind kind = PhaseKind::Prefill;
   int64_t batch = 1;
   int64_t prompt = 1;   ///< prefill: tokens per request
-  int64_t context = 0;  ///< decode: tokens already in the KV cache
+  int64_t context = 0;  ///< tokens already in the KV cache: decode's context; prefill: before this prompt (a chunk)
+  /// Prefill of a decoder: each token attends to the keys at or before it, and fused (1-pass)
+  /// attention skips the masked key blocks as FlashAttention does. Encoders never are.
+  bool causal = true;
   AttentionKind attention = AttentionKind::OnePass;
   int64_t block = 256;  ///< M0 of the 1-pass cascade (keys per block)
   int64_t layers = 0;   ///< build only this many layers (0: all)
@@ -50,8 +53,16 @@ struct Phase {
 /// RoPE, attention, output projection, residuals, MLP (gated or plain) or MoE experts,
 /// final norm and LM head (last position only). Decode reads K and V from cache tensors of
 /// context+1 tokens (padded to whole blocks for the 1-pass cascade, as FlashAttention
-/// computes the last block whole); prefill attends over its own prompt (no causal skipping).
+/// computes the last block whole). Prefill attends over its prompt, and over `context` cached
+/// tokens before it (a chunk; read from the cache as decode does); in a decoder the 1-pass
+/// cascade's work is causal (causal_attention_work()); the 3-pass one computes the whole score
+/// matrix and masks it, as unfused PyTorch does.
 CascadeSpec transformer_cascade(const ModelConfig& m, const Phase& ph);
+
+/// The share of a prefill's (query tile, key block) pairs causal attention computes: P queries
+/// after `prefix` cached tokens, tiles of `tile` queries and keys (FlashAttention's: 128), a
+/// partially masked pair computed whole, a fully masked one skipped.
+double causal_attention_work(int64_t prefix, int64_t prompt, int64_t tile = 128);
 
 /// Parameter counts derived from the weight tensors of the cascade.
 struct ParamCounts {

@@ -121,11 +121,13 @@ LongContextReport analyze_long_context(const LongContextScenario& s) {
                        : e.message();
         }
       };
-      // Prefill of one request: FLOPs over the devices' peak (weights' 2 FLOPs per parameter
-      // per token, and attention's QK and AV over the whole prompt, as einsim's cascade
-      // computes it: no causal skipping).
-      const double flops = 2 * pc.active * c + 4 * L * c * c * attn_width;
+      // Prefill of one request: FLOPs over the devices' peak. einsim's convention: the
+      // weights' 2 FLOPs per active parameter per token, and attention's QK and AV over the
+      // (query tile, key block) pairs a causal prefill computes (diagonal tiles whole), as its
+      // cascade does. Fu 2024's: 2 x parameters x tokens and exactly half the dense QK and AV.
+      const double flops = 2 * pc.active * c + 4 * L * c * c * attn_width * causal_attention_work(0, C);
       row.prefill_formula = {flops / (n * r.peak_flops), "FLOPs", ""};
+      row.prefill_fu = {(2 * pc.total * c + 2 * L * c * c * attn_width) / (n * r.peak_flops), "FLOPs", ""};
       Phase pre;
       pre.kind = PhaseKind::Prefill;
       pre.batch = 1;
@@ -205,26 +207,28 @@ std::string format_long_context(const LongContextReport& r, Format f) {
     for (const LcRow& x : r.rows)
       j["rows"].push_back({{"context", x.context}, {"devices", x.devices}, {"kv_bytes_per_request", x.kv_per_request},
                            {"kv_free_bytes", x.kv_free}, {"max_requests", x.max_requests}, {"max_requests_bound", "HBM capacity"},
-                           {"prefill_s", {{"formula", fig_json(x.prefill_formula)}, {"einsim", fig_json(x.prefill_mapped)}}},
+                           {"prefill_s", {{"formula", fig_json(x.prefill_formula)}, {"formula_fu2024", fig_json(x.prefill_fu)}, {"einsim", fig_json(x.prefill_mapped)}}},
                            {"decode_batch", x.decode_batch},
                            {"decode_step_s", {{"formula", fig_json(x.decode_formula)}, {"einsim", fig_json(x.decode_mapped)}}},
                            {"generate_s", {{"formula", fig_json(x.generate_formula)}, {"einsim", fig_json(x.generate_mapped)}}},
                            {"context_switch_s", {{"formula", fig_json(x.switch_formula)}, {"einsim", fig_json(x.switch_mapped)}}}});
     return j.dump(2) + "\n";
   }
-  TextTable t({"context", "devices", "KV per request", "max requests", "prefill formula", "prefill einsim", "prefill bound", "decode batch",
+  TextTable t({"context", "devices", "KV per request", "max requests", "prefill formula", "prefill Fu 2024", "prefill einsim", "prefill bound", "decode batch",
                "step formula", "step einsim", "step bound", fmt::format("{} tokens einsim", s.output_tokens), "switch formula", "switch einsim"});
   for (const LcRow& x : r.rows)
     t.row({f == Format::Csv ? std::to_string(x.context) : token_words(static_cast<double>(x.context)), std::to_string(x.devices), fmt_bytes(x.kv_per_request), std::to_string(x.max_requests),
-           seconds(x.prefill_formula), x.prefill_mapped.ok() ? seconds(x.prefill_mapped) : "-", x.prefill_mapped.ok() ? x.prefill_mapped.bound : "-",
+           seconds(x.prefill_formula), seconds(x.prefill_fu), x.prefill_mapped.ok() ? seconds(x.prefill_mapped) : "-", x.prefill_mapped.ok() ? x.prefill_mapped.bound : "-",
            std::to_string(x.decode_batch), seconds(x.decode_formula), x.decode_mapped.ok() ? seconds(x.decode_mapped) : "-",
            x.decode_mapped.ok() || !x.decode_mapped.bound.empty() ? x.decode_mapped.bound : "-", seconds(x.generate_mapped), seconds(x.switch_formula), seconds(x.switch_mapped)});
   if (f == Format::Csv) return t.csv();
   std::string out = fmt::format(
       "Long-context serving (Fu 2024): {} on {} x N, {}; weights {}, KV cache {} per token.\n"
       "Per device: {:.4g} TFLOP/s peak, {:.4g} TB/s and {} of {}, host link {} at {:.4g} GB/s.\n"
-      "Max requests: (N x HBM - weights - N x reserve {}) / KV per request, bound by HBM capacity. Formula: prefill = FLOPs / "
-      "(N x peak); decode step = (weights + batch x KV) / (N x HBM bandwidth); context switch = 2 x KV per request / PCIe "
+      "Max requests: (N x HBM - weights - N x reserve {}) / KV per request, bound by HBM capacity (sizes in binary units: GiB). "
+      "Formula: prefill = FLOPs / (N x peak), FLOPs as einsim counts them (2 per active parameter per token; QK and AV over the "
+      "tiles causal attention computes, 128 x 128, diagonal tiles whole) and as Fu 2024 does (2 x parameters x tokens, half "
+      "the dense QK and AV); decode step = (weights + batch x KV) / (N x HBM bandwidth); context switch = 2 x KV per request / PCIe "
       "bandwidth. einsim: the step's cascade mapped onto the devices{}; the switch moves each device's shard out and in at once.\n\n",
       r.model, r.arch, r.dtype, fmt_bytes(r.weights), fmt_bytes(r.kv_per_token), r.peak_flops / 1e12, r.hbm_bandwidth / 1e12, fmt_bytes(r.hbm_capacity),
       r.hbm_tier, r.host_link.empty() ? "none" : r.host_link, r.host_bandwidth / 1e9,

@@ -50,7 +50,11 @@ struct LcRow {
   double kv_per_request = 0;  ///< bytes
   double kv_free = 0;         ///< bytes of HBM left for KV, all devices
   int64_t max_requests = 0;   ///< concurrency at this context (HBM capacity)
-  LcFigure prefill_formula, prefill_mapped;  ///< one request's prompt of `context` tokens
+  /// One request's prompt of `context` tokens. Formula: einsim's FLOP convention (2 per active
+  /// parameter per token, QK and AV over the (query tile, key block) pairs causal attention
+  /// computes: causal_attention_work()); `prefill_fu`: Fu 2024's (2 x parameters x tokens plus
+  /// exactly half of the dense QK and AV).
+  LcFigure prefill_formula, prefill_fu, prefill_mapped;
   int64_t decode_batch = 0;                  ///< the decode batch: max_requests
   LcFigure decode_formula, decode_mapped;    ///< one decode step at that batch
   LcFigure generate_formula, generate_mapped;  ///< `output_tokens` steps

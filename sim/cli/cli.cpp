@@ -110,13 +110,15 @@ std::string error_json(const SourceLoc& loc, const std::string& message) {
 // The options that describe one step of inference, shared by `describe` and `run`.
 struct PhaseArgs {
   std::string phase, batch = "1", prompt, context, attention = "1pass";
+  bool no_causal = false;
   int64_t block = 256, layers = 0;
 };
 
 void add_phase_options(CLI::App* cmd, PhaseArgs& p) {
   cmd->add_option("--batch", p.batch, "Requests per step");
   cmd->add_option("--prompt", p.prompt, "Prefill: tokens per request (e.g. 2048, 32k)");
-  cmd->add_option("--context", p.context, "Decode: tokens already in the KV cache (e.g. 32k)");
+  cmd->add_option("--context", p.context, "Tokens already in the KV cache (e.g. 32k): decode's context; prefill: before this prompt chunk (default 0)");
+  cmd->add_flag("--no-causal", p.no_causal, "Prefill: attend to every key (a bidirectional model's attention; decoders are causal)");
   cmd->add_option("--attention", p.attention, "Attention cascade")->check(CLI::IsMember({"1pass", "3pass"}));
   cmd->add_option("--block", p.block, "1-pass attention: keys per block (M0)")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   cmd->add_option("--layers", p.layers, "Build only the first N layers")->check(CLI::Range(int64_t{0}, int64_t{4096}));
@@ -126,10 +128,10 @@ Phase make_phase(const PhaseArgs& a) {
   Phase p;
   p.kind = a.phase == "decode" ? PhaseKind::Decode : PhaseKind::Prefill;
   if (p.kind == PhaseKind::Decode && !a.prompt.empty()) throw UserError(SourceLoc{"--prompt"}, "--prompt applies to prefill; decode takes --context");
-  if (p.kind == PhaseKind::Prefill && !a.context.empty()) throw UserError(SourceLoc{"--context"}, "--context applies to decode; prefill takes --prompt");
   p.batch = parse_tokens(a.batch, "--batch");
   p.prompt = a.prompt.empty() ? 2048 : parse_tokens(a.prompt, "--prompt");
-  p.context = a.context.empty() ? 2048 : parse_tokens(a.context, "--context");
+  // Prefill: tokens cached before this prompt (a chunk of a longer one); decode: the context.
+  p.context = a.context.empty() ? (p.kind == PhaseKind::Decode ? 2048 : 0) : parse_tokens(a.context, "--context");
   // Bounds that keep every product of extents (batch x tokens x width) representable.
   if (p.batch < 1 || p.batch > (int64_t{1} << 20)) throw UserError(SourceLoc{"--batch"}, fmt::format("--batch {} must be in [1, 1048576]", p.batch));
   if (p.prompt < 1 || p.prompt > (int64_t{1} << 30)) throw UserError(SourceLoc{"--prompt"}, fmt::format("--prompt {} must be in [1, 1G] tokens", p.prompt));
@@ -138,6 +140,7 @@ Phase make_phase(const PhaseArgs& a) {
   p.attention = a.attention == "3pass" ? AttentionKind::ThreePass : AttentionKind::OnePass;
   p.block = a.block;
   p.layers = a.layers;
+  p.causal = !a.no_causal;
   return p;
 }
 

@@ -155,13 +155,14 @@ class Planner {
         }
         const MappedEinsum& mapped = map(id, on_chip);
         const MapResult& m = mapped.result;
-        const double n = repeats_[static_cast<size_t>(id)];
+        // Instances, times the share of the iteration space computed (causal attention).
+        const double n = repeats_[static_cast<size_t>(id)] * me.work;
         EinsumRun er;
         er.einsum = id;
         er.name = c_.tensors[static_cast<size_t>(me.lhs.tensor)].name;
         er.block = static_cast<int>(r.blocks.size());
-        er.repeats = n;
-        er.flops = me.ops.flops();
+        er.repeats = repeats_[static_cast<size_t>(id)];
+        er.flops = me.ops.flops() * me.work;
         er.compute = m.cost.compute * n;
         er.energy = m.cost.energy * n;
         er.compute_energy = m.cost.compute_energy * n;
@@ -737,7 +738,7 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   mem.capacity = tier.capacity;
   for (const Tensor& t : c.tensors)
     if (is_weight(t)) mem.weights += t.bytes();
-  const double cached = decode ? static_cast<double>(opt.phase.context + 1) : static_cast<double>(opt.phase.prompt);
+  const double cached = decode ? static_cast<double>(opt.phase.context + 1) : static_cast<double>(opt.phase.context + opt.phase.prompt);
   const double kv_layers = opt.phase.layers > 0 ? static_cast<double>(r.layers) / static_cast<double>(m.num_hidden_layers) : 1.0;
   // Pruned key channels shrink the K half of the cache.
   const double kept = decode && ph.key_channels > 0 && ph.key_channels < m.head_dim

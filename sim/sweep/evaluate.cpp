@@ -349,7 +349,7 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
       ro.runtime = s_.runtime.get();
       ro.phase.kind = decode ? PhaseKind::Decode : PhaseKind::Prefill;
       ro.phase.batch = st.batch;
-      ro.phase.context = st.context;
+      ro.phase.context = decode ? st.context : 0;  // a prefill point has nothing cached before its prompt
       ro.phase.prompt = st.prompt;
       ro.phase.block = st.block;
       ro.phase.attention = st.attention == "3pass" ? AttentionKind::ThreePass : AttentionKind::OnePass;
@@ -403,7 +403,9 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
       const double tokens = static_cast<double>(st.batch) * (decode ? 1.0 : static_cast<double>(st.prompt));
       const double keys = decode ? static_cast<double>(st.context + 1) : static_cast<double>(st.prompt);
       const double queries = decode ? static_cast<double>(st.batch) : tokens;
-      flops = tokens * z.linear_flops + static_cast<double>(st.batch) * z.head_flops + queries * keys * z.attention_flops;
+      // A decoder's prefill skips the masked key blocks (workloads/transformer.h).
+      const double causal = !decode && !z.encoder_only ? causal_attention_work(0, st.prompt) : 1.0;
+      flops = tokens * z.linear_flops + static_cast<double>(st.batch) * z.head_flops + queries * keys * z.attention_flops * causal;
       const double touched = z.expert_weights > 0 ? 1 - std::pow(1 - z.expert_share, tokens) : 0;
       const double bytes = z.dense_weights + z.expert_weights * touched + kv;
       const double t_compute = flops / (raw_peak * mac_eff);

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include <fmt/format.h>
 
 #include "../workloads/helpers.h"
@@ -33,8 +35,13 @@ TEST_CASE("long-context: closed-form figures for Yi-34B-200K on A100-80GB", "[an
     // Context switch over PCIe Gen4 x16 (31.5 GB/s): both requests one after the other.
     CHECK(x.switch_formula.value == Approx(2 * c * 245760 / 31.5e9));
     // Prefill at 312 TFLOP/s... the preset's dense peak (108 SMs x 4 tensor cores x 256 MACs x 2 x 1.41 GHz).
-    const double flops = 2 * count_params(m).active * c + 4 * 60 * c * c * 56 * 128;
+    // Causal: of the 128 x 128 (query, key) tiles, the lower triangle with its diagonal.
+    const double tiles = std::ceil(c / 128), causal = (tiles + 1) / (2 * tiles);
+    const double flops = 2 * count_params(m).active * c + 4 * 60 * c * c * 56 * 128 * causal;
     CHECK(x.prefill_formula.value == Approx(flops / (n * 108 * 4 * 256 * 2 * 1.41e9)));
+    // Fu 2024's convention: 2 x parameters x tokens and half the dense QK and AV.
+    const double fu = 2 * count_params(m).total * c + 2 * 60 * c * c * 56 * 128;
+    CHECK(x.prefill_fu.value == Approx(fu / (n * 108 * 4 * 256 * 2 * 1.41e9)));
     if (x.max_requests > 0)
       CHECK(x.decode_formula.value == Approx((r.weights + static_cast<double>(x.max_requests) * c * 245760) / (n * 2.039e12)));
   }

@@ -117,8 +117,11 @@ TEST_CASE("run rejects bad options with located errors and exit 1", "[cli][run][
   Run r = with({"--phase", "decode", "--prompt", "512"});
   CHECK(r.code == 1);
   CHECK_THAT(r.err, Catch::Contains("--prompt: error: --prompt applies to prefill"));
-  r = with({"--phase", "prefill", "--context", "512"});
-  CHECK_THAT(r.err, Catch::Contains("--context: error: --context applies to decode"));
+  // Prefill takes --context as the tokens cached before its prompt (a chunk): accepted.
+  r = with({"--phase", "prefill", "--context", "512", "--prompt", "512"});
+  CHECK(r.code == 0);
+  r = with({"--phase", "prefill", "--context", "-3"});
+  CHECK(r.code == 1);
   r = with({"--phase", "decode", "--set", "hidden_size=8"});
   CHECK(r.code == 1);
   CHECK_THAT(r.err, Catch::Contains("--set: error: 'hidden_size=8': run overrides start with arch., model. or runtime."));

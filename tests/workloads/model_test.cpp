@@ -140,3 +140,47 @@ TEST_CASE("every shipped model builds prefill and decode cascades", "[model]") {
     }
   }
 }
+
+TEST_CASE("causal prefill: the masked key blocks are skipped, a chunk sees its prefix whole", "[model][causal]") {
+  using namespace einsim;
+  // One tile: computed whole. n tiles: n(n+1)/2 of n^2.
+  CHECK(causal_attention_work(0, 100) == 1.0);
+  CHECK(causal_attention_work(0, 1024) == Approx(36.0 / 64));
+  // A chunk of 256 after 768 cached tokens: key tiles 0-5 are seen by both query tiles, tile 6
+  // by both (the first query tile's diagonal), tile 7 by the second only: 15 of 16.
+  CHECK(causal_attention_work(768, 256) == Approx(15.0 / 16));
+  // Long prompts approach one half.
+  CHECK(causal_attention_work(0, 1 << 20) == Approx(0.5).epsilon(0.001));
+  const ModelConfig m = load_model("llama-3-8b");
+  Phase p;
+  p.kind = PhaseKind::Prefill;
+  p.prompt = 4096;
+  p.layers = 1;
+  const Cascade causal = bind_cascade(transformer_cascade(m, p));
+  p.causal = false;
+  const Cascade dense = bind_cascade(transformer_cascade(m, p));
+  double c = 0, d = 0;
+  for (const Einsum& e : causal.einsums) c += e.ops.flops() * e.work;
+  for (const Einsum& e : dense.einsums) d += e.ops.flops() * e.work;
+  CHECK(c < d);
+  double scores_c = 0, scores_d = 0;
+  for (const Einsum& e : causal.einsums)
+    if (causal.tensors[static_cast<size_t>(e.lhs.tensor)].name == "BQK") scores_c = e.ops.flops() * e.work;
+  for (const Einsum& e : dense.einsums)
+    if (dense.tensors[static_cast<size_t>(e.lhs.tensor)].name == "BQK") scores_d = e.ops.flops() * e.work;
+  CHECK(scores_c == Approx(scores_d * causal_attention_work(0, 4096)));
+  // An encoder attends to every key.
+  Phase e = p;
+  e.causal = true;
+  const ModelConfig bert = load_model("bert-base");
+  for (const Einsum& x : bind_cascade(transformer_cascade(bert, e)).einsums) CHECK(x.work == 1.0);
+  // A chunk reads its prefix's keys from the cache: M = context + prompt.
+  Phase chunk = p;
+  chunk.causal = true;
+  chunk.context = 4096;
+  const Cascade ch = bind_cascade(transformer_cascade(m, chunk));
+  CHECK(ch.ranks[static_cast<size_t>(ch.find_rank("M"))].extent == 8192);
+  bool reads_cache = false;
+  for (const Tensor& t : ch.tensors) reads_cache |= t.name == "KC";
+  CHECK(reads_cache);
+}
