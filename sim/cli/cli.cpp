@@ -279,6 +279,9 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   std::vector<std::string> serve_sets;
   serve->add_option("--set", serve_sets, "Override a value: arch.KEY=VALUE, model.KEY=VALUE or runtime.KEY=VALUE (checked like file values)");
   serve->add_option("--runtime", runtime_name, runtime_help);
+  std::string serve_dtype, serve_kv_dtype;
+  serve->add_option("--dtype", serve_dtype, "Weights, activations and KV cache (default: the model's; fp8 where the GPU has it)")->check(CLI::IsMember(dtype_names()));
+  serve->add_option("--kv-dtype", serve_kv_dtype, "KV cache element type when it differs (a quantized cache: int8, fp8, int4)")->check(CLI::IsMember(dtype_names()));
   serve->add_option("--timeline", sv.timeline, "Write one CSV row per iteration (time, instance, batch, KV use)");
   std::string serve_plot;
   serve->add_option("--plot", serve_plot, "Write an SVG: latency distributions, requests and KV use over time");
@@ -444,7 +447,8 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       const auto [arch_sets, model_sets] = split_sets(serve_sets, "serve");
       const auto rt = cli_runtime(runtime_name, take_runtime_sets(serve_sets));
       const ArchSpec a = load_arch(sv.arch, arch_sets);
-      const ModelConfig m = load_model(sv.model, model_sets);
+      ModelConfig m = load_model(sv.model, model_sets);
+      if (!serve_dtype.empty()) m.dtype = *parse_dtype(serve_dtype);
       Trace trace = load_trace(sv.trace);
       if (!sv.arrivals.empty()) {
         SyntheticTrace st;
@@ -478,7 +482,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       c.operating.lock = flag_quantity(sv.clock, "--clock", Dim::Frequency, "1.4 GHz");
       c.operating.cap = flag_quantity(sv.cap, "--power-cap", Dim::Power, "490 W");
       c.power_bin = sv.power_bin;
-      StepTimer timer(m, a, sv.tp, rt);
+      StepTimer timer(m, a, sv.tp, rt, serve_kv_dtype.empty() ? std::nullopt : parse_dtype(serve_kv_dtype));
       if (sv.plan > 0) {
         const CapacityPlan plan = plan_capacity(trace, c, timer, a, sv.plan, sv.plan_limit);
         std::string tried;

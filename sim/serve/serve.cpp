@@ -178,6 +178,7 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
     x.decode.clear();
     double extra = 0;  // swap traffic
     int64_t budget = c.token_budget;
+    int64_t admitted = 0;  // requests seen for the first time (the runtime's per-request cost)
     auto admit = [&](bool whole_prompts) {
       while (!x.waiting.empty() && static_cast<int64_t>(x.running.size()) < c.max_batch && budget > 0) {
         const size_t r = x.waiting.front();
@@ -191,7 +192,7 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
         x.free_blocks -= need;
         s.blocks = need;
         s.state = State::Running;
-        if (res.requests[r].admitted < 0) res.requests[r].admitted = now;
+        if (res.requests[r].admitted < 0) res.requests[r].admitted = now, ++admitted;
         x.running.push_back(r);
         if (s.swapped) {
           s.swapped = false;
@@ -249,7 +250,11 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
       return;
     }
     Iteration it;
-    for (const auto& [r, n] : x.prefill) it.prefill_tokens += n;
+    for (const auto& [r, n] : x.prefill) {
+      it.prefill_tokens += n;
+      it.chunks.push_back({n, rq[r].context});  // each prompt chunk over what it has cached
+    }
+    it.admitted = admitted;
     it.decode = static_cast<int64_t>(x.decode.size());
     double ctx = 0;
     for (size_t r : x.decode) ctx += static_cast<double>(rq[r].context);

@@ -19,14 +19,50 @@ std::pair<int64_t, int64_t> grid_bracket(int64_t n, bool fine) {
   return {lo, lo == n ? n : lo + step};
 }
 
-StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<const Runtime> rt)
-    : m_(std::move(m)), a_(std::move(a)), tp_(tp), rt_(std::move(rt)) {
+namespace {
+
+ClockedWork lerp_work(const ClockedWork& a, const ClockedWork& b, double f) {
+  return {a.clock, a.time + (b.time - a.time) * f, a.compute_energy + (b.compute_energy - a.compute_energy) * f,
+          a.memory_energy + (b.memory_energy - a.memory_energy) * f};
+}
+
+StepParts lerp_parts(const StepParts& a, const StepParts& b, double f) {
+  StepParts s;
+  s.linear = lerp_work(a.linear, b.linear, f);
+  s.attention = lerp_work(a.attention, b.attention, f);
+  s.lm = lerp_work(a.lm, b.lm, f);
+  s.linear_kernels = a.linear_kernels + (b.linear_kernels - a.linear_kernels) * f;
+  s.attention_kernels = a.attention_kernels + (b.attention_kernels - a.attention_kernels) * f;
+  s.lm_kernels = a.lm_kernels + (b.lm_kernels - a.lm_kernels) * f;
+  s.allreduces = a.allreduces + (b.allreduces - a.allreduces) * f;
+  return s;
+}
+
+// Interpolates f(x) between grid points lo and hi.
+template <typename F>
+StepParts between(int64_t lo, int64_t hi, int64_t x, F&& f) {
+  if (hi == lo) return f(lo);
+  const StepParts a = f(lo);
+  return lerp_parts(a, f(hi), static_cast<double>(x - lo) / static_cast<double>(hi - lo));
+}
+
+void add(ClockedWork& to, const ClockedWork& w) {
+  to.time += w.time;
+  to.compute_energy += w.compute_energy;
+  to.memory_energy += w.memory_energy;
+}
+
+}  // namespace
+
+StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<const Runtime> rt, std::optional<DType> kv_dtype)
+    : m_(std::move(m)), a_(std::move(a)), tp_(tp), rt_(std::move(rt)), kv_dtype_(kv_dtype) {
   clocks_ = dvfs_clocks(a_, 0);
   for (double f : clocks_) archs_.push_back(at_clock(a_, f));
   RunOptions o;
   o.phase.kind = PhaseKind::Decode;
   o.phase.batch = 1;
   o.phase.context = 0;
+  o.phase.kv_dtype = kv_dtype_;
   o.tp = tp_;
   o.runtime = rt_.get();
   o.check_memory = false;
@@ -40,32 +76,97 @@ StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<cons
                                         mem.weights / (1ull << 30), mem.capacity / (1ull << 30)));
 }
 
-ClockedWork StepTimer::exact(size_t level, const Phase& p) {
+StepParts StepTimer::exact(size_t level, const Phase& p) {
   RunOptions o;
   o.phase = p;
+  o.phase.kv_dtype = kv_dtype_;
   o.tp = tp_;
   o.runtime = rt_.get();
   o.check_memory = false;  // the simulation keeps its own KV accounting
   if (level > 0) o.mapping_arch = &archs_[0];  // the kernels chosen at the fastest clock
   ++runs_;
   const RunReport r = run_model(m_, archs_[level], o, &cache_);
-  return {clocks_[level], r.step_time, r.compute_energy, r.memory_energy};
+  StepParts s;
+  s.linear.clock = s.attention.clock = s.lm.clock = clocks_[level];
+  double blocks_energy = 0;
+  for (const BlockRun& b : r.blocks) {
+    double compute_energy = 0;
+    bool lm = false;
+    for (int i : b.einsums) {
+      compute_energy += r.einsums[static_cast<size_t>(i)].compute_energy;
+      lm |= r.einsums[static_cast<size_t>(i)].name == "LOGITS";
+    }
+    const bool attention = block_is_attention(r, b);
+    ClockedWork& w = attention ? s.attention : lm ? s.lm : s.linear;
+    double& kernels = attention ? s.attention_kernels : lm ? s.lm_kernels : s.linear_kernels;
+    // Launches are the iteration's, added once for the whole forward.
+    add(w, {0, b.time - b.repeats * b.launch, compute_energy, b.energy - compute_energy});
+    kernels += b.repeats;
+    blocks_energy += b.energy;
+  }
+  // The all-reduces (and their link energy) belong to the forward, without their graph nodes.
+  const Runtime& rt = runtime();
+  s.allreduces = r.allreduces;
+  s.linear.time += r.allreduce_time - (rt.graphed(p.kind) ? r.allreduces * rt.graph_node : 0.0);
+  s.linear.memory_energy += r.compute_energy + r.memory_energy - blocks_energy;
+  return s;
 }
 
-double StepTimer::prefill_exact(int64_t tokens) { return prefill_at(0, tokens).time; }
-double StepTimer::decode_exact(int64_t batch, int64_t context) { return decode_at(0, batch, context).time; }
+double StepTimer::prefill_exact(int64_t tokens) {
+  RunOptions o;
+  o.phase.kind = PhaseKind::Prefill;
+  o.phase.prompt = std::max<int64_t>(1, tokens);
+  o.phase.kv_dtype = kv_dtype_;
+  o.tp = tp_;
+  o.runtime = rt_.get();
+  o.check_memory = false;
+  ++runs_;
+  return run_model(m_, archs_[0], o, &cache_).step_time;
+}
 
-ClockedWork StepTimer::prefill_at(size_t level, int64_t tokens) {
-  auto it = prefill_.find({level, tokens});
+double StepTimer::decode_exact(int64_t batch, int64_t context) {
+  RunOptions o;
+  o.phase.kind = PhaseKind::Decode;
+  o.phase.batch = std::max<int64_t>(1, batch);
+  o.phase.context = std::max<int64_t>(0, context);
+  o.phase.kv_dtype = kv_dtype_;
+  o.tp = tp_;
+  o.runtime = rt_.get();
+  o.check_memory = false;
+  ++runs_;
+  return run_model(m_, archs_[0], o, &cache_).step_time;
+}
+
+const StepParts& StepTimer::forward_at(size_t level, int64_t tokens) {
+  auto it = forward_.find({level, tokens});
+  if (it != forward_.end()) return it->second;
+  Phase p;
+  p.kind = PhaseKind::Prefill;
+  p.prompt = std::max<int64_t>(1, tokens);
+  return forward_[{level, tokens}] = exact(level, p);
+}
+
+const StepParts& StepTimer::lm_at(size_t level, int64_t rows) {
+  auto it = lm_.find({level, rows});
+  if (it != lm_.end()) return it->second;
+  Phase p;
+  p.kind = PhaseKind::Decode;
+  p.batch = std::max<int64_t>(1, rows);
+  p.context = 0;
+  return lm_[{level, rows}] = exact(level, p);
+}
+
+const StepParts& StepTimer::prefill_at(size_t level, int64_t tokens, int64_t prefix) {
+  auto it = prefill_.find({level, tokens, prefix});
   if (it != prefill_.end()) return it->second;
   Phase p;
   p.kind = PhaseKind::Prefill;
-  p.batch = 1;
   p.prompt = std::max<int64_t>(1, tokens);
-  return prefill_[{level, tokens}] = exact(level, p);
+  p.context = std::max<int64_t>(0, prefix);
+  return prefill_[{level, tokens, prefix}] = exact(level, p);
 }
 
-ClockedWork StepTimer::decode_at(size_t level, int64_t batch, int64_t context) {
+const StepParts& StepTimer::decode_at(size_t level, int64_t batch, int64_t context) {
   auto it = decode_.find({level, batch, context});
   if (it != decode_.end()) return it->second;
   Phase p;
@@ -75,54 +176,78 @@ ClockedWork StepTimer::decode_at(size_t level, int64_t batch, int64_t context) {
   return decode_[{level, batch, context}] = exact(level, p);
 }
 
-ClockedWork StepTimer::part(size_t level, const Iteration& it) {
-  auto lerp = [](int64_t lo, int64_t hi, int64_t x, const ClockedWork& a, const ClockedWork& b) {
-    if (hi == lo) return a;
-    const double f = static_cast<double>(x - lo) / static_cast<double>(hi - lo);
-    return ClockedWork{a.clock, a.time + (b.time - a.time) * f, a.compute_energy + (b.compute_energy - a.compute_energy) * f,
-                       a.memory_energy + (b.memory_energy - a.memory_energy) * f};
-  };
-  if (it.prefill_tokens > 0) {
-    const auto [lo, hi] = grid_bracket(it.prefill_tokens, true);
-    return lerp(lo, hi, it.prefill_tokens, prefill_at(level, lo), prefill_at(level, hi));
+ClockedWork StepTimer::iteration(size_t level, const Iteration& it) {
+  std::vector<Chunk> chunks = it.chunks;
+  if (chunks.empty() && it.prefill_tokens > 0) chunks.push_back({it.prefill_tokens, 0});
+  int64_t tokens = it.decode;
+  for (const Chunk& c : chunks) tokens += c.tokens;
+  ClockedWork w{clocks_[level], 0, 0, 0};
+  if (tokens <= 0) return w;
+  const Runtime& rt = runtime();
+  const bool decode_only = chunks.empty();
+  double kernels = 0;
+  // The forward's matrix products, norms and all-reduces over every token at once.
+  const auto [tlo, thi] = grid_bracket(tokens, true);
+  const StepParts f = between(tlo, thi, tokens, [&](int64_t n) { return forward_at(level, n); });
+  add(w, f.linear);
+  kernels += f.linear_kernels;
+  if (rt.graphed(decode_only ? PhaseKind::Decode : PhaseKind::Prefill)) w.time += f.allreduces * rt.graph_node;
+  // The LM head over the rows that sample.
+  const int64_t rows = it.sampled >= 0 ? it.sampled : it.decode + static_cast<int64_t>(chunks.size());
+  if (rows > 0) {
+    const auto [rlo, rhi] = grid_bracket(rows, true);
+    const StepParts l = between(rlo, rhi, rows, [&](int64_t n) { return lm_at(level, n); });
+    add(w, l.lm);
+    kernels += l.lm_kernels;
   }
-  const auto [blo, bhi] = grid_bracket(it.decode, true);
-  const int64_t ctx = std::max<int64_t>(1, it.context);
-  const auto [clo, chi] = grid_bracket(ctx, false);
-  const ClockedWork lo = lerp(clo, chi, ctx, decode_at(level, blo, clo), decode_at(level, blo, chi));
-  const ClockedWork hi = lerp(clo, chi, ctx, decode_at(level, bhi, clo), decode_at(level, bhi, chi));
-  return lerp(blo, bhi, it.decode, lo, hi);
+  // Attention per sequence: each chunk its causal square over its prefix.
+  double chunk_kernels = 0;
+  for (const Chunk& c : chunks) {
+    const auto [nlo, nhi] = grid_bracket(std::max<int64_t>(1, c.tokens), true);
+    auto at_prefix = [&](int64_t prefix) {
+      return between(nlo, nhi, std::max<int64_t>(1, c.tokens), [&](int64_t n) { return prefill_at(level, n, prefix); });
+    };
+    StepParts a;
+    if (c.prefix <= 0) {
+      a = at_prefix(0);
+    } else {
+      const auto [plo, phi] = grid_bracket(c.prefix, false);
+      const StepParts lo = at_prefix(plo);
+      a = phi == plo ? lo : lerp_parts(lo, at_prefix(phi), static_cast<double>(c.prefix - plo) / static_cast<double>(phi - plo));
+    }
+    add(w, a.attention);
+    chunk_kernels = std::max(chunk_kernels, a.attention_kernels);  // one varlen kernel for every chunk
+  }
+  kernels += chunk_kernels;
+  // Each decode over its own context (the batch's mean: attention is linear in it).
+  if (it.decode > 0) {
+    const auto [blo, bhi] = grid_bracket(it.decode, true);
+    const int64_t ctx = std::max<int64_t>(1, it.context);
+    const auto [clo, chi] = grid_bracket(ctx, false);
+    auto at_batch = [&](int64_t b) { return between(clo, chi, ctx, [&](int64_t x) { return decode_at(level, b, x); }); };
+    const StepParts d = blo == bhi ? at_batch(blo) : lerp_parts(at_batch(blo), at_batch(bhi), static_cast<double>(it.decode - blo) / static_cast<double>(bhi - blo));
+    add(w, d.attention);
+    kernels += d.attention_kernels;
+  }
+  // Launches once per kernel of the forward, and the runtime's host time.
+  w.time += kernels * rt.per_kernel(decode_only ? PhaseKind::Decode : PhaseKind::Prefill);
+  w.time += rt.iteration + rt.request * static_cast<double>(it.admitted);
+  return w;
 }
 
-double StepTimer::time(const Iteration& it) {
-  double t = 0;
-  if (it.prefill_tokens > 0) t += part(0, {it.prefill_tokens, 0, 0}).time;
-  if (it.decode > 0) t += part(0, {0, it.decode, it.context}).time;
-  return t;
-}
+double StepTimer::time(const Iteration& it) { return iteration(0, it).time; }
 
 PoweredWork StepTimer::cost(const Iteration& it, const Operating& op) {
   const double limit = power_limit(a_.power, op.cap);
-  PoweredWork total;
-  double clock_time = 0;
-  for (const Iteration& p : {Iteration{it.prefill_tokens, 0, 0}, Iteration{0, it.decode, it.context}}) {
-    if (p.prefill_tokens == 0 && p.decode == 0) continue;
-    std::vector<ClockedWork>& points = points_;  // reused: called once per simulated iteration
-    points.clear();
-    for (size_t l = 0; l < clocks_.size(); ++l) {
-      if (op.lock > 0 && clocks_[l] > op.lock * (1 + 1e-9) && l + 1 < clocks_.size()) continue;
-      points.push_back(part(l, p));
-      if (limit <= 0 || work_power(a_.power, points.back()) <= limit) break;
-    }
-    const PoweredWork w = under_cap(a_.power, points, op.cap);
-    total.time += w.time;
-    total.energy += w.energy;
-    clock_time += w.clock * w.time;
-    total.throttled = total.throttled || w.throttled;
-    total.over = total.over || w.over;
+  std::vector<ClockedWork>& points = points_;  // reused: called once per simulated iteration
+  points.clear();
+  for (size_t l = 0; l < clocks_.size(); ++l) {
+    if (op.lock > 0 && clocks_[l] > op.lock * (1 + 1e-9) && l + 1 < clocks_.size()) continue;
+    points.push_back(iteration(l, it));
+    if (limit <= 0 || work_power(a_.power, points.back()) <= limit) break;
   }
+  PoweredWork total = under_cap(a_.power, points, op.cap);
   total.power = work_power(a_.power, {0, total.time, total.energy, 0});
-  total.clock = total.time > 0 ? clock_time / total.time : 0;
   return total;
 }
 

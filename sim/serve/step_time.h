@@ -2,10 +2,23 @@
 // The serving simulation's step times, from einsim's cost model (`run_model`), memoised on a
 // grid and interpolated: a serving run asks for millions of iterations but only a few hundred
 // distinct shapes.
+//
+// An iteration is one forward, as inference engines run a mixed batch: the weights are read
+// once for all its tokens (prefill chunks and decodes alike), the all-reduces carry all its
+// tokens, and attention is costed per sequence: each prompt chunk its own causal square over
+// its cached prefix, each decode its own context. The parts come from mapped runs:
+//   linear(T)         a prefill of T tokens without its attention and LM head
+//   lm(S)             the LM head over S sampled rows (decodes and prompts that finish)
+//   prefill_attn(n,c) one prompt chunk of n tokens after c cached ones: its attention
+//   decode_attn(b,x)  b decodes at x tokens of context: their attention
+// plus, once per iteration, one launch per kernel (graph nodes where the runtime replays the
+// iteration from a graph) and the runtime's host time per step and per admitted request.
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <tuple>
+#include <vector>
 
 #include "arch/arch.h"
 #include "arch/runtime.h"
@@ -15,13 +28,22 @@
 
 namespace einsim {
 
-/// One iteration of continuous batching: `prefill_tokens` prompt tokens (whole prompts or
-/// chunks) and `decode` requests generating one token each over `context` cached tokens on
-/// average.
+/// One prompt chunk of an iteration: `tokens` of a request after `prefix` of it are cached.
+struct Chunk {
+  int64_t tokens = 0;
+  int64_t prefix = 0;
+};
+
+/// One iteration of continuous batching: prompt chunks (`chunks`; when empty, one chunk of
+/// `prefill_tokens` with nothing cached) and `decode` requests generating one token each over
+/// `context` cached tokens on average.
 struct Iteration {
   int64_t prefill_tokens = 0;
   int64_t decode = 0;
   int64_t context = 0;
+  std::vector<Chunk> chunks;
+  int64_t sampled = -1;  ///< rows the LM head computes (-1: every decode and one per chunk)
+  int64_t admitted = 0;  ///< requests this iteration admits (the runtime's per-request cost)
 };
 
 /// How a device may run: a frequency lock and a power cap (0: none; the TDP always holds).
@@ -31,22 +53,27 @@ struct Operating {
   bool operator==(const Operating&) const = default;
 };
 
+/// The parts of one mapped run (clock, time without kernel launches, energies) and the kernels
+/// each holds.
+struct StepParts {
+  ClockedWork linear, attention, lm;  ///< everything else; attention proper; the LM head
+  double linear_kernels = 0, attention_kernels = 0, lm_kernels = 0, allreduces = 0;
+};
+
 class StepTimer {
  public:
-  /// `rt`: the software (nullptr: default_runtime()).
-  StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<const Runtime> rt = nullptr);
+  /// `rt`: the software (nullptr: default_runtime()); `kv_dtype`: the KV cache's element type
+  /// when it differs from the model's (a quantized cache).
+  StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<const Runtime> rt = nullptr, std::optional<DType> kv_dtype = std::nullopt);
   const Runtime& runtime() const { return rt_ ? *rt_ : default_runtime(); }
 
-  /// Seconds for one iteration. Prefill and decode parts run as separate passes (as inference
-  /// engines without fused mixed batches do): their times add. Each part is einsim's mapped
-  /// step at the grid points around the asked shape, interpolated linearly (prefill tokens and
-  /// decode batch on a grid of 4 points per octave, context on 2 per octave).
+  /// Seconds for one iteration (at the fastest clock), the parts above interpolated linearly
+  /// between grid points (tokens and batch 4 per octave, context and prefix 2 per octave).
   double time(const Iteration& it);
-  /// The iteration under `op`: each part (prefill, decode) at the fastest allowed clock that
-  /// keeps the device within the limit (`under_cap`); time, dynamic energy per device, power
-  /// and clock of the two parts together.
+  /// The iteration under `op`: the fastest allowed clock that keeps the device within the
+  /// limit (`under_cap`); time, dynamic energy per device, power and clock.
   PoweredWork cost(const Iteration& it, const Operating& op);
-  /// einsim's mapped step at one exact shape (no interpolation), for checks.
+  /// einsim's mapped step at one exact shape, a phase on its own (no interpolation), for checks.
   double prefill_exact(int64_t tokens);
   double decode_exact(int64_t batch, int64_t context);
   const ArchSpec& arch() const { return a_; }
@@ -58,21 +85,24 @@ class StepTimer {
   int64_t runs() const { return runs_; }  ///< run_model calls made so far
 
  private:
-  ClockedWork exact(size_t level, const Phase& p);
-  ClockedWork prefill_at(size_t level, int64_t tokens);
-  ClockedWork decode_at(size_t level, int64_t batch, int64_t context);
-  /// One part (prefill tokens only, or decode only) at one clock level, interpolated.
-  ClockedWork part(size_t level, const Iteration& it);
+  StepParts exact(size_t level, const Phase& p);
+  const StepParts& forward_at(size_t level, int64_t tokens);
+  const StepParts& lm_at(size_t level, int64_t rows);
+  const StepParts& prefill_at(size_t level, int64_t tokens, int64_t prefix);
+  const StepParts& decode_at(size_t level, int64_t batch, int64_t context);
+  /// The iteration at one clock level.
+  ClockedWork iteration(size_t level, const Iteration& it);
   ModelConfig m_;
   ArchSpec a_;
   int64_t tp_;
   std::shared_ptr<const Runtime> rt_;
+  std::optional<DType> kv_dtype_;
   double kv_per_token_ = 0, kv_capacity_ = 0;
   std::vector<double> clocks_;   ///< DVFS clocks, highest first ({0}: nominal only)
   std::vector<ArchSpec> archs_;  ///< the architecture at each clock
   std::vector<ClockedWork> points_;  ///< cost()'s scratch
-  std::map<std::pair<size_t, int64_t>, ClockedWork> prefill_;
-  std::map<std::tuple<size_t, int64_t, int64_t>, ClockedWork> decode_;
+  std::map<std::pair<size_t, int64_t>, StepParts> forward_, lm_;
+  std::map<std::tuple<size_t, int64_t, int64_t>, StepParts> prefill_, decode_;
   MapCache cache_;
   int64_t runs_ = 0;
 };

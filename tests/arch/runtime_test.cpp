@@ -107,6 +107,14 @@ TEST_CASE("runtime flag and runtime.KEY overrides on every command that runs a m
   CHECK(badset.code == 1);
   CHECK_THAT(badset.err, Catch::Contains("kernel_lunch"));
   CHECK(run({"serve", "--model", "llama-2-7b", "--arch", "a100", "--requests", "20", "--arrivals", "poisson", "--rate", "2", "--runtime", "pytorch-eager"}).code == 0);
+  // serve takes the weights' and the KV cache's element types; fp8 weights serve faster.
+  auto bf16 = run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--requests", "50", "--arrivals", "poisson", "--rate", "4", "--format", "json"});
+  auto fp8 = run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--requests", "50", "--arrivals", "poisson", "--rate", "4", "--format", "json", "--dtype", "fp8",
+                  "--kv-dtype", "fp8"});
+  REQUIRE(bf16.code == 0);
+  REQUIRE(fp8.code == 0);
+  CHECK(nlohmann::json::parse(fp8.out)["ttft"]["mean_s"].get<double>() < nlohmann::json::parse(bf16.out)["ttft"]["mean_s"].get<double>());
+  CHECK(run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--dtype", "fp7"}).code != 0);
   CHECK(run({"analyze", "long-context", "--runtime", "cuda-graphs", "--set", "runtime.iteration=\"1 ms\""}).code == 0);
   CHECK(run({"analyze", "long-context", "--set", "runtime.nope=1"}).code == 1);
   CHECK(run({"simulate", "kv-host", "--runtime", "pytorch-eager"}).code == 0);
