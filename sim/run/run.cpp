@@ -668,7 +668,10 @@ bool block_is_attention(const RunReport& r, const BlockRun& b) {
 RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const RunOptions& opt, MapCache* cache) {
   // The software's per-kernel cost for this phase, on a copy of the hardware.
   const Runtime& rt = opt.runtime ? *opt.runtime : default_runtime();
-  const ArchSpec a = with_runtime(hardware, rt, opt.phase.kind);
+  // (A copy only when the launch cost differs: loops over design points apply it once.)
+  std::optional<ArchSpec> applied;
+  if (hardware.gpu && hardware.gpu->launch_overhead != rt.per_kernel(opt.phase.kind)) applied = with_runtime(hardware, rt, opt.phase.kind);
+  const ArchSpec& a = applied ? *applied : hardware;
   if (a.arrays.empty())
     throw UserError(a.loc, fmt::format("'{}' has no compute arrays: it holds memory and links only, and cannot run a model", a.name));
   ModelConfig m = shard_model(model, opt.tp);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <span>
 
 namespace einsim {
 
@@ -57,7 +58,9 @@ void add(ClockedWork& to, const ClockedWork& w) {
 StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<const Runtime> rt, std::optional<DType> kv_dtype)
     : m_(std::move(m)), a_(std::move(a)), tp_(tp), rt_(std::move(rt)), kv_dtype_(kv_dtype) {
   clocks_ = dvfs_clocks(a_, 0);
-  for (double f : clocks_) archs_.push_back(at_clock(a_, f));
+  // The runtime's launch cost applied once (run_model then copies nothing); the iteration
+  // strips launches and adds its own.
+  for (double f : clocks_) archs_.push_back(with_runtime(at_clock(a_, f), runtime(), PhaseKind::Decode));
   RunOptions o;
   o.phase.kind = PhaseKind::Decode;
   o.phase.batch = 1;
@@ -176,9 +179,40 @@ const StepParts& StepTimer::decode_at(size_t level, int64_t batch, int64_t conte
   return decode_[{level, batch, context}] = exact(level, p);
 }
 
+ClockedWork StepTimer::decode_only_at(size_t level, int64_t batch, int64_t context) {
+  auto it = decode_only_.find({level, batch, context});
+  if (it != decode_only_.end()) return it->second;
+  const Runtime& rt = runtime();
+  const StepParts& f = forward_at(level, batch);
+  const StepParts& l = lm_at(level, batch);
+  const StepParts& d = decode_at(level, batch, context);
+  ClockedWork w{clocks_[level], 0, 0, 0};
+  add(w, f.linear);
+  add(w, l.lm);
+  add(w, d.attention);
+  w.time += (f.linear_kernels + l.lm_kernels + d.attention_kernels) * rt.per_kernel(PhaseKind::Decode) + rt.iteration;
+  if (rt.graphed(PhaseKind::Decode)) w.time += f.allreduces * rt.graph_node;
+  return decode_only_[{level, batch, context}] = w;
+}
+
 ClockedWork StepTimer::iteration(size_t level, const Iteration& it) {
-  std::vector<Chunk> chunks = it.chunks;
-  if (chunks.empty() && it.prefill_tokens > 0) chunks.push_back({it.prefill_tokens, 0});
+  if (it.chunks.empty() && it.prefill_tokens <= 0 && it.decode > 0 && it.sampled < 0) {
+    const auto [blo, bhi] = grid_bracket(it.decode, true);
+    const int64_t ctx = std::max<int64_t>(1, it.context);
+    const auto [clo, chi] = grid_bracket(ctx, false);
+    auto at_batch = [&](int64_t b) {
+      if (clo == chi) return decode_only_at(level, b, clo);
+      return lerp_work(decode_only_at(level, b, clo), decode_only_at(level, b, chi), static_cast<double>(ctx - clo) / static_cast<double>(chi - clo));
+    };
+    ClockedWork w = blo == bhi ? at_batch(blo) : lerp_work(at_batch(blo), at_batch(bhi), static_cast<double>(it.decode - blo) / static_cast<double>(bhi - blo));
+    w.time += runtime().request * static_cast<double>(it.admitted);
+    return w;
+  }
+  const Chunk whole{it.prefill_tokens, 0};
+  const bool implicit = it.chunks.empty() && it.prefill_tokens > 0;
+  const Chunk* first = implicit ? &whole : it.chunks.data();
+  const size_t n_chunks = implicit ? 1 : it.chunks.size();
+  const std::span<const Chunk> chunks(first, n_chunks);
   int64_t tokens = it.decode;
   for (const Chunk& c : chunks) tokens += c.tokens;
   ClockedWork w{clocks_[level], 0, 0, 0};

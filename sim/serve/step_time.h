@@ -103,6 +103,10 @@ class StepTimer {
   std::vector<ClockedWork> points_;  ///< cost()'s scratch
   std::map<std::pair<size_t, int64_t>, StepParts> forward_, lm_;
   std::map<std::tuple<size_t, int64_t, int64_t>, StepParts> prefill_, decode_;
+  /// Decode-only iterations composed at grid points (batch, context): the common case, one
+  /// bilinear lookup (the parts are linear, so composing first changes nothing).
+  std::map<std::tuple<size_t, int64_t, int64_t>, ClockedWork> decode_only_;
+  ClockedWork decode_only_at(size_t level, int64_t batch, int64_t context);
   MapCache cache_;
   int64_t runs_ = 0;
 };

@@ -235,7 +235,8 @@ void PointEvaluator::load_point() {
 const ArchSpec& PointEvaluator::arch(const std::string& key, const std::string& name, const std::vector<std::string>& sets) {
   if (auto it = archs_.find(key); it != archs_.end()) return *it->second;
   if (archs_.size() >= arch_capacity_) archs_.clear();  // bounded: a random sweep over hardware varies it every point
-  auto a = std::make_shared<const ArchSpec>(load_arch(name, sets));
+  // The runtime's launch cost applied once per architecture (run_model then copies nothing).
+  auto a = std::make_shared<const ArchSpec>(with_runtime(load_arch(name, sets), runtime_, PhaseKind::Decode));
   return *archs_.emplace(key, std::move(a)).first->second;
 }
 
