@@ -139,6 +139,8 @@ struct GpuRealism {
   /// Achievable fraction of peak per operation class (calibrated, see docs).
   std::map<OpClass, double> efficiency;
   double memory_efficiency = 1;  ///< achievable fraction of tier bandwidth
+  /// The runtime's kernel quality per KernelKind (arch/runtime.h), set with the launch cost.
+  std::array<double, 6> kind_efficiency{1, 1, 1, 1, 1, 1};
 };
 
 enum class ArchKind { GPU, Accelerator, Host };

@@ -74,7 +74,10 @@ std::string runtime_key(const Runtime& r) {
 
 ArchSpec with_runtime(const ArchSpec& a, const Runtime& rt, PhaseKind phase) {
   ArchSpec x = a;
-  if (x.gpu) x.gpu->launch_overhead = rt.per_kernel(phase);
+  if (x.gpu) {
+    x.gpu->launch_overhead = rt.per_kernel(phase);
+    x.gpu->kind_efficiency = rt.efficiency;
+  }
   return x;
 }
 

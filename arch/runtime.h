@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "arch/arch.h"
@@ -19,6 +20,7 @@ namespace einsim {
 /// sim/run/run.h is the one place that classifies a fused block.
 enum class KernelKind { Gemm, GroupedGemm, AttentionPrefill, AttentionDecode, Rowwise, Elementwise };
 inline constexpr size_t kKernelKinds = 6;
+static_assert(kKernelKinds == std::tuple_size_v<decltype(GpuRealism::kind_efficiency)>);
 std::string_view kernel_kind_name(KernelKind k);
 
 /// Which phases replay captured CUDA graphs (one launch per step; per kernel, the graph's

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -247,6 +248,26 @@ std::vector<ClassError> class_errors(const std::vector<KernelPrediction>& rows) 
   return out;
 }
 
+std::pair<double, double> fit_kind_efficiency(const ArchSpec& a, const std::vector<std::string>& files, const Runtime& base, KernelKind kind,
+                                              const std::string& cls) {
+  std::vector<KernelSample> rows;
+  for (const std::string& f : files)
+    for (const KernelSample& s : load_kernel_samples(f))
+      if (s.kernel_class() == cls) rows.push_back(s);
+  if (rows.empty()) throw UserError(SourceLoc{files.empty() ? "" : files.front()}, fmt::format("no rows of class '{}' to fit", cls));
+  std::pair<double, double> best{1, std::numeric_limits<double>::infinity()};
+  for (int i = 50; i <= 100; ++i) {
+    Runtime rt = base;
+    rt.efficiency[static_cast<size_t>(kind)] = i / 100.0;
+    const ArchSpec x = with_runtime(a, rt, PhaseKind::Prefill);
+    double mape = 0;
+    for (const KernelSample& s : rows) mape += std::fabs(predict_kernel(x, s).error());
+    mape /= static_cast<double>(rows.size());
+    if (mape < best.second) best = {i / 100.0, mape};
+  }
+  return best;
+}
+
 std::string harness_runtime(const std::string& file) {
   const std::string name = std::filesystem::path(file).filename().string();
   for (const char* p : {"matmul_", "softmax_", "layernorm_", "gelu_"})
@@ -255,7 +276,8 @@ std::string harness_runtime(const std::string& file) {
   return "torch-bench";
 }
 
-ValidationReport validate_measurements(const ArchSpec& hardware, const std::vector<std::string>& files, const Runtime* runtime) {
+ValidationReport validate_measurements(const ArchSpec& hardware, const std::vector<std::string>& files, const Runtime* runtime,
+                                       const std::vector<std::string>& runtime_sets) {
   if (!hardware.gpu) throw UserError(hardware.loc, fmt::format("'{}' is not a GPU: measured GPU kernels are predicted on GPU presets", hardware.name));
   ValidationReport r;
   r.arch = hardware.name;
@@ -266,7 +288,7 @@ ValidationReport validate_measurements(const ArchSpec& hardware, const std::vect
     if (!rt) {
       const std::string h = harness_runtime(f);
       auto it = harnesses.find(h);
-      if (it == harnesses.end()) it = harnesses.emplace(h, load_runtime(h)).first;
+      if (it == harnesses.end()) it = harnesses.emplace(h, load_runtime(h, runtime_sets)).first;
       rt = &it->second;
     }
     r.runtimes.push_back(rt->name);

@@ -69,11 +69,18 @@ struct ValidationReport {
 /// durations (no dispatch): pytorch-eager, whose collective bases they were fitted under.
 std::string harness_runtime(const std::string& file);
 
-/// Predicts every sample of `files` on `a`, each file under `runtime` (nullptr: its harness's)
-/// and gathers the errors by class.
-ValidationReport validate_measurements(const ArchSpec& a, const std::vector<std::string>& files, const Runtime* runtime = nullptr);
+/// Predicts every sample of `files` on `a`, each file under `runtime` (nullptr: its harness's,
+/// with `runtime_sets` applied: runtime.KEY=VALUE) and gathers the errors by class.
+ValidationReport validate_measurements(const ArchSpec& a, const std::vector<std::string>& files, const Runtime* runtime = nullptr,
+                                       const std::vector<std::string>& runtime_sets = {});
 /// The errors of predicted rows by class (exposed for tests).
 std::vector<ClassError> class_errors(const std::vector<KernelPrediction>& rows);
+
+/// The kernel quality of one kind (Runtime::efficiency) that minimises the mean absolute
+/// error of the rows of class `cls` in `files` on `a` under `base` (grid 0.50-1.00 in steps of
+/// 0.01); with the MAPE it reaches.
+std::pair<double, double> fit_kind_efficiency(const ArchSpec& a, const std::vector<std::string>& files, const Runtime& base, KernelKind kind,
+                                              const std::string& cls);
 
 std::string format_validation(const ValidationReport& r, Format f);
 /// One row per measurement: set, class, op, shape, measured, predicted, error, bottleneck.

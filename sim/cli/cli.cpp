@@ -424,8 +424,10 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       return 0;
     }
     if (*validate) {
-      const auto rt = cli_runtime(runtime_name, take_runtime_sets(val_sets));
-      const ValidationReport rep = validate_measurements(load_arch(val_arch, val_sets), val_files, rt.get());
+      // --set runtime.KEY applies to --runtime, or, without one, to each file's harness runtime.
+      const std::vector<std::string> rt_sets = take_runtime_sets(val_sets);
+      const auto rt = runtime_name.empty() ? nullptr : cli_runtime(runtime_name, rt_sets);
+      const ValidationReport rep = validate_measurements(load_arch(val_arch, val_sets), val_files, rt.get(), rt_sets);
       if (!val_rows.empty()) write_text(val_rows, validation_rows_csv(rep), "rows");
       if (!val_plot.empty()) write_text(val_plot, plot_validation_svg(rep), "plot");
       out << format_validation(rep, kFormats.at(val_format));

@@ -139,6 +139,10 @@ class Planner {
       std::vector<int> shared = shared_inputs(members);
       if (!shared.empty() && fusion_ != Fusion::None && !fits(members, shared)) shared.clear();
       BlockRun b;
+      // The software's kernel quality for this kind of kernel (the runtime's, arch/runtime.h):
+      // the arrays reach that share of their calibrated rate.
+      b.kind = kernel_kind(c_, members);
+      const double quality = a_.gpu ? a_.gpu->kind_efficiency[static_cast<size_t>(b.kind)] : 1.0;
       for (int t : resident) b.resident.push_back(c_.tensors[static_cast<size_t>(t)].name);
       for (int t : shared) b.shared.push_back(c_.tensors[static_cast<size_t>(t)].name);
       std::map<std::string, double> array_busy, array_ideal;
@@ -163,7 +167,7 @@ class Planner {
         er.block = static_cast<int>(r.blocks.size());
         er.repeats = repeats_[static_cast<size_t>(id)];
         er.flops = me.ops.flops() * me.work;
-        er.compute = m.cost.compute * n;
+        er.compute = m.cost.compute * n / quality;
         er.energy = m.cost.energy * n;
         er.compute_energy = m.cost.compute_energy * n;
         er.utilization = m.cost.utilization;
@@ -654,6 +658,29 @@ ModelConfig shard_model(const ModelConfig& m, int64_t tp) {
   return s;
 }
 
+KernelKind kernel_kind(const Cascade& c, const std::vector<int>& members) {
+  bool attention = false, contraction = false, experts = false, exp = false, rowwise = false;
+  for (int id : members) {
+    const Einsum& e = c.einsums[static_cast<size_t>(id)];
+    attention |= is_attention_core(c.tensors[static_cast<size_t>(e.lhs.tensor)].name);
+    exp |= e.ops[OpClass::Exp] > 0;
+    if (e.ops[OpClass::Mac] > 0) {
+      contraction = true;
+      for (const Access& acc : e.reads) experts |= c.tensors[static_cast<size_t>(acc.tensor)].role == TensorRole::ExpertWeight;
+    }
+    rowwise |= e.ops[OpClass::Max] > 0 || e.ops[OpClass::Exp] > 0 || e.ops[OpClass::Div] > 0 || e.ops[OpClass::Unary] > 0 ||
+               (e.n_out < static_cast<int>(e.vars.size()) && e.ops[OpClass::Mac] == 0);
+  }
+  // Fused attention: its products and its softmax in one kernel. The 3-pass cascade's products
+  // on their own are batched GEMMs, its softmax a row-wise kernel.
+  if (attention && contraction && exp) {
+    const int p = c.find_rank("P");
+    return p >= 0 && c.ranks[static_cast<size_t>(p)].extent == 1 ? KernelKind::AttentionDecode : KernelKind::AttentionPrefill;
+  }
+  if (contraction) return experts ? KernelKind::GroupedGemm : KernelKind::Gemm;
+  return rowwise ? KernelKind::Rowwise : KernelKind::Elementwise;
+}
+
 bool is_attention_core(const std::string& n) {
   static const std::set<std::string> core = {"QK", "GM", "SN", "SD", "A", "AV", "BQK", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "RD", "SPD", "RNV", "SPNV"};
   return core.count(n) > 0;
@@ -670,7 +697,8 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   const Runtime& rt = opt.runtime ? *opt.runtime : default_runtime();
   // (A copy only when the launch cost differs: loops over design points apply it once.)
   std::optional<ArchSpec> applied;
-  if (hardware.gpu && hardware.gpu->launch_overhead != rt.per_kernel(opt.phase.kind)) applied = with_runtime(hardware, rt, opt.phase.kind);
+  if (hardware.gpu && (hardware.gpu->launch_overhead != rt.per_kernel(opt.phase.kind) || hardware.gpu->kind_efficiency != rt.efficiency))
+    applied = with_runtime(hardware, rt, opt.phase.kind);
   const ArchSpec& a = applied ? *applied : hardware;
   if (a.arrays.empty())
     throw UserError(a.loc, fmt::format("'{}' has no compute arrays: it holds memory and links only, and cannot run a model", a.name));

@@ -59,6 +59,7 @@ struct BlockRun {
   double energy = 0;
   double flops = 0;
   double utilization = 0;             ///< the members' peak compute time over the block's time
+  KernelKind kind = KernelKind::Gemm; ///< kernel_kind(): whose quality the runtime sets
   std::vector<LevelTraffic> traffic;  ///< tier first
   std::string bottleneck;
 };
@@ -139,6 +140,13 @@ struct RunReport {
 /// scores, the softmax and the weighted values, which read the KV cache (the projections,
 /// which need weights, are not).
 bool is_attention_core(const std::string& name);
+/// The one place that classifies a fused block's kernel for its software quality
+/// (Runtime::efficiency): fused attention (attention's products and softmax in one kernel;
+/// decode when the cascade has one query per sequence), a contraction (grouped when it reads
+/// expert weights), a row-wise kernel (softmax, norms: maxima, exponentials, divisions,
+/// reductions), or elementwise.
+KernelKind kernel_kind(const Cascade& c, const std::vector<int>& members);
+
 /// Whether block `b` of `r` holds attention proper.
 bool block_is_attention(const RunReport& r, const BlockRun& b);
 

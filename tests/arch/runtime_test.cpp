@@ -130,3 +130,52 @@ TEST_CASE("runtime flag and runtime.KEY overrides on every command that runs a m
   std::filesystem::remove(db);
   CHECK(run({"check", einsim::test::shipped("runtimes/inference-engine.toml")}).out.find("ok: runtime 'inference-engine'") != std::string::npos);
 }
+
+TEST_CASE("kernel kinds: one classification, each kind's quality applied to its blocks only", "[runtime]") {
+  RunOptions o;
+  o.phase.kind = PhaseKind::Prefill;
+  o.phase.prompt = 8192;
+  o.phase.layers = 1;
+  const ModelConfig m = load_model("llama-3-8b");
+  const ArchSpec a = load_arch("h100");
+  Runtime full = load_runtime("inference-engine");
+  full.efficiency.fill(1);
+  Runtime slow = full;
+  slow.efficiency[static_cast<size_t>(KernelKind::AttentionPrefill)] = 0.5;
+  o.runtime = &full;
+  const RunReport f = run_model(m, a, o);
+  o.runtime = &slow;
+  const RunReport s = run_model(m, a, o);
+  REQUIRE(f.blocks.size() == s.blocks.size());
+  int attention = 0, gemm = 0;
+  for (size_t i = 0; i < f.blocks.size(); ++i) {
+    const BlockRun& b = f.blocks[i];
+    if (b.kind == KernelKind::AttentionPrefill) {
+      ++attention;
+      CHECK(s.blocks[i].compute == Approx(2 * b.compute));
+    } else {
+      CHECK(s.blocks[i].time == Approx(b.time));
+    }
+    gemm += b.kind == KernelKind::Gemm;
+  }
+  CHECK(attention == 1);
+  CHECK(gemm >= 4);
+  // Decode attention; MoE experts are grouped GEMMs; the 3-pass cascade's products are GEMMs
+  // and its softmax a row-wise kernel.
+  o.runtime = nullptr;
+  o.phase.kind = PhaseKind::Decode;
+  o.phase.context = 1024;
+  bool decode_attention = false, grouped = false;
+  for (const BlockRun& b : run_model(m, a, o).blocks) decode_attention |= b.kind == KernelKind::AttentionDecode;
+  for (const BlockRun& b : run_model(load_model("mixtral-8x7b"), a, o).blocks) grouped |= b.kind == KernelKind::GroupedGemm;
+  CHECK(decode_attention);
+  CHECK(grouped);
+  o.phase.kind = PhaseKind::Prefill;
+  o.phase.prompt = 1024;
+  o.phase.attention = AttentionKind::ThreePass;
+  o.fusion = Fusion::Eager;
+  bool fused = false, rowwise = false;
+  for (const BlockRun& b : run_model(m, a, o).blocks) fused |= b.kind == KernelKind::AttentionPrefill, rowwise |= b.kind == KernelKind::Rowwise;
+  CHECK_FALSE(fused);
+  CHECK(rowwise);
+}
