@@ -402,7 +402,8 @@ double causal_attention_work(int64_t prefix, int64_t prompt, int64_t tile) {
   for (int64_t j = 0; j < k_tiles; ++j) {
     const int64_t first = std::max<int64_t>(0, j * tile - prefix);
     if (first >= prompt) break;
-    computed += static_cast<double>(q_tiles - first / tile);
+    const int64_t first_tile = first / tile;  // the query tile holding it
+    computed += static_cast<double>(q_tiles - first_tile);
   }
   return computed / (static_cast<double>(q_tiles) * static_cast<double>(k_tiles));
 }

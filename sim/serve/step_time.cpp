@@ -197,9 +197,11 @@ ClockedWork StepTimer::decode_only_at(size_t level, int64_t batch, int64_t conte
 
 ClockedWork StepTimer::iteration(size_t level, const Iteration& it) {
   if (it.chunks.empty() && it.prefill_tokens <= 0 && it.decode > 0 && it.sampled < 0) {
-    const auto [blo, bhi] = grid_bracket(it.decode, true);
+    const std::pair<int64_t, int64_t> blobhi = grid_bracket(it.decode, true);
+    const int64_t blo = blobhi.first, bhi = blobhi.second;
     const int64_t ctx = std::max<int64_t>(1, it.context);
-    const auto [clo, chi] = grid_bracket(ctx, false);
+    const std::pair<int64_t, int64_t> clochi = grid_bracket(ctx, false);
+    const int64_t clo = clochi.first, chi = clochi.second;
     auto at_batch = [&](int64_t b) {
       if (clo == chi) return decode_only_at(level, b, clo);
       return lerp_work(decode_only_at(level, b, clo), decode_only_at(level, b, chi), static_cast<double>(ctx - clo) / static_cast<double>(chi - clo));
@@ -221,7 +223,8 @@ ClockedWork StepTimer::iteration(size_t level, const Iteration& it) {
   const bool decode_only = chunks.empty();
   double kernels = 0;
   // The forward's matrix products, norms and all-reduces over every token at once.
-  const auto [tlo, thi] = grid_bracket(tokens, true);
+  const std::pair<int64_t, int64_t> tlothi = grid_bracket(tokens, true);
+  const int64_t tlo = tlothi.first, thi = tlothi.second;
   const StepParts f = between(tlo, thi, tokens, [&](int64_t n) { return forward_at(level, n); });
   add(w, f.linear);
   kernels += f.linear_kernels;
@@ -229,7 +232,8 @@ ClockedWork StepTimer::iteration(size_t level, const Iteration& it) {
   // The LM head over the rows that sample.
   const int64_t rows = it.sampled >= 0 ? it.sampled : it.decode + static_cast<int64_t>(chunks.size());
   if (rows > 0) {
-    const auto [rlo, rhi] = grid_bracket(rows, true);
+    const std::pair<int64_t, int64_t> rlorhi = grid_bracket(rows, true);
+    const int64_t rlo = rlorhi.first, rhi = rlorhi.second;
     const StepParts l = between(rlo, rhi, rows, [&](int64_t n) { return lm_at(level, n); });
     add(w, l.lm);
     kernels += l.lm_kernels;
@@ -237,7 +241,8 @@ ClockedWork StepTimer::iteration(size_t level, const Iteration& it) {
   // Attention per sequence: each chunk its causal square over its prefix.
   double chunk_kernels = 0;
   for (const Chunk& c : chunks) {
-    const auto [nlo, nhi] = grid_bracket(std::max<int64_t>(1, c.tokens), true);
+    const std::pair<int64_t, int64_t> nlonhi = grid_bracket(std::max<int64_t>(1, c.tokens), true);
+    const int64_t nlo = nlonhi.first, nhi = nlonhi.second;
     auto at_prefix = [&](int64_t prefix) {
       return between(nlo, nhi, std::max<int64_t>(1, c.tokens), [&](int64_t n) { return prefill_at(level, n, prefix); });
     };
@@ -245,7 +250,8 @@ ClockedWork StepTimer::iteration(size_t level, const Iteration& it) {
     if (c.prefix <= 0) {
       a = at_prefix(0);
     } else {
-      const auto [plo, phi] = grid_bracket(c.prefix, false);
+      const std::pair<int64_t, int64_t> plophi = grid_bracket(c.prefix, false);
+      const int64_t plo = plophi.first, phi = plophi.second;
       const StepParts lo = at_prefix(plo);
       a = phi == plo ? lo : lerp_parts(lo, at_prefix(phi), static_cast<double>(c.prefix - plo) / static_cast<double>(phi - plo));
     }
@@ -255,9 +261,11 @@ ClockedWork StepTimer::iteration(size_t level, const Iteration& it) {
   kernels += chunk_kernels;
   // Each decode over its own context (the batch's mean: attention is linear in it).
   if (it.decode > 0) {
-    const auto [blo, bhi] = grid_bracket(it.decode, true);
+    const std::pair<int64_t, int64_t> blobhi = grid_bracket(it.decode, true);
+    const int64_t blo = blobhi.first, bhi = blobhi.second;
     const int64_t ctx = std::max<int64_t>(1, it.context);
-    const auto [clo, chi] = grid_bracket(ctx, false);
+    const std::pair<int64_t, int64_t> clochi = grid_bracket(ctx, false);
+    const int64_t clo = clochi.first, chi = clochi.second;
     auto at_batch = [&](int64_t b) { return between(clo, chi, ctx, [&](int64_t x) { return decode_at(level, b, x); }); };
     const StepParts d = blo == bhi ? at_batch(blo) : lerp_parts(at_batch(blo), at_batch(bhi), static_cast<double>(it.decode - blo) / static_cast<double>(bhi - blo));
     add(w, d.attention);

@@ -1,6 +1,7 @@
 // Fuzzes every other reader of user input. The first byte picks the reader, the rest is the
 // input: sweep formulas, architecture files, sweep specs, analysis scenarios, request traces,
-// einsim's kernel CSV and the published measurement formats (LLMCompass, Vidur), read from a
+// einsim's kernel CSV, runtime files and the published measurement formats (LLMCompass, Vidur
+// compute and network profiles, gpt-fast), read from a
 // file as the tools read them. Anything but a UserError is a finding.
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,6 +19,8 @@
 #include "sim/sweep/evaluate.h"
 #include "sim/sweep/formula.h"
 #include "sim/sweep/spec.h"
+#include "arch/runtime.h"
+#include "validate/gpt_fast.h"
 #include "validate/measurements.h"
 #include "validate/validate.h"
 
@@ -41,7 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1 || size > (1 << 20)) return 0;
   const std::string text(reinterpret_cast<const char*>(data) + 1, size - 1);
   try {
-    switch (data[0] % 10) {
+    switch (data[0] % 13) {
       case 0: {  // a sweep formula over names a..z
         const auto resolve = [](const std::string& n) -> std::optional<int> {
           if (n.size() == 1 && n[0] >= 'a' && n[0] <= 'z') return n[0] - 'a';
@@ -81,6 +84,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       case 8:
         load_kernel_samples(as_file(text, (size % 2) ? "softmax_A100.csv" : "gelu_A100.csv"));
+        break;
+      case 10:  // Vidur's NCCL profiles, read and split for the collective fit
+        load_kernel_samples(as_file(text, (size % 2) ? "all_reduce.csv" : "send_recv.csv"));
+        break;
+      case 11:
+        read_gpt_fast(as_file(text, "gpt-fast.csv"));
+        break;
+      case 12:  // a runtime file
+        load_runtime(as_file(text, "runtime.toml"));
         break;
       default:
         load_kernel_samples(as_file(text, "llama-2-7b_mlp.csv"));
