@@ -147,9 +147,10 @@ std::vector<KernelSample> load_kernel_samples(const std::string& file) {
   } else if (name == "all_reduce.csv" || name == "send_recv.csv") {
     // Vidur's NCCL profiles (one node; rows across nodes are outside the presets).
     const std::string system = std::filesystem::path(file).parent_path().filename().string();
+    const std::string set = system.empty() ? name : fmt::format("{}/{}", system, name);
     for (const CollectiveSample& c : vidur_collectives(file)) {
       KernelSample s;
-      s.set = system.empty() ? name : system + "/" + name;
+      s.set = set;
       s.kind = "collective", s.op = c.m.collective, s.batch = c.m.workers, s.bytes = c.m.bytes, s.measured = c.m.seconds, s.loc = c.m.loc;
       s.held_out = c.held_out;
       out.push_back(s);
