@@ -18,6 +18,7 @@
 #include "sim/report/table.h"
 #include "sim/run/run.h"
 #include "validate/calibration.h"
+#include "validate/gpt_fast.h"
 #include "validate/network.h"
 #include "workloads/cascade_loader.h"
 #include "workloads/executor.h"
@@ -28,6 +29,7 @@ std::string KernelSample::kernel_class() const {
   if (kind == "gemm") return fmt::format("gemm-{}", dtype_name(dtype));
   if (kind == "attention") return "attention-" + op;
   if (kind == "collective") return fmt::format("{}-n{} ({})", op, batch, held_out ? "held out" : "fitted");
+  if (kind == "decode-step") return fmt::format("decode-step tp{}", batch);
   return kind;
 }
 
@@ -36,6 +38,7 @@ std::string KernelSample::shape() const {
   if (kind == "attention") return fmt::format("b{} h{} q{} kv{} d{}", batch, heads, seq, kv, k);
   if (kind == "rowwise") return fmt::format("{}x{}", m, n);
   if (kind == "collective") return fmt::format("n{} {:.0f} B", batch, bytes);
+  if (kind == "decode-step") return fmt::format("tp{} batch 1 context {}", batch, kv);
   return fmt::format("{} elements", m);
 }
 
@@ -274,6 +277,7 @@ std::string harness_runtime(const std::string& file) {
   for (const char* p : {"matmul_", "softmax_", "layernorm_", "gelu_"})
     if (name.starts_with(p)) return "pytorch-eager";
   if (name.ends_with("_mlp.csv") || name == "all_reduce.csv" || name == "send_recv.csv") return "pytorch-eager";
+  if (name.starts_with("gpt-fast")) return "cuda-graphs";
   return "torch-bench";
 }
 
@@ -293,6 +297,30 @@ ValidationReport validate_measurements(const ArchSpec& hardware, const std::vect
       rt = &it->second;
     }
     r.runtimes.push_back(rt->name);
+    if (std::filesystem::path(f).filename().string().starts_with("gpt-fast")) {
+      // Whole decode steps (seconds per generated token), predicted as the runtime runs them.
+      int64_t skipped = 0;
+      MapCache cache;
+      for (const DecodeThroughput& row : read_gpt_fast(f)) {
+        if (row.weights != "bf16") {
+          ++skipped;
+          continue;
+        }
+        const DecodePrediction d = predict_gpt_fast(hardware, *rt, row, &cache);
+        KernelPrediction p;
+        p.sample.set = std::filesystem::path(f).filename().string();
+        p.sample.kind = "decode-step", p.sample.op = row.model, p.sample.batch = row.tp, p.sample.kv = row.prompt + row.new_tokens / 2;
+        p.sample.measured = 1 / row.tokens_per_s, p.sample.loc = row.loc;
+        p.predicted = 1 / d.tokens_per_s;
+        const auto slowest = std::max_element(d.decode.blocks.begin(), d.decode.blocks.end(), [](const BlockRun& x, const BlockRun& y) { return x.time < y.time; });
+        p.bottleneck = slowest == d.decode.blocks.end() ? "-" : slowest->bottleneck;
+        r.rows.push_back(std::move(p));
+      }
+      if (skipped)
+        r.notes.push_back(fmt::format("{}: {} rows with int8/int4 weights not predicted (weight-only quantization is not modelled yet)",
+                                      std::filesystem::path(f).filename().string(), skipped));
+      continue;
+    }
     // Each kernel is timed alone: a launch outside any graph.
     const ArchSpec a = with_runtime(hardware, *rt, PhaseKind::Prefill);
     for (const KernelSample& s : load_kernel_samples(f)) r.rows.push_back(predict_kernel(a, s));
@@ -324,6 +352,7 @@ std::string format_validation(const ValidationReport& r, Format f) {
     j["arch"] = r.arch;
     j["files"] = r.files;
     j["runtimes"] = r.runtimes;
+    j["notes"] = r.notes;
     j["classes"] = nlohmann::json::array();
     for (const ClassError& c : r.classes) {
       nlohmann::json worst = nlohmann::json::array();
@@ -355,7 +384,11 @@ std::string format_validation(const ValidationReport& r, Format f) {
   for (size_t i = 0; i < r.files.size(); ++i)
     files += fmt::format("{}{}{}", files.empty() ? "" : ", ", r.files[i], i < r.runtimes.size() ? " under " + r.runtimes[i] : "");
   return fmt::format("{} measurements predicted on {} ({})\nbias > 0: einsim predicts slower than measured\n\n", r.rows.size(), r.arch, files) +
-         t.aligned();
+         t.aligned() + [&] {
+           std::string n;
+           for (const std::string& x : r.notes) n += "note: " + x + "\n";
+           return n;
+         }();
 }
 
 std::string plot_validation_svg(const ValidationReport& r) {

@@ -8,6 +8,7 @@
 #include "../cli/run_einsim.h"
 #include "../workloads/helpers.h"
 #include "arch/runtime.h"
+#include "common/paths.h"
 #include "sim/run/run.h"
 
 using namespace einsim;
@@ -118,6 +119,12 @@ TEST_CASE("runtime flag and runtime.KEY overrides on every command that runs a m
   CHECK(run({"analyze", "long-context", "--runtime", "cuda-graphs", "--set", "runtime.iteration=\"1 ms\""}).code == 0);
   CHECK(run({"analyze", "long-context", "--set", "runtime.nope=1"}).code == 1);
   CHECK(run({"simulate", "kv-host", "--runtime", "pytorch-eager"}).code == 0);
+  // validate reads gpt-fast's table under its harness's runtime (CUDA graphs), whole decode
+  // steps; rows it cannot predict are said, not dropped silently.
+  auto gf = run({"validate", einsim::data_path("published/gpt-fast/gpt-fast-a100.csv"), "--arch", "a100"});
+  REQUIRE(gf.code == 0);
+  CHECK_THAT(gf.out, Catch::Contains("17 measurements") && Catch::Contains("under cuda-graphs") && Catch::Contains("decode-step tp8") &&
+                         Catch::Contains("note: gpt-fast-a100.csv: 13 rows with int8/int4 weights not predicted"));
   // A sweep database remembers its runtime: resuming it under another is refused.
   const std::string db = (std::filesystem::temp_directory_path() / "einsim-runtime-sweep.db").string();
   std::filesystem::remove(db);
