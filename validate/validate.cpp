@@ -113,9 +113,9 @@ Cascade attention_cascade(const KernelSample& s, bool three_pass = false) {
   return bind_cascade(c, params);
 }
 
-double run_time(const Cascade& c, const ArchSpec& a, DType dt, std::string* bottleneck, Fusion fusion = Fusion::Greedy) {
+double run_time(const Cascade& c, const ArchSpec& a, DType dt, std::string* bottleneck, Fusion fusion = Fusion::Greedy, MapCache* cache = nullptr) {
   MapperOptions mo;
-  const RunReport r = run_cascade(c, a, dt, fusion, mo);
+  const RunReport r = run_cascade(c, a, dt, fusion, mo, cache);
   if (bottleneck) {
     double worst = -1;
     for (const BlockRun& b : r.blocks)
@@ -178,7 +178,7 @@ std::vector<KernelSample> load_kernel_samples(const std::string& file) {
   return out;
 }
 
-KernelPrediction predict_kernel(const ArchSpec& a, const KernelSample& s) {
+KernelPrediction predict_kernel(const ArchSpec& a, const KernelSample& s, MapCache* cache) {
   KernelPrediction p;
   p.sample = s;
   auto positive = [&](int64_t v, const char* what) {
@@ -195,7 +195,7 @@ KernelPrediction predict_kernel(const ArchSpec& a, const KernelSample& s) {
     // kbench's naive attention: the scores to memory, a softmax kernel, the weighted values
     // (each product its own kernel); every other attention row is one fused kernel.
     const bool three = s.op == "prefill-3pass";
-    p.predicted = run_time(attention_cascade(s, three), a, s.dtype, &p.bottleneck, three ? Fusion::Eager : Fusion::Greedy);
+    p.predicted = run_time(attention_cascade(s, three), a, s.dtype, &p.bottleneck, three ? Fusion::Eager : Fusion::Greedy, cache);
   } else if (s.kind == "memory") {
     const bool triad = s.op == "triad";
     if (!triad && s.op != "copy") throw UserError(s.loc, fmt::format("unknown memory kernel '{}' (known: copy, triad)", s.op));
@@ -260,12 +260,13 @@ std::pair<double, double> fit_kind_efficiency(const ArchSpec& a, const std::vect
       if (s.kernel_class() == cls) rows.push_back(s);
   if (rows.empty()) throw UserError(SourceLoc{files.empty() ? "" : files.front()}, fmt::format("no rows of class '{}' to fit", cls));
   std::pair<double, double> best{1, std::numeric_limits<double>::infinity()};
+  MapCache cache;  // the quality scales compute after mapping: one mapping per row serves the grid
   for (int i = 50; i <= 100; ++i) {
     Runtime rt = base;
     rt.efficiency[static_cast<size_t>(kind)] = i / 100.0;
     const ArchSpec x = with_runtime(a, rt, PhaseKind::Prefill);
     double mape = 0;
-    for (const KernelSample& s : rows) mape += std::fabs(predict_kernel(x, s).error());
+    for (const KernelSample& s : rows) mape += std::fabs(predict_kernel(x, s, &cache).error());
     mape /= static_cast<double>(rows.size());
     if (mape < best.second) best = {i / 100.0, mape};
   }

@@ -9,6 +9,7 @@
 #include "arch/arch.h"
 #include "arch/runtime.h"
 #include "sim/report/format.h"
+#include "sim/run/run.h"
 #include "validate/measurements.h"
 
 namespace einsim {
@@ -46,7 +47,7 @@ struct KernelPrediction {
 /// `prefill-3pass`: the 3-pass cascade, each product its own kernel, as kbench's naive one); copy,
 /// triad, softmax, layer norm and GELU are their cascades fused into one kernel; a host copy is
 /// the bytes over the arch's host link. Every time includes the arch's launch overhead.
-KernelPrediction predict_kernel(const ArchSpec& a, const KernelSample& s);
+KernelPrediction predict_kernel(const ArchSpec& a, const KernelSample& s, MapCache* cache = nullptr);
 
 struct ClassError {
   std::string name;

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "../cli/run_einsim.h"
@@ -10,6 +11,10 @@
 #include "arch/runtime.h"
 #include "common/paths.h"
 #include "sim/run/run.h"
+#include "sim/sweep/spec.h"
+#include "sim/sweep/evaluate.h"
+#include "sim/sweep/store.h"
+#include "sim/sweep/sweep.h"
 
 using namespace einsim;
 using einsim::test::error_of;
@@ -125,15 +130,12 @@ TEST_CASE("runtime flag and runtime.KEY overrides on every command that runs a m
   REQUIRE(gf.code == 0);
   CHECK_THAT(gf.out, Catch::Contains("17 measurements") && Catch::Contains("under cuda-graphs") && Catch::Contains("decode-step tp8") &&
                          Catch::Contains("note: gpt-fast-a100.csv: 13 rows with int8/int4 weights not predicted"));
-  // A sweep database remembers its runtime: resuming it under another is refused.
+  // A sweep under --runtime runs (resuming under another is refused: "sweep databases record
+  // their runtime" below, in process).
   const std::string db = (std::filesystem::temp_directory_path() / "einsim-runtime-sweep.db").string();
   std::filesystem::remove(db);
   const std::string spec = std::string(EINSIM_TEST_DATA) + "/sweep-small.toml";
-  REQUIRE(run({"sweep", spec, "--db", db, "--limit", "1", "--jobs", "1", "--runtime", "pytorch-eager"}).code == 0);
   CHECK(run({"sweep", spec, "--db", db, "--limit", "1", "--jobs", "1", "--runtime", "pytorch-eager"}).code == 0);
-  auto other = run({"sweep", spec, "--db", db, "--limit", "1", "--jobs", "1"});
-  CHECK(other.code == 1);
-  CHECK_THAT(other.err, Catch::Contains("ran under runtime pytorch-eager"));
   std::filesystem::remove(db);
   CHECK(run({"check", einsim::test::shipped("runtimes/inference-engine.toml")}).out.find("ok: runtime 'inference-engine'") != std::string::npos);
 }
@@ -185,4 +187,26 @@ TEST_CASE("kernel kinds: one classification, each kind's quality applied to its 
   for (const BlockRun& b : run_model(m, a, o).blocks) fused |= b.kind == KernelKind::AttentionPrefill, rowwise |= b.kind == KernelKind::Rowwise;
   CHECK_FALSE(fused);
   CHECK(rowwise);
+}
+
+TEST_CASE("sweep databases record their runtime and refuse another", "[runtime][sweep]") {
+  const std::string db = (std::filesystem::temp_directory_path() / "einsim-runtime-sweep2.db").string();
+  std::filesystem::remove(db);
+  SweepSpec spec = load_sweep(std::string(EINSIM_TEST_DATA) + "/sweep-small.toml");
+  spec.runtime = std::make_shared<const Runtime>(load_runtime("pytorch-eager"));
+  CHECK_THAT(sweep_meta(spec).at("runtime"), Catch::StartsWith("pytorch-eager (kernel_launch 2.85e-05 s"));
+  SweepSpec other = spec;
+  other.runtime = nullptr;  // the default
+  CHECK_THAT(sweep_meta(other).at("runtime"), Catch::StartsWith("inference-engine"));
+  {
+    SweepDb d(db, true);
+    d.prepare(sweep_columns(spec), sweep_meta(spec));
+  }
+  {
+    SweepDb d(db, false);
+    d.prepare(sweep_columns(spec), sweep_meta(spec));  // the same runtime resumes
+  }
+  SweepDb d(db, false);
+  CHECK_THAT(error_of([&] { d.prepare(sweep_columns(other), sweep_meta(other)); }), Catch::Contains("ran under runtime pytorch-eager"));
+  std::filesystem::remove(db);
 }
