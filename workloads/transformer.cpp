@@ -396,6 +396,9 @@ double causal_attention_work(int64_t prefix, int64_t prompt, int64_t tile) {
   if (prompt < 1 || tile < 1) return 1;
   const int64_t keys = prefix + prompt;
   const int64_t q_tiles = (prompt + tile - 1) / tile, k_tiles = (keys + tile - 1) / tile;
+  // Nothing cached: the lower triangle of n x n tiles with its diagonal (the sweep's roofline
+  // asks this per point; no loop).
+  if (prefix == 0) return static_cast<double>(q_tiles + 1) / static_cast<double>(2 * q_tiles);
   // Key tile j starts at key j*tile; the query tiles whose last query (at prefix + its
   // index) reaches it are computed: those from the tile holding query j*tile - prefix on.
   double computed = 0;

@@ -79,7 +79,7 @@ StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<cons
                                         mem.weights / (1ull << 30), mem.capacity / (1ull << 30)));
 }
 
-StepParts StepTimer::exact(size_t level, const Phase& p) {
+RunReport StepTimer::run_at(size_t level, const Phase& p) {
   RunOptions o;
   o.phase = p;
   o.phase.kv_dtype = kv_dtype_;
@@ -88,7 +88,11 @@ StepParts StepTimer::exact(size_t level, const Phase& p) {
   o.check_memory = false;  // the simulation keeps its own KV accounting
   if (level > 0) o.mapping_arch = &archs_[0];  // the kernels chosen at the fastest clock
   ++runs_;
-  const RunReport r = run_model(m_, archs_[level], o, &cache_);
+  return run_model(m_, archs_[level], o, &cache_);
+}
+
+StepParts StepTimer::exact(size_t level, const Phase& p) {
+  const RunReport r = run_at(level, p);
   StepParts s;
   s.linear.clock = s.attention.clock = s.lm.clock = clocks_[level];
   double blocks_energy = 0;
@@ -116,28 +120,18 @@ StepParts StepTimer::exact(size_t level, const Phase& p) {
 }
 
 double StepTimer::prefill_exact(int64_t tokens) {
-  RunOptions o;
-  o.phase.kind = PhaseKind::Prefill;
-  o.phase.prompt = std::max<int64_t>(1, tokens);
-  o.phase.kv_dtype = kv_dtype_;
-  o.tp = tp_;
-  o.runtime = rt_.get();
-  o.check_memory = false;
-  ++runs_;
-  return run_model(m_, archs_[0], o, &cache_).step_time;
+  Phase p;
+  p.kind = PhaseKind::Prefill;
+  p.prompt = std::max<int64_t>(1, tokens);
+  return run_at(0, p).step_time;
 }
 
 double StepTimer::decode_exact(int64_t batch, int64_t context) {
-  RunOptions o;
-  o.phase.kind = PhaseKind::Decode;
-  o.phase.batch = std::max<int64_t>(1, batch);
-  o.phase.context = std::max<int64_t>(0, context);
-  o.phase.kv_dtype = kv_dtype_;
-  o.tp = tp_;
-  o.runtime = rt_.get();
-  o.check_memory = false;
-  ++runs_;
-  return run_model(m_, archs_[0], o, &cache_).step_time;
+  Phase p;
+  p.kind = PhaseKind::Decode;
+  p.batch = std::max<int64_t>(1, batch);
+  p.context = std::max<int64_t>(0, context);
+  return run_at(0, p).step_time;
 }
 
 const StepParts& StepTimer::forward_at(size_t level, int64_t tokens) {

@@ -85,6 +85,8 @@ class StepTimer {
   int64_t runs() const { return runs_; }  ///< run_model calls made so far
 
  private:
+  /// einsim's run of one phase at one clock level (counted in runs()).
+  RunReport run_at(size_t level, const Phase& p);
   StepParts exact(size_t level, const Phase& p);
   const StepParts& forward_at(size_t level, int64_t tokens);
   const StepParts& lm_at(size_t level, int64_t rows);
