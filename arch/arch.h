@@ -140,7 +140,7 @@ struct GpuRealism {
   std::map<OpClass, double> efficiency;
   double memory_efficiency = 1;  ///< achievable fraction of tier bandwidth
   /// The runtime's kernel quality per KernelKind (arch/runtime.h), set with the launch cost.
-  std::array<double, 6> kind_efficiency{1, 1, 1, 1, 1, 1};
+  std::array<double, 9> kind_efficiency{1, 1, 1, 1, 1, 1, 1, 1, 1};
 };
 
 enum class ArchKind { GPU, Accelerator, Host };

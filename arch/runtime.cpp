@@ -16,7 +16,8 @@ namespace einsim {
 namespace fs = std::filesystem;
 
 std::string_view kernel_kind_name(KernelKind k) {
-  static constexpr std::array<std::string_view, kKernelKinds> n = {"gemm", "grouped_gemm", "attention_prefill", "attention_decode", "rowwise", "elementwise"};
+  static constexpr std::array<std::string_view, kKernelKinds> n = {"gemm",           "gemm_fp8", "gemm_w8a16", "gemm_w4a16", "grouped_gemm",
+                                                                            "attention_prefill", "attention_decode", "rowwise", "elementwise"};
   return n[static_cast<size_t>(k)];
 }
 

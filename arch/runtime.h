@@ -18,8 +18,11 @@ namespace einsim {
 
 /// What a GPU kernel does, as far as its software quality goes. kernel_kind() in
 /// sim/run/run.h is the one place that classifies a fused block.
-enum class KernelKind { Gemm, GroupedGemm, AttentionPrefill, AttentionDecode, Rowwise, Elementwise };
-inline constexpr size_t kKernelKinds = 6;
+/// GemmFp8: fp8 inputs with scales, a bf16 output. GemmW8A16 and GemmW4A16: weight-only
+/// quantized weights dequantized in the GEMM's prologue (grouped or not: the dequantization is
+/// the kernel's character).
+enum class KernelKind { Gemm, GemmFp8, GemmW8A16, GemmW4A16, GroupedGemm, AttentionPrefill, AttentionDecode, Rowwise, Elementwise };
+inline constexpr size_t kKernelKinds = 9;
 static_assert(kKernelKinds == std::tuple_size_v<decltype(GpuRealism::kind_efficiency)>);
 std::string_view kernel_kind_name(KernelKind k);
 
@@ -37,8 +40,9 @@ struct Runtime {
   /// Scales the links' fitted collective bases (measured under PyTorch eager, where ranks
   /// reach a collective apart): 1 there, less where ranks run in lockstep (graphs).
   double collective_base = 1;
-  /// Achieved fraction of the calibrated rate per kernel kind (1: as the GEMM calibration).
-  std::array<double, kKernelKinds> efficiency{1, 1, 1, 1, 1, 1};
+  /// Achieved fraction of the calibrated rates (compute and bandwidth) per kernel kind (1: as
+  /// the GEMM calibration).
+  std::array<double, kKernelKinds> efficiency{1, 1, 1, 1, 1, 1, 1, 1, 1};
   SourceLoc loc;
 
   /// Whether graphs replay the steps of `phase`.

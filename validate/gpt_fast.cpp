@@ -3,82 +3,50 @@
 #include <fmt/format.h>
 
 #include <array>
-#include <charconv>
 #include <cmath>
-#include <fstream>
+#include <limits>
 #include <map>
-#include <sstream>
 
 #include "arch/collective.h"
 #include "common/least_squares.h"
+#include "validate/measurements.h"
 #include "workloads/model_config.h"
 
 namespace einsim {
 
-namespace {
-
-std::vector<std::string> split_csv(const std::string& line) {
-  std::vector<std::string> out;
-  std::stringstream ss(line);
-  std::string f;
-  while (std::getline(ss, f, ',')) out.push_back(f);
-  if (!line.empty() && line.back() == ',') out.emplace_back();
-  return out;
-}
-
-}  // namespace
-
 std::vector<DecodeThroughput> read_gpt_fast(const std::string& file) {
-  std::ifstream in(file);
-  if (!in) throw UserError(SourceLoc{file}, "cannot read the file");
-  std::string line;
-  if (!std::getline(in, line)) throw UserError(SourceLoc{file}, "empty file");
-  if (!line.empty() && line.back() == '\r') line.pop_back();
-  const std::vector<std::string> head = split_csv(line);
+  const auto lines = lines_of(file);
+  if (lines.empty()) throw UserError(SourceLoc{file}, "empty file");
+  const auto head = split(lines[0], ',');
   std::map<std::string, size_t> col;
-  for (size_t i = 0; i < head.size(); ++i) col[head[i]] = i;
+  for (size_t i = 0; i < head.size(); ++i) col[head[i].text] = i;
   for (const char* c : {"model", "weights", "kv_cache", "tp", "tokens_per_s", "gpu", "power_limit_w", "prompt_tokens", "new_tokens", "table"})
     if (!col.count(c)) throw UserError(SourceLoc{file, 1, 1}, fmt::format("missing column '{}'", c));
   std::vector<DecodeThroughput> out;
-  int ln = 1;
-  while (std::getline(in, line)) {
-    ++ln;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) continue;
-    const SourceLoc at{file, ln, 1};
-    const std::vector<std::string> f = split_csv(line);
+  for (size_t li = 1; li < lines.size(); ++li) {
+    if (lines[li].empty()) continue;
+    const SourceLoc at{file, static_cast<int>(li) + 1, 1};
+    const auto f = split(lines[li], ',');
     if (f.size() != head.size()) throw UserError(at, fmt::format("expected {} fields, found {}", head.size(), f.size()));
-    auto field_at = [&](const char* c) {
-      int column = 1;
-      for (size_t i = 0; i < col[c]; ++i) column += static_cast<int>(f[i].size()) + 1;
-      return at.shifted(column - 1);
-    };
-    auto number = [&](const char* c) {
-      const std::string& s = f[col[c]];
-      double v = 0;
-      auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-      if (ec != std::errc() || p != s.data() + s.size() || !(v > 0) || !std::isfinite(v))
-        throw UserError(field_at(c), fmt::format("'{}' must be a positive number, found '{}'", c, s));
+    auto field = [&](const char* c) -> const Field& { return f[col[c]]; };
+    auto positive = [&](const char* c) {
+      const double v = number(field(c), at);
+      if (!(v > 0)) throw UserError(at.shifted(field(c).col - 1), fmt::format("'{}' must be a positive number, found '{}'", c, field(c).text));
       return v;
     };
-    auto integer = [&](const char* c) {
-      const double v = number(c);
-      if (v != std::floor(v) || v > 1e9) throw UserError(field_at(c), fmt::format("'{}' must be a whole number, found '{}'", c, f[col[c]]));
-      return static_cast<int64_t>(v);
-    };
     DecodeThroughput r;
-    r.model = f[col["model"]];
-    r.weights = f[col["weights"]];
+    r.model = field("model").text;
+    r.weights = field("weights").text;
     if (r.weights != "bf16" && r.weights != "int8" && r.weights != "int4")
-      throw UserError(field_at("weights"), fmt::format("unknown weights '{}' (known: bf16, int8, int4)", r.weights));
-    r.kv_cache = f[col["kv_cache"]];
-    r.tp = integer("tp");
-    r.tokens_per_s = number("tokens_per_s");
-    r.gpu = f[col["gpu"]];
-    r.power_limit = number("power_limit_w");
-    r.prompt = integer("prompt_tokens");
-    r.new_tokens = integer("new_tokens");
-    r.table = f[col["table"]];
+      throw UserError(at.shifted(field("weights").col - 1), fmt::format("unknown weights '{}' (known: bf16, int8, int4)", r.weights));
+    r.kv_cache = field("kv_cache").text;
+    r.tp = integer(field("tp"), at);
+    r.tokens_per_s = positive("tokens_per_s");
+    r.gpu = field("gpu").text;
+    r.power_limit = positive("power_limit_w");
+    r.prompt = integer(field("prompt_tokens"), at);
+    r.new_tokens = integer(field("new_tokens"), at);
+    r.table = field("table").text;
     r.loc = at;
     out.push_back(std::move(r));
   }
@@ -86,10 +54,16 @@ std::vector<DecodeThroughput> read_gpt_fast(const std::string& file) {
   return out;
 }
 
+Quantization gpt_fast_quantization(const DecodeThroughput& row) {
+  // gpt-fast's quantize.py: int8 per output channel; int4 in groups of 32 (its README's
+  // `--groupsize 32`, the checkpoints named model_int4.g32.pth) with a bf16 scale and zero.
+  const auto q = parse_quantization(row.weights == "int4" ? "int4-g32" : row.weights == "int8" ? "int8" : "none");
+  return *q;
+}
+
 DecodePrediction predict_gpt_fast(const ArchSpec& a, const Runtime& rt, const DecodeThroughput& row, MapCache* cache) {
-  if (row.weights != "bf16")
-    throw UserError(row.loc, fmt::format("{} weights: weight-only quantization is not modelled yet (bf16 rows only)", row.weights));
-  const ModelConfig m = load_model(row.model);
+  ModelConfig m = load_model(row.model);
+  m.quant = gpt_fast_quantization(row);
   DecodePrediction p;
   p.row = row;
   RunOptions o;
@@ -107,6 +81,28 @@ DecodePrediction predict_gpt_fast(const ArchSpec& a, const Runtime& rt, const De
   p.prefill = run_model(m, a, o, cache).step_time;
   p.tokens_per_s = static_cast<double>(row.new_tokens) / (p.prefill + static_cast<double>(row.new_tokens - 1) * p.decode_step);
   return p;
+}
+
+bool gpt_fast_fit_row(const DecodeThroughput& row) { return row.weights != "bf16" && row.model == "llama-2-7b" && row.tp == 1; }
+
+QuantizedFit fit_quantized_runtime(const ArchSpec& a, const Runtime& base, const std::vector<DecodeThroughput>& rows, const std::string& weights) {
+  const KernelKind kind = weights == "int4" ? KernelKind::GemmW4A16 : KernelKind::GemmW8A16;
+  std::vector<DecodeThroughput> fit_rows;
+  for (const DecodeThroughput& r : rows)
+    if (r.weights == weights && gpt_fast_fit_row(r)) fit_rows.push_back(r);
+  if (fit_rows.empty()) throw UserError(SourceLoc{}, fmt::format("no {} row to fit (llama-2-7b at TP 1)", weights));
+  QuantizedFit best;
+  best.mape = std::numeric_limits<double>::infinity();
+  MapCache cache;  // the quality scales rates after mapping: one mapping per row serves the grid
+  for (int i = 20; i <= 100; ++i) {
+    Runtime rt = base;
+    rt.efficiency[static_cast<size_t>(kind)] = i / 100.0;
+    double mape = 0;
+    for (const DecodeThroughput& r : fit_rows) mape += std::fabs(predict_gpt_fast(a, rt, r, &cache).error());
+    mape /= static_cast<double>(fit_rows.size());
+    if (mape < best.mape) best = {i / 100.0, mape, static_cast<int64_t>(fit_rows.size())};
+  }
+  return best;
 }
 
 GraphRuntimeFit fit_graph_runtime(const ArchSpec& a, const Runtime& base, const std::vector<DecodeThroughput>& rows) {

@@ -10,6 +10,7 @@
 #include "arch/runtime.h"
 #include "common/error.h"
 #include "sim/run/run.h"
+#include "workloads/quantization.h"
 
 namespace einsim {
 
@@ -42,6 +43,25 @@ struct DecodePrediction {
   double error() const { return (tokens_per_s - row.tokens_per_s) / row.tokens_per_s; }  ///< signed
 };
 DecodePrediction predict_gpt_fast(const ArchSpec& a, const Runtime& rt, const DecodeThroughput& row, MapCache* cache = nullptr);
+
+/// How gpt-fast stores a row's weights: bf16 as is; int8 weight-only per output channel; int4
+/// weight-only in groups of 32 (its README's quantize.py --groupsize 32).
+Quantization gpt_fast_quantization(const DecodeThroughput& row);
+
+/// The rows the quantized kernels' quality is fitted on: Llama-2-7B at TP 1, one per weight
+/// type; every other int8/int4 row is held out.
+bool gpt_fast_fit_row(const DecodeThroughput& row);
+
+struct QuantizedFit {
+  double efficiency = 1;  ///< of the weight-only GEMM kind
+  double mape = 0;        ///< over the rows fitted
+  int64_t rows = 0;
+};
+
+/// Fits the weight-only GEMM quality (gemm_w8a16 for "int8", gemm_w4a16 for "int4") of `base`
+/// on the fit rows of that weight type: the grid 0.20..1.00 by 0.01, least absolute relative
+/// error of tokens/s.
+QuantizedFit fit_quantized_runtime(const ArchSpec& a, const Runtime& base, const std::vector<DecodeThroughput>& rows, const std::string& weights);
 
 struct GraphRuntimeFit {
   double graph_node = 0;       ///< s per kernel

@@ -11,7 +11,6 @@
 #include <sstream>
 
 namespace einsim {
-namespace {
 
 std::vector<std::string> lines_of(const std::string& file) {
   std::ifstream in(file);
@@ -23,11 +22,6 @@ std::vector<std::string> lines_of(const std::string& file) {
   }
   return out;
 }
-
-struct Field {
-  std::string text;
-  int col = 1;
-};
 
 std::vector<Field> split(const std::string& line, char sep) {
   std::vector<Field> f;
@@ -47,7 +41,7 @@ std::vector<Field> split(const std::string& line, char sep) {
 }
 
 // A number, optionally followed by `unit`, which is stripped.
-double number(const Field& f, const SourceLoc& line, std::string_view unit = "") {
+double number(const Field& f, const SourceLoc& line, std::string_view unit) {
   std::string_view s = f.text;
   if (!unit.empty()) {
     if (s.size() <= unit.size() || s.substr(s.size() - unit.size()) != unit)
@@ -68,6 +62,8 @@ int64_t integer(const Field& f, const SourceLoc& line) {
     throw UserError(line.shifted(f.col - 1), fmt::format("expected a positive integer, found '{}'", f.text));
   return v;
 }
+
+namespace {
 
 // The non-empty lines of a headerless comma-separated file, split, with their locations.
 struct Row {

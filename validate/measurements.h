@@ -4,11 +4,27 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/error.h"
 
 namespace einsim {
+
+// The CSV primitives every reader here (and validate/gpt_fast.cpp) shares: fields keep their
+// column, numbers are checked, errors are located.
+/// The lines of `file`, carriage returns stripped.
+std::vector<std::string> lines_of(const std::string& file);
+/// One field of a line and the column it starts at (1-based), surrounding blanks trimmed.
+struct Field {
+  std::string text;
+  int col = 1;
+};
+std::vector<Field> split(const std::string& line, char sep);
+/// A finite non-negative number, optionally followed by `unit` (stripped).
+double number(const Field& f, const SourceLoc& line, std::string_view unit = "");
+/// A positive integer.
+int64_t integer(const Field& f, const SourceLoc& line);
 
 /// One GEMM C[M,N] = A[M,K] B[K,N] and its measured latency.
 struct GemmMeasurement {

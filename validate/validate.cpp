@@ -29,6 +29,8 @@ std::string KernelSample::kernel_class() const {
   if (kind == "gemm") return fmt::format("gemm-{}", dtype_name(dtype));
   if (kind == "attention") return "attention-" + op;
   if (kind == "collective") return fmt::format("{}-n{} ({})", op, batch, held_out ? "held out" : "fitted");
+  if (kind == "decode-step" && (dtype == DType::INT8 || dtype == DType::INT4))
+    return fmt::format("decode-step {} ({})", dtype_name(dtype), held_out ? "held out" : "fitted");
   if (kind == "decode-step") return fmt::format("decode-step tp{}", batch);
   return kind;
 }
@@ -38,7 +40,8 @@ std::string KernelSample::shape() const {
   if (kind == "attention") return fmt::format("b{} h{} q{} kv{} d{}", batch, heads, seq, kv, k);
   if (kind == "rowwise") return fmt::format("{}x{}", m, n);
   if (kind == "collective") return fmt::format("n{} {:.0f} B", batch, bytes);
-  if (kind == "decode-step") return fmt::format("tp{} batch 1 context {}", batch, kv);
+  if (kind == "decode-step")
+    return fmt::format("tp{} batch 1 context {}{}", batch, kv, dtype == DType::INT8 || dtype == DType::INT4 ? fmt::format(" {} weights", dtype_name(dtype)) : "");
   return fmt::format("{} elements", m);
 }
 
@@ -186,7 +189,10 @@ KernelPrediction predict_kernel(const ArchSpec& a, const KernelSample& s, MapCac
     return v;
   };
   if (s.kind == "gemm") {
-    const Cascade c = gemm_cascade(positive(s.m, "m"), positive(s.n, "n"), positive(s.k, "k"), s.dtype);
+    // A scaled fp8 GEMM (torch._scaled_mm, cuBLASLt) writes bf16: its output moves two bytes
+    // an element. (Its per-tensor scales are two numbers.)
+    const std::optional<DType> out = s.op == "scaled_mm" ? std::optional(DType::BF16) : std::nullopt;
+    const Cascade c = gemm_cascade(positive(s.m, "m"), positive(s.n, "n"), positive(s.k, "k"), s.dtype, out);
     const MapResult r = map_einsum(c, c.einsums[0], a, s.dtype);
     p.predicted = r.cost.time;
     p.bottleneck = r.cost.bottleneck;
@@ -299,27 +305,23 @@ ValidationReport validate_measurements(const ArchSpec& hardware, const std::vect
     }
     r.runtimes.push_back(rt->name);
     if (std::filesystem::path(f).filename().string().starts_with("gpt-fast")) {
-      // Whole decode steps (seconds per generated token), predicted as the runtime runs them.
-      int64_t skipped = 0;
+      // Whole decode steps (seconds per generated token), predicted as the runtime runs them;
+      // quantized rows as gpt-fast stores them (gpt_fast_quantization), their kernels' quality
+      // fitted on one row per type (gpt_fast_fit_row), the rest held out.
       MapCache cache;
       for (const DecodeThroughput& row : read_gpt_fast(f)) {
-        if (row.weights != "bf16") {
-          ++skipped;
-          continue;
-        }
         const DecodePrediction d = predict_gpt_fast(hardware, *rt, row, &cache);
         KernelPrediction p;
         p.sample.set = std::filesystem::path(f).filename().string();
         p.sample.kind = "decode-step", p.sample.op = row.model, p.sample.batch = row.tp, p.sample.kv = row.prompt + row.new_tokens / 2;
+        p.sample.dtype = row.weights == "int8" ? DType::INT8 : row.weights == "int4" ? DType::INT4 : DType::BF16;
+        p.sample.held_out = row.weights != "bf16" && !gpt_fast_fit_row(row);
         p.sample.measured = 1 / row.tokens_per_s, p.sample.loc = row.loc;
         p.predicted = 1 / d.tokens_per_s;
         const auto slowest = std::max_element(d.decode.blocks.begin(), d.decode.blocks.end(), [](const BlockRun& x, const BlockRun& y) { return x.time < y.time; });
         p.bottleneck = slowest == d.decode.blocks.end() ? "-" : slowest->bottleneck;
         r.rows.push_back(std::move(p));
       }
-      if (skipped)
-        r.notes.push_back(fmt::format("{}: {} rows with int8/int4 weights not predicted (weight-only quantization is not modelled yet)",
-                                      std::filesystem::path(f).filename().string(), skipped));
       continue;
     }
     // Each kernel is timed alone: a launch outside any graph.

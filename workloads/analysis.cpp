@@ -35,11 +35,11 @@ CascadeStats analyze(const Cascade& c) {
     for (const Access& a : e.reads) {
       const Tensor& t = c.tensors[static_cast<size_t>(a.tensor)];
       const double touched = touched_elements(c, e, a);
-      if (seen.insert(a.tensor).second) es.bytes_read += touched * dtype_bytes(t.dtype);
+      if (seen.insert(a.tensor).second) es.bytes_read += touched * t.element_bytes();
       if (t.is_input()) input_touched[static_cast<size_t>(a.tensor)] = std::max(input_touched[static_cast<size_t>(a.tensor)], touched);
     }
     const Tensor& out = c.tensors[static_cast<size_t>(e.lhs.tensor)];
-    es.bytes_written = touched_elements(c, e, e.lhs) * dtype_bytes(out.dtype);
+    es.bytes_written = touched_elements(c, e, e.lhs) * out.element_bytes();
     s.ops += es.ops;
     s.unfused_bytes += es.bytes_read + es.bytes_written;
     s.einsums.push_back(es);
@@ -48,7 +48,7 @@ CascadeStats analyze(const Cascade& c) {
     const Tensor& t = c.tensors[i];
     if (t.is_input()) {
       s.input_bytes += t.bytes();
-      s.compulsory_bytes += input_touched[i] * dtype_bytes(t.dtype);
+      s.compulsory_bytes += input_touched[i] * t.element_bytes();
     } else if (t.readers.empty()) {
       s.output_bytes += t.bytes();
       s.compulsory_bytes += t.bytes();

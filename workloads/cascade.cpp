@@ -301,6 +301,7 @@ class Binder {
       Tensor t;
       t.name = d.name;
       t.dtype = d.dtype.value_or(spec_.dtype);
+      t.scale_bytes = d.scale_bytes;
       t.role = d.role;
       t.loc = d.loc;
       if (d.has_ranks) {
@@ -334,6 +335,10 @@ class Binder {
       arity_loc_.push_back(at);
     }
     const size_t ti = static_cast<size_t>(it->second);
+    if (arity_[ti] < 0) {  // declared without ranks (a type only): the first access says
+      arity_[ti] = static_cast<int>(arity);
+      arity_loc_[ti] = at;
+    }
     if (arity_[ti] != static_cast<int>(arity))
       throw UserError(at, fmt::format("arity mismatch: '{}' has {} ind{} here but {} at {}", name, arity,
                                       arity == 1 ? "ex" : "ices", arity_[ti], arity_loc_[ti].str()));
@@ -968,11 +973,17 @@ class Binder {
 
 Cascade bind_cascade(const CascadeSpec& spec, const std::map<std::string, int64_t>& params) { return Binder(spec, params).run(); }
 
-Cascade gemm_cascade(int64_t m, int64_t n, int64_t k, DType t) {
+Cascade gemm_cascade(int64_t m, int64_t n, int64_t k, DType t, std::optional<DType> out) {
   CascadeSpec s;
   s.name = "gemm";
   s.dtype = t;
   s.inputs = {"A", "B"};
+  if (out) {
+    TensorDecl z;
+    z.name = "Z";
+    z.dtype = out;
+    s.tensors.push_back(z);
+  }
   for (auto [name, extent] : {std::pair{"M", m}, {"N", n}, {"K", k}}) {
     RankDecl r;
     r.name = name;

@@ -46,6 +46,9 @@ struct TensorDecl {
   std::vector<std::string> ranks;  ///< empty: inferred from the accesses
   bool has_ranks = false;
   std::optional<DType> dtype;
+  /// Bytes of quantization scales (and zero points) stored per element beside it: a group of
+  /// 128 int4 weights with a bf16 scale carries 2/128 (workloads/quantization.h).
+  double scale_bytes = 0;
   TensorRole role = TensorRole::Auto;
   SourceLoc loc;
 };
@@ -156,12 +159,15 @@ struct Tensor {
   std::vector<int> ranks;       ///< rank of each dimension
   std::vector<int64_t> shape;
   DType dtype = DType::FP16;
+  double scale_bytes = 0;       ///< quantization scales stored per element (TensorDecl::scale_bytes)
   TensorRole role = TensorRole::Auto;
   std::vector<int> writers;
   std::vector<int> readers;
   SourceLoc loc;                ///< first use
   int64_t elements() const;
-  double bytes() const { return static_cast<double>(elements()) * dtype_bytes(dtype); }
+  /// Bytes stored and moved per element: its type's and its scales' share.
+  double element_bytes() const { return dtype_bytes(dtype) + scale_bytes; }
+  double bytes() const { return static_cast<double>(elements()) * element_bytes(); }
   bool is_input() const { return writers.empty(); }
 };
 
@@ -206,7 +212,7 @@ struct Cascade {
 double slice_einsum(Einsum& e, const std::map<int, int64_t>& extent_by_rank);
 
 /// The cascade of one GEMM, Z[m,n] = A[m,k] * B[k,n], with elements of type `t`.
-Cascade gemm_cascade(int64_t m, int64_t n, int64_t k, DType t = DType::FP16);
+Cascade gemm_cascade(int64_t m, int64_t n, int64_t k, DType t = DType::FP16, std::optional<DType> out = std::nullopt);
 
 /// Resolves extents (`params` override the spec's defaults), infers shapes, checks the
 /// cascade and builds its DAG. Throws UserError with the location of the offending text.

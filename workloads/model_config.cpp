@@ -21,7 +21,7 @@ double ModelConfig::kv_bytes_per_token(DType kv) const {
 }
 
 std::string ModelConfig::fingerprint() const {
-  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", name, model_type, hidden_size, num_hidden_layers,
+  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", quant.key(), name, model_type, hidden_size, num_hidden_layers,
                      num_attention_heads, num_key_value_heads, head_dim, intermediate_size, vocab_size, max_position_embeddings,
                      type_vocab_size, hidden_act, tie_word_embeddings, num_local_experts, num_experts_per_tok, attention_bias, mlp_bias,
                      dtype_name(dtype), static_cast<int>(norm), static_cast<int>(mlp), static_cast<int>(position), parallel_attn, encoder_only);
@@ -121,6 +121,12 @@ ModelConfig read_model(const ConfigTable& t, const std::string& default_name) {
   if (auto b = t.opt_bool("mlp_bias")) m.mlp_bias = *b;
   if (auto d = t.opt_choice("torch_dtype", {"float32", "float16", "bfloat16"}))
     m.dtype = *d == "float32" ? DType::FP32 : *d == "float16" ? DType::FP16 : DType::BF16;
+  if (auto q = t.opt_string("quantization")) {
+    std::string why;
+    auto parsed = parse_quantization(*q, &why);
+    if (!parsed) throw UserError(t.loc("quantization"), why);
+    m.quant = *parsed;
+  }
   t.opt_number("rms_norm_eps", 0, 1);
   t.opt_number("layer_norm_eps", 0, 1);
   t.opt_number("rope_theta", 0);
@@ -279,6 +285,37 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
     else
       throw UserError(loc_of_key(key_of({"torch_dtype", "dtype"})),
                       fmt::format("'{}' is not a type einsim computes in (float32, float16, bfloat16; `--dtype` runs a model in another)", *d));
+  }
+  // A quantized checkpoint (transformers' quantization_config): GPTQ and AWQ store int4 or int8
+  // in groups; fp8 checkpoints fp8 weights in blocks. Any other method changes what is stored
+  // in a way einsim does not model: an error, not a silently bf16 model.
+  if (const nlohmann::json* qc = find({"quantization_config"})) {
+    const SourceLoc at = loc_of_key("quantization_config");
+    if (!qc->is_object()) throw UserError(at, "'quantization_config' must be an object");
+    const std::string method = qc->contains("quant_method") && (*qc)["quant_method"].is_string() ? (*qc)["quant_method"].get<std::string>() : "";
+    std::string scheme;
+    bool per_channel = false;
+    if (method == "gptq" || method == "awq") {
+      const auto bits = qc->find("bits") != qc->end() ? qc->find("bits") : qc->find("w_bit");
+      const int64_t b = bits != qc->end() && bits->is_number_integer() ? bits->get<int64_t>() : 0;
+      const auto group = qc->find("group_size") != qc->end() ? qc->find("group_size") : qc->find("q_group_size");
+      const int64_t g = group != qc->end() && group->is_number_integer() ? group->get<int64_t>() : 128;
+      if (b == 8) scheme = "int8";
+      else if (b == 4) scheme = g > 0 ? fmt::format("int4-g{}", g) : "int4";
+      else throw UserError(at, fmt::format("a {} checkpoint of {} bits: einsim models 4 and 8", method, b));
+      if (b == 4 && g <= 0) per_channel = true;  // group_size -1: one scale per output channel
+    } else if (method == "fp8") {
+      scheme = "fp8";
+    } else {
+      throw UserError(at, fmt::format("quant_method '{}' is not one einsim models (gptq, awq, fp8); `--quant` names a scheme", method));
+    }
+    std::string why;
+    auto parsed = parse_quantization(scheme, &why);
+    if (!parsed) throw UserError(at, why);
+    m.quant = *parsed;
+    if (per_channel) m.quant.group = 0;
+    // GPTQ and AWQ checkpoints keep the LM head in the model's type unless they say otherwise.
+    m.quant.lm_head = method != "fp8" && qc->contains("lm_head") && (*qc)["lm_head"].is_boolean() && (*qc)["lm_head"].get<bool>();
   }
   for (const auto& [key, given] : overridden)
     if (!known.count(key)) {

@@ -7,6 +7,7 @@
 
 #include "common/toml_reader.h"
 #include "workloads/cascade.h"
+#include "workloads/quantization.h"
 
 namespace einsim {
 
@@ -34,6 +35,9 @@ struct ModelConfig {  // new fields: add them to fingerprint()
   bool attention_bias = false;
   bool mlp_bias = false;
   DType dtype = DType::BF16;        ///< from torch_dtype
+  /// How the checkpoint stores its linear layers (`quantization`; config.json's
+  /// quantization_config): weight-only int8/int4 or fp8 with their scales.
+  Quantization quant;
   // Architecture switches einsim needs beyond config.json (defaults follow model_type).
   NormKind norm = NormKind::RMSNorm;
   MlpKind mlp = MlpKind::Gated;

@@ -113,7 +113,10 @@ class Builder {
     norm("F", "X[L,b,d,p]", "XF[b,d,p]", false);
     if (!m_.encoder_only) {
       const std::string head = m_.tie_word_embeddings ? "WE" : "WLM";
-      if (!m_.tie_word_embeddings) tensor("WLM", {"D", "W"}, TensorRole::Weight);
+      if (!m_.tie_word_embeddings) {
+        tensor("WLM", {"D", "W"}, TensorRole::Weight);
+        if (m_.quant.lm_head) quantize("WLM", m_.hidden_size);
+      }
       add(fmt::format("LOGITS[b,w] = XF[b,d,P-1] * {}[d,w]", head));
     }
     return std::move(s_);
@@ -127,6 +130,10 @@ class Builder {
     weight("WK", {"D", "G", "E"});
     weight("WV", {"D", "G", "F"});
     weight("WO", {"G", "R", "F", "D"});
+    const int64_t heads_width = m_.num_attention_heads * m_.head_dim;
+    for (const char* w : {"WQ", "WK", "WV"}) quantize(w, m_.hidden_size);
+    quantize("WO", heads_width);
+    quantize_input("XN", {"L", "B", "D", "P"});
     // Projections: Q over (G kv heads) x (R queries per kv head), K and V over G.
     const std::string q = proj("Q", "b,g,r,e,p", "XN[l,b,d,p]", "WQ[l,d,g,r,e]", "BQ", {"G", "R", "E"}, "g,r,e", m_.attention_bias);
     const std::string k = proj("K", "b,g,e,p", "XN[l,b,d,p]", "WK[l,d,g,e]", "BK", {"G", "E"}, "g,e", m_.attention_bias);
@@ -160,6 +167,7 @@ class Builder {
     attention(qe, ke, ve);
     std::string av = "AV";
     if (linear()) av = linear_attention(v);
+    quantize_input(av, {"L", "B", "G", "R", "F", "P"});
     const std::string o = proj("O", "b,d,p", av + "[l,b,g,r,f,p]", "WO[l,g,r,f,d]", "BO", {"D"}, "d", m_.attention_bias);
     if (m_.parallel_attn) {
       const std::string dn = mlp("XN");
@@ -168,6 +176,7 @@ class Builder {
     }
     add(fmt::format("XA[l,b,d,p] = X[l,b,d,p] + {}[l,b,d,p]", o));
     norm("N2", "XA[l,b,d,p]", "XN2[l,b,d,p]", true);
+    quantize_input("XN2", {"L", "B", "D", "P"});
     const std::string dn = mlp("XN2");
     add(fmt::format("X[l+1,b,d,p] = XA[l,b,d,p] + {}[l,b,d,p]", dn));
   }
@@ -224,6 +233,8 @@ class Builder {
       weight("WG", {"N", "D", "I"}, TensorRole::ExpertWeight);
       weight("WU", {"N", "D", "I"}, TensorRole::ExpertWeight);
       weight("WD", {"N", "I", "D"}, TensorRole::ExpertWeight);
+      quantize("WG", m_.hidden_size), quantize("WU", m_.hidden_size), quantize("WD", m_.intermediate_size);
+      quantize_input("EH", {"L", "B", "S", "I", "P"});
       add(fmt::format("EG[l,b,s,i,p] = {} * WG[l,SEL[l,b,s,p],d,i]", in));
       add(fmt::format("EU[l,b,s,i,p] = {} * WU[l,SEL[l,b,s,p],d,i]", in));
       add(fmt::format("EH[l,b,s,i,p] = {}(EG[l,b,s,i,p]) * EU[l,b,s,i,p]", act));
@@ -246,6 +257,7 @@ class Builder {
       // Returns the name of the (biased) output over a.
       auto gathered = [&](const std::string& out, const std::string& w, const std::string& b) {
         weight(w, {"D", "I"});
+        quantize(w, m_.hidden_size);
         add(fmt::format("{}[l,b,a,p] = {} * {}[l,d,ACT[l,a]]", out, in, w));
         if (!m_.mlp_bias) return out;
         weight(b, {"I"});
@@ -261,6 +273,8 @@ class Builder {
         add(fmt::format("H[l,b,a,p] = {}({}[l,b,a,p])", act, u));
       }
       weight("WD", {"I", "D"});
+      quantize("WD", m_.intermediate_size);
+      quantize_input("H", {"L", "B", "A", "P"});
       add("DN[l,b,d,p] = H[l,b,a,p] * WD[l,ACT[l,a],d]");
       if (!m_.mlp_bias) return "DN";
       weight("BD", {"D"});
@@ -271,15 +285,19 @@ class Builder {
       weight("WG", {"D", "I"});
       weight("WU", {"D", "I"});
       weight("WD", {"I", "D"});
+      quantize("WG", m_.hidden_size), quantize("WU", m_.hidden_size);
       const std::string g = proj("GT", "b,i,p", in, "WG[l,d,i]", "BG", {"I"}, "i", m_.mlp_bias);
       const std::string u = proj("UP", "b,i,p", in, "WU[l,d,i]", "BU", {"I"}, "i", m_.mlp_bias);
       add(fmt::format("H[l,b,i,p] = {}({}[l,b,i,p]) * {}[l,b,i,p]", act, g, u));
     } else {
       weight("W1", {"D", "I"});
       weight("WD", {"I", "D"});
+      quantize("W1", m_.hidden_size);
       const std::string u = proj("UP", "b,i,p", in, "W1[l,d,i]", "B1", {"I"}, "i", m_.mlp_bias);
       add(fmt::format("H[l,b,i,p] = {}({}[l,b,i,p])", act, u));
     }
+    quantize("WD", m_.intermediate_size);
+    quantize_input("H", {"L", "B", "I", "P"});
     return proj("DN", "b,d,p", "H[l,b,i,p]", "WD[l,i,d]", "BD", {"D"}, "d", m_.mlp_bias);
   }
 
@@ -374,6 +392,32 @@ class Builder {
     ranks.insert(ranks.begin(), "L");
     tensor(name, std::move(ranks), role);
   }
+  // A linear layer's weight `name` (declared) as the scheme stores it: its type and the scale
+  // bytes per element of a matrix contracting `inputs` channels.
+  void quantize(const std::string& name, int64_t inputs) {
+    if (!m_.quant.active) return;
+    TensorDecl& t = declared(name);
+    t.dtype = m_.quant.weights;
+    t.scale_bytes = m_.quant.weight_scale_bytes(inputs);
+  }
+  // A GEMM input the scheme quantizes (fp8's activations): its producer writes it in that type
+  // with per-group scales, as engines fuse the quantization into the norm or activation kernel.
+  void quantize_input(const std::string& name, std::vector<std::string> ranks) {
+    if (!m_.quant.active || !m_.quant.activations) return;
+    TensorDecl t;
+    t.name = name;
+    t.ranks = std::move(ranks);
+    t.has_ranks = true;
+    t.dtype = m_.quant.activations;
+    t.scale_bytes = m_.quant.activation_bytes_per_element();
+    t.loc = m_.loc;
+    s_.tensors.push_back(std::move(t));
+  }
+  TensorDecl& declared(const std::string& name) {
+    for (TensorDecl& t : s_.tensors)
+      if (t.name == name) return t;
+    throw InternalError(fmt::format("quantize(): '{}' is not declared", name));
+  }
   void add(const std::string& text) {
     // Generated Einsums are located by their index in the cascade.
     s_.einsums.push_back(parse_einsum(text, SourceLoc{s_.name + " (generated)", static_cast<int>(s_.einsums.size()) + 1, 1}));
@@ -427,8 +471,10 @@ ParamCounts count_params(const ModelConfig& m) {
   for (const Tensor& t : c.tensors) {
     if (t.role != TensorRole::Weight && t.role != TensorRole::ExpertWeight) continue;
     const double n = static_cast<double>(t.elements());
+    p.total_bytes += t.bytes();
     if (t.ranks.empty() || t.ranks[0] != layer_rank) {
       (t.name == "FW" || t.name == "FB" ? p.final_norm : p.embedding) += n;
+      if (t.name != "FW" && t.name != "FB") p.embedding_bytes += t.bytes();
       continue;
     }
     const double per = n / L;
@@ -436,11 +482,12 @@ ParamCounts count_params(const ModelConfig& m) {
     if (name.starts_with("N1") || name.starts_with("N2")) p.per_layer_norm += per;
     else if (name == "WQ" || name == "WK" || name == "WV" || name == "WO" || name == "BQ" || name == "BK" || name == "BV" || name == "BO")
       p.per_layer_attention += per;
-    else p.per_layer_mlp += per;
-    if (t.role == TensorRole::ExpertWeight) expert += per;
+    else p.per_layer_mlp += per, p.mlp_bytes += t.bytes();
+    if (t.role == TensorRole::ExpertWeight) expert += per, p.expert_bytes += t.bytes();
   }
   p.total = p.embedding + p.final_norm + L * (p.per_layer_attention + p.per_layer_mlp + p.per_layer_norm);
   p.active = p.total - L * expert * (1.0 - k_of_x);
+  p.active_bytes = p.total_bytes - p.expert_bytes * (1.0 - k_of_x);
   return p;
 }
 

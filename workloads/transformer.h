@@ -73,6 +73,13 @@ struct ParamCounts {
   double per_layer_mlp = 0;  ///< MLP or all experts (and router)
   double per_layer_norm = 0;
   double final_norm = 0;
+  /// Bytes as stored (the model's type; a quantization scheme's types and scales): the one
+  /// source of weight bytes for memory fits, analyses and sweeps.
+  double total_bytes = 0;
+  double active_bytes = 0;     ///< read per token (routed experts only)
+  double embedding_bytes = 0;
+  double mlp_bytes = 0;        ///< every layer's MLP or experts (and router)
+  double expert_bytes = 0;     ///< every layer's experts
 };
 ParamCounts count_params(const ModelConfig& m);
 

@@ -147,7 +147,9 @@ FlashCase flash_case(const FlashScenario& s, const std::string& model, const Arc
   if (!fl) throw UserError(a.loc, fmt::format("'{}' has no flash or ssd tier to hold the weights", a.name));
   const DType dt = s.dtype.value_or(m.dtype);
   const double e = dtype_bytes(dt);
-  const ParamCounts pc = count_params(m);
+  ModelConfig stored = m;
+  stored.dtype = dt;
+  const ParamCounts pc = count_params(stored);
   const double L = static_cast<double>(m.num_hidden_layers), d = static_cast<double>(m.hidden_size), I = static_cast<double>(m.intermediate_size);
   if (m.num_local_experts > 0) throw UserError(m.loc, fmt::format("'{}' routes its MLP to experts: this analysis needs a dense FFN", m.name));
 
@@ -157,9 +159,10 @@ FlashCase flash_case(const FlashScenario& s, const std::string& model, const Arc
   c.flash_tier = fl->name;
   c.dtype = std::string(dtype_name(dt));
   c.params = pc.total;
-  c.weights = pc.total * e;
-  c.ffn = L * pc.per_layer_mlp * e;
-  c.embeddings = pc.embedding * e;
+  c.weights = pc.total_bytes;
+  c.ffn = pc.mlp_bytes;
+  c.embeddings = pc.embedding_bytes;
+  const double ffn_element = c.ffn / (L * pc.per_layer_mlp);  // bytes per FFN weight as stored (quantized: scales included)
   c.attention = c.weights - c.ffn - c.embeddings;  // attention, norms
   const FlashSparsity& sp = s.sparsity;
   const double r = static_cast<double>(sp.predictor_rank);
@@ -167,7 +170,7 @@ FlashCase flash_case(const FlashScenario& s, const std::string& model, const Arc
   c.kv = m.kv_bytes_per_token(dt) * static_cast<double>(s.context + 1);
   c.dram_budget = budget > 0 ? budget : s.dram_bytes > 0 ? s.dram_bytes : s.dram_fraction * c.weights;
   const double mats = m.mlp == MlpKind::Gated ? 3 : 2;
-  c.neuron_bytes = mats * d * e;  // one column of each up-type matrix and one row of the down matrix
+  c.neuron_bytes = mats * d * ffn_element;  // one column of each up-type matrix and one row of the down matrix
   c.neurons = m.num_hidden_layers * m.intermediate_size;
   c.active = std::max<int64_t>(1, std::llround(sp.active * I));
   if (c.weights > fl->capacity)

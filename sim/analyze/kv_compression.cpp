@@ -75,9 +75,9 @@ KvCompressionReport analyze_kv_compression(const KvCompressionScenario& s) {
   r.arch = a.name;
   const MemoryTier& hbm = *a.tier(storage_path(a, 0)[0]);
   const double n = static_cast<double>(s.devices), eb = dtype_bytes(m.dtype);
-  r.weights = count_params(m).total * eb;
+  r.weights = count_params(m).total_bytes;
   if (s.activation_reserve >= hbm.capacity) throw UserError(s.loc, "the activation reserve leaves no memory");
-  r.kv_free = std::max(0.0, n * (hbm.capacity - s.activation_reserve) - r.weights);
+  r.kv_free = MemoryFit{n, hbm.capacity, r.weights, s.activation_reserve}.kv_room();
   const double L = static_cast<double>(m.num_hidden_layers), G = static_cast<double>(m.kv_heads()), H = static_cast<double>(m.num_attention_heads),
                dh = static_cast<double>(m.head_dim), B = static_cast<double>(s.batch);
 

@@ -83,8 +83,10 @@ LongContextReport analyze_long_context(const LongContextScenario& s) {
     }
   r.host_link = host ? host->name : "";
   r.host_bandwidth = host ? host->bandwidth : 0;
-  const ParamCounts pc = count_params(m);
-  r.weights = pc.total * dtype_bytes(dt);
+  ModelConfig stored = m;
+  stored.dtype = dt;
+  const ParamCounts pc = count_params(stored);
+  r.weights = pc.total_bytes;
   r.kv_per_token = m.kv_bytes_per_token(s.kv_dtype.value_or(dt));
   if (s.activation_reserve >= hbm.capacity)
     throw UserError(s.loc, fmt::format("the activation reserve ({:.2f} GiB) leaves nothing of {}'s {:.2f} GiB", s.activation_reserve / (1ull << 30), a.name,
@@ -99,7 +101,7 @@ LongContextReport analyze_long_context(const LongContextScenario& s) {
       row.devices = N;
       const double n = static_cast<double>(N), c = static_cast<double>(C);
       row.kv_per_request = c * r.kv_per_token;
-      row.kv_free = std::max(0.0, n * (hbm.capacity - s.activation_reserve) - r.weights);
+      row.kv_free = MemoryFit{n, hbm.capacity, r.weights, s.activation_reserve}.kv_room();
       row.max_requests = static_cast<int64_t>(std::floor(row.kv_free / row.kv_per_request));
       RunOptions ro;
       ro.tp = N;

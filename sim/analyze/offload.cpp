@@ -69,15 +69,15 @@ OffloadReport analyze_offload(const OffloadScenario& s) {
   r.model = m.name;
   r.compute = ac.name;
   r.memory = am.name;
-  const double e = dtype_bytes(m.dtype);
-  r.weights = count_params(m).total * e;
+  const double e = dtype_bytes(m.dtype);  // activations on the network
+  r.weights = count_params(m).total_bytes;
   r.kv_per_token = m.kv_bytes_per_token(m.dtype);
   r.compute_rate = *ac.cost.rate;
   r.memory_rate = *am.cost.rate;
   const MemoryTier& hc = *ac.tier(storage_path(ac, 0)[0]);
   const MemoryTier& hm = *am.tier(storage_path(am, 0)[0]);
   const double nc = static_cast<double>(s.compute_devices), nm = static_cast<double>(s.memory_devices), reps = static_cast<double>(s.replicas);
-  if (r.weights > nc * (hc.capacity - s.activation_reserve))
+  if (!MemoryFit{nc, hc.capacity, r.weights, s.activation_reserve}.holds())
     throw UserError(s.loc, fmt::format("the weights ({:.1f} GiB) do not fit {} x {} ({:.1f} GiB each); raise compute_devices", r.weights / (1ull << 30),
                                        s.compute_devices, ac.name, hc.capacity / (1ull << 30)));
   const double L = static_cast<double>(m.num_hidden_layers), G = static_cast<double>(m.group()), d = static_cast<double>(m.hidden_size);
@@ -90,7 +90,7 @@ OffloadReport analyze_offload(const OffloadScenario& s) {
       x.context = C;
       x.link = link;
       const double b = static_cast<double>(B), kv = b * static_cast<double>(C + 1) * r.kv_per_token;
-      x.fits = kv <= nm * (hm.capacity - s.activation_reserve);
+      x.fits = MemoryFit{nm, hm.capacity, 0, s.activation_reserve}.holds(kv);
       RunOptions ro;
       ro.phase.kind = PhaseKind::Decode;
       ro.runtime = s.runtime.get();
@@ -126,8 +126,8 @@ OffloadReport analyze_offload(const OffloadScenario& s) {
       }
       // Homogeneous: the compute devices alone, tensor parallel, weights and cache together,
       // at the largest batch up to B that fits.
-      const double free = nc * (hc.capacity - s.activation_reserve) - r.weights;
-      x.base_batch = std::min<int64_t>(B, static_cast<int64_t>(std::floor(std::max(0.0, free) / (static_cast<double>(C + 1) * r.kv_per_token))));
+      const double free = MemoryFit{nc, hc.capacity, r.weights, s.activation_reserve}.kv_room();
+      x.base_batch = std::min<int64_t>(B, static_cast<int64_t>(std::floor(free / (static_cast<double>(C + 1) * r.kv_per_token))));
       x.base_cost_rate = nc * r.compute_rate;
       if (x.base_batch < 1) {
         x.base_note = "no request fits beside the weights";

@@ -42,6 +42,19 @@ namespace {
 
 const std::map<std::string, Format> kFormats = {{"table", Format::Table}, {"json", Format::Json}, {"csv", Format::Csv}};
 
+/// `--quant`'s scheme applied to `m` (none given: the model's own).
+void apply_quant(ModelConfig& m, const std::string& scheme) {
+  if (scheme.empty()) return;
+  std::string why;
+  const auto q = parse_quantization(scheme, &why);
+  if (!q) throw UserError(SourceLoc{"--quant"}, why);
+  m.quant = *q;
+}
+
+constexpr const char* kQuantHelp =
+    "How the linear layers' weights are stored: int8 (weight-only, per channel), int4 or int4-gN (weight-only, groups of N, "
+    "default 128), fp8 (W8A8, block scales), none (default: the model's)";
+
 /// A flag's quantity ("1.4 GHz", "490 W"): positive and of dimension `dim`; 0 when not given.
 double flag_quantity(const std::string& text, const char* flag, Dim dim, const char* example) {
   if (text.empty()) return 0.0;
@@ -181,7 +194,8 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   add_phase_options(run, pa);
   run->add_option("--tp", tp, "Tensor-parallel devices")->check(CLI::Range(int64_t{1}, int64_t{1024}));
   run->add_option("--dtype", run_dtype, "Weights, activations and KV cache (default: the model's)")->check(CLI::IsMember(dtype_names()));
-  std::string kv_dtype;
+  std::string kv_dtype, run_quant;
+  run->add_option("--quant", run_quant, kQuantHelp);
   run->add_option("--kv-dtype", kv_dtype, "KV cache element type when it differs (a quantized cache: int8, fp8, int4)")->check(CLI::IsMember(dtype_names()));
   std::string engine = "analytical", trace_file;
   int64_t engine_tiles = 64;
@@ -279,7 +293,8 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   std::vector<std::string> serve_sets;
   serve->add_option("--set", serve_sets, "Override a value: arch.KEY=VALUE, model.KEY=VALUE or runtime.KEY=VALUE (checked like file values)");
   serve->add_option("--runtime", runtime_name, runtime_help);
-  std::string serve_dtype, serve_kv_dtype;
+  std::string serve_dtype, serve_kv_dtype, serve_quant;
+  serve->add_option("--quant", serve_quant, kQuantHelp);
   serve->add_option("--dtype", serve_dtype, "Weights, activations and KV cache (default: the model's; fp8 where the GPU has it)")->check(CLI::IsMember(dtype_names()));
   serve->add_option("--kv-dtype", serve_kv_dtype, "KV cache element type when it differs (a quantized cache: int8, fp8, int4)")->check(CLI::IsMember(dtype_names()));
   serve->add_option("--timeline", sv.timeline, "Write one CSV row per iteration (time, instance, batch, KV use)");
@@ -390,7 +405,8 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
     if (*run) {
       const auto [arch_sets, model_sets] = split_sets(run_sets, "run");
       const ArchSpec a = load_arch(arch_name, arch_sets);
-      const ModelConfig m = load_model(model_name, model_sets);
+      ModelConfig m = load_model(model_name, model_sets);
+      apply_quant(m, run_quant);
       const auto rt = cli_runtime(runtime_name, take_runtime_sets(run_sets));
       RunOptions ro;
       ro.runtime = rt.get();
@@ -451,6 +467,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       const ArchSpec a = load_arch(sv.arch, arch_sets);
       ModelConfig m = load_model(sv.model, model_sets);
       if (!serve_dtype.empty()) m.dtype = *parse_dtype(serve_dtype);
+      apply_quant(m, serve_quant);
       Trace trace = load_trace(sv.trace);
       if (!sv.arrivals.empty()) {
         SyntheticTrace st;

@@ -381,7 +381,7 @@ std::string describe_model(const ModelConfig& m, const std::optional<Phase>& pha
     for (size_t i = 0; i < c->einsums.size(); ++i)
       for (const Access& a : c->einsums[i].reads) {
         const Tensor& t = c->tensors[static_cast<size_t>(a.tensor)];
-        if (t.role == TensorRole::KVCache) kv_bytes += touched_elements(*c, c->einsums[i], a) * dtype_bytes(t.dtype);
+        if (t.role == TensorRole::KVCache) kv_bytes += touched_elements(*c, c->einsums[i], a) * t.element_bytes();
       }
     // Weights touched by this step (gathered tables and experts only where indexed).
     std::vector<double> touched(c->tensors.size(), 0);
@@ -389,7 +389,7 @@ std::string describe_model(const ModelConfig& m, const std::optional<Phase>& pha
       for (const Access& a : e.reads) {
         const Tensor& t = c->tensors[static_cast<size_t>(a.tensor)];
         if (t.role == TensorRole::Weight || t.role == TensorRole::ExpertWeight)
-          touched[static_cast<size_t>(a.tensor)] = std::max(touched[static_cast<size_t>(a.tensor)], touched_elements(*c, e, a) * dtype_bytes(t.dtype));
+          touched[static_cast<size_t>(a.tensor)] = std::max(touched[static_cast<size_t>(a.tensor)], touched_elements(*c, e, a) * t.element_bytes());
       }
     for (double b : touched) weight_bytes += b;
     json ph = {{"phase", phase->kind == PhaseKind::Prefill ? "prefill" : "decode"}, {"batch", phase->batch},
@@ -432,7 +432,8 @@ std::string describe_model(const ModelConfig& m, const std::optional<Phase>& pha
                                 m.vocab_size);
   out += fmt::format("parameters: {:.4g}B total", p.total / 1e9);
   if (p.active != p.total) out += fmt::format(", {:.4g}B active per token", p.active / 1e9);
-  out += fmt::format(" ({} at {})\n", fmt_bytes(p.total * dtype_bytes(m.dtype)), dtype_name(m.dtype));
+  out += fmt::format(" ({} at {}{})\n", fmt_bytes(p.total_bytes), dtype_name(m.dtype),
+                     m.quant.active ? fmt::format(", linear layers {} with their scales", m.quant.name) : "");
   if (!m.encoder_only)
     out += fmt::format("KV cache: {:.0f} bytes per token ({})\n", kv, fmt_bytes(kv));
   TextTable pt({"part", "parameters", "share"});

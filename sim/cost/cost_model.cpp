@@ -68,7 +68,7 @@ EinsumCost::EinsumCost(const Cascade& c, const Einsum& e, const std::vector<int>
       o.tensor = a.tensor;
       o.output = out;
       o.uses_var.assign(e.vars.size(), 0);
-      o.bytes_per_element = dtype_bytes(c.tensors[static_cast<size_t>(a.tensor)].dtype);
+      o.bytes_per_element = c.tensors[static_cast<size_t>(a.tensor)].element_bytes();
       o.in_array = std::find(in_array.begin(), in_array.end(), a.tensor) != in_array.end();
       o.resident = o.in_array || std::find(resident.begin(), resident.end(), a.tensor) != resident.end();
       ops_.push_back(std::move(o));

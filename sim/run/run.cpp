@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <set>
+#include <tuple>
 
 #include "arch/collective.h"
 #include "arch/runtime.h"
@@ -140,7 +141,7 @@ class Planner {
       if (!shared.empty() && fusion_ != Fusion::None && !fits(members, shared)) shared.clear();
       BlockRun b;
       // The software's kernel quality for this kind of kernel (the runtime's, arch/runtime.h):
-      // the arrays reach that share of their calibrated rate.
+      // the arrays and the memory levels reach that share of their calibrated rates.
       b.kind = kernel_kind(c_, members);
       const double quality = a_.gpu ? a_.gpu->kind_efficiency[static_cast<size_t>(b.kind)] : 1.0;
       for (int t : resident) b.resident.push_back(c_.tensors[static_cast<size_t>(t)].name);
@@ -176,7 +177,7 @@ class Planner {
         er.mapping = mapped.words;
         er.mappings_evaluated = m.evaluated;
         for (LevelTraffic t : m.cost.traffic) {
-          t.read_bytes *= n, t.write_bytes *= n, t.busy *= n;
+          t.read_bytes *= n, t.write_bytes *= n, t.busy *= n / quality;
           er.traffic.push_back(t);
           auto it = std::find_if(traffic.begin(), traffic.end(), [&](const LevelTraffic& x) { return x.name == t.name; });
           if (it == traffic.end()) traffic.push_back(t);
@@ -292,15 +293,31 @@ class Planner {
     return n;
   }
 
-  // The element type an Einsum computes in: the run's, or, where no array runs all its
-  // operations at that type (fp8 or int8 norms, softmax and activations), the first of bf16,
-  // fp16, fp32 that one does, as fp8 inference keeps epilogues in higher precision. Tensors
-  // keep their storage type (bytes moved do not change).
+  // The element type an Einsum computes in: its widest operand's (the run's where that is as
+  // wide), so a weight-only int4 GEMM computes at the bf16 of its activations (dequantized in
+  // the prologue) and an fp8 GEMM of fp8 activations and weights at fp8 (its bf16 output is
+  // not an operand); or, where no array runs all its operations at that type (fp8 or int8
+  // norms, softmax and activations), the first of bf16, fp16, fp32 that one does, as fp8
+  // inference keeps epilogues in higher precision. Tensors keep their storage type (bytes
+  // moved do not change).
   DType compute_type(const Einsum& e) const {
-    if (bind_array(e, a_, dt_) >= 0) return dt_;
+    DType dt = dt_;
+    bool any = false;
+    for (const Access& acc : e.reads) {
+      const Tensor& t = c_.tensors[static_cast<size_t>(acc.tensor)];
+      if (t.role == TensorRole::Index) continue;
+      // Widest first; at equal width the run's type, then a floating type over an integer one.
+      auto rank = [&](DType x) {
+        const bool integer = x == DType::INT8 || x == DType::INT4 || x == DType::INT32;
+        return std::tuple{dtype_bytes(x), x == dt_, !integer};
+      };
+      if (!any || rank(t.dtype) > rank(dt)) dt = t.dtype;
+      any = true;
+    }
+    if (bind_array(e, a_, dt) >= 0) return dt;
     for (DType w : {DType::BF16, DType::FP16, DType::FP32})
       if (bind_array(e, a_, w) >= 0) return w;
-    return dt_;  // the mapper reports what no array runs
+    return dt;  // the mapper reports what no array runs
   }
 
   const MappedEinsum& map(int id, const std::vector<int>& resident) {
@@ -337,6 +354,7 @@ class Planner {
       key += std::find(mine.begin(), mine.end(), acc.tensor) != mine.end() ? "|r" : "|t";
       num(static_cast<double>(place));
       key += dtype_name(x.dtype);
+      num(x.scale_bytes);
       // The cost model reads a tensor's shape only to cap an access's span along each
       // dimension (footprint_at); a span never exceeds the access's full-extent span, so the
       // shape enters the key capped by that span: equal costs, and a slice of a tensor that
@@ -495,7 +513,7 @@ class Planner {
         consider(e.lhs, true);
         for (const Access& acc : e.reads) consider(acc, false);
       }
-      bytes += worst * dtype_bytes(x.dtype);
+      bytes += worst * x.element_bytes();
     }
     return bytes <= where->capacity;
   }
@@ -660,13 +678,31 @@ ModelConfig shard_model(const ModelConfig& m, int64_t tp) {
 
 KernelKind kernel_kind(const Cascade& c, const std::vector<int>& members) {
   bool attention = false, contraction = false, experts = false, exp = false, rowwise = false;
+  std::optional<KernelKind> quantized;
   for (int id : members) {
     const Einsum& e = c.einsums[static_cast<size_t>(id)];
     attention |= is_attention_core(c.tensors[static_cast<size_t>(e.lhs.tensor)].name);
     exp |= e.ops[OpClass::Exp] > 0;
     if (e.ops[OpClass::Mac] > 0) {
       contraction = true;
-      for (const Access& acc : e.reads) experts |= c.tensors[static_cast<size_t>(acc.tensor)].role == TensorRole::ExpertWeight;
+      // A quantized weight: dequantized in the prologue when the other operand is wider
+      // (weight-only int8 / int4), a scaled fp8 GEMM when both are fp8.
+      std::optional<DType> weight;
+      double widest_other = 0;
+      bool fp8_other = false;
+      for (const Access& acc : e.reads) {
+        const Tensor& t = c.tensors[static_cast<size_t>(acc.tensor)];
+        experts |= t.role == TensorRole::ExpertWeight;
+        if (t.role == TensorRole::Weight || t.role == TensorRole::ExpertWeight) {
+          if (t.scale_bytes > 0) weight = t.dtype;
+        } else if (t.role != TensorRole::Index) {
+          widest_other = std::max(widest_other, dtype_bytes(t.dtype));
+          fp8_other |= t.dtype == DType::FP8;
+        }
+      }
+      if (weight == DType::INT4 && widest_other > 0.5) quantized = KernelKind::GemmW4A16;
+      else if (weight == DType::INT8 && widest_other > 1) quantized = KernelKind::GemmW8A16;
+      else if (weight == DType::FP8 && fp8_other && widest_other == 1) quantized = KernelKind::GemmFp8;
     }
     rowwise |= e.ops[OpClass::Max] > 0 || e.ops[OpClass::Exp] > 0 || e.ops[OpClass::Div] > 0 || e.ops[OpClass::Unary] > 0 ||
                (e.n_out < static_cast<int>(e.vars.size()) && e.ops[OpClass::Mac] == 0);
@@ -677,6 +713,7 @@ KernelKind kernel_kind(const Cascade& c, const std::vector<int>& members) {
     const int p = c.find_rank("P");
     return p >= 0 && c.ranks[static_cast<size_t>(p)].extent == 1 ? KernelKind::AttentionDecode : KernelKind::AttentionPrefill;
   }
+  if (quantized) return *quantized;
   if (contraction) return experts ? KernelKind::GroupedGemm : KernelKind::Gemm;
   return rowwise ? KernelKind::Rowwise : KernelKind::Elementwise;
 }
@@ -782,7 +819,7 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
     if (t.role == TensorRole::KVCache && t.name != "KC" && t.name != "VC") mem.kv_cache += t.bytes();
   mem.activations = p.activation_bytes(r);
   r.memory.push_back(mem);
-  if (opt.check_memory && mem.total() > mem.capacity) {
+  if (opt.check_memory && !mem.fit().holds(mem.kv_cache)) {
     // Weights, cache and activations all shrink about as 1/TP (heads and columns split); the
     // hint is the smallest degree at least that large that shard_model() accepts (it divides
     // the heads and the FFN width, and divides or is a multiple of the KV heads).

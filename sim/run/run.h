@@ -2,6 +2,7 @@
 // Whole-cascade evaluation: fuses Einsums into blocks, maps every Einsum with the mapper and
 // adds the blocks up into a step time, energy, traffic per tier and memory per tier. This is
 // what `einsim run` prints.
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <optional>
@@ -65,6 +66,23 @@ struct BlockRun {
 };
 
 /// Bytes resident per memory tier.
+/// The memory-fit model `run`, `serve`, the analyses and the sweeps share: `devices` devices,
+/// each with a tier of `capacity` bytes that holds its share of the weights (as stored:
+/// ParamCounts::total_bytes, quantization scales included), a reserve (activations, workspace)
+/// and the KV cache.
+struct MemoryFit {
+  double devices = 1;
+  double capacity = 0;  ///< bytes per device
+  double weights = 0;   ///< bytes over all devices
+  double reserve = 0;   ///< bytes per device
+  /// Bytes of KV cache the devices hold beside the weights and reserves (0 when the weights
+  /// alone do not fit).
+  double kv_room() const { return std::max(0.0, devices * (capacity - reserve) - weights); }
+  /// Whether `kv` bytes of cache fit beside the weights.
+  bool holds(double kv = 0) const { return weights + kv <= devices * (capacity - reserve); }
+};
+
+/// One device's memory in a run.
 struct TierMemory {
   std::string tier;
   double capacity = 0;
@@ -72,6 +90,8 @@ struct TierMemory {
   double kv_cache = 0;
   double activations = 0;
   double total() const { return weights + kv_cache + activations; }
+  /// The fit of this device: its weights, its activations as the reserve.
+  MemoryFit fit() const { return MemoryFit{1, capacity, weights, activations}; }
 };
 
 struct RunOptions {

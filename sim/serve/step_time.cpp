@@ -73,7 +73,7 @@ StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<cons
   ++runs_;
   const TierMemory& mem = r.memory.front();
   kv_per_token_ = mem.kv_cache;  // one request, one cached token
-  kv_capacity_ = mem.capacity - mem.weights - mem.activations;
+  kv_capacity_ = mem.fit().kv_room();
   if (kv_capacity_ <= 0)
     throw UserError(a_.loc, fmt::format("'{}' does not fit {} x {}: its weights need {:.1f} GiB per device of {:.1f} GiB", m_.name, tp_, a_.name,
                                         mem.weights / (1ull << 30), mem.capacity / (1ull << 30)));

@@ -248,7 +248,7 @@ class Study {
       for (const Var& v : e.vars) tile.push_back(v.extent);
       auto touch = [&](const Access& acc, bool write) {
         if (!resident.count(acc.tensor)) return;
-        const double b = footprint(c, e, acc, tile) * dtype_bytes(c.tensors[static_cast<size_t>(acc.tensor)].dtype);
+        const double b = footprint(c, e, acc, tile) * c.tensors[static_cast<size_t>(acc.tensor)].element_bytes();
         bytes[acc.tensor] = std::max(bytes[acc.tensor], b);
         if (write && !first.count(acc.tensor)) first[acc.tensor] = k;
         if (!write) last[acc.tensor] = k;
@@ -400,7 +400,7 @@ class Study {
         std::set<int> seen;
         auto spilled = [&](const Access& acc, bool write) {
           if (!resident.count(acc.tensor) || carried.count(acc.tensor) || in_array.count(acc.tensor) || !seen.insert(acc.tensor).second) return;
-          const double b = spill * footprint(c, mb.sliced, acc, tile) * dtype_bytes(c.tensors[static_cast<size_t>(acc.tensor)].dtype) * n;
+          const double b = spill * footprint(c, mb.sliced, acc, tile) * c.tensors[static_cast<size_t>(acc.tensor)].element_bytes() * n;
           r.dram_bytes += b;
           r.busy_dram += b / (write ? a.tier("dram")->write_bandwidth : a.tier("dram")->read_bandwidth);
           r.energy += b * a.tier("dram")->energy;

@@ -256,14 +256,13 @@ const ModelSizes& PointEvaluator::sizes(const ModelConfig& m, const std::string&
     ModelConfig sh = shard_model(m, tp);
     sh.dtype = dt;
     const ParamCounts pc = count_params(sh);
-    const double bytes = dtype_bytes(dt);
     const double L = static_cast<double>(sh.num_hidden_layers);
     z->dtype = dt;
-    z->weights = pc.total * bytes;
+    z->weights = pc.total_bytes;  // as stored: a quantization scheme's types and scales
     // Experts: every one is stored; a decode step reads those its tokens are routed to.
     if (sh.num_local_experts > sh.num_experts_per_tok) {
       z->expert_share = static_cast<double>(sh.num_experts_per_tok) / static_cast<double>(sh.num_local_experts);
-      z->expert_weights = (pc.total - pc.active) / (1 - z->expert_share) * bytes;
+      z->expert_weights = pc.expert_bytes;
     }
     z->dense_weights = z->weights - z->expert_weights;
     const double per_layer_active = (pc.active - pc.embedding - pc.final_norm) / L;
@@ -335,7 +334,7 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
     metric(kWeights) = z.weights;
     metric(kKvCache) = kv;
     metric(kCapacity) = tier.capacity;
-    metric(kMemoryFit) = z.weights + kv <= tier.capacity ? 1 : 0;
+    metric(kMemoryFit) = MemoryFit{1, tier.capacity, z.weights, 0}.holds(kv) ? 1 : 0;
     metric(kTdp) = a.power.tdp > 0 ? a.power.tdp : std::numeric_limits<double>::quiet_NaN();
     metric(kPrice) = a.cost.price ? *a.cost.price * devices : std::numeric_limits<double>::quiet_NaN();
     metric(kRate) = a.cost.rate ? *a.cost.rate * devices : std::numeric_limits<double>::quiet_NaN();
@@ -373,7 +372,7 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
       metric(kPower) = r.power;
       metric(kActivations) = mem.activations;
       metric(kMemory) = mem.total();
-      metric(kMemoryFit) = mem.total() <= mem.capacity ? 1 : 0;
+      metric(kMemoryFit) = mem.fit().holds(mem.kv_cache) ? 1 : 0;
       metric(kComputeTime) = r.compute_time;
       metric(kAllreduceTime) = r.allreduce_time;
       metric(kWeights) = mem.weights;

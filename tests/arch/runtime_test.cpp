@@ -60,7 +60,7 @@ TEST_CASE("runtime errors are located", "[runtime][errors]") {
   CHECK(error_of([] { load_runtime(write_runtime("kernel_launch = \"5 us\"\ngraphs = \"decode\"\n")); }).find(":4:10: error: graphs = \"decode\" needs 'graph_node'") !=
         std::string::npos);
   CHECK(error_of([] { load_runtime(write_runtime("kernel_launch = \"5 us\"\nefficiency = { matmul = 0.5 }\n")); })
-            .find(":4:16: error: unknown kernel kind 'matmul' (known: gemm, grouped_gemm, attention_prefill, attention_decode, rowwise, elementwise)") !=
+            .find(":4:16: error: unknown kernel kind 'matmul' (known: gemm, gemm_fp8, gemm_w8a16, gemm_w4a16, grouped_gemm, attention_prefill, attention_decode, rowwise, elementwise)") !=
         std::string::npos);
   CHECK(error_of([] { load_runtime(write_runtime("kernel_launch = \"5 us\"\nefficiency = { gemm = 0 }\n")); }).find("'gemm' must be above 0") !=
         std::string::npos);
@@ -124,11 +124,12 @@ TEST_CASE("runtime flag and runtime.KEY overrides on every command that runs a m
   CHECK(run({"analyze", "long-context", "--runtime", "cuda-graphs", "--set", "runtime.iteration=\"1 ms\""}).code == 0);
   CHECK(run({"analyze", "long-context", "--set", "runtime.nope=1"}).code == 1);
   // validate reads gpt-fast's table under its harness's runtime (CUDA graphs), whole decode
-  // steps; rows it cannot predict are said, not dropped silently.
+  // steps; its int8 and int4 rows as gpt-fast stores them, one row of each fitted, the rest
+  // held out.
   auto gf = run({"validate", einsim::data_path("published/gpt-fast/gpt-fast-a100.csv"), "--arch", "a100"});
   REQUIRE(gf.code == 0);
-  CHECK_THAT(gf.out, Catch::Contains("17 measurements") && Catch::Contains("under cuda-graphs") && Catch::Contains("decode-step tp8") &&
-                         Catch::Contains("note: gpt-fast-a100.csv: 13 rows with int8/int4 weights not predicted"));
+  CHECK_THAT(gf.out, Catch::Contains("30 measurements") && Catch::Contains("under cuda-graphs") && Catch::Contains("decode-step tp8") &&
+                         Catch::Contains("decode-step int8 (held out)") && Catch::Contains("decode-step int4 (fitted)"));
   // sweep reads --runtime before it starts (a wrong name is refused with the closest ones);
   // the database records it (the in-process test below).
   auto sw = run({"sweep", std::string(EINSIM_TEST_DATA) + "/sweep-small.toml", "--db", "/nonexistent/x.db", "--runtime", "pytorch-eagr"});

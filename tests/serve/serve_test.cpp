@@ -8,6 +8,15 @@ using einsim::test::error_of;
 
 namespace {
 
+// An iteration of prefill tokens (one chunk per prompt left to the timer) and decodes.
+Iteration step(int64_t prefill_tokens, int64_t decode, int64_t context) {
+  Iteration it;
+  it.prefill_tokens = prefill_tokens;
+  it.decode = decode;
+  it.context = context;
+  return it;
+}
+
 struct Setup {
   ModelConfig model = load_model("llama-3-8b");
   ArchSpec arch;
@@ -99,7 +108,7 @@ TEST_CASE("serve: latencies respect the step-time floors and grow with load", "[
       const RequestOutcome& o = r.requests[i];
       // A request's first token needs at least its own prompt's prefill (batched with others,
       // the iteration is no shorter).
-      CHECK(o.ttft() >= timer.time({o.prompt, 0, 0}) * (1 - 1e-9));
+      CHECK(o.ttft() >= timer.time(step(o.prompt, 0, 0)) * (1 - 1e-9));
       if (o.output > 1) CHECK(o.tpot() >= 0.99 * decode1);
       ttft.push_back(o.ttft());
     }
@@ -116,15 +125,15 @@ TEST_CASE("serve: step times interpolate einsim's runs on a grid", "[serve]") {
   CHECK(grid_bracket(1024, true) == std::pair<int64_t, int64_t>{1024, 1024});
   CHECK(grid_bracket(1000, false) == std::pair<int64_t, int64_t>{768, 1024});
   // At grid points the memo is einsim's own number; between them, within 3%.
-  CHECK(timer.time({1024, 0, 0}) == Approx(timer.prefill_exact(1024)));
-  CHECK(timer.time({1000, 0, 0}) == Approx(timer.prefill_exact(1000)).epsilon(0.03));
+  CHECK(timer.time(step(1024, 0, 0)) == Approx(timer.prefill_exact(1024)));
+  CHECK(timer.time(step(1000, 0, 0)) == Approx(timer.prefill_exact(1000)).epsilon(0.03));
   // A decode-only iteration is composed of a forward of its tokens, the LM head over every
   // row and its attention: einsim's decode step within 0.1% (the same work, mapped apart).
-  CHECK(timer.time({0, 24, 4096}) == Approx(timer.decode_exact(24, 4096)).epsilon(0.001));
-  CHECK(timer.time({0, 21, 3000}) == Approx(timer.decode_exact(21, 3000)).epsilon(0.03));
+  CHECK(timer.time(step(0, 24, 4096)) == Approx(timer.decode_exact(24, 4096)).epsilon(0.001));
+  CHECK(timer.time(step(0, 21, 3000)) == Approx(timer.decode_exact(21, 3000)).epsilon(0.03));
   // A mixed iteration is one forward: the weights are read once for the prompt and the
   // decodes, so it costs less than the two phases apart and no less than the prompt's alone.
-  const double mixed = timer.time({512, 8, 2048});
+  const double mixed = timer.time(step(512, 8, 2048));
   CHECK(mixed < 0.8 * (timer.prefill_exact(512) + timer.decode_exact(8, 2048)));
   CHECK(mixed >= timer.prefill_exact(512) * (1 - 1e-3));
   // Attention per sequence: two prompts of 2048 cost less than one of 4096 (each its own
@@ -132,15 +141,15 @@ TEST_CASE("serve: step times interpolate einsim's runs on a grid", "[serve]") {
   Iteration two;
   two.prefill_tokens = 4096;
   two.chunks = {{2048, 0}, {2048, 0}};
-  CHECK(timer.time(two) < timer.time({4096, 0, 0}));
+  CHECK(timer.time(two) < timer.time(step(4096, 0, 0)));
   Iteration late;
   late.prefill_tokens = 2048;
   late.chunks = {{2048, 4096}};
-  CHECK(timer.time(late) > timer.time({2048, 0, 0}));
+  CHECK(timer.time(late) > timer.time(step(2048, 0, 0)));
   // The runtime's host time per step and per admitted request, once per iteration.
   auto rt = std::make_shared<const Runtime>(load_runtime("inference-engine", {"runtime.iteration=\"1 ms\"", "runtime.request=\"2 ms\""}));
   StepTimer host(s.model, s.arch, 1, rt);
-  Iteration admit{512, 8, 2048};
+  Iteration admit = step(512, 8, 2048);
   admit.admitted = 3;
   CHECK(host.time(admit) - timer.time(admit) == Approx(1e-3 + 3 * 2e-3).epsilon(1e-6));
   // KV: Llama-3-8B keeps 8 KV heads x 128 x 2 (K, V) x 32 layers x 2 bytes per token.

@@ -146,6 +146,10 @@ TEST_CASE("further located errors of cascades", "[cascade][errors]") {
              Catch::Contains("cannot infer the extent of dimension 2 of 'W'"));
   CHECK_THAT(error_of([] { cascade_from(doc("\"Z[m] = A[m]\",\n", "\"A\"", "M = 4\n", "[cascade.tensors]\nU = {}\n")); }),
              Catch::Contains("tensor 'U' is declared but never used"));
+  // A tensor declared with a type only takes its ranks from its accesses.
+  const Cascade typed = cascade_from(doc("\"Z[m] = A[m]\",\n", "\"A\"", "M = 4\n", "[cascade.tensors]\nZ = { dtype = \"fp32\" }\n"));
+  CHECK(typed.tensors[static_cast<size_t>(typed.find_tensor("Z"))].dtype == DType::FP32);
+  CHECK(typed.tensors[static_cast<size_t>(typed.find_tensor("Z"))].shape == std::vector<int64_t>{4});
   CHECK_THAT(error_of([] { cascade_from(doc("\"Z[m] = A[m]\",\n", "\"A\"", "M = 4\n", "[cascade.tensors]\nA = { ranks = [\"Q\"] }\n")); }),
              Catch::Contains("unknown rank 'Q'"));
   CHECK_THAT(error_of([] { cascade_from(doc("\"Z[m] = A[m]\",\n", "\"A\"", "M = 4\n", "[cascade.tensors]\nA = { dtype = \"fp12\" }\n")); }),
