@@ -49,6 +49,7 @@ std::string format_run(const RunReport& r, Format f) {
     j["tp"] = r.tp;
     j["runtime"] = r.runtime;
     j["dtype"] = dtype_name(r.dtype);
+    j["quantization"] = r.quantization;
     j["fusion"] = fusion_name(r.fusion);
     j["layers"] = r.layers;
     j["totals"] = {{"step_s", r.step_time},
@@ -110,8 +111,9 @@ std::string format_run(const RunReport& r, Format f) {
     return t.csv();
   }
 
-  std::string out = fmt::format("{} on {}{}: {}, {}, fusion {}{}\n\n", r.model, r.tp > 1 ? fmt::format("{} x ", r.tp) : "", r.arch,
-                                phase_words(r), dtype_name(r.dtype), fusion_name(r.fusion), r.runtime.empty() ? "" : ", runtime " + r.runtime);
+  std::string out = fmt::format("{} on {}{}: {}, {}{}, fusion {}{}\n\n", r.model, r.tp > 1 ? fmt::format("{} x ", r.tp) : "", r.arch,
+                                phase_words(r), dtype_name(r.dtype), r.quantization == "none" ? "" : fmt::format(" (linear layers {})", r.quantization),
+                                fusion_name(r.fusion), r.runtime.empty() ? "" : ", runtime " + r.runtime);
   TextTable bt({"block", "einsums", "x", "time (ms)", "share", tier, "util", "bottleneck"});
   for (size_t i = 0; i < r.blocks.size(); ++i) {
     const BlockRun& b = r.blocks[i];

@@ -758,6 +758,7 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   Planner p(c, a, m.dtype, fusion, opt.mapper, cache, c.find_rank("L"), opt.mapping_arch);
   RunReport r = p.run();
   r.model = model.name;
+  r.quantization = m.quant.name;
   r.phase = opt.phase;
   r.tp = opt.tp;
   for (EinsumRun& e : r.einsums) e.component = model_component(c.einsums[static_cast<size_t>(e.einsum)], e.name);

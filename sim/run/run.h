@@ -118,6 +118,7 @@ struct RunReport {
   Phase phase;
   int64_t tp = 1;
   DType dtype = DType::BF16;
+  std::string quantization = "none";  ///< how the linear layers are stored (workloads/quantization.h)
   Fusion fusion = Fusion::Kernels;
   std::vector<EinsumRun> einsums;
   std::vector<BlockRun> blocks;

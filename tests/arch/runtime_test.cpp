@@ -120,6 +120,10 @@ TEST_CASE("runtime flag and runtime.KEY overrides on every command that runs a m
   REQUIRE(bf16.code == 0);
   REQUIRE(fp8.code == 0);
   CHECK(nlohmann::json::parse(fp8.out)["ttft"]["mean_s"].get<double>() < nlohmann::json::parse(bf16.out)["ttft"]["mean_s"].get<double>());
+  // ... and a quantized checkpoint: int4 weights (groups of 128) decode faster than bf16.
+  auto int4 = run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--requests", "50", "--arrivals", "poisson", "--rate", "4", "--format", "json", "--quant", "int4"});
+  REQUIRE(int4.code == 0);
+  CHECK(nlohmann::json::parse(int4.out)["tpot"]["mean_s"].get<double>() < 0.8 * nlohmann::json::parse(bf16.out)["tpot"]["mean_s"].get<double>());
   CHECK(run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--dtype", "fp7"}).code != 0);
   CHECK(run({"analyze", "long-context", "--runtime", "cuda-graphs", "--set", "runtime.iteration=\"1 ms\""}).code == 0);
   CHECK(run({"analyze", "long-context", "--set", "runtime.nope=1"}).code == 1);

@@ -141,6 +141,24 @@ TEST_CASE("run rejects bad options with located errors and exit 1", "[cli][run][
   CHECK(r.code == 1);
   r = with({"--phase", "decode", "--kv-dtype", "int3"});
   CHECK(r.code == 1);
+  r = with({"--phase", "decode", "--quant", "int4-g0"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("--quant: error: 'int4-g0': the group size must be a positive integer"));
+  r = with({"--phase", "decode", "--set", "model.quantization=\"q4\""});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("unknown quantization 'q4'"));
+}
+
+TEST_CASE("run and serve --quant store the linear layers quantized", "[cli][run][quant]") {
+  const Run r = run({"run", "--arch", "h100", "--model", "llama-2-7b", "--phase", "decode", "--layers", "1", "--quant", "int4", "--format", "json"});
+  REQUIRE(r.code == 0);
+  const auto j = nlohmann::json::parse(r.out);
+  CHECK(j["quantization"] == "int4");
+  const Run t = run({"run", "--arch", "h100", "--model", "llama-2-7b", "--phase", "decode", "--layers", "1", "--quant", "fp8"});
+  CHECK_THAT(t.out, Catch::Contains("fp16 (linear layers fp8)"));
+  const Run s = run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--arrivals", "poisson", "--rate", "2", "--requests", "20", "--quant", "fp4"});
+  CHECK(s.code == 1);
+  CHECK_THAT(s.err, Catch::Contains("--quant: error: unknown quantization 'fp4'"));
 }
 
 TEST_CASE("run --kv-dtype quantizes the cache alone", "[cli][run]") {
