@@ -5,13 +5,11 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <filesystem>
 #include <set>
 
 #include "common/paths.h"
 
 namespace einsim {
-namespace fs = std::filesystem;
 
 namespace {
 constexpr std::array<std::string_view, 7> kTierKinds = {"hbm", "ddr", "lpddr", "gddr", "cxl", "flash", "ssd"};
@@ -352,13 +350,7 @@ ArchSpec read_arch(const ConfigTable& t) {
 }
 
 ArchSpec load_arch(const std::string& file_or_preset, const std::vector<std::string>& overrides) {
-  std::string file = file_or_preset;
-  std::error_code ec;
-  const fs::path preset = fs::path(config_path("arch")) / (file_or_preset + ".toml");
-  if (!fs::is_regular_file(file, ec)) {
-    if (fs::is_regular_file(preset, ec)) file = preset.string();
-    else if (is_bare_name(file)) throw_unknown_preset(file, "arch", "architecture");
-  }
+  const std::string file = preset_file(file_or_preset, "arch", "architecture");
   auto doc = ConfigDoc::load(file, overrides, config_path("arch"));
   ArchSpec a = read_arch(doc->root().get_table("arch"));
   doc->finish();

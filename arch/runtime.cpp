@@ -4,7 +4,6 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <mutex>
 
 #include "arch/arch.h"
@@ -12,8 +11,6 @@
 #include "common/toml_reader.h"
 
 namespace einsim {
-
-namespace fs = std::filesystem;
 
 std::string_view kernel_kind_name(KernelKind k) {
   static constexpr std::array<std::string_view, kKernelKinds> n = {"gemm",           "gemm_fp8", "gemm_w8a16", "gemm_w4a16", "grouped_gemm",
@@ -53,13 +50,7 @@ Runtime read_runtime(const ConfigTable& t) {
 }  // namespace
 
 Runtime load_runtime(const std::string& file_or_preset, const std::vector<std::string>& overrides) {
-  std::string file = file_or_preset;
-  std::error_code ec;
-  const fs::path preset = fs::path(config_path("runtimes")) / (file_or_preset + ".toml");
-  if (!fs::is_regular_file(file, ec)) {
-    if (fs::is_regular_file(preset, ec)) file = preset.string();
-    else if (is_bare_name(file)) throw_unknown_preset(file, "runtimes", "runtime");
-  }
+  const std::string file = preset_file(file_or_preset, "runtimes", "runtime");
   auto doc = ConfigDoc::load(file, overrides, config_path("runtimes"));
   Runtime r = read_runtime(doc->root().get_table("runtime"));
   doc->finish();

@@ -112,6 +112,15 @@ void throw_unknown_preset(const std::string& name, const std::string& kind, cons
   throw UserError(SourceLoc{shown}, fmt::format("no such file, and no shipped {} of that name (closest: {}; `einsim list` shows them all)", what, list));
 }
 
+std::string preset_file(const std::string& file_or_preset, const std::string& kind, const std::string& what) {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(file_or_preset, ec)) return file_or_preset;
+  const std::filesystem::path preset = std::filesystem::path(config_path(kind)) / (file_or_preset + ".toml");
+  if (std::filesystem::is_regular_file(preset, ec)) return preset.string();
+  if (is_bare_name(file_or_preset)) throw_unknown_preset(file_or_preset, kind, what);
+  return file_or_preset;
+}
+
 std::string config_path(const std::string& sub) { return (data_dir() / "configs" / sub).string(); }
 std::string data_path(const std::string& sub) { return (data_dir() / "data" / sub).string(); }
 

@@ -44,6 +44,10 @@ std::vector<std::string> closest_presets(const std::string& name, const std::str
 bool is_bare_name(const std::string& s);
 /// The error for `name`, neither a file nor a shipped preset: names the closest presets.
 [[noreturn]] void throw_unknown_preset(const std::string& name, const std::string& kind, const std::string& what);
+/// The file `file_or_preset` names: itself when it is a file, else the shipped preset
+/// configs/`kind`/NAME.toml; a bare name that is neither is throw_unknown_preset's error (a
+/// path that is not a file is left to the reader, which says it cannot open it).
+std::string preset_file(const std::string& file_or_preset, const std::string& kind, const std::string& what);
 
 /// The folder of the running executable ("" when the system cannot tell).
 std::filesystem::path executable_dir();
