@@ -11,8 +11,8 @@ double Quantization::weight_scale_bytes(int64_t inputs) const {
   const double per_scale = scale_bytes * (zero_point ? 2 : 1);
   // A last group shorter than the rest still has its scale.
   const int64_t g = group > 0 && group < inputs ? group : inputs;
-  const double groups = static_cast<double>((inputs + g - 1) / g);
-  return per_scale * groups / (static_cast<double>(inputs) * static_cast<double>(block_out));
+  const int64_t groups = (inputs + g - 1) / g;
+  return per_scale * static_cast<double>(groups) / (static_cast<double>(inputs) * static_cast<double>(block_out));
 }
 
 double Quantization::activation_bytes_per_element() const {
