@@ -13,9 +13,10 @@ double touched_elements(const Cascade& c, const Einsum& e, const Access& a) {
   for (size_t d = 0; d < a.dims.size(); ++d) {
     const Affine& f = a.dims[d];
     if (f.gather >= 0) {
-      // At most one distinct row per index element, and never more rows than the table has.
+      // At most one distinct row per index element, never more rows than the table has;
+      // routing choices touch the expected distinct rows (distinct_rows()).
       const Access& idx = e.reads[static_cast<size_t>(f.gather)];
-      n *= std::min(static_cast<double>(t.shape[d]), touched_elements(c, e, idx));
+      n *= distinct_rows(static_cast<double>(t.shape[d]), c.tensors[static_cast<size_t>(idx.tensor)], touched_elements(c, e, idx));
     } else {
       n *= static_cast<double>(f.hi - f.lo + 1);
     }

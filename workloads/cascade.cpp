@@ -302,6 +302,7 @@ class Binder {
       t.name = d.name;
       t.dtype = d.dtype.value_or(spec_.dtype);
       t.scale_bytes = d.scale_bytes;
+      t.routed = d.routed;
       t.role = d.role;
       t.loc = d.loc;
       if (d.has_ranks) {
@@ -972,6 +973,13 @@ class Binder {
 }  // namespace
 
 Cascade bind_cascade(const CascadeSpec& spec, const std::map<std::string, int64_t>& params) { return Binder(spec, params).run(); }
+
+double distinct_rows(double rows, const Tensor& index, double draws) {
+  if (index.routed <= 0 || rows <= 0) return std::min(rows, draws);
+  const double k = std::min(static_cast<double>(index.routed), rows);
+  const double tokens = draws / k;
+  return rows * (1 - std::pow(1 - k / rows, tokens));
+}
 
 Cascade gemm_cascade(int64_t m, int64_t n, int64_t k, DType t, std::optional<DType> out) {
   CascadeSpec s;

@@ -49,6 +49,9 @@ struct TensorDecl {
   /// Bytes of quantization scales (and zero points) stored per element beside it: a group of
   /// 128 int4 weights with a bf16 scale carries 2/128 (workloads/quantization.h).
   double scale_bytes = 0;
+  /// An index of routing choices: each token picks this many distinct rows of the table it
+  /// indexes, uniformly (MoE experts); 0: an index of distinct rows (distinct_rows()).
+  int64_t routed = 0;
   TensorRole role = TensorRole::Auto;
   SourceLoc loc;
 };
@@ -160,6 +163,7 @@ struct Tensor {
   std::vector<int64_t> shape;
   DType dtype = DType::FP16;
   double scale_bytes = 0;       ///< quantization scales stored per element (TensorDecl::scale_bytes)
+  int64_t routed = 0;           ///< routing choices per token (TensorDecl::routed)
   TensorRole role = TensorRole::Auto;
   std::vector<int> writers;
   std::vector<int> readers;
@@ -170,6 +174,11 @@ struct Tensor {
   double bytes() const { return static_cast<double>(elements()) * element_bytes(); }
   bool is_input() const { return writers.empty(); }
 };
+
+/// Rows of a table of `rows` that `draws` values of the index `index` select: each a distinct
+/// row (at most `rows`), or, for routing choices (Tensor::routed = k per token, uniform), the
+/// expected number of distinct rows n = draws / k tokens touch: rows (1 - (1 - k/rows)^n).
+double distinct_rows(double rows, const Tensor& index, double draws);
 
 /// A dependency between two Einsums. `carried_rank` >= 0 when the reader sees the writer's
 /// result of an earlier iteration of that iterative rank (`R[m1,p]` read, `R[m1+1,p]` written).

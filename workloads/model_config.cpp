@@ -286,6 +286,45 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
       throw UserError(loc_of_key(key_of({"torch_dtype", "dtype"})),
                       fmt::format("'{}' is not a type einsim computes in (float32, float16, bfloat16; `--dtype` runs a model in another)", *d));
   }
+  // Keys that change the architecture einsim does not model yet: refused at the key, never
+  // dropped (a dropped sliding window multiplies the KV cache; a dropped expert width the
+  // parameters). A key that is null, or switched off by its family's flag, changes nothing.
+  {
+    known.insert("use_sliding_window");
+    const bool windows_off = j.contains("use_sliding_window") && j["use_sliding_window"].is_boolean() && !j["use_sliding_window"].get<bool>();
+    static const std::vector<std::pair<const char*, const char*>> unmodelled = {
+        {"sliding_window", "sliding-window attention (a KV cache capped at the window)"},
+        {"attention_chunk_size", "chunked local attention"},
+        {"layer_types", "per-layer attention kinds"},
+        {"moe_intermediate_size", "fine-grained experts of their own width"},
+        {"n_shared_experts", "shared experts"},
+        {"shared_expert_intermediate_size", "shared experts"},
+        {"first_k_dense_replace", "dense layers before the MoE layers"},
+        {"moe_layer_freq", "interleaved dense and MoE layers"},
+        {"decoder_sparse_step", "interleaved dense and MoE layers"},
+        {"mlp_only_layers", "interleaved dense and MoE layers"},
+        {"n_group", "grouped expert routing"},
+        {"kv_lora_rank", "multi-head latent attention (MLA)"},
+        {"q_lora_rank", "multi-head latent attention (MLA)"},
+        {"qk_rope_head_dim", "multi-head latent attention (MLA)"},
+        {"attn_logit_softcapping", "attention logit soft-capping"},
+        {"final_logit_softcapping", "final logit soft-capping"},
+        {"attn_layer_period", "hybrid attention and state-space layers"},
+        {"layers_block_type", "hybrid attention and state-space layers"},
+        {"hybrid_override_pattern", "hybrid attention and state-space layers"},
+        {"ssm_cfg", "state-space layers"},
+        {"state_size", "state-space layers"},
+    };
+    for (const auto& [key, what] : unmodelled) {
+      known.insert(key);  // `--set sliding_window=null` drops it knowingly
+      const auto it = j.find(key);
+      if (it == j.end() || it->is_null() || (windows_off && std::string_view(key) == "sliding_window")) continue;
+      if (it->is_boolean() && !it->get<bool>()) continue;
+      throw UserError(loc_of_key(key), fmt::format("'{}' = {}: {} is not modelled yet; einsim refuses the config rather than drop a key that "
+                                                   "changes the architecture",
+                                                   key, it->dump().substr(0, 60), what));
+    }
+  }
   // A quantized checkpoint (transformers' quantization_config): GPTQ and AWQ store int4 or int8
   // in groups; fp8 checkpoints fp8 weights in blocks. Any other method changes what is stored
   // in a way einsim does not model: an error, not a silently bf16 model.

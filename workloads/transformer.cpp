@@ -225,6 +225,7 @@ class Builder {
       // the index tensor SEL is an input of the cascade.
       weight("WR", {"D", "N"});
       tensor("SEL", {"L", "B", "S", "P"}, TensorRole::Index);
+      s_.tensors.back().routed = m_.num_experts_per_tok;  // uniform routing: expected distinct experts
       add(fmt::format("RL[l,b,n,p] = {} * WR[l,d,n]", in));
       add("RMAX[l,b,s,p] = max[n] RL[l,b,n,p]");
       add("RE[l,b,s,p] = exp(RMAX[l,b,s,p])");

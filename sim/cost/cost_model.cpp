@@ -29,7 +29,8 @@ double footprint_at(const Cascade& c, const Einsum& e, const Access& acc, const 
     const Affine& f = acc.dims[d];
     double span;
     if (f.gather >= 0) {
-      span = std::min(static_cast<double>(t.shape[d]), footprint_at(c, e, e.reads[static_cast<size_t>(f.gather)], tile));
+      const Access& idx = e.reads[static_cast<size_t>(f.gather)];
+      span = distinct_rows(static_cast<double>(t.shape[d]), c.tensors[static_cast<size_t>(idx.tensor)], footprint_at(c, e, idx, tile));
     } else {
       span = 1;
       for (auto [v, k] : f.terms) span += static_cast<double>(std::llabs(k)) * static_cast<double>(tile[static_cast<size_t>(v)] - 1);

@@ -355,6 +355,7 @@ class Planner {
       num(static_cast<double>(place));
       key += dtype_name(x.dtype);
       num(x.scale_bytes);
+      num(static_cast<double>(x.routed));
       // The cost model reads a tensor's shape only to cap an access's span along each
       // dimension (footprint_at); a span never exceeds the access's full-extent span, so the
       // shape enters the key capped by that span: equal costs, and a slice of a tensor that

@@ -1,5 +1,6 @@
 // Located errors of the less travelled paths: each message and location is checked.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <filesystem>
 #include <fstream>
@@ -125,6 +126,20 @@ TEST_CASE("model config errors", "[model][errors]") {
         "--set: error: 'model.rope.theta=1': a config.json override is model.KEY=VALUE with a top-level KEY");
   CHECK(load_model(llama_json, {"model.num_hidden_layers=2"}).num_hidden_layers == 2);
   CHECK(load_model(llama_json, {"num_hidden_layers=3"}).num_hidden_layers == 3);
+  // Keys that change the architecture and are not modelled are refused at the key, never
+  // dropped; null (or a window switched off by use_sliding_window) changes nothing.
+  const std::string open = kTinyJson.substr(0, kTinyJson.size() - 1);
+  CHECK_THAT(error_of([&] { parse_hf_config_json(open + ",\n \"sliding_window\": 4096}", "c.json"); }),
+             Catch::Contains("c.json:2:2: error: 'sliding_window' = 4096: sliding-window attention") && Catch::Contains("not modelled yet"));
+  CHECK(parse_hf_config_json(open + ", \"sliding_window\": null}", "c.json").hidden_size > 0);
+  CHECK(parse_hf_config_json(open + ", \"sliding_window\": 4096, \"use_sliding_window\": false}", "c.json").hidden_size > 0);
+  for (const char* key : {"moe_intermediate_size", "kv_lora_rank", "n_shared_experts", "first_k_dense_replace", "attn_logit_softcapping",
+                          "layers_block_type", "attention_chunk_size"}) {
+    CAPTURE(key);
+    CHECK_THAT(error_of([&] { parse_hf_config_json(open + fmt::format(", \"{}\": 8}}", key), "c.json"); }),
+               Catch::Contains(fmt::format("'{}' = 8", key)) && Catch::Contains("not modelled yet"));
+  }
+  CHECK(load_model(llama_json, {"sliding_window=null"}).hidden_size == 4096);
   // Named by _name_or_path, else by the file (not its folder).
   CHECK(parse_hf_config_json(kTinyJson, "dir/x.json").name == "x");
   CHECK(parse_hf_config_json(kTinyJson.substr(0, kTinyJson.size() - 1) + ", \"_name_or_path\": \"org/Tiny-1B\"}", "dir/x.json").name == "Tiny-1B");

@@ -2,6 +2,8 @@
 // a run moves and holds.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include "helpers.h"
 #include "sim/run/run.h"
 #include "workloads/model_config.h"
