@@ -21,7 +21,7 @@ double ModelConfig::kv_bytes_per_token(DType kv) const {
 }
 
 std::string ModelConfig::fingerprint() const {
-  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", quant.key(), name, model_type, hidden_size, num_hidden_layers,
+  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", quant.key(), sliding_window, name, model_type, hidden_size, num_hidden_layers,
                      num_attention_heads, num_key_value_heads, head_dim, intermediate_size, vocab_size, max_position_embeddings,
                      type_vocab_size, hidden_act, tie_word_embeddings, num_local_experts, num_experts_per_tok, attention_bias, mlp_bias,
                      dtype_name(dtype), static_cast<int>(norm), static_cast<int>(mlp), static_cast<int>(position), parallel_attn, encoder_only);
@@ -121,6 +121,7 @@ ModelConfig read_model(const ConfigTable& t, const std::string& default_name) {
   if (auto b = t.opt_bool("mlp_bias")) m.mlp_bias = *b;
   if (auto d = t.opt_choice("torch_dtype", {"float32", "float16", "bfloat16"}))
     m.dtype = *d == "float32" ? DType::FP32 : *d == "float16" ? DType::FP16 : DType::BF16;
+  m.sliding_window = t.opt_int("sliding_window", 1, int64_t{1} << 31).value_or(0);
   if (auto q = t.opt_string("quantization")) {
     std::string why;
     auto parsed = parse_quantization(*q, &why);
@@ -292,8 +293,17 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
   {
     known.insert("use_sliding_window");
     const bool windows_off = j.contains("use_sliding_window") && j["use_sliding_window"].is_boolean() && !j["use_sliding_window"].get<bool>();
+    // A window on every layer is modelled; one on some layers only (Qwen2's max_window_layers
+    // below the depth) is a layer pattern, not yet.
+    if (!windows_off && j.contains("sliding_window") && !j["sliding_window"].is_null()) {
+      m.sliding_window = integer({"sliding_window"}, false, 1, int64_t{1} << 31);
+      if (j.contains("max_window_layers") && j["max_window_layers"].is_number_integer() && j.contains("use_sliding_window") &&
+          j["max_window_layers"].get<int64_t>() < m.num_hidden_layers)
+        throw UserError(loc_of_key("max_window_layers"), fmt::format("'max_window_layers' = {}: a sliding window on some layers only is not modelled yet",
+                                                                     j["max_window_layers"].get<int64_t>()));
+    }
+    known.insert("max_window_layers");
     static const std::vector<std::pair<const char*, const char*>> unmodelled = {
-        {"sliding_window", "sliding-window attention (a KV cache capped at the window)"},
         {"attention_chunk_size", "chunked local attention"},
         {"layer_types", "per-layer attention kinds"},
         {"moe_intermediate_size", "fine-grained experts of their own width"},
@@ -318,7 +328,7 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
     for (const auto& [key, what] : unmodelled) {
       known.insert(key);  // `--set sliding_window=null` drops it knowingly
       const auto it = j.find(key);
-      if (it == j.end() || it->is_null() || (windows_off && std::string_view(key) == "sliding_window")) continue;
+      if (it == j.end() || it->is_null()) continue;
       if (it->is_boolean() && !it->get<bool>()) continue;
       throw UserError(loc_of_key(key), fmt::format("'{}' = {}: {} is not modelled yet; einsim refuses the config rather than drop a key that "
                                                    "changes the architecture",

@@ -38,6 +38,9 @@ struct ModelConfig {  // new fields: add them to fingerprint()
   /// How the checkpoint stores its linear layers (`quantization`; config.json's
   /// quantization_config): weight-only int8/int4 or fp8 with their scales.
   Quantization quant;
+  /// Sliding-window attention on every layer (`sliding_window`; Mistral-7B-v0.1): a token
+  /// attends to the last this-many tokens and the KV cache keeps only them. 0: none.
+  int64_t sliding_window = 0;
   // Architecture switches einsim needs beyond config.json (defaults follow model_type).
   NormKind norm = NormKind::RMSNorm;
   MlpKind mlp = MlpKind::Gated;
@@ -49,6 +52,9 @@ struct ModelConfig {  // new fields: add them to fingerprint()
   int64_t group() const { return num_attention_heads / num_key_value_heads; }
   /// KV-cache bytes per token over all layers (K and V).
   double kv_bytes_per_token(DType kv) const;
+  /// Tokens a request's KV cache holds after `tokens` tokens: all of them, or at most the
+  /// sliding window.
+  int64_t kv_tokens(int64_t tokens) const { return sliding_window > 0 && tokens > sliding_window ? sliding_window : tokens; }
   /// Every field above as text: equal fingerprints build equal cascades (memoisation keys).
   /// A new field must be added here.
   std::string fingerprint() const;

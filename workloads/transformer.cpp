@@ -26,7 +26,10 @@ class Builder {
     if (ph_.batch < 1 || ph_.prompt < 1 || ph_.context < 0 || ph_.block < 1)
       throw UserError(SourceLoc{"--batch/--prompt/--context"}, "batch and prompt must be >= 1 and context >= 0");
     const int64_t P = decode ? 1 : ph_.prompt;
-    int64_t M = decode ? ph_.context + 1 : ph_.context + ph_.prompt;
+    // Keys attended: the cache and this step's tokens; under a sliding window the cache holds
+    // only the last window's tokens (a decode attends to them; a chunk's first query reaches
+    // back that far).
+    int64_t M = decode ? m_.kv_tokens(ph_.context + 1) : cached_prefix() + ph_.prompt;
     if (ph_.attention == AttentionKind::OnePass) {
       if (decode) {
         m0_ = std::min(ph_.block, M);
@@ -147,7 +150,7 @@ class Builder {
     }
     const std::string mi = ph_.attention == AttentionKind::OnePass ? "m1*M0+m0" : "m";
     std::string ke, ve;  // keys and values as attention reads them, indexed by m
-    if (decode || ph_.context > 0) {
+    if (decode || cached_prefix() > 0) {
       // The cache holds post-RoPE keys; this step's new K and V are outputs written into it.
       tensor("KC", {"L", "B", "G", pruned() ? "C" : "E", "M"}, TensorRole::KVCache, ph_.kv_dtype);
       tensor("VC", {"L", "B", "G", "F", "M"}, TensorRole::KVCache, ph_.kv_dtype);
@@ -210,7 +213,7 @@ class Builder {
     add(fmt::format("AV[{0},f,p] = RNV[{0},f,M1,p] / RD[{0},M1,p]", h));
     // A decoder's prefill: the key blocks a query tile cannot see are skipped.
     if (ph_.kind == PhaseKind::Prefill && ph_.causal && !m_.encoder_only) {
-      const double w = causal_attention_work(ph_.context, ph_.prompt);
+      const double w = causal_attention_work(cached_prefix(), ph_.prompt, 128, m_.sliding_window);
       for (const char* t : {"BQK", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "SPD", "RD", "SPNV", "RNV"}) s_.work[t] = w;
     }
   }
@@ -339,6 +342,9 @@ class Builder {
     r.loc = m_.loc;
     s_.ranks.push_back(std::move(r));
   }
+  // Prefill: the cached tokens before the prompt its attention reads (all of them, or the
+  // sliding window's).
+  int64_t cached_prefix() const { return ph_.kind == PhaseKind::Prefill ? m_.kv_tokens(ph_.context) : 0; }
   bool linear() const { return ph_.kind == PhaseKind::Decode && ph_.linear_features > 0; }
 
   // BASED-style linear attention for one decode step, added to the window attention's AV:
@@ -437,10 +443,21 @@ std::string Phase::key() const {
                      kv_dtype ? static_cast<int>(*kv_dtype) : -1, key_channels, linear_features, ffn_active, predictor_rank, causal);
 }
 
-double causal_attention_work(int64_t prefix, int64_t prompt, int64_t tile) {
+double causal_attention_work(int64_t prefix, int64_t prompt, int64_t tile, int64_t window) {
   if (prompt < 1 || tile < 1) return 1;
   const int64_t keys = prefix + prompt;
   const int64_t q_tiles = (prompt + tile - 1) / tile, k_tiles = (keys + tile - 1) / tile;
+  if (window > 0 && window < keys) {
+    // A band: query q (at position prefix + q) sees keys in (position - window, position]. A
+    // (query tile, key tile) pair is computed when any of its pairs is visible.
+    double computed = 0;
+    for (int64_t i = 0; i < q_tiles; ++i) {
+      const int64_t q_first = prefix + i * tile, q_last = prefix + std::min(prompt, (i + 1) * tile) - 1;
+      const int64_t k_lo = std::max<int64_t>(0, q_first - window + 1), k_hi = q_last;  // keys any query of the tile sees
+      computed += static_cast<double>(k_hi / tile - k_lo / tile + 1);
+    }
+    return computed / (static_cast<double>(q_tiles) * static_cast<double>(k_tiles));
+  }
   // Nothing cached: the lower triangle of n x n tiles with its diagonal (the sweep's roofline
   // asks this per point; no loop).
   if (prefix == 0) return static_cast<double>(q_tiles + 1) / static_cast<double>(2 * q_tiles);

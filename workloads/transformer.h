@@ -61,8 +61,9 @@ CascadeSpec transformer_cascade(const ModelConfig& m, const Phase& ph);
 
 /// The share of a prefill's (query tile, key block) pairs causal attention computes: P queries
 /// after `prefix` cached tokens, tiles of `tile` queries and keys (FlashAttention's: 128), a
-/// partially masked pair computed whole, a fully masked one skipped.
-double causal_attention_work(int64_t prefix, int64_t prompt, int64_t tile = 128);
+/// partially masked pair computed whole, a fully masked one skipped; with a sliding `window`
+/// (> 0), keys more than window - 1 positions back are masked too (a band).
+double causal_attention_work(int64_t prefix, int64_t prompt, int64_t tile = 128, int64_t window = 0);
 
 /// Parameter counts derived from the weight tensors of the cascade.
 struct ParamCounts {

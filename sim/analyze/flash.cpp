@@ -167,7 +167,7 @@ FlashCase flash_case(const FlashScenario& s, const std::string& model, const Arc
   const FlashSparsity& sp = s.sparsity;
   const double r = static_cast<double>(sp.predictor_rank);
   c.predictor = L * (d * r + r * I) * e;
-  c.kv = m.kv_bytes_per_token(dt) * static_cast<double>(s.context + 1);
+  c.kv = m.kv_bytes_per_token(dt) * static_cast<double>(m.kv_tokens(s.context + 1));
   c.dram_budget = budget > 0 ? budget : s.dram_bytes > 0 ? s.dram_bytes : s.dram_fraction * c.weights;
   const double mats = m.mlp == MlpKind::Gated ? 3 : 2;
   c.neuron_bytes = mats * d * ffn_element;  // one column of each up-type matrix and one row of the down matrix

@@ -89,7 +89,7 @@ KvCompressionReport analyze_kv_compression(const KvCompressionScenario& s) {
   for (const KvPolicy& p : policies) {
     KvResult x;
     x.policy = p;
-    double T = static_cast<double>(s.context);
+    double T = static_cast<double>(m.kv_tokens(s.context));  // the model's own sliding window, if any
     if (p.evict_budget) T = std::min(T, static_cast<double>(*p.evict_budget));
     if (p.evict_ratio) T = std::ceil(T * (1 - *p.evict_ratio));
     if (p.window) T = std::min(T, static_cast<double>(*p.window));

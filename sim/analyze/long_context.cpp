@@ -100,7 +100,7 @@ LongContextReport analyze_long_context(const LongContextScenario& s) {
       row.context = C;
       row.devices = N;
       const double n = static_cast<double>(N), c = static_cast<double>(C);
-      row.kv_per_request = c * r.kv_per_token;
+      row.kv_per_request = static_cast<double>(m.kv_tokens(C)) * r.kv_per_token;
       row.kv_free = MemoryFit{n, hbm.capacity, r.weights, s.activation_reserve}.kv_room();
       row.max_requests = static_cast<int64_t>(std::floor(row.kv_free / row.kv_per_request));
       RunOptions ro;
@@ -144,7 +144,7 @@ LongContextReport analyze_long_context(const LongContextScenario& s) {
         for (LcFigure* f : {&row.decode_formula, &row.decode_mapped, &row.generate_formula, &row.generate_mapped})
           f->note = why, f->bound = "HBM capacity";
       } else {
-        const double bytes = r.weights + static_cast<double>(row.decode_batch) * c * r.kv_per_token;
+        const double bytes = r.weights + static_cast<double>(row.decode_batch) * row.kv_per_request;
         row.decode_formula = {bytes / (n * hbm.read_bandwidth), "HBM bandwidth", ""};
         Phase dec;
         dec.kind = PhaseKind::Decode;

@@ -89,7 +89,7 @@ OffloadReport analyze_offload(const OffloadScenario& s) {
       x.batch = B;
       x.context = C;
       x.link = link;
-      const double b = static_cast<double>(B), kv = b * static_cast<double>(C + 1) * r.kv_per_token;
+      const double b = static_cast<double>(B), kv = b * static_cast<double>(m.kv_tokens(C + 1)) * r.kv_per_token;
       x.fits = MemoryFit{nm, hm.capacity, 0, s.activation_reserve}.holds(kv);
       RunOptions ro;
       ro.phase.kind = PhaseKind::Decode;
@@ -127,7 +127,7 @@ OffloadReport analyze_offload(const OffloadScenario& s) {
       // Homogeneous: the compute devices alone, tensor parallel, weights and cache together,
       // at the largest batch up to B that fits.
       const double free = MemoryFit{nc, hc.capacity, r.weights, s.activation_reserve}.kv_room();
-      x.base_batch = std::min<int64_t>(B, static_cast<int64_t>(std::floor(free / (static_cast<double>(C + 1) * r.kv_per_token))));
+      x.base_batch = std::min<int64_t>(B, static_cast<int64_t>(std::floor(free / (static_cast<double>(m.kv_tokens(C + 1)) * r.kv_per_token))));
       x.base_cost_rate = nc * r.compute_rate;
       if (x.base_batch < 1) {
         x.base_note = "no request fits beside the weights";

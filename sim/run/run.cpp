@@ -808,7 +808,8 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   mem.capacity = tier.capacity;
   for (const Tensor& t : c.tensors)
     if (is_weight(t)) mem.weights += t.bytes();
-  const double cached = decode ? static_cast<double>(opt.phase.context + 1) : static_cast<double>(opt.phase.context + opt.phase.prompt);
+  // The tokens each request's cache holds (a sliding window keeps its last window's).
+  const double cached = static_cast<double>(m.kv_tokens(decode ? opt.phase.context + 1 : opt.phase.context + opt.phase.prompt));
   const double kv_layers = opt.phase.layers > 0 ? static_cast<double>(r.layers) / static_cast<double>(m.num_hidden_layers) : 1.0;
   // Pruned key channels shrink the K half of the cache.
   const double kept = decode && ph.key_channels > 0 && ph.key_channels < m.head_dim

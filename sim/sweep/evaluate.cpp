@@ -326,7 +326,7 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
     if (a.arrays.empty()) return finish("error", fmt::format("'{}' has no compute arrays", a.name));
     const bool decode = st.phase == "decode";
     const DType kv_dt = st.kv_dtype.empty() ? dt : *parse_dtype(st.kv_dtype);
-    const double cached = decode ? static_cast<double>(st.context + 1) : static_cast<double>(st.prompt);
+    const double cached = static_cast<double>(z.sharded.kv_tokens(decode ? st.context + 1 : st.prompt));  // a sliding window caps it
     const double kv = z.encoder_only ? 0 : z.sharded.kv_bytes_per_token(kv_dt) * static_cast<double>(st.batch) * cached;
     const MemoryTier& tier = *a.tier(storage_path(a, 0)[0]);
     const double devices = static_cast<double>(st.tp);
@@ -401,10 +401,11 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
       const double mac_eff = ar.gpu && ar.gpu->efficiency.count(OpClass::Mac) ? ar.gpu->efficiency.at(OpClass::Mac) : 1.0;
       const double mem_eff = ar.gpu ? ar.gpu->memory_efficiency : 1.0;
       const double tokens = static_cast<double>(st.batch) * (decode ? 1.0 : static_cast<double>(st.prompt));
-      const double keys = decode ? static_cast<double>(st.context + 1) : static_cast<double>(st.prompt);
+      const double keys = decode ? static_cast<double>(z.sharded.kv_tokens(st.context + 1)) : static_cast<double>(st.prompt);
       const double queries = decode ? static_cast<double>(st.batch) : tokens;
-      // A decoder's prefill skips the masked key blocks (workloads/transformer.h).
-      const double causal = !decode && !z.encoder_only ? causal_attention_work(0, st.prompt) : 1.0;
+      // A decoder's prefill skips the masked key blocks (workloads/transformer.h), and those a
+      // sliding window leaves behind.
+      const double causal = !decode && !z.encoder_only ? causal_attention_work(0, st.prompt, 128, z.sharded.sliding_window) : 1.0;
       flops = tokens * z.linear_flops + static_cast<double>(st.batch) * z.head_flops + queries * keys * z.attention_flops * causal;
       const double touched = z.expert_weights > 0 ? 1 - std::pow(1 - z.expert_share, tokens) : 0;
       const double bytes = z.dense_weights + z.expert_weights * touched + kv;

@@ -575,3 +575,42 @@ TEST_CASE("MoE decode reads the experts a batch is expected to touch", "[moe]") 
   CHECK(gate_bytes(4) == Approx(all * (1 - std::pow(0.75, 4))).epsilon(0.02));
   CHECK(gate_bytes(64) == Approx(all).epsilon(0.02));
 }
+
+TEST_CASE("a sliding window caps the KV cache and the keys attended", "[window]") {
+  // Mistral-7B-v0.1's window of 4096: at batch 8 and 32K of context the cache holds 4096
+  // tokens per request (4 GiB), not 32K (32 GiB).
+  ModelConfig m = load_model("llama-2-7b", {"model.num_key_value_heads=8", "model.sliding_window=4096"});
+  const ArchSpec a = load_arch("h100");
+  RunOptions o;
+  o.phase.kind = PhaseKind::Decode;
+  o.phase.batch = 8;
+  o.phase.context = 32767;
+  o.check_memory = false;
+  const RunReport windowed = run_model(m, a, o);
+  CHECK(windowed.memory[0].kv_cache == Approx(m.kv_bytes_per_token(DType::BF16) * 8 * 4096));
+  CHECK(windowed.memory[0].kv_cache == Approx(4.0 * (1ull << 30)));
+  ModelConfig full = m;
+  full.sliding_window = 0;
+  const RunReport dense = run_model(full, a, o);
+  CHECK(dense.memory[0].kv_cache == Approx(8 * windowed.memory[0].kv_cache));
+  // Decode attends to the window's keys: the same step as a 4095-token context without one.
+  RunOptions short_ctx = o;
+  short_ctx.phase.context = 4095;
+  CHECK(windowed.step_time == Approx(run_model(full, a, short_ctx).step_time).epsilon(1e-9));
+  CHECK(windowed.step_time < dense.step_time);
+  // Prefill: a band of 128 x 128 tiles. 8 query tiles with a 256-token window compute the
+  // diagonal and up to two tiles back: 1 + 2 + 3 x 6 = 21 of 64.
+  CHECK(causal_attention_work(0, 1024, 128, 256) == Approx(21.0 / 64));
+  CHECK(causal_attention_work(0, 1024, 128, 1024) == Approx(causal_attention_work(0, 1024)));
+  CHECK(causal_attention_work(0, 1024, 128, 0) == Approx(causal_attention_work(0, 1024)));
+  // A chunk after 8K cached tokens reads only the window's (4096 keys + its own).
+  RunOptions chunk;
+  chunk.phase.kind = PhaseKind::Prefill;
+  chunk.phase.prompt = 512;
+  chunk.phase.context = 8192;
+  chunk.check_memory = false;
+  RunOptions near = chunk;
+  near.phase.context = 4096;
+  CHECK(run_model(m, a, chunk).step_time == Approx(run_model(m, a, near).step_time).epsilon(1e-9));
+  CHECK(run_model(m, a, chunk).memory[0].kv_cache == Approx(m.kv_bytes_per_token(DType::BF16) * 4096));
+}

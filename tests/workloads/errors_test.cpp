@@ -129,17 +129,23 @@ TEST_CASE("model config errors", "[model][errors]") {
   // Keys that change the architecture and are not modelled are refused at the key, never
   // dropped; null (or a window switched off by use_sliding_window) changes nothing.
   const std::string open = kTinyJson.substr(0, kTinyJson.size() - 1);
-  CHECK_THAT(error_of([&] { parse_hf_config_json(open + ",\n \"sliding_window\": 4096}", "c.json"); }),
-             Catch::Contains("c.json:2:2: error: 'sliding_window' = 4096: sliding-window attention") && Catch::Contains("not modelled yet"));
-  CHECK(parse_hf_config_json(open + ", \"sliding_window\": null}", "c.json").hidden_size > 0);
-  CHECK(parse_hf_config_json(open + ", \"sliding_window\": 4096, \"use_sliding_window\": false}", "c.json").hidden_size > 0);
+  // A window on every layer is read (Mistral-7B-v0.1); null or switched off is none; a window
+  // on some layers only (Qwen2's max_window_layers) is a pattern, refused; a window must be >= 1.
+  CHECK(parse_hf_config_json(open + ", \"sliding_window\": 4096}", "c.json").sliding_window == 4096);
+  CHECK(parse_hf_config_json(open + ", \"sliding_window\": null}", "c.json").sliding_window == 0);
+  CHECK(parse_hf_config_json(open + ", \"sliding_window\": 4096, \"use_sliding_window\": false}", "c.json").sliding_window == 0);
+  CHECK_THAT(error_of([&] { parse_hf_config_json(open + ",\n \"sliding_window\": 0}", "c.json"); }),
+             Catch::Contains("c.json:2:2: error: 'sliding_window' = 0 is out of range"));
+  CHECK_THAT(error_of([&] { parse_hf_config_json(open + ", \"sliding_window\": 64, \"use_sliding_window\": true, \"max_window_layers\": 0}", "c.json"); }),
+             Catch::Contains("'max_window_layers' = 0: a sliding window on some layers only is not modelled yet"));
+  CHECK_THAT(error_of([] { model_toml(kTiny + "sliding_window = 0\n"); }), Catch::Contains("'model.sliding_window' = 0 is out of range"));
   for (const char* key : {"moe_intermediate_size", "kv_lora_rank", "n_shared_experts", "first_k_dense_replace", "attn_logit_softcapping",
                           "layers_block_type", "attention_chunk_size"}) {
     CAPTURE(key);
     CHECK_THAT(error_of([&] { parse_hf_config_json(open + fmt::format(", \"{}\": 8}}", key), "c.json"); }),
                Catch::Contains(fmt::format("'{}' = 8", key)) && Catch::Contains("not modelled yet"));
   }
-  CHECK(load_model(llama_json, {"sliding_window=null"}).hidden_size == 4096);
+  CHECK(load_model(llama_json, {"kv_lora_rank=null"}).hidden_size == 4096);
   // Named by _name_or_path, else by the file (not its folder).
   CHECK(parse_hf_config_json(kTinyJson, "dir/x.json").name == "x");
   CHECK(parse_hf_config_json(kTinyJson.substr(0, kTinyJson.size() - 1) + ", \"_name_or_path\": \"org/Tiny-1B\"}", "dir/x.json").name == "Tiny-1B");
