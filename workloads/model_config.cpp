@@ -158,14 +158,60 @@ SourceLoc json_key_loc(const std::string& text, const std::string& name, const s
 
 }  // namespace
 
+namespace {
+
+// Python's json module writes Infinity, -Infinity and NaN bare; JSON has no such numbers. They
+// are read as the strings "Infinity", "-Infinity", "NaN" (a key einsim reads as a number then
+// says so at the key). `shift` maps a byte of the result back to the text: (position in the
+// result after which, bytes added so far).
+std::string quote_python_numbers(const std::string& text, std::vector<std::pair<size_t, size_t>>& shift) {
+  std::string out;
+  out.reserve(text.size());
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char ch = text[i];
+    if (in_string) {
+      out += ch;
+      if (ch == '\\' && i + 1 < text.size()) out += text[++i];
+      else if (ch == '"') in_string = false;
+      continue;
+    }
+    if (ch == '"') {
+      in_string = true;
+      out += ch;
+      continue;
+    }
+    bool replaced = false;
+    for (std::string_view word : {"-Infinity", "Infinity", "NaN"})
+      if (text.compare(i, word.size(), word) == 0) {
+        out += '"';
+        out += word;
+        out += '"';
+        shift.emplace_back(out.size(), (shift.empty() ? 0 : shift.back().second) + 2);
+        i += word.size() - 1;
+        replaced = true;
+        break;
+      }
+    if (!replaced) out += ch;
+  }
+  return out;
+}
+
+}  // namespace
+
 ModelConfig parse_hf_config_json(const std::string& text, const std::string& name, const std::vector<std::string>& overrides) {
   nlohmann::json j;
+  std::vector<std::pair<size_t, size_t>> shift;
   try {
-    j = nlohmann::json::parse(text);
+    j = nlohmann::json::parse(quote_python_numbers(text, shift));
   } catch (const nlohmann::json::exception& e) {
     // Syntax errors carry the 1-based byte of the error; others (number overflow) do not.
     const auto* pe = dynamic_cast<const nlohmann::json::parse_error*>(&e);
-    const size_t byte = pe ? pe->byte : 0;
+    size_t byte = pe ? pe->byte : 0;
+    size_t added = 0;
+    for (const auto& [after, total] : shift)
+      if (after < byte) added = total;
+    byte = byte > added ? byte - added : 1;
     int line = 1, col = 1;
     for (size_t i = 0; i + 1 < byte && i < text.size(); ++i) {
       if (text[i] == '\n') ++line, col = 1;

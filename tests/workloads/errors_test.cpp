@@ -146,6 +146,13 @@ TEST_CASE("model config errors", "[model][errors]") {
                Catch::Contains(fmt::format("'{}' = 8", key)) && Catch::Contains("not modelled yet"));
   }
   CHECK(load_model(llama_json, {"kv_lora_rank=null"}).hidden_size == 4096);
+  // Python's bare Infinity and NaN read as such (a key einsim needs as a number says so at the
+  // key; one it ignores is ignored), and a later syntax error keeps its place in the text.
+  CHECK(parse_hf_config_json(open + ", \"rope_scaling\": {\"factor\": Infinity, \"low\": -Infinity, \"x\": NaN, \"s\": \"NaN\\\" Infinity\"}}", "c.json")
+            .hidden_size == 8);
+  CHECK_THAT(error_of([&] { parse_hf_config_json(open + ",\n \"sliding_window\": Infinity}", "c.json"); }),
+             Catch::Contains("c.json:2:2: error: 'sliding_window' must be an integer"));
+  CHECK_THAT(error_of([&] { parse_hf_config_json("{\"a\": NaN, \"b\": Infinity,\n  x}", "c.json"); }), Catch::Contains("c.json:2:3: error:"));
   // Named by _name_or_path, else by the file (not its folder).
   CHECK(parse_hf_config_json(kTinyJson, "dir/x.json").name == "x");
   CHECK(parse_hf_config_json(kTinyJson.substr(0, kTinyJson.size() - 1) + ", \"_name_or_path\": \"org/Tiny-1B\"}", "dir/x.json").name == "Tiny-1B");
