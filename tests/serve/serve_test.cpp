@@ -96,6 +96,25 @@ TEST_CASE("serve: a small KV cache preempts, by recompute or by swap, and still 
   }
 }
 
+TEST_CASE("serve: a sliding window caps each request's KV pages", "[serve][window]") {
+  // The same small cache and load as above, with a 256-token window: requests hold at most 256
+  // tokens of KV, so the cache preempts far less.
+  Setup s({"arch.tiers.hbm.capacity=\"19 GB\""});
+  StepTimer full(s.model, s.arch, 1);
+  ModelConfig windowed = s.model;
+  windowed.sliding_window = 256;
+  StepTimer timer(windowed, s.arch, 1);
+  CHECK(timer.kv_tokens(10000) == 256);
+  CHECK(timer.kv_tokens(100) == 100);
+  const Trace t = poisson(20, 300, 3);
+  const ServeResult a = simulate_serving(t, ServeConfig{}, full, s.arch);
+  const ServeResult b = simulate_serving(t, ServeConfig{}, timer, s.arch);
+  check_invariants(t, b);
+  CHECK(b.preemptions < a.preemptions);
+  INFO("preemptions " << a.preemptions << " -> " << b.preemptions);
+  CHECK(b.preemptions * 2 < a.preemptions);
+}
+
 TEST_CASE("serve: latencies respect the step-time floors and grow with load", "[serve]") {
   Setup s;
   StepTimer timer(s.model, s.arch, 1);
