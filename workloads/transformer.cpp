@@ -454,7 +454,8 @@ double causal_attention_work(int64_t prefix, int64_t prompt, int64_t tile, int64
     for (int64_t i = 0; i < q_tiles; ++i) {
       const int64_t q_first = prefix + i * tile, q_last = prefix + std::min(prompt, (i + 1) * tile) - 1;
       const int64_t k_lo = std::max<int64_t>(0, q_first - window + 1), k_hi = q_last;  // keys any query of the tile sees
-      computed += static_cast<double>(k_hi / tile - k_lo / tile + 1);
+      const int64_t tiles = k_hi / tile - k_lo / tile + 1;  // key tiles from the first visible to the last
+      computed += static_cast<double>(tiles);
     }
     return computed / (static_cast<double>(q_tiles) * static_cast<double>(k_tiles));
   }
