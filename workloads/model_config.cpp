@@ -24,7 +24,8 @@ std::string ModelConfig::fingerprint() const {
   return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", quant.key(), sliding_window, name, model_type, hidden_size, num_hidden_layers,
                      num_attention_heads, num_key_value_heads, head_dim, intermediate_size, vocab_size, max_position_embeddings,
                      type_vocab_size, hidden_act, tie_word_embeddings, num_local_experts, num_experts_per_tok, attention_bias, mlp_bias,
-                     dtype_name(dtype), static_cast<int>(norm), static_cast<int>(mlp), static_cast<int>(position), parallel_attn, encoder_only);
+                     dtype_name(dtype), static_cast<int>(norm), static_cast<int>(mlp), static_cast<int>(position), parallel_attn, encoder_only) +
+         fmt::format("|{}", qk_norm);
 }
 
 namespace {
@@ -32,8 +33,9 @@ namespace {
 // Family defaults, from each family's HF modeling code (modeling_<type>.py).
 void apply_family_defaults(ModelConfig& m) {
   const std::string& t = m.model_type;
-  if (t == "llama" || t == "mistral" || t == "mixtral" || t == "qwen2") {
+  if (t == "llama" || t == "mistral" || t == "mixtral" || t == "qwen2" || t == "qwen3") {
     m.norm = NormKind::RMSNorm, m.mlp = MlpKind::Gated, m.position = PositionKind::Rope;
+    m.qk_norm = t == "qwen3";  // modeling_qwen3.py: q_norm and k_norm over head_dim
     if (m.hidden_act.empty()) m.hidden_act = "silu";
   } else if (t == "opt") {
     m.norm = NormKind::LayerNorm, m.mlp = MlpKind::Plain, m.position = PositionKind::Learned;
@@ -60,7 +62,7 @@ void apply_family_defaults(ModelConfig& m) {
   }
 }
 
-const std::vector<std::string> kModelTypes = {"llama", "mistral", "mixtral", "qwen2", "opt", "falcon", "gpt2",
+const std::vector<std::string> kModelTypes = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "opt", "falcon", "gpt2",
                                               "bert", "xlm", "t5", "transfo-xl"};
 const std::vector<std::string> kActs = {"silu", "gelu", "relu"};
 
@@ -137,6 +139,7 @@ ModelConfig read_model(const ConfigTable& t, const std::string& default_name) {
     m.position = *n == "rope" ? PositionKind::Rope : *n == "learned" ? PositionKind::Learned
                : *n == "relative" ? PositionKind::Relative : PositionKind::None;
   if (auto b = t.opt_bool("parallel_attn")) m.parallel_attn = *b;
+  if (auto b = t.opt_bool("qk_norm")) m.qk_norm = *b;
   if (auto b = t.opt_bool("encoder_only")) m.encoder_only = *b;
   finish_model(m, m.loc);
   return m;

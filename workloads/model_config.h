@@ -46,6 +46,7 @@ struct ModelConfig {  // new fields: add them to fingerprint()
   MlpKind mlp = MlpKind::Gated;
   PositionKind position = PositionKind::Rope;
   bool parallel_attn = false;       ///< attention and MLP read the same normed input (Falcon)
+  bool qk_norm = false;             ///< RMSNorm over each head's queries and keys before RoPE (Qwen3)
   bool encoder_only = false;        ///< bidirectional encoder: no KV cache, no LM head
 
   int64_t kv_heads() const { return num_key_value_heads; }

@@ -138,9 +138,14 @@ class Builder {
     quantize("WO", heads_width);
     quantize_input("XN", {"L", "B", "D", "P"});
     // Projections: Q over (G kv heads) x (R queries per kv head), K and V over G.
-    const std::string q = proj("Q", "b,g,r,e,p", "XN[l,b,d,p]", "WQ[l,d,g,r,e]", "BQ", {"G", "R", "E"}, "g,r,e", m_.attention_bias);
-    const std::string k = proj("K", "b,g,e,p", "XN[l,b,d,p]", "WK[l,d,g,e]", "BK", {"G", "E"}, "g,e", m_.attention_bias);
+    std::string q = proj("Q", "b,g,r,e,p", "XN[l,b,d,p]", "WQ[l,d,g,r,e]", "BQ", {"G", "R", "E"}, "g,r,e", m_.attention_bias);
+    std::string k = proj("K", "b,g,e,p", "XN[l,b,d,p]", "WK[l,d,g,e]", "BK", {"G", "E"}, "g,e", m_.attention_bias);
     const std::string v = proj("V", "b,g,f,p", "XN[l,b,d,p]", "WV[l,d,g,f]", "BV", {"G", "F"}, "g,f", m_.attention_bias);
+    if (m_.qk_norm) {
+      // RMSNorm over each head's channels (Qwen3), before RoPE; the cache holds normed keys.
+      q = head_norm("Q", q, "b,g,r");
+      k = head_norm("K", k, "b,g");
+    }
     std::string qe = q + "[l,b,g,r,e,p]";
     const bool rope = m_.position == PositionKind::Rope;
     if (rope) {
@@ -313,6 +318,16 @@ class Builder {
     weight(bias, std::move(bias_ranks));
     add(fmt::format("{0}B[l,{1}] = {0}[l,{1}] + {2}[l,{3}]", out, idx, bias, bias_idx));
     return out + "B";
+  }
+
+  // RMSNorm of each head of `x` (indexed l,<heads>,e,p) over its E channels, scaled by a
+  // per-layer weight <pre>NW[l,e]; returns the normed tensor's name (<pre>N).
+  std::string head_norm(const std::string& pre, const std::string& x, const std::string& heads) {
+    weight(pre + "NW", {"E"});
+    add(fmt::format("{0}SS[l,{1},p] = {2}[l,{1},e,p] * {2}[l,{1},e,p]", pre, heads, x));
+    add(fmt::format("{0}RS[l,{1},p] = rsqrt({0}SS[l,{1},p] / E + 0.000001)", pre, heads));
+    add(fmt::format("{0}N[l,{1},e,p] = {2}[l,{1},e,p] * {0}RS[l,{1},p] * {0}NW[l,e]", pre, heads, x));
+    return pre + "N";
   }
 
   // Normalises `x` (a [.., b,d,p] access) into `out`; per layer when `layered`.
@@ -499,7 +514,8 @@ ParamCounts count_params(const ModelConfig& m) {
     const double per = n / L;
     const std::string& name = t.name;
     if (name.starts_with("N1") || name.starts_with("N2")) p.per_layer_norm += per;
-    else if (name == "WQ" || name == "WK" || name == "WV" || name == "WO" || name == "BQ" || name == "BK" || name == "BV" || name == "BO")
+    else if (name == "WQ" || name == "WK" || name == "WV" || name == "WO" || name == "BQ" || name == "BK" || name == "BV" || name == "BO" ||
+             name == "QNW" || name == "KNW")
       p.per_layer_attention += per;
     else p.per_layer_mlp += per, p.mlp_bytes += t.bytes();
     if (t.role == TensorRole::ExpertWeight) expert += per, p.expert_bytes += t.bytes();
@@ -518,7 +534,7 @@ std::string model_component(const Einsum& e, const std::string& n) {
   if (n.starts_with("N1") || n.starts_with("N2") || n == "FSS" || n == "FRS" || n == "FS1" || n == "FS2" || n == "XN" ||
       n == "XN2" || n == "XF")
     return "norm";
-  static const std::vector<std::string> attn = {"Q", "K", "V", "QB", "KB", "VB", "QR", "KR", "QK", "GM", "SN", "SD", "A", "AV",
+  static const std::vector<std::string> attn = {"Q", "K", "V", "QB", "KB", "VB", "QR", "KR", "QSS", "QRS", "QN", "KSS", "KRS", "KN", "QK", "GM", "SN", "SD", "A", "AV",
                                                 "BQK", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "RD", "SPD", "RNV", "SPNV",
                                                 // linear attention (BASED)
                                                 "QF", "KF", "S0N", "S1N", "S2N", "Z0N", "Z1N", "Z2N", "LN1", "LN2", "LD1", "LD2", "LA"};

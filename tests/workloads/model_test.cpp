@@ -184,3 +184,36 @@ TEST_CASE("causal prefill: the masked key blocks are skipped, a chunk sees its p
   for (const Tensor& t : ch.tensors) reads_cache |= t.name == "KC";
   CHECK(reads_cache);
 }
+
+TEST_CASE("Qwen3: QK-norm over each head, explicit head_dim, read from a config.json", "[model][qwen3]") {
+  // Qwen3-32B's shape (its config.json's architecture keys; model card: 32.8B parameters).
+  const std::string json = R"({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 5120,
+ "num_hidden_layers": 64, "num_attention_heads": 64, "num_key_value_heads": 8, "head_dim": 128,
+ "intermediate_size": 25600, "vocab_size": 151936, "hidden_act": "silu", "attention_bias": false,
+ "tie_word_embeddings": false, "sliding_window": null, "use_sliding_window": false, "max_window_layers": 64,
+ "rms_norm_eps": 1e-06, "rope_theta": 1000000, "rope_scaling": null, "torch_dtype": "bfloat16"})";
+  const ModelConfig m = parse_hf_config_json(json, "qwen3-32b.json");
+  CHECK(m.qk_norm);
+  CHECK(m.head_dim == 128);
+  // By hand: embeddings and LM head 2 x 151936 x 5120; per layer Q 5120 x 8192, K and V
+  // 5120 x 1024 each, O 8192 x 5120, the two head norms 128 each, MLP 3 x 5120 x 25600, two
+  // norms 5120 each; the final norm 5120.
+  const double per_layer = 5120.0 * 8192 + 2 * 5120.0 * 1024 + 8192.0 * 5120 + 2 * 128 + 3 * 5120.0 * 25600 + 2 * 5120;
+  const ParamCounts p = count_params(m);
+  CHECK(p.total == Approx(2 * 151936.0 * 5120 + 64 * per_layer + 5120));
+  CHECK(p.total / 1e9 == Approx(32.76).margin(0.01));
+  CHECK(p.per_layer_attention == Approx(5120.0 * 8192 + 2 * 5120.0 * 1024 + 8192.0 * 5120 + 256));
+  // KV per token: 64 layers x 8 heads x 128 x 2 (K, V) x 2 bytes.
+  CHECK(m.kv_bytes_per_token(DType::BF16) == 64.0 * 8 * 128 * 2 * 2);
+  // The head norms are in the cascade, before RoPE, and attention components.
+  Phase ph;
+  ph.kind = PhaseKind::Decode;
+  ph.context = 127;
+  ph.layers = 1;
+  const Cascade c = bind_cascade(transformer_cascade(m, ph));
+  for (const char* t : {"QN", "KN", "QRS", "KRS"}) CHECK(c.find_tensor(t) >= 0);
+  CHECK(model_component(c.einsums[static_cast<size_t>(c.tensors[static_cast<size_t>(c.find_tensor("QN"))].writers[0])], "QN") == "attention");
+  ModelConfig plain = m;
+  plain.qk_norm = false;
+  CHECK(plain.fingerprint() != m.fingerprint());
+}
