@@ -159,4 +159,15 @@ std::vector<LayerRow> compare_llmcompass_layer(const ArchSpec& a, const ModelCon
   return rows;
 }
 
+std::pair<double, double> fit_kind_quality(const Runtime& base, KernelKind kind, double lowest, const std::function<double(const Runtime&)>& error) {
+  std::pair<double, double> best{1, std::numeric_limits<double>::infinity()};
+  for (int i = static_cast<int>(std::lround(lowest * 100)); i <= 100; ++i) {
+    Runtime rt = base;
+    rt.efficiency[static_cast<size_t>(kind)] = i / 100.0;
+    const double e = error(rt);
+    if (e < best.second) best = {i / 100.0, e};
+  }
+  return best;
+}
+
 }  // namespace einsim

@@ -4,10 +4,13 @@
 // choose the achievable MAC fraction, the achievable memory-bandwidth fraction and one fixed
 // per-operator overhead that minimise the mean of the data sets' mean absolute percentage
 // errors (grid over fractions in steps of 0.01, ternary search over the overhead).
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "arch/arch.h"
+#include "arch/runtime.h"
 #include "sim/cost/mapper.h"
 #include "sim/run/run.h"
 #include "validate/measurements.h"
@@ -67,5 +70,10 @@ struct LayerRow {
 /// and the whole layer last. Kernels are attributed to the part of their first Einsum.
 std::vector<LayerRow> compare_llmcompass_layer(const ArchSpec& a, const ModelConfig& gpt3, const std::vector<LayerOpMeasurement>& measured,
                                                bool prefill, int64_t context);
+
+/// A kernel kind's quality in a runtime, fitted: `base` with the quality of `kind` set to each of
+/// lowest, lowest + 0.01, ..., 1.00, the one whose `error` (a mean absolute relative error) is
+/// least; returns {quality, error}. The prefill-attention and weight-only GEMM fits share it.
+std::pair<double, double> fit_kind_quality(const Runtime& base, KernelKind kind, double lowest, const std::function<double(const Runtime&)>& error);
 
 }  // namespace einsim

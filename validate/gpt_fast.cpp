@@ -4,11 +4,11 @@
 
 #include <array>
 #include <cmath>
-#include <limits>
 #include <map>
 
 #include "arch/collective.h"
 #include "common/least_squares.h"
+#include "validate/calibration.h"
 #include "validate/measurements.h"
 #include "workloads/model_config.h"
 
@@ -91,18 +91,13 @@ QuantizedFit fit_quantized_runtime(const ArchSpec& a, const Runtime& base, const
   for (const DecodeThroughput& r : rows)
     if (r.weights == weights && gpt_fast_fit_row(r)) fit_rows.push_back(r);
   if (fit_rows.empty()) throw UserError(SourceLoc{}, fmt::format("no {} row to fit (llama-2-7b at TP 1)", weights));
-  QuantizedFit best;
-  best.mape = std::numeric_limits<double>::infinity();
   MapCache cache;  // the quality scales rates after mapping: one mapping per row serves the grid
-  for (int i = 20; i <= 100; ++i) {
-    Runtime rt = base;
-    rt.efficiency[static_cast<size_t>(kind)] = i / 100.0;
-    double mape = 0;
-    for (const DecodeThroughput& r : fit_rows) mape += std::fabs(predict_gpt_fast(a, rt, r, &cache).error());
-    mape /= static_cast<double>(fit_rows.size());
-    if (mape < best.mape) best = {i / 100.0, mape, static_cast<int64_t>(fit_rows.size())};
-  }
-  return best;
+  const auto [quality, mape] = fit_kind_quality(base, kind, 0.2, [&](const Runtime& rt) {
+    double e = 0;
+    for (const DecodeThroughput& r : fit_rows) e += std::fabs(predict_gpt_fast(a, rt, r, &cache).error());
+    return e / static_cast<double>(fit_rows.size());
+  });
+  return {quality, mape, static_cast<int64_t>(fit_rows.size())};
 }
 
 GraphRuntimeFit fit_graph_runtime(const ArchSpec& a, const Runtime& base, const std::vector<DecodeThroughput>& rows) {

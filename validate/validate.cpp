@@ -6,7 +6,6 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -265,18 +264,13 @@ std::pair<double, double> fit_kind_efficiency(const ArchSpec& a, const std::vect
     for (const KernelSample& s : load_kernel_samples(f))
       if (s.kernel_class() == cls) rows.push_back(s);
   if (rows.empty()) throw UserError(SourceLoc{files.empty() ? "" : files.front()}, fmt::format("no rows of class '{}' to fit", cls));
-  std::pair<double, double> best{1, std::numeric_limits<double>::infinity()};
-  MapCache cache;  // the quality scales compute after mapping: one mapping per row serves the grid
-  for (int i = 50; i <= 100; ++i) {
-    Runtime rt = base;
-    rt.efficiency[static_cast<size_t>(kind)] = i / 100.0;
+  MapCache cache;  // the quality scales rates after mapping: one mapping per row serves the grid
+  return fit_kind_quality(base, kind, 0.5, [&](const Runtime& rt) {
     const ArchSpec x = with_runtime(a, rt, PhaseKind::Prefill);
     double mape = 0;
     for (const KernelSample& s : rows) mape += std::fabs(predict_kernel(x, s, &cache).error());
-    mape /= static_cast<double>(rows.size());
-    if (mape < best.second) best = {i / 100.0, mape};
-  }
-  return best;
+    return mape / static_cast<double>(rows.size());
+  });
 }
 
 std::string harness_runtime(const std::string& file) {
@@ -355,7 +349,6 @@ std::string format_validation(const ValidationReport& r, Format f) {
     j["arch"] = r.arch;
     j["files"] = r.files;
     j["runtimes"] = r.runtimes;
-    j["notes"] = r.notes;
     j["classes"] = nlohmann::json::array();
     for (const ClassError& c : r.classes) {
       nlohmann::json worst = nlohmann::json::array();
@@ -387,11 +380,7 @@ std::string format_validation(const ValidationReport& r, Format f) {
   for (size_t i = 0; i < r.files.size(); ++i)
     files += fmt::format("{}{}{}", files.empty() ? "" : ", ", r.files[i], i < r.runtimes.size() ? " under " + r.runtimes[i] : "");
   return fmt::format("{} measurements predicted on {} ({})\nbias > 0: einsim predicts slower than measured\n\n", r.rows.size(), r.arch, files) +
-         t.aligned() + [&] {
-           std::string n;
-           for (const std::string& x : r.notes) n += "note: " + x + "\n";
-           return n;
-         }();
+         t.aligned();
 }
 
 std::string plot_validation_svg(const ValidationReport& r) {

@@ -61,7 +61,6 @@ struct ValidationReport {
   std::string arch;
   std::vector<std::string> files;
   std::vector<std::string> runtimes;  ///< the runtime each file was read under
-  std::vector<std::string> notes;     ///< rows a file holds that were not predicted, and why
   std::vector<KernelPrediction> rows;
   std::vector<ClassError> classes;  ///< by class name, then "all"
 };

@@ -21,11 +21,11 @@ double ModelConfig::kv_bytes_per_token(DType kv) const {
 }
 
 std::string ModelConfig::fingerprint() const {
-  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", quant.key(), sliding_window, name, model_type, hidden_size, num_hidden_layers,
-                     num_attention_heads, num_key_value_heads, head_dim, intermediate_size, vocab_size, max_position_embeddings,
-                     type_vocab_size, hidden_act, tie_word_embeddings, num_local_experts, num_experts_per_tok, attention_bias, mlp_bias,
-                     dtype_name(dtype), static_cast<int>(norm), static_cast<int>(mlp), static_cast<int>(position), parallel_attn, encoder_only) +
-         fmt::format("|{}", qk_norm);
+  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", quant.key(), sliding_window, name, model_type,
+                     hidden_size, num_hidden_layers, num_attention_heads, num_key_value_heads, head_dim, intermediate_size, vocab_size,
+                     max_position_embeddings, type_vocab_size, hidden_act, tie_word_embeddings, num_local_experts, num_experts_per_tok,
+                     attention_bias, mlp_bias, dtype_name(dtype), static_cast<int>(norm), static_cast<int>(mlp), static_cast<int>(position),
+                     parallel_attn, encoder_only, qk_norm);
 }
 
 namespace {
@@ -375,7 +375,7 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
         {"state_size", "state-space layers"},
     };
     for (const auto& [key, what] : unmodelled) {
-      known.insert(key);  // `--set sliding_window=null` drops it knowingly
+      known.insert(key);  // `--set kv_lora_rank=null` drops one knowingly
       const auto it = j.find(key);
       if (it == j.end() || it->is_null()) continue;
       if (it->is_boolean() && !it->get<bool>()) continue;

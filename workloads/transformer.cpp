@@ -118,7 +118,7 @@ class Builder {
       const std::string head = m_.tie_word_embeddings ? "WE" : "WLM";
       if (!m_.tie_word_embeddings) {
         tensor("WLM", {"D", "W"}, TensorRole::Weight);
-        if (m_.quant.lm_head) quantize("WLM", m_.hidden_size);
+        if (m_.quant.lm_head) quantize(s_.tensors.back(), m_.hidden_size);
       }
       add(fmt::format("LOGITS[b,w] = XF[b,d,P-1] * {}[d,w]", head));
     }
@@ -129,13 +129,10 @@ class Builder {
   // One layer, indexed by l.
   void layer(bool decode) {
     norm("N1", "X[l,b,d,p]", "XN[l,b,d,p]", true);
-    weight("WQ", {"D", "G", "R", "E"});
-    weight("WK", {"D", "G", "E"});
-    weight("WV", {"D", "G", "F"});
-    weight("WO", {"G", "R", "F", "D"});
-    const int64_t heads_width = m_.num_attention_heads * m_.head_dim;
-    for (const char* w : {"WQ", "WK", "WV"}) quantize(w, m_.hidden_size);
-    quantize("WO", heads_width);
+    linear_weight("WQ", {"D", "G", "R", "E"}, m_.hidden_size);
+    linear_weight("WK", {"D", "G", "E"}, m_.hidden_size);
+    linear_weight("WV", {"D", "G", "F"}, m_.hidden_size);
+    linear_weight("WO", {"G", "R", "F", "D"}, m_.num_attention_heads * m_.head_dim);
     quantize_input("XN", {"L", "B", "D", "P"});
     // Projections: Q over (G kv heads) x (R queries per kv head), K and V over G.
     std::string q = proj("Q", "b,g,r,e,p", "XN[l,b,d,p]", "WQ[l,d,g,r,e]", "BQ", {"G", "R", "E"}, "g,r,e", m_.attention_bias);
@@ -239,10 +236,9 @@ class Builder {
       add("RE[l,b,s,p] = exp(RMAX[l,b,s,p])");
       add("RSUM[l,b,p] = RE[l,b,s,p]");
       add("RW[l,b,s,p] = RE[l,b,s,p] / RSUM[l,b,p]");
-      weight("WG", {"N", "D", "I"}, TensorRole::ExpertWeight);
-      weight("WU", {"N", "D", "I"}, TensorRole::ExpertWeight);
-      weight("WD", {"N", "I", "D"}, TensorRole::ExpertWeight);
-      quantize("WG", m_.hidden_size), quantize("WU", m_.hidden_size), quantize("WD", m_.intermediate_size);
+      linear_weight("WG", {"N", "D", "I"}, m_.hidden_size, TensorRole::ExpertWeight);
+      linear_weight("WU", {"N", "D", "I"}, m_.hidden_size, TensorRole::ExpertWeight);
+      linear_weight("WD", {"N", "I", "D"}, m_.intermediate_size, TensorRole::ExpertWeight);
       quantize_input("EH", {"L", "B", "S", "I", "P"});
       add(fmt::format("EG[l,b,s,i,p] = {} * WG[l,SEL[l,b,s,p],d,i]", in));
       add(fmt::format("EU[l,b,s,i,p] = {} * WU[l,SEL[l,b,s,p],d,i]", in));
@@ -265,8 +261,7 @@ class Builder {
       const bool gated = m_.mlp == MlpKind::Gated;
       // Returns the name of the (biased) output over a.
       auto gathered = [&](const std::string& out, const std::string& w, const std::string& b) {
-        weight(w, {"D", "I"});
-        quantize(w, m_.hidden_size);
+        linear_weight(w, {"D", "I"}, m_.hidden_size);
         add(fmt::format("{}[l,b,a,p] = {} * {}[l,d,ACT[l,a]]", out, in, w));
         if (!m_.mlp_bias) return out;
         weight(b, {"I"});
@@ -281,8 +276,7 @@ class Builder {
         const std::string u = gathered("UP", "W1", "B1");
         add(fmt::format("H[l,b,a,p] = {}({}[l,b,a,p])", act, u));
       }
-      weight("WD", {"I", "D"});
-      quantize("WD", m_.intermediate_size);
+      linear_weight("WD", {"I", "D"}, m_.intermediate_size);
       quantize_input("H", {"L", "B", "A", "P"});
       add("DN[l,b,d,p] = H[l,b,a,p] * WD[l,ACT[l,a],d]");
       if (!m_.mlp_bias) return "DN";
@@ -291,21 +285,17 @@ class Builder {
       return "DNB";
     }
     if (m_.mlp == MlpKind::Gated) {
-      weight("WG", {"D", "I"});
-      weight("WU", {"D", "I"});
-      weight("WD", {"I", "D"});
-      quantize("WG", m_.hidden_size), quantize("WU", m_.hidden_size);
+      linear_weight("WG", {"D", "I"}, m_.hidden_size);
+      linear_weight("WU", {"D", "I"}, m_.hidden_size);
       const std::string g = proj("GT", "b,i,p", in, "WG[l,d,i]", "BG", {"I"}, "i", m_.mlp_bias);
       const std::string u = proj("UP", "b,i,p", in, "WU[l,d,i]", "BU", {"I"}, "i", m_.mlp_bias);
       add(fmt::format("H[l,b,i,p] = {}({}[l,b,i,p]) * {}[l,b,i,p]", act, g, u));
     } else {
-      weight("W1", {"D", "I"});
-      weight("WD", {"I", "D"});
-      quantize("W1", m_.hidden_size);
+      linear_weight("W1", {"D", "I"}, m_.hidden_size);
       const std::string u = proj("UP", "b,i,p", in, "W1[l,d,i]", "B1", {"I"}, "i", m_.mlp_bias);
       add(fmt::format("H[l,b,i,p] = {}({}[l,b,i,p])", act, u));
     }
-    quantize("WD", m_.intermediate_size);
+    linear_weight("WD", {"I", "D"}, m_.intermediate_size);
     quantize_input("H", {"L", "B", "I", "P"});
     return proj("DN", "b,d,p", "H[l,b,i,p]", "WD[l,i,d]", "BD", {"D"}, "d", m_.mlp_bias);
   }
@@ -414,11 +404,15 @@ class Builder {
     ranks.insert(ranks.begin(), "L");
     tensor(name, std::move(ranks), role);
   }
-  // A linear layer's weight `name` (declared) as the scheme stores it: its type and the scale
-  // bytes per element of a matrix contracting `inputs` channels.
-  void quantize(const std::string& name, int64_t inputs) {
+  // A linear layer's weight (a parameter of every layer, contracting `inputs` channels), stored
+  // as the quantization scheme says.
+  void linear_weight(const std::string& name, std::vector<std::string> ranks, int64_t inputs, TensorRole role = TensorRole::Weight) {
+    weight(name, std::move(ranks), role);
+    quantize(s_.tensors.back(), inputs);
+  }
+  // `t` in the scheme's weight type, with its scale bytes per element.
+  void quantize(TensorDecl& t, int64_t inputs) const {
     if (!m_.quant.active) return;
-    TensorDecl& t = declared(name);
     t.dtype = m_.quant.weights;
     t.scale_bytes = m_.quant.weight_scale_bytes(inputs);
   }
@@ -426,19 +420,8 @@ class Builder {
   // with per-group scales, as engines fuse the quantization into the norm or activation kernel.
   void quantize_input(const std::string& name, std::vector<std::string> ranks) {
     if (!m_.quant.active || !m_.quant.activations) return;
-    TensorDecl t;
-    t.name = name;
-    t.ranks = std::move(ranks);
-    t.has_ranks = true;
-    t.dtype = m_.quant.activations;
-    t.scale_bytes = m_.quant.activation_bytes_per_element();
-    t.loc = m_.loc;
-    s_.tensors.push_back(std::move(t));
-  }
-  TensorDecl& declared(const std::string& name) {
-    for (TensorDecl& t : s_.tensors)
-      if (t.name == name) return t;
-    throw InternalError(fmt::format("quantize(): '{}' is not declared", name));
+    tensor(name, std::move(ranks), TensorRole::Auto, m_.quant.activations);
+    s_.tensors.back().scale_bytes = m_.quant.activation_bytes_per_element();
   }
   void add(const std::string& text) {
     // Generated Einsums are located by their index in the cascade.

@@ -301,16 +301,16 @@ class Planner {
   // inference keeps epilogues in higher precision. Tensors keep their storage type (bytes
   // moved do not change).
   DType compute_type(const Einsum& e) const {
+    // Widest first; at equal width the run's type, then a floating type over an integer one.
+    auto rank = [&](DType x) {
+      const bool integer = x == DType::INT8 || x == DType::INT4 || x == DType::INT32;
+      return std::tuple{dtype_bytes(x), x == dt_, !integer};
+    };
     DType dt = dt_;
     bool any = false;
     for (const Access& acc : e.reads) {
       const Tensor& t = c_.tensors[static_cast<size_t>(acc.tensor)];
       if (t.role == TensorRole::Index) continue;
-      // Widest first; at equal width the run's type, then a floating type over an integer one.
-      auto rank = [&](DType x) {
-        const bool integer = x == DType::INT8 || x == DType::INT4 || x == DType::INT32;
-        return std::tuple{dtype_bytes(x), x == dt_, !integer};
-      };
       if (!any || rank(t.dtype) > rank(dt)) dt = t.dtype;
       any = true;
     }
@@ -686,24 +686,22 @@ KernelKind kernel_kind(const Cascade& c, const std::vector<int>& members) {
     exp |= e.ops[OpClass::Exp] > 0;
     if (e.ops[OpClass::Mac] > 0) {
       contraction = true;
-      // A quantized weight: dequantized in the prologue when the other operand is wider
-      // (weight-only int8 / int4), a scaled fp8 GEMM when both are fp8.
-      std::optional<DType> weight;
-      double widest_other = 0;
-      bool fp8_other = false;
+      // A quantized weight (one with scales): dequantized in the prologue when the activations
+      // are 16-bit (weight-only int8 / int4), a scaled fp8 GEMM when they are fp8 too.
+      std::optional<DType> weight, activations;
       for (const Access& acc : e.reads) {
         const Tensor& t = c.tensors[static_cast<size_t>(acc.tensor)];
         experts |= t.role == TensorRole::ExpertWeight;
         if (t.role == TensorRole::Weight || t.role == TensorRole::ExpertWeight) {
           if (t.scale_bytes > 0) weight = t.dtype;
         } else if (t.role != TensorRole::Index) {
-          widest_other = std::max(widest_other, dtype_bytes(t.dtype));
-          fp8_other |= t.dtype == DType::FP8;
+          activations = t.dtype;
         }
       }
-      if (weight == DType::INT4 && widest_other > 0.5) quantized = KernelKind::GemmW4A16;
-      else if (weight == DType::INT8 && widest_other > 1) quantized = KernelKind::GemmW8A16;
-      else if (weight == DType::FP8 && fp8_other && widest_other == 1) quantized = KernelKind::GemmFp8;
+      const bool sixteen = activations && dtype_bytes(*activations) == 2;
+      if (weight == DType::INT4 && sixteen) quantized = KernelKind::GemmW4A16;
+      else if (weight == DType::INT8 && sixteen) quantized = KernelKind::GemmW8A16;
+      else if (weight == DType::FP8 && activations == DType::FP8) quantized = KernelKind::GemmFp8;
     }
     rowwise |= e.ops[OpClass::Max] > 0 || e.ops[OpClass::Exp] > 0 || e.ops[OpClass::Div] > 0 || e.ops[OpClass::Unary] > 0 ||
                (e.n_out < static_cast<int>(e.vars.size()) && e.ops[OpClass::Mac] == 0);

@@ -65,7 +65,6 @@ struct BlockRun {
   std::string bottleneck;
 };
 
-/// Bytes resident per memory tier.
 /// The memory-fit model `run`, `serve`, the analyses and the sweeps share: `devices` devices,
 /// each with a tier of `capacity` bytes that holds its share of the weights (as stored:
 /// ParamCounts::total_bytes, quantization scales included), a reserve (activations, workspace)
