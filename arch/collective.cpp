@@ -44,11 +44,10 @@ CollectiveCost collective_cost(const Link& l, Collective op, int64_t devices, do
   return {};
 }
 
-TensorParallelComm tensor_parallel_allreduces(const Link& link, int64_t tp, double layers, bool parallel_attn, double message,
-                                              double base_scale) {
+TensorParallelComm tensor_parallel_allreduces(const Link& link, int64_t tp, double count, double message, double base_scale) {
   TensorParallelComm t;
   if (tp <= 1) return t;
-  t.count = (parallel_attn ? 1 : 2) * layers;
+  t.count = count;
   const CollectiveCost one = collective_cost(link, Collective::AllReduce, tp, message, base_scale);
   t.time = t.count * one.time;
   t.bytes = t.count * one.bytes;

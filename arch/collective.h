@@ -34,9 +34,9 @@ struct CollectiveCost {
 /// `base_scale` scales the algorithms' bases (Runtime::collective_base).
 CollectiveCost collective_cost(const Link& link, Collective op, int64_t n, double bytes, double base_scale = 1);
 
-/// The all-reduces of one tensor-parallel forward over `layers` layers: the hidden state after
-/// attention and after the MLP (Megatron-LM), one per layer when both read the same input
-/// (`parallel_attn`). `message`: the hidden state's bytes (tokens x hidden x element size).
+/// The `count` all-reduces of one tensor-parallel forward: the hidden state after each
+/// attention and each MLP (Megatron-LM; ModelConfig::sublayers() counts them). `message`: the
+/// hidden state's bytes (tokens x hidden x element size).
 /// `base_scale` scales the link's fitted bases (Runtime::collective_base).
 struct TensorParallelComm {
   double count = 0;  ///< all-reduces
@@ -44,8 +44,7 @@ struct TensorParallelComm {
   double bytes = 0;  ///< B each device sends
   CollectiveAlgo algo = CollectiveAlgo::Ring;
 };
-TensorParallelComm tensor_parallel_allreduces(const Link& link, int64_t tp, double layers, bool parallel_attn, double message,
-                                              double base_scale = 1);
+TensorParallelComm tensor_parallel_allreduces(const Link& link, int64_t tp, double count, double message, double base_scale = 1);
 
 /// The architecture's link to its peers (`to = "peer"`), or nullptr.
 const Link* peer_link(const ArchSpec& a);

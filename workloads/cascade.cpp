@@ -179,6 +179,8 @@ class Binder {
     for (size_t i = 0; i < spec_.einsums.size(); ++i) bind_einsum(static_cast<int>(i), spec_.einsums[i]);
     for (Einsum& e : c_.einsums)
       if (auto it = spec_.work.find(c_.tensors[static_cast<size_t>(e.lhs.tensor)].name); it != spec_.work.end()) e.work = it->second;
+    for (int v : spec_.views)
+      if (v >= 0 && v < static_cast<int>(c_.einsums.size())) c_.einsums[static_cast<size_t>(v)].view = true, c_.einsums[static_cast<size_t>(v)].work = 0;
     check_inputs();
     infer_shapes();
     check_accesses();
@@ -303,6 +305,7 @@ class Binder {
       t.dtype = d.dtype.value_or(spec_.dtype);
       t.scale_bytes = d.scale_bytes;
       t.routed = d.routed;
+      t.routing_skew = d.routing_skew;
       t.role = d.role;
       t.loc = d.loc;
       if (d.has_ranks) {
@@ -978,7 +981,25 @@ double distinct_rows(double rows, const Tensor& index, double draws) {
   if (index.routed <= 0 || rows <= 0) return std::min(rows, draws);
   const double k = std::min(static_cast<double>(index.routed), rows);
   const double tokens = draws / k;
-  return rows * (1 - std::pow(1 - k / rows, tokens));
+  if (index.routing_skew <= 0) return rows * (1 - std::pow(1 - k / rows, tokens));
+  const auto n = static_cast<size_t>(rows);
+  // c by bisection: sum min(1, c / i^s) = k.
+  auto picked = [&](double c) {
+    double sum = 0;
+    for (size_t i = 1; i <= n; ++i) sum += std::min(1.0, c / std::pow(static_cast<double>(i), index.routing_skew));
+    return sum;
+  };
+  double lo = 0, hi = std::pow(rows, index.routing_skew) * k;
+  for (int it = 0; it < 60; ++it) {
+    const double mid = (lo + hi) / 2;
+    (picked(mid) < k ? lo : hi) = mid;
+  }
+  double expected = 0;
+  for (size_t i = 1; i <= n; ++i) {
+    const double p = std::min(1.0, hi / std::pow(static_cast<double>(i), index.routing_skew));
+    expected += 1 - std::pow(1 - p, tokens);
+  }
+  return expected;
 }
 
 Cascade gemm_cascade(int64_t m, int64_t n, int64_t k, DType t, std::optional<DType> out) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,9 @@ struct TensorDecl {
   /// An index of routing choices: each token picks this many distinct rows of the table it
   /// indexes, uniformly (MoE experts); 0: an index of distinct rows (distinct_rows()).
   int64_t routed = 0;
+  /// Skew of those choices across rows: row i (by popularity) is picked with probability
+  /// proportional to 1 / i^s (Zipf); 0: uniform.
+  double routing_skew = 0;
   TensorRole role = TensorRole::Auto;
   SourceLoc loc;
 };
@@ -80,6 +84,10 @@ struct CascadeSpec {
   /// Fraction of each Einsum's iteration space computed, by the tensor it writes (absent: 1):
   /// causal attention skips masked key blocks (workloads/transformer.cpp).
   std::map<std::string, double> work;
+  /// Einsums (by index in `einsums`) that pass a slice of a tensor on unchanged: views an
+  /// engine takes without a kernel (the residual stream handed from one group of layers to the
+  /// next). They cost nothing and run in no block.
+  std::set<int> views;
 };
 
 /// Operation classes counted per Einsum.
@@ -152,6 +160,7 @@ struct Einsum {
   /// Fraction of the iteration space computed: causal attention skips the masked key blocks
   /// (CascadeSpec::work). `ops` and `points` count the whole space; costs and FLOPs scale by it.
   double work = 1;
+  bool view = false;          ///< a view, not a kernel (CascadeSpec::views): work 0
   int64_t points = 0;         ///< size of the iteration space
   int64_t out_points = 0;     ///< points of the output variables only
   OpCounts ops;               ///< operation counts over the whole iteration space
@@ -164,6 +173,7 @@ struct Tensor {
   DType dtype = DType::FP16;
   double scale_bytes = 0;       ///< quantization scales stored per element (TensorDecl::scale_bytes)
   int64_t routed = 0;           ///< routing choices per token (TensorDecl::routed)
+  double routing_skew = 0;      ///< their Zipf skew (TensorDecl::routing_skew)
   TensorRole role = TensorRole::Auto;
   std::vector<int> writers;
   std::vector<int> readers;
@@ -178,6 +188,8 @@ struct Tensor {
 /// Rows of a table of `rows` that `draws` values of the index `index` select: each a distinct
 /// row (at most `rows`), or, for routing choices (Tensor::routed = k per token, uniform), the
 /// expected number of distinct rows n = draws / k tokens touch: rows (1 - (1 - k/rows)^n).
+/// Skewed choices (Tensor::routing_skew = s): a token picks row i with probability
+/// p_i = min(1, c / i^s), c such that the p_i sum to k; the expectation is sum 1 - (1 - p_i)^n.
 double distinct_rows(double rows, const Tensor& index, double draws);
 
 /// A dependency between two Einsums. `carried_rank` >= 0 when the reader sees the writer's

@@ -15,17 +15,96 @@
 namespace einsim {
 namespace fs = std::filesystem;
 
+std::string LayerKind::name() const {
+  std::string s = mixer == MixerKind::None ? "" : window > 0 ? fmt::format("window {}", window) : chunk > 0 ? fmt::format("chunk {}", chunk) : "attention";
+  const char* f = ffn == FfnKind::Dense ? "dense" : ffn == FfnKind::Moe ? "moe" : "";
+  if (s.empty()) return ffn == FfnKind::Dense ? "mlp" : ffn == FfnKind::Moe ? "moe only" : "empty";
+  return *f ? s + " + " + f : s;
+}
+
+int64_t LayerKind::cached(int64_t tokens) const {
+  if (mixer != MixerKind::Attention || tokens <= 0) return 0;
+  if (window > 0) return std::min(tokens, window);
+  if (chunk > 0) return (tokens - 1) % chunk + 1;  // the tokens of the current chunk
+  return tokens;
+}
+
+std::vector<LayerKind> ModelConfig::layers() const {
+  if (!layer_kinds.empty()) return layer_kinds;
+  LayerKind k;
+  k.window = sliding_window;
+  k.ffn = num_local_experts > 0 ? FfnKind::Moe : FfnKind::Dense;
+  return std::vector<LayerKind>(static_cast<size_t>(num_hidden_layers), k);
+}
+
+std::vector<LayerGroup> ModelConfig::layer_groups(int64_t first) const {
+  std::vector<LayerGroup> g;
+  const std::vector<LayerKind> all = layers();
+  const size_t n = first > 0 ? std::min(all.size(), static_cast<size_t>(first)) : all.size();
+  for (size_t i = 0; i < n; ++i) {
+    auto it = std::find_if(g.begin(), g.end(), [&](const LayerGroup& x) { return x.kind == all[i]; });
+    if (it == g.end()) g.push_back(LayerGroup{all[i], 1});
+    else ++it->count;
+  }
+  return g;
+}
+
+int64_t ModelConfig::attention_layers() const {
+  int64_t n = 0;
+  for (const LayerKind& k : layers()) n += k.mixer == MixerKind::Attention;
+  return n;
+}
+int64_t ModelConfig::sublayers(int64_t first) const {
+  int64_t n = 0;
+  for (const LayerGroup& g : layer_groups(first)) {
+    const int64_t parts = (g.kind.mixer != MixerKind::None) + (g.kind.ffn != FfnKind::None);
+    n += g.count * (parallel_attn && parts == 2 ? 1 : parts);
+  }
+  return n;
+}
+int64_t ModelConfig::moe_layers() const {
+  int64_t n = 0;
+  for (const LayerKind& k : layers()) n += k.ffn == FfnKind::Moe;
+  return n;
+}
+int64_t ModelConfig::dense_layers() const {
+  int64_t n = 0;
+  for (const LayerKind& k : layers()) n += k.ffn == FfnKind::Dense;
+  return n;
+}
+
 double ModelConfig::kv_bytes_per_token(DType kv) const {
   if (encoder_only) return 0;
-  return 2.0 * static_cast<double>(num_hidden_layers * num_key_value_heads * head_dim) * dtype_bytes(kv);
+  return 2.0 * static_cast<double>(attention_layers() * num_key_value_heads * head_dim) * dtype_bytes(kv);
+}
+
+double ModelConfig::kv_bytes(DType kv, int64_t tokens) const {
+  if (encoder_only) return 0;
+  int64_t cached = 0;
+  for (const LayerKind& k : layers()) cached += k.cached(tokens);
+  return 2.0 * static_cast<double>(cached) * static_cast<double>(num_key_value_heads * head_dim) * dtype_bytes(kv);
+}
+
+double ModelConfig::kv_tokens(int64_t tokens) const {
+  const int64_t layers_with = attention_layers();
+  if (layers_with == 0) return 0;
+  int64_t cached = 0;
+  for (const LayerKind& k : layers()) cached += k.cached(tokens);
+  return static_cast<double>(cached) / static_cast<double>(layers_with);
 }
 
 std::string ModelConfig::fingerprint() const {
+  std::string kinds;
+  for (const LayerKind& k : layer_kinds) kinds += fmt::format("{}.{}.{}.{},", static_cast<int>(k.mixer), k.window, k.chunk, static_cast<int>(k.ffn));
   return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", quant.key(), sliding_window, name, model_type,
                      hidden_size, num_hidden_layers, num_attention_heads, num_key_value_heads, head_dim, intermediate_size, vocab_size,
                      max_position_embeddings, type_vocab_size, hidden_act, tie_word_embeddings, num_local_experts, num_experts_per_tok,
                      attention_bias, mlp_bias, dtype_name(dtype), static_cast<int>(norm), static_cast<int>(mlp), static_cast<int>(position),
-                     parallel_attn, encoder_only, qk_norm);
+                     parallel_attn, encoder_only, qk_norm) +
+         fmt::format("|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", moe_intermediate_size, shared_expert_size, shared_expert_gate, n_group, topk_group,
+                     static_cast<int>(scoring), router_bias, norm_topk_prob, routed_scaling_factor, routing_skew, kinds, attn_logit_softcapping,
+                     final_logit_softcapping, attention_sinks) +
+         fmt::format("|{}", sandwich_norm);
 }
 
 namespace {
@@ -33,10 +112,20 @@ namespace {
 // Family defaults, from each family's HF modeling code (modeling_<type>.py).
 void apply_family_defaults(ModelConfig& m) {
   const std::string& t = m.model_type;
-  if (t == "llama" || t == "mistral" || t == "mixtral" || t == "qwen2" || t == "qwen3") {
+  if (t == "llama" || t == "mistral" || t == "mixtral" || t == "qwen2" || t == "qwen2_moe" || t == "qwen3" || t == "qwen3_moe" || t == "phi3" ||
+      t == "gpt_oss") {
     m.norm = NormKind::RMSNorm, m.mlp = MlpKind::Gated, m.position = PositionKind::Rope;
-    m.qk_norm = t == "qwen3";  // modeling_qwen3.py: q_norm and k_norm over head_dim
+    m.qk_norm = t == "qwen3" || t == "qwen3_moe";  // modeling_qwen3(_moe).py: q_norm and k_norm over head_dim
+    // modeling_gpt_oss.py: biased attention projections, a biased router, biased experts and a
+    // learned sink logit per head in every softmax.
+    if (t == "gpt_oss") m.attention_bias = m.mlp_bias = m.router_bias = m.attention_sinks = true;
     if (m.hidden_act.empty()) m.hidden_act = "silu";
+  } else if (t == "gemma2" || t == "gemma3_text") {
+    // modeling_gemma2/3.py: RMSNorm before and after attention and the MLP, gated GELU (tanh),
+    // QK-norm in Gemma 3.
+    m.norm = NormKind::RMSNorm, m.mlp = MlpKind::Gated, m.position = PositionKind::Rope, m.sandwich_norm = true;
+    m.qk_norm = t == "gemma3_text";
+    if (m.hidden_act.empty()) m.hidden_act = "gelu";
   } else if (t == "opt") {
     m.norm = NormKind::LayerNorm, m.mlp = MlpKind::Plain, m.position = PositionKind::Learned;
     m.attention_bias = m.mlp_bias = true;
@@ -62,7 +151,8 @@ void apply_family_defaults(ModelConfig& m) {
   }
 }
 
-const std::vector<std::string> kModelTypes = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "opt", "falcon", "gpt2",
+const std::vector<std::string> kModelTypes = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma2", "gemma3_text",
+                                              "gpt_oss", "phi3", "opt", "falcon", "gpt2",
                                               "bert", "xlm", "t5", "transfo-xl"};
 const std::vector<std::string> kActs = {"silu", "gelu", "relu"};
 
@@ -73,7 +163,90 @@ std::string normalize_act(std::string a) {
   return a;
 }
 
-void finish_model(ModelConfig& m, const SourceLoc& loc) {
+// Keys that shape the per-layer pattern, as a config gives them (0 / empty: absent), each
+// with where it was given.
+struct PatternKeys {
+  std::vector<std::string> layer_types;  ///< full_attention, sliding_attention, chunked_attention
+  int64_t first_k_dense_replace = 0;     ///< DeepSeek: the first k layers dense
+  int64_t moe_layer_freq = 0;            ///< DeepSeek: layer i >= k is MoE when i % freq == 0
+  int64_t decoder_sparse_step = 0;       ///< Qwen-MoE: layer i is MoE when (i + 1) % step == 0
+  std::vector<int64_t> mlp_only_layers;  ///< Qwen-MoE: these layers dense
+  std::optional<std::vector<int64_t>> moe_layers;  ///< Llama 4: the MoE layers
+  int64_t interleave_moe_layer_step = 0;  ///< Llama 4: layer i is MoE when (i + 1) % step == 0
+  int64_t sliding_window_pattern = 0;    ///< Gemma 3: layer i global when (i + 1) % n == 0, else windowed
+  bool alternate_windows = false;        ///< Gemma 2: even layers windowed, odd global
+  int64_t max_window_layers = -1;        ///< Qwen2: layers from this one on windowed
+  int64_t attention_chunk_size = 0;      ///< Llama 4: chunked attention on RoPE layers
+  std::vector<int64_t> no_rope_layers;   ///< Llama 4: 1 on a RoPE (chunked) layer, 0 on a global NoPE one
+  std::map<std::string, SourceLoc> at;   ///< where each given key is
+  bool any() const {
+    return !layer_types.empty() || first_k_dense_replace > 0 || moe_layer_freq > 1 || decoder_sparse_step > 1 || !mlp_only_layers.empty() ||
+           moe_layers || interleave_moe_layer_step > 1 || sliding_window_pattern > 0 || alternate_windows || max_window_layers >= 0 ||
+           attention_chunk_size > 0;
+  }
+  SourceLoc loc(const std::string& key, const SourceLoc& fallback) const {
+    auto it = at.find(key);
+    return it == at.end() ? fallback : it->second;
+  }
+};
+
+// Each layer's kind from the pattern keys; empty when every layer is alike.
+void apply_pattern(ModelConfig& m, const PatternKeys& p, const SourceLoc& loc) {
+  if (!p.any()) return;
+  const int64_t L = m.num_hidden_layers;
+  auto in_range = [&](const std::vector<int64_t>& v, const std::string& key) {
+    for (int64_t i : v)
+      if (i < 0 || i >= L) throw UserError(p.loc(key, loc), fmt::format("'{}' names layer {}; '{}' has layers 0 to {}", key, i, m.name, L - 1));
+  };
+  in_range(p.mlp_only_layers, "mlp_only_layers");
+  if (p.moe_layers) in_range(*p.moe_layers, "moe_layers");
+  if (!p.layer_types.empty() && static_cast<int64_t>(p.layer_types.size()) != L)
+    throw UserError(p.loc("layer_types", loc), fmt::format("'layer_types' lists {} layers; the model has {} (num_hidden_layers)", p.layer_types.size(), L));
+  if (!p.no_rope_layers.empty() && static_cast<int64_t>(p.no_rope_layers.size()) != L)
+    throw UserError(p.loc("no_rope_layers", loc), fmt::format("'no_rope_layers' lists {} layers; the model has {} (num_hidden_layers)", p.no_rope_layers.size(), L));
+  const bool windowed_keys = p.sliding_window_pattern > 0 || p.alternate_windows || p.max_window_layers >= 0 ||
+                             std::find(p.layer_types.begin(), p.layer_types.end(), "sliding_attention") != p.layer_types.end();
+  if (windowed_keys && m.sliding_window <= 0)
+    throw UserError(p.loc("layer_types", loc), "windowed layers need 'sliding_window' (the window, in tokens)");
+  std::vector<LayerKind> kinds(static_cast<size_t>(L));
+  for (int64_t i = 0; i < L; ++i) {
+    LayerKind& k = kinds[static_cast<size_t>(i)];
+    // Attention: global, windowed or chunked.
+    bool windowed = m.sliding_window > 0 && !windowed_keys;  // a window with no pattern: every layer
+    if (p.sliding_window_pattern > 0) windowed = (i + 1) % p.sliding_window_pattern != 0;
+    if (p.alternate_windows) windowed = i % 2 == 0;
+    if (p.max_window_layers >= 0) windowed = i >= p.max_window_layers;
+    bool chunked = p.attention_chunk_size > 0 && (p.no_rope_layers.empty() || p.no_rope_layers[static_cast<size_t>(i)] != 0);
+    if (!p.layer_types.empty()) {
+      const std::string& t = p.layer_types[static_cast<size_t>(i)];
+      if (t != "full_attention" && t != "sliding_attention" && t != "chunked_attention")
+        throw UserError(p.loc("layer_types", loc), fmt::format("layer {} is '{}': einsim knows full_attention, sliding_attention and chunked_attention", i, t));
+      windowed = t == "sliding_attention";
+      chunked = t == "chunked_attention";
+      if (chunked && p.attention_chunk_size <= 0)
+        throw UserError(p.loc("layer_types", loc), "chunked_attention layers need 'attention_chunk_size'");
+    }
+    if (windowed) k.window = m.sliding_window;
+    else if (chunked) k.chunk = p.attention_chunk_size;
+    // Feed-forward: dense or experts.
+    bool moe = m.num_local_experts > 0;
+    if (moe && p.first_k_dense_replace > 0) moe = i >= p.first_k_dense_replace;
+    if (moe && p.moe_layer_freq > 1) moe = i % p.moe_layer_freq == 0;
+    if (moe && p.decoder_sparse_step > 1) moe = (i + 1) % p.decoder_sparse_step == 0;
+    if (moe && p.interleave_moe_layer_step > 1) moe = (i + 1) % p.interleave_moe_layer_step == 0;
+    if (moe && p.moe_layers) moe = std::find(p.moe_layers->begin(), p.moe_layers->end(), i) != p.moe_layers->end();
+    if (std::find(p.mlp_only_layers.begin(), p.mlp_only_layers.end(), i) != p.mlp_only_layers.end()) moe = false;
+    k.ffn = moe ? FfnKind::Moe : FfnKind::Dense;
+  }
+  m.layer_kinds = std::move(kinds);
+  // A pattern that makes every layer alike is no pattern (the same cascade, the same key).
+  if (std::all_of(m.layer_kinds.begin(), m.layer_kinds.end(), [&](const LayerKind& k) { return k == m.layer_kinds[0]; }) &&
+      m.layer_kinds[0].window == m.sliding_window && m.layer_kinds[0].chunk == 0 &&
+      (m.layer_kinds[0].ffn == FfnKind::Moe) == (m.num_local_experts > 0))
+    m.layer_kinds.clear();
+}
+
+void finish_model(ModelConfig& m, const SourceLoc& loc, const PatternKeys& pattern = {}) {
   if (m.num_key_value_heads == 0) m.num_key_value_heads = m.num_attention_heads;
   if (m.head_dim == 0) {
     if (m.hidden_size % m.num_attention_heads != 0)
@@ -95,18 +268,30 @@ void finish_model(ModelConfig& m, const SourceLoc& loc) {
     throw UserError(loc, "learned position embeddings need max_position_embeddings");
   if (std::find(kActs.begin(), kActs.end(), m.hidden_act) == kActs.end())
     throw UserError(loc, fmt::format("unsupported hidden_act '{}' (einsim knows silu, gelu, relu)", m.hidden_act));
+  if (m.num_local_experts == 0 && (m.moe_intermediate_size > 0 || m.shared_expert_size > 0 || m.n_group > 0))
+    throw UserError(loc, "expert widths, shared experts and expert groups need an MoE model (num_local_experts)");
+  if (m.n_group > 0) {
+    if (m.num_local_experts % m.n_group != 0)
+      throw UserError(loc, fmt::format("n_group {} does not divide the {} experts", m.n_group, m.num_local_experts));
+    if (m.topk_group < 1 || m.topk_group > m.n_group)
+      throw UserError(loc, fmt::format("topk_group {} must be in [1, n_group = {}]", m.topk_group, m.n_group));
+    if (m.num_experts_per_tok > m.topk_group * (m.num_local_experts / m.n_group))
+      throw UserError(loc, fmt::format("num_experts_per_tok {} exceeds the experts of topk_group {} groups ({})", m.num_experts_per_tok, m.topk_group,
+                                       m.topk_group * (m.num_local_experts / m.n_group)));
+  }
+  apply_pattern(m, pattern, loc);
 }
 
 }  // namespace
 
 ModelConfig read_model(const ConfigTable& t, const std::string& default_name) {
+  constexpr int64_t kMax = int64_t{1} << 24;
   ModelConfig m;
   m.loc = t.loc();
   m.name = t.opt_name("name").value_or(default_name);
   m.model_type = t.get_choice("model_type", kModelTypes);
   m.hidden_act = normalize_act(t.opt_string("hidden_act").value_or(""));
   apply_family_defaults(m);
-  constexpr int64_t kMax = int64_t{1} << 24;
   m.hidden_size = t.get_int("hidden_size", 1, kMax);
   m.num_hidden_layers = t.get_int("num_hidden_layers", 1, 4096);
   m.num_attention_heads = t.get_int("num_attention_heads", 1, 65536);
@@ -140,8 +325,57 @@ ModelConfig read_model(const ConfigTable& t, const std::string& default_name) {
                : *n == "relative" ? PositionKind::Relative : PositionKind::None;
   if (auto b = t.opt_bool("parallel_attn")) m.parallel_attn = *b;
   if (auto b = t.opt_bool("qk_norm")) m.qk_norm = *b;
+  if (auto b = t.opt_bool("sandwich_norm")) m.sandwich_norm = *b;
   if (auto b = t.opt_bool("encoder_only")) m.encoder_only = *b;
-  finish_model(m, m.loc);
+  // Experts: their width, shared experts, routing.
+  m.moe_intermediate_size = t.opt_int("moe_intermediate_size", 1, kMax).value_or(0);
+  const int64_t shared = t.opt_int("n_shared_experts", 0, 1024).value_or(0);
+  m.shared_expert_size = t.opt_int("shared_expert_intermediate_size", 0, kMax).value_or(shared * m.expert_width());
+  if (shared > 0 && t.contains("shared_expert_intermediate_size"))
+    throw UserError(t.loc("n_shared_experts"), "give n_shared_experts (of moe_intermediate_size each) or shared_expert_intermediate_size, not both");
+  m.shared_expert_gate = t.opt_bool("shared_expert_gate").value_or(false);
+  m.n_group = t.opt_int("n_group", 1, 65536).value_or(0);
+  m.topk_group = t.opt_int("topk_group", 1, 65536).value_or(m.n_group);
+  if (auto f = t.opt_choice("scoring_func", {"softmax", "sigmoid"})) m.scoring = *f == "sigmoid" ? ScoringKind::Sigmoid : ScoringKind::Softmax;
+  m.router_bias = t.opt_bool("router_bias").value_or(false);
+  m.norm_topk_prob = t.opt_bool("norm_topk_prob").value_or(true);
+  m.routed_scaling_factor = t.opt_number("routed_scaling_factor", 1e-6, 1e6).value_or(1.0);
+  m.routing_skew = t.opt_number("routing_skew", 0, 10).value_or(0.0);
+  m.attn_logit_softcapping = t.opt_number("attn_logit_softcapping", 0, 1e6).value_or(0.0);
+  m.final_logit_softcapping = t.opt_number("final_logit_softcapping", 0, 1e6).value_or(0.0);
+  m.attention_sinks = t.opt_bool("attention_sinks").value_or(false);
+  // The layer pattern.
+  PatternKeys p;
+  auto note = [&](const char* key) { p.at[key] = t.loc(key); };
+  auto ints = [&](const char* key) {
+    std::vector<int64_t> v;
+    const toml::node* n = t.node(key);
+    if (!n) return v;
+    note(key);
+    const toml::array* a = n->as_array();
+    if (!a) throw UserError(t.loc(key), fmt::format("'model.{}' must be an array of integers", key));
+    for (const toml::node& x : *a) {
+      auto i = x.value_exact<int64_t>();
+      if (!i) throw UserError(loc_of(x, t.loc(key)), fmt::format("'model.{}' must be an array of integers", key));
+      v.push_back(*i);
+    }
+    return v;
+  };
+  if (t.contains("layer_types")) note("layer_types"), p.layer_types = t.get_string_array("layer_types");
+  p.first_k_dense_replace = t.opt_int("first_k_dense_replace", 0, 4096).value_or(0);
+  p.moe_layer_freq = t.opt_int("moe_layer_freq", 1, 4096).value_or(0);
+  p.decoder_sparse_step = t.opt_int("decoder_sparse_step", 1, 4096).value_or(0);
+  p.interleave_moe_layer_step = t.opt_int("interleave_moe_layer_step", 1, 4096).value_or(0);
+  p.mlp_only_layers = ints("mlp_only_layers");
+  if (t.contains("moe_layers")) p.moe_layers = ints("moe_layers");
+  p.sliding_window_pattern = t.opt_int("sliding_window_pattern", 1, 4096).value_or(0);
+  p.max_window_layers = t.opt_int("max_window_layers", 0, 4096).value_or(-1);
+  p.attention_chunk_size = t.opt_int("attention_chunk_size", 1, int64_t{1} << 31).value_or(0);
+  p.no_rope_layers = ints("no_rope_layers");
+  for (const char* k : {"first_k_dense_replace", "moe_layer_freq", "decoder_sparse_step", "interleave_moe_layer_step", "sliding_window_pattern",
+                        "max_window_layers", "attention_chunk_size"})
+    if (t.contains(k)) note(k);
+  finish_model(m, m.loc, p);
   return m;
 }
 
@@ -323,7 +557,7 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
   m.type_vocab_size = integer({"type_vocab_size"}, false, 0, 1024);
   // transformers' PretrainedConfig ties word embeddings unless a config says otherwise.
   m.tie_word_embeddings = boolean({"tie_word_embeddings"}).value_or(true);
-  m.num_local_experts = integer({"num_local_experts", "num_experts"}, false, 0, 65536);
+  m.num_local_experts = integer({"num_local_experts", "num_experts", "n_routed_experts"}, false, 0, 65536);
   m.num_experts_per_tok = integer({"num_experts_per_tok", "top_k"}, false, 0, 65536);
   if (auto b = boolean({"attention_bias", "bias", "enable_bias"})) m.attention_bias = *b;
   if (auto b = boolean({"mlp_bias", "bias", "enable_bias"})) m.mlp_bias = *b;
@@ -336,38 +570,98 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
       throw UserError(loc_of_key(key_of({"torch_dtype", "dtype"})),
                       fmt::format("'{}' is not a type einsim computes in (float32, float16, bfloat16; `--dtype` runs a model in another)", *d));
   }
-  // Keys that change the architecture einsim does not model yet: refused at the key, never
-  // dropped (a dropped sliding window multiplies the KV cache; a dropped expert width the
-  // parameters). A key that is null, or switched off by its family's flag, changes nothing.
+  // Experts: their width, shared experts and routing (DeepSeek, Qwen-MoE, gpt-oss spellings).
+  m.moe_intermediate_size = integer({"moe_intermediate_size"}, false, 1, kMax);
   {
+    const int64_t shared = integer({"n_shared_experts", "num_shared_experts"}, false, 0, 1024);
+    const int64_t shared_width = integer({"shared_expert_intermediate_size"}, false, 0, kMax);
+    if (shared > 0 && shared_width > 0)
+      throw UserError(loc_of_key("shared_expert_intermediate_size"), "give n_shared_experts or shared_expert_intermediate_size, not both");
+    m.shared_expert_size = shared_width > 0 ? shared_width : shared * m.expert_width();
+    // Qwen2-MoE gates its shared expert with a sigmoid of a learned projection.
+    m.shared_expert_gate = shared_width > 0 && m.model_type == "qwen2_moe";
+  }
+  m.n_group = integer({"n_group"}, false, 1, 65536);
+  m.topk_group = integer({"topk_group"}, false, 1, 65536);
+  if (m.n_group > 0 && m.topk_group == 0) m.topk_group = m.n_group;
+  if (m.n_group > 0 && j.contains("topk_method") && j["topk_method"] == "greedy") m.n_group = m.topk_group = 0;  // groups ignored
+  known.insert("topk_method");
+  if (j.contains("topk_method") && j["topk_method"] == "noaux_tc") m.router_bias = true;  // e_score_correction_bias
+  if (auto f = string({"scoring_func"})) {
+    if (*f != "softmax" && *f != "sigmoid") throw UserError(loc_of_key("scoring_func"), fmt::format("scoring_func '{}': einsim knows softmax and sigmoid", *f));
+    m.scoring = *f == "sigmoid" ? ScoringKind::Sigmoid : ScoringKind::Softmax;
+  }
+  if (auto b = boolean({"norm_topk_prob"})) m.norm_topk_prob = *b;
+  if (const nlohmann::json* v = find({"routed_scaling_factor"})) {
+    if (!v->is_number() || v->get<double>() <= 0) throw UserError(loc_of_key("routed_scaling_factor"), "'routed_scaling_factor' must be a positive number");
+    m.routed_scaling_factor = v->get<double>();
+  }
+  for (const char* key : {"attn_logit_softcapping", "final_logit_softcapping"}) {
+    const nlohmann::json* v = find({key});
+    if (!v) continue;
+    if (!v->is_number() || v->get<double>() < 0) throw UserError(loc_of_key(key), fmt::format("'{}' must be a number >= 0", key));
+    (std::string_view(key) == "attn_logit_softcapping" ? m.attn_logit_softcapping : m.final_logit_softcapping) = v->get<double>();
+  }
+  // The layer pattern: windows, chunks, dense and MoE layers.
+  PatternKeys pattern;
+  {
+    auto ints = [&](const char* key) {
+      std::vector<int64_t> v;
+      const nlohmann::json* a = find({key});
+      if (!a) return v;
+      pattern.at[key] = loc_of_key(key);
+      if (!a->is_array()) throw UserError(loc_of_key(key), fmt::format("'{}' must be an array of integers", key));
+      for (const nlohmann::json& x : *a) {
+        if (!x.is_number_integer()) throw UserError(loc_of_key(key), fmt::format("'{}' must be an array of integers", key));
+        v.push_back(x.get<int64_t>());
+      }
+      return v;
+    };
+    auto count = [&](const char* key, int64_t lo) {
+      const int64_t v = integer({key}, false, lo, 4096);
+      if (j.contains(key) && !j[key].is_null()) pattern.at[key] = loc_of_key(key);
+      return v;
+    };
+    if (const nlohmann::json* t = find({"layer_types"})) {
+      pattern.at["layer_types"] = loc_of_key("layer_types");
+      if (!t->is_array()) throw UserError(loc_of_key("layer_types"), "'layer_types' must be an array of strings");
+      for (const nlohmann::json& x : *t) {
+        if (!x.is_string()) throw UserError(loc_of_key("layer_types"), "'layer_types' must be an array of strings");
+        pattern.layer_types.push_back(x.get<std::string>());
+      }
+    }
+    pattern.first_k_dense_replace = count("first_k_dense_replace", 0);
+    pattern.moe_layer_freq = count("moe_layer_freq", 1);
+    pattern.decoder_sparse_step = count("decoder_sparse_step", 1);
+    pattern.interleave_moe_layer_step = count("interleave_moe_layer_step", 1);
+    pattern.mlp_only_layers = ints("mlp_only_layers");
+    if (j.contains("moe_layers") && !j["moe_layers"].is_null()) pattern.moe_layers = ints("moe_layers");
+    pattern.no_rope_layers = ints("no_rope_layers");
+    pattern.attention_chunk_size = integer({"attention_chunk_size"}, false, 1, int64_t{1} << 31);
+    if (pattern.attention_chunk_size > 0) pattern.at["attention_chunk_size"] = loc_of_key("attention_chunk_size");
     known.insert("use_sliding_window");
     const bool windows_off = j.contains("use_sliding_window") && j["use_sliding_window"].is_boolean() && !j["use_sliding_window"].get<bool>();
-    // A window on every layer is modelled; one on some layers only (Qwen2's max_window_layers
-    // below the depth) is a layer pattern, not yet.
     if (!windows_off && j.contains("sliding_window") && !j["sliding_window"].is_null()) {
       m.sliding_window = integer({"sliding_window"}, false, 1, int64_t{1} << 31);
-      if (j.contains("max_window_layers") && j["max_window_layers"].is_number_integer() && j.contains("use_sliding_window") &&
-          j["max_window_layers"].get<int64_t>() < m.num_hidden_layers)
-        throw UserError(loc_of_key("max_window_layers"), fmt::format("'max_window_layers' = {}: a sliding window on some layers only is not modelled yet",
-                                                                     j["max_window_layers"].get<int64_t>()));
+      // Qwen2: layers from max_window_layers on are windowed (when use_sliding_window says so).
+      if (j.contains("use_sliding_window") && j.contains("max_window_layers") && pattern.layer_types.empty())
+        pattern.max_window_layers = count("max_window_layers", 0);
+      // Gemma 3 without layer_types: every n-th layer global; Gemma 2: every other one.
+      if (pattern.layer_types.empty()) {
+        if (m.model_type == "gemma3_text") pattern.sliding_window_pattern = integer({"sliding_window_pattern"}, false, 1, 4096);
+        if (m.model_type == "gemma3_text" && pattern.sliding_window_pattern == 0) pattern.sliding_window_pattern = 6;
+        pattern.alternate_windows = m.model_type == "gemma2";
+      }
     }
-    known.insert("max_window_layers");
+    known.insert({"max_window_layers", "sliding_window_pattern"});
+  }
+  // Keys that change the architecture einsim does not model yet: refused at the key, never
+  // dropped. A key that is null, or switched off by its family's flag, changes nothing.
+  {
     static const std::vector<std::pair<const char*, const char*>> unmodelled = {
-        {"attention_chunk_size", "chunked local attention"},
-        {"layer_types", "per-layer attention kinds"},
-        {"moe_intermediate_size", "fine-grained experts of their own width"},
-        {"n_shared_experts", "shared experts"},
-        {"shared_expert_intermediate_size", "shared experts"},
-        {"first_k_dense_replace", "dense layers before the MoE layers"},
-        {"moe_layer_freq", "interleaved dense and MoE layers"},
-        {"decoder_sparse_step", "interleaved dense and MoE layers"},
-        {"mlp_only_layers", "interleaved dense and MoE layers"},
-        {"n_group", "grouped expert routing"},
         {"kv_lora_rank", "multi-head latent attention (MLA)"},
         {"q_lora_rank", "multi-head latent attention (MLA)"},
         {"qk_rope_head_dim", "multi-head latent attention (MLA)"},
-        {"attn_logit_softcapping", "attention logit soft-capping"},
-        {"final_logit_softcapping", "final logit soft-capping"},
         {"attn_layer_period", "hybrid attention and state-space layers"},
         {"layers_block_type", "hybrid attention and state-space layers"},
         {"hybrid_override_pattern", "hybrid attention and state-space layers"},
@@ -423,7 +717,7 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
         if (size_t dist = edit_distance(key, k); dist < best) best = dist, hint = fmt::format(" (did you mean '{}'?)", k);
       throw UserError(SourceLoc{"--set"}, fmt::format("'{}': unknown key '{}' for a config.json{}", given, key, hint));
     }
-  finish_model(m, m.loc);
+  finish_model(m, m.loc, pattern);
   return m;
 }
 

@@ -14,6 +14,32 @@ namespace einsim {
 enum class NormKind { RMSNorm, LayerNorm };
 enum class MlpKind { Gated, Plain };
 enum class PositionKind { Rope, Learned, Relative, None };
+/// What mixes tokens in a layer: attention, or nothing (an MLP-only layer of a hybrid).
+enum class MixerKind { Attention, None };
+/// What follows the mixer: a dense MLP, routed experts, or nothing.
+enum class FfnKind { Dense, Moe, None };
+enum class ScoringKind { Softmax, Sigmoid };
+
+/// One layer's kind. Layers of one kind are built as one group of the cascade (a layer rank
+/// of their own); layers exchange only the residual stream, so grouping them does not change
+/// what a step costs.
+struct LayerKind {
+  MixerKind mixer = MixerKind::Attention;
+  int64_t window = 0;  ///< sliding window: a token attends to the last this-many tokens (0: all)
+  int64_t chunk = 0;   ///< chunked attention: a token attends within its aligned chunk of this many tokens (0: none)
+  FfnKind ffn = FfnKind::Dense;
+  bool operator==(const LayerKind&) const = default;
+  /// "attention + dense", "window 4096 + moe", "chunk 8192 + moe", "mlp".
+  std::string name() const;
+  /// Tokens this layer's cache holds after `tokens` tokens (0 without attention).
+  int64_t cached(int64_t tokens) const;
+};
+
+/// A run of layers of one kind, in order of first appearance.
+struct LayerGroup {
+  LayerKind kind;
+  int64_t count = 0;
+};
 
 struct ModelConfig {  // new fields: add them to fingerprint()
   std::string name;
@@ -32,6 +58,32 @@ struct ModelConfig {  // new fields: add them to fingerprint()
   bool tie_word_embeddings = false;
   int64_t num_local_experts = 0;    ///< MoE experts per layer (0: dense)
   int64_t num_experts_per_tok = 0;  ///< experts routed per token
+  /// FFN width of one routed expert (`moe_intermediate_size`; fine-grained experts); 0: the
+  /// dense intermediate_size.
+  int64_t moe_intermediate_size = 0;
+  /// Total FFN width of the shared experts every token passes through beside the routed ones
+  /// (DeepSeek: n_shared_experts x moe_intermediate_size; Qwen2-MoE:
+  /// shared_expert_intermediate_size); 0: none.
+  int64_t shared_expert_size = 0;
+  bool shared_expert_gate = false;  ///< a sigmoid gate scales the shared expert's output (Qwen2-MoE)
+  /// Grouped routing (DeepSeek-V3): experts in n_group groups, a token's experts drawn from
+  /// its topk_group best groups. 0: ungrouped.
+  int64_t n_group = 0, topk_group = 0;
+  ScoringKind scoring = ScoringKind::Softmax;  ///< router scores (`scoring_func`)
+  bool router_bias = false;          ///< a per-expert bias on the selection scores (e_score_correction_bias; gpt-oss's router bias)
+  bool norm_topk_prob = true;        ///< the chosen experts' weights renormalised to sum to one
+  double routed_scaling_factor = 1;  ///< the routed experts' sum scaled by this
+  /// Skew of routing across experts: a token picks expert i (by popularity rank) with
+  /// probability proportional to 1 / i^s (Zipf); 0: uniform. Sets how many distinct experts
+  /// a batch reads (distinct_rows()).
+  double routing_skew = 0;
+  /// Per-layer kinds, one per layer, when the layers differ (a config's layer pattern); empty:
+  /// every layer attention with `sliding_window`, with experts if the model has them.
+  std::vector<LayerKind> layer_kinds;
+  /// tanh soft-capping of attention scores and of the final logits (Gemma 2): cap * tanh(x / cap); 0: none.
+  double attn_logit_softcapping = 0, final_logit_softcapping = 0;
+  /// A learned logit per head joins each softmax's denominator (gpt-oss's attention sinks).
+  bool attention_sinks = false;
   bool attention_bias = false;
   bool mlp_bias = false;
   DType dtype = DType::BF16;        ///< from torch_dtype
@@ -47,15 +99,33 @@ struct ModelConfig {  // new fields: add them to fingerprint()
   PositionKind position = PositionKind::Rope;
   bool parallel_attn = false;       ///< attention and MLP read the same normed input (Falcon)
   bool qk_norm = false;             ///< RMSNorm over each head's queries and keys before RoPE (Qwen3)
+  bool sandwich_norm = false;       ///< a norm after attention and after the MLP too, before each residual add (Gemma 2/3)
   bool encoder_only = false;        ///< bidirectional encoder: no KV cache, no LM head
 
   int64_t kv_heads() const { return num_key_value_heads; }
   int64_t group() const { return num_attention_heads / num_key_value_heads; }
-  /// KV-cache bytes per token over all layers (K and V).
+  /// KV-cache bytes per token over all attention layers (K and V), as if each kept it.
   double kv_bytes_per_token(DType kv) const;
-  /// Tokens a request's KV cache holds after `tokens` tokens: all of them, or at most the
-  /// sliding window.
-  int64_t kv_tokens(int64_t tokens) const { return sliding_window > 0 && tokens > sliding_window ? sliding_window : tokens; }
+  /// Bytes of one request's cache after `tokens` tokens: each attention layer's K and V of the
+  /// tokens it keeps (all, or its window's or chunk's), and any constant per-request state.
+  double kv_bytes(DType kv, int64_t tokens) const;
+  /// Tokens a request's KV cache holds after `tokens`, averaged over the attention layers
+  /// (kv_bytes / kv_bytes_per_token): all of them unless windows or chunks cap some layers.
+  double kv_tokens(int64_t tokens) const;
+  /// Each layer's kind (layer_kinds, or the uniform kind).
+  std::vector<LayerKind> layers() const;
+  /// Layers of each kind, in order of first appearance (of the first `layers`; 0: all).
+  std::vector<LayerGroup> layer_groups(int64_t layers = 0) const;
+  /// Layers with attention, with a dense MLP, with experts.
+  int64_t attention_layers() const;
+  /// Sublayers whose outputs join the residual stream, of the first `layers` (0: all): an
+  /// attention and an MLP each, one per layer when they read the same input (parallel_attn).
+  /// A tensor-parallel step all-reduces each one's output.
+  int64_t sublayers(int64_t layers = 0) const;
+  int64_t moe_layers() const;
+  int64_t dense_layers() const;
+  /// Width of a routed expert's FFN.
+  int64_t expert_width() const { return moe_intermediate_size > 0 ? moe_intermediate_size : intermediate_size; }
   /// Every field above as text: equal fingerprints build equal cascades (memoisation keys).
   /// A new field must be added here.
   std::string fingerprint() const;

@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
+#include <map>
+#include <set>
 #include <numeric>
 
 namespace einsim {
@@ -26,29 +29,17 @@ class Builder {
     if (ph_.batch < 1 || ph_.prompt < 1 || ph_.context < 0 || ph_.block < 1)
       throw UserError(SourceLoc{"--batch/--prompt/--context"}, "batch and prompt must be >= 1 and context >= 0");
     const int64_t P = decode ? 1 : ph_.prompt;
-    // Keys attended: the cache and this step's tokens; under a sliding window the cache holds
-    // only the last window's tokens (a decode attends to them; a chunk's first query reaches
-    // back that far).
-    int64_t M = decode ? m_.kv_tokens(ph_.context + 1) : cached_prefix() + ph_.prompt;
-    if (ph_.attention == AttentionKind::OnePass) {
-      if (decode) {
-        m0_ = std::min(ph_.block, M);
-        M = (M + m0_ - 1) / m0_ * m0_;
-      } else {
-        m0_ = std::gcd(M, ph_.block);
-      }
-    }
-    const int64_t layers = ph_.layers > 0 ? std::min(ph_.layers, m_.num_hidden_layers) : m_.num_hidden_layers;
-    rank("L", layers);
+    groups_ = m_.layer_groups(ph_.layers);
     rank("B", ph_.batch);
     rank("P", P);
-    rank("M", M);
     rank("D", m_.hidden_size);
     rank("G", m_.kv_heads());
     rank("R", m_.group());
     rank("E", m_.head_dim);
     rank("F", m_.head_dim);
     rank("I", m_.intermediate_size);
+    if (m_.num_local_experts > 0 && m_.expert_width() != m_.intermediate_size) rank("I1", m_.expert_width());  // a routed expert's width
+    if (m_.shared_expert_size > 0) rank("I2", m_.shared_expert_size);  // the shared experts' width
     rank("W", m_.vocab_size);  // vocabulary (V names the value tensor)
     if (m_.position == PositionKind::Rope) {
       rank("E1", 2);
@@ -67,7 +58,7 @@ class Builder {
       rank("U2", ph_.linear_features);  // its second index in the Taylor map's quadratic term
     }
     if (ph_.kind == PhaseKind::Decode && (ph_.ffn_active > 0 || ph_.predictor_rank > 0)) {
-      if (m_.num_local_experts > 0)
+      if (m_.moe_layers() > 0)
         throw UserError(m_.loc, fmt::format("'{}' routes its MLP to experts: neuron sparsity and predictors apply to dense MLPs", m_.name));
       if (ph_.ffn_active < 0 || ph_.ffn_active > m_.intermediate_size)
         throw UserError(SourceLoc{"--ffn-active"}, fmt::format("{} active FFN neurons: at most the FFN width of '{}' ({})", ph_.ffn_active, m_.name,
@@ -85,11 +76,13 @@ class Builder {
     if (m_.num_local_experts > 0) {
       rank("N", m_.num_local_experts);  // experts (X names the residual stream)
       rank("S", m_.num_experts_per_tok);
-    }
-    if (ph_.attention == AttentionKind::OnePass) {
-      rank("M1", M / m0_);
-      rank("M0", m0_);
-      partition("M", {"M1", "M0"});
+      if (m_.n_group > 0) {
+        // Grouped routing: N = N1 groups x N0 experts; a token keeps its S1 best groups.
+        rank("N1", m_.n_group);
+        rank("N0", m_.num_local_experts / m_.n_group);
+        rank("S1", m_.topk_group);
+        partition("N", {"N1", "N0"});
+      }
     }
 
     // Embeddings: a gather of one row per token, the initial value of the residual stream.
@@ -112,8 +105,20 @@ class Builder {
       tensor("COS", {"E0", "P"}, TensorRole::Input);
       tensor("SIN", {"E1", "E0", "P"}, TensorRole::Input);
     }
-    layer(decode);
-    norm("F", "X[L,b,d,p]", "XF[b,d,p]", false);
+    // The layers, one group per kind: group g's ranks and tensors carry the suffix _g (none
+    // for the first), and its residual stream starts from the previous group's last.
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      if (g > 0) {
+        // A view of the previous stream's end, not a kernel.
+        s_.views.insert(static_cast<int>(s_.einsums.size()));
+        add(fmt::format("X{0}[l{0}=0,b,d,p] = X{1}[L{1},b,d,p]", suffix(g), suffix(g - 1)));
+      }
+      begin_group(g, P);
+      layer(decode);
+      rename_.clear();
+    }
+    const std::string last = suffix(groups_.size() - 1);
+    norm("F", fmt::format("X{0}[L{0},b,d,p]", last), "XF[b,d,p]", false);
     if (!m_.encoder_only) {
       const std::string head = m_.tie_word_embeddings ? "WE" : "WLM";
       if (!m_.tie_word_embeddings) {
@@ -121,13 +126,51 @@ class Builder {
         if (m_.quant.lm_head) quantize(s_.tensors.back(), m_.hidden_size);
       }
       add(fmt::format("LOGITS[b,w] = XF[b,d,P-1] * {}[d,w]", head));
+      // Gemma 2's final soft-capping: cap * tanh(logit / cap).
+      if (m_.final_logit_softcapping > 0) add(fmt::format("LOGITC[b,w] = tanh(LOGITS[b,w] / {0}) * {0}", m_.final_logit_softcapping));
     }
     return std::move(s_);
   }
 
  private:
-  // One layer, indexed by l.
+  // One layer of the group's kind, indexed by l: attention (or none), then a dense MLP,
+  // routed experts (or none), each with its residual add.
   void layer(bool decode) {
+    const bool ffn = kind_.ffn != FfnKind::None;
+    if (kind_.mixer == MixerKind::None) {
+      if (!ffn) throw UserError(m_.loc, fmt::format("'{}' has a layer with neither attention nor an MLP", m_.name));
+      norm("N2", "X[l,b,d,p]", "XN2[l,b,d,p]", true);
+      quantize_input("XN2", {"L", "B", "D", "P"});
+      add(fmt::format("X[l+1,b,d,p] = X[l,b,d,p] + {}[l,b,d,p]", post_norm("N4", mlp("XN2"), "DNN")));
+      return;
+    }
+    const std::string o = post_norm("N3", attention_block(decode), "ON");
+    if (!ffn) {
+      add(fmt::format("X[l+1,b,d,p] = X[l,b,d,p] + {}[l,b,d,p]", o));
+      return;
+    }
+    if (m_.parallel_attn) {
+      const std::string dn = mlp("XN");
+      add(fmt::format("X[l+1,b,d,p] = X[l,b,d,p] + {}[l,b,d,p] + {}[l,b,d,p]", o, dn));
+      return;
+    }
+    add(fmt::format("XA[l,b,d,p] = X[l,b,d,p] + {}[l,b,d,p]", o));
+    norm("N2", "XA[l,b,d,p]", "XN2[l,b,d,p]", true);
+    quantize_input("XN2", {"L", "B", "D", "P"});
+    const std::string dn = post_norm("N4", mlp("XN2"), "DNN");
+    add(fmt::format("X[l+1,b,d,p] = XA[l,b,d,p] + {}[l,b,d,p]", dn));
+  }
+
+  // Gemma's norm of a sublayer's output before its residual add (`out`), or `x` as it is.
+  std::string post_norm(const std::string& pre, const std::string& x, const std::string& out) {
+    if (!m_.sandwich_norm) return x;
+    norm(pre, x + "[l,b,d,p]", out + "[l,b,d,p]", true);
+    return out;
+  }
+
+  // Norm, projections, RoPE, attention over the cache and this step's keys, and the output
+  // projection; returns the output's name.
+  std::string attention_block(bool decode) {
     norm("N1", "X[l,b,d,p]", "XN[l,b,d,p]", true);
     linear_weight("WQ", {"D", "G", "R", "E"}, m_.hidden_size);
     linear_weight("WK", {"D", "G", "E"}, m_.hidden_size);
@@ -173,36 +216,38 @@ class Builder {
     std::string av = "AV";
     if (linear()) av = linear_attention(v);
     quantize_input(av, {"L", "B", "G", "R", "F", "P"});
-    const std::string o = proj("O", "b,d,p", av + "[l,b,g,r,f,p]", "WO[l,g,r,f,d]", "BO", {"D"}, "d", m_.attention_bias);
-    if (m_.parallel_attn) {
-      const std::string dn = mlp("XN");
-      add(fmt::format("X[l+1,b,d,p] = X[l,b,d,p] + {}[l,b,d,p] + {}[l,b,d,p]", o, dn));
-      return;
-    }
-    add(fmt::format("XA[l,b,d,p] = X[l,b,d,p] + {}[l,b,d,p]", o));
-    norm("N2", "XA[l,b,d,p]", "XN2[l,b,d,p]", true);
-    quantize_input("XN2", {"L", "B", "D", "P"});
-    const std::string dn = mlp("XN2");
-    add(fmt::format("X[l+1,b,d,p] = XA[l,b,d,p] + {}[l,b,d,p]", dn));
+    return proj("O", "b,d,p", av + "[l,b,g,r,f,p]", "WO[l,g,r,f,d]", "BO", {"D"}, "d", m_.attention_bias);
   }
 
   // Softmax(Q K^T / sqrt(E)) V for every (l, b, g, r) into AV[l,b,g,r,f,p].
+  //
+  // Soft-capping (Gemma 2) bounds each scaled score: cap * tanh(score / sqrt(E) / cap), kept in
+  // the raw scores' units. A sink (gpt-oss) is a learned logit per head that joins each
+  // softmax's denominator and no value.
   void attention(const std::string& q, const std::string& k, const std::string& v) {
     const std::string h = "l,b,g,r";
+    const double cap = m_.attn_logit_softcapping;
+    if (m_.attention_sinks) weight("SNK", {"G", "R"});
     if (ph_.attention == AttentionKind::ThreePass) {
       add(fmt::format("QK[{0},m,p] = {1} * {2}", h, q, k));
-      add(fmt::format("GM[{0},p] = max[m] QK[{0},m,p]", h));
-      add(fmt::format("SN[{0},m,p] = exp((QK[{0},m,p] - GM[{0},p]) * rsqrt(E))", h));
+      std::string sc = "QK";
+      if (cap > 0) add(fmt::format("QKC[{0},m,p] = tanh(QK[{0},m,p] * rsqrt(E) / {1}) * {1} * sqrt(E)", h, cap)), sc = "QKC";
+      add(fmt::format("GM[{0},p] = max[m] {1}[{0},m,p]", h, sc));
+      add(fmt::format("SN[{0},m,p] = exp(({1}[{0},m,p] - GM[{0},p]) * rsqrt(E))", h, sc));
       add(fmt::format("SD[{0},p] = SN[{0},m,p]", h));
-      add(fmt::format("A[{0},m,p] = SN[{0},m,p] / SD[{0},p]", h));
+      std::string sd = "SD";
+      if (m_.attention_sinks) add(fmt::format("SKD[{0},p] = SD[{0},p] + exp(SNK[l,g,r] - GM[{0},p] * rsqrt(E))", h)), sd = "SKD";
+      add(fmt::format("A[{0},m,p] = SN[{0},m,p] / {1}[{0},p]", h, sd));
       add(fmt::format("AV[{0},f,p] = A[{0},m,p] * {1}", h, v));
       return;
     }
     add(fmt::format("BQK[{0},m1,m0,p] = {1} * {2}", h, q, k));
-    add(fmt::format("LM[{0},m1,p] = max[m0] BQK[{0},m1,m0,p]", h));
+    std::string sc = "BQK";
+    if (cap > 0) add(fmt::format("BQC[{0},m1,m0,p] = tanh(BQK[{0},m1,m0,p] * rsqrt(E) / {1}) * {1} * sqrt(E)", h, cap)), sc = "BQC";
+    add(fmt::format("LM[{0},m1,p] = max[m0] {1}[{0},m1,m0,p]", h, sc));
     add(fmt::format("RM[{0},m1=0,p] = -inf", h));
     add(fmt::format("RM[{0},m1+1,p] = max(RM[{0},m1,p], LM[{0},m1,p])", h));
-    add(fmt::format("SLN[{0},m1,m0,p] = exp((BQK[{0},m1,m0,p] - RM[{0},m1+1,p]) * rsqrt(E))", h));
+    add(fmt::format("SLN[{0},m1,m0,p] = exp(({1}[{0},m1,m0,p] - RM[{0},m1+1,p]) * rsqrt(E))", h, sc));
     add(fmt::format("SLD[{0},m1,p] = SLN[{0},m1,m0,p]", h));
     add(fmt::format("SLNV[{0},f,m1,p] = SLN[{0},m1,m0,p] * {1}", h, v));
     add(fmt::format("PRM[{0},m1,p] = exp((RM[{0},m1,p] - RM[{0},m1+1,p]) * rsqrt(E))", h));
@@ -212,11 +257,16 @@ class Builder {
     add(fmt::format("RNV[{0},f,m1=0,p] = 0", h));
     add(fmt::format("SPNV[{0},f,m1,p] = RNV[{0},f,m1,p] * PRM[{0},m1,p]", h));
     add(fmt::format("RNV[{0},f,m1+1,p] = SLNV[{0},f,m1,p] + SPNV[{0},f,m1,p]", h));
-    add(fmt::format("AV[{0},f,p] = RNV[{0},f,M1,p] / RD[{0},M1,p]", h));
+    if (m_.attention_sinks) {
+      add(fmt::format("SKD[{0},p] = RD[{0},M1,p] + exp(SNK[l,g,r] - RM[{0},M1,p] * rsqrt(E))", h));
+      add(fmt::format("AV[{0},f,p] = RNV[{0},f,M1,p] / SKD[{0},p]", h));
+    } else {
+      add(fmt::format("AV[{0},f,p] = RNV[{0},f,M1,p] / RD[{0},M1,p]", h));
+    }
     // A decoder's prefill: the key blocks a query tile cannot see are skipped.
     if (ph_.kind == PhaseKind::Prefill && ph_.causal && !m_.encoder_only) {
-      const double w = causal_attention_work(cached_prefix(), ph_.prompt, 128, m_.sliding_window);
-      for (const char* t : {"BQK", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "SPD", "RD", "SPNV", "RNV"}) s_.work[t] = w;
+      const double w = causal_attention_work(cached_prefix(), ph_.prompt, 128, kind_.window, kind_.chunk);
+      for (const char* t : {"BQK", "BQC", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "SPD", "RD", "SPNV", "RNV"}) s_.work[rename_one(t)] = w;
     }
   }
 
@@ -224,29 +274,7 @@ class Builder {
   std::string mlp(const std::string& xn) {
     const std::string& act = m_.hidden_act;
     const std::string in = xn + "[l,b,d,p]";
-    if (m_.num_local_experts > 0) {
-      // Router, top-k selection (k max-passes over the experts), softmax over the chosen
-      // logits, then the routed experts gathered by index. Which experts are chosen is data:
-      // the index tensor SEL is an input of the cascade.
-      weight("WR", {"D", "N"});
-      tensor("SEL", {"L", "B", "S", "P"}, TensorRole::Index);
-      s_.tensors.back().routed = m_.num_experts_per_tok;  // uniform routing: expected distinct experts
-      add(fmt::format("RL[l,b,n,p] = {} * WR[l,d,n]", in));
-      add("RMAX[l,b,s,p] = max[n] RL[l,b,n,p]");
-      add("RE[l,b,s,p] = exp(RMAX[l,b,s,p])");
-      add("RSUM[l,b,p] = RE[l,b,s,p]");
-      add("RW[l,b,s,p] = RE[l,b,s,p] / RSUM[l,b,p]");
-      linear_weight("WG", {"N", "D", "I"}, m_.hidden_size, TensorRole::ExpertWeight);
-      linear_weight("WU", {"N", "D", "I"}, m_.hidden_size, TensorRole::ExpertWeight);
-      linear_weight("WD", {"N", "I", "D"}, m_.intermediate_size, TensorRole::ExpertWeight);
-      quantize_input("EH", {"L", "B", "S", "I", "P"});
-      add(fmt::format("EG[l,b,s,i,p] = {} * WG[l,SEL[l,b,s,p],d,i]", in));
-      add(fmt::format("EU[l,b,s,i,p] = {} * WU[l,SEL[l,b,s,p],d,i]", in));
-      add(fmt::format("EH[l,b,s,i,p] = {}(EG[l,b,s,i,p]) * EU[l,b,s,i,p]", act));
-      add("ED[l,b,s,d,p] = EH[l,b,s,i,p] * WD[l,SEL[l,b,s,p],i,d]");
-      add("DN[l,b,d,p] = ED[l,b,s,d,p] * RW[l,b,s,p]");
-      return "DN";
-    }
+    if (kind_.ffn == FfnKind::Moe) return experts(in);
     if (predicted()) {
       // The predictor's scores for every neuron; choosing the active ones from them is data
       // (the index ACT is an input of the cascade).
@@ -300,6 +328,102 @@ class Builder {
     return proj("DN", "b,d,p", "H[l,b,i,p]", "WD[l,i,d]", "BD", {"D"}, "d", m_.mlp_bias);
   }
 
+  // Routed experts on `in` (an [l,b,d,p] access), and the shared experts beside them; returns
+  // the output's name. Router scores (softmax, or sigmoid with a selection bias), grouped
+  // routing (each group's best score, then the topk_group best groups), top-k selection (k
+  // max-passes), the chosen weights (renormalised, scaled). Which experts are chosen is data:
+  // the index SEL is an input of the cascade, with the expected distinct experts a batch reads
+  // (uniform, or skewed) set on it.
+  std::string experts(const std::string& in) {
+    const std::string& act = m_.hidden_act;
+    const std::string iw = m_.expert_width() != m_.intermediate_size ? "I1" : "I";
+    const std::string i = iw == "I1" ? "i1" : "i";
+    weight("WR", {"D", "N"});
+    tensor("SEL", {"L", "B", "S", "P"}, TensorRole::Index);
+    s_.tensors.back().routed = m_.num_experts_per_tok;
+    s_.tensors.back().routing_skew = m_.routing_skew;
+    add(fmt::format("RL[l,b,n,p] = {} * WR[l,d,n]", in));
+    std::string logits = "RL";
+    if (m_.router_bias) {
+      weight("RB", {"N"});
+      add("RLB[l,b,n,p] = RL[l,b,n,p] + RB[l,n]");
+      logits = "RLB";
+    }
+    const bool plain = m_.scoring == ScoringKind::Softmax && m_.n_group == 0 && m_.norm_topk_prob && m_.routed_scaling_factor == 1.0;
+    if (plain) {
+      // Softmax over the top-k logits (Mixtral).
+      add(fmt::format("RMAX[l,b,s,p] = max[n] {}[l,b,n,p]", logits));
+      add("RE[l,b,s,p] = exp(RMAX[l,b,s,p])");
+      add("RSUM[l,b,p] = RE[l,b,s,p]");
+      add("RW[l,b,s,p] = RE[l,b,s,p] / RSUM[l,b,p]");
+    } else {
+      if (m_.scoring == ScoringKind::Sigmoid) {
+        add(fmt::format("RP[l,b,n,p] = sigmoid({}[l,b,n,p])", logits));
+      } else {
+        add(fmt::format("RE[l,b,n,p] = exp({}[l,b,n,p])", logits));
+        add("RSUM[l,b,p] = RE[l,b,n,p]");
+        add("RP[l,b,n,p] = RE[l,b,n,p] / RSUM[l,b,p]");
+      }
+      if (m_.n_group > 0) {
+        add("GS[l,b,n1,p] = max[n0] RP[l,b,n1*N0+n0,p]");
+        add("GTOP[l,b,s1,p] = max[n1] GS[l,b,n1,p]");
+      }
+      add("RMAX[l,b,s,p] = max[n] RP[l,b,n,p]");
+      if (m_.norm_topk_prob) {
+        add("RTOT[l,b,p] = RMAX[l,b,s,p]");
+        add(fmt::format("RW[l,b,s,p] = RMAX[l,b,s,p] / RTOT[l,b,p] * {}", m_.routed_scaling_factor));
+      } else {
+        add(fmt::format("RW[l,b,s,p] = RMAX[l,b,s,p] * {}", m_.routed_scaling_factor));
+      }
+    }
+    linear_weight("WG", {"N", "D", iw}, m_.hidden_size, TensorRole::ExpertWeight);
+    linear_weight("WU", {"N", "D", iw}, m_.hidden_size, TensorRole::ExpertWeight);
+    linear_weight("WD", {"N", iw, "D"}, m_.expert_width(), TensorRole::ExpertWeight);
+    quantize_input("EH", {"L", "B", "S", iw, "P"});
+    const std::string e = fmt::format("l,b,s,{},p", i);
+    std::string g = "EG", u = "EU";
+    add(fmt::format("EG[{}] = {} * WG[l,SEL[l,b,s,p],d,{}]", e, in, i));
+    add(fmt::format("EU[{}] = {} * WU[l,SEL[l,b,s,p],d,{}]", e, in, i));
+    if (m_.mlp_bias) {
+      weight("BEG", {"N", iw}, TensorRole::ExpertWeight);
+      weight("BEU", {"N", iw}, TensorRole::ExpertWeight);
+      add(fmt::format("EGB[{0}] = EG[{0}] + BEG[l,SEL[l,b,s,p],{1}]", e, i));
+      add(fmt::format("EUB[{0}] = EU[{0}] + BEU[l,SEL[l,b,s,p],{1}]", e, i));
+      g = "EGB", u = "EUB";
+    }
+    add(fmt::format("EH[{0}] = {1}({2}[{0}]) * {3}[{0}]", e, act, g, u));
+    add(fmt::format("ED[l,b,s,d,p] = EH[{}] * WD[l,SEL[l,b,s,p],{},d]", e, i));
+    std::string ed = "ED";
+    if (m_.mlp_bias) {
+      weight("BED", {"N", "D"}, TensorRole::ExpertWeight);
+      add("EDB[l,b,s,d,p] = ED[l,b,s,d,p] + BED[l,SEL[l,b,s,p],d]");
+      ed = "EDB";
+    }
+    if (m_.shared_expert_size == 0) {
+      add(fmt::format("DN[l,b,d,p] = {}[l,b,s,d,p] * RW[l,b,s,p]", ed));
+      return "DN";
+    }
+    // Shared experts: a dense gated MLP of their total width on the same input, added to the
+    // routed experts' sum (Qwen2-MoE scales it by a sigmoid gate first).
+    add(fmt::format("DR[l,b,d,p] = {}[l,b,s,d,p] * RW[l,b,s,p]", ed));
+    linear_weight("WSG", {"D", "I2"}, m_.hidden_size);
+    linear_weight("WSU", {"D", "I2"}, m_.hidden_size);
+    linear_weight("WSD", {"I2", "D"}, m_.shared_expert_size);
+    add(fmt::format("SG[l,b,i2,p] = {} * WSG[l,d,i2]", in));
+    add(fmt::format("SU[l,b,i2,p] = {} * WSU[l,d,i2]", in));
+    add(fmt::format("SH[l,b,i2,p] = {}(SG[l,b,i2,p]) * SU[l,b,i2,p]", act));
+    quantize_input("SH", {"L", "B", "I2", "P"});
+    add("SDN[l,b,d,p] = SH[l,b,i2,p] * WSD[l,i2,d]");
+    if (m_.shared_expert_gate) {
+      weight("WSE", {"D"});
+      add(fmt::format("SGW[l,b,p] = {} * WSE[l,d]", in));
+      add("DN[l,b,d,p] = DR[l,b,d,p] + SDN[l,b,d,p] * sigmoid(SGW[l,b,p])");
+    } else {
+      add("DN[l,b,d,p] = DR[l,b,d,p] + SDN[l,b,d,p]");
+    }
+    return "DN";
+  }
+
   // out[l,idx] = in * w (+ bias[l,bias_idx]); returns the name of the final tensor.
   std::string proj(const std::string& out, const std::string& idx, const std::string& in, const std::string& w,
                    const std::string& bias, std::vector<std::string> bias_ranks, const std::string& bias_idx, bool with_bias) {
@@ -339,9 +463,73 @@ class Builder {
     add(fmt::format("{0} = ({1} - {2}S1[{3}b,p] / D) * {2}RS[{3}b,p] * {4} + {5}", out, x, pre, l, w, b));
   }
 
+  static std::string suffix(size_t group) { return group == 0 ? "" : fmt::format("_{}", group); }
+
+  // Group g of the layers: its layer rank L and key ranks M (with M1, M0), sized for its
+  // kind; from here on its Einsums and tensors are renamed with the group's suffix.
+  void begin_group(size_t g, int64_t P) {
+    kind_ = groups_[g].kind;
+    in_layers_ = true;
+    const std::string sfx = suffix(g);
+    rename_.clear();
+    if (g > 0) {
+      for (const char* r : {"L", "M", "M1", "M0"}) rename_[r] = r + sfx;
+      for (const char* v : {"l", "m", "m1", "m0"}) rename_[v] = v + sfx;
+    }
+    const bool decode = ph_.kind == PhaseKind::Decode;
+    // Keys attended: the cache and this step's tokens; a window or chunk caps what the cache
+    // holds (a decode attends to it; a chunk's first query reaches back that far).
+    int64_t M = decode ? std::max<int64_t>(1, kind_.cached(ph_.context + 1)) : cached_prefix() + P;
+    if (ph_.attention == AttentionKind::OnePass) {
+      if (decode) {
+        m0_ = std::min(ph_.block, M);
+        M = (M + m0_ - 1) / m0_ * m0_;
+      } else {
+        m0_ = std::gcd(M, ph_.block);
+      }
+    }
+    rank("L", groups_[g].count);
+    if (kind_.mixer == MixerKind::Attention) {
+      rank("M", M);
+      if (ph_.attention == AttentionKind::OnePass) {
+        rank("M1", M / m0_);
+        rank("M0", m0_);
+        partition("M", {"M1", "M0"});
+      }
+    }
+  }
+
+  // `text` with the current group's names: every upper-case identifier but the global ranks
+  // and tensors gets the suffix, and so do the group's index variables.
+  std::string renamed(const std::string& text) const {
+    if (rename_.empty()) return text;
+    std::string out;
+    out.reserve(text.size() + 16);
+    for (size_t i = 0; i < text.size();) {
+      const unsigned char c = static_cast<unsigned char>(text[i]);
+      if (!std::isalpha(c) && c != '_') {
+        out += text[i++];
+        continue;
+      }
+      size_t j = i;
+      while (j < text.size() && (std::isalnum(static_cast<unsigned char>(text[j])) || text[j] == '_')) ++j;
+      const std::string id = text.substr(i, j - i);
+      out += rename_one(id);
+      i = j;
+    }
+    return out;
+  }
+  std::string rename_one(const std::string& id) const {
+    if (rename_.empty()) return id;
+    if (auto it = rename_.find(id); it != rename_.end()) return it->second;
+    if (!std::isupper(static_cast<unsigned char>(id[0])) || global_.count(id)) return id;
+    return id + rename_.at("L").substr(1);  // a tensor of the group
+  }
+
   void rank(const std::string& name, int64_t extent) {
+    if (!in_layers_) global_.insert(name);
     RankDecl r;
-    r.name = name;
+    r.name = rename_one(name);
     r.extent_text = std::to_string(extent);
     r.extent.value = extent;
     r.loc = m_.loc;
@@ -349,7 +537,12 @@ class Builder {
   }
   // Prefill: the cached tokens before the prompt its attention reads (all of them, or the
   // sliding window's).
-  int64_t cached_prefix() const { return ph_.kind == PhaseKind::Prefill ? m_.kv_tokens(ph_.context) : 0; }
+  int64_t cached_prefix() const {
+    if (ph_.kind != PhaseKind::Prefill || kind_.mixer != MixerKind::Attention) return 0;
+    if (kind_.window > 0) return std::min(ph_.context, kind_.window);
+    if (kind_.chunk > 0) return ph_.context % kind_.chunk;  // the tokens of the chunk the prompt starts in
+    return ph_.context;
+  }
   bool linear() const { return ph_.kind == PhaseKind::Decode && ph_.linear_features > 0; }
 
   // BASED-style linear attention for one decode step, added to the window attention's AV:
@@ -387,11 +580,14 @@ class Builder {
   bool predicted() const { return ph_.kind == PhaseKind::Decode && ph_.predictor_rank > 0; }
   bool pruned() const { return ph_.kind == PhaseKind::Decode && ph_.key_channels > 0 && ph_.key_channels != m_.head_dim; }
   void partition(const std::string& parent, std::vector<std::string> parts) {
-    s_.partitions.push_back(PartitionDecl{parent, std::move(parts), m_.loc});
+    for (std::string& x : parts) x = rename_one(x);
+    s_.partitions.push_back(PartitionDecl{rename_one(parent), std::move(parts), m_.loc});
   }
   void tensor(const std::string& name, std::vector<std::string> ranks, TensorRole role, std::optional<DType> dtype = std::nullopt) {
     TensorDecl t;
-    t.name = name;
+    t.name = rename_one(name);
+    if (!in_layers_) global_.insert(name);
+    for (std::string& r : ranks) r = rename_one(r);
     t.ranks = std::move(ranks);
     t.has_ranks = true;
     t.role = role;
@@ -425,13 +621,18 @@ class Builder {
   }
   void add(const std::string& text) {
     // Generated Einsums are located by their index in the cascade.
-    s_.einsums.push_back(parse_einsum(text, SourceLoc{s_.name + " (generated)", static_cast<int>(s_.einsums.size()) + 1, 1}));
+    s_.einsums.push_back(parse_einsum(renamed(text), SourceLoc{s_.name + " (generated)", static_cast<int>(s_.einsums.size()) + 1, 1}));
   }
 
   const ModelConfig& m_;
   const Phase& ph_;
   CascadeSpec s_;
   int64_t m0_ = 1;
+  std::vector<LayerGroup> groups_;
+  LayerKind kind_;                              ///< the kind of the group being built
+  std::map<std::string, std::string> rename_;   ///< the group's ranks and variables (empty: the first group)
+  std::set<std::string> global_;                ///< ranks and tensors declared before the layers
+  bool in_layers_ = false;
 };
 
 }  // namespace
@@ -441,17 +642,19 @@ std::string Phase::key() const {
                      kv_dtype ? static_cast<int>(*kv_dtype) : -1, key_channels, linear_features, ffn_active, predictor_rank, causal);
 }
 
-double causal_attention_work(int64_t prefix, int64_t prompt, int64_t tile, int64_t window) {
+double causal_attention_work(int64_t prefix, int64_t prompt, int64_t tile, int64_t window, int64_t chunk) {
   if (prompt < 1 || tile < 1) return 1;
   const int64_t keys = prefix + prompt;
   const int64_t q_tiles = (prompt + tile - 1) / tile, k_tiles = (keys + tile - 1) / tile;
-  if (window > 0 && window < keys) {
-    // A band: query q (at position prefix + q) sees keys in (position - window, position]. A
-    // (query tile, key tile) pair is computed when any of its pairs is visible.
+  if ((window > 0 && window < keys) || (chunk > 0 && chunk < keys)) {
+    // A band: query q (at position prefix + q) sees keys in (position - window, position], or
+    // from the start of its chunk. A (query tile, key tile) pair is computed when any of its
+    // pairs is visible.
     double computed = 0;
     for (int64_t i = 0; i < q_tiles; ++i) {
       const int64_t q_first = prefix + i * tile, q_last = prefix + std::min(prompt, (i + 1) * tile) - 1;
-      const int64_t k_lo = std::max<int64_t>(0, q_first - window + 1), k_hi = q_last;  // keys any query of the tile sees
+      // keys any query of the tile sees
+      const int64_t k_lo = window > 0 ? std::max<int64_t>(0, q_first - window + 1) : q_first / chunk * chunk, k_hi = q_last;
       const int64_t tiles = k_hi / tile - k_lo / tile + 1;  // key tiles from the first visible to the last
       computed += static_cast<double>(tiles);
     }
@@ -474,56 +677,65 @@ double causal_attention_work(int64_t prefix, int64_t prompt, int64_t tile, int64
 
 CascadeSpec transformer_cascade(const ModelConfig& m, const Phase& ph) { return Builder(m, ph).build(); }
 
+std::string_view base_name(std::string_view name) {
+  const size_t u = name.rfind('_');
+  if (u == std::string_view::npos || u == 0 || u + 1 == name.size()) return name;
+  for (size_t i = u + 1; i < name.size(); ++i)
+    if (!std::isdigit(static_cast<unsigned char>(name[i]))) return name;
+  return name.substr(0, u);
+}
+
 ParamCounts count_params(const ModelConfig& m) {
   // Count from the cascade's weight tensors, so the figures describe exactly what the
-  // simulator moves. Per-layer weights carry the layer rank L first.
+  // simulator moves. Per-layer weights carry their group's layer rank first.
   Phase ph;
   ph.attention = AttentionKind::ThreePass;
   const Cascade c = bind_cascade(transformer_cascade(m, ph));
-  const int layer_rank = c.find_rank("L");
   ParamCounts p;
   const double L = static_cast<double>(m.num_hidden_layers);
   const double k_of_x = m.num_local_experts > 0 ? static_cast<double>(m.num_experts_per_tok) / static_cast<double>(m.num_local_experts) : 1.0;
-  double expert = 0;
+  double attention = 0, mlp = 0, norms = 0, expert = 0;
   for (const Tensor& t : c.tensors) {
     if (t.role != TensorRole::Weight && t.role != TensorRole::ExpertWeight) continue;
     const double n = static_cast<double>(t.elements());
+    const std::string_view name = base_name(t.name);
     p.total_bytes += t.bytes();
-    if (t.ranks.empty() || t.ranks[0] != layer_rank) {
-      (t.name == "FW" || t.name == "FB" ? p.final_norm : p.embedding) += n;
-      if (t.name != "FW" && t.name != "FB") p.embedding_bytes += t.bytes();
+    if (t.ranks.empty() || base_name(c.ranks[static_cast<size_t>(t.ranks[0])].name) != "L") {
+      (name == "FW" || name == "FB" ? p.final_norm : p.embedding) += n;
+      if (name != "FW" && name != "FB") p.embedding_bytes += t.bytes();
       continue;
     }
-    const double per = n / L;
-    const std::string& name = t.name;
-    if (name.starts_with("N1") || name.starts_with("N2")) p.per_layer_norm += per;
+    if (name.starts_with("N1") || name.starts_with("N2") || name.starts_with("N3") || name.starts_with("N4")) norms += n;
     else if (name == "WQ" || name == "WK" || name == "WV" || name == "WO" || name == "BQ" || name == "BK" || name == "BV" || name == "BO" ||
-             name == "QNW" || name == "KNW")
-      p.per_layer_attention += per;
-    else p.per_layer_mlp += per, p.mlp_bytes += t.bytes();
-    if (t.role == TensorRole::ExpertWeight) expert += per, p.expert_bytes += t.bytes();
+             name == "QNW" || name == "KNW" || name == "SNK")
+      attention += n;
+    else mlp += n, p.mlp_bytes += t.bytes();
+    if (t.role == TensorRole::ExpertWeight) expert += n, p.expert_bytes += t.bytes();
   }
-  p.total = p.embedding + p.final_norm + L * (p.per_layer_attention + p.per_layer_mlp + p.per_layer_norm);
-  p.active = p.total - L * expert * (1.0 - k_of_x);
+  // Per layer: averages over the layers (they differ when the layers have kinds).
+  p.per_layer_attention = attention / L, p.per_layer_mlp = mlp / L, p.per_layer_norm = norms / L;
+  p.total = p.embedding + p.final_norm + attention + mlp + norms;
+  p.active = p.total - expert * (1.0 - k_of_x);
   p.active_bytes = p.total_bytes - p.expert_bytes * (1.0 - k_of_x);
   return p;
 }
 
 // Component of a model Einsum, by the tensor it writes: embedding, norm, attention,
 // out-proj, mlp, residual, lm-head.
-std::string model_component(const Einsum& e, const std::string& n) {
-  if (n == "X") return e.iter_var < 0 ? "embedding" : "residual";
+std::string model_component(const Einsum& e, const std::string& tensor) {
+  const std::string n(base_name(tensor));
+  if (n == "X") return e.iter_var < 0 && n == tensor ? "embedding" : "residual";
   if (n == "XA") return "residual";
-  if (n.starts_with("N1") || n.starts_with("N2") || n == "FSS" || n == "FRS" || n == "FS1" || n == "FS2" || n == "XN" ||
-      n == "XN2" || n == "XF")
+  if (n.starts_with("N1") || n.starts_with("N2") || n.starts_with("N3") || n.starts_with("N4") || n == "FSS" || n == "FRS" || n == "FS1" ||
+      n == "FS2" || n == "XN" || n == "XN2" || n == "XF" || n == "ON" || n == "DNN")
     return "norm";
-  static const std::vector<std::string> attn = {"Q", "K", "V", "QB", "KB", "VB", "QR", "KR", "QSS", "QRS", "QN", "KSS", "KRS", "KN", "QK", "GM", "SN", "SD", "A", "AV",
-                                                "BQK", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "RD", "SPD", "RNV", "SPNV",
+  static const std::vector<std::string> attn = {"Q", "K", "V", "QB", "KB", "VB", "QR", "KR", "QSS", "QRS", "QN", "KSS", "KRS", "KN", "QK", "QKC", "GM", "SN", "SD", "SKD", "A", "AV",
+                                                "BQK", "BQC", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "RD", "SPD", "RNV", "SPNV",
                                                 // linear attention (BASED)
                                                 "QF", "KF", "S0N", "S1N", "S2N", "Z0N", "Z1N", "Z2N", "LN1", "LN2", "LD1", "LD2", "LA"};
   if (std::find(attn.begin(), attn.end(), n) != attn.end()) return "attention";
   if (n == "O" || n == "OB") return "out-proj";
-  if (n == "LOGITS") return "lm-head";
+  if (n == "LOGITS" || n == "LOGITC") return "lm-head";
   return "mlp";
 }
 

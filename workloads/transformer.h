@@ -62,8 +62,9 @@ CascadeSpec transformer_cascade(const ModelConfig& m, const Phase& ph);
 /// The share of a prefill's (query tile, key block) pairs causal attention computes: P queries
 /// after `prefix` cached tokens, tiles of `tile` queries and keys (FlashAttention's: 128), a
 /// partially masked pair computed whole, a fully masked one skipped; with a sliding `window`
-/// (> 0), keys more than window - 1 positions back are masked too (a band).
-double causal_attention_work(int64_t prefix, int64_t prompt, int64_t tile = 128, int64_t window = 0);
+/// (> 0), keys more than window - 1 positions back are masked too (a band); with chunked
+/// attention (`chunk` > 0; the first cached key starts a chunk), keys before the query's chunk.
+double causal_attention_work(int64_t prefix, int64_t prompt, int64_t tile = 128, int64_t window = 0, int64_t chunk = 0);
 
 /// Parameter counts derived from the weight tensors of the cascade.
 struct ParamCounts {
@@ -87,5 +88,9 @@ ParamCounts count_params(const ModelConfig& m);
 /// Component of an Einsum of a transformer cascade, by the tensor it writes (`tensor`):
 /// embedding, norm, attention, out-proj, mlp, residual, lm-head.
 std::string model_component(const Einsum& e, const std::string& tensor);
+
+/// A transformer cascade's tensor or rank name without its layer group's suffix ("WQ_2" ->
+/// "WQ"): the layers of one kind are one group, the first unsuffixed.
+std::string_view base_name(std::string_view name);
 
 }  // namespace einsim

@@ -84,10 +84,11 @@ std::string arch_key(const ArchSpec& a) {
 // The cascade prepared for costing: loops, sliced Einsums, pass analyses on demand.
 class Planner {
  public:
-  /// `layer_rank`: the rank of a model's layers (blocks never span it), or -1.
-  Planner(const Cascade& c, const ArchSpec& a, DType dt, Fusion fusion, const MapperOptions& mopt, MapCache* cache, int layer_rank,
+  /// `layer_ranks`: the ranks of a model's layers, one per group of layers of a kind (blocks
+  /// never span one), or none.
+  Planner(const Cascade& c, const ArchSpec& a, DType dt, Fusion fusion, const MapperOptions& mopt, MapCache* cache, std::vector<int> layer_ranks,
           const ArchSpec* mapping_arch = nullptr)
-      : c_(c), a_(a), dt_(dt), fusion_(fusion), mopt_(mopt), layer_rank_(layer_rank),
+      : c_(c), a_(a), dt_(dt), fusion_(fusion), mopt_(mopt), layer_ranks_(std::move(layer_ranks)),
         bucket_(&(cache ? *cache : local_).bucket(arch_key(a))), map_arch_(mapping_arch),
         map_bucket_(mapping_arch ? &(cache ? *cache : local_).bucket(arch_key(*mapping_arch)) : nullptr) {
     loops_.resize(c.einsums.size());
@@ -220,9 +221,10 @@ class Planner {
       r.flops += b.flops;
       if (in_layer(r.einsums[static_cast<size_t>(b.einsums[0])].einsum)) r.layer_time += b.time;
     }
-    if (layer_rank_ >= 0) {
-      r.layers = c_.ranks[static_cast<size_t>(layer_rank_)].extent;
-      r.layer_time /= static_cast<double>(r.layers);
+    if (!layer_ranks_.empty()) {
+      r.layers = 0;
+      for (int rk : layer_ranks_) r.layers += c_.ranks[static_cast<size_t>(rk)].extent;
+      r.layer_time /= static_cast<double>(r.layers);  // the mean over the layers' kinds
     }
     r.step_time = r.compute_time;
     r.mappings_evaluated = evaluated_;
@@ -259,13 +261,16 @@ class Planner {
  private:
   // Does Einsum `id` belong to a layer: inside the layer loop or over the layer rank (with
   // one layer the schedule has no loop).
-  bool in_layer(int id) const {
-    if (layer_rank_ < 0) return false;
+  bool in_layer(int id) const { return layer_of(id) >= 0; }
+  // The layer rank of Einsum `id`'s group, or -1.
+  int layer_of(int id) const {
     const std::vector<int>& lp = loops_[static_cast<size_t>(id)];
-    if (std::find(lp.begin(), lp.end(), layer_rank_) != lp.end()) return true;
-    for (const Var& v : c_.einsums[static_cast<size_t>(id)].vars)
-      if (v.rank == layer_rank_) return true;
-    return false;
+    for (int rk : layer_ranks_) {
+      if (std::find(lp.begin(), lp.end(), rk) != lp.end()) return rk;
+      for (const Var& v : c_.einsums[static_cast<size_t>(id)].vars)
+        if (v.rank == rk) return rk;
+    }
+    return -1;
   }
 
   bool is_outer_loop(int rank) const {
@@ -523,7 +528,8 @@ class Planner {
   std::vector<std::vector<int>> group() {
     std::vector<int> order;
     std::vector<int> inits;
-    for (int id : c_.order()) (c_.einsums[static_cast<size_t>(id)].reads.empty() ? inits : order).push_back(id);
+    for (int id : c_.order())
+      if (!c_.einsums[static_cast<size_t>(id)].view) (c_.einsums[static_cast<size_t>(id)].reads.empty() ? inits : order).push_back(id);
     std::vector<std::vector<int>> blocks = group_ordered(order);
     // Initialisations (`RM[m1=0] = -inf`, which read nothing) run in the block of their
     // first reader, just before it.
@@ -567,7 +573,7 @@ class Planner {
       const Einsum& e = c_.einsums[static_cast<size_t>(id)];
       // A block does not span the layers and what surrounds them (each layer is its own
       // kernel); other loops (the key blocks of attention) may run inside a block.
-      if (layer_rank_ >= 0 && in_layer(id) != in_layer(cur[0])) return false;
+      if (!layer_ranks_.empty() && layer_of(id) != layer_of(cur[0])) return false;
       // Connected: reads something the block writes, or an activation a member reads too
       // (siblings: the mean and the mean square of a layer norm); or a copy or elementwise
       // operation of the cascade's inputs alone (a reshape such as `BK[m1,m0] = K[m1*M0+m0]`),
@@ -642,7 +648,7 @@ class Planner {
   DType dt_;
   Fusion fusion_;
   MapperOptions mopt_;
-  int layer_rank_;
+  std::vector<int> layer_ranks_;
   MapCache local_;  // without a cache of the caller's: shapes repeated within the run
   MapCache::Bucket* bucket_;
   const ArchSpec* map_arch_;
@@ -655,7 +661,7 @@ class Planner {
 }  // namespace
 
 RunReport run_cascade(const Cascade& c, const ArchSpec& a, DType dt, Fusion fusion, const MapperOptions& mopt, MapCache* cache) {
-  return Planner(c, a, dt, fusion, mopt, cache, -1).run();
+  return Planner(c, a, dt, fusion, mopt, cache, {}).run();
 }
 
 ModelConfig shard_model(const ModelConfig& m, int64_t tp) {
@@ -675,6 +681,14 @@ ModelConfig shard_model(const ModelConfig& m, int64_t tp) {
   s.intermediate_size = m.intermediate_size / tp;
   s.vocab_size = (m.vocab_size + tp - 1) / tp;
   return s;
+}
+
+// The layer ranks of a transformer cascade: L, and L_g for each further group of layers.
+static std::vector<int> layer_ranks(const Cascade& c) {
+  std::vector<int> out;
+  for (size_t r = 0; r < c.ranks.size(); ++r)
+    if (base_name(c.ranks[r].name) == "L") out.push_back(static_cast<int>(r));
+  return out;
 }
 
 KernelKind kernel_kind(const Cascade& c, const std::vector<int>& members) {
@@ -718,8 +732,9 @@ KernelKind kernel_kind(const Cascade& c, const std::vector<int>& members) {
 }
 
 bool is_attention_core(const std::string& n) {
-  static const std::set<std::string> core = {"QK", "GM", "SN", "SD", "A", "AV", "BQK", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "RD", "SPD", "RNV", "SPNV"};
-  return core.count(n) > 0;
+  static const std::set<std::string, std::less<>> core = {"QK", "QKC", "GM", "SN", "SD", "SKD", "A", "AV", "BQK", "BQC", "LM", "RM", "SLN", "SLD",
+                                                          "SLNV", "PRM", "RD", "SPD", "RNV", "SPNV"};
+  return core.count(base_name(n)) > 0;
 }
 
 bool block_is_attention(const RunReport& r, const BlockRun& b) {
@@ -754,7 +769,7 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
     if (cache) cache->cascades()[workload] = built;
   }
   const Cascade& c = *built;
-  Planner p(c, a, m.dtype, fusion, opt.mapper, cache, c.find_rank("L"), opt.mapping_arch);
+  Planner p(c, a, m.dtype, fusion, opt.mapper, cache, layer_ranks(c), opt.mapping_arch);
   RunReport r = p.run();
   r.model = model.name;
   r.quantization = m.quant.name;
@@ -766,7 +781,7 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   const bool decode = opt.phase.kind == PhaseKind::Decode;
   const double rows = static_cast<double>(opt.phase.batch) * static_cast<double>(decode ? 1 : opt.phase.prompt);
   if (opt.tp > 1) {
-    const TensorParallelComm comm = tensor_parallel_allreduces(*peer, opt.tp, static_cast<double>(r.layers), m.parallel_attn,
+    const TensorParallelComm comm = tensor_parallel_allreduces(*peer, opt.tp, static_cast<double>(m.sublayers(opt.phase.layers)),
                                                                rows * static_cast<double>(m.hidden_size) * dtype_bytes(m.dtype), rt.collective_base);
     r.allreduce_bytes = comm.bytes;
     // Replayed from a graph, each all-reduce is a node like any kernel. Launched eagerly, its
@@ -806,8 +821,8 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   mem.capacity = tier.capacity;
   for (const Tensor& t : c.tensors)
     if (is_weight(t)) mem.weights += t.bytes();
-  // The tokens each request's cache holds (a sliding window keeps its last window's).
-  const double cached = static_cast<double>(m.kv_tokens(decode ? opt.phase.context + 1 : opt.phase.context + opt.phase.prompt));
+  // The tokens each request's cache holds (windows and chunks keep their last tokens).
+  const double cached = m.kv_tokens(decode ? opt.phase.context + 1 : opt.phase.context + opt.phase.prompt);
   const double kv_layers = opt.phase.layers > 0 ? static_cast<double>(r.layers) / static_cast<double>(m.num_hidden_layers) : 1.0;
   // Pruned key channels shrink the K half of the cache.
   const double kept = decode && ph.key_channels > 0 && ph.key_channels < m.head_dim
@@ -817,7 +832,7 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
     mem.kv_cache = m.kv_bytes_per_token(ph.kv_dtype.value_or(m.dtype)) * kept * kv_layers * static_cast<double>(opt.phase.batch) * cached;
   // Other persistent state (a linear-attention layer's): as the cascade declares it.
   for (const Tensor& t : c.tensors)
-    if (t.role == TensorRole::KVCache && t.name != "KC" && t.name != "VC") mem.kv_cache += t.bytes();
+    if (t.role == TensorRole::KVCache && base_name(t.name) != "KC" && base_name(t.name) != "VC") mem.kv_cache += t.bytes();
   mem.activations = p.activation_bytes(r);
   r.memory.push_back(mem);
   if (opt.check_memory && !mem.fit().holds(mem.kv_cache)) {

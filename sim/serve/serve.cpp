@@ -124,11 +124,9 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
       if (l.to == "host") swap_bw = l.bandwidth;
   if (c.preemption == Preemption::Swap && swap_bw <= 0)
     throw UserError(a.loc, fmt::format("'{}' has no link to the host to swap KV pages over; give a swap bandwidth or preempt by recompute", a.name));
-  // KV pages a request holds after `tokens` tokens (a sliding window caps them).
-  auto pages = [&](int64_t tokens) {
-    tokens = timer.kv_tokens(tokens);
-    return (tokens + c.block - 1) / c.block;
-  };
+  // KV pages a request holds after `tokens` tokens (windows and chunks cap some layers': a
+  // page holds `block` tokens of every attention layer).
+  auto pages = [&](int64_t tokens) { return static_cast<int64_t>(std::ceil(timer.kv_tokens(tokens) / static_cast<double>(c.block) - 1e-9)); };
   for (const Request& r : t.requests)
     if (pages(r.prompt + r.output) > res.kv_blocks)
       throw UserError(request_loc(t, r), fmt::format("request {} ({} + {} tokens) needs {} KV pages; an instance has {}", r.id, r.prompt, r.output,

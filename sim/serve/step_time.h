@@ -80,8 +80,9 @@ class StepTimer {
 
   /// Bytes of KV cache per token on one device of the tensor-parallel group.
   double kv_bytes_per_token() const { return kv_per_token_; }
-  /// Tokens a request's cache holds after `tokens` (ModelConfig::kv_tokens: a sliding window caps them).
-  int64_t kv_tokens(int64_t tokens) const { return m_.kv_tokens(tokens); }
+  /// Tokens a request's cache holds after `tokens`, over its attention layers
+  /// (ModelConfig::kv_tokens: windows and chunks cap some).
+  double kv_tokens(int64_t tokens) const { return m_.kv_tokens(tokens); }
   /// Bytes free for the KV cache per device: the first tier less the weights' share.
   double kv_capacity() const { return kv_capacity_; }
   int64_t runs() const { return runs_; }  ///< run_model calls made so far

@@ -51,7 +51,7 @@ struct ModelSizes {
   double head_flops = 0;        ///< FLOPs per sequence of the LM head (last position)
   double attention_flops = 0;   ///< FLOPs per (query, key) pair over all layers
   double hidden = 0, layers = 0;
-  bool parallel_attn = false;
+  double sublayers = 0;         ///< tensor-parallel all-reduces per step (ModelConfig::sublayers)
   bool encoder_only = false;
   ModelConfig sharded;
 };
@@ -268,10 +268,10 @@ const ModelSizes& PointEvaluator::sizes(const ModelConfig& m, const std::string&
     const double per_layer_active = (pc.active - pc.embedding - pc.final_norm) / L;
     z->linear_flops = 2 * L * per_layer_active;
     z->head_flops = 2 * static_cast<double>(sh.hidden_size) * static_cast<double>(sh.vocab_size);
-    z->attention_flops = 4 * L * static_cast<double>(sh.num_attention_heads) * static_cast<double>(sh.head_dim);
+    z->attention_flops = 4 * static_cast<double>(sh.attention_layers()) * static_cast<double>(sh.num_attention_heads) * static_cast<double>(sh.head_dim);
+    z->sublayers = static_cast<double>(sh.sublayers());
     z->hidden = static_cast<double>(sh.hidden_size);
     z->layers = L;
-    z->parallel_attn = sh.parallel_attn;
     z->encoder_only = sh.encoder_only;
     z->sharded = std::move(sh);
   } catch (const UserError& e) {
@@ -326,8 +326,8 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
     if (a.arrays.empty()) return finish("error", fmt::format("'{}' has no compute arrays", a.name));
     const bool decode = st.phase == "decode";
     const DType kv_dt = st.kv_dtype.empty() ? dt : *parse_dtype(st.kv_dtype);
-    const double cached = static_cast<double>(z.sharded.kv_tokens(decode ? st.context + 1 : st.prompt));  // a sliding window caps it
-    const double kv = z.encoder_only ? 0 : z.sharded.kv_bytes_per_token(kv_dt) * static_cast<double>(st.batch) * cached;
+    // Windows and chunks cap what some layers keep.
+    const double kv = z.encoder_only ? 0 : z.sharded.kv_bytes(kv_dt, decode ? st.context + 1 : st.prompt) * static_cast<double>(st.batch);
     const MemoryTier& tier = *a.tier(storage_path(a, 0)[0]);
     const double devices = static_cast<double>(st.tp);
     metric(kDevices) = devices;
@@ -401,11 +401,20 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
       const double mac_eff = ar.gpu && ar.gpu->efficiency.count(OpClass::Mac) ? ar.gpu->efficiency.at(OpClass::Mac) : 1.0;
       const double mem_eff = ar.gpu ? ar.gpu->memory_efficiency : 1.0;
       const double tokens = static_cast<double>(st.batch) * (decode ? 1.0 : static_cast<double>(st.prompt));
-      const double keys = decode ? static_cast<double>(z.sharded.kv_tokens(st.context + 1)) : static_cast<double>(st.prompt);
+      const double keys = decode ? z.sharded.kv_tokens(st.context + 1) : static_cast<double>(st.prompt);  // over the attention layers
       const double queries = decode ? static_cast<double>(st.batch) : tokens;
       // A decoder's prefill skips the masked key blocks (workloads/transformer.h), and those a
-      // sliding window leaves behind.
-      const double causal = !decode && !z.encoder_only ? causal_attention_work(0, st.prompt, 128, z.sharded.sliding_window) : 1.0;
+      // window or chunk leaves behind: the mean over the attention layers.
+      double causal = 1.0;
+      if (!decode && !z.encoder_only) {
+        double sum = 0, n = 0;
+        for (const LayerGroup& g : z.sharded.layer_groups()) {
+          if (g.kind.mixer != MixerKind::Attention) continue;
+          sum += static_cast<double>(g.count) * causal_attention_work(0, st.prompt, 128, g.kind.window, g.kind.chunk);
+          n += static_cast<double>(g.count);
+        }
+        causal = n > 0 ? sum / n : 1.0;
+      }
       flops = tokens * z.linear_flops + static_cast<double>(st.batch) * z.head_flops + queries * keys * z.attention_flops * causal;
       const double touched = z.expert_weights > 0 ? 1 - std::pow(1 - z.expert_share, tokens) : 0;
       const double bytes = z.dense_weights + z.expert_weights * touched + kv;
@@ -415,7 +424,7 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
       if (st.tp > 1) {
         const Link* peer = peer_link(ar);
         if (!peer) return finish("error", fmt::format("'{}' has no link to a peer device, which tp {} needs", a.name, st.tp));
-        const TensorParallelComm comm = tensor_parallel_allreduces(*peer, st.tp, z.layers, z.parallel_attn, tokens * z.hidden * dtype_bytes(dt));
+        const TensorParallelComm comm = tensor_parallel_allreduces(*peer, st.tp, z.sublayers, tokens * z.hidden * dtype_bytes(dt));
         ar_bytes = comm.bytes;
         ar_time = comm.time;
         link_energy = ar_bytes * peer->energy;

@@ -136,11 +136,8 @@ TEST_CASE("model config errors", "[model][errors]") {
   CHECK(parse_hf_config_json(open + ", \"sliding_window\": 4096, \"use_sliding_window\": false}", "c.json").sliding_window == 0);
   CHECK_THAT(error_of([&] { parse_hf_config_json(open + ",\n \"sliding_window\": 0}", "c.json"); }),
              Catch::Contains("c.json:2:2: error: 'sliding_window' = 0 is out of range"));
-  CHECK_THAT(error_of([&] { parse_hf_config_json(open + ", \"sliding_window\": 64, \"use_sliding_window\": true, \"max_window_layers\": 0}", "c.json"); }),
-             Catch::Contains("'max_window_layers' = 0: a sliding window on some layers only is not modelled yet"));
   CHECK_THAT(error_of([] { model_toml(kTiny + "sliding_window = 0\n"); }), Catch::Contains("'model.sliding_window' = 0 is out of range"));
-  for (const char* key : {"moe_intermediate_size", "kv_lora_rank", "n_shared_experts", "first_k_dense_replace", "attn_logit_softcapping",
-                          "layers_block_type", "attention_chunk_size"}) {
+  for (const char* key : {"kv_lora_rank", "q_lora_rank", "layers_block_type", "hybrid_override_pattern", "state_size"}) {
     CAPTURE(key);
     CHECK_THAT(error_of([&] { parse_hf_config_json(open + fmt::format(", \"{}\": 8}}", key), "c.json"); }),
                Catch::Contains(fmt::format("'{}' = 8", key)) && Catch::Contains("not modelled yet"));

@@ -1,0 +1,268 @@
+// Layer kinds: windows, chunks, dense and MoE layers in one model; fine-grained and shared
+// experts; routing; soft-capping and sinks.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "helpers.h"
+#include "workloads/executor.h"
+#include "workloads/model_config.h"
+#include "workloads/transformer.h"
+
+using namespace einsim;
+using einsim::test::error_of;
+
+namespace {
+
+ModelConfig toml_model(const std::string& body) {
+  auto d = ConfigDoc::parse("version = 1\n[model]\n" + body, "m.toml");
+  ModelConfig m = read_model(d->root().get_table("model"), "m");
+  d->finish();
+  return m;
+}
+// Two layers, 4 heads of 2 channels over 2 KV heads, FFN 12, vocabulary 11.
+const std::string kTiny = "model_type = \"llama\"\nhidden_size = 8\nnum_hidden_layers = 2\nnum_attention_heads = 4\nnum_key_value_heads = 2\n"
+                          "intermediate_size = 12\nvocab_size = 11\n";
+const std::string kJson = R"({"model_type": "llama", "hidden_size": 8, "num_hidden_layers": 4, "num_attention_heads": 4, "vocab_size": 10, "intermediate_size": 16)";
+
+std::vector<std::string> names(const ModelConfig& m) {
+  std::vector<std::string> out;
+  for (const LayerKind& k : m.layers()) out.push_back(k.name());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("layer patterns from config keys", "[model][layers]") {
+  using V = std::vector<std::string>;
+  // Qwen2: layers from max_window_layers on are windowed.
+  CHECK(names(parse_hf_config_json(kJson + R"(, "sliding_window": 64, "use_sliding_window": true, "max_window_layers": 2})", "c.json")) ==
+        V{"attention + dense", "attention + dense", "window 64 + dense", "window 64 + dense"});
+  // Gemma 2: even layers windowed; Gemma 3: every sixth layer global (here the pattern of 2).
+  const std::string gemma = R"({"model_type": "gemma2", "hidden_size": 8, "num_hidden_layers": 4, "num_attention_heads": 4, "head_dim": 2, "vocab_size": 10, "intermediate_size": 16, "sliding_window": 32)";
+  CHECK(names(parse_hf_config_json(gemma + "}", "c.json")) == V{"window 32 + dense", "attention + dense", "window 32 + dense", "attention + dense"});
+  std::string g3 = gemma + R"(, "sliding_window_pattern": 4})";
+  g3.replace(g3.find("gemma2"), 6, "gemma3_text");
+  CHECK(names(parse_hf_config_json(g3, "c.json")) == V{"window 32 + dense", "window 32 + dense", "window 32 + dense", "attention + dense"});
+  // layer_types (gpt-oss, newer configs) says it per layer.
+  CHECK(names(parse_hf_config_json(kJson + R"(, "sliding_window": 128, "layer_types": ["sliding_attention", "full_attention", "sliding_attention", "full_attention"]})",
+                                   "c.json")) == V{"window 128 + dense", "attention + dense", "window 128 + dense", "attention + dense"});
+  // Llama 4: chunked attention on the RoPE layers, global attention on the others.
+  CHECK(names(parse_hf_config_json(kJson + R"(, "attention_chunk_size": 8192, "no_rope_layers": [1, 1, 1, 0]})", "c.json")) ==
+        V{"chunk 8192 + dense", "chunk 8192 + dense", "chunk 8192 + dense", "attention + dense"});
+  // DeepSeek: the first k layers dense, then MoE every moe_layer_freq-th layer.
+  const std::string moe = kJson + R"(, "n_routed_experts": 8, "num_experts_per_tok": 2, "moe_intermediate_size": 4)";
+  CHECK(names(parse_hf_config_json(moe + R"(, "first_k_dense_replace": 1, "moe_layer_freq": 2})", "c.json")) ==
+        V{"attention + dense", "attention + dense", "attention + moe", "attention + dense"});
+  // Qwen-MoE: MoE where (i + 1) % decoder_sparse_step == 0, but not on mlp_only_layers.
+  CHECK(names(parse_hf_config_json(moe + R"(, "decoder_sparse_step": 1, "mlp_only_layers": [0, 3]})", "c.json")) ==
+        V{"attention + dense", "attention + moe", "attention + moe", "attention + dense"});
+  CHECK(names(parse_hf_config_json(moe + R"(, "interleave_moe_layer_step": 2})", "c.json")) ==
+        V{"attention + dense", "attention + moe", "attention + dense", "attention + moe"});
+  // A pattern that makes every layer alike is the uniform model (one group, the same cascade).
+  const ModelConfig alike = parse_hf_config_json(kJson + R"(, "sliding_window": 64, "use_sliding_window": true, "max_window_layers": 0})", "c.json");
+  CHECK(alike.layer_kinds.empty());
+  CHECK(alike.layer_groups().size() == 1);
+  // TOML presets take the same keys.
+  CHECK(names(toml_model(kTiny + "sliding_window = 16\nlayer_types = [\"sliding_attention\", \"full_attention\"]\n")) ==
+        V{"window 16 + dense", "attention + dense"});
+  CHECK(toml_model(kTiny + "sliding_window = 16\nlayer_types = [\"sliding_attention\", \"full_attention\"]\n").layer_groups().size() == 2);
+}
+
+TEST_CASE("layer pattern and expert errors are located", "[model][layers][errors]") {
+  CHECK_THAT(error_of([] { toml_model(kTiny + "sliding_window = 16\nlayer_types = [\"sliding_attention\"]\n"); }),
+             Catch::Contains("m.toml:11:15: error: 'layer_types' lists 1 layers; the model has 2"));
+  CHECK_THAT(error_of([] { toml_model(kTiny + "sliding_window = 16\nlayer_types = [\"linear_attention\", \"full_attention\"]\n"); }),
+             Catch::Contains("layer 0 is 'linear_attention': einsim knows full_attention, sliding_attention and chunked_attention"));
+  CHECK_THAT(error_of([] { toml_model(kTiny + "layer_types = [\"sliding_attention\", \"full_attention\"]\n"); }),
+             Catch::Contains("m.toml:10:15: error: windowed layers need 'sliding_window'"));
+  CHECK_THAT(error_of([] { toml_model(kTiny + "layer_types = [\"chunked_attention\", \"full_attention\"]\n"); }),
+             Catch::Contains("chunked_attention layers need 'attention_chunk_size'"));
+  CHECK_THAT(error_of([] { parse_hf_config_json(kJson + R"(, "num_local_experts": 4, "num_experts_per_tok": 1,
+ "mlp_only_layers": [7]})", "c.json"); }),
+             Catch::Contains("c.json:2:2: error: 'mlp_only_layers' names layer 7; 'c' has layers 0 to 3"));
+  CHECK_THAT(error_of([] { parse_hf_config_json(kJson + R"(, "mlp_only_layers": 3})", "c.json"); }),
+             Catch::Contains("'mlp_only_layers' must be an array of integers"));
+  CHECK_THAT(error_of([] { toml_model(kTiny + "no_rope_layers = [1, \"x\"]\n"); }), Catch::Contains("'model.no_rope_layers' must be an array of integers"));
+  // Experts: groups must divide them and hold the chosen ones; widths need experts.
+  const std::string moe = kTiny + "num_local_experts = 8\nnum_experts_per_tok = 4\n";
+  CHECK_THAT(error_of([&] { toml_model(moe + "n_group = 3\n"); }), Catch::Contains("n_group 3 does not divide the 8 experts"));
+  CHECK_THAT(error_of([&] { toml_model(moe + "n_group = 4\ntopk_group = 5\n"); }), Catch::Contains("topk_group 5 must be in [1, n_group = 4]"));
+  CHECK_THAT(error_of([&] { toml_model(moe + "n_group = 4\ntopk_group = 1\n"); }),
+             Catch::Contains("num_experts_per_tok 4 exceeds the experts of topk_group 1 groups (2)"));
+  CHECK_THAT(error_of([] { toml_model(kTiny + "moe_intermediate_size = 4\n"); }), Catch::Contains("need an MoE model"));
+  CHECK_THAT(error_of([] { parse_hf_config_json(kJson + R"(, "n_shared_experts": 2})", "c.json"); }), Catch::Contains("need an MoE model"));
+  CHECK_THAT(error_of([&] { toml_model(moe + "n_shared_experts = 1\nshared_expert_intermediate_size = 4\n"); }),
+             Catch::Contains("not both"));
+  CHECK_THAT(error_of([&] { parse_hf_config_json(kJson + R"(, "num_local_experts": 4, "num_experts_per_tok": 1, "scoring_func": "relu"})", "c.json"); }),
+             Catch::Contains("scoring_func 'relu': einsim knows softmax and sigmoid"));
+  CHECK_THAT(error_of([] { parse_hf_config_json(kJson + R"(, "sliding_window": -2})", "c.json"); }), Catch::Contains("'sliding_window' = -2 is out of range"));
+  CHECK_THAT(error_of([] { parse_hf_config_json(kJson + R"(, "num_local_experts": 2, "num_experts_per_tok": 3})", "c.json"); }),
+             Catch::Contains("num_experts_per_tok 3 exceeds num_local_experts 2"));
+}
+
+TEST_CASE("a request's cache over layers of different windows", "[model][layers]") {
+  const ModelConfig m = toml_model(kTiny + "sliding_window = 4\nlayer_types = [\"sliding_attention\", \"full_attention\"]\n");
+  // K and V of 2 KV heads x 2 channels in bf16 per token and layer: 16 B. After 10 tokens the
+  // windowed layer keeps 4, the global one 10.
+  CHECK(m.kv_bytes_per_token(DType::BF16) == 2 * 16);
+  CHECK(m.kv_bytes(DType::BF16, 10) == 16 * (4 + 10));
+  CHECK(m.kv_tokens(10) == 7);
+  CHECK(m.kv_bytes(DType::BF16, 3) == 16 * (3 + 3));
+  // A chunk keeps the tokens of the current chunk.
+  LayerKind chunked;
+  chunked.chunk = 8;
+  CHECK(chunked.cached(8) == 8);
+  CHECK(chunked.cached(9) == 1);
+  CHECK(chunked.cached(20) == 4);
+  // Each sublayer's output is all-reduced under TP; parallel attention joins them.
+  CHECK(m.sublayers() == 4);
+  ModelConfig par = m;
+  par.parallel_attn = true;
+  CHECK(par.sublayers() == 2);
+}
+
+TEST_CASE("fine-grained and shared experts, hand-counted", "[model][layers]") {
+  // Layer 0 dense (FFN 12), layer 1 MoE: 4 experts of width 3 (2 routed) and one shared of 3.
+  const ModelConfig m = toml_model(kTiny + "num_local_experts = 4\nnum_experts_per_tok = 2\nmoe_intermediate_size = 3\nn_shared_experts = 1\n"
+                                             "first_k_dense_replace = 1\n");
+  CHECK(m.shared_expert_size == 3);
+  const ParamCounts p = count_params(m);
+  // Embedding and LM head 2 x 8 x 11; final norm 8; per layer attention 64 + 32 + 32 + 64 and
+  // norms 16; the dense MLP 3 x 8 x 12; the router 8 x 4, experts 4 x 3 x 8 x 3, shared 3 x 8 x 3.
+  CHECK(p.total == 176 + 8 + 2 * (192 + 16) + 288 + 32 + 288 + 72);
+  CHECK(p.active == p.total - 288 / 2);
+  CHECK(p.embedding == 176);
+  // The cascade has one group per kind: the dense layer's ranks and tensors unsuffixed, the
+  // MoE layer's with _1; the residual stream passes between them as a view that costs nothing.
+  Phase ph;
+  ph.kind = PhaseKind::Decode;
+  ph.context = 5;
+  const Cascade c = bind_cascade(transformer_cascade(m, ph));
+  CHECK(c.find_rank("L") >= 0);
+  CHECK(c.find_rank("L_1") >= 0);
+  CHECK(c.find_tensor("WG") >= 0);
+  CHECK(c.find_tensor("WG_1") >= 0);
+  CHECK(c.find_tensor("WSG_1") >= 0);
+  CHECK(base_name("WSG_1") == "WSG");
+  CHECK(base_name("M1") == "M1");
+  CHECK(base_name("X_") == "X_");
+  int views = 0;
+  for (const Einsum& e : c.einsums) views += e.view;
+  CHECK(views == 1);
+}
+
+TEST_CASE("routing: grouped, sigmoid, biased and scaled routers build and run", "[model][layers]") {
+  const ModelConfig m = toml_model(kTiny + "num_local_experts = 8\nnum_experts_per_tok = 2\nn_group = 4\ntopk_group = 2\nscoring_func = \"sigmoid\"\n"
+                                             "router_bias = true\nrouted_scaling_factor = 2.5\nnorm_topk_prob = true\n");
+  Phase ph;
+  ph.kind = PhaseKind::Decode;
+  ph.batch = 2;
+  ph.context = 3;
+  const Cascade c = bind_cascade(transformer_cascade(m, ph));
+  for (const char* t : {"RP", "GS", "GTOP", "RLB", "RTOT", "RW"}) {
+    CAPTURE(t);
+    CHECK(c.find_tensor(t) >= 0);
+  }
+  // The reference executor runs it (the selection is data).
+  const TensorValues out = execute(c, random_inputs(c, 7));
+  CHECK(out.count("LOGITS") == 1);
+  CHECK(count_params(m).total == count_params(toml_model(kTiny + "num_local_experts = 8\nnum_experts_per_tok = 2\n")).total + 2 * 8);  // the bias
+}
+
+TEST_CASE("expected distinct experts under skewed routing", "[model][layers]") {
+  Tensor sel;
+  sel.routed = 1;
+  // Uniform: E (1 - (1 - k/E)^n).
+  CHECK(distinct_rows(4, sel, 2) == Approx(4 * (1 - 0.75 * 0.75)));
+  // Zipf 1 over 4 experts, top-1: p = 12/25 x (1, 1/2, 1/3, 1/4); two tokens touch
+  // sum 1 - (1 - p_i)^2 = 1.672 experts.
+  sel.routing_skew = 1;
+  CHECK(distinct_rows(4, sel, 2) == Approx(1.672).epsilon(1e-6));
+  // Skew concentrates the batch on fewer experts; many tokens still reach them all.
+  sel.routed = 8;
+  Tensor uniform = sel;
+  uniform.routing_skew = 0;
+  CHECK(distinct_rows(256, sel, 8 * 64) < distinct_rows(256, uniform, 8 * 64));
+  CHECK(distinct_rows(256, sel, 8.0 * 1e6) == Approx(256).epsilon(1e-3));
+  CHECK(distinct_rows(256, sel, 8) == Approx(8).epsilon(1e-9));  // one token: its k experts
+}
+
+TEST_CASE("windowed decode attention equals masked attention over the whole cache", "[model][layers][executor]") {
+  // One layer, a window of 4 after 9 cached tokens: the cascade reads the last 4 keys. The
+  // reference attends over all 10 with the older 6 masked, from the same queries.
+  const ModelConfig m = toml_model(kTiny + "sliding_window = 4\n");
+  Phase ph;
+  ph.kind = PhaseKind::Decode;
+  ph.batch = 2;
+  ph.context = 9;
+  ph.layers = 1;
+  const Cascade c = bind_cascade(transformer_cascade(m, ph));
+  const int kc = c.find_tensor("KC");
+  REQUIRE(c.tensors[static_cast<size_t>(kc)].shape.back() == 4);
+  TensorValues in = random_inputs(c, 3);
+  // The whole cache: T = 10 tokens, the window's 4 the last of them.
+  const int B = 2, G = 2, R = 2, E = 2, T = 10, W = 4;
+  Eigen::VectorXd kfull = Eigen::VectorXd::Random(B * G * E * T), vfull = Eigen::VectorXd::Random(B * G * E * T);
+  for (int b = 0; b < B; ++b)
+    for (int g = 0; g < G; ++g)
+      for (int e = 0; e < E; ++e)
+        for (int w = 0; w < W; ++w) {
+          in.at("KC")[((b * G + g) * E + e) * W + w] = kfull[((b * G + g) * E + e) * T + (T - W + w)];
+          in.at("VC")[((b * G + g) * E + e) * W + w] = vfull[((b * G + g) * E + e) * T + (T - W + w)];
+        }
+  const TensorValues out = execute(c, in);
+  const Eigen::VectorXd& q = out.at("QR");  // [l,b,g,r,e1,e0,p]: e = e1 * E0 + e0, P = 1
+  double worst = 0;
+  for (int b = 0; b < B; ++b)
+    for (int g = 0; g < G; ++g)
+      for (int r = 0; r < R; ++r) {
+        std::vector<double> s(T);
+        double mx = -1e300;
+        for (int t = 0; t < T; ++t) {
+          s[static_cast<size_t>(t)] = -1e300;
+          if (t < T - W) continue;  // masked: older than the window
+          double dot = 0;
+          for (int e = 0; e < E; ++e) dot += q[((b * G + g) * R + r) * E + e] * kfull[((b * G + g) * E + e) * T + t];
+          s[static_cast<size_t>(t)] = dot / std::sqrt(static_cast<double>(E));
+          mx = std::max(mx, s[static_cast<size_t>(t)]);
+        }
+        double sum = 0;
+        for (double& x : s) sum += (x = x < -1e299 ? 0 : std::exp(x - mx));
+        for (int f = 0; f < E; ++f) {
+          double av = 0;
+          for (int t = 0; t < T; ++t) av += s[static_cast<size_t>(t)] / sum * vfull[((b * G + g) * E + f) * T + t];
+          worst = std::max(worst, std::fabs(av - out.at("AV")[((b * G + g) * R + r) * E + f]));
+        }
+      }
+  CHECK(worst < 1e-12);
+}
+
+TEST_CASE("causal work of chunked attention", "[model][layers]") {
+  // 8 query tiles of 128 in chunks of 256 keys: a tile sees its own and, for the second tile
+  // of a chunk, the first: 4 x 1 + 4 x 2 = 12 of 64 tile pairs.
+  CHECK(causal_attention_work(0, 1024, 128, 0, 256) == Approx(12.0 / 64));
+  // A chunk as long as the keys is plain causal attention.
+  CHECK(causal_attention_work(0, 1024, 128, 0, 1024) == Approx(causal_attention_work(0, 1024)));
+}
+
+TEST_CASE("soft-capping and sinks add their operations", "[model][layers]") {
+  const ModelConfig plain = toml_model(kTiny);
+  ModelConfig capped = plain;
+  capped.attn_logit_softcapping = 50;
+  capped.final_logit_softcapping = 30;
+  capped.attention_sinks = true;
+  for (AttentionKind a : {AttentionKind::OnePass, AttentionKind::ThreePass}) {
+    Phase ph;
+    ph.attention = a;
+    ph.prompt = 8;
+    const Cascade c = bind_cascade(transformer_cascade(capped, ph));
+    CHECK(c.find_tensor(a == AttentionKind::OnePass ? "BQC" : "QKC") >= 0);
+    CHECK(c.find_tensor("SKD") >= 0);
+    CHECK(c.find_tensor("LOGITC") >= 0);
+    // It still computes (tanh, the sink's term), and the sink is a parameter per head.
+    const TensorValues out = execute(c, random_inputs(c, 1));
+    CHECK(std::isfinite(out.at("LOGITC")[0]));
+  }
+  CHECK(count_params(capped).total == count_params(plain).total + 2 * 4);
+}
