@@ -685,6 +685,12 @@ std::string_view base_name(std::string_view name) {
   return name.substr(0, u);
 }
 
+size_t group_of(std::string_view name) {
+  const std::string_view base = base_name(name);
+  if (base.size() == name.size()) return 0;
+  return static_cast<size_t>(std::stoul(std::string(name.substr(base.size() + 1))));
+}
+
 ParamCounts count_params(const ModelConfig& m) {
   // Count from the cascade's weight tensors, so the figures describe exactly what the
   // simulator moves. Per-layer weights carry their group's layer rank first.
@@ -695,6 +701,7 @@ ParamCounts count_params(const ModelConfig& m) {
   const double L = static_cast<double>(m.num_hidden_layers);
   const double k_of_x = m.num_local_experts > 0 ? static_cast<double>(m.num_experts_per_tok) / static_cast<double>(m.num_local_experts) : 1.0;
   double attention = 0, mlp = 0, norms = 0, expert = 0;
+  p.per_group.assign(m.layer_groups().size(), 0);
   for (const Tensor& t : c.tensors) {
     if (t.role != TensorRole::Weight && t.role != TensorRole::ExpertWeight) continue;
     const double n = static_cast<double>(t.elements());
@@ -705,6 +712,7 @@ ParamCounts count_params(const ModelConfig& m) {
       if (name != "FW" && name != "FB") p.embedding_bytes += t.bytes();
       continue;
     }
+    p.per_group[std::min(group_of(t.name), p.per_group.size() - 1)] += n;
     if (name.starts_with("N1") || name.starts_with("N2") || name.starts_with("N3") || name.starts_with("N4")) norms += n;
     else if (name == "WQ" || name == "WK" || name == "WV" || name == "WO" || name == "BQ" || name == "BK" || name == "BV" || name == "BO" ||
              name == "QNW" || name == "KNW" || name == "SNK")

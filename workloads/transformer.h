@@ -2,6 +2,8 @@
 // Builds the Einsum cascade of a whole transformer for one phase of inference.
 #include <cstdint>
 #include <optional>
+#include <string_view>
+#include <vector>
 
 #include "workloads/cascade.h"
 #include "workloads/model_config.h"
@@ -82,6 +84,8 @@ struct ParamCounts {
   double embedding_bytes = 0;
   double mlp_bytes = 0;        ///< every layer's MLP or experts (and router)
   double expert_bytes = 0;     ///< every layer's experts
+  /// Parameters of each group of layers of one kind (ModelConfig::layer_groups), all its layers.
+  std::vector<double> per_group;
 };
 ParamCounts count_params(const ModelConfig& m);
 
@@ -92,5 +96,8 @@ std::string model_component(const Einsum& e, const std::string& tensor);
 /// A transformer cascade's tensor or rank name without its layer group's suffix ("WQ_2" ->
 /// "WQ"): the layers of one kind are one group, the first unsuffixed.
 std::string_view base_name(std::string_view name);
+/// The layer group of a rank or tensor name of a transformer cascade (its suffix: "WQ_2" -> 2,
+/// "WQ" -> 0).
+size_t group_of(std::string_view name);
 
 }  // namespace einsim

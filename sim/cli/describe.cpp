@@ -363,21 +363,36 @@ std::string describe_model(const ModelConfig& m, const std::optional<Phase>& pha
                      {"per_layer", {{"attention", p.per_layer_attention}, {"mlp", p.per_layer_mlp}, {"norm", p.per_layer_norm}}},
                      {"final_norm", p.final_norm}};
   j["kv_bytes_per_token"] = kv;
+  // The layers by kind: how many, their parameters, the KV each keeps per token.
+  const std::vector<LayerGroup> groups = m.layer_groups();
+  const double kv_layer = m.attention_layers() > 0 ? kv / static_cast<double>(m.attention_layers()) : 0;
+  for (size_t g = 0; g < groups.size(); ++g)
+    j["layers"].push_back({{"kind", groups[g].kind.name()}, {"layers", groups[g].count}, {"parameters", p.per_group[g]},
+                           {"window", groups[g].kind.window}, {"chunk", groups[g].kind.chunk},
+                           {"kv_bytes_per_token", groups[g].kind.mixer == MixerKind::Attention ? kv_layer * static_cast<double>(groups[g].count) : 0.0}});
 
   std::map<std::string, OpCounts> comp_ops;
   std::map<std::string, double> comp_bytes;
   CascadeStats s;
   std::optional<Cascade> c;
   double weight_bytes = 0, kv_bytes = 0;
+  std::vector<double> group_flops;
   if (phase) {
     c = bind_cascade(transformer_cascade(m, *phase));
     s = analyze(*c);
+    group_flops.assign(groups.size(), 0);
     for (size_t i = 0; i < c->einsums.size(); ++i) {
       const Einsum& e = c->einsums[i];
       const std::string k = model_component(e, c->tensors[static_cast<size_t>(e.lhs.tensor)].name);
-      comp_ops[k] += e.ops;
+      comp_ops[k] += s.einsums[i].ops;  // the work computed (causal attention skips blocks)
       comp_bytes[k] += s.einsums[i].bytes_read + s.einsums[i].bytes_written;
+      for (const Var& v : e.vars)
+        if (base_name(c->ranks[static_cast<size_t>(v.rank)].name) == "L") {
+          group_flops[std::min(group_of(c->ranks[static_cast<size_t>(v.rank)].name), groups.size() - 1)] += s.einsums[i].ops.flops();
+          break;
+        }
     }
+    for (size_t g = 0; g < groups.size(); ++g) j["layers"][g]["flops"] = group_flops[g];
     for (size_t i = 0; i < c->einsums.size(); ++i)
       for (const Access& a : c->einsums[i].reads) {
         const Tensor& t = c->tensors[static_cast<size_t>(a.tensor)];
@@ -428,7 +443,9 @@ std::string describe_model(const ModelConfig& m, const std::optional<Phase>& pha
   std::string out = fmt::format("model {} ({}): {} layers, d_model {}, {} heads ({} KV heads, head_dim {}), FFN {}{}, vocab {}\n",
                                 m.name, m.model_type, m.num_hidden_layers, m.hidden_size, m.num_attention_heads,
                                 m.num_key_value_heads, m.head_dim, m.intermediate_size,
-                                m.num_local_experts ? fmt::format(" x {} experts (top {})", m.num_local_experts, m.num_experts_per_tok) : "",
+                                m.num_local_experts ? fmt::format("; {} experts of {} (top {}){}", m.num_local_experts, m.expert_width(), m.num_experts_per_tok,
+                                                                  m.shared_expert_size ? fmt::format(", shared {}", m.shared_expert_size) : "")
+                                                    : "",
                                 m.vocab_size);
   out += fmt::format("parameters: {:.4g}B total", p.total / 1e9);
   if (p.active != p.total) out += fmt::format(", {:.4g}B active per token", p.active / 1e9);
@@ -440,11 +457,30 @@ std::string describe_model(const ModelConfig& m, const std::optional<Phase>& pha
   auto prow = [&](const std::string& name, double n) { pt.row({name, fmt_count(n), fmt::format("{:.1f}%", 100.0 * n / p.total)}); };
   const double L = static_cast<double>(m.num_hidden_layers);
   prow("embeddings + LM head", p.embedding);
-  prow(fmt::format("attention ({} x {})", m.num_hidden_layers, fmt_count(p.per_layer_attention)), L * p.per_layer_attention);
-  prow(fmt::format("{} ({} x {})", m.num_local_experts ? "experts + router" : "MLP", m.num_hidden_layers, fmt_count(p.per_layer_mlp)),
-       L * p.per_layer_mlp);
+  if (groups.size() == 1) {
+    prow(fmt::format("attention ({} x {})", m.num_hidden_layers, fmt_count(p.per_layer_attention)), L * p.per_layer_attention);
+    prow(fmt::format("{} ({} x {})", m.num_local_experts ? "experts + router" : "MLP", m.num_hidden_layers, fmt_count(p.per_layer_mlp)),
+         L * p.per_layer_mlp);
+  } else {
+    prow(fmt::format("attention ({} layers)", m.attention_layers()), L * p.per_layer_attention);
+    prow(fmt::format("MLPs ({} layers){}", m.dense_layers(), m.moe_layers() ? fmt::format(", experts + router ({} layers)", m.moe_layers()) : ""),
+         L * p.per_layer_mlp);
+  }
   prow("norms", L * p.per_layer_norm + p.final_norm);
   out += "\n" + pt.aligned();
+  if (groups.size() > 1) {
+    // Per layer kind (built as one group each; layers exchange only the residual stream).
+    std::vector<std::string> head = {"layer kind", "layers", "parameters", "KV per token"};
+    if (phase) head.push_back("FLOPs this step");
+    TextTable lt(head);
+    for (size_t g = 0; g < groups.size(); ++g) {
+      const double kvg = groups[g].kind.mixer == MixerKind::Attention ? kv_layer * static_cast<double>(groups[g].count) : 0.0;
+      std::vector<std::string> row = {groups[g].kind.name(), std::to_string(groups[g].count), fmt_count(p.per_group[g]), fmt_bytes(kvg)};
+      if (phase) row.push_back(fmt_count(group_flops[g]));
+      lt.row(row);
+    }
+    out += "\n" + lt.aligned();
+  }
   if (phase) {
     out += fmt::format("\n{} step: batch {}, {}, {} attention cascade, {} Einsums\n",
                        phase->kind == PhaseKind::Prefill ? "prefill" : "decode", phase->batch,

@@ -679,6 +679,13 @@ ModelConfig shard_model(const ModelConfig& m, int64_t tp) {
   s.num_attention_heads = m.num_attention_heads / tp;
   s.num_key_value_heads = kv % tp == 0 ? kv / tp : 1;
   s.intermediate_size = m.intermediate_size / tp;
+  // Experts under TP: each split by its columns as a dense MLP is (expert parallelism splits
+  // them by expert instead).
+  for (auto [width, what] : {std::pair{m.moe_intermediate_size, "expert width"}, {m.shared_expert_size, "shared experts' width"}})
+    if (width % tp)
+      throw UserError(at, fmt::format("--tp {} does not divide the {} {} of '{}'", tp, what, width, m.name));
+  s.moe_intermediate_size = m.moe_intermediate_size / tp;
+  s.shared_expert_size = m.shared_expert_size / tp;
   s.vocab_size = (m.vocab_size + tp - 1) / tp;
   return s;
 }

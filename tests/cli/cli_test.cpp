@@ -54,6 +54,22 @@ TEST_CASE("describe prints tables, JSON and CSV", "[cli]") {
   CHECK_THAT(mt.out, Catch::Contains("active per token"));
   const Run mc = run({"describe", "llama-2-7b", "--phase", "prefill", "--prompt", "128", "--layers", "1", "--format", "csv"});
   CHECK_THAT(mc.out, Catch::StartsWith("component,mac"));
+  // A model of several layer kinds is broken down per kind: layers, parameters, KV and FLOPs.
+  const Run k = run({"describe", "mixtral-8x7b", "--set", "model.first_k_dense_replace=2", "--set", "model.sliding_window=4096", "--set",
+                     "model.sliding_window_pattern=2", "--phase", "decode", "--context", "16k"});
+  REQUIRE(k.code == 0);
+  CHECK_THAT(k.out, Catch::Contains("layer kind") && Catch::Contains("window 4096 + dense") && Catch::Contains("attention + dense") &&
+                        Catch::Contains("window 4096 + moe") && Catch::Contains("attention + moe"));
+  const Run kj = run({"describe", "mixtral-8x7b", "--set", "model.first_k_dense_replace=2", "--phase", "decode", "--format", "json"});
+  REQUIRE(kj.code == 0);
+  const auto kd = nlohmann::json::parse(kj.out);
+  REQUIRE(kd["layers"].size() == 2);
+  CHECK(kd["layers"][0]["kind"] == "attention + dense");
+  CHECK(kd["layers"][0]["layers"] == 2);
+  CHECK(kd["layers"][1]["layers"] == 30);
+  CHECK(kd["layers"][0]["parameters"].get<double>() + kd["layers"][1]["parameters"].get<double>() ==
+        Approx(kd["parameters"]["total"].get<double>() - kd["parameters"]["embedding"].get<double>() - kd["parameters"]["final_norm"].get<double>()));
+  CHECK(kd["layers"][1]["flops"].get<double>() > 10 * kd["layers"][0]["flops"].get<double>());
 }
 
 TEST_CASE("usage errors exit 1, help exits 0", "[cli][errors]") {

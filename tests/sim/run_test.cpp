@@ -614,3 +614,58 @@ TEST_CASE("a sliding window caps the KV cache and the keys attended", "[window]"
   CHECK(run_model(m, a, chunk).step_time == Approx(run_model(m, a, near).step_time).epsilon(1e-9));
   CHECK(run_model(m, a, chunk).memory[0].kv_cache == Approx(m.kv_bytes_per_token(DType::BF16) * 4096));
 }
+
+TEST_CASE("layer kinds: a group per kind costs what its layers cost", "[window][layers]") {
+  // Alternate windowed and global layers (Gemma 2's pattern) with a window longer than the
+  // context: every layer attends to every key, so the step costs what the uniform model's
+  // does (two groups of 16 layers; the stream passes between them as a view, no kernel).
+  const ModelConfig plain = llama2_7b();
+  const ModelConfig alternating = load_model("llama-2-7b", {"model.sliding_window=8192", "model.sliding_window_pattern=2"});
+  REQUIRE(alternating.layer_groups().size() == 2);
+  const ArchSpec a = load_arch("h100");
+  for (PhaseKind kind : {PhaseKind::Decode, PhaseKind::Prefill}) {
+    RunOptions o;
+    o.phase.kind = kind;
+    o.phase.batch = 4;
+    o.phase.prompt = 1024;
+    o.phase.context = kind == PhaseKind::Decode ? 2048 : 0;
+    const RunReport u = run_model(plain, a, o), g = run_model(alternating, a, o);
+    CHECK(g.step_time == Approx(u.step_time).epsilon(1e-9));
+    CHECK(g.blocks.size() == 2 * u.blocks.size() - 3);  // each group's layer blocks; embedding, final norm and head once
+    CHECK(g.layers == 32);
+    CHECK(g.memory[0].kv_cache == Approx(u.memory[0].kv_cache));
+  }
+  // At 32K the windowed half keeps 8K: the cache is (16 x 8K + 16 x 32K) / (32 x 32K) of the
+  // uniform one's, and decode reads less.
+  RunOptions o;
+  o.phase.kind = PhaseKind::Decode;
+  o.phase.batch = 1;
+  o.phase.context = 32767;
+  o.check_memory = false;
+  const RunReport u = run_model(plain, a, o), g = run_model(alternating, a, o);
+  CHECK(g.memory[0].kv_cache == Approx(u.memory[0].kv_cache * (8192.0 + 32768.0) / (2 * 32768.0)));
+  CHECK(g.step_time < u.step_time);
+  // Tensor parallelism all-reduces each sublayer's output: two per layer.
+  o.tp = 2;
+  CHECK(run_model(alternating, a, o).allreduces == 64);
+}
+
+TEST_CASE("dense layers before the MoE layers", "[layers]") {
+  // Mixtral with its first two layers dense (DeepSeek's first_k_dense_replace): two layers'
+  // experts and routers replaced by one MLP of the same width each.
+  const ModelConfig mix = load_model("mixtral-8x7b");
+  const ModelConfig firsts = load_model("mixtral-8x7b", {"model.first_k_dense_replace=2"});
+  const double ffn = 3.0 * 4096 * 14336;
+  CHECK(count_params(firsts).total == Approx(count_params(mix).total - 2 * (8 * ffn + 4096 * 8) + 2 * ffn));
+  CHECK(count_params(firsts).active == Approx(count_params(mix).active - 2 * (2 * ffn + 4096 * 8) + 2 * ffn));
+  CHECK(firsts.moe_layers() == 30);
+  const ArchSpec a = load_arch("h100");
+  RunOptions o;
+  o.phase.kind = PhaseKind::Decode;
+  o.phase.batch = 1;
+  o.phase.context = 1024;
+  o.tp = 2;
+  // At batch 1 a dense layer reads its one MLP, an MoE layer two experts of that size: less.
+  CHECK(run_model(firsts, a, o).step_time < run_model(mix, a, o).step_time);
+  CHECK(run_model(firsts, a, o).memory[0].weights < run_model(mix, a, o).memory[0].weights);
+}
