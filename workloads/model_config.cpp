@@ -73,16 +73,19 @@ int64_t ModelConfig::dense_layers() const {
   return n;
 }
 
-double ModelConfig::kv_bytes_per_token(DType kv) const {
+double ModelConfig::kv_bytes_per_layer_token(DType kv) const {
   if (encoder_only) return 0;
-  return 2.0 * static_cast<double>(attention_layers() * num_key_value_heads * head_dim) * dtype_bytes(kv);
+  if (mla()) return static_cast<double>(kv_lora_rank + qk_rope_head_dim) * dtype_bytes(kv);
+  return 2.0 * static_cast<double>(num_key_value_heads * head_dim) * dtype_bytes(kv);
 }
+
+double ModelConfig::kv_bytes_per_token(DType kv) const { return static_cast<double>(attention_layers()) * kv_bytes_per_layer_token(kv); }
 
 double ModelConfig::kv_bytes(DType kv, int64_t tokens) const {
   if (encoder_only) return 0;
   int64_t cached = 0;
   for (const LayerKind& k : layers()) cached += k.cached(tokens);
-  return 2.0 * static_cast<double>(cached) * static_cast<double>(num_key_value_heads * head_dim) * dtype_bytes(kv);
+  return static_cast<double>(cached) * kv_bytes_per_layer_token(kv);
 }
 
 double ModelConfig::kv_tokens(int64_t tokens) const {
@@ -104,7 +107,7 @@ std::string ModelConfig::fingerprint() const {
          fmt::format("|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", moe_intermediate_size, shared_expert_size, shared_expert_gate, n_group, topk_group,
                      static_cast<int>(scoring), router_bias, norm_topk_prob, routed_scaling_factor, routing_skew, kinds, attn_logit_softcapping,
                      final_logit_softcapping, attention_sinks) +
-         fmt::format("|{}", sandwich_norm);
+         fmt::format("|{}|{}|{}|{}|{}|{}", sandwich_norm, kv_lora_rank, q_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim);
 }
 
 namespace {
@@ -113,7 +116,7 @@ namespace {
 void apply_family_defaults(ModelConfig& m) {
   const std::string& t = m.model_type;
   if (t == "llama" || t == "mistral" || t == "mixtral" || t == "qwen2" || t == "qwen2_moe" || t == "qwen3" || t == "qwen3_moe" || t == "phi3" ||
-      t == "gpt_oss") {
+      t == "gpt_oss" || t == "deepseek_v2" || t == "deepseek_v3") {
     m.norm = NormKind::RMSNorm, m.mlp = MlpKind::Gated, m.position = PositionKind::Rope;
     m.qk_norm = t == "qwen3" || t == "qwen3_moe";  // modeling_qwen3(_moe).py: q_norm and k_norm over head_dim
     // modeling_gpt_oss.py: biased attention projections, a biased router, biased experts and a
@@ -152,7 +155,7 @@ void apply_family_defaults(ModelConfig& m) {
 }
 
 const std::vector<std::string> kModelTypes = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma2", "gemma3_text",
-                                              "gpt_oss", "phi3", "opt", "falcon", "gpt2",
+                                              "gpt_oss", "phi3", "deepseek_v2", "deepseek_v3", "opt", "falcon", "gpt2",
                                               "bert", "xlm", "t5", "transfo-xl"};
 const std::vector<std::string> kActs = {"silu", "gelu", "relu"};
 
@@ -247,6 +250,16 @@ void apply_pattern(ModelConfig& m, const PatternKeys& p, const SourceLoc& loc) {
 }
 
 void finish_model(ModelConfig& m, const SourceLoc& loc, const PatternKeys& pattern = {}) {
+  if (m.mla()) {
+    if (m.qk_rope_head_dim <= 0 || m.qk_nope_head_dim <= 0 || m.v_head_dim <= 0)
+      throw UserError(loc, "multi-head latent attention (kv_lora_rank) needs qk_rope_head_dim, qk_nope_head_dim and v_head_dim");
+    if (m.qk_rope_head_dim % 2 != 0) throw UserError(loc, fmt::format("rotary embeddings need an even qk_rope_head_dim, found {}", m.qk_rope_head_dim));
+    // Every head has its own keys and values (up-projected from the shared latent).
+    m.num_key_value_heads = m.num_attention_heads;
+    m.head_dim = m.qk_nope_head_dim + m.qk_rope_head_dim;
+  } else if (m.q_lora_rank > 0 || m.qk_rope_head_dim > 0) {
+    throw UserError(loc, "q_lora_rank and qk_rope_head_dim belong to multi-head latent attention: give kv_lora_rank too");
+  }
   if (m.num_key_value_heads == 0) m.num_key_value_heads = m.num_attention_heads;
   if (m.head_dim == 0) {
     if (m.hidden_size % m.num_attention_heads != 0)
@@ -262,7 +275,7 @@ void finish_model(ModelConfig& m, const SourceLoc& loc, const PatternKeys& patte
   if (m.num_experts_per_tok > m.num_local_experts)
     throw UserError(loc, fmt::format("num_experts_per_tok {} exceeds num_local_experts {}", m.num_experts_per_tok,
                                      m.num_local_experts));
-  if (m.position == PositionKind::Rope && m.head_dim % 2 != 0)
+  if (m.position == PositionKind::Rope && !m.mla() && m.head_dim % 2 != 0)
     throw UserError(loc, fmt::format("rotary embeddings need an even head_dim, found {}", m.head_dim));
   if (m.position == PositionKind::Learned && m.max_position_embeddings <= 0)
     throw UserError(loc, "learned position embeddings need max_position_embeddings");
@@ -344,6 +357,11 @@ ModelConfig read_model(const ConfigTable& t, const std::string& default_name) {
   m.attn_logit_softcapping = t.opt_number("attn_logit_softcapping", 0, 1e6).value_or(0.0);
   m.final_logit_softcapping = t.opt_number("final_logit_softcapping", 0, 1e6).value_or(0.0);
   m.attention_sinks = t.opt_bool("attention_sinks").value_or(false);
+  m.kv_lora_rank = t.opt_int("kv_lora_rank", 1, 65536).value_or(0);
+  m.q_lora_rank = t.opt_int("q_lora_rank", 1, 65536).value_or(0);
+  m.qk_nope_head_dim = t.opt_int("qk_nope_head_dim", 1, 65536).value_or(0);
+  m.qk_rope_head_dim = t.opt_int("qk_rope_head_dim", 1, 65536).value_or(0);
+  m.v_head_dim = t.opt_int("v_head_dim", 1, 65536).value_or(0);
   // The layer pattern.
   PatternKeys p;
   auto note = [&](const char* key) { p.at[key] = t.loc(key); };
@@ -655,13 +673,16 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
     }
     known.insert({"max_window_layers", "sliding_window_pattern"});
   }
+  // Multi-head latent attention.
+  m.kv_lora_rank = integer({"kv_lora_rank"}, false, 1, 65536);
+  m.q_lora_rank = integer({"q_lora_rank"}, false, 1, 65536);
+  m.qk_nope_head_dim = integer({"qk_nope_head_dim"}, false, 1, 65536);
+  m.qk_rope_head_dim = integer({"qk_rope_head_dim"}, false, 1, 65536);
+  m.v_head_dim = integer({"v_head_dim"}, false, 1, 65536);
   // Keys that change the architecture einsim does not model yet: refused at the key, never
   // dropped. A key that is null, or switched off by its family's flag, changes nothing.
   {
     static const std::vector<std::pair<const char*, const char*>> unmodelled = {
-        {"kv_lora_rank", "multi-head latent attention (MLA)"},
-        {"q_lora_rank", "multi-head latent attention (MLA)"},
-        {"qk_rope_head_dim", "multi-head latent attention (MLA)"},
         {"attn_layer_period", "hybrid attention and state-space layers"},
         {"layers_block_type", "hybrid attention and state-space layers"},
         {"hybrid_override_pattern", "hybrid attention and state-space layers"},

@@ -84,6 +84,13 @@ struct ModelConfig {  // new fields: add them to fingerprint()
   double attn_logit_softcapping = 0, final_logit_softcapping = 0;
   /// A learned logit per head joins each softmax's denominator (gpt-oss's attention sinks).
   bool attention_sinks = false;
+  /// Multi-head latent attention (DeepSeek-V2/V3): keys and values up-projected from a latent
+  /// of kv_lora_rank channels per token (cached with the qk_rope_head_dim RoPE key shared by
+  /// the heads); queries through a q_lora_rank bottleneck (0: a plain projection). Each head's
+  /// query and key have qk_nope_head_dim + qk_rope_head_dim channels, its value v_head_dim.
+  /// 0: ordinary attention.
+  int64_t kv_lora_rank = 0, q_lora_rank = 0, qk_nope_head_dim = 0, qk_rope_head_dim = 0, v_head_dim = 0;
+  bool mla() const { return kv_lora_rank > 0; }
   bool attention_bias = false;
   bool mlp_bias = false;
   DType dtype = DType::BF16;        ///< from torch_dtype
@@ -104,6 +111,9 @@ struct ModelConfig {  // new fields: add them to fingerprint()
 
   int64_t kv_heads() const { return num_key_value_heads; }
   int64_t group() const { return num_attention_heads / num_key_value_heads; }
+  /// KV-cache bytes per token of one attention layer: K and V of each KV head, or MLA's latent
+  /// and RoPE key.
+  double kv_bytes_per_layer_token(DType kv) const;
   /// KV-cache bytes per token over all attention layers (K and V), as if each kept it.
   double kv_bytes_per_token(DType kv) const;
   /// Bytes of one request's cache after `tokens` tokens: each attention layer's K and V of the

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <map>
 #include <set>
 #include <numeric>
@@ -33,17 +34,33 @@ class Builder {
     rank("B", ph_.batch);
     rank("P", P);
     rank("D", m_.hidden_size);
-    rank("G", m_.kv_heads());
-    rank("R", m_.group());
-    rank("E", m_.head_dim);
-    rank("F", m_.head_dim);
+    if (m_.mla()) {
+      // Latent attention: the heads over G (naive: each its keys and values) or R (absorbed:
+      // one latent every head reads); E the RoPE channels, E2 the others, F the value's.
+      if (pruned() || linear() || m_.qk_norm || m_.position != PositionKind::Rope)
+        throw UserError(m_.loc, fmt::format("'{}' has latent attention (MLA): key-channel pruning, linear attention and QK-norm do not apply", m_.name));
+      const bool absorbed = ph_.mla_absorbed.value_or(decode);
+      rank("G", absorbed ? 1 : m_.num_attention_heads);
+      rank("R", absorbed ? m_.num_attention_heads : 1);
+      rank("E", m_.qk_rope_head_dim);
+      rank("E2", m_.qk_nope_head_dim);
+      rank("F", m_.v_head_dim);
+      rank("C1", m_.kv_lora_rank);
+      if (m_.q_lora_rank > 0) rank("Q1", m_.q_lora_rank);
+      scale_ = fmt::format("{:.17g}", 1.0 / std::sqrt(static_cast<double>(m_.qk_nope_head_dim + m_.qk_rope_head_dim)));
+    } else {
+      rank("G", m_.kv_heads());
+      rank("R", m_.group());
+      rank("E", m_.head_dim);
+      rank("F", m_.head_dim);
+    }
     rank("I", m_.intermediate_size);
     if (m_.num_local_experts > 0 && m_.expert_width() != m_.intermediate_size) rank("I1", m_.expert_width());  // a routed expert's width
     if (m_.shared_expert_size > 0) rank("I2", m_.shared_expert_size);  // the shared experts' width
     rank("W", m_.vocab_size);  // vocabulary (V names the value tensor)
     if (m_.position == PositionKind::Rope) {
       rank("E1", 2);
-      rank("E0", m_.head_dim / 2);
+      rank("E0", (m_.mla() ? m_.qk_rope_head_dim : m_.head_dim) / 2);
       partition("E", {"E1", "E0"});
     }
     if (pruned()) {
@@ -171,6 +188,7 @@ class Builder {
   // Norm, projections, RoPE, attention over the cache and this step's keys, and the output
   // projection; returns the output's name.
   std::string attention_block(bool decode) {
+    if (m_.mla()) return latent_attention(decode);
     norm("N1", "X[l,b,d,p]", "XN[l,b,d,p]", true);
     linear_weight("WQ", {"D", "G", "R", "E"}, m_.hidden_size);
     linear_weight("WK", {"D", "G", "E"}, m_.hidden_size);
@@ -219,54 +237,138 @@ class Builder {
     return proj("O", "b,d,p", av + "[l,b,g,r,f,p]", "WO[l,g,r,f,d]", "BO", {"D"}, "d", m_.attention_bias);
   }
 
+  // RMSNorm of `x`[l,b,<var>,p] over its `rank` channels with a per-layer weight <pre>W;
+  // returns the normed tensor's name (<pre>N).
+  std::string channel_norm(const std::string& pre, const std::string& x, const std::string& var, const std::string& rank_name) {
+    weight(pre + "W", {rank_name});
+    add(fmt::format("{0}SS[l,b,p] = {1}[l,b,{2},p] * {1}[l,b,{2},p]", pre, x, var));
+    add(fmt::format("{0}RS[l,b,p] = rsqrt({0}SS[l,b,p] / {1} + 0.000001)", pre, rank_name));
+    add(fmt::format("{0}N[l,b,{2},p] = {1}[l,b,{2},p] * {0}RS[l,b,p] * {0}W[l,{2}]", pre, x, var));
+    return pre + "N";
+  }
+
+  // Multi-head latent attention (DeepSeek-V2 §2.1): queries through the q_lora bottleneck
+  // (normed), split into a RoPE part and the rest; one latent per token (normed) and a RoPE
+  // key every head shares, both cached. Naive: each head's keys and values up-projected from
+  // the latents (as engines prefill). Absorbed: the key up-projection folded into the query
+  // and the value up-projection applied after attention, so attention reads the latents as
+  // one KV head of kv_lora_rank + rope channels (as engines decode). Scores are the two
+  // parts' sum, scaled by 1 / sqrt(nope + rope). Returns the output projection's name.
+  std::string latent_attention(bool decode) {
+    const bool absorbed = ph_.mla_absorbed.value_or(decode);
+    const std::string hr = absorbed ? "R" : "G", hv = absorbed ? "r" : "g";  // the rank of the heads
+    norm("N1", "X[l,b,d,p]", "XN[l,b,d,p]", true);
+    quantize_input("XN", {"L", "B", "D", "P"});
+    std::string qin = "XN", qv = "d", qr = "D";
+    int64_t qwidth = m_.hidden_size;
+    if (m_.q_lora_rank > 0) {
+      linear_weight("WDQ", {"D", "Q1"}, m_.hidden_size);
+      add("CQ[l,b,q1,p] = XN[l,b,d,p] * WDQ[l,d,q1]");
+      qin = channel_norm("NQ", "CQ", "q1", "Q1");
+      quantize_input(qin, {"L", "B", "Q1", "P"});
+      qv = "q1", qr = "Q1", qwidth = m_.q_lora_rank;
+    }
+    linear_weight("WQN", {qr, hr, "E2"}, qwidth);
+    linear_weight("WQR", {qr, hr, "E"}, qwidth);
+    add(fmt::format("QNP[l,b,g,r,e2,p] = {0}[l,b,{1},p] * WQN[l,{1},{2},e2]", qin, qv, hv));
+    add(fmt::format("QPE[l,b,g,r,e,p] = {0}[l,b,{1},p] * WQR[l,{1},{2},e]", qin, qv, hv));
+    linear_weight("WDKV", {"D", "C1"}, m_.hidden_size);
+    linear_weight("WKR", {"D", "E"}, m_.hidden_size);
+    add("CKV[l,b,c1,p] = XN[l,b,d,p] * WDKV[l,d,c1]");
+    add("KPE[l,b,e,p] = XN[l,b,d,p] * WKR[l,d,e]");
+    const std::string latent = channel_norm("NK", "CKV", "c1", "C1");
+    quantize_input(latent, {"L", "B", "C1", "P"});
+    add("QR[l,b,g,r,e1,e0,p] = QPE[l,b,g,r,e1*E0+e0,p] * COS[e0,p] + QPE[l,b,g,r,(1-e1)*E0+e0,p] * SIN[e1,e0,p]");
+    add("KR[l,b,e1,e0,p] = KPE[l,b,e1*E0+e0,p] * COS[e0,p] + KPE[l,b,(1-e1)*E0+e0,p] * SIN[e1,e0,p]");
+    linear_weight("WUK", {"C1", hr, "E2"}, m_.kv_lora_rank);
+    linear_weight("WUV", {"C1", hr, "F"}, m_.kv_lora_rank);
+    linear_weight("WO", {"G", "R", "F", "D"}, m_.num_attention_heads * m_.v_head_dim);
+    // The latents and RoPE keys attended, indexed by m: the cache's (decode, or a chunk after
+    // cached tokens), or this step's.
+    std::string lat, rk;
+    if (decode || cached_prefix() > 0) {
+      tensor("CKC", {"L", "B", "C1", "M"}, TensorRole::KVCache, ph_.kv_dtype);
+      tensor("KRC", {"L", "B", "E", "M"}, TensorRole::KVCache, ph_.kv_dtype);
+      lat = "CKC[l,b,c1,{m}]", rk = "KRC[l,b,e1*E0+e0,{m}]";
+    } else {
+      lat = latent + "[l,b,c1,{m}]", rk = "KR[l,b,e1,e0,{m}]";
+    }
+    auto at = [](const std::string& t, const std::string& m) { return fmt::format(fmt::runtime(t), fmt::arg("m", m)); };
+    const std::string mi = ph_.attention == AttentionKind::OnePass ? "m1*M0+m0" : "m";
+    if (absorbed) {
+      add("QL[l,b,g,r,c1,p] = QNP[l,b,g,r,e2,p] * WUK[l,c1,r,e2]");
+      add(fmt::format("SRP[l,b,g,r,m,p] = QR[l,b,g,r,e1,e0,p] * {}", at(rk, "m")));
+      add(fmt::format("SNP[l,b,g,r,m,p] = QL[l,b,g,r,c1,p] * {}", at(lat, "m")));
+      attention("SNP[l,b,g,r,{m},p] + SRP[l,b,g,r,{m},p]", "", at(lat, mi), "c1");
+      add("AVU[l,b,g,r,f,p] = AV[l,b,g,r,c1,p] * WUV[l,c1,r,f]");
+      quantize_input("AVU", {"L", "B", "G", "R", "F", "P"});
+      return proj("O", "b,d,p", "AVU[l,b,g,r,f,p]", "WO[l,g,r,f,d]", "BO", {"D"}, "d", false);
+    }
+    add(fmt::format("KNP[l,b,g,e2,m] = {} * WUK[l,c1,g,e2]", at(lat, "m")));
+    add(fmt::format("VU[l,b,g,f,m] = {} * WUV[l,c1,g,f]", at(lat, "m")));
+    add(fmt::format("SRP[l,b,g,r,m,p] = QR[l,b,g,r,e1,e0,p] * {}", at(rk, "m")));
+    add("SNP[l,b,g,r,m,p] = QNP[l,b,g,r,e2,p] * KNP[l,b,g,e2,m]");
+    attention("SNP[l,b,g,r,{m},p] + SRP[l,b,g,r,{m},p]", "", fmt::format("VU[l,b,g,f,{}]", mi));
+    quantize_input("AV", {"L", "B", "G", "R", "F", "P"});
+    return proj("O", "b,d,p", "AV[l,b,g,r,f,p]", "WO[l,g,r,f,d]", "BO", {"D"}, "d", false);
+  }
+
   // Softmax(Q K^T / sqrt(E)) V for every (l, b, g, r) into AV[l,b,g,r,f,p].
   //
   // Soft-capping (Gemma 2) bounds each scaled score: cap * tanh(score / sqrt(E) / cap), kept in
   // the raw scores' units. A sink (gpt-oss) is a learned logit per head that joins each
   // softmax's denominator and no value.
-  void attention(const std::string& q, const std::string& k, const std::string& v) {
+  //
+  // `q` * `k` are the scores; with `k` empty, `q` is the scores' expression itself, with "{m}"
+  // where the key index goes (MLA: its two products' sum). `fv` is the value channels' index
+  // (MLA's absorbed form: the latent's).
+  void attention(const std::string& q, const std::string& k, const std::string& v, const std::string& fv = "f") {
     const std::string h = "l,b,g,r";
     const double cap = m_.attn_logit_softcapping;
+    const std::string& sc_ = scale_;
+    auto scores = [&](const std::string& m) {
+      return k.empty() ? fmt::format(fmt::runtime(q), fmt::arg("m", m)) : q + " * " + k;
+    };
     if (m_.attention_sinks) weight("SNK", {"G", "R"});
     if (ph_.attention == AttentionKind::ThreePass) {
-      add(fmt::format("QK[{0},m,p] = {1} * {2}", h, q, k));
+      add(fmt::format("QK[{0},m,p] = {1}", h, scores("m")));
       std::string sc = "QK";
-      if (cap > 0) add(fmt::format("QKC[{0},m,p] = tanh(QK[{0},m,p] * rsqrt(E) / {1}) * {1} * sqrt(E)", h, cap)), sc = "QKC";
+      if (cap > 0) add(fmt::format("QKC[{0},m,p] = tanh(QK[{0},m,p] * {2} / {1}) * {1} / {2}", h, cap, sc_)), sc = "QKC";
       add(fmt::format("GM[{0},p] = max[m] {1}[{0},m,p]", h, sc));
-      add(fmt::format("SN[{0},m,p] = exp(({1}[{0},m,p] - GM[{0},p]) * rsqrt(E))", h, sc));
+      add(fmt::format("SN[{0},m,p] = exp(({1}[{0},m,p] - GM[{0},p]) * {2})", h, sc, sc_));
       add(fmt::format("SD[{0},p] = SN[{0},m,p]", h));
       std::string sd = "SD";
-      if (m_.attention_sinks) add(fmt::format("SKD[{0},p] = SD[{0},p] + exp(SNK[l,g,r] - GM[{0},p] * rsqrt(E))", h)), sd = "SKD";
+      if (m_.attention_sinks) add(fmt::format("SKD[{0},p] = SD[{0},p] + exp(SNK[l,g,r] - GM[{0},p] * {1})", h, sc_)), sd = "SKD";
       add(fmt::format("A[{0},m,p] = SN[{0},m,p] / {1}[{0},p]", h, sd));
-      add(fmt::format("AV[{0},f,p] = A[{0},m,p] * {1}", h, v));
+      add(fmt::format("AV[{0},{2},p] = A[{0},m,p] * {1}", h, v, fv));
       return;
     }
-    add(fmt::format("BQK[{0},m1,m0,p] = {1} * {2}", h, q, k));
+    add(fmt::format("BQK[{0},m1,m0,p] = {1}", h, scores("m1*M0+m0")));
     std::string sc = "BQK";
-    if (cap > 0) add(fmt::format("BQC[{0},m1,m0,p] = tanh(BQK[{0},m1,m0,p] * rsqrt(E) / {1}) * {1} * sqrt(E)", h, cap)), sc = "BQC";
+    if (cap > 0) add(fmt::format("BQC[{0},m1,m0,p] = tanh(BQK[{0},m1,m0,p] * {2} / {1}) * {1} / {2}", h, cap, sc_)), sc = "BQC";
     add(fmt::format("LM[{0},m1,p] = max[m0] {1}[{0},m1,m0,p]", h, sc));
     add(fmt::format("RM[{0},m1=0,p] = -inf", h));
     add(fmt::format("RM[{0},m1+1,p] = max(RM[{0},m1,p], LM[{0},m1,p])", h));
-    add(fmt::format("SLN[{0},m1,m0,p] = exp(({1}[{0},m1,m0,p] - RM[{0},m1+1,p]) * rsqrt(E))", h, sc));
+    add(fmt::format("SLN[{0},m1,m0,p] = exp(({1}[{0},m1,m0,p] - RM[{0},m1+1,p]) * {2})", h, sc, sc_));
     add(fmt::format("SLD[{0},m1,p] = SLN[{0},m1,m0,p]", h));
-    add(fmt::format("SLNV[{0},f,m1,p] = SLN[{0},m1,m0,p] * {1}", h, v));
-    add(fmt::format("PRM[{0},m1,p] = exp((RM[{0},m1,p] - RM[{0},m1+1,p]) * rsqrt(E))", h));
+    add(fmt::format("SLNV[{0},{2},m1,p] = SLN[{0},m1,m0,p] * {1}", h, v, fv));
+    add(fmt::format("PRM[{0},m1,p] = exp((RM[{0},m1,p] - RM[{0},m1+1,p]) * {1})", h, sc_));
     add(fmt::format("RD[{0},m1=0,p] = 0", h));
     add(fmt::format("SPD[{0},m1,p] = RD[{0},m1,p] * PRM[{0},m1,p]", h));
     add(fmt::format("RD[{0},m1+1,p] = SLD[{0},m1,p] + SPD[{0},m1,p]", h));
-    add(fmt::format("RNV[{0},f,m1=0,p] = 0", h));
-    add(fmt::format("SPNV[{0},f,m1,p] = RNV[{0},f,m1,p] * PRM[{0},m1,p]", h));
-    add(fmt::format("RNV[{0},f,m1+1,p] = SLNV[{0},f,m1,p] + SPNV[{0},f,m1,p]", h));
+    add(fmt::format("RNV[{0},{1},m1=0,p] = 0", h, fv));
+    add(fmt::format("SPNV[{0},{1},m1,p] = RNV[{0},{1},m1,p] * PRM[{0},m1,p]", h, fv));
+    add(fmt::format("RNV[{0},{1},m1+1,p] = SLNV[{0},{1},m1,p] + SPNV[{0},{1},m1,p]", h, fv));
     if (m_.attention_sinks) {
-      add(fmt::format("SKD[{0},p] = RD[{0},M1,p] + exp(SNK[l,g,r] - RM[{0},M1,p] * rsqrt(E))", h));
-      add(fmt::format("AV[{0},f,p] = RNV[{0},f,M1,p] / SKD[{0},p]", h));
+      add(fmt::format("SKD[{0},p] = RD[{0},M1,p] + exp(SNK[l,g,r] - RM[{0},M1,p] * {1})", h, sc_));
+      add(fmt::format("AV[{0},{1},p] = RNV[{0},{1},M1,p] / SKD[{0},p]", h, fv));
     } else {
-      add(fmt::format("AV[{0},f,p] = RNV[{0},f,M1,p] / RD[{0},M1,p]", h));
+      add(fmt::format("AV[{0},{1},p] = RNV[{0},{1},M1,p] / RD[{0},M1,p]", h, fv));
     }
     // A decoder's prefill: the key blocks a query tile cannot see are skipped.
     if (ph_.kind == PhaseKind::Prefill && ph_.causal && !m_.encoder_only) {
       const double w = causal_attention_work(cached_prefix(), ph_.prompt, 128, kind_.window, kind_.chunk);
-      for (const char* t : {"BQK", "BQC", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "SPD", "RD", "SPNV", "RNV"}) s_.work[rename_one(t)] = w;
+      for (const char* t : {"BQK", "BQC", "SNP", "SRP", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "SPD", "RD", "SPNV", "RNV"}) s_.work[rename_one(t)] = w;
     }
   }
 
@@ -629,6 +731,7 @@ class Builder {
   CascadeSpec s_;
   int64_t m0_ = 1;
   std::vector<LayerGroup> groups_;
+  std::string scale_ = "rsqrt(E)";              ///< the softmax's scale of the scores
   LayerKind kind_;                              ///< the kind of the group being built
   std::map<std::string, std::string> rename_;   ///< the group's ranks and variables (empty: the first group)
   std::set<std::string> global_;                ///< ranks and tensors declared before the layers
@@ -638,8 +741,9 @@ class Builder {
 }  // namespace
 
 std::string Phase::key() const {
-  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", static_cast<int>(kind), batch, prompt, context, static_cast<int>(attention), block, layers,
-                     kv_dtype ? static_cast<int>(*kv_dtype) : -1, key_channels, linear_features, ffn_active, predictor_rank, causal);
+  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", static_cast<int>(kind), batch, prompt, context, static_cast<int>(attention), block, layers,
+                     kv_dtype ? static_cast<int>(*kv_dtype) : -1, key_channels, linear_features, ffn_active, predictor_rank, causal,
+                     mla_absorbed ? static_cast<int>(*mla_absorbed) : -1);
 }
 
 double causal_attention_work(int64_t prefix, int64_t prompt, int64_t tile, int64_t window, int64_t chunk) {
@@ -715,7 +819,8 @@ ParamCounts count_params(const ModelConfig& m) {
     p.per_group[std::min(group_of(t.name), p.per_group.size() - 1)] += n;
     if (name.starts_with("N1") || name.starts_with("N2") || name.starts_with("N3") || name.starts_with("N4")) norms += n;
     else if (name == "WQ" || name == "WK" || name == "WV" || name == "WO" || name == "BQ" || name == "BK" || name == "BV" || name == "BO" ||
-             name == "QNW" || name == "KNW" || name == "SNK")
+             name == "QNW" || name == "KNW" || name == "SNK" || name == "WDQ" || name == "NQW" || name == "WQN" || name == "WQR" || name == "WDKV" ||
+             name == "WKR" || name == "NKW" || name == "WUK" || name == "WUV")
       attention += n;
     else mlp += n, p.mlp_bytes += t.bytes();
     if (t.role == TensorRole::ExpertWeight) expert += n, p.expert_bytes += t.bytes();
@@ -738,7 +843,9 @@ std::string model_component(const Einsum& e, const std::string& tensor) {
       n == "FS2" || n == "XN" || n == "XN2" || n == "XF" || n == "ON" || n == "DNN")
     return "norm";
   static const std::vector<std::string> attn = {"Q", "K", "V", "QB", "KB", "VB", "QR", "KR", "QSS", "QRS", "QN", "KSS", "KRS", "KN", "QK", "QKC", "GM", "SN", "SD", "SKD", "A", "AV",
-                                                "BQK", "BQC", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "RD", "SPD", "RNV", "SPNV",
+                                                "BQK", "BQC", "LM", "RM",
+                                                // latent attention (MLA)
+                                                "CQ", "NQSS", "NQRS", "NQN", "QNP", "QPE", "CKV", "KPE", "NKSS", "NKRS", "NKN", "SRP", "SNP", "QL", "AVU", "KNP", "VU", "SLN", "SLD", "SLNV", "PRM", "RD", "SPD", "RNV", "SPNV",
                                                 // linear attention (BASED)
                                                 "QF", "KF", "S0N", "S1N", "S2N", "Z0N", "Z1N", "Z2N", "LN1", "LN2", "LD1", "LD2", "LA"};
   if (std::find(attn.begin(), attn.end(), n) != attn.end()) return "attention";

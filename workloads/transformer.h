@@ -45,6 +45,10 @@ struct Phase {
   /// Decode: rank of a low-rank predictor of the active neurons run before each MLP
   /// (XN -> rank -> intermediate scores, LLM in a flash); 0: none.
   int64_t predictor_rank = 0;
+  /// Multi-head latent attention in its absorbed form (the key and value up-projections folded
+  /// into the query and the output: attention over the cached latent, as engines decode) or
+  /// naive (keys and values up-projected, as engines prefill). Unset: absorbed for decode.
+  std::optional<bool> mla_absorbed;
 
   /// Every field, as text: two phases build the same cascade (of one model) exactly when
   /// their keys are equal. A field added above must be added here.

@@ -440,9 +440,11 @@ std::string describe_model(const ModelConfig& m, const std::optional<Phase>& pha
     return t.csv();
   }
 
-  std::string out = fmt::format("model {} ({}): {} layers, d_model {}, {} heads ({} KV heads, head_dim {}), FFN {}{}, vocab {}\n",
-                                m.name, m.model_type, m.num_hidden_layers, m.hidden_size, m.num_attention_heads,
-                                m.num_key_value_heads, m.head_dim, m.intermediate_size,
+  const std::string heads = m.mla() ? fmt::format("latent attention: kv_lora {} + rope {} cached, q_lora {}, head_dim {} + {}, value {}", m.kv_lora_rank,
+                                                   m.qk_rope_head_dim, m.q_lora_rank, m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim)
+                                     : fmt::format("{} KV heads, head_dim {}", m.num_key_value_heads, m.head_dim);
+  std::string out = fmt::format("model {} ({}): {} layers, d_model {}, {} heads ({}), FFN {}{}, vocab {}\n",
+                                m.name, m.model_type, m.num_hidden_layers, m.hidden_size, m.num_attention_heads, heads, m.intermediate_size,
                                 m.num_local_experts ? fmt::format("; {} experts of {} (top {}){}", m.num_local_experts, m.expert_width(), m.num_experts_per_tok,
                                                                   m.shared_expert_size ? fmt::format(", shared {}", m.shared_expert_size) : "")
                                                     : "",

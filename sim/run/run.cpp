@@ -531,6 +531,25 @@ class Planner {
     for (int id : c_.order())
       if (!c_.einsums[static_cast<size_t>(id)].view) (c_.einsums[static_cast<size_t>(id)].reads.empty() ? inits : order).push_back(id);
     std::vector<std::vector<int>> blocks = group_ordered(order);
+    // A latent-attention kernel (FlashMLA) computes both parts of its scores: a block of the
+    // RoPE part alone joins the attention block that reads it.
+    if (fusion_ == Fusion::Kernels)
+      for (size_t i = 0; i + 1 < blocks.size(); ++i) {
+        bool scores = true, read = false;
+        for (int id : blocks[i]) {
+          const Einsum& e = c_.einsums[static_cast<size_t>(id)];
+          const std::string_view n = base_name(c_.tensors[static_cast<size_t>(e.lhs.tensor)].name);
+          scores = scores && (n == "SRP" || n == "SNP");
+          for (int r : c_.tensors[static_cast<size_t>(e.lhs.tensor)].readers)
+            read |= std::find(blocks[i + 1].begin(), blocks[i + 1].end(), r) != blocks[i + 1].end();
+        }
+        if (!scores || !read) continue;
+        std::vector<int> merged = blocks[i];
+        merged.insert(merged.end(), blocks[i + 1].begin(), blocks[i + 1].end());
+        if (!fits(merged)) continue;
+        blocks[i + 1] = std::move(merged);
+        blocks.erase(blocks.begin() + static_cast<std::ptrdiff_t>(i));
+      }
     // Initialisations (`RM[m1=0] = -inf`, which read nothing) run in the block of their
     // first reader, just before it.
     for (int id : inits) {
@@ -740,7 +759,7 @@ KernelKind kernel_kind(const Cascade& c, const std::vector<int>& members) {
 
 bool is_attention_core(const std::string& n) {
   static const std::set<std::string, std::less<>> core = {"QK", "QKC", "GM", "SN", "SD", "SKD", "A", "AV", "BQK", "BQC", "LM", "RM", "SLN", "SLD",
-                                                          "SLNV", "PRM", "RD", "SPD", "RNV", "SPNV"};
+                                                          "SLNV", "PRM", "RD", "SPD", "RNV", "SPNV", "SNP", "SRP"};
   return core.count(base_name(n)) > 0;
 }
 
@@ -839,7 +858,8 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
     mem.kv_cache = m.kv_bytes_per_token(ph.kv_dtype.value_or(m.dtype)) * kept * kv_layers * static_cast<double>(opt.phase.batch) * cached;
   // Other persistent state (a linear-attention layer's): as the cascade declares it.
   for (const Tensor& t : c.tensors)
-    if (t.role == TensorRole::KVCache && base_name(t.name) != "KC" && base_name(t.name) != "VC") mem.kv_cache += t.bytes();
+    if (t.role == TensorRole::KVCache && base_name(t.name) != "KC" && base_name(t.name) != "VC" && base_name(t.name) != "CKC" && base_name(t.name) != "KRC")
+      mem.kv_cache += t.bytes();
   mem.activations = p.activation_bytes(r);
   r.memory.push_back(mem);
   if (opt.check_memory && !mem.fit().holds(mem.kv_cache)) {

@@ -266,3 +266,55 @@ TEST_CASE("soft-capping and sinks add their operations", "[model][layers]") {
   }
   CHECK(count_params(capped).total == count_params(plain).total + 2 * 4);
 }
+
+namespace {
+// DeepSeek-V2-Lite's attention at toy size: 4 heads, q through a bottleneck of 6, a latent of
+// 4 channels, RoPE key of 2, nope 3, value 2.
+const std::string kMla = "model_type = \"deepseek_v3\"\nhidden_size = 8\nnum_hidden_layers = 2\nnum_attention_heads = 4\nintermediate_size = 12\n"
+                         "vocab_size = 11\nkv_lora_rank = 4\nq_lora_rank = 6\nqk_rope_head_dim = 2\nqk_nope_head_dim = 3\nv_head_dim = 2\n";
+}  // namespace
+
+TEST_CASE("latent attention: parameters and cache by hand", "[model][layers][mla]") {
+  const ModelConfig m = toml_model(kMla);
+  // Per layer: q down 8 x 6 and its norm 6, q up 6 x 4 x (3 + 2), kv down 8 x 4 and the RoPE
+  // key 8 x 2, the latent's norm 4, up-projections 4 x 4 x 3 (keys) and 4 x 4 x 2 (values),
+  // output 4 x 2 x 8.
+  const double attention = 48 + 6 + 120 + 32 + 16 + 4 + 48 + 32 + 64;
+  const ParamCounts p = count_params(m);
+  CHECK(p.per_layer_attention == attention);
+  CHECK(p.total == 2 * 8 * 11 + 8 + 2 * (attention + 16 + 3 * 8 * 12));
+  // The cache: the latent and the RoPE key per token and layer.
+  CHECK(m.kv_bytes_per_token(DType::BF16) == 2 * (4 + 2) * 2);
+  CHECK(m.kv_bytes(DType::FP8, 100) == 2 * 6 * 100);
+}
+
+TEST_CASE("absorbed latent attention equals naive latent attention", "[model][layers][mla][executor]") {
+  // One decode step over 6 cached tokens and a chunk of 3 prompt tokens after 5 cached, both
+  // forms, both attention cascades: the same logits from the same weights and cache.
+  const ModelConfig m = toml_model(kMla);
+  for (PhaseKind kind : {PhaseKind::Decode, PhaseKind::Prefill})
+    for (AttentionKind a : {AttentionKind::OnePass, AttentionKind::ThreePass}) {
+      Phase ph;
+      ph.kind = kind;
+      ph.batch = 2;
+      ph.prompt = 3;
+      ph.context = 5;
+      ph.block = 4;
+      ph.attention = a;
+      ph.mla_absorbed = false;
+      const Cascade naive = bind_cascade(transformer_cascade(m, ph));
+      ph.mla_absorbed = true;
+      const Cascade absorbed = bind_cascade(transformer_cascade(m, ph));
+      const TensorValues in = random_inputs(naive, 11);
+      const TensorValues a_in = random_inputs(absorbed, 11);
+      REQUIRE(a_in.size() == in.size());  // the same inputs, by name and size
+      for (const auto& [name, v] : in) REQUIRE(a_in.at(name).size() == v.size());
+      const TensorValues x = execute(naive, in), y = execute(absorbed, in);
+      const Eigen::VectorXd& lx = x.at("LOGITS");
+      const Eigen::VectorXd& ly = y.at("LOGITS");
+      CHECK((lx - ly).cwiseAbs().maxCoeff() < 1e-9 * std::max(1.0, lx.cwiseAbs().maxCoeff()));
+      // The two forms differ in work: absorbed attention reads the latent once for all heads.
+      CHECK(naive.find_tensor("KNP") >= 0);
+      CHECK(absorbed.find_tensor("QL") >= 0);
+    }
+}
