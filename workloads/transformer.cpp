@@ -93,6 +93,15 @@ class Builder {
     if (m_.num_local_experts > 0) {
       rank("N", m_.num_local_experts);  // experts (X names the residual stream)
       rank("S", m_.num_experts_per_tok);
+      if (ph_.expert_parallel > 1) {
+        // Expert parallelism: this device's N2 experts and the K1 (token, expert) pairs routed
+        // to them from every device's tokens (uniform routing: k / EP of each token's).
+        if (m_.num_local_experts % ph_.expert_parallel != 0)
+          throw UserError(SourceLoc{"--ep"}, fmt::format("--ep {} does not divide the {} experts of '{}'", ph_.expert_parallel, m_.num_local_experts, m_.name));
+        rank("N2", m_.num_local_experts / ph_.expert_parallel);
+        const int64_t tokens = std::max<int64_t>(ph_.expert_tokens, ph_.batch * P);
+        rank("K1", (tokens * m_.num_experts_per_tok + ph_.expert_parallel - 1) / ph_.expert_parallel);
+      }
       if (m_.n_group > 0) {
         // Grouped routing: N = N1 groups x N0 experts; a token keeps its S1 best groups.
         rank("N1", m_.n_group);
@@ -441,9 +450,6 @@ class Builder {
     const std::string iw = m_.expert_width() != m_.intermediate_size ? "I1" : "I";
     const std::string i = iw == "I1" ? "i1" : "i";
     weight("WR", {"D", "N"});
-    tensor("SEL", {"L", "B", "S", "P"}, TensorRole::Index);
-    s_.tensors.back().routed = m_.num_experts_per_tok;
-    s_.tensors.back().routing_skew = m_.routing_skew;
     add(fmt::format("RL[l,b,n,p] = {} * WR[l,d,n]", in));
     std::string logits = "RL";
     if (m_.router_bias) {
@@ -478,6 +484,10 @@ class Builder {
         add(fmt::format("RW[l,b,s,p] = RMAX[l,b,s,p] * {}", m_.routed_scaling_factor));
       }
     }
+    if (ph_.expert_parallel > 1) return dispatched_experts(in, iw, i);
+    tensor("SEL", {"L", "B", "S", "P"}, TensorRole::Index);
+    s_.tensors.back().routed = m_.num_experts_per_tok;
+    s_.tensors.back().routing_skew = m_.routing_skew;
     linear_weight("WG", {"N", "D", iw}, m_.hidden_size, TensorRole::ExpertWeight);
     linear_weight("WU", {"N", "D", iw}, m_.hidden_size, TensorRole::ExpertWeight);
     linear_weight("WD", {"N", iw, "D"}, m_.expert_width(), TensorRole::ExpertWeight);
@@ -501,6 +511,13 @@ class Builder {
       add("EDB[l,b,s,d,p] = ED[l,b,s,d,p] + BED[l,SEL[l,b,s,p],d]");
       ed = "EDB";
     }
+    return combine(in, ed);
+  }
+
+  // The routed experts' results weighted and summed per token (`ed`[l,b,s,d,p]), with the
+  // shared experts beside them; returns the output's name.
+  std::string combine(const std::string& in, const std::string& ed) {
+    const std::string& act = m_.hidden_act;
     if (m_.shared_expert_size == 0) {
       add(fmt::format("DN[l,b,d,p] = {}[l,b,s,d,p] * RW[l,b,s,p]", ed));
       return "DN";
@@ -524,6 +541,45 @@ class Builder {
       add("DN[l,b,d,p] = DR[l,b,d,p] + SDN[l,b,d,p]");
     }
     return "DN";
+  }
+
+  // Expert parallelism: this device's experts (N2 of them, full width) on the K1 pairs
+  // dispatched to it (XD, each with its one chosen local expert: SEL2); their results ED go
+  // back to the tokens' devices, and this device's tokens receive theirs (EDR) to combine.
+  // The pairs' hidden states are packed from the layer's normed input by an index (DISP, the
+  // permutation engines run around the all-to-all), which keeps the experts in their layer.
+  std::string dispatched_experts(const std::string& in, const std::string& iw, const std::string& i) {
+    const std::string& act = m_.hidden_act;
+    tensor("DISP", {"L", "K1"}, TensorRole::Index);
+    tensor("XD", {"L", "K1", "D"}, TensorRole::Auto, m_.quant.active && m_.quant.activations ? m_.quant.activations : std::nullopt);
+    if (m_.quant.active && m_.quant.activations) s_.tensors.back().scale_bytes = m_.quant.activation_bytes_per_element();
+    add(fmt::format("XD[l,k1,d] = {}", in.substr(0, in.find('[')) + "[l,DISP[l,k1],d,0]"));
+    tensor("SEL2", {"L", "K1"}, TensorRole::Index);
+    s_.tensors.back().routed = 1;  // a pair picks one of this device's experts
+    s_.tensors.back().routing_skew = m_.routing_skew;
+    linear_weight("WG", {"N2", "D", iw}, m_.hidden_size, TensorRole::ExpertWeight);
+    linear_weight("WU", {"N2", "D", iw}, m_.hidden_size, TensorRole::ExpertWeight);
+    linear_weight("WD", {"N2", iw, "D"}, m_.expert_width(), TensorRole::ExpertWeight);
+    quantize_input("EH", {"L", "K1", iw});
+    const std::string e = fmt::format("l,k1,{}", i);
+    std::string g = "EG", u = "EU";
+    add(fmt::format("EG[{}] = XD[l,k1,d] * WG[l,SEL2[l,k1],d,{}]", e, i));
+    add(fmt::format("EU[{}] = XD[l,k1,d] * WU[l,SEL2[l,k1],d,{}]", e, i));
+    if (m_.mlp_bias) {
+      weight("BEG", {"N2", iw}, TensorRole::ExpertWeight);
+      weight("BEU", {"N2", iw}, TensorRole::ExpertWeight);
+      add(fmt::format("EGB[{0}] = EG[{0}] + BEG[l,SEL2[l,k1],{1}]", e, i));
+      add(fmt::format("EUB[{0}] = EU[{0}] + BEU[l,SEL2[l,k1],{1}]", e, i));
+      g = "EGB", u = "EUB";
+    }
+    add(fmt::format("EH[{0}] = {1}({2}[{0}]) * {3}[{0}]", e, act, g, u));
+    add(fmt::format("ED[l,k1,d] = EH[{}] * WD[l,SEL2[l,k1],{},d]", e, i));
+    if (m_.mlp_bias) {
+      weight("BED", {"N2", "D"}, TensorRole::ExpertWeight);
+      add("EDB[l,k1,d] = ED[l,k1,d] + BED[l,SEL2[l,k1],d]");
+    }
+    tensor("EDR", {"L", "B", "S", "D", "P"}, TensorRole::Input);
+    return combine(in, "EDR");
   }
 
   // out[l,idx] = in * w (+ bias[l,bias_idx]); returns the name of the final tensor.
@@ -741,9 +797,9 @@ class Builder {
 }  // namespace
 
 std::string Phase::key() const {
-  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", static_cast<int>(kind), batch, prompt, context, static_cast<int>(attention), block, layers,
-                     kv_dtype ? static_cast<int>(*kv_dtype) : -1, key_channels, linear_features, ffn_active, predictor_rank, causal,
-                     mla_absorbed ? static_cast<int>(*mla_absorbed) : -1);
+  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", static_cast<int>(kind), batch, prompt, context, static_cast<int>(attention), block,
+                     layers, kv_dtype ? static_cast<int>(*kv_dtype) : -1, key_channels, linear_features, ffn_active, predictor_rank, causal,
+                     mla_absorbed ? static_cast<int>(*mla_absorbed) : -1, expert_parallel, expert_tokens);
 }
 
 double causal_attention_work(int64_t prefix, int64_t prompt, int64_t tile, int64_t window, int64_t chunk) {

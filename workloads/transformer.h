@@ -49,6 +49,13 @@ struct Phase {
   /// into the query and the output: attention over the cached latent, as engines decode) or
   /// naive (keys and values up-projected, as engines prefill). Unset: absorbed for decode.
   std::optional<bool> mla_absorbed;
+  /// Expert parallelism: the model's experts split over this many devices, each holding
+  /// num_local_experts / expert_parallel of them at full width. This device's experts compute
+  /// the (token, expert) pairs routed to them from `expert_tokens` tokens of all devices
+  /// (dispatched to it and their results combined back by all-to-alls, or gathered by the
+  /// tensor-parallel group); 1: each device computes its own tokens' experts.
+  int64_t expert_parallel = 1;
+  int64_t expert_tokens = 0;
 
   /// Every field, as text: two phases build the same cascade (of one model) exactly when
   /// their keys are equal. A field added above must be added here.

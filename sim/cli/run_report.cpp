@@ -47,6 +47,7 @@ std::string format_run(const RunReport& r, Format f) {
     j["phase"] = {{"kind", decode ? "decode" : "prefill"}, {"batch", r.phase.batch}, {"prompt", r.phase.prompt}, {"context", r.phase.context},
                   {"attention", r.phase.attention == AttentionKind::OnePass ? "1-pass" : "3-pass"}, {"block", r.phase.block}};
     j["tp"] = r.tp;
+    j["ep"] = r.ep;
     j["runtime"] = r.runtime;
     j["dtype"] = dtype_name(r.dtype);
     j["quantization"] = r.quantization;
@@ -60,6 +61,8 @@ std::string format_run(const RunReport& r, Format f) {
                    {"allreduce_s", r.allreduce_time},
                    {"host_s", r.host_time},
                    {"allreduce_bytes", r.allreduce_bytes},
+                   {"alltoall_s", r.alltoall_time},
+                   {"alltoall_bytes", r.alltoall_bytes},
                    {"tokens", r.tokens},
                    {"tokens_per_s", r.tokens_per_s},
                    {"energy_j", r.energy},
@@ -111,7 +114,8 @@ std::string format_run(const RunReport& r, Format f) {
     return t.csv();
   }
 
-  std::string out = fmt::format("{} on {}{}: {}, {}{}, fusion {}{}\n\n", r.model, r.tp > 1 ? fmt::format("{} x ", r.tp) : "", r.arch,
+  std::string out = fmt::format("{} on {}{}{}: {}, {}{}, fusion {}{}\n\n", r.model, r.devices() > 1 ? fmt::format("{} x ", r.devices()) : "", r.arch,
+                                r.ep > 1 ? fmt::format(" (experts split {} ways, attention TP {} x {} data-parallel)", r.ep, r.tp, r.ep / r.tp) : "",
                                 phase_words(r), dtype_name(r.dtype), r.quantization == "none" ? "" : fmt::format(" (linear layers {})", r.quantization),
                                 fusion_name(r.fusion), r.runtime.empty() ? "" : ", runtime " + r.runtime);
   TextTable bt({"block", "einsums", "x", "time (ms)", "share", tier, "util", "bottleneck"});
@@ -130,9 +134,12 @@ std::string format_run(const RunReport& r, Format f) {
   if (r.tp > 1)
     out += fmt::format("all-reduce over {} ({}, {:g} per step): {} ms ({} per device)\n", r.allreduce_link, r.allreduce_algo, r.allreduces,
                        ms(r.allreduce_time), fmt_bytes(r.allreduce_bytes));
+  if (r.alltoalls > 0)
+    out += fmt::format("expert all-to-all over {} devices ({:g} per step, dispatch and combine): {} ms ({} per device)\n", r.ep, r.alltoalls,
+                       ms(r.alltoall_time), fmt_bytes(r.alltoall_bytes));
   if (r.host_time > 0) out += fmt::format("host time per step ({}): {} ms\n", r.runtime, ms(r.host_time));
   out += fmt::format("{}: {} ms; {:.4g} tokens/s{}\n", decode ? "decode step (TPOT)" : "prefill (TTFT)", ms(r.step_time), r.tokens_per_s,
-                     r.tp > 1 ? fmt::format(" over {} devices", r.tp) : "");
+                     r.devices() > 1 ? fmt::format(" over {} devices", r.devices()) : "");
   out += fmt::format("energy: {:.4g} J per step, {:.4g} mJ per token\n", r.energy, r.energy_per_token * 1e3);
   if (r.step_time > 0)
     out += fmt::format("power per device: {:.0f} W (baseline {:.0f} W, operations {:.0f} W, data movement {:.0f} W){}{}\n", r.power,

@@ -683,10 +683,11 @@ RunReport run_cascade(const Cascade& c, const ArchSpec& a, DType dt, Fusion fusi
   return Planner(c, a, dt, fusion, mopt, cache, {}).run();
 }
 
-ModelConfig shard_model(const ModelConfig& m, int64_t tp) {
+ModelConfig shard_model(const ModelConfig& m, int64_t tp, int64_t ep) {
   const SourceLoc at{"--tp"};
   if (tp < 1) throw UserError(at, "--tp must be at least 1");
   ModelConfig s = m;
+  if (ep > 1) s.moe_intermediate_size = m.expert_width();  // whole experts, split by expert
   if (tp == 1) return s;
   if (m.num_attention_heads % tp)
     throw UserError(at, fmt::format("--tp {} does not divide the {} attention heads of '{}'", tp, m.num_attention_heads, m.name));
@@ -700,10 +701,10 @@ ModelConfig shard_model(const ModelConfig& m, int64_t tp) {
   s.intermediate_size = m.intermediate_size / tp;
   // Experts under TP: each split by its columns as a dense MLP is (expert parallelism splits
   // them by expert instead).
-  for (auto [width, what] : {std::pair{m.moe_intermediate_size, "expert width"}, {m.shared_expert_size, "shared experts' width"}})
+  for (auto [width, what] : {std::pair{ep > 1 ? 0 : m.moe_intermediate_size, "expert width"}, {m.shared_expert_size, "shared experts' width"}})
     if (width % tp)
       throw UserError(at, fmt::format("--tp {} does not divide the {} {} of '{}'", tp, what, width, m.name));
-  s.moe_intermediate_size = m.moe_intermediate_size / tp;
+  if (ep == 1) s.moe_intermediate_size = m.moe_intermediate_size / tp;
   s.shared_expert_size = m.shared_expert_size / tp;
   s.vocab_size = (m.vocab_size + tp - 1) / tp;
   return s;
@@ -779,19 +780,34 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   const ArchSpec& a = applied ? *applied : hardware;
   if (a.arrays.empty())
     throw UserError(a.loc, fmt::format("'{}' has no compute arrays: it holds memory and links only, and cannot run a model", a.name));
-  ModelConfig m = shard_model(model, opt.tp);
+  // Expert parallelism: ep / tp data-parallel groups of the batch, each tensor-parallel over
+  // tp devices; every device's experts compute the pairs routed to them from all tokens.
+  const int64_t ep = opt.ep, dp = opt.ep > 1 ? opt.ep / opt.tp : 1;
+  if (ep > 1) {
+    if (model.num_local_experts == 0) throw UserError(SourceLoc{"--ep"}, fmt::format("--ep {}: '{}' has no experts to split", ep, model.name));
+    if (ep % opt.tp != 0)
+      throw UserError(SourceLoc{"--ep"}, fmt::format("--ep {} is not a multiple of --tp {} (attention is tensor-parallel within each of ep / tp groups)", ep, opt.tp));
+  }
+  ModelConfig m = shard_model(model, opt.tp, ep);
   if (opt.dtype) m.dtype = *opt.dtype;
   const Fusion fusion = opt.fusion.value_or(a.gpu ? Fusion::Kernels : Fusion::Greedy);
   const Link* peer = peer_link(a);
-  if (opt.tp > 1 && !peer)
-    throw UserError(a.loc, fmt::format("'{}' has no link to a peer device (to = \"peer\"), which --tp {} needs", a.name, opt.tp));
+  if ((opt.tp > 1 || ep > 1) && !peer)
+    throw UserError(a.loc, fmt::format("'{}' has no link to a peer device (to = \"peer\"), which --tp {} --ep {} needs", a.name, opt.tp, ep));
   std::shared_ptr<const Cascade> built;
-  const Phase& ph = opt.phase;
+  Phase local = opt.phase;
+  if (ep > 1) {
+    const int64_t tokens_per_request = opt.phase.kind == PhaseKind::Decode ? 1 : opt.phase.prompt;
+    local.expert_parallel = ep;
+    local.expert_tokens = opt.phase.batch * tokens_per_request;
+    local.batch = (opt.phase.batch + dp - 1) / dp;  // this group's requests (the largest group sets the pace)
+  }
+  const Phase& ph = local;
   const std::string workload = m.fingerprint() + "|" + ph.key();
   if (cache)
     if (auto it = cache->cascades().find(workload); it != cache->cascades().end()) built = it->second;
   if (!built) {
-    built = std::make_shared<const Cascade>(bind_cascade(transformer_cascade(m, opt.phase)));
+    built = std::make_shared<const Cascade>(bind_cascade(transformer_cascade(m, ph)));
     if (cache) cache->cascades()[workload] = built;
   }
   const Cascade& c = *built;
@@ -805,7 +821,7 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
 
   // Tensor parallelism: the all-reduces of the hidden state (arch/collective.h), not overlapped.
   const bool decode = opt.phase.kind == PhaseKind::Decode;
-  const double rows = static_cast<double>(opt.phase.batch) * static_cast<double>(decode ? 1 : opt.phase.prompt);
+  const double rows = static_cast<double>(ph.batch) * static_cast<double>(decode ? 1 : opt.phase.prompt);  // this device's tokens
   if (opt.tp > 1) {
     const TensorParallelComm comm = tensor_parallel_allreduces(*peer, opt.tp, static_cast<double>(m.sublayers(opt.phase.layers)),
                                                                rows * static_cast<double>(m.hidden_size) * dtype_bytes(m.dtype), rt.collective_base);
@@ -818,18 +834,34 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
     r.allreduce_algo = collective_algo_name(comm.algo);
     r.allreduces = comm.count;
   }
+  // Expert parallelism across data-parallel groups: per MoE layer, each device dispatches its
+  // tokens' k (token, expert) pairs to the experts' devices and receives the results back
+  // (all-to-alls of tokens x k hidden states; dispatched in the activations' type, combined
+  // in the model's). Within one tensor-parallel group the MLP's all-reduce combines them.
+  r.ep = ep;
+  if (ep > 1 && dp > 1) {
+    int64_t moe = 0;
+    for (const LayerGroup& g : m.layer_groups(opt.phase.layers)) moe += g.kind.ffn == FfnKind::Moe ? g.count : 0;
+    const double pairs = rows * static_cast<double>(m.num_experts_per_tok) * static_cast<double>(m.hidden_size);
+    const DType sent = m.quant.active && m.quant.activations ? *m.quant.activations : m.dtype;
+    const CollectiveCost dispatch = collective_cost(*peer, Collective::AllToAll, ep, pairs * dtype_bytes(sent), rt.collective_base);
+    const CollectiveCost back = collective_cost(*peer, Collective::AllToAll, ep, pairs * dtype_bytes(m.dtype), rt.collective_base);
+    r.alltoalls = 2.0 * static_cast<double>(moe);
+    r.alltoall_time = static_cast<double>(moe) * (dispatch.time + back.time) + (rt.graphed(opt.phase.kind) ? r.alltoalls * rt.graph_node : 0.0);
+    r.alltoall_bytes = static_cast<double>(moe) * (dispatch.bytes + back.bytes);
+  }
   r.runtime = rt.name;
   r.host_time = rt.iteration;
-  r.step_time = r.compute_time + r.allreduce_time + r.host_time;
-  r.tokens = rows;
+  r.step_time = r.compute_time + r.allreduce_time + r.alltoall_time + r.host_time;
+  r.tokens = rows * static_cast<double>(dp);
   r.tokens_per_s = r.step_time > 0 ? r.tokens / r.step_time : 0;
 
   // Energy per step over all devices: the cost model's dynamic energy, the all-reduce bytes
   // over the link, and the active baseline power for the step's duration.
   double dynamic = 0;
   for (const BlockRun& b : r.blocks) dynamic += b.energy;
-  const double link_energy = opt.tp > 1 ? r.allreduce_bytes * peer->energy : 0;
-  r.energy = static_cast<double>(opt.tp) * (dynamic + link_energy + a.power.active * r.step_time);
+  const double link_energy = opt.tp > 1 || ep > 1 ? (r.allreduce_bytes + r.alltoall_bytes) * peer->energy : 0;
+  r.energy = static_cast<double>(r.devices()) * (dynamic + link_energy + a.power.active * r.step_time);
   for (const EinsumRun& e : r.einsums) r.compute_energy += e.compute_energy;
   r.memory_energy = dynamic + link_energy - r.compute_energy;
   r.power = r.step_time > 0 ? a.power.active + (dynamic + link_energy) / r.step_time : a.power.idle;
@@ -855,7 +887,7 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
                           ? static_cast<double>(ph.key_channels + m.head_dim) / static_cast<double>(2 * m.head_dim)
                           : 1.0;
   if (!m.encoder_only)
-    mem.kv_cache = m.kv_bytes_per_token(ph.kv_dtype.value_or(m.dtype)) * kept * kv_layers * static_cast<double>(opt.phase.batch) * cached;
+    mem.kv_cache = m.kv_bytes_per_token(ph.kv_dtype.value_or(m.dtype)) * kept * kv_layers * static_cast<double>(ph.batch) * cached;
   // Other persistent state (a linear-attention layer's): as the cascade declares it.
   for (const Tensor& t : c.tensors)
     if (t.role == TensorRole::KVCache && base_name(t.name) != "KC" && base_name(t.name) != "VC" && base_name(t.name) != "CKC" && base_name(t.name) != "KRC")

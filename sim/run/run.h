@@ -96,6 +96,10 @@ struct TierMemory {
 struct RunOptions {
   Phase phase;
   int64_t tp = 1;                ///< tensor-parallel devices
+  /// Expert-parallel devices (a multiple of tp): the experts split over them, attention
+  /// tensor-parallel over tp and data-parallel over ep / tp groups of the batch, tokens
+  /// dispatched to their experts' devices and combined back by all-to-alls. 1: none.
+  int64_t ep = 1;
   std::optional<DType> dtype;    ///< weights, activations and KV cache (default: the model's)
   std::optional<Fusion> fusion;  ///< default: Kernels on GPUs, Greedy elsewhere
   MapperOptions mapper;
@@ -129,6 +133,11 @@ struct RunReport {
   std::string allreduce_link;
   std::string allreduce_algo;  ///< the algorithm the collective model chose (ring, tree, sharp)
   double allreduces = 0;       ///< all-reduces per step
+  int64_t ep = 1;              ///< expert-parallel devices (RunOptions::ep)
+  double alltoall_time = 0;    ///< s: expert parallelism's dispatch and combine (not overlapped)
+  double alltoall_bytes = 0;   ///< B each device sends
+  double alltoalls = 0;        ///< all-to-alls per step
+  int64_t devices() const { return std::max(tp, ep); }
   std::string runtime;         ///< the runtime's name
   double host_time = 0;        ///< s: the runtime's host time per step (not overlapped)
   double step_time = 0;        ///< s: compute_time + allreduce_time + host_time
@@ -204,10 +213,11 @@ class MapCache {
 RunReport run_cascade(const Cascade& c, const ArchSpec& a, DType dt, Fusion fusion, const MapperOptions& mopt,
                       MapCache* cache = nullptr);
 
-/// The share of `m` one of `tp` devices holds: heads, KV heads (replicated when there are
+/// The share of `m` one of `tp` devices holds (with expert parallelism, `ep` > 1, the experts
+/// stay whole: the cascade splits them by expert): heads, KV heads (replicated when there are
 /// fewer than devices), MLP columns and the vocabulary split evenly (Megatron-LM). Throws
 /// UserError when `tp` does not divide the model.
-ModelConfig shard_model(const ModelConfig& m, int64_t tp);
+ModelConfig shard_model(const ModelConfig& m, int64_t tp, int64_t ep = 1);
 
 /// `einsim run`: one phase of `m` on `tp` devices of `a`. Throws UserError when the deployment
 /// does not fit the first tier or TP does not divide the model.

@@ -669,3 +669,62 @@ TEST_CASE("dense layers before the MoE layers", "[layers]") {
   CHECK(run_model(firsts, a, o).step_time < run_model(mix, a, o).step_time);
   CHECK(run_model(firsts, a, o).memory[0].weights < run_model(mix, a, o).memory[0].weights);
 }
+
+TEST_CASE("expert parallelism: experts split by expert, tokens dispatched by all-to-all", "[layers][ep]") {
+  const ModelConfig mix = load_model("mixtral-8x7b");
+  const ArchSpec a = load_arch("h100");
+  RunOptions o;
+  o.phase.kind = PhaseKind::Decode;
+  o.phase.batch = 64;
+  o.phase.context = 1024;
+  o.check_memory = false;
+  o.tp = 8;
+  const RunReport tp8 = run_model(mix, a, o);
+  o.tp = 1;
+  o.ep = 8;
+  const RunReport ep8 = run_model(mix, a, o);
+  // Each device holds one whole expert per layer and the rest of the model whole (attention
+  // data-parallel): experts' bytes / 8 plus everything else.
+  const ParamCounts p = count_params(mix);
+  CHECK(ep8.memory[0].weights == Approx(p.expert_bytes / 8 + (p.total_bytes - p.expert_bytes)).epsilon(1e-9));
+  CHECK(ep8.memory[0].weights > tp8.memory[0].weights);
+  // Its 8 requests' cache only.
+  CHECK(ep8.memory[0].kv_cache == Approx(mix.kv_bytes(DType::BF16, 1025) * 8).epsilon(1e-9));
+  // Two all-to-alls per MoE layer (dispatch and combine), no all-reduce; 8 devices' tokens.
+  CHECK(ep8.alltoalls == 64);
+  CHECK(ep8.allreduces == 0);
+  CHECK(ep8.alltoall_time > 0);
+  CHECK(ep8.tokens == 64);
+  CHECK(ep8.devices() == 8);
+  // Within one tensor-parallel group (ep = tp) the MLP's all-reduce combines: no all-to-all.
+  o.tp = 8;
+  const RunReport both = run_model(mix, a, o);
+  CHECK(both.alltoalls == 0);
+  CHECK(both.allreduces == 64);
+  // Errors: a degree that does not divide the experts, is not a multiple of tp, or a dense model.
+  o.tp = 2;
+  o.ep = 3;
+  CHECK_THAT(error_of([&] { run_model(mix, a, o); }), Catch::Contains("--ep: error: --ep 3 is not a multiple of --tp 2"));
+  o.tp = 1;
+  o.ep = 16;
+  CHECK_THAT(error_of([&] { run_model(mix, a, o); }), Catch::Contains("--ep: error: --ep 16 does not divide the 8 experts"));
+  o.ep = 2;
+  CHECK_THAT(error_of([&] { run_model(llama2_7b(), a, o); }), Catch::Contains("--ep: error: --ep 2: 'Llama-2-7B' has no experts to split"));
+}
+
+TEST_CASE("DeepSeek-V3 by hand", "[layers][mla]") {
+  const ModelConfig m = load_model("deepseek-v3");
+  // Embedding and LM head 2 x 129280 x 7168; per layer attention (q 7168 x 1536, its norm,
+  // 1536 x 128 x 192; latent 7168 x 512 + RoPE key 7168 x 64, its norm, up-projections
+  // 512 x 128 x 256, output 128 x 128 x 7168) and two norms; 3 dense MLPs of 18432; 58 MoE
+  // layers: router 7168 x 256 and its bias, 256 experts and 1 shared of 3 x 7168 x 2048.
+  const double attention = 7168.0 * 1536 + 1536 + 1536.0 * 128 * 192 + 7168.0 * 576 + 512 + 512.0 * 128 * 256 + 128.0 * 128 * 7168;
+  const double expert = 3.0 * 7168 * 2048;
+  const double total = 2.0 * 129280 * 7168 + 7168 + 61 * (attention + 2 * 7168) + 3 * 3.0 * 7168 * 18432 + 58 * (7168.0 * 256 + 256 + 257 * expert);
+  const ParamCounts p = count_params(m);
+  CHECK(p.total == total);
+  CHECK(p.total == Approx(671.0e9).epsilon(0.001));  // the card's 671B
+  CHECK(p.active == total - 58 * 248 * expert);
+  CHECK(p.active == Approx(37.6e9).epsilon(0.005));  // the card's 37B activated, rounded
+  CHECK(m.kv_bytes_per_token(DType::BF16) == 61 * 576 * 2);
+}
