@@ -793,7 +793,8 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   const Fusion fusion = opt.fusion.value_or(a.gpu ? Fusion::Kernels : Fusion::Greedy);
   const Link* peer = peer_link(a);
   if ((opt.tp > 1 || ep > 1) && !peer)
-    throw UserError(a.loc, fmt::format("'{}' has no link to a peer device (to = \"peer\"), which --tp {} --ep {} needs", a.name, opt.tp, ep));
+    throw UserError(a.loc, fmt::format("'{}' has no link to a peer device (to = \"peer\"), which {} needs", a.name,
+                                       ep > 1 ? fmt::format("--ep {}", ep) : fmt::format("--tp {}", opt.tp)));
   std::shared_ptr<const Cascade> built;
   Phase local = opt.phase;
   if (ep > 1) {
