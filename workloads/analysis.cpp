@@ -75,8 +75,21 @@ PassReport pass_analysis(const Cascade& c, const std::string& rank_name, const s
   // sweep the schedule until the levels settle, then once more to record passes and reasons.
   const std::vector<int> order = subset ? *subset : c.order();
   std::vector<char> traverses_rank(c.einsums.size(), 0);
-  for (const Einsum& e : c.einsums)
+  auto traversal = [&](const Einsum& e) {
     for (const Var& v : e.vars) traverses_rank[static_cast<size_t>(e.id)] |= in_family(v.rank);
+  };
+  if (subset) {
+    // The subset's members and the writers of what they read (a read waits on its writer's
+    // traversal); nothing else is consulted.
+    for (int id : *subset) {
+      const Einsum& e = c.einsums[static_cast<size_t>(id)];
+      traversal(e);
+      for (const Access& a : e.reads)
+        for (int w : c.tensors[static_cast<size_t>(a.tensor)].writers) traversal(c.einsums[static_cast<size_t>(w)]);
+    }
+  } else {
+    for (const Einsum& e : c.einsums) traversal(e);
+  }
   struct Reason {
     int pass, einsum, cause, via;
   };

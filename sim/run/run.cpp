@@ -87,10 +87,13 @@ class Planner {
   /// `layer_ranks`: the ranks of a model's layers, one per group of layers of a kind (blocks
   /// never span one), or none.
   Planner(const Cascade& c, const ArchSpec& a, DType dt, Fusion fusion, const MapperOptions& mopt, MapCache* cache, std::vector<int> layer_ranks,
-          const ArchSpec* mapping_arch = nullptr)
-      : c_(c), a_(a), dt_(dt), fusion_(fusion), mopt_(mopt), layer_ranks_(std::move(layer_ranks)),
-        bucket_(&(cache ? *cache : local_).bucket(arch_key(a))), map_arch_(mapping_arch),
+          const ArchSpec* mapping_arch = nullptr, const std::string& cascade_key = "")
+      : c_(c), a_(a), dt_(dt), fusion_(fusion), mopt_(mopt), layer_ranks_(std::move(layer_ranks)), arch_key_(arch_key(a)),
+        bucket_(&(cache ? *cache : local_).bucket(arch_key_)), map_arch_(mapping_arch),
         map_bucket_(mapping_arch ? &(cache ? *cache : local_).bucket(arch_key(*mapping_arch)) : nullptr) {
+    // The grouping depends on the cascade, the architecture, the type and the fusion only.
+    if (cache && !cascade_key.empty())
+      grouping_ = &cache->grouping(arch_key_, fmt::format("{}|{}|{}", cascade_key, dtype_name(dt), static_cast<int>(fusion)));
     loops_.resize(c.einsums.size());
     std::vector<int> stack;
     enclosing_loops(c.schedule, stack, loops_);
@@ -132,7 +135,8 @@ class Planner {
     r.arch = a_.name;
     r.dtype = dt_;
     r.fusion = fusion_;
-    const std::vector<std::vector<int>> blocks = group();
+    if (grouping_ && grouping_->empty()) *grouping_ = group();
+    const std::vector<std::vector<int>> blocks = grouping_ ? *grouping_ : group();
     for (const std::vector<int>& members : blocks) {
       const std::vector<int> resident = resident_of(members);
       // Inputs several members read (the row a layer norm sums, then scales) come from the
@@ -668,6 +672,8 @@ class Planner {
   Fusion fusion_;
   MapperOptions mopt_;
   std::vector<int> layer_ranks_;
+  std::string arch_key_;
+  std::vector<std::vector<int>>* grouping_ = nullptr;  ///< the cache's grouping of this cascade, if any
   MapCache local_;  // without a cache of the caller's: shapes repeated within the run
   MapCache::Bucket* bucket_;
   const ArchSpec* map_arch_;
@@ -812,7 +818,7 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
     if (cache) cache->cascades()[workload] = built;
   }
   const Cascade& c = *built;
-  Planner p(c, a, m.dtype, fusion, opt.mapper, cache, layer_ranks(c), opt.mapping_arch);
+  Planner p(c, a, m.dtype, fusion, opt.mapper, cache, layer_ranks(c), opt.mapping_arch, workload);
   RunReport r = p.run();
   r.model = model.name;
   r.quantization = m.quant.name;

@@ -196,6 +196,9 @@ class MapCache {
   /// Bound cascades by model fingerprint and phase: design points that vary only the
   /// hardware rebuild nothing.
   std::map<std::string, std::shared_ptr<const Cascade>>& cascades() { return cascades_; }
+  /// Blocks (fused Einsums) of a bound cascade on one architecture, by the cascade's key, the
+  /// run's type and fusion: a warm run regroups nothing. Within one architecture's bucket.
+  std::vector<std::vector<int>>& grouping(const std::string& arch, const std::string& key) { return groupings_[arch][key]; }
   size_t size() const {
     size_t n = 0;
     for (const auto& [a, b] : map_) n += b.size();
@@ -205,6 +208,7 @@ class MapCache {
  private:
   std::map<std::string, Bucket> map_;
   std::map<std::string, std::shared_ptr<const Cascade>> cascades_;
+  std::map<std::string, std::map<std::string, std::vector<std::vector<int>>>> groupings_;
 };
 
 /// Costs every Einsum of `c` on one device of `a`. Einsums inside loops over iterative ranks
