@@ -250,6 +250,7 @@ void apply_pattern(ModelConfig& m, const PatternKeys& p, const SourceLoc& loc) {
 }
 
 void finish_model(ModelConfig& m, const SourceLoc& loc, const PatternKeys& pattern = {}) {
+  if (m.num_attention_heads < 1) throw UserError(loc, "a model needs at least one attention head");
   if (m.mla()) {
     if (m.qk_rope_head_dim <= 0 || m.qk_nope_head_dim <= 0 || m.v_head_dim <= 0)
       throw UserError(loc, "multi-head latent attention (kv_lora_rank) needs qk_rope_head_dim, qk_nope_head_dim and v_head_dim");
