@@ -116,7 +116,7 @@ namespace {
 void apply_family_defaults(ModelConfig& m) {
   const std::string& t = m.model_type;
   if (t == "llama" || t == "mistral" || t == "mixtral" || t == "qwen2" || t == "qwen2_moe" || t == "qwen3" || t == "qwen3_moe" || t == "phi3" ||
-      t == "gpt_oss" || t == "deepseek_v2" || t == "deepseek_v3") {
+      t == "gpt_oss" || t == "deepseek_v2" || t == "deepseek_v3" || t == "llama4_text") {
     m.norm = NormKind::RMSNorm, m.mlp = MlpKind::Gated, m.position = PositionKind::Rope;
     m.qk_norm = t == "qwen3" || t == "qwen3_moe";  // modeling_qwen3(_moe).py: q_norm and k_norm over head_dim
     // modeling_gpt_oss.py: biased attention projections, a biased router, biased experts and a
@@ -155,7 +155,7 @@ void apply_family_defaults(ModelConfig& m) {
 }
 
 const std::vector<std::string> kModelTypes = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma2", "gemma3_text",
-                                              "gpt_oss", "phi3", "deepseek_v2", "deepseek_v3", "opt", "falcon", "gpt2",
+                                              "gpt_oss", "phi3", "deepseek_v2", "deepseek_v3", "llama4_text", "opt", "falcon", "gpt2",
                                               "bert", "xlm", "t5", "transfo-xl"};
 const std::vector<std::string> kActs = {"silu", "gelu", "relu"};
 
@@ -478,6 +478,22 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
     throw UserError(pe ? SourceLoc{name, line, col} : SourceLoc{name}, what);
   }
   if (!j.is_object()) throw UserError(SourceLoc{name, 1, 1}, "a config.json must hold an object");
+  // A multimodal wrapper (Gemma 3, Llama 4, Mistral 3): the language model is its text_config;
+  // keys only the wrapper gives (its dtype, tied embeddings) apply to it. Other towers are not
+  // modelled.
+  std::vector<std::string> notes;
+  if (auto tc = j.find("text_config"); tc != j.end() && tc->is_object()) {
+    nlohmann::json lm = *tc;
+    for (const auto& [k, v] : j.items())
+      if (k != "text_config" && !k.ends_with("_config") && !lm.contains(k) && k != "model_type" && k != "architectures") lm[k] = v;
+    std::vector<std::string> towers;
+    for (const auto& [k, v] : j.items())
+      if (k != "text_config" && k.ends_with("_config") && v.is_object() && k != "quantization_config") towers.push_back(k);
+    notes.push_back(fmt::format("the language model of '{}' is its text_config{}", j.value("model_type", std::string("?")),
+                                towers.empty() ? "" : fmt::format("; {} not modelled", fmt::join(towers, ", "))));
+    if (j.contains("quantization_config") && !lm.contains("quantization_config")) lm["quantization_config"] = j["quantization_config"];
+    j = std::move(lm);
+  }
   // `--set model.KEY=VALUE` (or KEY=VALUE): VALUE is JSON (a number, true, "text"), or taken as
   // a string; a key the reader does not know is an error once every key has been read.
   std::map<std::string, std::string> overridden;  // key -> the override as given
@@ -498,6 +514,8 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
   };
   ModelConfig m;
   m.loc = SourceLoc{name, 1, 1};
+  int64_t llama4_experts = 0;  // Llama 4's expert width (its intermediate_size)
+  std::string unknown_type;    // a model_type einsim does not know, built Llama-style
   // Named by the model it describes (transformers writes `_name_or_path`), else by the file.
   if (auto it = j.find("_name_or_path"); it != j.end() && it->is_string() && !it->get<std::string>().empty()) {
     m.name = fs::path(it->get<std::string>()).filename().string();
@@ -522,7 +540,12 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
     const nlohmann::json* v = find(keys);
     const std::string k = key_of(keys);
     if (!v) {
-      if (required) throw UserError(SourceLoc{name, 1, 1}, fmt::format("missing required key '{}'", k));
+      if (required)
+        throw UserError(SourceLoc{name, 1, 1}, fmt::format("missing required key '{}'{}", k,
+                                                           unknown_type.empty() ? ""
+                                                                                : fmt::format(" (model_type '{}' is not one einsim knows; it is built "
+                                                                                              "from a Llama-style decoder's keys, which this config lacks)",
+                                                                                              unknown_type)));
       return 0;
     }
     if (!v->is_number_integer()) throw UserError(loc_of_key(k), fmt::format("'{}' must be an integer", k));
@@ -548,9 +571,14 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
   auto type = string({"model_type"});
   if (!type) throw UserError(SourceLoc{name, 1, 1}, "missing required key 'model_type'");
   m.model_type = *type == "RefinedWebModel" || *type == "RefinedWeb" ? "falcon" : *type;
-  if (std::find(kModelTypes.begin(), kModelTypes.end(), m.model_type) == kModelTypes.end())
-    throw UserError(loc_of_key("model_type"),
-                    fmt::format("model_type '{}' is not one einsim builds (known: {})", m.model_type, fmt::join(kModelTypes, ", ")));
+  if (std::find(kModelTypes.begin(), kModelTypes.end(), m.model_type) == kModelTypes.end()) {
+    // Built from its keys as a Llama-style decoder (RMSNorm, gated MLP, RoPE), and said so.
+    notes.push_back(fmt::format("model_type '{}' is not one einsim knows ({}): built from its keys as a Llama-style decoder (RMSNorm, gated MLP, "
+                                "RoPE); check `describe` against the model card",
+                                m.model_type, fmt::join(kModelTypes, ", ")));
+    unknown_type = m.model_type;
+    m.model_type = "llama";
+  }
   std::string act = string({"hidden_act", "activation_function", "hidden_activation"}).value_or("");
   if (auto ff = string({"feed_forward_proj"})) {
     if (ff->starts_with("gated-")) m.mlp = MlpKind::Gated, act = ff->substr(6);
@@ -571,6 +599,18 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
   const bool ffn_default = m.model_type == "gpt2" || m.model_type == "falcon";
   m.intermediate_size = integer({"intermediate_size", "ffn_dim", "d_ff", "n_inner", "d_inner", "ffn_hidden_size"}, !ffn_default, 1, kMax);
   if (m.intermediate_size == 0) m.intermediate_size = 4 * m.hidden_size;
+  // Llama 4 (modeling_llama4.py): intermediate_size is an expert's width, and each MoE layer
+  // has a shared expert of that width; dense layers are intermediate_size_mlp wide; the router
+  // scores the chosen experts by a sigmoid, not renormalised. Its QK L2-norm has no weights.
+  const int64_t dense_width = integer({"intermediate_size_mlp"}, false, 1, kMax);
+  if (m.model_type == "llama4_text") {
+    const int64_t expert = m.intermediate_size;
+    if (dense_width > 0) m.intermediate_size = dense_width;
+    llama4_experts = expert;
+    known.insert("use_qk_norm");
+    if (j.value("use_qk_norm", false))
+      notes.push_back("use_qk_norm: Llama 4's L2 norm of the RoPE layers' queries and keys (no weights) is not costed");
+  }
   m.vocab_size = integer({"vocab_size", "n_vocab"}, true, 1, kMax);
   m.max_position_embeddings = integer({"max_position_embeddings", "n_positions", "max_seq_len"}, false, 1, int64_t{1} << 32);
   m.type_vocab_size = integer({"type_vocab_size"}, false, 0, 1024);
@@ -591,12 +631,18 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
   }
   // Experts: their width, shared experts and routing (DeepSeek, Qwen-MoE, gpt-oss spellings).
   m.moe_intermediate_size = integer({"moe_intermediate_size"}, false, 1, kMax);
+  if (llama4_experts > 0 && m.num_local_experts > 0) {
+    m.moe_intermediate_size = llama4_experts;
+    m.shared_expert_size = llama4_experts;
+    m.scoring = ScoringKind::Sigmoid;
+    m.norm_topk_prob = false;
+  }
   {
     const int64_t shared = integer({"n_shared_experts", "num_shared_experts"}, false, 0, 1024);
     const int64_t shared_width = integer({"shared_expert_intermediate_size"}, false, 0, kMax);
     if (shared > 0 && shared_width > 0)
       throw UserError(loc_of_key("shared_expert_intermediate_size"), "give n_shared_experts or shared_expert_intermediate_size, not both");
-    m.shared_expert_size = shared_width > 0 ? shared_width : shared * m.expert_width();
+    if (shared > 0 || shared_width > 0) m.shared_expert_size = shared_width > 0 ? shared_width : shared * m.expert_width();
     // Qwen2-MoE gates its shared expert with a sigmoid of a learned projection.
     m.shared_expert_gate = shared_width > 0 && m.model_type == "qwen2_moe";
   }
@@ -740,6 +786,7 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
       throw UserError(SourceLoc{"--set"}, fmt::format("'{}': unknown key '{}' for a config.json{}", given, key, hint));
     }
   finish_model(m, m.loc, pattern);
+  m.notes = std::move(notes);
   return m;
 }
 

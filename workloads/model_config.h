@@ -108,6 +108,9 @@ struct ModelConfig {  // new fields: add them to fingerprint()
   bool qk_norm = false;             ///< RMSNorm over each head's queries and keys before RoPE (Qwen3)
   bool sandwich_norm = false;       ///< a norm after attention and after the MLP too, before each residual add (Gemma 2/3)
   bool encoder_only = false;        ///< bidirectional encoder: no KV cache, no LM head
+  /// What reading the config assumed or left out (an unknown model_type built from its keys, a
+  /// vision tower beside the text model): shown by the commands, not part of the model.
+  std::vector<std::string> notes;
 
   int64_t kv_heads() const { return num_key_value_heads; }
   int64_t group() const { return num_attention_heads / num_key_value_heads; }

@@ -43,6 +43,11 @@ namespace {
 const std::map<std::string, Format> kFormats = {{"table", Format::Table}, {"json", Format::Json}, {"csv", Format::Csv}};
 
 /// `--quant`'s scheme applied to `m` (none given: the model's own).
+// What reading a model's config assumed or left out, on stderr (the output stays the report).
+void print_notes(const ModelConfig& m) {
+  for (const std::string& n : m.notes) fmt::print(stderr, "{}: note: {}\n", m.loc.file, n);
+}
+
 void apply_quant(ModelConfig& m, const std::string& scheme) {
   if (scheme.empty()) return;
   std::string why;
@@ -409,6 +414,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       const auto [arch_sets, model_sets] = split_sets(run_sets, "run");
       const ArchSpec a = load_arch(arch_name, arch_sets);
       ModelConfig m = load_model(model_name, model_sets);
+      print_notes(m);
       apply_quant(m, run_quant);
       const auto rt = cli_runtime(runtime_name, take_runtime_sets(run_sets));
       RunOptions ro;
@@ -470,6 +476,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       const auto rt = cli_runtime(runtime_name, take_runtime_sets(serve_sets));
       const ArchSpec a = load_arch(sv.arch, arch_sets);
       ModelConfig m = load_model(sv.model, model_sets);
+      print_notes(m);
       if (!serve_dtype.empty()) m.dtype = *parse_dtype(serve_dtype);
       apply_quant(m, serve_quant);
       Trace trace = load_trace(sv.trace);
@@ -664,6 +671,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
         return 0;
       }
       const ModelConfig m = load_model(path, overrides);
+      print_notes(m);
       std::optional<Phase> ph;
       if (!pa.phase.empty()) {
         ph = make_phase(pa);

@@ -318,3 +318,34 @@ TEST_CASE("absorbed latent attention equals naive latent attention", "[model][la
       CHECK(absorbed.find_tensor("QL") >= 0);
     }
 }
+
+TEST_CASE("a multimodal wrapper's text_config, and an unknown model_type, with notes", "[model][layers]") {
+  // Llama 4's shape at toy size: the language model nested under text_config, a vision tower
+  // beside it; experts of intermediate_size with a shared one, dense layers of
+  // intermediate_size_mlp, chunked attention on the RoPE layers.
+  const std::string llama4 = R"({"model_type": "llama4", "tie_word_embeddings": false, "vision_config": {"hidden_size": 4},
+    "text_config": {"model_type": "llama4_text", "hidden_size": 8, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
+      "head_dim": 2, "vocab_size": 11, "intermediate_size": 3, "intermediate_size_mlp": 12, "num_local_experts": 4, "num_experts_per_tok": 1,
+      "interleave_moe_layer_step": 2, "attention_chunk_size": 16, "no_rope_layers": [1, 1, 1, 0], "use_qk_norm": true, "torch_dtype": "bfloat16"}})";
+  const ModelConfig m = parse_hf_config_json(llama4, "l4.json");
+  REQUIRE(m.notes.size() == 2);
+  CHECK_THAT(m.notes[0], Catch::Contains("the language model of 'llama4' is its text_config; vision_config not modelled"));
+  CHECK_THAT(m.notes[1], Catch::Contains("use_qk_norm"));
+  CHECK(m.moe_intermediate_size == 3);
+  CHECK(m.shared_expert_size == 3);
+  CHECK(m.intermediate_size == 12);
+  CHECK(m.scoring == ScoringKind::Sigmoid);
+  CHECK(names(m) == std::vector<std::string>{"chunk 16 + dense", "chunk 16 + moe", "chunk 16 + dense", "attention + moe"});
+  // Per layer attention 64 + 32 + 32 + 64 and norms 16; dense MLPs 3 x 8 x 12; MoE layers a
+  // router 8 x 4, experts 4 x 3 x 8 x 3 and a shared 3 x 8 x 3; untied embeddings (the
+  // wrapper says so).
+  CHECK(count_params(m).total == 2 * 8 * 11 + 8 + 4 * (192 + 16) + 2 * 288 + 2 * (32 + 288 + 72));
+  // An unknown model_type with keys einsim reads is built as a Llama-style decoder, and said so.
+  const ModelConfig u = parse_hf_config_json(R"({"model_type": "olmo2", "hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 4,
+    "vocab_size": 10, "intermediate_size": 16})", "o.json");
+  REQUIRE(u.notes.size() == 1);
+  CHECK_THAT(u.notes[0], Catch::Contains("model_type 'olmo2' is not one einsim knows") && Catch::Contains("Llama-style"));
+  CHECK(u.model_type == "llama");
+  CHECK(count_params(u).total == count_params(parse_hf_config_json(R"({"model_type": "llama", "hidden_size": 8, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "vocab_size": 10, "intermediate_size": 16})", "l.json")).total);
+}

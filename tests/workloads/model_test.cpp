@@ -86,7 +86,7 @@ TEST_CASE("config.json errors are located", "[model][errors]") {
   CHECK_THAT(error_of([] { parse_hf_config_json("{\n  \"model_type\": \"llama\",\n  \"hidden_size\": 8,\n}", "c.json"); }),
              Catch::StartsWith("c.json:4:1: error: parse error"));
   CHECK_THAT(error_of([] { parse_hf_config_json("{\"model_type\": \"rwkv\"}", "c.json"); }),
-             Catch::Contains("model_type 'rwkv' is not one einsim builds"));
+             Catch::Contains("missing required key 'hidden_size' (model_type 'rwkv' is not one einsim knows"));
   CHECK_THAT(error_of([] { parse_hf_config_json("[1]", "c.json"); }), Catch::Contains("must hold an object"));
   CHECK_THAT(error_of([] { parse_hf_config_json("{\"model_type\": \"llama\"}", "c.json"); }),
              Catch::Contains("missing required key 'hidden_size'"));
