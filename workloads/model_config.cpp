@@ -16,7 +16,11 @@ namespace einsim {
 namespace fs = std::filesystem;
 
 std::string LayerKind::name() const {
-  std::string s = mixer == MixerKind::None ? "" : window > 0 ? fmt::format("window {}", window) : chunk > 0 ? fmt::format("chunk {}", chunk) : "attention";
+  std::string s = mixer == MixerKind::None    ? ""
+                  : mixer == MixerKind::Mamba ? "mamba"
+                  : window > 0                ? fmt::format("window {}", window)
+                  : chunk > 0                 ? fmt::format("chunk {}", chunk)
+                                              : "attention";
   const char* f = ffn == FfnKind::Dense ? "dense" : ffn == FfnKind::Moe ? "moe" : "";
   if (s.empty()) return ffn == FfnKind::Dense ? "mlp" : ffn == FfnKind::Moe ? "moe only" : "empty";
   return *f ? s + " + " + f : s;
@@ -83,9 +87,9 @@ double ModelConfig::kv_bytes_per_token(DType kv) const { return static_cast<doub
 
 double ModelConfig::kv_bytes(DType kv, int64_t tokens) const {
   if (encoder_only) return 0;
-  int64_t cached = 0;
-  for (const LayerKind& k : layers()) cached += k.cached(tokens);
-  return static_cast<double>(cached) * kv_bytes_per_layer_token(kv);
+  int64_t cached = 0, ssm = 0;
+  for (const LayerKind& k : layers()) cached += k.cached(tokens), ssm += k.mixer == MixerKind::Mamba;
+  return static_cast<double>(cached) * kv_bytes_per_layer_token(kv) + static_cast<double>(ssm) * ssm_state_bytes(kv);
 }
 
 double ModelConfig::kv_tokens(int64_t tokens) const {
@@ -107,7 +111,8 @@ std::string ModelConfig::fingerprint() const {
          fmt::format("|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", moe_intermediate_size, shared_expert_size, shared_expert_gate, n_group, topk_group,
                      static_cast<int>(scoring), router_bias, norm_topk_prob, routed_scaling_factor, routing_skew, kinds, attn_logit_softcapping,
                      final_logit_softcapping, attention_sinks) +
-         fmt::format("|{}|{}|{}|{}|{}|{}", sandwich_norm, kv_lora_rank, q_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim);
+         fmt::format("|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", sandwich_norm, kv_lora_rank, q_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim,
+                     ssm_state, ssm_inner, ssm_conv, ssm_dt_rank, ssm_conv_bias, ssm_proj_bias);
 }
 
 namespace {
@@ -122,6 +127,11 @@ void apply_family_defaults(ModelConfig& m) {
     // modeling_gpt_oss.py: biased attention projections, a biased router, biased experts and a
     // learned sink logit per head in every softmax.
     if (t == "gpt_oss") m.attention_bias = m.mlp_bias = m.router_bias = m.attention_sinks = true;
+    if (m.hidden_act.empty()) m.hidden_act = "silu";
+  } else if (t == "mamba" || t == "jamba") {
+    // modeling_mamba.py / modeling_jamba.py: RMSNorm, no position encoding (the mixers and the
+    // conv order the tokens), Jamba's MLPs gated.
+    m.norm = NormKind::RMSNorm, m.mlp = MlpKind::Gated, m.position = PositionKind::None;
     if (m.hidden_act.empty()) m.hidden_act = "silu";
   } else if (t == "gemma2" || t == "gemma3_text") {
     // modeling_gemma2/3.py: RMSNorm before and after attention and the MLP, gated GELU (tanh),
@@ -155,7 +165,7 @@ void apply_family_defaults(ModelConfig& m) {
 }
 
 const std::vector<std::string> kModelTypes = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma2", "gemma3_text",
-                                              "gpt_oss", "phi3", "deepseek_v2", "deepseek_v3", "llama4_text", "opt", "falcon", "gpt2",
+                                              "gpt_oss", "phi3", "deepseek_v2", "deepseek_v3", "llama4_text", "mamba", "jamba", "opt", "falcon", "gpt2",
                                               "bert", "xlm", "t5", "transfo-xl"};
 const std::vector<std::string> kActs = {"silu", "gelu", "relu"};
 
@@ -181,11 +191,14 @@ struct PatternKeys {
   int64_t max_window_layers = -1;        ///< Qwen2: layers from this one on windowed
   int64_t attention_chunk_size = 0;      ///< Llama 4: chunked attention on RoPE layers
   std::vector<int64_t> no_rope_layers;   ///< Llama 4: 1 on a RoPE (chunked) layer, 0 on a global NoPE one
+  int64_t attn_layer_period = 0, attn_layer_offset = 0;      ///< Jamba: attention where i % period == offset, Mamba elsewhere
+  int64_t expert_layer_period = 0, expert_layer_offset = 0;  ///< Jamba: MoE where i % period == offset
+  bool all_mamba = false;                ///< Mamba: every layer a Mamba mixer without an MLP
   std::map<std::string, SourceLoc> at;   ///< where each given key is
   bool any() const {
     return !layer_types.empty() || first_k_dense_replace > 0 || moe_layer_freq > 1 || decoder_sparse_step > 1 || !mlp_only_layers.empty() ||
            moe_layers || interleave_moe_layer_step > 1 || sliding_window_pattern > 0 || alternate_windows || max_window_layers >= 0 ||
-           attention_chunk_size > 0;
+           attention_chunk_size > 0 || attn_layer_period > 0 || expert_layer_period > 0 || all_mamba;
   }
   SourceLoc loc(const std::string& key, const SourceLoc& fallback) const {
     auto it = at.find(key);
@@ -222,8 +235,9 @@ void apply_pattern(ModelConfig& m, const PatternKeys& p, const SourceLoc& loc) {
     bool chunked = p.attention_chunk_size > 0 && (p.no_rope_layers.empty() || p.no_rope_layers[static_cast<size_t>(i)] != 0);
     if (!p.layer_types.empty()) {
       const std::string& t = p.layer_types[static_cast<size_t>(i)];
-      if (t != "full_attention" && t != "sliding_attention" && t != "chunked_attention")
-        throw UserError(p.loc("layer_types", loc), fmt::format("layer {} is '{}': einsim knows full_attention, sliding_attention and chunked_attention", i, t));
+      if (t != "full_attention" && t != "sliding_attention" && t != "chunked_attention" && t != "mamba")
+        throw UserError(p.loc("layer_types", loc),
+                        fmt::format("layer {} is '{}': einsim knows full_attention, sliding_attention, chunked_attention and mamba", i, t));
       windowed = t == "sliding_attention";
       chunked = t == "chunked_attention";
       if (chunked && p.attention_chunk_size <= 0)
@@ -231,6 +245,8 @@ void apply_pattern(ModelConfig& m, const PatternKeys& p, const SourceLoc& loc) {
     }
     if (windowed) k.window = m.sliding_window;
     else if (chunked) k.chunk = p.attention_chunk_size;
+    if (p.all_mamba || (p.attn_layer_period > 0 && i % p.attn_layer_period != p.attn_layer_offset)) k = LayerKind{MixerKind::Mamba, 0, 0, FfnKind::Dense};
+    if (!p.layer_types.empty() && p.layer_types[static_cast<size_t>(i)] == "mamba") k = LayerKind{MixerKind::Mamba, 0, 0, FfnKind::Dense};
     // Feed-forward: dense or experts.
     bool moe = m.num_local_experts > 0;
     if (moe && p.first_k_dense_replace > 0) moe = i >= p.first_k_dense_replace;
@@ -239,17 +255,32 @@ void apply_pattern(ModelConfig& m, const PatternKeys& p, const SourceLoc& loc) {
     if (moe && p.interleave_moe_layer_step > 1) moe = (i + 1) % p.interleave_moe_layer_step == 0;
     if (moe && p.moe_layers) moe = std::find(p.moe_layers->begin(), p.moe_layers->end(), i) != p.moe_layers->end();
     if (std::find(p.mlp_only_layers.begin(), p.mlp_only_layers.end(), i) != p.mlp_only_layers.end()) moe = false;
-    k.ffn = moe ? FfnKind::Moe : FfnKind::Dense;
+    if (moe && p.expert_layer_period > 0) moe = i % p.expert_layer_period == p.expert_layer_offset;
+    k.ffn = p.all_mamba ? FfnKind::None : moe ? FfnKind::Moe : FfnKind::Dense;
   }
   m.layer_kinds = std::move(kinds);
   // A pattern that makes every layer alike is no pattern (the same cascade, the same key).
   if (std::all_of(m.layer_kinds.begin(), m.layer_kinds.end(), [&](const LayerKind& k) { return k == m.layer_kinds[0]; }) &&
-      m.layer_kinds[0].window == m.sliding_window && m.layer_kinds[0].chunk == 0 &&
+      m.layer_kinds[0].mixer == MixerKind::Attention && m.layer_kinds[0].window == m.sliding_window && m.layer_kinds[0].chunk == 0 &&
       (m.layer_kinds[0].ffn == FfnKind::Moe) == (m.num_local_experts > 0))
     m.layer_kinds.clear();
 }
 
 void finish_model(ModelConfig& m, const SourceLoc& loc, const PatternKeys& pattern = {}) {
+  const bool ssm = pattern.all_mamba || pattern.attn_layer_period > 0 ||
+                   std::find(pattern.layer_types.begin(), pattern.layer_types.end(), "mamba") != pattern.layer_types.end();
+  if (ssm) {
+    if (m.ssm_state < 1 || m.ssm_inner < 1 || m.ssm_conv < 2 || m.ssm_dt_rank < 1)
+      throw UserError(loc, "Mamba layers need their state size, inner width, conv kernel (2 taps or more) and dt rank (ssm_state_size, ssm_inner_size, "
+                           "ssm_conv_kernel, ssm_dt_rank)");
+    if (pattern.attn_layer_period > 0 && (pattern.attn_layer_offset < 0 || pattern.attn_layer_offset >= pattern.attn_layer_period))
+      throw UserError(pattern.loc("attn_layer_period", loc), fmt::format("attn_layer_offset {} must be in [0, attn_layer_period = {})", pattern.attn_layer_offset,
+                                                                         pattern.attn_layer_period));
+  }
+  if (pattern.expert_layer_period > 0 && (pattern.expert_layer_offset < 0 || pattern.expert_layer_offset >= pattern.expert_layer_period))
+    throw UserError(pattern.loc("expert_layer_period", loc), fmt::format("expert_layer_offset {} must be in [0, expert_layer_period = {})",
+                                                                         pattern.expert_layer_offset, pattern.expert_layer_period));
+  if (pattern.all_mamba && m.num_attention_heads == 0) m.num_attention_heads = m.num_key_value_heads = 1;  // none are built
   if (m.num_attention_heads < 1) throw UserError(loc, "a model needs at least one attention head");
   if (m.mla()) {
     if (m.qk_rope_head_dim <= 0 || m.qk_nope_head_dim <= 0 || m.v_head_dim <= 0)
@@ -308,7 +339,7 @@ ModelConfig read_model(const ConfigTable& t, const std::string& default_name) {
   apply_family_defaults(m);
   m.hidden_size = t.get_int("hidden_size", 1, kMax);
   m.num_hidden_layers = t.get_int("num_hidden_layers", 1, 4096);
-  m.num_attention_heads = t.get_int("num_attention_heads", 1, 65536);
+  m.num_attention_heads = m.model_type == "mamba" ? t.opt_int("num_attention_heads", 1, 65536).value_or(0) : t.get_int("num_attention_heads", 1, 65536);
   m.num_key_value_heads = t.opt_int("num_key_value_heads", 1, 65536).value_or(0);
   m.head_dim = t.opt_int("head_dim", 1, 65536).value_or(0);
   m.intermediate_size = t.get_int("intermediate_size", 1, kMax);
@@ -363,6 +394,12 @@ ModelConfig read_model(const ConfigTable& t, const std::string& default_name) {
   m.qk_nope_head_dim = t.opt_int("qk_nope_head_dim", 1, 65536).value_or(0);
   m.qk_rope_head_dim = t.opt_int("qk_rope_head_dim", 1, 65536).value_or(0);
   m.v_head_dim = t.opt_int("v_head_dim", 1, 65536).value_or(0);
+  m.ssm_state = t.opt_int("ssm_state_size", 1, 65536).value_or(0);
+  m.ssm_inner = t.opt_int("ssm_inner_size", 1, kMax).value_or(m.model_type == "mamba" ? m.intermediate_size : 0);
+  m.ssm_conv = t.opt_int("ssm_conv_kernel", 1, 64).value_or(4);
+  m.ssm_dt_rank = t.opt_int("ssm_dt_rank", 1, kMax).value_or(0);
+  m.ssm_conv_bias = t.opt_bool("ssm_conv_bias").value_or(true);
+  m.ssm_proj_bias = t.opt_bool("ssm_proj_bias").value_or(false);
   // The layer pattern.
   PatternKeys p;
   auto note = [&](const char* key) { p.at[key] = t.loc(key); };
@@ -391,6 +428,13 @@ ModelConfig read_model(const ConfigTable& t, const std::string& default_name) {
   p.max_window_layers = t.opt_int("max_window_layers", 0, 4096).value_or(-1);
   p.attention_chunk_size = t.opt_int("attention_chunk_size", 1, int64_t{1} << 31).value_or(0);
   p.no_rope_layers = ints("no_rope_layers");
+  p.attn_layer_period = t.opt_int("attn_layer_period", 1, 4096).value_or(0);
+  p.attn_layer_offset = t.opt_int("attn_layer_offset", 0, 4096).value_or(0);
+  p.expert_layer_period = t.opt_int("expert_layer_period", 1, 4096).value_or(0);
+  p.expert_layer_offset = t.opt_int("expert_layer_offset", 0, 4096).value_or(0);
+  p.all_mamba = m.model_type == "mamba";
+  for (const char* k : {"attn_layer_period", "expert_layer_period"})
+    if (t.contains(k)) note(k);
   for (const char* k : {"first_k_dense_replace", "moe_layer_freq", "decoder_sparse_step", "interleave_moe_layer_step", "sliding_window_pattern",
                         "max_window_layers", "attention_chunk_size"})
     if (t.contains(k)) note(k);
@@ -590,7 +634,7 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
   constexpr int64_t kMax = int64_t{1} << 24;
   m.hidden_size = integer({"hidden_size", "n_embd", "d_model", "emb_size"}, true, 1, kMax);
   m.num_hidden_layers = integer({"num_hidden_layers", "n_layer", "num_layers", "n_layers"}, true, 1, 4096);
-  m.num_attention_heads = integer({"num_attention_heads", "n_head", "num_heads", "n_heads"}, true, 1, 65536);
+  m.num_attention_heads = integer({"num_attention_heads", "n_head", "num_heads", "n_heads"}, m.model_type != "mamba", 1, 65536);
   m.num_key_value_heads = integer({"num_key_value_heads", "num_kv_heads", "n_head_kv"}, false, 1, 65536);
   if (boolean({"multi_query"}).value_or(false) && m.num_key_value_heads == 0) m.num_key_value_heads = 1;
   m.head_dim = integer({"head_dim", "d_kv", "d_head"}, false, 1, 65536);
@@ -726,6 +770,33 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
   m.qk_nope_head_dim = integer({"qk_nope_head_dim"}, false, 1, 65536);
   m.qk_rope_head_dim = integer({"qk_rope_head_dim"}, false, 1, 65536);
   m.v_head_dim = integer({"v_head_dim"}, false, 1, 65536);
+  // Mamba mixers (HF MambaConfig; Jamba's mamba_* keys) and Jamba's layer periods.
+  if (m.model_type == "mamba" || m.model_type == "jamba") {
+    const bool jamba = m.model_type == "jamba";
+    m.ssm_state = integer({jamba ? "mamba_d_state" : "state_size"}, true, 1, 65536);
+    m.ssm_conv = integer({jamba ? "mamba_d_conv" : "conv_kernel"}, true, 1, 64);
+    const nlohmann::json* expand = find({jamba ? "mamba_expand" : "expand"});
+    const int64_t e = expand && expand->is_number_integer() ? expand->get<int64_t>() : 2;
+    m.ssm_inner = jamba ? e * m.hidden_size : m.intermediate_size;
+    const char* rank_key = jamba ? "mamba_dt_rank" : "time_step_rank";
+    const nlohmann::json* rank = find({rank_key});
+    // "auto" (and absent): ceil(hidden / 16), as transformers does.
+    if (rank && rank->is_number_integer()) m.ssm_dt_rank = integer({rank_key}, true, 1, kMax);
+    else if (!rank || (rank->is_string() && rank->get<std::string>() == "auto")) m.ssm_dt_rank = (m.hidden_size + 15) / 16;
+    else throw UserError(loc_of_key(rank_key), fmt::format("'{}' must be an integer or \"auto\"", rank_key));
+    m.ssm_conv_bias = boolean({jamba ? "mamba_conv_bias" : "use_conv_bias"}).value_or(true);
+    m.ssm_proj_bias = boolean({jamba ? "mamba_proj_bias" : "use_bias"}).value_or(false);
+    if (jamba) {
+      pattern.attn_layer_period = integer({"attn_layer_period"}, true, 1, 4096);
+      pattern.attn_layer_offset = integer({"attn_layer_offset"}, true, 0, 4096);
+      pattern.expert_layer_period = integer({"expert_layer_period"}, false, 1, 4096);
+      pattern.expert_layer_offset = integer({"expert_layer_offset"}, false, 0, 4096);
+      pattern.at["attn_layer_period"] = loc_of_key("attn_layer_period");
+      pattern.at["expert_layer_period"] = loc_of_key("expert_layer_period");
+    } else {
+      pattern.all_mamba = true;
+    }
+  }
   // Keys that change the architecture einsim does not model yet: refused at the key, never
   // dropped. A key that is null, or switched off by its family's flag, changes nothing.
   {
@@ -737,7 +808,8 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
         {"state_size", "state-space layers"},
     };
     for (const auto& [key, what] : unmodelled) {
-      known.insert(key);  // `--set kv_lora_rank=null` drops one knowingly
+      if (known.count(key)) continue;  // read by the model's family
+      known.insert(key);  // `--set KEY=null` drops one knowingly
       const auto it = j.find(key);
       if (it == j.end() || it->is_null()) continue;
       if (it->is_boolean() && !it->get<bool>()) continue;

@@ -14,8 +14,9 @@ namespace einsim {
 enum class NormKind { RMSNorm, LayerNorm };
 enum class MlpKind { Gated, Plain };
 enum class PositionKind { Rope, Learned, Relative, None };
-/// What mixes tokens in a layer: attention, or nothing (an MLP-only layer of a hybrid).
-enum class MixerKind { Attention, None };
+/// What mixes tokens in a layer: attention, a Mamba (selective state-space) mixer, or nothing
+/// (an MLP-only layer of a hybrid).
+enum class MixerKind { Attention, Mamba, None };
 /// What follows the mixer: a dense MLP, routed experts, or nothing.
 enum class FfnKind { Dense, Moe, None };
 enum class ScoringKind { Softmax, Sigmoid };
@@ -91,6 +92,14 @@ struct ModelConfig {  // new fields: add them to fingerprint()
   /// 0: ordinary attention.
   int64_t kv_lora_rank = 0, q_lora_rank = 0, qk_nope_head_dim = 0, qk_rope_head_dim = 0, v_head_dim = 0;
   bool mla() const { return kv_lora_rank > 0; }
+  /// Mamba mixers (Gu & Dao 2023): an inner width of ssm_inner channels, each with a state of
+  /// ssm_state elements, a causal depthwise conv of ssm_conv taps, a dt projection of rank
+  /// ssm_dt_rank. A request's cache per Mamba layer is constant in the context: the conv's last
+  /// ssm_conv - 1 inputs and the state.
+  int64_t ssm_state = 0, ssm_inner = 0, ssm_conv = 4, ssm_dt_rank = 0;
+  bool ssm_conv_bias = true, ssm_proj_bias = false;
+  /// Cache bytes of one request in one Mamba layer.
+  double ssm_state_bytes(DType t) const { return static_cast<double>(ssm_inner * (ssm_conv - 1 + ssm_state)) * dtype_bytes(t); }
   bool attention_bias = false;
   bool mlp_bias = false;
   DType dtype = DType::BF16;        ///< from torch_dtype

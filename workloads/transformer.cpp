@@ -58,6 +58,13 @@ class Builder {
     if (m_.num_local_experts > 0 && m_.expert_width() != m_.intermediate_size) rank("I1", m_.expert_width());  // a routed expert's width
     if (m_.shared_expert_size > 0) rank("I2", m_.shared_expert_size);  // the shared experts' width
     rank("W", m_.vocab_size);  // vocabulary (V names the value tensor)
+    if (m_.ssm_inner > 0) {
+      rank("T3", P);                // the tokens, as the scan's iterative rank
+      rank("I3", m_.ssm_inner);     // a Mamba mixer's channels
+      rank("N3", m_.ssm_state);     // state per channel
+      rank("K3", m_.ssm_conv - 1);  // the conv's earlier taps (cached inputs)
+      rank("R3", m_.ssm_dt_rank);   // the dt projection's rank
+    }
     if (m_.position == PositionKind::Rope) {
       rank("E1", 2);
       rank("E0", (m_.mla() ? m_.qk_rope_head_dim : m_.head_dim) / 2);
@@ -170,7 +177,7 @@ class Builder {
       add(fmt::format("X[l+1,b,d,p] = X[l,b,d,p] + {}[l,b,d,p]", post_norm("N4", mlp("XN2"), "DNN")));
       return;
     }
-    const std::string o = post_norm("N3", attention_block(decode), "ON");
+    const std::string o = post_norm("N3", kind_.mixer == MixerKind::Mamba ? mamba_block() : attention_block(decode), "ON");
     if (!ffn) {
       add(fmt::format("X[l+1,b,d,p] = X[l,b,d,p] + {}[l,b,d,p]", o));
       return;
@@ -185,6 +192,56 @@ class Builder {
     quantize_input("XN2", {"L", "B", "D", "P"});
     const std::string dn = post_norm("N4", mlp("XN2"), "DNN");
     add(fmt::format("X[l+1,b,d,p] = XA[l,b,d,p] + {}[l,b,d,p]", dn));
+  }
+
+  // A Mamba mixer (Gu & Dao 2023, Algorithm 2; HF MambaMixer) on this step's P tokens: in
+  // projection to x and the gate z, a causal depthwise conv of K taps (the K - 1 earlier
+  // inputs from the cache; a prefill's own earlier tokens cost the same taps), SiLU, the
+  // input-dependent dt (low rank, softplus), B and C, then the selective scan: per channel and
+  // state element h[p+1] = exp(dt A) h[p] + dt B x, started from the cached state, an iterative
+  // rank over the tokens (one kernel with y = C h, as the fused scan), y + D x gated by SiLU(z), and
+  // the out projection. Returns the output's name.
+  std::string mamba_block() {
+    norm("N1", "X[l,b,d,p]", "XN[l,b,d,p]", true);
+    quantize_input("XN", {"L", "B", "D", "P"});
+    const int64_t D = m_.hidden_size, I = m_.ssm_inner;
+    linear_weight("WSX", {"D", "I3"}, D);
+    linear_weight("WSZ", {"D", "I3"}, D);
+    const std::string x = proj("SX", "b,i3,p", "XN[l,b,d,p]", "WSX[l,d,i3]", "BSX", {"I3"}, "i3", m_.ssm_proj_bias);
+    const std::string z = proj("SZ", "b,i3,p", "XN[l,b,d,p]", "WSZ[l,d,i3]", "BSZ", {"I3"}, "i3", m_.ssm_proj_bias);
+    tensor("CST", {"L", "B", "I3", "K3"}, TensorRole::KVCache, ph_.kv_dtype);
+    weight("WCV", {"I3", "K3"});
+    weight("WCK", {"I3"});
+    add("SCE[l,b,i3,p] = CST[l,b,i3,k3] * WCV[l,i3,k3]");
+    if (m_.ssm_conv_bias) {
+      weight("BCV", {"I3"});
+      add(fmt::format("SCV[l,b,i3,p] = silu(SCE[l,b,i3,p] + {}[l,b,i3,p] * WCK[l,i3] + BCV[l,i3])", x));
+    } else {
+      add(fmt::format("SCV[l,b,i3,p] = silu(SCE[l,b,i3,p] + {}[l,b,i3,p] * WCK[l,i3])", x));
+    }
+    linear_weight("WXR", {"I3", "R3"}, I);
+    linear_weight("WXB", {"I3", "N3"}, I);
+    linear_weight("WXC", {"I3", "N3"}, I);
+    add("SDR[l,b,r3,p] = SCV[l,b,i3,p] * WXR[l,i3,r3]");
+    add("SBM[l,b,n3,p] = SCV[l,b,i3,p] * WXB[l,i3,n3]");
+    add("SCM[l,b,n3,p] = SCV[l,b,i3,p] * WXC[l,i3,n3]");
+    linear_weight("WDT", {"R3", "I3"}, m_.ssm_dt_rank);
+    weight("BDT", {"I3"});
+    add("SDP[l,b,i3,p] = SDR[l,b,r3,p] * WDT[l,r3,i3]");
+    add("SDT[l,b,i3,p] = log(exp(SDP[l,b,i3,p] + BDT[l,i3]) + 1)");  // softplus
+    weight("SAL", {"I3", "N3"});  // A (its log is the parameter; -exp(A_log) here)
+    weight("SDS", {"I3"});        // the skip D
+    tensor("SSC", {"L", "B", "I3", "N3"}, TensorRole::KVCache, ph_.kv_dtype);
+    // The scan runs over its own rank T3 (the tokens again), so that only it loops: what reads
+    // its states runs over all tokens after it. The discretised A and B x are formed inside
+    // the scan, never stored (as the fused kernel).
+    add("SH[l,b,i3,n3,t3=0] = SSC[l,b,i3,n3]");
+    add("SH[l,b,i3,n3,t3+1] = exp(SDT[l,b,i3,t3] * SAL[l,i3,n3]) * SH[l,b,i3,n3,t3] + SDT[l,b,i3,t3] * SBM[l,b,n3,t3] * SCV[l,b,i3,t3]");
+    add("SY[l,b,i3,p] = SH[l,b,i3,n3,p+1] * SCM[l,b,n3,p]");
+    add(fmt::format("SYG[l,b,i3,p] = (SY[l,b,i3,p] + SDS[l,i3] * SCV[l,b,i3,p]) * silu({}[l,b,i3,p])", z));
+    linear_weight("WSO", {"I3", "D"}, I);
+    quantize_input("SYG", {"L", "B", "I3", "P"});
+    return proj("SO", "b,d,p", "SYG[l,b,i3,p]", "WSO[l,i3,d]", "BSO", {"D"}, "d", m_.ssm_proj_bias);
   }
 
   // Gemma's norm of a sublayer's output before its residual add (`out`), or `x` as it is.
@@ -876,7 +933,9 @@ ParamCounts count_params(const ModelConfig& m) {
     if (name.starts_with("N1") || name.starts_with("N2") || name.starts_with("N3") || name.starts_with("N4")) norms += n;
     else if (name == "WQ" || name == "WK" || name == "WV" || name == "WO" || name == "BQ" || name == "BK" || name == "BV" || name == "BO" ||
              name == "QNW" || name == "KNW" || name == "SNK" || name == "WDQ" || name == "NQW" || name == "WQN" || name == "WQR" || name == "WDKV" ||
-             name == "WKR" || name == "NKW" || name == "WUK" || name == "WUV")
+             name == "WKR" || name == "NKW" || name == "WUK" || name == "WUV" || name == "WSX" || name == "WSZ" || name == "BSX" || name == "BSZ" ||
+             name == "WCV" || name == "WCK" || name == "BCV" || name == "WXR" || name == "WXB" || name == "WXC" || name == "WDT" || name == "BDT" ||
+             name == "SAL" || name == "SDS" || name == "WSO" || name == "BSO")
       attention += n;
     else mlp += n, p.mlp_bytes += t.bytes();
     if (t.role == TensorRole::ExpertWeight) expert += n, p.expert_bytes += t.bytes();
@@ -905,6 +964,8 @@ std::string model_component(const Einsum& e, const std::string& tensor) {
                                                 // linear attention (BASED)
                                                 "QF", "KF", "S0N", "S1N", "S2N", "Z0N", "Z1N", "Z2N", "LN1", "LN2", "LD1", "LD2", "LA"};
   if (std::find(attn.begin(), attn.end(), n) != attn.end()) return "attention";
+  static const std::vector<std::string> ssm = {"SX", "SXB", "SZ", "SZB", "SCE", "SCV", "SDR", "SBM", "SCM", "SDP", "SDT", "SH", "SY", "SYG", "SO", "SOB"};
+  if (std::find(ssm.begin(), ssm.end(), n) != ssm.end()) return "ssm";
   if (n == "O" || n == "OB") return "out-proj";
   if (n == "LOGITS" || n == "LOGITC") return "lm-head";
   return "mlp";

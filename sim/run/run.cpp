@@ -297,6 +297,14 @@ class Planner {
       while (k < common.size() && k < lp.size() && common[k] == lp[k]) ++k;
       common.resize(k);
     }
+    // A kernel holding a scan (a recurrence over the tokens) runs the scan's loop inside.
+    if (fusion_ == Fusion::Kernels)
+      for (int id : counted) {
+        const Einsum& e = c_.einsums[static_cast<size_t>(id)];
+        if (e.iter_var < 0) continue;
+        const int rk = e.vars[static_cast<size_t>(e.iter_var)].rank;
+        if (std::find(layer_ranks_.begin(), layer_ranks_.end(), rk) == layer_ranks_.end()) common.erase(std::remove(common.begin(), common.end(), rk), common.end());
+      }
     double n = 1;
     for (int rk : common) n *= static_cast<double>(c_.ranks[static_cast<size_t>(rk)].extent);
     return n;
@@ -622,6 +630,14 @@ class Planner {
         for (int m : cur) has_gemm |= with_weight(c_.einsums[static_cast<size_t>(m)]);
         if (with_weight(e) || has_gemm) return false;
       }
+      // A scan (a recurrence over the tokens, not the layers: a state-space mixer's) is a kernel
+      // of its own, not a GEMM's epilogue: its reductions of the state join it there.
+      if (fusion_ == Fusion::Kernels && e.iter_var >= 0) {
+        const int rk = e.vars[static_cast<size_t>(e.iter_var)].rank;
+        if (std::find(layer_ranks_.begin(), layer_ranks_.end(), rk) == layer_ranks_.end())
+          for (int m : cur)
+            if (with_weight(c_.einsums[static_cast<size_t>(m)])) return false;
+      }
       // Eager (PyTorch without fused attention): every matrix product is a kernel of its own
       // with at most its bias add (addmm); softmax and norms are one kernel each.
       if (fusion_ == Fusion::Eager) {
@@ -895,9 +911,14 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
                           : 1.0;
   if (!m.encoder_only)
     mem.kv_cache = m.kv_bytes_per_token(ph.kv_dtype.value_or(m.dtype)) * kept * kv_layers * static_cast<double>(ph.batch) * cached;
+  // Mamba layers keep a constant state per request (their conv inputs and the scan's state).
+  for (const LayerGroup& g : m.layer_groups(opt.phase.layers))
+    if (g.kind.mixer == MixerKind::Mamba)
+      mem.kv_cache += static_cast<double>(g.count) * m.ssm_state_bytes(ph.kv_dtype.value_or(m.dtype)) * static_cast<double>(ph.batch);
   // Other persistent state (a linear-attention layer's): as the cascade declares it.
   for (const Tensor& t : c.tensors)
-    if (t.role == TensorRole::KVCache && base_name(t.name) != "KC" && base_name(t.name) != "VC" && base_name(t.name) != "CKC" && base_name(t.name) != "KRC")
+    if (t.role == TensorRole::KVCache && base_name(t.name) != "KC" && base_name(t.name) != "VC" && base_name(t.name) != "CKC" && base_name(t.name) != "KRC" &&
+        base_name(t.name) != "CST" && base_name(t.name) != "SSC")
       mem.kv_cache += t.bytes();
   mem.activations = p.activation_bytes(r);
   r.memory.push_back(mem);

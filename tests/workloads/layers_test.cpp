@@ -73,7 +73,7 @@ TEST_CASE("layer pattern and expert errors are located", "[model][layers][errors
   CHECK_THAT(error_of([] { toml_model(kTiny + "sliding_window = 16\nlayer_types = [\"sliding_attention\"]\n"); }),
              Catch::Contains("m.toml:11:15: error: 'layer_types' lists 1 layers; the model has 2"));
   CHECK_THAT(error_of([] { toml_model(kTiny + "sliding_window = 16\nlayer_types = [\"linear_attention\", \"full_attention\"]\n"); }),
-             Catch::Contains("layer 0 is 'linear_attention': einsim knows full_attention, sliding_attention and chunked_attention"));
+             Catch::Contains("layer 0 is 'linear_attention': einsim knows full_attention, sliding_attention, chunked_attention and mamba"));
   CHECK_THAT(error_of([] { toml_model(kTiny + "layer_types = [\"sliding_attention\", \"full_attention\"]\n"); }),
              Catch::Contains("m.toml:10:15: error: windowed layers need 'sliding_window'"));
   CHECK_THAT(error_of([] { toml_model(kTiny + "layer_types = [\"chunked_attention\", \"full_attention\"]\n"); }),
@@ -348,4 +348,72 @@ TEST_CASE("a multimodal wrapper's text_config, and an unknown model_type, with n
   CHECK(u.model_type == "llama");
   CHECK(count_params(u).total == count_params(parse_hf_config_json(R"({"model_type": "llama", "hidden_size": 8, "num_hidden_layers": 2,
     "num_attention_heads": 4, "vocab_size": 10, "intermediate_size": 16})", "l.json")).total);
+}
+
+namespace {
+// A two-layer Mamba at toy size: width 4, inner 6, state 3, conv 3 taps, dt rank 2.
+const std::string kMamba = "model_type = \"mamba\"\nhidden_size = 4\nnum_hidden_layers = 2\nintermediate_size = 6\nvocab_size = 11\n"
+                           "tie_word_embeddings = true\nssm_state_size = 3\nssm_conv_kernel = 3\nssm_dt_rank = 2\n";
+}  // namespace
+
+TEST_CASE("Mamba: parameters and the constant state by hand", "[model][layers][ssm]") {
+  const ModelConfig m = toml_model(kMamba);
+  CHECK(names(m) == std::vector<std::string>{"mamba", "mamba"});
+  // Per layer: in projections 4 x 6 twice, conv 6 x 3 taps + bias 6, x projection 6 x (2 + 3 + 3),
+  // dt projection 2 x 6 + bias 6, A 6 x 3, D 6, out 6 x 4, its norm 4; tied embedding 11 x 4;
+  // final norm 4.
+  const double layer = 48 + 18 + 6 + 48 + 12 + 6 + 18 + 6 + 24 + 4;
+  CHECK(count_params(m).total == 44 + 4 + 2 * layer);
+  // The cache: per layer the conv's 2 earlier inputs and the 6 x 3 state, whatever the context.
+  CHECK(m.kv_bytes(DType::BF16, 10) == 2 * (6 * 2 + 6 * 3) * 2);
+  CHECK(m.kv_bytes(DType::BF16, 100000) == m.kv_bytes(DType::BF16, 10));
+  CHECK(m.kv_bytes_per_token(DType::BF16) == 0);
+}
+
+TEST_CASE("the Mamba scan equals the naive recurrence", "[model][layers][ssm][executor]") {
+  // A prefill of 5 tokens from a cached state: the cascade's scan (an iterative rank over the
+  // tokens) against h[p+1] = exp(dt A) h[p] + dt B x, y = C h, computed here from the same
+  // projections.
+  const ModelConfig m = toml_model(kMamba);
+  Phase ph;
+  ph.prompt = 5;
+  ph.batch = 2;
+  ph.layers = 1;
+  const Cascade c = bind_cascade(transformer_cascade(m, ph));
+  const TensorValues out = execute(c, random_inputs(c, 5));
+  const int B = 2, I = 6, N = 3, P = 5;
+  const Eigen::VectorXd &dt = out.at("SDT"), &bm = out.at("SBM"), &cm = out.at("SCM"), &x = out.at("SCV"), &a = out.at("SAL"), &h0 = out.at("SSC");
+  double worst = 0;
+  for (int b = 0; b < B; ++b)
+    for (int i = 0; i < I; ++i) {
+      std::vector<double> h(N);
+      for (int n = 0; n < N; ++n) h[static_cast<size_t>(n)] = h0[(b * I + i) * N + n];
+      for (int p = 0; p < P; ++p) {
+        const double d = dt[(b * I + i) * P + p], xi = x[(b * I + i) * P + p];
+        double y = 0;
+        for (int n = 0; n < N; ++n) {
+          double& hn = h[static_cast<size_t>(n)];
+          hn = std::exp(d * a[i * N + n]) * hn + d * bm[(b * N + n) * P + p] * xi;
+          y += cm[(b * N + n) * P + p] * hn;
+        }
+        worst = std::max(worst, std::fabs(y - out.at("SY")[(b * I + i) * P + p]));
+      }
+    }
+  CHECK(worst < 1e-12);
+}
+
+TEST_CASE("Jamba's pattern: attention every 8th layer, experts every other", "[model][layers][ssm]") {
+  const std::string jamba = R"({"model_type": "jamba", "hidden_size": 8, "num_hidden_layers": 8, "num_attention_heads": 4, "num_key_value_heads": 2,
+    "intermediate_size": 12, "vocab_size": 11, "num_experts": 4, "num_experts_per_tok": 2, "attn_layer_period": 8, "attn_layer_offset": 4,
+    "expert_layer_period": 2, "expert_layer_offset": 1, "mamba_d_state": 4, "mamba_d_conv": 4, "mamba_expand": 2, "mamba_dt_rank": 2,
+    "tie_word_embeddings": false})";
+  const ModelConfig m = parse_hf_config_json(jamba, "j.json");
+  CHECK(names(m) == std::vector<std::string>{"mamba + dense", "mamba + moe", "mamba + dense", "mamba + moe", "attention + dense", "mamba + moe",
+                                             "mamba + dense", "mamba + moe"});
+  // One attention layer's KV per token; seven Mamba layers' constant state.
+  CHECK(m.kv_bytes(DType::BF16, 100) == 100 * 2 * 2 * 2 * 2 + 7 * (16 * 3 + 16 * 4) * 2);
+  CHECK_THAT(error_of([&] { parse_hf_config_json(R"({"model_type": "jamba", "hidden_size": 8, "num_hidden_layers": 8, "num_attention_heads": 4,
+    "intermediate_size": 12, "vocab_size": 11, "attn_layer_period": 8, "attn_layer_offset": 9, "mamba_d_state": 4, "mamba_d_conv": 4})", "j.json"); }),
+             Catch::Contains("attn_layer_offset 9 must be in [0, attn_layer_period = 8)"));
+  CHECK_THAT(error_of([] { toml_model(kTiny + "layer_types = [\"mamba\", \"full_attention\"]\n"); }), Catch::Contains("Mamba layers need"));
 }
