@@ -440,11 +440,12 @@ std::string describe_model(const ModelConfig& m, const std::optional<Phase>& pha
     return t.csv();
   }
 
-  const std::string heads = m.mla() ? fmt::format("latent attention: kv_lora {} + rope {} cached, q_lora {}, head_dim {} + {}, value {}", m.kv_lora_rank,
+  const std::string inner = m.mla() ? fmt::format("latent attention: kv_lora {} + rope {} cached, q_lora {}, head_dim {} + {}, value {}", m.kv_lora_rank,
                                                    m.qk_rope_head_dim, m.q_lora_rank, m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim)
                                      : fmt::format("{} KV heads, head_dim {}", m.num_key_value_heads, m.head_dim);
-  std::string out = fmt::format("model {} ({}): {} layers, d_model {}, {} heads ({}), FFN {}{}, vocab {}\n",
-                                m.name, m.model_type, m.num_hidden_layers, m.hidden_size, m.num_attention_heads, heads, m.intermediate_size,
+  const std::string heads = m.attention_layers() == 0 ? "no attention" : fmt::format("{} heads ({})", m.num_attention_heads, inner);
+  std::string out = fmt::format("model {} ({}): {} layers, d_model {}, {}, FFN {}{}, vocab {}\n",
+                                m.name, m.model_type, m.num_hidden_layers, m.hidden_size, heads, m.intermediate_size,
                                 m.num_local_experts ? fmt::format("; {} experts of {} (top {}){}", m.num_local_experts, m.expert_width(), m.num_experts_per_tok,
                                                                   m.shared_expert_size ? fmt::format(", shared {}", m.shared_expert_size) : "")
                                                     : "",
@@ -453,8 +454,11 @@ std::string describe_model(const ModelConfig& m, const std::optional<Phase>& pha
   if (p.active != p.total) out += fmt::format(", {:.4g}B active per token", p.active / 1e9);
   out += fmt::format(" ({} at {}{})\n", fmt_bytes(p.total_bytes), dtype_name(m.dtype),
                      m.quant.active ? fmt::format(", linear layers {} with their scales", m.quant.name) : "");
-  if (!m.encoder_only)
-    out += fmt::format("KV cache: {:.0f} bytes per token ({})\n", kv, fmt_bytes(kv));
+  if (!m.encoder_only && m.attention_layers() > 0) out += fmt::format("KV cache: {:.0f} bytes per token ({})\n", kv, fmt_bytes(kv));
+  int64_t ssm_layers = 0;
+  for (const LayerGroup& g : groups) ssm_layers += g.kind.mixer == MixerKind::Mamba ? g.count : 0;
+  if (ssm_layers > 0)
+    out += fmt::format("Mamba state: {} per request, whatever its context ({} layers)\n", fmt_bytes(m.kv_bytes(m.dtype, 1) - kv), ssm_layers);
   TextTable pt({"part", "parameters", "share"});
   auto prow = [&](const std::string& name, double n) { pt.row({name, fmt_count(n), fmt::format("{:.1f}%", 100.0 * n / p.total)}); };
   const double L = static_cast<double>(m.num_hidden_layers);

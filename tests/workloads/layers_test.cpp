@@ -417,3 +417,24 @@ TEST_CASE("Jamba's pattern: attention every 8th layer, experts every other", "[m
              Catch::Contains("attn_layer_offset 9 must be in [0, attn_layer_period = 8)"));
   CHECK_THAT(error_of([] { toml_model(kTiny + "layer_types = [\"mamba\", \"full_attention\"]\n"); }), Catch::Contains("Mamba layers need"));
 }
+
+TEST_CASE("presets of current models against their cards", "[model][layers][presets]") {
+  // Qwen3-235B-A22B by hand: embeddings and head 2 x 151936 x 4096; per layer attention
+  // 4096 x 8192 twice, 4096 x 512 twice and the QK-norms 2 x 128, two norms, a router
+  // 4096 x 128 and 128 experts of 3 x 4096 x 1536; the final norm.
+  const double attention = 2 * 4096.0 * 8192 + 2 * 4096.0 * 512 + 256, expert = 3.0 * 4096 * 1536;
+  const ParamCounts q = count_params(load_model("qwen3-235b-a22b"));
+  CHECK(q.total == 2 * 151936.0 * 4096 + 4096 + 94 * (attention + 8192 + 4096.0 * 128 + 128 * expert));
+  CHECK(q.active == q.total - 94 * 120 * expert);
+  // Each against its card's rounding (billions): total, active.
+  const std::vector<std::tuple<const char*, double, double>> cards = {
+      {"qwen3-235b-a22b", 235, 22}, {"deepseek-v3", 671, 37}, {"llama-4-scout", 108, 17},  // Scout's card: 109B with its vision encoder
+      {"gemma-3-27b", 27, 27},      {"jamba-1.5-mini", 52, 12}, {"mamba-2.8b", 2.8, 2.8}, {"qwen3-32b", 33, 33}};
+  for (const auto& [name, total, active] : cards) {
+    CAPTURE(name);
+    const ParamCounts p = count_params(load_model(name));
+    const double scale = total < 10 ? 10 : 1;  // 2.8B: to a tenth
+    CHECK(std::round(p.total / 1e9 * scale) / scale == total);
+    CHECK(p.active / 1e9 == Approx(active).margin(total < 10 ? 0.05 : 0.6));  // DeepSeek's 37.55B is "37B" on its card
+  }
+}
