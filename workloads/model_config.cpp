@@ -838,8 +838,10 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
       if (b == 4 && g <= 0) per_channel = true;  // group_size -1: one scale per output channel
     } else if (method == "fp8") {
       scheme = "fp8";
+    } else if (method == "mxfp4") {
+      scheme = "mxfp4";  // gpt-oss: the experts in MXFP4, the rest in the model's type
     } else {
-      throw UserError(at, fmt::format("quant_method '{}' is not one einsim models (gptq, awq, fp8); `--quant` names a scheme", method));
+      throw UserError(at, fmt::format("quant_method '{}' is not one einsim models (gptq, awq, fp8, mxfp4); `--quant` names a scheme", method));
     }
     std::string why;
     auto parsed = parse_quantization(scheme, &why);
@@ -847,7 +849,7 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
     m.quant = *parsed;
     if (per_channel) m.quant.group = 0;
     // GPTQ and AWQ checkpoints keep the LM head in the model's type unless they say otherwise.
-    m.quant.lm_head = method != "fp8" && qc->contains("lm_head") && (*qc)["lm_head"].is_boolean() && (*qc)["lm_head"].get<bool>();
+    m.quant.lm_head = method != "fp8" && method != "mxfp4" && qc->contains("lm_head") && (*qc)["lm_head"].is_boolean() && (*qc)["lm_head"].get<bool>();
   }
   for (const auto& [key, given] : overridden)
     if (!known.count(key)) {

@@ -20,12 +20,12 @@ double Quantization::activation_bytes_per_element() const {
 }
 
 std::string Quantization::key() const {
-  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", name, active, static_cast<int>(weights), activations ? static_cast<int>(*activations) : -1,
-                     group, block_out, scale_bytes, zero_point, activation_group, activation_scale_bytes, lm_head);
+  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", name, active, static_cast<int>(weights), activations ? static_cast<int>(*activations) : -1,
+                     group, block_out, scale_bytes, zero_point, activation_group, activation_scale_bytes, lm_head, experts_only);
 }
 
 const std::vector<std::string>& quantization_names() {
-  static const std::vector<std::string> n = {"none", "int8", "int4", "int4-gN", "fp8"};
+  static const std::vector<std::string> n = {"none", "int8", "int4", "int4-gN", "fp8", "mxfp4"};
   return n;
 }
 
@@ -48,6 +48,13 @@ std::optional<Quantization> parse_quantization(std::string_view spec, std::strin
     q.group = 128, q.block_out = 128, q.scale_bytes = 4;
     q.activation_group = 128, q.activation_scale_bytes = 4;
     q.lm_head = false;  // the engines' fp8 paths keep the LM head in bf16
+    return q;
+  }
+  if (spec == "mxfp4") {
+    q.weights = DType::INT4;  // 4-bit elements
+    q.group = 32, q.scale_bytes = 1;  // one e8m0 scale per 32
+    q.experts_only = true;
+    q.lm_head = false;
     return q;
   }
   if (spec.starts_with("int4")) {

@@ -11,6 +11,11 @@
 //   fp8        W8A8 fp8 (e4m3): weights in blocks of 128 x 128 with one fp32 scale each, GEMM
 //              inputs quantized per token in groups of 128 channels with an fp32 scale each
 //              (DeepSeek-V3's recipe, vLLM's and SGLang's block-fp8 path), a bf16 output.
+//   mxfp4      the MoE experts only, in MXFP4 (OCP microscaling: 4-bit e2m1 elements, one 8-bit
+//              e8m0 scale per 32; gpt-oss's checkpoints); attention, routers and embeddings stay
+//              in the model's type. Stored at 4 bits (the int4 width: einsim has no fp4 type, and
+//              only the width enters the cost), dequantized in the GEMM prologue on GPUs
+//              without fp4 arithmetic (W4A16).
 //   none       the model's own type.
 // A scheme quantizes the projections of attention and the MLP (experts included) and, unless
 // `lm_head` is off, the LM head; embeddings, norms and biases stay in the model's type.
@@ -37,6 +42,7 @@ struct Quantization {
   int64_t activation_group = 0;  ///< elements per activation scale (0: none)
   double activation_scale_bytes = 4;
   bool lm_head = true;           ///< the LM head is quantized too
+  bool experts_only = false;     ///< only routed experts' weights are quantized (mxfp4)
 
   /// Scale bytes per weight element of a matrix that contracts `inputs` input channels.
   double weight_scale_bytes(int64_t inputs) const;
@@ -46,7 +52,7 @@ struct Quantization {
   std::string key() const;
 };
 
-/// Parses a scheme: none, int8, int4, int4-gN (N >= 1), fp8. `why` says what is wrong.
+/// Parses a scheme: none, int8, int4, int4-gN (N >= 1), fp8, mxfp4. `why` says what is wrong.
 std::optional<Quantization> parse_quantization(std::string_view spec, std::string* why = nullptr);
 /// The scheme names, for help texts.
 const std::vector<std::string>& quantization_names();

@@ -823,7 +823,7 @@ class Builder {
   }
   // `t` in the scheme's weight type, with its scale bytes per element.
   void quantize(TensorDecl& t, int64_t inputs) const {
-    if (!m_.quant.active) return;
+    if (!m_.quant.active || (m_.quant.experts_only && t.role != TensorRole::ExpertWeight)) return;
     t.dtype = m_.quant.weights;
     t.scale_bytes = m_.quant.weight_scale_bytes(inputs);
   }

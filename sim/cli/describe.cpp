@@ -469,8 +469,10 @@ std::string describe_model(const ModelConfig& m, const std::optional<Phase>& pha
          L * p.per_layer_mlp);
   } else {
     prow(fmt::format("attention ({} layers)", m.attention_layers()), L * p.per_layer_attention);
-    prow(fmt::format("MLPs ({} layers){}", m.dense_layers(), m.moe_layers() ? fmt::format(", experts + router ({} layers)", m.moe_layers()) : ""),
-         L * p.per_layer_mlp);
+    std::vector<std::string> parts;
+    if (m.dense_layers()) parts.push_back(fmt::format("MLPs ({} layers)", m.dense_layers()));
+    if (m.moe_layers()) parts.push_back(fmt::format("experts + router ({} layers)", m.moe_layers()));
+    prow(parts.empty() ? std::string("MLPs (none)") : fmt::format("{}", fmt::join(parts, ", ")), L * p.per_layer_mlp);
   }
   prow("norms", L * p.per_layer_norm + p.final_norm);
   out += "\n" + pt.aligned();

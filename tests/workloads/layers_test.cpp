@@ -429,7 +429,8 @@ TEST_CASE("presets of current models against their cards", "[model][layers][pres
   // Each against its card's rounding (billions): total, active.
   const std::vector<std::tuple<const char*, double, double>> cards = {
       {"qwen3-235b-a22b", 235, 22}, {"deepseek-v3", 671, 37}, {"llama-4-scout", 108, 17},  // Scout's card: 109B with its vision encoder
-      {"gemma-3-27b", 27, 27},      {"jamba-1.5-mini", 52, 12}, {"mamba-2.8b", 2.8, 2.8}, {"qwen3-32b", 33, 33}};
+      {"gemma-3-27b", 27, 27},      {"jamba-1.5-mini", 52, 12}, {"mamba-2.8b", 2.8, 2.8}, {"qwen3-32b", 33, 33},
+      {"gpt-oss-120b", 117, 5.1 + 0.58}};  // gpt-oss's card leaves out the 0.58B embedding table
   for (const auto& [name, total, active] : cards) {
     CAPTURE(name);
     const ParamCounts p = count_params(load_model(name));
@@ -437,4 +438,21 @@ TEST_CASE("presets of current models against their cards", "[model][layers][pres
     CHECK(std::round(p.total / 1e9 * scale) / scale == total);
     CHECK(p.active / 1e9 == Approx(active).margin(total < 10 ? 0.05 : 0.6));  // DeepSeek's 37.55B is "37B" on its card
   }
+}
+
+TEST_CASE("MXFP4 experts (gpt-oss): 4-bit elements and a byte of scale per 32, the rest bf16", "[model][layers][quant]") {
+  const ModelConfig m = toml_model(kTiny + "num_local_experts = 4\nnum_experts_per_tok = 2\nquantization = \"mxfp4\"\n");
+  const ModelConfig plain = toml_model(kTiny + "num_local_experts = 4\nnum_experts_per_tok = 2\n");
+  const ParamCounts p = count_params(m), q = count_params(plain);
+  CHECK(p.total == q.total);
+  // Experts: 4 x 3 x 8 x 12 per layer; a scale per 32 inputs (one group of 8 or 12 inputs each).
+  const double expert_elements = 2 * 4 * 3 * 8 * 12;
+  CHECK(p.expert_bytes == Approx(expert_elements * 0.5 + 2 * 4 * (2 * 12 * 1.0 + 8 * 1.0)));
+  CHECK(p.total_bytes - p.expert_bytes == Approx(q.total_bytes - q.expert_bytes));  // the rest stays bf16
+  const ModelConfig json = parse_hf_config_json(R"({"model_type": "gpt_oss", "hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 4,
+    "num_key_value_heads": 2, "head_dim": 2, "vocab_size": 10, "intermediate_size": 12, "num_local_experts": 4, "num_experts_per_tok": 2,
+    "sliding_window": 4, "layer_types": ["sliding_attention", "full_attention"], "quantization_config": {"quant_method": "mxfp4"}})", "g.json");
+  CHECK(json.quant.name == "mxfp4");
+  CHECK(json.attention_sinks);
+  CHECK(json.router_bias);
 }
