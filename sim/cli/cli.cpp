@@ -58,7 +58,7 @@ void apply_quant(ModelConfig& m, const std::string& scheme) {
 
 constexpr const char* kQuantHelp =
     "How the linear layers' weights are stored: int8 (weight-only, per channel), int4 or int4-gN (weight-only, groups of N, "
-    "default 128), fp8 (W8A8, block scales), none (default: the model's)";
+    "default 128), fp8 (W8A8, block scales), mxfp4 (the MoE experts only, 4-bit with a scale per 32), none (default: the model's)";
 
 /// A flag's quantity ("1.4 GHz", "490 W"): positive and of dimension `dim`; 0 when not given.
 double flag_quantity(const std::string& text, const char* flag, Dim dim, const char* example) {
