@@ -33,12 +33,16 @@ int64_t LayerKind::cached(int64_t tokens) const {
   return tokens;
 }
 
-std::vector<LayerKind> ModelConfig::layers() const {
-  if (!layer_kinds.empty()) return layer_kinds;
+LayerKind ModelConfig::uniform_kind() const {
   LayerKind k;
   k.window = sliding_window;
   k.ffn = num_local_experts > 0 ? FfnKind::Moe : FfnKind::Dense;
-  return std::vector<LayerKind>(static_cast<size_t>(num_hidden_layers), k);
+  return k;
+}
+
+std::vector<LayerKind> ModelConfig::layers() const {
+  if (!layer_kinds.empty()) return layer_kinds;
+  return std::vector<LayerKind>(static_cast<size_t>(num_hidden_layers), uniform_kind());
 }
 
 std::vector<LayerGroup> ModelConfig::layer_groups(int64_t first) const {
@@ -54,9 +58,7 @@ std::vector<LayerGroup> ModelConfig::layer_groups(int64_t first) const {
 }
 
 int64_t ModelConfig::attention_layers() const {
-  int64_t n = 0;
-  for (const LayerKind& k : layers()) n += k.mixer == MixerKind::Attention;
-  return n;
+  return sum_over_layers([](const LayerKind& k) { return k.mixer == MixerKind::Attention; });
 }
 int64_t ModelConfig::sublayers(int64_t first) const {
   int64_t n = 0;
@@ -67,14 +69,10 @@ int64_t ModelConfig::sublayers(int64_t first) const {
   return n;
 }
 int64_t ModelConfig::moe_layers() const {
-  int64_t n = 0;
-  for (const LayerKind& k : layers()) n += k.ffn == FfnKind::Moe;
-  return n;
+  return sum_over_layers([](const LayerKind& k) { return k.ffn == FfnKind::Moe; });
 }
 int64_t ModelConfig::dense_layers() const {
-  int64_t n = 0;
-  for (const LayerKind& k : layers()) n += k.ffn == FfnKind::Dense;
-  return n;
+  return sum_over_layers([](const LayerKind& k) { return k.ffn == FfnKind::Dense; });
 }
 
 double ModelConfig::kv_bytes_per_layer_token(DType kv) const {
@@ -87,16 +85,15 @@ double ModelConfig::kv_bytes_per_token(DType kv) const { return static_cast<doub
 
 double ModelConfig::kv_bytes(DType kv, int64_t tokens) const {
   if (encoder_only) return 0;
-  int64_t cached = 0, ssm = 0;
-  for (const LayerKind& k : layers()) cached += k.cached(tokens), ssm += k.mixer == MixerKind::Mamba;
+  const int64_t cached = sum_over_layers([&](const LayerKind& k) { return k.cached(tokens); });
+  const int64_t ssm = sum_over_layers([](const LayerKind& k) { return k.mixer == MixerKind::Mamba; });
   return static_cast<double>(cached) * kv_bytes_per_layer_token(kv) + static_cast<double>(ssm) * ssm_state_bytes(kv);
 }
 
 double ModelConfig::kv_tokens(int64_t tokens) const {
   const int64_t layers_with = attention_layers();
   if (layers_with == 0) return 0;
-  int64_t cached = 0;
-  for (const LayerKind& k : layers()) cached += k.cached(tokens);
+  const int64_t cached = sum_over_layers([&](const LayerKind& k) { return k.cached(tokens); });
   return static_cast<double>(cached) / static_cast<double>(layers_with);
 }
 

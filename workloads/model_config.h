@@ -136,6 +136,16 @@ struct ModelConfig {  // new fields: add them to fingerprint()
   double kv_tokens(int64_t tokens) const;
   /// Each layer's kind (layer_kinds, or the uniform kind).
   std::vector<LayerKind> layers() const;
+  /// The kind of every layer when layer_kinds is empty.
+  LayerKind uniform_kind() const;
+  /// The sum of `f(kind)` over the layers, without copying them (sweeps ask per point).
+  template <typename F>
+  int64_t sum_over_layers(F f) const {
+    if (layer_kinds.empty()) return num_hidden_layers * static_cast<int64_t>(f(uniform_kind()));
+    int64_t n = 0;
+    for (const LayerKind& k : layer_kinds) n += static_cast<int64_t>(f(k));
+    return n;
+  }
   /// Layers of each kind, in order of first appearance (of the first `layers`; 0: all).
   std::vector<LayerGroup> layer_groups(int64_t layers = 0) const;
   /// Layers with attention, with a dense MLP, with experts.

@@ -503,7 +503,6 @@ class Builder {
   // the index SEL is an input of the cascade, with the expected distinct experts a batch reads
   // (uniform, or skewed) set on it.
   std::string experts(const std::string& in) {
-    const std::string& act = m_.hidden_act;
     const std::string iw = m_.expert_width() != m_.intermediate_size ? "I1" : "I";
     const std::string i = iw == "I1" ? "i1" : "i";
     weight("WR", {"D", "N"});
@@ -545,30 +544,36 @@ class Builder {
     tensor("SEL", {"L", "B", "S", "P"}, TensorRole::Index);
     s_.tensors.back().routed = m_.num_experts_per_tok;
     s_.tensors.back().routing_skew = m_.routing_skew;
-    linear_weight("WG", {"N", "D", iw}, m_.hidden_size, TensorRole::ExpertWeight);
-    linear_weight("WU", {"N", "D", iw}, m_.hidden_size, TensorRole::ExpertWeight);
-    linear_weight("WD", {"N", iw, "D"}, m_.expert_width(), TensorRole::ExpertWeight);
-    quantize_input("EH", {"L", "B", "S", iw, "P"});
-    const std::string e = fmt::format("l,b,s,{},p", i);
+    return combine(in, expert_ffn("N", in, "SEL[l,b,s,p]", "l,b,s", ",p", {"L", "B", "S", iw, "P"}, iw, i));
+  }
+
+  // The routed experts' gated MLP over (token, expert) pairs indexed `pre`..`post` (l,b,s..,p on
+  // a device's own tokens; l,k1 on dispatched pairs), each reading `x` and the expert `sel` picks
+  // from the table over rank `experts`; returns the down projection's name (biased if any).
+  std::string expert_ffn(const std::string& experts, const std::string& x, const std::string& sel, const std::string& pre, const std::string& post,
+                         std::vector<std::string> hidden_ranks, const std::string& iw, const std::string& i) {
+    const std::string& act = m_.hidden_act;
+    linear_weight("WG", {experts, "D", iw}, m_.hidden_size, TensorRole::ExpertWeight);
+    linear_weight("WU", {experts, "D", iw}, m_.hidden_size, TensorRole::ExpertWeight);
+    linear_weight("WD", {experts, iw, "D"}, m_.expert_width(), TensorRole::ExpertWeight);
+    quantize_input("EH", std::move(hidden_ranks));
+    const std::string e = fmt::format("{},{}{}", pre, i, post), out = fmt::format("{},d{}", pre, post);
     std::string g = "EG", u = "EU";
-    add(fmt::format("EG[{}] = {} * WG[l,SEL[l,b,s,p],d,{}]", e, in, i));
-    add(fmt::format("EU[{}] = {} * WU[l,SEL[l,b,s,p],d,{}]", e, in, i));
+    add(fmt::format("EG[{}] = {} * WG[l,{},d,{}]", e, x, sel, i));
+    add(fmt::format("EU[{}] = {} * WU[l,{},d,{}]", e, x, sel, i));
     if (m_.mlp_bias) {
-      weight("BEG", {"N", iw}, TensorRole::ExpertWeight);
-      weight("BEU", {"N", iw}, TensorRole::ExpertWeight);
-      add(fmt::format("EGB[{0}] = EG[{0}] + BEG[l,SEL[l,b,s,p],{1}]", e, i));
-      add(fmt::format("EUB[{0}] = EU[{0}] + BEU[l,SEL[l,b,s,p],{1}]", e, i));
+      weight("BEG", {experts, iw}, TensorRole::ExpertWeight);
+      weight("BEU", {experts, iw}, TensorRole::ExpertWeight);
+      add(fmt::format("EGB[{0}] = EG[{0}] + BEG[l,{1},{2}]", e, sel, i));
+      add(fmt::format("EUB[{0}] = EU[{0}] + BEU[l,{1},{2}]", e, sel, i));
       g = "EGB", u = "EUB";
     }
     add(fmt::format("EH[{0}] = {1}({2}[{0}]) * {3}[{0}]", e, act, g, u));
-    add(fmt::format("ED[l,b,s,d,p] = EH[{}] * WD[l,SEL[l,b,s,p],{},d]", e, i));
-    std::string ed = "ED";
-    if (m_.mlp_bias) {
-      weight("BED", {"N", "D"}, TensorRole::ExpertWeight);
-      add("EDB[l,b,s,d,p] = ED[l,b,s,d,p] + BED[l,SEL[l,b,s,p],d]");
-      ed = "EDB";
-    }
-    return combine(in, ed);
+    add(fmt::format("ED[{}] = EH[{}] * WD[l,{},{},d]", out, e, sel, i));
+    if (!m_.mlp_bias) return "ED";
+    weight("BED", {experts, "D"}, TensorRole::ExpertWeight);
+    add(fmt::format("EDB[{0}] = ED[{0}] + BED[l,{1},d]", out, sel));
+    return "EDB";
   }
 
   // The routed experts' results weighted and summed per token (`ed`[l,b,s,d,p]), with the
@@ -606,7 +611,6 @@ class Builder {
   // The pairs' hidden states are packed from the layer's normed input by an index (DISP, the
   // permutation engines run around the all-to-all), which keeps the experts in their layer.
   std::string dispatched_experts(const std::string& in, const std::string& iw, const std::string& i) {
-    const std::string& act = m_.hidden_act;
     tensor("DISP", {"L", "K1"}, TensorRole::Index);
     tensor("XD", {"L", "K1", "D"}, TensorRole::Auto, m_.quant.active && m_.quant.activations ? m_.quant.activations : std::nullopt);
     if (m_.quant.active && m_.quant.activations) s_.tensors.back().scale_bytes = m_.quant.activation_bytes_per_element();
@@ -614,27 +618,7 @@ class Builder {
     tensor("SEL2", {"L", "K1"}, TensorRole::Index);
     s_.tensors.back().routed = 1;  // a pair picks one of this device's experts
     s_.tensors.back().routing_skew = m_.routing_skew;
-    linear_weight("WG", {"N2", "D", iw}, m_.hidden_size, TensorRole::ExpertWeight);
-    linear_weight("WU", {"N2", "D", iw}, m_.hidden_size, TensorRole::ExpertWeight);
-    linear_weight("WD", {"N2", iw, "D"}, m_.expert_width(), TensorRole::ExpertWeight);
-    quantize_input("EH", {"L", "K1", iw});
-    const std::string e = fmt::format("l,k1,{}", i);
-    std::string g = "EG", u = "EU";
-    add(fmt::format("EG[{}] = XD[l,k1,d] * WG[l,SEL2[l,k1],d,{}]", e, i));
-    add(fmt::format("EU[{}] = XD[l,k1,d] * WU[l,SEL2[l,k1],d,{}]", e, i));
-    if (m_.mlp_bias) {
-      weight("BEG", {"N2", iw}, TensorRole::ExpertWeight);
-      weight("BEU", {"N2", iw}, TensorRole::ExpertWeight);
-      add(fmt::format("EGB[{0}] = EG[{0}] + BEG[l,SEL2[l,k1],{1}]", e, i));
-      add(fmt::format("EUB[{0}] = EU[{0}] + BEU[l,SEL2[l,k1],{1}]", e, i));
-      g = "EGB", u = "EUB";
-    }
-    add(fmt::format("EH[{0}] = {1}({2}[{0}]) * {3}[{0}]", e, act, g, u));
-    add(fmt::format("ED[l,k1,d] = EH[{}] * WD[l,SEL2[l,k1],{},d]", e, i));
-    if (m_.mlp_bias) {
-      weight("BED", {"N2", "D"}, TensorRole::ExpertWeight);
-      add("EDB[l,k1,d] = ED[l,k1,d] + BED[l,SEL2[l,k1],d]");
-    }
+    expert_ffn("N2", "XD[l,k1,d]", "SEL2[l,k1]", "l,k1", "", {"L", "K1", iw}, iw, i);  // sent back
     tensor("EDR", {"L", "B", "S", "D", "P"}, TensorRole::Input);
     return combine(in, "EDR");
   }

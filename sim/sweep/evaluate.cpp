@@ -52,6 +52,7 @@ struct ModelSizes {
   double attention_flops = 0;   ///< FLOPs per (query, key) pair over all layers
   double hidden = 0, layers = 0;
   double sublayers = 0;         ///< tensor-parallel all-reduces per step (ModelConfig::sublayers)
+  std::vector<LayerGroup> attention_groups;  ///< the attention layers by kind (windows, chunks)
   bool encoder_only = false;
   ModelConfig sharded;
 };
@@ -270,6 +271,8 @@ const ModelSizes& PointEvaluator::sizes(const ModelConfig& m, const std::string&
     z->head_flops = 2 * static_cast<double>(sh.hidden_size) * static_cast<double>(sh.vocab_size);
     z->attention_flops = 4 * static_cast<double>(sh.attention_layers()) * static_cast<double>(sh.num_attention_heads) * static_cast<double>(sh.head_dim);
     z->sublayers = static_cast<double>(sh.sublayers());
+    for (const LayerGroup& g : sh.layer_groups())
+      if (g.kind.mixer == MixerKind::Attention) z->attention_groups.push_back(g);
     z->hidden = static_cast<double>(sh.hidden_size);
     z->layers = L;
     z->encoder_only = sh.encoder_only;
@@ -408,8 +411,7 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
       double causal = 1.0;
       if (!decode && !z.encoder_only) {
         double sum = 0, n = 0;
-        for (const LayerGroup& g : z.sharded.layer_groups()) {
-          if (g.kind.mixer != MixerKind::Attention) continue;
+        for (const LayerGroup& g : z.attention_groups) {
           sum += static_cast<double>(g.count) * causal_attention_work(0, st.prompt, 128, g.kind.window, g.kind.chunk);
           n += static_cast<double>(g.count);
         }

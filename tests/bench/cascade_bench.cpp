@@ -74,42 +74,10 @@ void BM_Mapper_GEMM4096(benchmark::State& state, const char* arch, DType dt) {
 BENCHMARK_CAPTURE(BM_Mapper_GEMM4096, fusemax, "fusemax", DType::FP16)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Mapper_GEMM4096, h100, "h100", DType::BF16)->Unit(benchmark::kMillisecond);
 
-// A full Llama-3-70B decode step (batch 16, context 32K, 80 layers, TP 4 so it fits) on the
-// H100 preset: build the cascade, fuse, map every Einsum, add up. Cold: an empty cache each
-// time. Warm: the cache of an earlier run of the same design point (its mappings and its
-// bound cascade memoised; fusion and the report are redone).
-void BM_Run_Llama3_70B_Decode_H100(benchmark::State& state) {
-  const ArchSpec a = load_arch("h100");
-  RunOptions opt;
-  opt.phase.kind = PhaseKind::Decode;
-  opt.phase.batch = 16;
-  opt.phase.context = 32768;
-  opt.tp = 4;
-  const bool warm = state.range(0) != 0;
-  MapCache cache;
-  if (warm) run_model(llama3_70b(), a, opt, &cache);
-  int64_t evaluated = 0;
-  for (auto _ : state) {
-    MapCache cold;
-    const RunReport r = run_model(llama3_70b(), a, opt, warm ? &cache : &cold);
-    evaluated = r.mappings_evaluated;
-    benchmark::DoNotOptimize(r.step_time);
-  }
-  state.counters["mappings"] = static_cast<double>(evaluated);
-}
-BENCHMARK(BM_Run_Llama3_70B_Decode_H100)->Arg(0)->Arg(1)->ArgName("warm")->Unit(benchmark::kMillisecond);
-
-// A DeepSeek-V3 decode step (batch 64, context 8K, fp8 weights, EP 8 with data-parallel
-// attention on 8 H200s): latent attention, two layer kinds, grouped routing, dispatched
-// experts. Cold and warm as above (target: under 5 ms cold, 1 ms warm).
-void BM_Run_DeepSeekV3_Decode_EP8_H200(benchmark::State& state) {
-  const ArchSpec a = load_arch("h200");
-  static const ModelConfig m = load_model("deepseek-v3");
-  RunOptions opt;
-  opt.phase.kind = PhaseKind::Decode;
-  opt.phase.batch = 64;
-  opt.phase.context = 8192;
-  opt.ep = 8;
+// One model step, cold (an empty cache each time) or warm (state.range(0) != 0: the cache of
+// an earlier run of the same design point, its mappings, bound cascade and grouping memoised;
+// the report is redone).
+void run_step(benchmark::State& state, const ModelConfig& m, const ArchSpec& a, const RunOptions& opt) {
   const bool warm = state.range(0) != 0;
   MapCache cache;
   if (warm) run_model(m, a, opt, &cache);
@@ -121,6 +89,31 @@ void BM_Run_DeepSeekV3_Decode_EP8_H200(benchmark::State& state) {
     benchmark::DoNotOptimize(r.step_time);
   }
   state.counters["mappings"] = static_cast<double>(evaluated);
+}
+
+// A full Llama-3-70B decode step (batch 16, context 32K, 80 layers, TP 4 so it fits) on the
+// H100 preset: build the cascade, fuse, map every Einsum, add up.
+void BM_Run_Llama3_70B_Decode_H100(benchmark::State& state) {
+  RunOptions opt;
+  opt.phase.kind = PhaseKind::Decode;
+  opt.phase.batch = 16;
+  opt.phase.context = 32768;
+  opt.tp = 4;
+  run_step(state, llama3_70b(), load_arch("h100"), opt);
+}
+BENCHMARK(BM_Run_Llama3_70B_Decode_H100)->Arg(0)->Arg(1)->ArgName("warm")->Unit(benchmark::kMillisecond);
+
+// A DeepSeek-V3 decode step (batch 64, context 8K, fp8 weights, EP 8 with data-parallel
+// attention on 8 H200s): latent attention, two layer kinds, grouped routing, dispatched
+// experts (target: under 5 ms cold, 1 ms warm).
+void BM_Run_DeepSeekV3_Decode_EP8_H200(benchmark::State& state) {
+  static const ModelConfig m = load_model("deepseek-v3");
+  RunOptions opt;
+  opt.phase.kind = PhaseKind::Decode;
+  opt.phase.batch = 64;
+  opt.phase.context = 8192;
+  opt.ep = 8;
+  run_step(state, m, load_arch("h200"), opt);
 }
 BENCHMARK(BM_Run_DeepSeekV3_Decode_EP8_H200)->Arg(0)->Arg(1)->ArgName("warm")->Unit(benchmark::kMillisecond);
 

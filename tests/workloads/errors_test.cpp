@@ -14,6 +14,7 @@
 using namespace einsim;
 using einsim::test::cascade_from;
 using einsim::test::error_of;
+using einsim::test::model_toml;
 namespace fs = std::filesystem;
 
 namespace {
@@ -22,12 +23,6 @@ std::string doc(const std::string& einsums, const std::string& ranks, const std:
                 const std::string& inputs = "\"A\"") {
   return "version = 1\n[cascade]\nname = \"t\"\ninputs = [" + inputs + "]\neinsums = [\n" + einsums + "]\n" + extra +
          "[cascade.ranks]\n" + ranks;
-}
-ModelConfig model_toml(const std::string& body) {
-  auto d = ConfigDoc::parse("version = 1\n[model]\n" + body, "m.toml");
-  ModelConfig m = read_model(d->root().get_table("model"), "m");
-  d->finish();
-  return m;
 }
 const std::string kTiny = "model_type = \"llama\"\nhidden_size = 8\nnum_hidden_layers = 2\nnum_attention_heads = 4\n"
                           "intermediate_size = 12\nvocab_size = 11\n";

@@ -8,6 +8,7 @@
 #include "common/toml_reader.h"
 #include "workloads/cascade.h"
 #include "workloads/cascade_loader.h"
+#include "workloads/model_config.h"
 
 namespace einsim::test {
 
@@ -17,6 +18,14 @@ inline Cascade cascade_from(const std::string& toml, const std::map<std::string,
   CascadeSpec spec = read_cascade(doc->root().get_table("cascade"));
   doc->finish();
   return bind_cascade(spec, params);
+}
+
+/// Reads a [model] table written in memory ("version = 1\n[model]\n" + body, named "m.toml").
+inline ModelConfig model_toml(const std::string& body) {
+  auto d = ConfigDoc::parse("version = 1\n[model]\n" + body, "m.toml");
+  ModelConfig m = read_model(d->root().get_table("model"), "m");
+  d->finish();
+  return m;
 }
 
 /// The message of the UserError `f` throws.

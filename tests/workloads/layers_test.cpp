@@ -11,15 +11,10 @@
 
 using namespace einsim;
 using einsim::test::error_of;
+using einsim::test::model_toml;
 
 namespace {
 
-ModelConfig toml_model(const std::string& body) {
-  auto d = ConfigDoc::parse("version = 1\n[model]\n" + body, "m.toml");
-  ModelConfig m = read_model(d->root().get_table("model"), "m");
-  d->finish();
-  return m;
-}
 // Two layers, 4 heads of 2 channels over 2 KV heads, FFN 12, vocabulary 11.
 const std::string kTiny = "model_type = \"llama\"\nhidden_size = 8\nnum_hidden_layers = 2\nnum_attention_heads = 4\nnum_key_value_heads = 2\n"
                           "intermediate_size = 12\nvocab_size = 11\n";
@@ -64,35 +59,35 @@ TEST_CASE("layer patterns from config keys", "[model][layers]") {
   CHECK(alike.layer_kinds.empty());
   CHECK(alike.layer_groups().size() == 1);
   // TOML presets take the same keys.
-  CHECK(names(toml_model(kTiny + "sliding_window = 16\nlayer_types = [\"sliding_attention\", \"full_attention\"]\n")) ==
+  CHECK(names(model_toml(kTiny + "sliding_window = 16\nlayer_types = [\"sliding_attention\", \"full_attention\"]\n")) ==
         V{"window 16 + dense", "attention + dense"});
-  CHECK(toml_model(kTiny + "sliding_window = 16\nlayer_types = [\"sliding_attention\", \"full_attention\"]\n").layer_groups().size() == 2);
+  CHECK(model_toml(kTiny + "sliding_window = 16\nlayer_types = [\"sliding_attention\", \"full_attention\"]\n").layer_groups().size() == 2);
 }
 
 TEST_CASE("layer pattern and expert errors are located", "[model][layers][errors]") {
-  CHECK_THAT(error_of([] { toml_model(kTiny + "sliding_window = 16\nlayer_types = [\"sliding_attention\"]\n"); }),
+  CHECK_THAT(error_of([] { model_toml(kTiny + "sliding_window = 16\nlayer_types = [\"sliding_attention\"]\n"); }),
              Catch::Contains("m.toml:11:15: error: 'layer_types' lists 1 layers; the model has 2"));
-  CHECK_THAT(error_of([] { toml_model(kTiny + "sliding_window = 16\nlayer_types = [\"linear_attention\", \"full_attention\"]\n"); }),
+  CHECK_THAT(error_of([] { model_toml(kTiny + "sliding_window = 16\nlayer_types = [\"linear_attention\", \"full_attention\"]\n"); }),
              Catch::Contains("layer 0 is 'linear_attention': einsim knows full_attention, sliding_attention, chunked_attention and mamba"));
-  CHECK_THAT(error_of([] { toml_model(kTiny + "layer_types = [\"sliding_attention\", \"full_attention\"]\n"); }),
+  CHECK_THAT(error_of([] { model_toml(kTiny + "layer_types = [\"sliding_attention\", \"full_attention\"]\n"); }),
              Catch::Contains("m.toml:10:15: error: windowed layers need 'sliding_window'"));
-  CHECK_THAT(error_of([] { toml_model(kTiny + "layer_types = [\"chunked_attention\", \"full_attention\"]\n"); }),
+  CHECK_THAT(error_of([] { model_toml(kTiny + "layer_types = [\"chunked_attention\", \"full_attention\"]\n"); }),
              Catch::Contains("chunked_attention layers need 'attention_chunk_size'"));
   CHECK_THAT(error_of([] { parse_hf_config_json(kJson + R"(, "num_local_experts": 4, "num_experts_per_tok": 1,
  "mlp_only_layers": [7]})", "c.json"); }),
              Catch::Contains("c.json:2:2: error: 'mlp_only_layers' names layer 7; 'c' has layers 0 to 3"));
   CHECK_THAT(error_of([] { parse_hf_config_json(kJson + R"(, "mlp_only_layers": 3})", "c.json"); }),
              Catch::Contains("'mlp_only_layers' must be an array of integers"));
-  CHECK_THAT(error_of([] { toml_model(kTiny + "no_rope_layers = [1, \"x\"]\n"); }), Catch::Contains("'model.no_rope_layers' must be an array of integers"));
+  CHECK_THAT(error_of([] { model_toml(kTiny + "no_rope_layers = [1, \"x\"]\n"); }), Catch::Contains("'model.no_rope_layers' must be an array of integers"));
   // Experts: groups must divide them and hold the chosen ones; widths need experts.
   const std::string moe = kTiny + "num_local_experts = 8\nnum_experts_per_tok = 4\n";
-  CHECK_THAT(error_of([&] { toml_model(moe + "n_group = 3\n"); }), Catch::Contains("n_group 3 does not divide the 8 experts"));
-  CHECK_THAT(error_of([&] { toml_model(moe + "n_group = 4\ntopk_group = 5\n"); }), Catch::Contains("topk_group 5 must be in [1, n_group = 4]"));
-  CHECK_THAT(error_of([&] { toml_model(moe + "n_group = 4\ntopk_group = 1\n"); }),
+  CHECK_THAT(error_of([&] { model_toml(moe + "n_group = 3\n"); }), Catch::Contains("n_group 3 does not divide the 8 experts"));
+  CHECK_THAT(error_of([&] { model_toml(moe + "n_group = 4\ntopk_group = 5\n"); }), Catch::Contains("topk_group 5 must be in [1, n_group = 4]"));
+  CHECK_THAT(error_of([&] { model_toml(moe + "n_group = 4\ntopk_group = 1\n"); }),
              Catch::Contains("num_experts_per_tok 4 exceeds the experts of topk_group 1 groups (2)"));
-  CHECK_THAT(error_of([] { toml_model(kTiny + "moe_intermediate_size = 4\n"); }), Catch::Contains("need an MoE model"));
+  CHECK_THAT(error_of([] { model_toml(kTiny + "moe_intermediate_size = 4\n"); }), Catch::Contains("need an MoE model"));
   CHECK_THAT(error_of([] { parse_hf_config_json(kJson + R"(, "n_shared_experts": 2})", "c.json"); }), Catch::Contains("need an MoE model"));
-  CHECK_THAT(error_of([&] { toml_model(moe + "n_shared_experts = 1\nshared_expert_intermediate_size = 4\n"); }),
+  CHECK_THAT(error_of([&] { model_toml(moe + "n_shared_experts = 1\nshared_expert_intermediate_size = 4\n"); }),
              Catch::Contains("not both"));
   CHECK_THAT(error_of([&] { parse_hf_config_json(kJson + R"(, "num_local_experts": 4, "num_experts_per_tok": 1, "scoring_func": "relu"})", "c.json"); }),
              Catch::Contains("scoring_func 'relu': einsim knows softmax and sigmoid"));
@@ -102,7 +97,7 @@ TEST_CASE("layer pattern and expert errors are located", "[model][layers][errors
 }
 
 TEST_CASE("a request's cache over layers of different windows", "[model][layers]") {
-  const ModelConfig m = toml_model(kTiny + "sliding_window = 4\nlayer_types = [\"sliding_attention\", \"full_attention\"]\n");
+  const ModelConfig m = model_toml(kTiny + "sliding_window = 4\nlayer_types = [\"sliding_attention\", \"full_attention\"]\n");
   // K and V of 2 KV heads x 2 channels in bf16 per token and layer: 16 B. After 10 tokens the
   // windowed layer keeps 4, the global one 10.
   CHECK(m.kv_bytes_per_token(DType::BF16) == 2 * 16);
@@ -124,7 +119,7 @@ TEST_CASE("a request's cache over layers of different windows", "[model][layers]
 
 TEST_CASE("fine-grained and shared experts, hand-counted", "[model][layers]") {
   // Layer 0 dense (FFN 12), layer 1 MoE: 4 experts of width 3 (2 routed) and one shared of 3.
-  const ModelConfig m = toml_model(kTiny + "num_local_experts = 4\nnum_experts_per_tok = 2\nmoe_intermediate_size = 3\nn_shared_experts = 1\n"
+  const ModelConfig m = model_toml(kTiny + "num_local_experts = 4\nnum_experts_per_tok = 2\nmoe_intermediate_size = 3\nn_shared_experts = 1\n"
                                              "first_k_dense_replace = 1\n");
   CHECK(m.shared_expert_size == 3);
   const ParamCounts p = count_params(m);
@@ -153,7 +148,7 @@ TEST_CASE("fine-grained and shared experts, hand-counted", "[model][layers]") {
 }
 
 TEST_CASE("routing: grouped, sigmoid, biased and scaled routers build and run", "[model][layers]") {
-  const ModelConfig m = toml_model(kTiny + "num_local_experts = 8\nnum_experts_per_tok = 2\nn_group = 4\ntopk_group = 2\nscoring_func = \"sigmoid\"\n"
+  const ModelConfig m = model_toml(kTiny + "num_local_experts = 8\nnum_experts_per_tok = 2\nn_group = 4\ntopk_group = 2\nscoring_func = \"sigmoid\"\n"
                                              "router_bias = true\nrouted_scaling_factor = 2.5\nnorm_topk_prob = true\n");
   Phase ph;
   ph.kind = PhaseKind::Decode;
@@ -167,7 +162,7 @@ TEST_CASE("routing: grouped, sigmoid, biased and scaled routers build and run", 
   // The reference executor runs it (the selection is data).
   const TensorValues out = execute(c, random_inputs(c, 7));
   CHECK(out.count("LOGITS") == 1);
-  CHECK(count_params(m).total == count_params(toml_model(kTiny + "num_local_experts = 8\nnum_experts_per_tok = 2\n")).total + 2 * 8);  // the bias
+  CHECK(count_params(m).total == count_params(model_toml(kTiny + "num_local_experts = 8\nnum_experts_per_tok = 2\n")).total + 2 * 8);  // the bias
 }
 
 TEST_CASE("expected distinct experts under skewed routing", "[model][layers]") {
@@ -191,7 +186,7 @@ TEST_CASE("expected distinct experts under skewed routing", "[model][layers]") {
 TEST_CASE("windowed decode attention equals masked attention over the whole cache", "[model][layers][executor]") {
   // One layer, a window of 4 after 9 cached tokens: the cascade reads the last 4 keys. The
   // reference attends over all 10 with the older 6 masked, from the same queries.
-  const ModelConfig m = toml_model(kTiny + "sliding_window = 4\n");
+  const ModelConfig m = model_toml(kTiny + "sliding_window = 4\n");
   Phase ph;
   ph.kind = PhaseKind::Decode;
   ph.batch = 2;
@@ -247,7 +242,7 @@ TEST_CASE("causal work of chunked attention", "[model][layers]") {
 }
 
 TEST_CASE("soft-capping and sinks add their operations", "[model][layers]") {
-  const ModelConfig plain = toml_model(kTiny);
+  const ModelConfig plain = model_toml(kTiny);
   ModelConfig capped = plain;
   capped.attn_logit_softcapping = 50;
   capped.final_logit_softcapping = 30;
@@ -275,7 +270,7 @@ const std::string kMla = "model_type = \"deepseek_v3\"\nhidden_size = 8\nnum_hid
 }  // namespace
 
 TEST_CASE("latent attention: parameters and cache by hand", "[model][layers][mla]") {
-  const ModelConfig m = toml_model(kMla);
+  const ModelConfig m = model_toml(kMla);
   // Per layer: q down 8 x 6 and its norm 6, q up 6 x 4 x (3 + 2), kv down 8 x 4 and the RoPE
   // key 8 x 2, the latent's norm 4, up-projections 4 x 4 x 3 (keys) and 4 x 4 x 2 (values),
   // output 4 x 2 x 8.
@@ -291,7 +286,7 @@ TEST_CASE("latent attention: parameters and cache by hand", "[model][layers][mla
 TEST_CASE("absorbed latent attention equals naive latent attention", "[model][layers][mla][executor]") {
   // One decode step over 6 cached tokens and a chunk of 3 prompt tokens after 5 cached, both
   // forms, both attention cascades: the same logits from the same weights and cache.
-  const ModelConfig m = toml_model(kMla);
+  const ModelConfig m = model_toml(kMla);
   for (PhaseKind kind : {PhaseKind::Decode, PhaseKind::Prefill})
     for (AttentionKind a : {AttentionKind::OnePass, AttentionKind::ThreePass}) {
       Phase ph;
@@ -357,7 +352,7 @@ const std::string kMamba = "model_type = \"mamba\"\nhidden_size = 4\nnum_hidden_
 }  // namespace
 
 TEST_CASE("Mamba: parameters and the constant state by hand", "[model][layers][ssm]") {
-  const ModelConfig m = toml_model(kMamba);
+  const ModelConfig m = model_toml(kMamba);
   CHECK(names(m) == std::vector<std::string>{"mamba", "mamba"});
   // Per layer: in projections 4 x 6 twice, conv 6 x 3 taps + bias 6, x projection 6 x (2 + 3 + 3),
   // dt projection 2 x 6 + bias 6, A 6 x 3, D 6, out 6 x 4, its norm 4; tied embedding 11 x 4;
@@ -374,7 +369,7 @@ TEST_CASE("the Mamba scan equals the naive recurrence", "[model][layers][ssm][ex
   // A prefill of 5 tokens from a cached state: the cascade's scan (an iterative rank over the
   // tokens) against h[p+1] = exp(dt A) h[p] + dt B x, y = C h, computed here from the same
   // projections.
-  const ModelConfig m = toml_model(kMamba);
+  const ModelConfig m = model_toml(kMamba);
   Phase ph;
   ph.prompt = 5;
   ph.batch = 2;
@@ -415,7 +410,7 @@ TEST_CASE("Jamba's pattern: attention every 8th layer, experts every other", "[m
   CHECK_THAT(error_of([&] { parse_hf_config_json(R"({"model_type": "jamba", "hidden_size": 8, "num_hidden_layers": 8, "num_attention_heads": 4,
     "intermediate_size": 12, "vocab_size": 11, "attn_layer_period": 8, "attn_layer_offset": 9, "mamba_d_state": 4, "mamba_d_conv": 4})", "j.json"); }),
              Catch::Contains("attn_layer_offset 9 must be in [0, attn_layer_period = 8)"));
-  CHECK_THAT(error_of([] { toml_model(kTiny + "layer_types = [\"mamba\", \"full_attention\"]\n"); }), Catch::Contains("Mamba layers need"));
+  CHECK_THAT(error_of([] { model_toml(kTiny + "layer_types = [\"mamba\", \"full_attention\"]\n"); }), Catch::Contains("Mamba layers need"));
 }
 
 TEST_CASE("presets of current models against their cards", "[model][layers][presets]") {
@@ -441,8 +436,8 @@ TEST_CASE("presets of current models against their cards", "[model][layers][pres
 }
 
 TEST_CASE("MXFP4 experts (gpt-oss): 4-bit elements and a byte of scale per 32, the rest bf16", "[model][layers][quant]") {
-  const ModelConfig m = toml_model(kTiny + "num_local_experts = 4\nnum_experts_per_tok = 2\nquantization = \"mxfp4\"\n");
-  const ModelConfig plain = toml_model(kTiny + "num_local_experts = 4\nnum_experts_per_tok = 2\n");
+  const ModelConfig m = model_toml(kTiny + "num_local_experts = 4\nnum_experts_per_tok = 2\nquantization = \"mxfp4\"\n");
+  const ModelConfig plain = model_toml(kTiny + "num_local_experts = 4\nnum_experts_per_tok = 2\n");
   const ParamCounts p = count_params(m), q = count_params(plain);
   CHECK(p.total == q.total);
   // Experts: 4 x 3 x 8 x 12 per layer; a scale per 32 inputs (one group of 8 or 12 inputs each).
