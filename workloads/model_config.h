@@ -98,8 +98,20 @@ struct ModelConfig {  // new fields: add them to fingerprint()
   /// ssm_conv - 1 inputs and the state.
   int64_t ssm_state = 0, ssm_inner = 0, ssm_conv = 4, ssm_dt_rank = 0;
   bool ssm_conv_bias = true, ssm_proj_bias = false;
-  /// Cache bytes of one request in one Mamba layer.
-  double ssm_state_bytes(DType t) const { return static_cast<double>(ssm_inner * (ssm_conv - 1 + ssm_state)) * dtype_bytes(t); }
+  /// Mamba-2 mixers (Dao & Gu 2024, SSD): the inner channels in ssm_heads heads of
+  /// ssm_inner / ssm_heads channels, each head with a scalar decay and its own dt; B and C shared
+  /// by the heads of each of ssm_groups groups, projected from the layer input with x, z and dt;
+  /// the conv over x, B and C; a gated RMSNorm per group before the out projection.
+  /// 0 heads: Mamba-1.
+  int64_t ssm_heads = 0, ssm_groups = 1;
+  bool mamba2() const { return ssm_heads > 0; }
+  /// Channels the conv runs over (and caches): x, and for Mamba-2 B and C too.
+  int64_t ssm_conv_channels() const { return ssm_inner + (mamba2() ? 2 * ssm_groups * ssm_state : 0); }
+  /// Cache bytes of one request in one Mamba layer: the conv's last ssm_conv - 1 inputs and
+  /// the state (ssm_inner x ssm_state either way).
+  double ssm_state_bytes(DType t) const {
+    return static_cast<double>(ssm_conv_channels() * (ssm_conv - 1) + ssm_inner * ssm_state) * dtype_bytes(t);
+  }
   bool attention_bias = false;
   bool mlp_bias = false;
   DType dtype = DType::BF16;        ///< from torch_dtype

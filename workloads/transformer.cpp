@@ -58,7 +58,14 @@ class Builder {
     if (m_.num_local_experts > 0 && m_.expert_width() != m_.intermediate_size) rank("I1", m_.expert_width());  // a routed expert's width
     if (m_.shared_expert_size > 0) rank("I2", m_.shared_expert_size);  // the shared experts' width
     rank("W", m_.vocab_size);  // vocabulary (V names the value tensor)
-    if (m_.ssm_inner > 0) {
+    if (m_.ssm_inner > 0 && m_.mamba2()) {
+      rank("T3", P);                                  // the tokens, as the scan's iterative rank
+      rank("G3", m_.ssm_groups);                      // groups of heads sharing B and C
+      rank("H3", m_.ssm_heads / m_.ssm_groups);       // heads per group
+      rank("E3", m_.ssm_inner / m_.ssm_heads);        // channels per head
+      rank("N3", m_.ssm_state);                       // state per channel
+      rank("K3", m_.ssm_conv - 1);                    // the conv's earlier taps (cached inputs)
+    } else if (m_.ssm_inner > 0) {
       rank("T3", P);                // the tokens, as the scan's iterative rank
       rank("I3", m_.ssm_inner);     // a Mamba mixer's channels
       rank("N3", m_.ssm_state);     // state per channel
@@ -177,7 +184,7 @@ class Builder {
       add(fmt::format("X[l+1,b,d,p] = X[l,b,d,p] + {}[l,b,d,p]", post_norm("N4", mlp("XN2"), "DNN")));
       return;
     }
-    const std::string o = post_norm("N3", kind_.mixer == MixerKind::Mamba ? mamba_block() : attention_block(decode), "ON");
+    const std::string o = post_norm("N3", kind_.mixer != MixerKind::Mamba ? attention_block(decode) : m_.mamba2() ? mamba2_block() : mamba_block(), "ON");
     if (!ffn) {
       add(fmt::format("X[l+1,b,d,p] = X[l,b,d,p] + {}[l,b,d,p]", o));
       return;
@@ -235,13 +242,82 @@ class Builder {
     // The scan runs over its own rank T3 (the tokens again), so that only it loops: what reads
     // its states runs over all tokens after it. The discretised A and B x are formed inside
     // the scan, never stored (as the fused kernel).
-    add("SH[l,b,i3,n3,t3=0] = SSC[l,b,i3,n3]");
-    add("SH[l,b,i3,n3,t3+1] = exp(SDT[l,b,i3,t3] * SAL[l,i3,n3]) * SH[l,b,i3,n3,t3] + SDT[l,b,i3,t3] * SBM[l,b,n3,t3] * SCV[l,b,i3,t3]");
-    add("SY[l,b,i3,p] = SH[l,b,i3,n3,p+1] * SCM[l,b,n3,p]");
+    add("SSH[l,b,i3,n3,t3=0] = SSC[l,b,i3,n3]");
+    add("SSH[l,b,i3,n3,t3+1] = exp(SDT[l,b,i3,t3] * SAL[l,i3,n3]) * SSH[l,b,i3,n3,t3] + SDT[l,b,i3,t3] * SBM[l,b,n3,t3] * SCV[l,b,i3,t3]");
+    add("SY[l,b,i3,p] = SSH[l,b,i3,n3,p+1] * SCM[l,b,n3,p]");
     add(fmt::format("SYG[l,b,i3,p] = (SY[l,b,i3,p] + SDS[l,i3] * SCV[l,b,i3,p]) * silu({}[l,b,i3,p])", z));
     linear_weight("WSO", {"I3", "D"}, I);
     quantize_input("SYG", {"L", "B", "I3", "P"});
     return proj("SO", "b,d,p", "SYG[l,b,i3,p]", "WSO[l,i3,d]", "BSO", {"D"}, "d", m_.ssm_proj_bias);
+  }
+
+  // The model's activation of `x` (an access); squared ReLU (relu2) as relu(x) * relu(x).
+  std::string activate(const std::string& x) const {
+    if (m_.hidden_act == "relu2") return fmt::format("relu({0}) * relu({0})", x);
+    return fmt::format("{}({})", m_.hidden_act, x);
+  }
+
+  // A Mamba-2 mixer (Dao & Gu 2024; HF Mamba2Mixer, NemotronHMamba2Mixer) on this step's P
+  // tokens: one in projection to the gate z, x (heads of E3 channels), B and C (per group of
+  // heads) and dt (per head); a causal depthwise conv over x, B and C (their K - 1 earlier
+  // inputs cached) with SiLU; dt softplus-ed; the scan per head, channel and state element
+  // h[p+1] = exp(dt A) h[p] + dt B x with a scalar A per head, from the cached state, as an
+  // iterative rank over the tokens; y = C h + D x gated by SiLU(z), RMS-normed per group; the
+  // out projection. Returns the output's name.
+  std::string mamba2_block() {
+    norm("N1", "X[l,b,d,p]", "XN[l,b,d,p]", true);
+    quantize_input("XN", {"L", "B", "D", "P"});
+    const int64_t D = m_.hidden_size;
+    const bool bias = m_.ssm_proj_bias;
+    const std::vector<std::string> head = {"G3", "H3", "E3"}, group = {"G3", "N3"};
+    linear_weight("WSZ", {"D", "G3", "H3", "E3"}, D);
+    linear_weight("WSX", {"D", "G3", "H3", "E3"}, D);
+    linear_weight("WXB", {"D", "G3", "N3"}, D);
+    linear_weight("WXC", {"D", "G3", "N3"}, D);
+    linear_weight("WDT", {"D", "G3", "H3"}, D);
+    const std::string z = proj("SZ", "b,g3,h3,e3,p", "XN[l,b,d,p]", "WSZ[l,d,g3,h3,e3]", "BSZ", head, "g3,h3,e3", bias);
+    const std::string x = proj("SX", "b,g3,h3,e3,p", "XN[l,b,d,p]", "WSX[l,d,g3,h3,e3]", "BSX", head, "g3,h3,e3", bias);
+    const std::string bm = proj("SB", "b,g3,n3,p", "XN[l,b,d,p]", "WXB[l,d,g3,n3]", "BSB", group, "g3,n3", bias);
+    const std::string cm = proj("SC", "b,g3,n3,p", "XN[l,b,d,p]", "WXC[l,d,g3,n3]", "BSC", group, "g3,n3", bias);
+    const std::string dr = proj("SDR", "b,g3,h3,p", "XN[l,b,d,p]", "WDT[l,d,g3,h3]", "BSD", {"G3", "H3"}, "g3,h3", bias);
+    // The conv of each of x, B and C: its cached K - 1 inputs, its own tap on this input.
+    auto conv = [&](const std::string& in, const std::string& out, const std::string& pre, const std::vector<std::string>& ranks, const std::string& idx) {
+      std::vector<std::string> cache = {"L", "B"}, taps = ranks;
+      cache.insert(cache.end(), ranks.begin(), ranks.end());
+      cache.push_back("K3");
+      taps.push_back("K3");
+      tensor("C" + pre, cache, TensorRole::KVCache, ph_.kv_dtype);
+      weight("W" + pre, taps);
+      weight("W" + pre + "K", ranks);
+      add(fmt::format("{0}E[l,b,{1},p] = C{2}[l,b,{1},k3] * W{2}[l,{1},k3]", out, idx, pre));
+      std::string sum = fmt::format("{0}E[l,b,{1},p] + {2}[l,b,{1},p] * W{3}K[l,{1}]", out, idx, in, pre);
+      if (m_.ssm_conv_bias) {
+        weight("B" + pre, ranks);
+        sum += fmt::format(" + B{}[l,{}]", pre, idx);
+      }
+      add(fmt::format("{}[l,b,{},p] = silu({})", out, idx, sum));
+    };
+    conv(x, "SCV", "VX", head, "g3,h3,e3");
+    conv(bm, "SBM", "VB", group, "g3,n3");
+    conv(cm, "SCM", "VC", group, "g3,n3");
+    weight("BDT", {"G3", "H3"});
+    add(fmt::format("SDT[l,b,g3,h3,p] = log(exp({}[l,b,g3,h3,p] + BDT[l,g3,h3]) + 1)", dr));  // softplus
+    weight("SAL", {"G3", "H3"});  // A, one per head (-exp(A_log))
+    weight("SDS", {"G3", "H3"});  // the skip D, one per head
+    tensor("SSC", {"L", "B", "G3", "H3", "E3", "N3"}, TensorRole::KVCache, ph_.kv_dtype);
+    add("SSH[l,b,g3,h3,e3,n3,t3=0] = SSC[l,b,g3,h3,e3,n3]");
+    add("SSH[l,b,g3,h3,e3,n3,t3+1] = exp(SDT[l,b,g3,h3,t3] * SAL[l,g3,h3]) * SSH[l,b,g3,h3,e3,n3,t3] + "
+        "SDT[l,b,g3,h3,t3] * SBM[l,b,g3,n3,t3] * SCV[l,b,g3,h3,e3,t3]");
+    add("SY[l,b,g3,h3,e3,p] = SSH[l,b,g3,h3,e3,n3,p+1] * SCM[l,b,g3,n3,p]");
+    add(fmt::format("SYG[l,b,g3,h3,e3,p] = (SY[l,b,g3,h3,e3,p] + SDS[l,g3,h3] * SCV[l,b,g3,h3,e3,p]) * silu({}[l,b,g3,h3,e3,p])", z));
+    // The gated RMSNorm, over each group's channels.
+    weight("SNW", {"G3", "H3", "E3"});
+    add("SNS[l,b,g3,p] = SYG[l,b,g3,h3,e3,p] * SYG[l,b,g3,h3,e3,p]");
+    add(fmt::format("SNR[l,b,g3,p] = rsqrt(SNS[l,b,g3,p] / {} + 0.00001)", m_.ssm_inner / m_.ssm_groups));
+    add("SYN[l,b,g3,h3,e3,p] = SYG[l,b,g3,h3,e3,p] * SNR[l,b,g3,p] * SNW[l,g3,h3,e3]");
+    linear_weight("WSO", {"G3", "H3", "E3", "D"}, m_.ssm_inner);
+    quantize_input("SYN", {"L", "B", "G3", "H3", "E3", "P"});
+    return proj("SO", "b,d,p", "SYN[l,b,g3,h3,e3,p]", "WSO[l,g3,h3,e3,d]", "BSO", {"D"}, "d", bias);
   }
 
   // Gemma's norm of a sublayer's output before its residual add (`out`), or `x` as it is.
@@ -440,7 +516,6 @@ class Builder {
 
   // The MLP (or routed experts) of layer l on xn[l,b,d,p]; returns the output's name.
   std::string mlp(const std::string& xn) {
-    const std::string& act = m_.hidden_act;
     const std::string in = xn + "[l,b,d,p]";
     if (kind_.ffn == FfnKind::Moe) return experts(in);
     if (predicted()) {
@@ -467,10 +542,10 @@ class Builder {
       if (gated) {
         const std::string g = gathered("GT", "WG", "BG");
         const std::string u = gathered("UP", "WU", "BU");
-        add(fmt::format("H[l,b,a,p] = {}({}[l,b,a,p]) * {}[l,b,a,p]", act, g, u));
+        add(fmt::format("H[l,b,a,p] = {} * {}[l,b,a,p]", activate(g + "[l,b,a,p]"), u));
       } else {
         const std::string u = gathered("UP", "W1", "B1");
-        add(fmt::format("H[l,b,a,p] = {}({}[l,b,a,p])", act, u));
+        add(fmt::format("H[l,b,a,p] = {}", activate(u + "[l,b,a,p]")));
       }
       linear_weight("WD", {"I", "D"}, m_.intermediate_size);
       quantize_input("H", {"L", "B", "A", "P"});
@@ -485,11 +560,11 @@ class Builder {
       linear_weight("WU", {"D", "I"}, m_.hidden_size);
       const std::string g = proj("GT", "b,i,p", in, "WG[l,d,i]", "BG", {"I"}, "i", m_.mlp_bias);
       const std::string u = proj("UP", "b,i,p", in, "WU[l,d,i]", "BU", {"I"}, "i", m_.mlp_bias);
-      add(fmt::format("H[l,b,i,p] = {}({}[l,b,i,p]) * {}[l,b,i,p]", act, g, u));
+      add(fmt::format("H[l,b,i,p] = {} * {}[l,b,i,p]", activate(g + "[l,b,i,p]"), u));
     } else {
       linear_weight("W1", {"D", "I"}, m_.hidden_size);
       const std::string u = proj("UP", "b,i,p", in, "W1[l,d,i]", "B1", {"I"}, "i", m_.mlp_bias);
-      add(fmt::format("H[l,b,i,p] = {}({}[l,b,i,p])", act, u));
+      add(fmt::format("H[l,b,i,p] = {}", activate(u + "[l,b,i,p]")));
     }
     linear_weight("WD", {"I", "D"}, m_.intermediate_size);
     quantize_input("H", {"L", "B", "I", "P"});
@@ -552,7 +627,6 @@ class Builder {
   // from the table over rank `experts`; returns the down projection's name (biased if any).
   std::string expert_ffn(const std::string& experts, const std::string& x, const std::string& sel, const std::string& pre, const std::string& post,
                          std::vector<std::string> hidden_ranks, const std::string& iw, const std::string& i) {
-    const std::string& act = m_.hidden_act;
     linear_weight("WG", {experts, "D", iw}, m_.hidden_size, TensorRole::ExpertWeight);
     linear_weight("WU", {experts, "D", iw}, m_.hidden_size, TensorRole::ExpertWeight);
     linear_weight("WD", {experts, iw, "D"}, m_.expert_width(), TensorRole::ExpertWeight);
@@ -568,7 +642,7 @@ class Builder {
       add(fmt::format("EUB[{0}] = EU[{0}] + BEU[l,{1},{2}]", e, sel, i));
       g = "EGB", u = "EUB";
     }
-    add(fmt::format("EH[{0}] = {1}({2}[{0}]) * {3}[{0}]", e, act, g, u));
+    add(fmt::format("EH[{0}] = {1} * {2}[{0}]", e, activate(fmt::format("{}[{}]", g, e)), u));
     add(fmt::format("ED[{}] = EH[{}] * WD[l,{},{},d]", out, e, sel, i));
     if (!m_.mlp_bias) return "ED";
     weight("BED", {experts, "D"}, TensorRole::ExpertWeight);
@@ -579,7 +653,6 @@ class Builder {
   // The routed experts' results weighted and summed per token (`ed`[l,b,s,d,p]), with the
   // shared experts beside them; returns the output's name.
   std::string combine(const std::string& in, const std::string& ed) {
-    const std::string& act = m_.hidden_act;
     if (m_.shared_expert_size == 0) {
       add(fmt::format("DN[l,b,d,p] = {}[l,b,s,d,p] * RW[l,b,s,p]", ed));
       return "DN";
@@ -592,7 +665,7 @@ class Builder {
     linear_weight("WSD", {"I2", "D"}, m_.shared_expert_size);
     add(fmt::format("SG[l,b,i2,p] = {} * WSG[l,d,i2]", in));
     add(fmt::format("SU[l,b,i2,p] = {} * WSU[l,d,i2]", in));
-    add(fmt::format("SH[l,b,i2,p] = {}(SG[l,b,i2,p]) * SU[l,b,i2,p]", act));
+    add(fmt::format("SH[l,b,i2,p] = {} * SU[l,b,i2,p]", activate("SG[l,b,i2,p]")));
     quantize_input("SH", {"L", "B", "I2", "P"});
     add("SDN[l,b,d,p] = SH[l,b,i2,p] * WSD[l,i2,d]");
     if (m_.shared_expert_gate) {
@@ -919,7 +992,9 @@ ParamCounts count_params(const ModelConfig& m) {
              name == "QNW" || name == "KNW" || name == "SNK" || name == "WDQ" || name == "NQW" || name == "WQN" || name == "WQR" || name == "WDKV" ||
              name == "WKR" || name == "NKW" || name == "WUK" || name == "WUV" || name == "WSX" || name == "WSZ" || name == "BSX" || name == "BSZ" ||
              name == "WCV" || name == "WCK" || name == "BCV" || name == "WXR" || name == "WXB" || name == "WXC" || name == "WDT" || name == "BDT" ||
-             name == "SAL" || name == "SDS" || name == "WSO" || name == "BSO")
+             name == "SAL" || name == "SDS" || name == "WSO" || name == "BSO" || name == "BSB" || name == "BSC" || name == "BSD" ||
+             name == "WVX" || name == "WVXK" || name == "BVX" || name == "WVB" || name == "WVBK" || name == "BVB" || name == "WVC" || name == "WVCK" ||
+             name == "BVC" || name == "SNW")
       attention += n;
     else mlp += n, p.mlp_bytes += t.bytes();
     if (t.role == TensorRole::ExpertWeight) expert += n, p.expert_bytes += t.bytes();
@@ -948,7 +1023,9 @@ std::string model_component(const Einsum& e, const std::string& tensor) {
                                                 // linear attention (BASED)
                                                 "QF", "KF", "S0N", "S1N", "S2N", "Z0N", "Z1N", "Z2N", "LN1", "LN2", "LD1", "LD2", "LA"};
   if (std::find(attn.begin(), attn.end(), n) != attn.end()) return "attention";
-  static const std::vector<std::string> ssm = {"SX", "SXB", "SZ", "SZB", "SCE", "SCV", "SDR", "SBM", "SCM", "SDP", "SDT", "SH", "SY", "SYG", "SO", "SOB"};
+  static const std::vector<std::string> ssm = {"SX", "SXB", "SZ", "SZB", "SCE", "SCV", "SDR", "SBM", "SCM", "SDP", "SDT", "SSH", "SY", "SYG", "SO", "SOB",
+                                               // Mamba-2's
+                                               "SB", "SBB", "SC", "SCB", "SDRB", "SCVE", "SBME", "SCME", "SNS", "SNR", "SYN"};
   if (std::find(ssm.begin(), ssm.end(), n) != ssm.end()) return "ssm";
   if (n == "O" || n == "OB") return "out-proj";
   if (n == "LOGITS" || n == "LOGITC") return "lm-head";

@@ -444,8 +444,9 @@ std::string describe_model(const ModelConfig& m, const std::optional<Phase>& pha
                                                    m.qk_rope_head_dim, m.q_lora_rank, m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim)
                                      : fmt::format("{} KV heads, head_dim {}", m.num_key_value_heads, m.head_dim);
   const std::string heads = m.attention_layers() == 0 ? "no attention" : fmt::format("{} heads ({})", m.num_attention_heads, inner);
-  std::string out = fmt::format("model {} ({}): {} layers, d_model {}, {}, FFN {}{}, vocab {}\n",
-                                m.name, m.model_type, m.num_hidden_layers, m.hidden_size, heads, m.intermediate_size,
+  const bool mlps = m.dense_layers() + m.moe_layers() > 0;
+  std::string out = fmt::format("model {} ({}): {} layers, d_model {}, {}, {}{}, vocab {}\n",
+                                m.name, m.model_type, m.num_hidden_layers, m.hidden_size, heads, mlps ? fmt::format("FFN {}", m.intermediate_size) : "no MLP",
                                 m.num_local_experts ? fmt::format("; {} experts of {} (top {}){}", m.num_local_experts, m.expert_width(), m.num_experts_per_tok,
                                                                   m.shared_expert_size ? fmt::format(", shared {}", m.shared_expert_size) : "")
                                                     : "",
@@ -457,18 +458,25 @@ std::string describe_model(const ModelConfig& m, const std::optional<Phase>& pha
   if (!m.encoder_only && m.attention_layers() > 0) out += fmt::format("KV cache: {:.0f} bytes per token ({})\n", kv, fmt_bytes(kv));
   int64_t ssm_layers = 0;
   for (const LayerGroup& g : groups) ssm_layers += g.kind.mixer == MixerKind::Mamba ? g.count : 0;
-  if (ssm_layers > 0)
+  if (ssm_layers > 0) {
+    out += m.mamba2() ? fmt::format("Mamba-2 mixers: {} channels in {} heads of {}, {} groups, state {}, conv {}\n", m.ssm_inner, m.ssm_heads,
+                                    m.ssm_inner / m.ssm_heads, m.ssm_groups, m.ssm_state, m.ssm_conv)
+                      : fmt::format("Mamba mixers: {} channels, state {}, conv {}, dt rank {}\n", m.ssm_inner, m.ssm_state, m.ssm_conv, m.ssm_dt_rank);
     out += fmt::format("Mamba state: {} per request, whatever its context ({} layers)\n", fmt_bytes(m.kv_bytes(m.dtype, 1) - kv), ssm_layers);
+  }
   TextTable pt({"part", "parameters", "share"});
   auto prow = [&](const std::string& name, double n) { pt.row({name, fmt_count(n), fmt::format("{:.1f}%", 100.0 * n / p.total)}); };
   const double L = static_cast<double>(m.num_hidden_layers);
   prow("embeddings + LM head", p.embedding);
   if (groups.size() == 1) {
-    prow(fmt::format("attention ({} x {})", m.num_hidden_layers, fmt_count(p.per_layer_attention)), L * p.per_layer_attention);
+    prow(fmt::format("{} ({} x {})", ssm_layers > 0 ? "Mamba mixers" : "attention", m.num_hidden_layers, fmt_count(p.per_layer_attention)),
+         L * p.per_layer_attention);
     prow(fmt::format("{} ({} x {})", m.num_local_experts ? "experts + router" : "MLP", m.num_hidden_layers, fmt_count(p.per_layer_mlp)),
          L * p.per_layer_mlp);
   } else {
-    prow(fmt::format("attention ({} layers)", m.attention_layers()), L * p.per_layer_attention);
+    prow(ssm_layers > 0 ? fmt::format("attention ({} layers), Mamba mixers ({} layers)", m.attention_layers(), ssm_layers)
+                        : fmt::format("attention ({} layers)", m.attention_layers()),
+         L * p.per_layer_attention);
     std::vector<std::string> parts;
     if (m.dense_layers()) parts.push_back(fmt::format("MLPs ({} layers)", m.dense_layers()));
     if (m.moe_layers()) parts.push_back(fmt::format("experts + router ({} layers)", m.moe_layers()));

@@ -397,6 +397,121 @@ TEST_CASE("the Mamba scan equals the naive recurrence", "[model][layers][ssm][ex
   CHECK(worst < 1e-12);
 }
 
+namespace {
+// A two-layer Mamba-2 at toy size: width 4, 8 channels in 4 heads of 2 in 2 groups, state 3,
+// conv 3 taps.
+const std::string kMamba2 = "model_type = \"mamba2\"\nhidden_size = 4\nnum_hidden_layers = 2\nintermediate_size = 8\nvocab_size = 11\n"
+                            "tie_word_embeddings = true\nssm_state_size = 3\nssm_conv_kernel = 3\nssm_heads = 4\nssm_groups = 2\n";
+}  // namespace
+
+TEST_CASE("Mamba-2: parameters and the constant state by hand", "[model][layers][ssm]") {
+  const ModelConfig m = model_toml(kMamba2);
+  CHECK(names(m) == std::vector<std::string>{"mamba", "mamba"});
+  // Per layer: the in projection 4 x (z 8 + x 8 + B 2 x 3 + C 2 x 3 + dt 4) = 128; the conv over
+  // x, B and C, 20 channels x 3 taps + 20 biases; dt bias, A and D per head 3 x 4; the gated
+  // norm 8; out 8 x 4; the layer's norm 4. Tied embedding 11 x 4, final norm 4.
+  const double layer = 128 + 60 + 20 + 12 + 8 + 32 + 4;
+  CHECK(count_params(m).total == 44 + 4 + 2 * layer);
+  // The cache per layer: the conv's 2 earlier inputs of its 20 channels, the 8 x 3 state.
+  CHECK(m.kv_bytes(DType::BF16, 10) == 2 * (20 * 2 + 8 * 3) * 2);
+  CHECK(m.kv_bytes(DType::BF16, 100000) == m.kv_bytes(DType::BF16, 10));
+  CHECK_THAT(error_of([] { model_toml(kMamba2.substr(0, kMamba2.find("ssm_groups")) + "ssm_groups = 3\n"); }), Catch::Contains("the groups the heads"));
+  CHECK_THAT(error_of([] { model_toml("model_type = \"mamba2\"\nhidden_size = 4\nnum_hidden_layers = 2\nintermediate_size = 8\nvocab_size = 11\n"
+                                      "ssm_state_size = 3\n"); }),
+             Catch::Contains("a mamba2 model needs 'ssm_heads'"));
+  CHECK_THAT(error_of([] { model_toml(kTiny + "ssm_groups = 2\n"); }), Catch::Contains("'ssm_groups' is for Mamba-2 mixers"));
+}
+
+TEST_CASE("Mamba-2 from config.json: num_heads and head_dim are the mixers'", "[model][layers][ssm]") {
+  const std::string cfg = R"({"model_type": "mamba2", "hidden_size": 4, "num_hidden_layers": 2, "vocab_size": 11, "num_heads": 4, "head_dim": 2,
+    "n_groups": 2, "state_size": 3, "conv_kernel": 3, "expand": 2, "tie_word_embeddings": true, "time_step_limit": [0.0, Infinity]})";
+  const ModelConfig m = parse_hf_config_json(cfg, "m.json");
+  CHECK(m.ssm_heads == 4);
+  CHECK(m.ssm_inner == 8);
+  CHECK(count_params(m).total == count_params(model_toml(kMamba2)).total);
+  CHECK_THAT(error_of([&] { parse_hf_config_json(R"({"model_type": "mamba2", "hidden_size": 4, "num_hidden_layers": 2, "vocab_size": 11,
+    "num_heads": 4, "head_dim": 3, "state_size": 3, "conv_kernel": 3, "expand": 2})", "m.json"); }),
+             Catch::Contains("m.json:2:5: error: num_heads 4 x head_dim 3 = 12 channels, but expand x hidden_size = 8"));
+  CHECK_THAT(error_of([&] { parse_hf_config_json(R"({"model_type": "mamba2", "hidden_size": 4, "num_hidden_layers": 2, "vocab_size": 11,
+    "num_heads": 4, "head_dim": 2, "state_size": 3, "conv_kernel": 3, "rms_norm": false})", "m.json"); }),
+             Catch::Contains("'rms_norm' = false"));
+}
+
+TEST_CASE("the Mamba-2 scan equals the naive recurrence", "[model][layers][ssm][executor]") {
+  // A prefill of 5 tokens from a cached state: per head a scalar decay exp(dt A), B and C shared
+  // by the heads of a group.
+  const ModelConfig m = model_toml(kMamba2);
+  Phase ph;
+  ph.prompt = 5;
+  ph.batch = 2;
+  ph.layers = 1;
+  const Cascade c = bind_cascade(transformer_cascade(m, ph));
+  const TensorValues out = execute(c, random_inputs(c, 7));
+  const int B = 2, G = 2, H = 2, E = 2, N = 3, P = 5;
+  const Eigen::VectorXd &dt = out.at("SDT"), &bm = out.at("SBM"), &cm = out.at("SCM"), &x = out.at("SCV"), &a = out.at("SAL"), &h0 = out.at("SSC");
+  double worst = 0;
+  for (int b = 0; b < B; ++b)
+    for (int g = 0; g < G; ++g)
+      for (int h = 0; h < H; ++h)
+        for (int e = 0; e < E; ++e) {
+          std::vector<double> st(N);
+          const int ch = ((b * G + g) * H + h) * E + e;
+          for (int n = 0; n < N; ++n) st[static_cast<size_t>(n)] = h0[ch * N + n];
+          for (int p = 0; p < P; ++p) {
+            const double d = dt[((b * G + g) * H + h) * P + p], xi = x[ch * P + p];
+            double y = 0;
+            for (int n = 0; n < N; ++n) {
+              double& s = st[static_cast<size_t>(n)];
+              s = std::exp(d * a[g * H + h]) * s + d * bm[((b * G + g) * N + n) * P + p] * xi;
+              y += cm[((b * G + g) * N + n) * P + p] * s;
+            }
+            worst = std::max(worst, std::fabs(y - out.at("SY")[ch * P + p]));
+          }
+        }
+  CHECK(worst < 1e-12);
+}
+
+TEST_CASE("Nemotron-H: a layer is a Mamba-2 mixer, attention or an MLP, by its pattern", "[model][layers][ssm]") {
+  const std::string nem = R"({"model_type": "nemotron_h", "hidden_size": 8, "num_hidden_layers": 4, "num_attention_heads": 4,
+    "num_key_value_heads": 2, "attention_head_dim": 2, "intermediate_size": 12, "vocab_size": 11, "tie_word_embeddings": false,
+    "hybrid_override_pattern": "M-*-", "mamba_num_heads": 4, "mamba_head_dim": 4, "n_groups": 2, "ssm_state_size": 3, "conv_kernel": 4,
+    "mlp_hidden_act": "relu2", "mamba_hidden_act": "silu", "use_conv_bias": true, "use_bias": false})";
+  const ModelConfig m = parse_hf_config_json(nem, "n.json");
+  CHECK(names(m) == std::vector<std::string>{"mamba", "mlp", "attention", "mlp"});
+  CHECK(m.position == PositionKind::None);
+  // Mamba layer: in projection 8 x (16 + 16 + 6 + 6 + 4), conv 28 x 4 + 28, 3 x 4 per head,
+  // norm 16, out 16 x 8, its norm 8. Attention: q 8 x 8, k and v 8 x 4 each, o 8 x 8, norm 8.
+  // MLP (squared ReLU, no gate): 8 x 12 twice, norm 8. Embedding and LM head 2 x 11 x 8, final 8.
+  const double mamba = 8 * 48 + 112 + 28 + 12 + 16 + 128 + 8, attention = 64 + 32 + 32 + 64 + 8, mlp = 192 + 8;
+  CHECK(count_params(m).total == mamba + attention + 2 * mlp + 176 + 8);
+  // One attention layer's KV (2 heads x 2 channels, K and V) per token; one Mamba layer's state.
+  CHECK(m.kv_bytes(DType::BF16, 100) == 100 * 2 * 2 * 2 * 2 + ((16 + 12) * 3 + 16 * 3) * 2);
+  // The squared ReLU is relu(x) * relu(x).
+  Phase ph;
+  const Cascade c = bind_cascade(transformer_cascade(m, ph));
+  bool relu2 = false;
+  for (const Einsum& e : c.einsums) relu2 |= e.text.find("= relu(UP") != std::string::npos && e.text.find(") * relu(UP") != std::string::npos;
+  CHECK(relu2);
+  // layers_block_type spells the same pattern.
+  std::string listed = nem;
+  listed.replace(listed.find(R"("hybrid_override_pattern": "M-*-")"), 33, R"("layers_block_type": ["mamba", "mlp", "attention", "mlp"])");
+  CHECK(count_params(parse_hf_config_json(listed, "n.json")).total == count_params(m).total);
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string s = nem;
+    s.replace(s.find(from), from.size(), to);
+    return error_of([&] { parse_hf_config_json(s, "n.json"); });
+  };
+  CHECK_THAT(with("\"M-*-\"", "\"M-*\""), Catch::Contains("'hybrid_override_pattern' has 3 layers; the model has 4"));
+  CHECK_THAT(with("\"M-*-\"", "\"M-*X\""), Catch::Contains("layer 3 is 'X': einsim knows M (Mamba), * (attention), - (MLP) and E (experts)"));
+  CHECK_THAT(with("\"M-*-\"", "\"M-*E\""), Catch::Contains("n.json:3:5: error: 'hybrid_override_pattern' has expert layers ('E')"));
+  CHECK_THAT(with("\"mamba_hidden_act\": \"silu\"", "\"mamba_hidden_act\": \"gelu\""), Catch::Contains("mamba_hidden_act 'gelu'"));
+  CHECK_THAT(with("\"hybrid_override_pattern\": \"M-*-\", ", ""), Catch::Contains("missing required key 'hybrid_override_pattern'"));
+  // Outside Nemotron-H the pattern is refused, not dropped.
+  CHECK_THAT(error_of([] { parse_hf_config_json(R"({"model_type": "llama", "hidden_size": 8, "num_hidden_layers": 4, "num_attention_heads": 4,
+    "vocab_size": 10, "intermediate_size": 16, "hybrid_override_pattern": "M-*-"})", "l.json"); }),
+             Catch::Contains("'hybrid_override_pattern' = \"M-*-\": hybrid attention and state-space layers is not modelled yet"));
+}
+
 TEST_CASE("Jamba's pattern: attention every 8th layer, experts every other", "[model][layers][ssm]") {
   const std::string jamba = R"({"model_type": "jamba", "hidden_size": 8, "num_hidden_layers": 8, "num_attention_heads": 4, "num_key_value_heads": 2,
     "intermediate_size": 12, "vocab_size": 11, "num_experts": 4, "num_experts_per_tok": 2, "attn_layer_period": 8, "attn_layer_offset": 4,
