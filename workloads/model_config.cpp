@@ -110,7 +110,7 @@ std::string ModelConfig::fingerprint() const {
                      final_logit_softcapping, attention_sinks) +
          fmt::format("|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", sandwich_norm, kv_lora_rank, q_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim,
                      ssm_state, ssm_inner, ssm_conv, ssm_dt_rank, ssm_conv_bias, ssm_proj_bias) +
-         fmt::format("|{}|{}", ssm_heads, ssm_groups);
+         fmt::format("|{}|{}|{}", ssm_heads, ssm_groups, qkv_bias);
 }
 
 namespace {
@@ -122,6 +122,7 @@ void apply_family_defaults(ModelConfig& m) {
       t == "gpt_oss" || t == "deepseek_v2" || t == "deepseek_v3" || t == "llama4_text") {
     m.norm = NormKind::RMSNorm, m.mlp = MlpKind::Gated, m.position = PositionKind::Rope;
     m.qk_norm = t == "qwen3" || t == "qwen3_moe";  // modeling_qwen3(_moe).py: q_norm and k_norm over head_dim
+    m.qkv_bias = t == "qwen2" || t == "qwen2_moe";  // modeling_qwen2(_moe).py: q, k and v biased, o not
     // modeling_gpt_oss.py: biased attention projections, a biased router, biased experts and a
     // learned sink logit per head in every softmax.
     if (t == "gpt_oss") m.attention_bias = m.mlp_bias = m.router_bias = m.attention_sinks = true;
@@ -378,6 +379,7 @@ ModelConfig read_model(const ConfigTable& t, const std::string& default_name) {
   m.num_local_experts = t.opt_int("num_local_experts", 0, 65536).value_or(0);
   m.num_experts_per_tok = t.opt_int("num_experts_per_tok", 0, 65536).value_or(0);
   if (auto b = t.opt_bool("attention_bias")) m.attention_bias = *b;
+  if (auto b = t.opt_bool("qkv_bias")) m.qkv_bias = *b;
   if (auto b = t.opt_bool("mlp_bias")) m.mlp_bias = *b;
   if (auto d = t.opt_choice("torch_dtype", {"float32", "float16", "bfloat16"}))
     m.dtype = *d == "float32" ? DType::FP32 : *d == "float16" ? DType::FP16 : DType::BF16;
@@ -570,6 +572,12 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
                                 towers.empty() ? "" : fmt::format("; {} not modelled", fmt::join(towers, ", "))));
     if (j.contains("quantization_config") && !lm.contains("quantization_config")) lm["quantization_config"] = j["quantization_config"];
     j = std::move(lm);
+  }
+  // Keys a family's transformers config class fills in, which its published configs leave out
+  // (Gemma3TextConfig: vocab_size = 262208), taken from the class with a note.
+  if (j.contains("model_type") && j["model_type"] == "gemma3_text" && !j.contains("vocab_size")) {
+    j["vocab_size"] = 262208;
+    notes.push_back("vocab_size not given: Gemma3TextConfig's default, 262208");
   }
   // `--set model.KEY=VALUE` (or KEY=VALUE): VALUE is JSON (a number, true, "text"), or taken as
   // a string; a key the reader does not know is an error once every key has been read.
@@ -800,6 +808,11 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
     }
     known.insert({"max_window_layers", "sliding_window_pattern"});
   }
+  // DeepSeek's multi-token-prediction modules serve speculative decoding; the model's own
+  // steps never run them.
+  if (const int64_t mtp = integer({"num_nextn_predict_layers"}, false, 0, 64); mtp > 0)
+    notes.push_back(fmt::format("num_nextn_predict_layers: the {} multi-token-prediction layer{} (speculative decoding) not costed", mtp,
+                                mtp == 1 ? "" : "s"));
   // Multi-head latent attention.
   m.kv_lora_rank = integer({"kv_lora_rank"}, false, 1, 65536);
   m.q_lora_rank = integer({"q_lora_rank"}, false, 1, 65536);

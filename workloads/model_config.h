@@ -112,7 +112,8 @@ struct ModelConfig {  // new fields: add them to fingerprint()
   double ssm_state_bytes(DType t) const {
     return static_cast<double>(ssm_conv_channels() * (ssm_conv - 1) + ssm_inner * ssm_state) * dtype_bytes(t);
   }
-  bool attention_bias = false;
+  bool attention_bias = false;       ///< biases on q, k, v and the output projection
+  bool qkv_bias = false;             ///< biases on q, k and v only (Qwen2)
   bool mlp_bias = false;
   DType dtype = DType::BF16;        ///< from torch_dtype
   /// How the checkpoint stores its linear layers (`quantization`; config.json's

@@ -232,9 +232,22 @@ class Builder {
     add("SDR[l,b,r3,p] = SCV[l,b,i3,p] * WXR[l,i3,r3]");
     add("SBM[l,b,n3,p] = SCV[l,b,i3,p] * WXB[l,i3,n3]");
     add("SCM[l,b,n3,p] = SCV[l,b,i3,p] * WXC[l,i3,n3]");
+    std::string dr = "SDR", bm = "SBM", cm = "SCM";
+    if (m_.model_type == "jamba") {
+      // modeling_jamba.py: RMSNorms of dt, B and C (dt_layernorm, b_layernorm, c_layernorm).
+      auto rms = [&](const std::string& t, const std::string& r, int64_t n) {
+        std::string lr = r;
+        for (char& ch : lr) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        weight(t + "W", {r});
+        add(fmt::format("{0}S[l,b,p] = {0}[l,b,{1},p] * {0}[l,b,{1},p]", t, lr));
+        add(fmt::format("{0}N[l,b,{1},p] = {0}[l,b,{1},p] * rsqrt({0}S[l,b,p] / {2} + 0.000001) * {0}W[l,{1}]", t, lr, n));
+        return t + "N";
+      };
+      dr = rms("SDR", "R3", m_.ssm_dt_rank), bm = rms("SBM", "N3", m_.ssm_state), cm = rms("SCM", "N3", m_.ssm_state);
+    }
     linear_weight("WDT", {"R3", "I3"}, m_.ssm_dt_rank);
     weight("BDT", {"I3"});
-    add("SDP[l,b,i3,p] = SDR[l,b,r3,p] * WDT[l,r3,i3]");
+    add(fmt::format("SDP[l,b,i3,p] = {}[l,b,r3,p] * WDT[l,r3,i3]", dr));
     add("SDT[l,b,i3,p] = log(exp(SDP[l,b,i3,p] + BDT[l,i3]) + 1)");  // softplus
     weight("SAL", {"I3", "N3"});  // A (its log is the parameter; -exp(A_log) here)
     weight("SDS", {"I3"});        // the skip D
@@ -243,8 +256,8 @@ class Builder {
     // its states runs over all tokens after it. The discretised A and B x are formed inside
     // the scan, never stored (as the fused kernel).
     add("SSH[l,b,i3,n3,t3=0] = SSC[l,b,i3,n3]");
-    add("SSH[l,b,i3,n3,t3+1] = exp(SDT[l,b,i3,t3] * SAL[l,i3,n3]) * SSH[l,b,i3,n3,t3] + SDT[l,b,i3,t3] * SBM[l,b,n3,t3] * SCV[l,b,i3,t3]");
-    add("SY[l,b,i3,p] = SSH[l,b,i3,n3,p+1] * SCM[l,b,n3,p]");
+    add(fmt::format("SSH[l,b,i3,n3,t3+1] = exp(SDT[l,b,i3,t3] * SAL[l,i3,n3]) * SSH[l,b,i3,n3,t3] + SDT[l,b,i3,t3] * {}[l,b,n3,t3] * SCV[l,b,i3,t3]", bm));
+    add(fmt::format("SY[l,b,i3,p] = SSH[l,b,i3,n3,p+1] * {}[l,b,n3,p]", cm));
     add(fmt::format("SYG[l,b,i3,p] = (SY[l,b,i3,p] + SDS[l,i3] * SCV[l,b,i3,p]) * silu({}[l,b,i3,p])", z));
     linear_weight("WSO", {"I3", "D"}, I);
     quantize_input("SYG", {"L", "B", "I3", "P"});
@@ -338,9 +351,10 @@ class Builder {
     linear_weight("WO", {"G", "R", "F", "D"}, m_.num_attention_heads * m_.head_dim);
     quantize_input("XN", {"L", "B", "D", "P"});
     // Projections: Q over (G kv heads) x (R queries per kv head), K and V over G.
-    std::string q = proj("Q", "b,g,r,e,p", "XN[l,b,d,p]", "WQ[l,d,g,r,e]", "BQ", {"G", "R", "E"}, "g,r,e", m_.attention_bias);
-    std::string k = proj("K", "b,g,e,p", "XN[l,b,d,p]", "WK[l,d,g,e]", "BK", {"G", "E"}, "g,e", m_.attention_bias);
-    const std::string v = proj("V", "b,g,f,p", "XN[l,b,d,p]", "WV[l,d,g,f]", "BV", {"G", "F"}, "g,f", m_.attention_bias);
+    const bool qkv_bias = m_.attention_bias || m_.qkv_bias;
+    std::string q = proj("Q", "b,g,r,e,p", "XN[l,b,d,p]", "WQ[l,d,g,r,e]", "BQ", {"G", "R", "E"}, "g,r,e", qkv_bias);
+    std::string k = proj("K", "b,g,e,p", "XN[l,b,d,p]", "WK[l,d,g,e]", "BK", {"G", "E"}, "g,e", qkv_bias);
+    const std::string v = proj("V", "b,g,f,p", "XN[l,b,d,p]", "WV[l,d,g,f]", "BV", {"G", "F"}, "g,f", qkv_bias);
     if (m_.qk_norm) {
       // RMSNorm over each head's channels (Qwen3), before RoPE; the cache holds normed keys.
       q = head_norm("Q", q, "b,g,r");
@@ -994,7 +1008,7 @@ ParamCounts count_params(const ModelConfig& m) {
              name == "WCV" || name == "WCK" || name == "BCV" || name == "WXR" || name == "WXB" || name == "WXC" || name == "WDT" || name == "BDT" ||
              name == "SAL" || name == "SDS" || name == "WSO" || name == "BSO" || name == "BSB" || name == "BSC" || name == "BSD" ||
              name == "WVX" || name == "WVXK" || name == "BVX" || name == "WVB" || name == "WVBK" || name == "BVB" || name == "WVC" || name == "WVCK" ||
-             name == "BVC" || name == "SNW")
+             name == "BVC" || name == "SNW" || name == "SDRW" || name == "SBMW" || name == "SCMW")
       attention += n;
     else mlp += n, p.mlp_bytes += t.bytes();
     if (t.role == TensorRole::ExpertWeight) expert += n, p.expert_bytes += t.bytes();
@@ -1025,7 +1039,9 @@ std::string model_component(const Einsum& e, const std::string& tensor) {
   if (std::find(attn.begin(), attn.end(), n) != attn.end()) return "attention";
   static const std::vector<std::string> ssm = {"SX", "SXB", "SZ", "SZB", "SCE", "SCV", "SDR", "SBM", "SCM", "SDP", "SDT", "SSH", "SY", "SYG", "SO", "SOB",
                                                // Mamba-2's
-                                               "SB", "SBB", "SC", "SCB", "SDRB", "SCVE", "SBME", "SCME", "SNS", "SNR", "SYN"};
+                                               "SB", "SBB", "SC", "SCB", "SDRB", "SCVE", "SBME", "SCME", "SNS", "SNR", "SYN",
+                                               // Jamba's norms of dt, B and C
+                                               "SDRS", "SDRN", "SBMS", "SBMN", "SCMS", "SCMN"};
   if (std::find(ssm.begin(), ssm.end(), n) != ssm.end()) return "ssm";
   if (n == "O" || n == "OB") return "out-proj";
   if (n == "LOGITS" || n == "LOGITC") return "lm-head";
