@@ -258,6 +258,9 @@ class Builder {
     add("SSH[l,b,i3,n3,t3=0] = SSC[l,b,i3,n3]");
     add(fmt::format("SSH[l,b,i3,n3,t3+1] = exp(SDT[l,b,i3,t3] * SAL[l,i3,n3]) * SSH[l,b,i3,n3,t3] + SDT[l,b,i3,t3] * {}[l,b,n3,t3] * SCV[l,b,i3,t3]", bm));
     add(fmt::format("SY[l,b,i3,p] = SSH[l,b,i3,n3,p+1] * {}[l,b,n3,p]", cm));
+    // The state after the step's last token goes back to the cache.
+    tensor("SSO", {"L", "B", "I3", "N3"}, TensorRole::KVCache, ph_.kv_dtype);
+    add("SSO[l,b,i3,n3] = SSH[l,b,i3,n3,T3]");
     add(fmt::format("SYG[l,b,i3,p] = (SY[l,b,i3,p] + SDS[l,i3] * SCV[l,b,i3,p]) * silu({}[l,b,i3,p])", z));
     linear_weight("WSO", {"I3", "D"}, I);
     quantize_input("SYG", {"L", "B", "I3", "P"});
@@ -322,6 +325,8 @@ class Builder {
     add("SSH[l,b,g3,h3,e3,n3,t3+1] = exp(SDT[l,b,g3,h3,t3] * SAL[l,g3,h3]) * SSH[l,b,g3,h3,e3,n3,t3] + "
         "SDT[l,b,g3,h3,t3] * SBM[l,b,g3,n3,t3] * SCV[l,b,g3,h3,e3,t3]");
     add("SY[l,b,g3,h3,e3,p] = SSH[l,b,g3,h3,e3,n3,p+1] * SCM[l,b,g3,n3,p]");
+    tensor("SSO", {"L", "B", "G3", "H3", "E3", "N3"}, TensorRole::KVCache, ph_.kv_dtype);
+    add("SSO[l,b,g3,h3,e3,n3] = SSH[l,b,g3,h3,e3,n3,T3]");
     add(fmt::format("SYG[l,b,g3,h3,e3,p] = (SY[l,b,g3,h3,e3,p] + SDS[l,g3,h3] * SCV[l,b,g3,h3,e3,p]) * silu({}[l,b,g3,h3,e3,p])", z));
     // The gated RMSNorm, over each group's channels.
     weight("SNW", {"G3", "H3", "E3"});
@@ -1041,7 +1046,7 @@ std::string model_component(const Einsum& e, const std::string& tensor) {
                                                // Mamba-2's
                                                "SB", "SBB", "SC", "SCB", "SDRB", "SCVE", "SBME", "SCME", "SNS", "SNR", "SYN",
                                                // Jamba's norms of dt, B and C
-                                               "SDRS", "SDRN", "SBMS", "SBMN", "SCMS", "SCMN"};
+                                               "SDRS", "SDRN", "SBMS", "SBMN", "SCMS", "SCMN", "SSO"};
   if (std::find(ssm.begin(), ssm.end(), n) != ssm.end()) return "ssm";
   if (n == "O" || n == "OB") return "out-proj";
   if (n == "LOGITS" || n == "LOGITC") return "lm-head";

@@ -163,6 +163,19 @@ class Planner {
           for (const Access& acc : me.reads) reads |= acc.tensor == t;
           if (reads && !loaded.insert(t).second) on_chip.push_back(t);
         }
+        // A scan's operands that its steps do not index (Mamba's A and D): the kernel loads them
+        // once and holds them on chip across the steps, so each step is mapped with them there
+        // and their one read is added below.
+        std::vector<int> invariant;
+        if (fusion_ == Fusion::Kernels && scan(id))
+          for (const Access& acc : me.reads) {
+            bool stepped = false;
+            for (const Affine& d : acc.dims)
+              for (const auto& [v, k] : d.terms) stepped |= v == me.iter_var && k != 0;
+            if (!stepped && is_weight(c_.tensors[static_cast<size_t>(acc.tensor)]) &&
+                std::find(on_chip.begin(), on_chip.end(), acc.tensor) == on_chip.end())
+              invariant.push_back(acc.tensor), on_chip.push_back(acc.tensor);
+          }
         const MappedEinsum& mapped = map(id, on_chip);
         const MapResult& m = mapped.result;
         // Instances, times the share of the iteration space computed (causal attention).
@@ -181,7 +194,22 @@ class Planner {
         er.bottleneck = m.cost.bottleneck;
         er.mapping = mapped.words;
         er.mappings_evaluated = m.evaluated;
-        for (LevelTraffic t : m.cost.traffic) {
+        std::vector<LevelTraffic> per_step = m.cost.traffic;
+        if (!invariant.empty() && !per_step.empty()) {
+          // One read per kernel (per layer), at the tier's read bandwidth.
+          const Einsum& one = sliced_[static_cast<size_t>(id)];
+          const double steps = static_cast<double>(me.vars[static_cast<size_t>(me.iter_var)].extent);
+          std::vector<int64_t> whole;
+          for (const Var& v : one.vars) whole.push_back(v.extent);
+          double bytes = 0;
+          for (const Access& acc : one.reads)
+            if (std::find(invariant.begin(), invariant.end(), acc.tensor) != invariant.end()) bytes += footprint(c_, one, acc, whole);
+          const MemoryTier* tier = a_.tier(per_step[0].name);
+          const double mem_eff = a_.gpu ? a_.gpu->memory_efficiency : 1.0;
+          per_step[0].read_bytes += bytes / steps;
+          if (tier && tier->read_bandwidth > 0) per_step[0].busy += bytes / steps / tier->read_bandwidth / mem_eff;
+        }
+        for (LevelTraffic t : per_step) {
           t.read_bytes *= n, t.write_bytes *= n, t.busy *= n / quality;
           er.traffic.push_back(t);
           auto it = std::find_if(traffic.begin(), traffic.end(), [&](const LevelTraffic& x) { return x.name == t.name; });
@@ -283,12 +311,37 @@ class Planner {
     return false;
   }
 
+  // Whether Einsum `id` is a scan: a recurrence over a rank other than the layers'.
+  bool scan(int id) const {
+    const Einsum& e = c_.einsums[static_cast<size_t>(id)];
+    if (e.iter_var < 0) return false;
+    const int rk = e.vars[static_cast<size_t>(e.iter_var)].rank;
+    return std::find(layer_ranks_.begin(), layer_ranks_.end(), rk) == layer_ranks_.end();
+  }
+
+  // Whether Einsum `id` reads only cached state (a scan's start).
+  bool from_cache(int id) const {
+    const Einsum& e = c_.einsums[static_cast<size_t>(id)];
+    return !e.reads.empty() && std::all_of(e.reads.begin(), e.reads.end(), [&](const Access& a) {
+      return c_.tensors[static_cast<size_t>(a.tensor)].role == TensorRole::KVCache;
+    });
+  }
+
+  // Whether Einsum `id` starts a scan from the cache (another writer of its output is the scan).
+  bool scan_init(int id) const {
+    const Einsum& e = c_.einsums[static_cast<size_t>(id)];
+    if (e.iter_var >= 0 || !from_cache(id)) return false;
+    for (int w : c_.tensors[static_cast<size_t>(e.lhs.tensor)].writers)
+      if (w != id && scan(w)) return true;
+    return false;
+  }
+
   // Iterations of the loops enclosing every member: the block's sequential instances.
   double block_repeats(const std::vector<int>& members) const {
     // Initialisations run once per instance of the block they sit in: they do not count.
     std::vector<int> counted;
     for (int id : members)
-      if (!c_.einsums[static_cast<size_t>(id)].reads.empty()) counted.push_back(id);
+      if (!c_.einsums[static_cast<size_t>(id)].reads.empty() && !scan_init(id)) counted.push_back(id);
     if (counted.empty()) counted = members;
     std::vector<int> common = loops_[static_cast<size_t>(counted[0])];
     for (int id : counted) {
@@ -299,12 +352,11 @@ class Planner {
     }
     // A kernel holding a scan (a recurrence over the tokens) runs the scan's loop inside.
     if (fusion_ == Fusion::Kernels)
-      for (int id : counted) {
-        const Einsum& e = c_.einsums[static_cast<size_t>(id)];
-        if (e.iter_var < 0) continue;
-        const int rk = e.vars[static_cast<size_t>(e.iter_var)].rank;
-        if (std::find(layer_ranks_.begin(), layer_ranks_.end(), rk) == layer_ranks_.end()) common.erase(std::remove(common.begin(), common.end(), rk), common.end());
-      }
+      for (int id : counted)
+        if (scan(id)) {
+          const Einsum& e = c_.einsums[static_cast<size_t>(id)];
+          std::erase(common, e.vars[static_cast<size_t>(e.iter_var)].rank);
+        }
     double n = 1;
     for (int rk : common) n *= static_cast<double>(c_.ranks[static_cast<size_t>(rk)].extent);
     return n;
@@ -632,12 +684,9 @@ class Planner {
       }
       // A scan (a recurrence over the tokens, not the layers: a state-space mixer's) is a kernel
       // of its own, not a GEMM's epilogue: its reductions of the state join it there.
-      if (fusion_ == Fusion::Kernels && e.iter_var >= 0) {
-        const int rk = e.vars[static_cast<size_t>(e.iter_var)].rank;
-        if (std::find(layer_ranks_.begin(), layer_ranks_.end(), rk) == layer_ranks_.end())
-          for (int m : cur)
-            if (with_weight(c_.einsums[static_cast<size_t>(m)])) return false;
-      }
+      if (fusion_ == Fusion::Kernels && scan(id))
+        for (int m : cur)
+          if (with_weight(c_.einsums[static_cast<size_t>(m)])) return false;
       // Eager (PyTorch without fused attention): every matrix product is a kernel of its own
       // with at most its bias add (addmm); softmax and norms are one kernel each.
       if (fusion_ == Fusion::Eager) {
@@ -677,6 +726,26 @@ class Planner {
       }
       blocks[static_cast<size_t>(target)].push_back(id);
       block_of[static_cast<size_t>(id)] = target;
+    }
+    // A scan's kernel starts from the cached state: its initialisation, which reads only the
+    // cache (so the schedule hoists it), runs inside the scan's kernel. With the scan's readers
+    // there too, the per-token states are the kernel's intermediates (resident_of): held on
+    // chip one token at a time and never written out, as fused scan kernels do (each channel's
+    // state is independent, so the states split across the array instances); the final state
+    // goes back to the cache (the cascade writes it).
+    if (fusion_ == Fusion::Kernels) {
+      for (size_t bi = 0; bi < blocks.size(); ++bi)
+        for (int id : std::vector<int>(blocks[bi]))
+          if (scan(id))
+            for (int w : c_.tensors[static_cast<size_t>(c_.einsums[static_cast<size_t>(id)].lhs.tensor)].writers) {
+              if (w == id || block_of[static_cast<size_t>(w)] < 0 || !from_cache(w)) continue;
+              const auto from = static_cast<size_t>(block_of[static_cast<size_t>(w)]);
+              if (from == bi) continue;
+              std::erase(blocks[from], w);
+              blocks[bi].insert(blocks[bi].begin(), w);
+              block_of[static_cast<size_t>(w)] = static_cast<int>(bi);
+            }
+      std::erase_if(blocks, [](const std::vector<int>& b) { return b.empty(); });
     }
     return blocks;
   }
@@ -916,10 +985,11 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
     if (g.kind.mixer == MixerKind::Mamba)
       mem.kv_cache += static_cast<double>(g.count) * m.ssm_state_bytes(ph.kv_dtype.value_or(m.dtype)) * static_cast<double>(ph.batch);
   // Other persistent state (a linear-attention layer's): as the cascade declares it.
+  // (Attention's keys and values, MLA's latents, Mamba's conv inputs and states are counted
+  // above from the model.)
+  static const std::set<std::string_view> counted = {"KC", "VC", "CKC", "KRC", "CST", "SSC", "SSO", "CVX", "CVB", "CVC"};
   for (const Tensor& t : c.tensors)
-    if (t.role == TensorRole::KVCache && base_name(t.name) != "KC" && base_name(t.name) != "VC" && base_name(t.name) != "CKC" && base_name(t.name) != "KRC" &&
-        base_name(t.name) != "CST" && base_name(t.name) != "SSC")
-      mem.kv_cache += t.bytes();
+    if (t.role == TensorRole::KVCache && !counted.count(base_name(t.name))) mem.kv_cache += t.bytes();
   mem.activations = p.activation_bytes(r);
   r.memory.push_back(mem);
   if (opt.check_memory && !mem.fit().holds(mem.kv_cache)) {

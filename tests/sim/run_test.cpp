@@ -728,3 +728,30 @@ TEST_CASE("DeepSeek-V3 by hand", "[layers][mla]") {
   CHECK(p.active == Approx(37.6e9).epsilon(0.005));  // the card's 37B activated, rounded
   CHECK(m.kv_bytes_per_token(DType::BF16) == 61 * 576 * 2);
 }
+
+TEST_CASE("a Mamba scan keeps each token's state on chip and writes the last one back", "[layers][ssm]") {
+  // The fused scan kernel starts from the cached state, holds the per-token states as it goes
+  // (they never reach memory) and writes the final state to the cache.
+  const ModelConfig m = load_model(shipped("models/mamba-2.8b.toml"));
+  const ArchSpec a = load_arch("h100");
+  const double state = m.ssm_inner * m.ssm_state * dtype_bytes(m.dtype);  // one layer's, one request
+  auto scan_block = [&](const RunReport& r) -> const BlockRun& {
+    for (const BlockRun& b : r.blocks)
+      for (int i : b.einsums)
+        if (r.einsums[static_cast<size_t>(i)].name == "SSO") return b;
+    FAIL("no block writes the final state");
+    return r.blocks.front();
+  };
+  const RunReport pre = run_model(m, a, prefill(1, 1024, 1));
+  const BlockRun& b = scan_block(pre);
+  CHECK(std::find(b.resident.begin(), b.resident.end(), "SSH") != b.resident.end());
+  // The kernel moves its per-token inputs (dt, x, z, B, C) and output, each 1024 x the inner
+  // width or less, A and D once, and the state in and out: not the 1025 states of the layer.
+  const double bytes = b.traffic[0].read_bytes + b.traffic[0].write_bytes, token_row = 1024.0 * m.ssm_inner * dtype_bytes(m.dtype);
+  CHECK(bytes < 5 * token_row);
+  CHECK(bytes < 1025 * state / 3);
+  const RunReport dec = run_model(m, a, decode(4, 1000, 1));
+  const BlockRun& d = scan_block(dec);
+  CHECK(d.traffic[0].read_bytes >= 4 * state);   // the cached state read
+  CHECK(d.traffic[0].write_bytes >= 4 * state);  // the new state written back
+}
