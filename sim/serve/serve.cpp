@@ -112,7 +112,7 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
   res.power.bin = c.power_bin > 0 ? c.power_bin : 1;
   res.power.start = t.requests.empty() ? 0 : std::min(0.0, t.requests.front().arrival);
   res.power.power = a.power;
-  res.power.devices_per_instance = c.tp;
+  res.power.devices_per_instance = c.devices();
   res.power.energy.resize(static_cast<size_t>(n_inst));
   res.power.busy.resize(static_cast<size_t>(n_inst));
   res.power.clock.resize(static_cast<size_t>(n_inst));
@@ -432,7 +432,7 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
   for (size_t k = 0; k < pt.energy.size(); ++k)
     for (size_t b = 0; b < pt.energy[k].size(); ++b) dyn += pt.energy[k][b], busy_all += pt.busy[k][b];
   const double span = static_cast<double>(n_inst) * (last - pt.start);
-  res.energy = static_cast<double>(c.tp) * (dyn + a.power.active * busy_all + a.power.idle * std::max(0.0, span - busy_all));
+  res.energy = static_cast<double>(c.devices()) * (dyn + a.power.active * busy_all + a.power.idle * std::max(0.0, span - busy_all));
   return res;
 }
 

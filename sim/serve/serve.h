@@ -45,7 +45,9 @@ struct PowerControl {
 };
 
 struct ServeConfig {
-  int64_t tp = 1;                   ///< devices per model instance
+  int64_t tp = 1;                   ///< tensor-parallel devices per model instance
+  int64_t ep = 1;                   ///< expert-parallel devices per instance (a multiple of tp; 1: none)
+  int64_t devices() const { return ep > 1 ? ep : tp; }  ///< devices per model instance
   int64_t instances_per_server = 1;
   int64_t servers = 1;
   Batching batching = Batching::PrefillFirst;

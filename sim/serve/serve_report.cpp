@@ -96,7 +96,7 @@ std::string format_serve(const ServeSummary& s, Format f) {
                         {"model", s.model},
                         {"arch", s.arch},
                         {"trace", s.trace},
-                        {"deployment", {{"servers", c.servers}, {"instances_per_server", c.instances_per_server}, {"tp", c.tp},
+                        {"deployment", {{"servers", c.servers}, {"instances_per_server", c.instances_per_server}, {"tp", c.tp}, {"ep", c.ep},
                                         {"batching", batching_name(c.batching)}, {"token_budget", c.token_budget}, {"max_batch", c.max_batch},
                                         {"preemption", c.preemption == Preemption::Swap ? "swap" : "recompute"},
                                         {"routing", c.routing == Routing::RoundRobin ? "round-robin" : "least-loaded"}}},
@@ -130,9 +130,10 @@ std::string format_serve(const ServeSummary& s, Format f) {
   row("queueing", s.queueing);
   if (f == Format::Csv) return t.csv();
   std::string out = fmt::format(
-      "{} on {} server{} x {} instance{} x {} {} (TP {}); {}, token budget {}, at most {} running; preemption by {}; {} routing\n"
+      "{} on {} server{} x {} instance{} x {} {} ({}); {}, token budget {}, at most {} running; preemption by {}; {} routing\n"
       "trace {}: {} requests over {:.4g} s\n\n",
-      s.model, c.servers, c.servers == 1 ? "" : "s", c.instances_per_server, c.instances_per_server == 1 ? "" : "s", c.tp, s.arch, c.tp,
+      s.model, c.servers, c.servers == 1 ? "" : "s", c.instances_per_server, c.instances_per_server == 1 ? "" : "s", c.devices(), s.arch,
+      c.ep > 1 ? fmt::format("EP {}: experts split {} ways, TP {} x {} data-parallel groups", c.ep, c.ep, c.tp, c.ep / c.tp) : fmt::format("TP {}", c.tp),
       batching_name(c.batching), c.token_budget, c.max_batch, c.preemption == Preemption::Swap ? "swap" : "recompute",
       c.routing == Routing::RoundRobin ? "round-robin" : "least-loaded", s.trace, s.requests, s.makespan);
   out += t.aligned();

@@ -55,8 +55,8 @@ void add(ClockedWork& to, const ClockedWork& w) {
 
 }  // namespace
 
-StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<const Runtime> rt, std::optional<DType> kv_dtype)
-    : m_(std::move(m)), a_(std::move(a)), tp_(tp), rt_(std::move(rt)), kv_dtype_(kv_dtype) {
+StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<const Runtime> rt, std::optional<DType> kv_dtype, int64_t ep)
+    : m_(std::move(m)), a_(std::move(a)), tp_(tp), ep_(ep), rt_(std::move(rt)), kv_dtype_(kv_dtype) {
   clocks_ = dvfs_clocks(a_, 0);
   // The runtime's launch cost applied once (run_model then copies nothing); the iteration
   // strips launches and adds its own.
@@ -67,16 +67,18 @@ StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<cons
   o.phase.context = 0;
   o.phase.kv_dtype = kv_dtype_;
   o.tp = tp_;
+  o.ep = ep_;
   o.runtime = rt_.get();
   o.check_memory = false;
   const RunReport r = run_model(m_, a_, o, &cache_);
   ++runs_;
   const TierMemory& mem = r.memory.front();
   kv_per_token_ = mem.kv_cache;  // one request, one cached token
-  kv_capacity_ = mem.fit().kv_room();
+  // Each group holds its own requests' caches: the instance has every group's room.
+  kv_capacity_ = mem.fit().kv_room() * static_cast<double>(groups());
   if (kv_capacity_ <= 0)
-    throw UserError(a_.loc, fmt::format("'{}' does not fit {} x {}: its weights need {:.1f} GiB per device of {:.1f} GiB", m_.name, tp_, a_.name,
-                                        mem.weights / (1ull << 30), mem.capacity / (1ull << 30)));
+    throw UserError(a_.loc, fmt::format("'{}' does not fit {} x {}: its weights need {:.1f} GiB per device of {:.1f} GiB", m_.name, std::max(tp_, ep_),
+                                        a_.name, mem.weights / (1ull << 30), mem.capacity / (1ull << 30)));
 }
 
 RunReport StepTimer::run_at(size_t level, const Phase& p) {
@@ -84,6 +86,7 @@ RunReport StepTimer::run_at(size_t level, const Phase& p) {
   o.phase = p;
   o.phase.kv_dtype = kv_dtype_;
   o.tp = tp_;
+  o.ep = ep_;
   o.runtime = rt_.get();
   o.check_memory = false;  // the simulation keeps its own KV accounting
   if (level > 0) o.mapping_arch = &archs_[0];  // the kernels chosen at the fastest clock
@@ -111,10 +114,11 @@ StepParts StepTimer::exact(size_t level, const Phase& p) {
     kernels += b.repeats;
     blocks_energy += b.energy;
   }
-  // The all-reduces (and their link energy) belong to the forward, without their graph nodes.
+  // The all-reduces and all-to-alls (and their link energy) belong to the forward, without
+  // their graph nodes.
   const Runtime& rt = runtime();
-  s.allreduces = r.allreduces;
-  s.linear.time += r.allreduce_time - (rt.graphed(p.kind) ? r.allreduces * rt.graph_node : 0.0);
+  s.allreduces = r.allreduces + r.alltoalls;
+  s.linear.time += r.allreduce_time + r.alltoall_time - (rt.graphed(p.kind) ? s.allreduces * rt.graph_node : 0.0);
   s.linear.memory_energy += r.compute_energy + r.memory_energy - blocks_energy;
   return s;
 }
@@ -140,6 +144,12 @@ const StepParts& StepTimer::forward_at(size_t level, int64_t tokens) {
   Phase p;
   p.kind = PhaseKind::Prefill;
   p.prompt = std::max<int64_t>(1, tokens);
+  // Expert parallelism: the tokens spread over the groups (each group's share as one
+  // sequence), every token's experts reached through the all-to-alls.
+  if (groups() > 1) {
+    p.batch = groups();
+    p.prompt = std::max<int64_t>(1, (tokens + groups() - 1) / groups());
+  }
   return forward_[{level, tokens}] = exact(level, p);
 }
 
@@ -233,7 +243,7 @@ ClockedWork StepTimer::iteration(size_t level, const Iteration& it) {
     kernels += l.lm_kernels;
   }
   // Attention per sequence: each chunk its causal square over its prefix.
-  double chunk_kernels = 0;
+  double chunk_kernels = 0, attended = 0, longest = 0;
   for (const Chunk& c : chunks) {
     const std::pair<int64_t, int64_t> nlonhi = grid_bracket(std::max<int64_t>(1, c.tokens), true);
     const int64_t nlo = nlonhi.first, nhi = nlonhi.second;
@@ -249,9 +259,14 @@ ClockedWork StepTimer::iteration(size_t level, const Iteration& it) {
       const StepParts lo = at_prefix(plo);
       a = phi == plo ? lo : lerp_parts(lo, at_prefix(phi), static_cast<double>(c.prefix - plo) / static_cast<double>(phi - plo));
     }
-    add(w, a.attention);
+    longest = std::max(longest, a.attention.time);
+    attended += a.attention.time;
+    add(w, {0, 0, a.attention.compute_energy, a.attention.memory_energy});
     chunk_kernels = std::max(chunk_kernels, a.attention_kernels);  // one varlen kernel for every chunk
   }
+  // The groups attend to their own chunks at once (expert parallelism): the chunks' attention
+  // spread over the groups, no less than the longest chunk's.
+  w.time += std::max(attended / static_cast<double>(groups()), longest);
   kernels += chunk_kernels;
   // Each decode over its own context (the batch's mean: attention is linear in it).
   if (it.decode > 0) {

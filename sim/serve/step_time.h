@@ -64,7 +64,11 @@ class StepTimer {
  public:
   /// `rt`: the software (nullptr: default_runtime()); `kv_dtype`: the KV cache's element type
   /// when it differs from the model's (a quantized cache).
-  StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<const Runtime> rt = nullptr, std::optional<DType> kv_dtype = std::nullopt);
+  /// `ep` > 1: an expert-parallel instance of ep devices (a multiple of tp): ep / tp
+  /// data-parallel groups of tp devices share the experts (RunOptions::ep), each group running
+  /// its share of the iteration's requests.
+  StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<const Runtime> rt = nullptr, std::optional<DType> kv_dtype = std::nullopt,
+            int64_t ep = 1);
   const Runtime& runtime() const { return rt_ ? *rt_ : default_runtime(); }
 
   /// Seconds for one iteration (at the fastest clock), the parts above interpolated linearly
@@ -83,8 +87,11 @@ class StepTimer {
   /// Tokens a request's cache holds after `tokens`, over its attention layers
   /// (ModelConfig::kv_tokens: windows and chunks cap some).
   double kv_tokens(int64_t tokens) const { return m_.kv_tokens(tokens); }
-  /// Bytes free for the KV cache per device: the first tier less the weights' share.
+  /// Bytes free for the KV cache per device: the first tier less the weights' share (with
+  /// expert parallelism, every group's: the instance's requests spread over its groups).
   double kv_capacity() const { return kv_capacity_; }
+  /// Data-parallel groups of the instance (ep / tp; 1 without expert parallelism).
+  int64_t groups() const { return ep_ > 1 ? ep_ / tp_ : 1; }
   int64_t runs() const { return runs_; }  ///< run_model calls made so far
 
  private:
@@ -99,7 +106,7 @@ class StepTimer {
   ClockedWork iteration(size_t level, const Iteration& it);
   ModelConfig m_;
   ArchSpec a_;
-  int64_t tp_;
+  int64_t tp_, ep_;
   std::shared_ptr<const Runtime> rt_;
   std::optional<DType> kv_dtype_;
   double kv_per_token_ = 0, kv_capacity_ = 0;
