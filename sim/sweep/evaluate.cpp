@@ -51,6 +51,7 @@ struct ModelSizes {
   double head_flops = 0;        ///< FLOPs per sequence of the LM head (last position)
   double attention_flops = 0;   ///< FLOPs per (query, key) pair over all layers
   double hidden = 0, layers = 0;
+  double moe_layers = 0, experts_per_token = 0;  ///< for expert parallelism's all-to-alls
   double sublayers = 0;         ///< tensor-parallel all-reduces per step (ModelConfig::sublayers)
   std::vector<LayerGroup> attention_groups;  ///< the attention layers by kind (windows, chunks)
   bool encoder_only = false;
@@ -60,11 +61,11 @@ struct ModelSizes {
 namespace {
 // What a settable key sets.
 enum KeyId : int {
-  kArch, kModel, kPhase, kBatch, kContext, kPrompt, kTp, kBlock, kDtype, kKvDtype, kFusion, kAttention, kClock, kPowerCap, kArchKey, kModelKey, kVariable
+  kArch, kModel, kPhase, kBatch, kContext, kPrompt, kTp, kEp, kBlock, kDtype, kKvDtype, kFusion, kAttention, kClock, kPowerCap, kArchKey, kModelKey, kVariable
 };
 int key_id(const std::string& key) {
   static const std::map<std::string, int> ids = {{"arch", kArch},     {"model", kModel},       {"phase", kPhase},     {"batch", kBatch},
-                                                 {"context", kContext}, {"prompt", kPrompt},   {"tp", kTp},           {"block", kBlock},
+                                                 {"context", kContext}, {"prompt", kPrompt},   {"tp", kTp},           {"ep", kEp},           {"block", kBlock},
                                                  {"dtype", kDtype},   {"kv_dtype", kKvDtype}, {"fusion", kFusion},   {"attention", kAttention},
                                                  {"clock", kClock},   {"power_cap", kPowerCap}};
   if (auto it = ids.find(key); it != ids.end()) return it->second;
@@ -77,7 +78,7 @@ struct PointEvaluator::Settings {
   std::string arch_name, model_name, phase = "decode", dtype, kv_dtype, fusion, attention = "1pass";
   std::vector<std::string> arch_sets, model_sets;
   std::string arch_key, model_key;
-  int64_t batch = 1, context = 2048, prompt = 2048, tp = 1, block = 256;
+  int64_t batch = 1, context = 2048, prompt = 2048, tp = 1, ep = 1, block = 256;
   double clock = 0, power_cap = 0;
 
   void apply(int id, const std::string& key, ValueKind kind, const std::string& text, const SweepValue& v) {
@@ -90,6 +91,7 @@ struct PointEvaluator::Settings {
       case kContext: context = n; break;
       case kPrompt: prompt = n; break;
       case kTp: tp = n; break;
+      case kEp: ep = n; break;
       case kBlock: block = n; break;
       case kDtype: dtype = v.text; break;
       case kKvDtype: kv_dtype = v.text; break;
@@ -248,24 +250,36 @@ const ModelConfig& PointEvaluator::model(const std::string& key, const std::stri
   return *models_.emplace(key, std::move(m)).first->second;
 }
 
-const ModelSizes& PointEvaluator::sizes(const ModelConfig& m, const std::string& key, int64_t tp, DType dt) {
-  const std::string k = fmt::format("{}|{}|{}", key, tp, dtype_name(dt));
+const ModelSizes& PointEvaluator::sizes(const ModelConfig& m, const std::string& key, int64_t tp, DType dt, int64_t ep) {
+  const std::string k = fmt::format("{}|{}|{}|{}", key, tp, dtype_name(dt), ep);
   if (auto it = sizes_.find(k); it != sizes_.end()) return *it->second;
   if (sizes_.size() >= 1024) sizes_.clear();
   auto z = std::make_shared<ModelSizes>();
   try {
-    ModelConfig sh = shard_model(m, tp);
+    // Expert parallelism (as run_model checks it): whole experts, ep / tp of them per device.
+    if (ep > 1) {
+      if (m.num_local_experts == 0) throw UserError(SourceLoc{"ep"}, fmt::format("ep {}: '{}' has no experts to split", ep, m.name));
+      if (ep % tp != 0) throw UserError(SourceLoc{"ep"}, fmt::format("ep {} is not a multiple of tp {}", ep, tp));
+      if (m.num_local_experts % ep != 0)
+        throw UserError(SourceLoc{"ep"}, fmt::format("ep {} does not divide the {} experts of '{}'", ep, m.num_local_experts, m.name));
+    }
+    ModelConfig sh = shard_model(m, tp, ep);
     sh.dtype = dt;
     const ParamCounts pc = count_params(sh);
     const double L = static_cast<double>(sh.num_hidden_layers);
     z->dtype = dt;
-    z->weights = pc.total_bytes;  // as stored: a quantization scheme's types and scales
+    // Bytes as stored (a quantization scheme's types and scales); with expert parallelism
+    // this device holds 1 / ep of the experts.
+    const double experts_here = pc.expert_bytes / static_cast<double>(ep);
+    z->weights = pc.total_bytes - pc.expert_bytes + experts_here;
     // Experts: every one is stored; a decode step reads those its tokens are routed to.
     if (sh.num_local_experts > sh.num_experts_per_tok) {
       z->expert_share = static_cast<double>(sh.num_experts_per_tok) / static_cast<double>(sh.num_local_experts);
-      z->expert_weights = pc.expert_bytes;
+      z->expert_weights = experts_here;
     }
     z->dense_weights = z->weights - z->expert_weights;
+    z->moe_layers = static_cast<double>(sh.moe_layers());
+    z->experts_per_token = static_cast<double>(sh.num_experts_per_tok);
     const double per_layer_active = (pc.active - pc.embedding - pc.final_norm) / L;
     z->linear_flops = 2 * L * per_layer_active;
     z->head_flops = 2 * static_cast<double>(sh.hidden_size) * static_cast<double>(sh.vocab_size);
@@ -324,15 +338,17 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
     const ArchSpec& a = arch(st.arch_key, st.arch_name, st.arch_sets);
     const ModelConfig& m0 = model(st.model_key, st.model_name, st.model_sets);
     const DType dt = st.dtype.empty() ? m0.dtype : *parse_dtype(st.dtype);
-    const ModelSizes& z = sizes(m0, st.model_key, st.tp, dt);
+    const ModelSizes& z = sizes(m0, st.model_key, st.tp, dt, st.ep);
+    // Expert parallelism: ep / tp data-parallel groups, each its share of the batch.
+    const double groups = st.ep > 1 ? static_cast<double>(st.ep / st.tp) : 1.0;
     if (!z.error.empty()) return finish("error", z.error);
     if (a.arrays.empty()) return finish("error", fmt::format("'{}' has no compute arrays", a.name));
     const bool decode = st.phase == "decode";
     const DType kv_dt = st.kv_dtype.empty() ? dt : *parse_dtype(st.kv_dtype);
     // Windows and chunks cap what some layers keep.
-    const double kv = z.encoder_only ? 0 : z.sharded.kv_bytes(kv_dt, decode ? st.context + 1 : st.prompt) * static_cast<double>(st.batch);
+    const double kv = z.encoder_only ? 0 : z.sharded.kv_bytes(kv_dt, decode ? st.context + 1 : st.prompt) * std::ceil(static_cast<double>(st.batch) / groups);
     const MemoryTier& tier = *a.tier(storage_path(a, 0)[0]);
-    const double devices = static_cast<double>(st.tp);
+    const double devices = static_cast<double>(std::max(st.tp, st.ep));
     metric(kDevices) = devices;
     metric(kWeights) = z.weights;
     metric(kKvCache) = kv;
@@ -358,6 +374,7 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
       ro.phase.attention = st.attention == "3pass" ? AttentionKind::ThreePass : AttentionKind::OnePass;
       if (!st.kv_dtype.empty()) ro.phase.kv_dtype = kv_dt;
       ro.tp = st.tp;
+      ro.ep = st.ep;
       ro.dtype = dt;
       if (!st.fusion.empty()) ro.fusion = parse_fusion(st.fusion);
       ro.check_memory = false;
@@ -388,6 +405,7 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
       for (const auto& [name, t] : by)
         if (t > most) most = t, bottleneck = name;
       if (r.allreduce_time > most) bottleneck = "all-reduce";
+      if (r.alltoall_time > std::max(most, r.allreduce_time)) bottleneck = "all-to-all";
     } else {
       // Roofline screen: per device, FLOPs at the largest array's achievable rate against
       // the bytes every step must move (weights read once, the KV cache read by decode and
@@ -403,9 +421,13 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
       if (raw_peak <= 0) return finish("error", fmt::format("no array of '{}' computes {}", a.name, dtype_name(dt)));
       const double mac_eff = ar.gpu && ar.gpu->efficiency.count(OpClass::Mac) ? ar.gpu->efficiency.at(OpClass::Mac) : 1.0;
       const double mem_eff = ar.gpu ? ar.gpu->memory_efficiency : 1.0;
-      const double tokens = static_cast<double>(st.batch) * (decode ? 1.0 : static_cast<double>(st.prompt));
+      // (With expert parallelism a device runs its group's share; its experts see every
+      // group's tokens.)
+      const double all_tokens = static_cast<double>(st.batch) * (decode ? 1.0 : static_cast<double>(st.prompt));
+      const double requests = std::ceil(static_cast<double>(st.batch) / groups);
+      const double tokens = requests * (decode ? 1.0 : static_cast<double>(st.prompt));
       const double keys = decode ? z.sharded.kv_tokens(st.context + 1) : static_cast<double>(st.prompt);  // over the attention layers
-      const double queries = decode ? static_cast<double>(st.batch) : tokens;
+      const double queries = decode ? requests : tokens;
       // A decoder's prefill skips the masked key blocks (workloads/transformer.h), and those a
       // window or chunk leaves behind: the mean over the attention layers.
       double causal = 1.0;
@@ -417,8 +439,8 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
         }
         causal = n > 0 ? sum / n : 1.0;
       }
-      flops = tokens * z.linear_flops + static_cast<double>(st.batch) * z.head_flops + queries * keys * z.attention_flops * causal;
-      const double touched = z.expert_weights > 0 ? 1 - std::pow(1 - z.expert_share, tokens) : 0;
+      flops = tokens * z.linear_flops + requests * z.head_flops + queries * keys * z.attention_flops * causal;
+      const double touched = z.expert_weights > 0 ? 1 - std::pow(1 - z.expert_share, all_tokens) : 0;
       const double bytes = z.dense_weights + z.expert_weights * touched + kv;
       const double t_compute = flops / (raw_peak * mac_eff);
       const double t_memory = bytes / (tier.read_bandwidth * mem_eff);
@@ -431,15 +453,27 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
         ar_time = comm.time;
         link_energy = ar_bytes * peer->energy;
       }
+      // Expert parallelism across groups: per MoE layer an all-to-all of the group's tokens'
+      // k hidden states out and one back, as run_model costs them.
+      double a2a_time = 0;
+      if (st.ep > 1 && groups > 1) {
+        const Link* peer = peer_link(ar);
+        if (!peer) return finish("error", fmt::format("'{}' has no link to a peer device, which ep {} needs", a.name, st.ep));
+        const double sent = tokens * z.experts_per_token * z.hidden * dtype_bytes(dt);
+        const CollectiveCost one = collective_cost(*peer, Collective::AllToAll, st.ep, sent, runtime_.collective_base);
+        a2a_time = 2 * z.moe_layers * one.time;
+        link_energy += 2 * z.moe_layers * one.bytes * peer->energy;
+      }
       // The runtime's host time per step (the roofline counts no kernels, so no launches).
-      const double step = std::max(t_compute, t_memory) + ar_time + runtime_.iteration;
+      const double step = std::max(t_compute, t_memory) + ar_time + a2a_time + runtime_.iteration;
       auto e_mac = best->energy.find(OpClass::Mac);
       const double dynamic = flops / 2 * (e_mac == best->energy.end() ? 0.0 : e_mac->second) + bytes * tier.energy + link_energy;
       bottleneck = t_compute >= t_memory ? fmt::format("compute ({})", best->name) : fmt::format("{} bandwidth", tier.name);
       if (ar_time > std::max(t_compute, t_memory)) bottleneck = "all-reduce";
+      if (a2a_time > std::max({t_compute, t_memory, ar_time})) bottleneck = "all-to-all";
       metric(kLatency) = step;
-      metric(kThroughput) = tokens / step;
-      metric(kEnergyPerToken) = devices * (dynamic + ar.power.active * step) / tokens;
+      metric(kThroughput) = tokens * groups / step;
+      metric(kEnergyPerToken) = devices * (dynamic + ar.power.active * step) / (tokens * groups);
       metric(kPower) = ar.power.active + dynamic / step;
       metric(kActivations) = 0;
       metric(kMemory) = z.weights + kv;

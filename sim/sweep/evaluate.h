@@ -75,7 +75,7 @@ class PointEvaluator {
   std::vector<Entry> order_;
   const ArchSpec& arch(const std::string& key, const std::string& name, const std::vector<std::string>& sets);
   const ModelConfig& model(const std::string& key, const std::string& name, const std::vector<std::string>& sets);
-  const ModelSizes& sizes(const ModelConfig& m, const std::string& key, int64_t tp, DType dt);
+  const ModelSizes& sizes(const ModelConfig& m, const std::string& key, int64_t tp, DType dt, int64_t ep = 1);
 
   const SweepSpec& s_;
   const Runtime& runtime_ = s_.runtime ? *s_.runtime : default_runtime();

@@ -270,6 +270,56 @@ TEST_CASE("sweep evaluation: roofline and mapped agree in shape, constraints pru
   CHECK_THAT(r[kErrorColumn].s, Catch::Contains("output 'y' is infinite"));
 }
 
+TEST_CASE("sweep evaluation: expert parallelism in both modes", "[sweep][ep]") {
+  // Qwen3-30B-A3B decode on H100s, experts split 1, 4 and 8 ways (one device per group).
+  const std::string dir = scratch("ep");
+  const std::string head = fmt::format("[sweep]\narch = \"h100\"\nmodel = \"{}\"\nphase = \"decode\"\n", data("configs/Qwen--Qwen3-30B-A3B.json"));
+  const std::string body = "[parameters]\nbatch = [64]\ncontext = [4096]\nep = [1, 4, 8]\n";
+  const SweepSpec roof = load_sweep(spec_file(dir, head + "mode = \"roofline\"\n" + body));
+  const SweepSpec map = load_sweep(spec_file(dir + "/..", head + "mode = \"mapped\"\n" + body));
+  PointEvaluator re(roof), me(map);
+  const auto cols = sweep_columns(roof);
+  auto col = [&](const std::string& name) {
+    for (size_t i = 0; i < cols.size(); ++i)
+      if (cols[i].name == name) return i;
+    FAIL("no column " << name);
+    return size_t{0};
+  };
+  std::vector<Cell> r, m;
+  double weights1 = 0;
+  for (int64_t i = 0; i < roof.total; ++i) {
+    re.run(i, r);
+    me.run(i, m);
+    REQUIRE(r[kStatusColumn].s == "ok");
+    REQUIRE(m[kStatusColumn].s == "ok");
+    const double ep = i == 0 ? 1 : i == 1 ? 4 : 8;
+    CHECK(r[col("devices")].d == ep);
+    CHECK(m[col("devices")].d == ep);
+    // Each device holds its share of the experts; both modes agree on the bytes.
+    CHECK(r[col("weights")].d == Approx(m[col("weights")].d).epsilon(0.02));
+    CHECK(r[col("kv_cache")].d == Approx(m[col("kv_cache")].d).epsilon(0.02));
+    if (i == 0) weights1 = m[col("weights")].d;
+    else CHECK(m[col("weights")].d < weights1 / ep * 1.5 + 2e9);
+    // The roofline stays a lower bound of the mapped step, all-to-alls included.
+    CHECK(r[col("latency")].d <= m[col("latency")].d * 1.01);
+    CHECK(r[col("latency")].d >= m[col("latency")].d * 0.4);
+    CHECK(r[col("throughput")].d == Approx(64 / r[col("latency")].d));
+  }
+  // Expert parallelism needs experts, a split of them and a multiple of tp: error rows.
+  for (const auto& [extra, message] : std::vector<std::pair<std::string, std::string>>{
+           {"ep = [3]\n", "ep 3 does not divide the 128 experts"}, {"ep = [4]\ntp = [8]\n", "ep 4 is not a multiple of tp 8"}}) {
+    const SweepSpec bad = load_sweep(spec_file(dir, head + "mode = \"roofline\"\n[parameters]\n" + extra));
+    PointEvaluator be(bad);
+    be.run(0, r);
+    CHECK(r[kStatusColumn].s == "error");
+    CHECK_THAT(r[kErrorColumn].s, Catch::Contains(message));
+  }
+  const SweepSpec dense = load_sweep(spec_file(dir, std::string(kHead) + "[parameters]\nep = [2]\n"));
+  PointEvaluator de(dense);
+  de.run(0, r);
+  CHECK_THAT(r[kErrorColumn].s, Catch::Contains("has no experts to split"));
+}
+
 TEST_CASE("sweep evaluation: a derived arch key changes the hardware", "[sweep]") {
   const SweepSpec s = load_sweep(data("sweep-mapped.toml"));
   CHECK(s.total == 9);
