@@ -982,29 +982,33 @@ double distinct_rows(double rows, const Tensor& index, double draws) {
   const double k = std::min(static_cast<double>(index.routed), rows);
   const double tokens = draws / k;
   if (index.routing_skew <= 0) return rows * (1 - std::pow(1 - k / rows, tokens));
-  const auto n = static_cast<size_t>(rows);
+  double expected = 0;
+  for (double p : routing_probabilities(rows, k, index.routing_skew)) expected += 1 - std::pow(1 - p, tokens);
+  return expected;
+}
+
+const std::vector<double>& routing_probabilities(double rows, double k, double skew) {
   // Each row's probability p_i = min(1, c / i^s), c by bisection so that they sum to k. The
   // cost model asks per candidate mapping with the same table: the last one is kept.
   thread_local double memo_rows = -1, memo_k = -1, memo_skew = -1;
   thread_local std::vector<double> memo_p;
-  if (memo_rows != rows || memo_k != k || memo_skew != index.routing_skew) {
+  if (memo_rows != rows || memo_k != k || memo_skew != skew) {
+    const auto n = static_cast<size_t>(rows);
     auto picked = [&](double c) {
       double sum = 0;
-      for (size_t i = 1; i <= n; ++i) sum += std::min(1.0, c / std::pow(static_cast<double>(i), index.routing_skew));
+      for (size_t i = 1; i <= n; ++i) sum += std::min(1.0, c / std::pow(static_cast<double>(i), skew));
       return sum;
     };
-    double lo = 0, hi = std::pow(rows, index.routing_skew) * k;
+    double lo = 0, hi = std::pow(rows, skew) * k;
     for (int it = 0; it < 60; ++it) {
       const double mid = (lo + hi) / 2;
       (picked(mid) < k ? lo : hi) = mid;
     }
     memo_p.resize(n);
-    for (size_t i = 1; i <= n; ++i) memo_p[i - 1] = std::min(1.0, hi / std::pow(static_cast<double>(i), index.routing_skew));
-    memo_rows = rows, memo_k = k, memo_skew = index.routing_skew;
+    for (size_t i = 1; i <= n; ++i) memo_p[i - 1] = std::min(1.0, hi / std::pow(static_cast<double>(i), skew));
+    memo_rows = rows, memo_k = k, memo_skew = skew;
   }
-  double expected = 0;
-  for (double p : memo_p) expected += 1 - std::pow(1 - p, tokens);
-  return expected;
+  return memo_p;
 }
 
 Cascade gemm_cascade(int64_t m, int64_t n, int64_t k, DType t, std::optional<DType> out) {

@@ -191,6 +191,10 @@ struct Tensor {
 /// Skewed choices (Tensor::routing_skew = s): a token picks row i with probability
 /// p_i = min(1, c / i^s), c such that the p_i sum to k; the expectation is sum 1 - (1 - p_i)^n.
 double distinct_rows(double rows, const Tensor& index, double draws);
+/// The probability that a token picks each of `rows` rows when it picks `k`, with Zipf skew
+/// `skew` (row i: min(1, c / i^s), summing to k), most popular first. Valid until the next
+/// call on this thread.
+const std::vector<double>& routing_probabilities(double rows, double k, double skew);
 
 /// A dependency between two Einsums. `carried_rank` >= 0 when the reader sees the writer's
 /// result of an earlier iteration of that iterative rank (`R[m1,p]` read, `R[m1+1,p]` written).

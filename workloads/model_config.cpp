@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "common/paths.h"
+#include "workloads/cascade.h"
 
 namespace einsim {
 namespace fs = std::filesystem;
@@ -73,6 +74,16 @@ int64_t ModelConfig::moe_layers() const {
 }
 int64_t ModelConfig::dense_layers() const {
   return sum_over_layers([](const LayerKind& k) { return k.ffn == FfnKind::Dense; });
+}
+
+double ModelConfig::expert_imbalance(int64_t ep) const {
+  if (ep <= 1 || routing_skew <= 0 || num_local_experts <= 0) return 1;
+  const std::vector<double>& p =
+      routing_probabilities(static_cast<double>(num_local_experts), static_cast<double>(num_experts_per_tok), routing_skew);
+  std::vector<double> load(static_cast<size_t>(ep), 0.0);
+  for (size_t i = 0; i < p.size(); ++i) load[i % static_cast<size_t>(ep)] += p[i];
+  const double mean = static_cast<double>(num_experts_per_tok) / static_cast<double>(ep);
+  return *std::max_element(load.begin(), load.end()) / mean;
 }
 
 double ModelConfig::kv_bytes_per_layer_token(DType kv) const {
@@ -748,6 +759,12 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
   if (const nlohmann::json* v = find({"routed_scaling_factor"})) {
     if (!v->is_number() || v->get<double>() <= 0) throw UserError(loc_of_key("routed_scaling_factor"), "'routed_scaling_factor' must be a positive number");
     m.routed_scaling_factor = v->get<double>();
+  }
+  // einsim's own key (no config.json has it; `--set model.routing_skew=S` gives it): the Zipf
+  // skew of measured routing.
+  if (const nlohmann::json* v = find({"routing_skew"})) {
+    if (!v->is_number() || v->get<double>() < 0 || v->get<double>() > 10) throw UserError(loc_of_key("routing_skew"), "'routing_skew' must be a number in [0, 10]");
+    m.routing_skew = v->get<double>();
   }
   for (const char* key : {"attn_logit_softcapping", "final_logit_softcapping"}) {
     const nlohmann::json* v = find({key});

@@ -78,6 +78,11 @@ struct ModelConfig {  // new fields: add them to fingerprint()
   /// probability proportional to 1 / i^s (Zipf); 0: uniform. Sets how many distinct experts
   /// a batch reads (distinct_rows()).
   double routing_skew = 0;
+  /// Expert parallelism over `ep` devices: the busiest device's share of the (token, expert)
+  /// pairs over the mean share (1 with uniform routing). The experts are dealt to the devices
+  /// by popularity, round-robin (a balancer's static placement: each device one of every ep
+  /// in popularity order); skewed routing still loads the device with the hottest expert most.
+  double expert_imbalance(int64_t ep) const;
   /// Per-layer kinds, one per layer, when the layers differ (a config's layer pattern); empty:
   /// every layer attention with `sliding_window`, with experts if the model has them.
   std::vector<LayerKind> layer_kinds;

@@ -113,8 +113,10 @@ class Builder {
         if (m_.num_local_experts % ph_.expert_parallel != 0)
           throw UserError(SourceLoc{"--ep"}, fmt::format("--ep {} does not divide the {} experts of '{}'", ph_.expert_parallel, m_.num_local_experts, m_.name));
         rank("N2", m_.num_local_experts / ph_.expert_parallel);
+        // (Skewed routing: the busiest device's pairs, which set the pace.)
         const int64_t tokens = std::max<int64_t>(ph_.expert_tokens, ph_.batch * P);
-        rank("K1", (tokens * m_.num_experts_per_tok + ph_.expert_parallel - 1) / ph_.expert_parallel);
+        const double pairs = static_cast<double>(tokens * m_.num_experts_per_tok) / static_cast<double>(ph_.expert_parallel);
+        rank("K1", static_cast<int64_t>(std::ceil(pairs * m_.expert_imbalance(ph_.expert_parallel) - 1e-9)));
       }
       if (m_.n_group > 0) {
         // Grouped routing: N = N1 groups x N0 experts; a token keeps its S1 best groups.

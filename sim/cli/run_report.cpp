@@ -48,6 +48,7 @@ std::string format_run(const RunReport& r, Format f) {
                   {"attention", r.phase.attention == AttentionKind::OnePass ? "1-pass" : "3-pass"}, {"block", r.phase.block}};
     j["tp"] = r.tp;
     j["ep"] = r.ep;
+    if (r.ep > 1) j["expert_imbalance"] = r.expert_imbalance;
     j["runtime"] = r.runtime;
     j["dtype"] = dtype_name(r.dtype);
     j["quantization"] = r.quantization;
@@ -115,7 +116,9 @@ std::string format_run(const RunReport& r, Format f) {
   }
 
   std::string out = fmt::format("{} on {}{}{}: {}, {}{}, fusion {}{}\n\n", r.model, r.devices() > 1 ? fmt::format("{} x ", r.devices()) : "", r.arch,
-                                r.ep > 1 ? fmt::format(" (experts split {} ways, attention TP {} x {} data-parallel)", r.ep, r.tp, r.ep / r.tp) : "",
+                                r.ep > 1 ? fmt::format(" (experts split {} ways, attention TP {} x {} data-parallel{})", r.ep, r.tp, r.ep / r.tp,
+                                                       r.expert_imbalance > 1 ? fmt::format("; the busiest device routed {:.2f}x the mean", r.expert_imbalance) : "")
+                                         : "",
                                 phase_words(r), dtype_name(r.dtype), r.quantization == "none" ? "" : fmt::format(" (linear layers {})", r.quantization),
                                 fusion_name(r.fusion), r.runtime.empty() ? "" : ", runtime " + r.runtime);
   TextTable bt({"block", "einsums", "x", "time (ms)", "share", tier, "util", "bottleneck"});

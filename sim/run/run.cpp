@@ -934,7 +934,9 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   if (ep > 1 && dp > 1) {
     int64_t moe = 0;
     for (const LayerGroup& g : m.layer_groups(opt.phase.layers)) moe += g.kind.ffn == FfnKind::Moe ? g.count : 0;
-    const double pairs = rows * static_cast<double>(m.num_experts_per_tok) * static_cast<double>(m.hidden_size);
+    // Skewed routing: the busiest device receives the most, and the all-to-all ends with it.
+    r.expert_imbalance = m.expert_imbalance(ep);
+    const double pairs = rows * static_cast<double>(m.num_experts_per_tok) * static_cast<double>(m.hidden_size) * r.expert_imbalance;
     const DType sent = m.quant.active && m.quant.activations ? *m.quant.activations : m.dtype;
     const CollectiveCost dispatch = collective_cost(*peer, Collective::AllToAll, ep, pairs * dtype_bytes(sent), rt.collective_base);
     const CollectiveCost back = collective_cost(*peer, Collective::AllToAll, ep, pairs * dtype_bytes(m.dtype), rt.collective_base);

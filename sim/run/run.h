@@ -134,6 +134,7 @@ struct RunReport {
   std::string allreduce_algo;  ///< the algorithm the collective model chose (ring, tree, sharp)
   double allreduces = 0;       ///< all-reduces per step
   int64_t ep = 1;              ///< expert-parallel devices (RunOptions::ep)
+  double expert_imbalance = 1;  ///< the busiest device's (token, expert) pairs over the mean (skewed routing)
   double alltoall_time = 0;    ///< s: expert parallelism's dispatch and combine (not overlapped)
   double alltoall_bytes = 0;   ///< B each device sends
   double alltoalls = 0;        ///< all-to-alls per step

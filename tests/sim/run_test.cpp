@@ -755,3 +755,33 @@ TEST_CASE("a Mamba scan keeps each token's state on chip and writes the last one
   CHECK(d.traffic[0].read_bytes >= 4 * state);   // the cached state read
   CHECK(d.traffic[0].write_bytes >= 4 * state);  // the new state written back
 }
+
+TEST_CASE("expert parallelism under skewed routing: the busiest device sets the pace", "[layers][ep]") {
+  // Qwen3-30B-A3B (128 experts, top 8) over 8 devices, 256 decodes.
+  ModelConfig m = load_model(std::string(EINSIM_TEST_DATA) + "/configs/Qwen--Qwen3-30B-A3B.json");
+  CHECK(m.expert_imbalance(8) == 1);
+  const ArchSpec a = load_arch("h100");
+  RunOptions o;
+  o.phase.kind = PhaseKind::Decode;
+  o.phase.batch = 256;
+  o.phase.context = 1024;
+  o.ep = 8;
+  const RunReport uniform = run_model(m, a, o);
+  m.routing_skew = 1.0;
+  // By hand: Zipf(1) probabilities p_i = min(1, c / i) summing to 8; experts dealt round-robin
+  // by popularity, so device 0 holds ranks 1, 9, 17, ...; its share over the mean (8 / 8).
+  const std::vector<double> p = routing_probabilities(128, 8, 1.0);
+  double first = 0;
+  for (size_t i = 0; i < p.size(); i += 8) first += p[i];
+  CHECK(m.expert_imbalance(8) == Approx(first / 1.0));
+  CHECK(m.expert_imbalance(8) > 1.5);
+  const RunReport skewed = run_model(m, a, o);
+  CHECK(skewed.expert_imbalance == Approx(m.expert_imbalance(8)));
+  // The busiest device computes and receives imbalance x the mean pairs.
+  CHECK(skewed.alltoall_bytes == Approx(uniform.alltoall_bytes * skewed.expert_imbalance).epsilon(0.01));
+  CHECK(skewed.step_time > uniform.step_time);
+  // A config.json model takes the skew by --set.
+  const std::string cfg = std::string(EINSIM_TEST_DATA) + "/configs/Qwen--Qwen3-30B-A3B.json";
+  CHECK(load_model(cfg, {"model.routing_skew=1.0"}).expert_imbalance(8) == Approx(m.expert_imbalance(8)));
+  CHECK_THAT(error_of([&] { load_model(cfg, {"model.routing_skew=-1"}); }), Catch::Contains("'routing_skew' must be a number in [0, 10]"));
+}
