@@ -908,10 +908,19 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
       } else {
         throw UserError(loc_of_key(key), fmt::format("'{}' must be a string or an array of strings", key));
       }
-      // Nemotron 3's expert layers (relu2 experts, a latent projection in the larger models)
-      // are not built yet: refused rather than costed as another family's experts.
-      if (pattern.hybrid.find('E') != std::string::npos)
-        throw UserError(loc_of_key(key), fmt::format("'{}' has expert layers ('E'): Nemotron 3's MoE layers are not modelled yet", key));
+      // Nemotron 3's expert layers (modeling_nemotron_h.py NemotronHMOE): squared-ReLU experts
+      // of up and down projections, a shared one beside them, DeepSeek-V3's router (sigmoid
+      // scores with a selection bias, groups, scaling). The larger models' latent projection
+      // around the experts (moe_latent_size) is not built: refused.
+      if (pattern.hybrid.find('E') != std::string::npos) {
+        if (m.num_local_experts == 0)
+          throw UserError(loc_of_key(key), fmt::format("'{}' has expert layers ('E') but no 'n_routed_experts'", key));
+        m.shared_expert_size = integer({"moe_shared_expert_intermediate_size"}, false, 0, kMax);
+        m.scoring = ScoringKind::Sigmoid;
+        m.router_bias = true;
+      }
+      if (const nlohmann::json* lat = find({"moe_latent_size"}); lat && !(lat->is_number() && lat->get<double>() == 0))
+        throw UserError(loc_of_key("moe_latent_size"), "'moe_latent_size': Nemotron 3's latent projection around the experts is not modelled yet");
     }
   }
   // Keys that change the architecture einsim does not model yet: refused at the key, never

@@ -648,22 +648,25 @@ class Builder {
   // from the table over rank `experts`; returns the down projection's name (biased if any).
   std::string expert_ffn(const std::string& experts, const std::string& x, const std::string& sel, const std::string& pre, const std::string& post,
                          std::vector<std::string> hidden_ranks, const std::string& iw, const std::string& i) {
-    linear_weight("WG", {experts, "D", iw}, m_.hidden_size, TensorRole::ExpertWeight);
+    // Gated experts (gate, up, down), or plain ones (up, down: Nemotron-H's).
+    const bool gated = m_.mlp == MlpKind::Gated;
+    if (gated) linear_weight("WG", {experts, "D", iw}, m_.hidden_size, TensorRole::ExpertWeight);
     linear_weight("WU", {experts, "D", iw}, m_.hidden_size, TensorRole::ExpertWeight);
     linear_weight("WD", {experts, iw, "D"}, m_.expert_width(), TensorRole::ExpertWeight);
     quantize_input("EH", std::move(hidden_ranks));
     const std::string e = fmt::format("{},{}{}", pre, i, post), out = fmt::format("{},d{}", pre, post);
     std::string g = "EG", u = "EU";
-    add(fmt::format("EG[{}] = {} * WG[l,{},d,{}]", e, x, sel, i));
+    if (gated) add(fmt::format("EG[{}] = {} * WG[l,{},d,{}]", e, x, sel, i));
     add(fmt::format("EU[{}] = {} * WU[l,{},d,{}]", e, x, sel, i));
     if (m_.mlp_bias) {
-      weight("BEG", {experts, iw}, TensorRole::ExpertWeight);
+      if (gated) weight("BEG", {experts, iw}, TensorRole::ExpertWeight);
       weight("BEU", {experts, iw}, TensorRole::ExpertWeight);
-      add(fmt::format("EGB[{0}] = EG[{0}] + BEG[l,{1},{2}]", e, sel, i));
+      if (gated) add(fmt::format("EGB[{0}] = EG[{0}] + BEG[l,{1},{2}]", e, sel, i));
       add(fmt::format("EUB[{0}] = EU[{0}] + BEU[l,{1},{2}]", e, sel, i));
       g = "EGB", u = "EUB";
     }
-    add(fmt::format("EH[{0}] = {1} * {2}[{0}]", e, activate(fmt::format("{}[{}]", g, e)), u));
+    if (gated) add(fmt::format("EH[{0}] = {1} * {2}[{0}]", e, activate(fmt::format("{}[{}]", g, e)), u));
+    else add(fmt::format("EH[{0}] = {1}", e, activate(fmt::format("{}[{}]", u, e))));
     add(fmt::format("ED[{}] = EH[{}] * WD[l,{},{},d]", out, e, sel, i));
     if (!m_.mlp_bias) return "ED";
     weight("BED", {experts, "D"}, TensorRole::ExpertWeight);
@@ -681,12 +684,14 @@ class Builder {
     // Shared experts: a dense gated MLP of their total width on the same input, added to the
     // routed experts' sum (Qwen2-MoE scales it by a sigmoid gate first).
     add(fmt::format("DR[l,b,d,p] = {}[l,b,s,d,p] * RW[l,b,s,p]", ed));
-    linear_weight("WSG", {"D", "I2"}, m_.hidden_size);
+    const bool gated = m_.mlp == MlpKind::Gated;
+    if (gated) linear_weight("WSG", {"D", "I2"}, m_.hidden_size);
     linear_weight("WSU", {"D", "I2"}, m_.hidden_size);
     linear_weight("WSD", {"I2", "D"}, m_.shared_expert_size);
-    add(fmt::format("SG[l,b,i2,p] = {} * WSG[l,d,i2]", in));
+    if (gated) add(fmt::format("SG[l,b,i2,p] = {} * WSG[l,d,i2]", in));
     add(fmt::format("SU[l,b,i2,p] = {} * WSU[l,d,i2]", in));
-    add(fmt::format("SH[l,b,i2,p] = {} * SU[l,b,i2,p]", activate("SG[l,b,i2,p]")));
+    if (gated) add(fmt::format("SH[l,b,i2,p] = {} * SU[l,b,i2,p]", activate("SG[l,b,i2,p]")));
+    else add(fmt::format("SH[l,b,i2,p] = {}", activate("SU[l,b,i2,p]")));
     quantize_input("SH", {"L", "B", "I2", "P"});
     add("SDN[l,b,d,p] = SH[l,b,i2,p] * WSD[l,i2,d]");
     if (m_.shared_expert_gate) {

@@ -503,13 +503,37 @@ TEST_CASE("Nemotron-H: a layer is a Mamba-2 mixer, attention or an MLP, by its p
   };
   CHECK_THAT(with("\"M-*-\"", "\"M-*\""), Catch::Contains("'hybrid_override_pattern' has 3 layers; the model has 4"));
   CHECK_THAT(with("\"M-*-\"", "\"M-*X\""), Catch::Contains("layer 3 is 'X': einsim knows M (Mamba), * (attention), - (MLP) and E (experts)"));
-  CHECK_THAT(with("\"M-*-\"", "\"M-*E\""), Catch::Contains("n.json:3:5: error: 'hybrid_override_pattern' has expert layers ('E')"));
+  CHECK_THAT(with("\"M-*-\"", "\"M-*E\""), Catch::Contains("n.json:3:5: error: 'hybrid_override_pattern' has expert layers ('E') but no 'n_routed_experts'"));
   CHECK_THAT(with("\"mamba_hidden_act\": \"silu\"", "\"mamba_hidden_act\": \"gelu\""), Catch::Contains("mamba_hidden_act 'gelu'"));
   CHECK_THAT(with("\"hybrid_override_pattern\": \"M-*-\", ", ""), Catch::Contains("missing required key 'hybrid_override_pattern'"));
   // Outside Nemotron-H the pattern is refused, not dropped.
   CHECK_THAT(error_of([] { parse_hf_config_json(R"({"model_type": "llama", "hidden_size": 8, "num_hidden_layers": 4, "num_attention_heads": 4,
     "vocab_size": 10, "intermediate_size": 16, "hybrid_override_pattern": "M-*-"})", "l.json"); }),
              Catch::Contains("'hybrid_override_pattern' = \"M-*-\": hybrid attention and state-space layers is not modelled yet"));
+}
+
+TEST_CASE("Nemotron 3: expert layers of squared-ReLU experts beside a shared one", "[model][layers][ssm]") {
+  const std::string nem = R"({"model_type": "nemotron_h", "hidden_size": 8, "num_hidden_layers": 4, "num_attention_heads": 4,
+    "num_key_value_heads": 2, "attention_head_dim": 2, "intermediate_size": 12, "vocab_size": 11, "tie_word_embeddings": false,
+    "hybrid_override_pattern": "ME*E", "mamba_num_heads": 4, "mamba_head_dim": 4, "n_groups": 2, "ssm_state_size": 3, "conv_kernel": 4,
+    "mlp_hidden_act": "relu2", "n_routed_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 6,
+    "moe_shared_expert_intermediate_size": 8, "n_group": 1, "topk_group": 1, "norm_topk_prob": true, "routed_scaling_factor": 2.5})";
+  const ModelConfig m = parse_hf_config_json(nem, "n.json");
+  CHECK(names(m) == std::vector<std::string>{"mamba", "moe only", "attention", "moe only"});
+  CHECK(m.scoring == ScoringKind::Sigmoid);
+  CHECK(m.router_bias);
+  // An expert layer: router 8 x 4 and its selection bias 4; 4 experts of up and down 8 x 6;
+  // the shared expert's up and down 8 x 8; its norm 8. The Mamba and attention layers as in
+  // the test above; embedding and LM head 2 x 11 x 8; final norm 8.
+  const double moe = 32 + 4 + 4 * 2 * 48 + 2 * 64 + 8, mamba = 8 * 48 + 112 + 28 + 12 + 16 + 128 + 8, attention = 64 + 32 + 32 + 64 + 8;
+  const ParamCounts p = count_params(m);
+  CHECK(p.total == mamba + attention + 2 * moe + 176 + 8);
+  // Active: 2 of the 4 experts in each expert layer.
+  CHECK(p.active == p.total - 2 * 2 * 96);
+  // The larger models' latent projection is refused at its key.
+  std::string latent = nem;
+  latent.insert(latent.size() - 1, R"(, "moe_latent_size": 1024)");
+  CHECK_THAT(error_of([&] { parse_hf_config_json(latent, "n.json"); }), Catch::Contains("'moe_latent_size': Nemotron 3's latent projection"));
 }
 
 TEST_CASE("Jamba's pattern: attention every 8th layer, experts every other", "[model][layers][ssm]") {
