@@ -417,6 +417,20 @@ TEST_CASE("serve: a trace on simulated servers, in every format, with a timeline
   CHECK_THAT(p.out, Catch::Contains("capacity plan:") && Catch::Contains("tried:"));
 }
 
+TEST_CASE("serve --ep: an expert-parallel instance on the command line", "[cli][serve][ep]") {
+  const std::string qwen = std::string(EINSIM_TEST_DATA) + "/configs/Qwen--Qwen3-30B-A3B.json";
+  Run j = run({"serve", "--model", qwen, "--arch", "h100", "--ep", "4", "--arrivals", "poisson", "--rate", "4", "--requests", "40", "--format", "json"});
+  REQUIRE(j.code == 0);
+  const auto doc = nlohmann::json::parse(j.out);
+  CHECK(doc["deployment"]["ep"] == 4);
+  CHECK(doc["requests"] == 40);
+  Run t = run({"serve", "--model", qwen, "--arch", "h100", "--ep", "4", "--arrivals", "poisson", "--rate", "4", "--requests", "40"});
+  CHECK_THAT(t.out, Catch::Contains("x 4 H100-SXM5-80GB (EP 4: experts split 4 ways, TP 1 x 4 data-parallel groups)"));
+  Run bad = run({"serve", "--model", qwen, "--arch", "h100", "--tp", "2", "--ep", "3", "--requests", "5"});
+  CHECK(bad.code == 1);
+  CHECK_THAT(bad.err, Catch::Contains("--ep: error: --ep 3 is not a multiple of --tp 2"));
+}
+
 TEST_CASE("serve: bad options and inputs are clear errors", "[cli][serve][errors]") {
   Run r = run({"serve", "--model", "llama-3-8b", "--arch", "h100", "--trace", "/no/such.csv"});
   CHECK(r.code == 1);
