@@ -181,6 +181,8 @@ class Binder {
       if (auto it = spec_.work.find(c_.tensors[static_cast<size_t>(e.lhs.tensor)].name); it != spec_.work.end()) e.work = it->second;
     for (int v : spec_.views)
       if (v >= 0 && v < static_cast<int>(c_.einsums.size())) c_.einsums[static_cast<size_t>(v)].view = true, c_.einsums[static_cast<size_t>(v)].work = 0;
+    for (int v : spec_.in_reader_kernel)
+      if (v >= 0 && v < static_cast<int>(c_.einsums.size())) c_.einsums[static_cast<size_t>(v)].in_reader_kernel = true;
     check_inputs();
     infer_shapes();
     check_accesses();

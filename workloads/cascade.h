@@ -88,6 +88,10 @@ struct CascadeSpec {
   /// engine takes without a kernel (the residual stream handed from one group of layers to the
   /// next). They cost nothing and run in no block.
   std::set<int> views;
+  /// Einsums (by index in `einsums`) that belong to the kernel of the Einsums reading their
+  /// output: a fused kernel computes them inside (FlashMLA's RoPE part of the scores). Fusion
+  /// that would otherwise leave one in a block of its own puts it in its readers' block.
+  std::set<int> in_reader_kernel;
 };
 
 /// Operation classes counted per Einsum.
@@ -161,6 +165,7 @@ struct Einsum {
   /// (CascadeSpec::work). `ops` and `points` count the whole space; costs and FLOPs scale by it.
   double work = 1;
   bool view = false;          ///< a view, not a kernel (CascadeSpec::views): work 0
+  bool in_reader_kernel = false;  ///< computed in its readers' kernel (CascadeSpec::in_reader_kernel)
   int64_t points = 0;         ///< size of the iteration space
   int64_t out_points = 0;     ///< points of the output variables only
   OpCounts ops;               ///< operation counts over the whole iteration space

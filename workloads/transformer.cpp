@@ -460,7 +460,10 @@ class Builder {
     const std::string mi = ph_.attention == AttentionKind::OnePass ? "m1*M0+m0" : "m";
     if (absorbed) {
       add("QL[l,b,g,r,c1,p] = QNP[l,b,g,r,e2,p] * WUK[l,c1,r,e2]");
+      // Both score parts are computed in the attention kernel (FlashMLA).
+      s_.in_reader_kernel.insert(static_cast<int>(s_.einsums.size()));
       add(fmt::format("SRP[l,b,g,r,m,p] = QR[l,b,g,r,e1,e0,p] * {}", at(rk, "m")));
+      s_.in_reader_kernel.insert(static_cast<int>(s_.einsums.size()));
       add(fmt::format("SNP[l,b,g,r,m,p] = QL[l,b,g,r,c1,p] * {}", at(lat, "m")));
       attention("SNP[l,b,g,r,{m},p] + SRP[l,b,g,r,{m},p]", "", at(lat, mi), "c1");
       add("AVU[l,b,g,r,f,p] = AV[l,b,g,r,c1,p] * WUV[l,c1,r,f]");
@@ -469,7 +472,9 @@ class Builder {
     }
     add(fmt::format("KNP[l,b,g,e2,m] = {} * WUK[l,c1,g,e2]", at(lat, "m")));
     add(fmt::format("VU[l,b,g,f,m] = {} * WUV[l,c1,g,f]", at(lat, "m")));
+    s_.in_reader_kernel.insert(static_cast<int>(s_.einsums.size()));
     add(fmt::format("SRP[l,b,g,r,m,p] = QR[l,b,g,r,e1,e0,p] * {}", at(rk, "m")));
+    s_.in_reader_kernel.insert(static_cast<int>(s_.einsums.size()));
     add("SNP[l,b,g,r,m,p] = QNP[l,b,g,r,e2,p] * KNP[l,b,g,e2,m]");
     attention("SNP[l,b,g,r,{m},p] + SRP[l,b,g,r,{m},p]", "", fmt::format("VU[l,b,g,f,{}]", mi));
     quantize_input("AV", {"L", "B", "G", "R", "F", "P"});

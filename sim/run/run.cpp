@@ -595,15 +595,14 @@ class Planner {
     for (int id : c_.order())
       if (!c_.einsums[static_cast<size_t>(id)].view) (c_.einsums[static_cast<size_t>(id)].reads.empty() ? inits : order).push_back(id);
     std::vector<std::vector<int>> blocks = group_ordered(order);
-    // A latent-attention kernel (FlashMLA) computes both parts of its scores: a block of the
-    // RoPE part alone joins the attention block that reads it.
+    // Einsums the cascade puts in their readers' kernel (a latent-attention kernel computes
+    // both parts of its scores, FlashMLA): a block of them alone joins the block that reads it.
     if (fusion_ == Fusion::Kernels)
       for (size_t i = 0; i + 1 < blocks.size(); ++i) {
         bool scores = true, read = false;
         for (int id : blocks[i]) {
           const Einsum& e = c_.einsums[static_cast<size_t>(id)];
-          const std::string_view n = base_name(c_.tensors[static_cast<size_t>(e.lhs.tensor)].name);
-          scores = scores && (n == "SRP" || n == "SNP");
+          scores = scores && e.in_reader_kernel;
           for (int r : c_.tensors[static_cast<size_t>(e.lhs.tensor)].readers)
             read |= std::find(blocks[i + 1].begin(), blocks[i + 1].end(), r) != blocks[i + 1].end();
         }
