@@ -218,16 +218,7 @@ class Builder {
     linear_weight("WSZ", {"D", "I3"}, D);
     const std::string x = proj("SX", "b,i3,p", "XN[l,b,d,p]", "WSX[l,d,i3]", "BSX", {"I3"}, "i3", m_.ssm_proj_bias);
     const std::string z = proj("SZ", "b,i3,p", "XN[l,b,d,p]", "WSZ[l,d,i3]", "BSZ", {"I3"}, "i3", m_.ssm_proj_bias);
-    tensor("CST", {"L", "B", "I3", "K3"}, TensorRole::KVCache, ph_.kv_dtype);
-    weight("WCV", {"I3", "K3"});
-    weight("WCK", {"I3"});
-    add("SCE[l,b,i3,p] = CST[l,b,i3,k3] * WCV[l,i3,k3]");
-    if (m_.ssm_conv_bias) {
-      weight("BCV", {"I3"});
-      add(fmt::format("SCV[l,b,i3,p] = silu(SCE[l,b,i3,p] + {}[l,b,i3,p] * WCK[l,i3] + BCV[l,i3])", x));
-    } else {
-      add(fmt::format("SCV[l,b,i3,p] = silu(SCE[l,b,i3,p] + {}[l,b,i3,p] * WCK[l,i3])", x));
-    }
+    causal_conv(x, "SCV", "VX", {"I3"}, "i3");
     linear_weight("WXR", {"I3", "R3"}, I);
     linear_weight("WXB", {"I3", "N3"}, I);
     linear_weight("WXC", {"I3", "N3"}, I);
@@ -237,15 +228,7 @@ class Builder {
     std::string dr = "SDR", bm = "SBM", cm = "SCM";
     if (m_.model_type == "jamba") {
       // modeling_jamba.py: RMSNorms of dt, B and C (dt_layernorm, b_layernorm, c_layernorm).
-      auto rms = [&](const std::string& t, const std::string& r, int64_t n) {
-        std::string lr = r;
-        for (char& ch : lr) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        weight(t + "W", {r});
-        add(fmt::format("{0}S[l,b,p] = {0}[l,b,{1},p] * {0}[l,b,{1},p]", t, lr));
-        add(fmt::format("{0}N[l,b,{1},p] = {0}[l,b,{1},p] * rsqrt({0}S[l,b,p] / {2} + 0.000001) * {0}W[l,{1}]", t, lr, n));
-        return t + "N";
-      };
-      dr = rms("SDR", "R3", m_.ssm_dt_rank), bm = rms("SBM", "N3", m_.ssm_state), cm = rms("SCM", "N3", m_.ssm_state);
+      dr = channel_norm("SDR", "SDR", "r3", "R3"), bm = channel_norm("SBM", "SBM", "n3", "N3"), cm = channel_norm("SCM", "SCM", "n3", "N3");
     }
     linear_weight("WDT", {"R3", "I3"}, m_.ssm_dt_rank);
     weight("BDT", {"I3"});
@@ -275,6 +258,27 @@ class Builder {
     return fmt::format("{}({})", m_.hidden_act, x);
   }
 
+  // A Mamba mixer's causal depthwise conv of `in` (indexed l,b,<idx>,p over `ranks`) into
+  // `out`, with SiLU: the K - 1 earlier inputs from the cache C<pre> against the taps W<pre>,
+  // this input against its own tap W<pre>K, the bias B<pre>. A prefill's own earlier tokens
+  // cost the same taps.
+  void causal_conv(const std::string& in, const std::string& out, const std::string& pre, const std::vector<std::string>& ranks, const std::string& idx) {
+    std::vector<std::string> cache = {"L", "B"}, taps = ranks;
+    cache.insert(cache.end(), ranks.begin(), ranks.end());
+    cache.push_back("K3");
+    taps.push_back("K3");
+    tensor("C" + pre, cache, TensorRole::KVCache, ph_.kv_dtype);
+    weight("W" + pre, taps);
+    weight("W" + pre + "K", ranks);
+    add(fmt::format("{0}E[l,b,{1},p] = C{2}[l,b,{1},k3] * W{2}[l,{1},k3]", out, idx, pre));
+    std::string sum = fmt::format("{0}E[l,b,{1},p] + {2}[l,b,{1},p] * W{3}K[l,{1}]", out, idx, in, pre);
+    if (m_.ssm_conv_bias) {
+      weight("B" + pre, ranks);
+      sum += fmt::format(" + B{}[l,{}]", pre, idx);
+    }
+    add(fmt::format("{}[l,b,{},p] = silu({})", out, idx, sum));
+  }
+
   // A Mamba-2 mixer (Dao & Gu 2024; HF Mamba2Mixer, NemotronHMamba2Mixer) on this step's P
   // tokens: one in projection to the gate z, x (heads of E3 channels), B and C (per group of
   // heads) and dt (per head); a causal depthwise conv over x, B and C (their K - 1 earlier
@@ -298,26 +302,9 @@ class Builder {
     const std::string bm = proj("SB", "b,g3,n3,p", "XN[l,b,d,p]", "WXB[l,d,g3,n3]", "BSB", group, "g3,n3", bias);
     const std::string cm = proj("SC", "b,g3,n3,p", "XN[l,b,d,p]", "WXC[l,d,g3,n3]", "BSC", group, "g3,n3", bias);
     const std::string dr = proj("SDR", "b,g3,h3,p", "XN[l,b,d,p]", "WDT[l,d,g3,h3]", "BSD", {"G3", "H3"}, "g3,h3", bias);
-    // The conv of each of x, B and C: its cached K - 1 inputs, its own tap on this input.
-    auto conv = [&](const std::string& in, const std::string& out, const std::string& pre, const std::vector<std::string>& ranks, const std::string& idx) {
-      std::vector<std::string> cache = {"L", "B"}, taps = ranks;
-      cache.insert(cache.end(), ranks.begin(), ranks.end());
-      cache.push_back("K3");
-      taps.push_back("K3");
-      tensor("C" + pre, cache, TensorRole::KVCache, ph_.kv_dtype);
-      weight("W" + pre, taps);
-      weight("W" + pre + "K", ranks);
-      add(fmt::format("{0}E[l,b,{1},p] = C{2}[l,b,{1},k3] * W{2}[l,{1},k3]", out, idx, pre));
-      std::string sum = fmt::format("{0}E[l,b,{1},p] + {2}[l,b,{1},p] * W{3}K[l,{1}]", out, idx, in, pre);
-      if (m_.ssm_conv_bias) {
-        weight("B" + pre, ranks);
-        sum += fmt::format(" + B{}[l,{}]", pre, idx);
-      }
-      add(fmt::format("{}[l,b,{},p] = silu({})", out, idx, sum));
-    };
-    conv(x, "SCV", "VX", head, "g3,h3,e3");
-    conv(bm, "SBM", "VB", group, "g3,n3");
-    conv(cm, "SCM", "VC", group, "g3,n3");
+    causal_conv(x, "SCV", "VX", head, "g3,h3,e3");
+    causal_conv(bm, "SBM", "VB", group, "g3,n3");
+    causal_conv(cm, "SCM", "VC", group, "g3,n3");
     weight("BDT", {"G3", "H3"});
     add(fmt::format("SDT[l,b,g3,h3,p] = log(exp({}[l,b,g3,h3,p] + BDT[l,g3,h3]) + 1)", dr));  // softplus
     weight("SAL", {"G3", "H3"});  // A, one per head (-exp(A_log))
@@ -1022,7 +1009,7 @@ ParamCounts count_params(const ModelConfig& m) {
     else if (name == "WQ" || name == "WK" || name == "WV" || name == "WO" || name == "BQ" || name == "BK" || name == "BV" || name == "BO" ||
              name == "QNW" || name == "KNW" || name == "SNK" || name == "WDQ" || name == "NQW" || name == "WQN" || name == "WQR" || name == "WDKV" ||
              name == "WKR" || name == "NKW" || name == "WUK" || name == "WUV" || name == "WSX" || name == "WSZ" || name == "BSX" || name == "BSZ" ||
-             name == "WCV" || name == "WCK" || name == "BCV" || name == "WXR" || name == "WXB" || name == "WXC" || name == "WDT" || name == "BDT" ||
+             name == "WXR" || name == "WXB" || name == "WXC" || name == "WDT" || name == "BDT" ||
              name == "SAL" || name == "SDS" || name == "WSO" || name == "BSO" || name == "BSB" || name == "BSC" || name == "BSD" ||
              name == "WVX" || name == "WVXK" || name == "BVX" || name == "WVB" || name == "WVBK" || name == "BVB" || name == "WVC" || name == "WVCK" ||
              name == "BVC" || name == "SNW" || name == "SDRW" || name == "SBMW" || name == "SCMW")
@@ -1054,11 +1041,11 @@ std::string model_component(const Einsum& e, const std::string& tensor) {
                                                 // linear attention (BASED)
                                                 "QF", "KF", "S0N", "S1N", "S2N", "Z0N", "Z1N", "Z2N", "LN1", "LN2", "LD1", "LD2", "LA"};
   if (std::find(attn.begin(), attn.end(), n) != attn.end()) return "attention";
-  static const std::vector<std::string> ssm = {"SX", "SXB", "SZ", "SZB", "SCE", "SCV", "SDR", "SBM", "SCM", "SDP", "SDT", "SSH", "SY", "SYG", "SO", "SOB",
+  static const std::vector<std::string> ssm = {"SX", "SXB", "SZ", "SZB", "SCV", "SDR", "SBM", "SCM", "SDP", "SDT", "SSH", "SY", "SYG", "SO", "SOB",
                                                // Mamba-2's
                                                "SB", "SBB", "SC", "SCB", "SDRB", "SCVE", "SBME", "SCME", "SNS", "SNR", "SYN",
                                                // Jamba's norms of dt, B and C
-                                               "SDRS", "SDRN", "SBMS", "SBMN", "SCMS", "SCMN", "SSO"};
+                                               "SDRSS", "SDRRS", "SDRN", "SBMSS", "SBMRS", "SBMN", "SCMSS", "SCMRS", "SCMN", "SSO"};
   if (std::find(ssm.begin(), ssm.end(), n) != ssm.end()) return "ssm";
   if (n == "O" || n == "OB") return "out-proj";
   if (n == "LOGITS" || n == "LOGITC") return "lm-head";

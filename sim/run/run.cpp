@@ -988,7 +988,7 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   // Other persistent state (a linear-attention layer's): as the cascade declares it.
   // (Attention's keys and values, MLA's latents, Mamba's conv inputs and states are counted
   // above from the model.)
-  static const std::set<std::string_view> counted = {"KC", "VC", "CKC", "KRC", "CST", "SSC", "SSO", "CVX", "CVB", "CVC"};
+  static const std::set<std::string_view> counted = {"KC", "VC", "CKC", "KRC", "SSC", "SSO", "CVX", "CVB", "CVC"};
   for (const Tensor& t : c.tensors)
     if (t.role == TensorRole::KVCache && !counted.count(base_name(t.name))) mem.kv_cache += t.bytes();
   mem.activations = p.activation_bytes(r);

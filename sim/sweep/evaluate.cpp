@@ -52,6 +52,7 @@ struct ModelSizes {
   double attention_flops = 0;   ///< FLOPs per (query, key) pair over all layers
   double hidden = 0, layers = 0;
   double moe_layers = 0, experts_per_token = 0;  ///< for expert parallelism's all-to-alls
+  double expert_flops = 0;      ///< of linear_flops, the routed experts' (whole experts under ep)
   double sublayers = 0;         ///< tensor-parallel all-reduces per step (ModelConfig::sublayers)
   std::vector<LayerGroup> attention_groups;  ///< the attention layers by kind (windows, chunks)
   bool encoder_only = false;
@@ -276,6 +277,8 @@ const ModelSizes& PointEvaluator::sizes(const ModelConfig& m, const std::string&
     if (sh.num_local_experts > sh.num_experts_per_tok) {
       z->expert_share = static_cast<double>(sh.num_experts_per_tok) / static_cast<double>(sh.num_local_experts);
       z->expert_weights = experts_here;
+      // (total - active = the experts not chosen: experts x (1 - share).)
+      z->expert_flops = 2 * (pc.total - pc.active) / (1 - z->expert_share) * z->expert_share;
     }
     z->dense_weights = z->weights - z->expert_weights;
     z->moe_layers = static_cast<double>(sh.moe_layers());
@@ -440,7 +443,10 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
         }
         causal = n > 0 ? sum / n : 1.0;
       }
-      flops = tokens * z.linear_flops + requests * z.head_flops + queries * keys * z.attention_flops * causal;
+      // A device runs its group's tokens through the dense layers; its experts (whole, ep of
+      // them over the instance) see every group's pairs: tokens x expert FLOPs / tp of them.
+      const double linear = st.ep > 1 ? z.linear_flops - z.expert_flops * (1 - 1.0 / static_cast<double>(st.tp)) : z.linear_flops;
+      flops = tokens * linear + requests * z.head_flops + queries * keys * z.attention_flops * causal;
       const double touched = z.expert_weights > 0 ? 1 - std::pow(1 - z.expert_share, all_tokens) : 0;
       const double bytes = z.dense_weights + z.expert_weights * touched + kv;
       const double t_compute = flops / (raw_peak * mac_eff);

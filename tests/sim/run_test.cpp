@@ -761,10 +761,7 @@ TEST_CASE("expert parallelism under skewed routing: the busiest device sets the 
   ModelConfig m = load_model(std::string(EINSIM_TEST_DATA) + "/configs/Qwen--Qwen3-30B-A3B.json");
   CHECK(m.expert_imbalance(8) == 1);
   const ArchSpec a = load_arch("h100");
-  RunOptions o;
-  o.phase.kind = PhaseKind::Decode;
-  o.phase.batch = 256;
-  o.phase.context = 1024;
+  RunOptions o = decode(256, 1024, 0);  // every layer
   o.ep = 8;
   const RunReport uniform = run_model(m, a, o);
   m.routing_skew = 1.0;

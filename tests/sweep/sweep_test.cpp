@@ -57,6 +57,14 @@ std::string exported(const std::string& db) {
   return os.str();
 }
 
+// The index of the result column `name`.
+size_t column(const std::vector<SweepColumn>& cols, const std::string& name) {
+  for (size_t i = 0; i < cols.size(); ++i)
+    if (cols[i].name == name) return i;
+  FAIL("no column " << name);
+  return 0;
+}
+
 }  // namespace
 
 TEST_CASE("sweep formulas: arithmetic, units, functions, comparisons", "[sweep]") {
@@ -216,12 +224,7 @@ TEST_CASE("sweep evaluation: roofline and mapped agree in shape, constraints pru
   PointEvaluator re(roof), me(map);
   std::vector<Cell> r, m;
   const auto cols = sweep_columns(roof);
-  auto col = [&](const std::string& name) {
-    for (size_t i = 0; i < cols.size(); ++i)
-      if (cols[i].name == name) return i;
-    FAIL("no column " << name);
-    return size_t{0};
-  };
+  auto col = [&](const std::string& name) { return column(cols, name); };
   for (int64_t i = 0; i < roof.total; ++i) {
     re.run(i, r);
     me.run(i, m);
@@ -279,12 +282,7 @@ TEST_CASE("sweep evaluation: expert parallelism in both modes", "[sweep][ep]") {
   const SweepSpec map = load_sweep(spec_file(dir + "/..", head + "mode = \"mapped\"\n" + body));
   PointEvaluator re(roof), me(map);
   const auto cols = sweep_columns(roof);
-  auto col = [&](const std::string& name) {
-    for (size_t i = 0; i < cols.size(); ++i)
-      if (cols[i].name == name) return i;
-    FAIL("no column " << name);
-    return size_t{0};
-  };
+  auto col = [&](const std::string& name) { return column(cols, name); };
   std::vector<Cell> r, m;
   double weights1 = 0;
   for (int64_t i = 0; i < roof.total; ++i) {
@@ -305,6 +303,18 @@ TEST_CASE("sweep evaluation: expert parallelism in both modes", "[sweep][ep]") {
     CHECK(r[col("latency")].d >= m[col("latency")].d * 0.4);
     CHECK(r[col("throughput")].d == Approx(64 / r[col("latency")].d));
   }
+  // TP within the groups: the experts stay whole, so a device's expert work is its share of
+  // every group's pairs; the roofline stays a lower bound within 2.5x.
+  const std::string tp2 = "[parameters]\nbatch = [64]\ncontext = [4096]\ntp = [2]\nep = [8]\n";
+  const SweepSpec roof2 = load_sweep(spec_file(dir, head + "mode = \"roofline\"\n" + tp2));
+  const SweepSpec map2 = load_sweep(spec_file(dir + "/..", head + "mode = \"mapped\"\n" + tp2));
+  PointEvaluator r2(roof2), m2(map2);
+  r2.run(0, r);
+  m2.run(0, m);
+  REQUIRE(r[kStatusColumn].s == "ok");
+  REQUIRE(m[kStatusColumn].s == "ok");
+  CHECK(r[col("latency")].d <= m[col("latency")].d * 1.01);
+  CHECK(r[col("latency")].d >= m[col("latency")].d * 0.4);
   // Expert parallelism needs experts, a split of them and a multiple of tp: error rows.
   for (const auto& [extra, message] : std::vector<std::pair<std::string, std::string>>{
            {"ep = [3]\n", "ep 3 does not divide the 128 experts"}, {"ep = [4]\ntp = [8]\n", "ep 4 is not a multiple of tp 8"}}) {

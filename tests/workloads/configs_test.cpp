@@ -191,9 +191,8 @@ TEST_CASE("24 published configs: parameters and caches by hand, and a decode ste
     INFO(c.file);
     const ModelConfig m = load_model(std::string(EINSIM_TEST_DATA) + "/configs/" + c.file + ".json");
     const ParamCounts p = count_params(m);
-    // The hand count, within 0.5% (they agree exactly: a difference is a modelling change).
-    CHECK(p.total == Approx(c.total).epsilon(0.005));
-    CHECK(p.active == Approx(c.active).epsilon(0.005));
+    // The hand count: the issue asks for 0.5%; they agree to the parameter, so any difference
+    // is a modelling change.
     CHECK(std::fabs(p.total - c.total) < 1);
     CHECK(std::fabs(p.active - c.active) < 1);
     // The model card's figure, to its last digit.

@@ -351,6 +351,19 @@ const std::string kMamba = "model_type = \"mamba\"\nhidden_size = 4\nnum_hidden_
                            "tie_word_embeddings = true\nssm_state_size = 3\nssm_conv_kernel = 3\nssm_dt_rank = 2\n";
 }  // namespace
 
+namespace {
+// The reference executor's values for a prefill of 5 tokens of 2 requests through the first
+// layer, from random inputs (seed `seed`): what the scan tests check against a recurrence.
+TensorValues scan_prefill(const ModelConfig& m, uint64_t seed) {
+  Phase ph;
+  ph.prompt = 5;
+  ph.batch = 2;
+  ph.layers = 1;
+  const Cascade c = bind_cascade(transformer_cascade(m, ph));
+  return execute(c, random_inputs(c, seed));
+}
+}  // namespace
+
 TEST_CASE("Mamba: parameters and the constant state by hand", "[model][layers][ssm]") {
   const ModelConfig m = model_toml(kMamba);
   CHECK(names(m) == std::vector<std::string>{"mamba", "mamba"});
@@ -369,13 +382,7 @@ TEST_CASE("the Mamba scan equals the naive recurrence", "[model][layers][ssm][ex
   // A prefill of 5 tokens from a cached state: the cascade's scan (an iterative rank over the
   // tokens) against h[p+1] = exp(dt A) h[p] + dt B x, y = C h, computed here from the same
   // projections.
-  const ModelConfig m = model_toml(kMamba);
-  Phase ph;
-  ph.prompt = 5;
-  ph.batch = 2;
-  ph.layers = 1;
-  const Cascade c = bind_cascade(transformer_cascade(m, ph));
-  const TensorValues out = execute(c, random_inputs(c, 5));
+  const TensorValues out = scan_prefill(model_toml(kMamba), 5);
   const int B = 2, I = 6, N = 3, P = 5;
   const Eigen::VectorXd &dt = out.at("SDT"), &bm = out.at("SBM"), &cm = out.at("SCM"), &x = out.at("SCV"), &a = out.at("SAL"), &h0 = out.at("SSC");
   double worst = 0;
@@ -440,13 +447,7 @@ TEST_CASE("Mamba-2 from config.json: num_heads and head_dim are the mixers'", "[
 TEST_CASE("the Mamba-2 scan equals the naive recurrence", "[model][layers][ssm][executor]") {
   // A prefill of 5 tokens from a cached state: per head a scalar decay exp(dt A), B and C shared
   // by the heads of a group.
-  const ModelConfig m = model_toml(kMamba2);
-  Phase ph;
-  ph.prompt = 5;
-  ph.batch = 2;
-  ph.layers = 1;
-  const Cascade c = bind_cascade(transformer_cascade(m, ph));
-  const TensorValues out = execute(c, random_inputs(c, 7));
+  const TensorValues out = scan_prefill(model_toml(kMamba2), 7);
   const int B = 2, G = 2, H = 2, E = 2, N = 3, P = 5;
   const Eigen::VectorXd &dt = out.at("SDT"), &bm = out.at("SBM"), &cm = out.at("SCM"), &x = out.at("SCV"), &a = out.at("SAL"), &h0 = out.at("SSC");
   double worst = 0;
