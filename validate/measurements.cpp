@@ -55,9 +55,11 @@ double number(const Field& f, const SourceLoc& line, std::string_view unit) {
   return v;
 }
 
-int64_t integer(const Field& f, const SourceLoc& line) {
+int64_t integer(const Field& f, const SourceLoc& line, int64_t max) {
   int64_t v = 0;
   auto [p, ec] = std::from_chars(f.text.data(), f.text.data() + f.text.size(), v);
+  if (ec == std::errc::result_out_of_range || (ec == std::errc() && p == f.text.data() + f.text.size() && v > max))
+    throw UserError(line.shifted(f.col - 1), fmt::format("'{}' is larger than {}, the most a measurement field may hold", f.text, max));
   if (ec != std::errc() || p != f.text.data() + f.text.size() || v < 1)
     throw UserError(line.shifted(f.col - 1), fmt::format("expected a positive integer, found '{}'", f.text));
   return v;
@@ -200,7 +202,7 @@ std::vector<CollectiveMeasurement> read_vidur_network(const std::string& file) {
     m.devices_per_node = integer(f[col["devices_per_node"]], at);
     if (m.workers < 1 || m.devices_per_node < 1 || m.devices_per_node > m.workers)
       throw UserError(at, fmt::format("{} workers with {} per node: expected 1 <= per node <= workers", m.workers, m.devices_per_node));
-    m.bytes = static_cast<double>(integer(f[col["size"]], at));
+    m.bytes = static_cast<double>(integer(f[col["size"]], at, int64_t{1} << 50));
     if (m.bytes <= 0) throw UserError(at.shifted(f[col["size"]].col - 1), "'size' must be positive");
     m.seconds = number(f[*median], at) * 1e-3;
     if (!(m.seconds > 0)) throw UserError(at.shifted(f[*median].col - 1), "the median time must be positive");

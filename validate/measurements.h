@@ -23,8 +23,12 @@ struct Field {
 std::vector<Field> split(const std::string& line, char sep);
 /// A finite non-negative number, optionally followed by `unit` (stripped).
 double number(const Field& f, const SourceLoc& line, std::string_view unit = "");
-/// A positive integer.
-int64_t integer(const Field& f, const SourceLoc& line);
+/// The largest integer a measurement field may hold: 2^30 (about 1.07e9; the largest in the
+/// published sets is the GELU file's 2^29 elements). Products of two such fields, and sums of
+/// a few of them, stay well inside 64-bit integers.
+inline constexpr int64_t kMaxMeasuredInteger = int64_t{1} << 30;
+/// A positive integer no larger than `max`.
+int64_t integer(const Field& f, const SourceLoc& line, int64_t max = kMaxMeasuredInteger);
 
 /// One GEMM C[M,N] = A[M,K] B[K,N] and its measured latency.
 struct GemmMeasurement {
@@ -42,7 +46,7 @@ struct ElementwiseMeasurement {
   int64_t m = 0, n = 1;
   double elements_per_s = 0;
   SourceLoc loc;
-  double seconds() const { return static_cast<double>(m * n) / elements_per_s; }
+  double seconds() const { return static_cast<double>(m) * static_cast<double>(n) / elements_per_s; }
 };
 
 /// LLMCompass softmax/layernorm ("M, N, Gelem/s") and gelu ("M, Gelem/s") files.

@@ -136,7 +136,8 @@ std::vector<KernelSample> load_kernel_samples(const std::string& file) {
     for (const GemmMeasurement& g : read_llmcompass_matmul(file)) {
       KernelSample s;
       s.set = name, s.kind = "gemm", s.op = "matmul", s.dtype = DType::FP16, s.m = g.m, s.n = g.n, s.k = g.k, s.measured = g.seconds, s.loc = g.loc;
-      s.bytes = 2.0 * static_cast<double>(g.m * g.k + g.k * g.n + g.m * g.n);
+      const double m = static_cast<double>(g.m), n = static_cast<double>(g.n), k = static_cast<double>(g.k);
+      s.bytes = 2.0 * (m * k + k * n + m * n);
       out.push_back(s);
     }
   } else if (llmcompass("softmax_") || llmcompass("layernorm_") || llmcompass("gelu_")) {
@@ -145,7 +146,7 @@ std::vector<KernelSample> load_kernel_samples(const std::string& file) {
       KernelSample s;
       s.set = name, s.kind = op == "gelu" ? "elementwise" : "rowwise", s.op = op, s.dtype = DType::FP16, s.m = e.m, s.n = e.n;
       s.measured = e.seconds(), s.loc = e.loc;
-      s.bytes = 2.0 * 2 * static_cast<double>(e.m * e.n);
+      s.bytes = 2.0 * 2 * static_cast<double>(e.m) * static_cast<double>(e.n);
       if (op == "gelu" && e.n != 1) throw UserError(e.loc, "a GELU row has two fields: M, Gelem/s");
       out.push_back(s);
     }

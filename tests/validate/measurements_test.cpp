@@ -62,6 +62,11 @@ TEST_CASE("malformed measurement files are located errors", "[validate][errors]"
   CHECK(error_of([&] { read_llmcompass_matmul(few); }) == few + ":1:1: error: expected 5 fields (M, N, K, latency ms, Tflops), found 3");
   CHECK(error_of([&] { read_llmcompass_matmul(temp_file("")); }).ends_with("error: no measurements"));
   CHECK(error_of([&] { read_llmcompass_matmul("/nonexistent.csv"); }) == "/nonexistent.csv: error: cannot open file");
+  // Sizes past 2^30 (or past int64) are refused where read, so no product of them overflows.
+  const std::string huge = temp_file("4096, 8261284900032768, 1\n");
+  CHECK(error_of([&] { read_llmcompass_elementwise(huge); }) == huge + ":1:7: error: '8261284900032768' is larger than 1073741824, the most a measurement field may hold");
+  const std::string wider = temp_file("4096, 99999999999999999999999, 1\n");
+  CHECK(error_of([&] { read_llmcompass_elementwise(wider); }).ends_with(":1:7: error: '99999999999999999999999' is larger than 1073741824, the most a measurement field may hold"));
   const std::string ew = temp_file("4096, 32, -1\n");
   CHECK(error_of([&] { read_llmcompass_elementwise(ew); }) == ew + ":1:11: error: expected a finite non-negative number, found '-1'");
   const std::string v = temp_file("time_stats.emb.median,n_head\n0.1,32\n");
