@@ -91,10 +91,25 @@ double EinsumCost::operand_footprint(const CostOperand& o, const int64_t* tile) 
   return f;
 }
 
+double* EinsumCost::level_bytes(size_t level, const int64_t* tile) const {
+  if (memo_.size() <= level) memo_.resize(level + 1);
+  Memo& mm = memo_[level];
+  const size_t nv = e_.vars.size();
+  bool same = mm.tile.size() == nv;
+  for (size_t v = 0; same && v < nv; ++v) same = mm.tile[v] == tile[v];
+  if (!same) {
+    mm.tile.assign(tile, tile + nv);
+    mm.bytes.assign(ops_.size(), -1.0);
+  }
+  return mm.bytes.data();
+}
+
 double EinsumCost::occupancy(const Mapping& m, size_t level) const {
+  const int64_t* tile = m.levels[level - 1].tile.data();
+  double* memo = level_bytes(level, tile);
   double bytes = 0;
-  for (const CostOperand& o : ops_)
-    if (!o.in_array) bytes += operand_footprint(o, m.levels[level - 1].tile.data()) * o.bytes_per_element;
+  for (size_t j = 0; j < ops_.size(); ++j)
+    if (!ops_[j].in_array) bytes += bytes_of(memo, j, tile);
   return bytes;
 }
 
@@ -190,6 +205,9 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
       else rs.cycles_per_point += cyc;
     }
     rs.cycles_per_point = std::max(rs.cycles_per_point, own_unit);
+    rs.compute_energy = 0;
+    for (int cl = 0; cl < kOpClasses; ++cl)
+      if (auto it = arr.energy.find(static_cast<OpClass>(cl)); it != arr.energy.end()) rs.compute_energy += e.ops.n[static_cast<size_t>(cl)] * it->second;
     rs.block_level = 0;
     for (size_t i = 1; i < m.levels.size(); ++i) {
       const StorageLevel* l = rs.levels[i];
@@ -242,7 +260,9 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
     const bool whole = std::equal(tile(i), tile(i) + nv, tile(0));
     for (int v : m.levels[i - 1].order)
       if (trips(i)[static_cast<size_t>(v)] > 1) loops.push_back({v, trips(i)[static_cast<size_t>(v)]});
-    for (const CostOperand& o : ops) {
+    double* memo = whole ? nullptr : level_bytes(i, tile(i));
+    for (size_t j = 0; j < ops.size(); ++j) {
+      const CostOperand& o = ops[j];
       if ((o.resident && i < N) || o.in_array) continue;  // produced and consumed on chip
       // Fills: every loop counts except the innermost run of loops that do not move the tile.
       size_t keep = loops.size();
@@ -251,7 +271,7 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
       for (size_t l = 0; l < keep; ++l) fills *= static_cast<double>(loops[l].trip);
       for (const Loop& l : loops)
         if (o.uses_var[static_cast<size_t>(l.var)]) distinct *= static_cast<double>(l.trip);
-      const double bytes = whole ? o.full_bytes : operand_footprint(o, tile(i)) * o.bytes_per_element;
+      const double bytes = whole ? o.full_bytes : bytes_of(memo, j, tile(i));
       if (o.output) {
         traffic[i - 1].write_bytes += bytes * fills;
         traffic[i - 1].read_bytes += bytes * (fills - distinct);  // partial sums read back
@@ -286,7 +306,8 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
   double blocks = 1, per_block = 1;
   for (size_t v = 0; v < nv; ++v) {
     double inner = static_cast<double>(tile(N)[v]);
-    for (size_t i = 1; i <= N; ++i) (i <= block_level ? blocks : inner) *= static_cast<double>(trips(i)[v]);
+    for (size_t i = 1; i <= block_level; ++i) blocks *= static_cast<double>(trips(i)[v]);
+    for (size_t i = block_level + 1; i <= N; ++i) inner *= static_cast<double>(trips(i)[v]);
     per_block *= inner;
   }
   // PEs one step occupies: a spatial array holds the array-level tile, one point per PE, so a
@@ -313,8 +334,9 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
   const MemoryTier& tier = *rs.tier;
   const size_t inner = N > 1 ? N - 1 : N;
   double in_bytes = 0, out_bytes = 0;
-  for (const CostOperand& o : ops)
-    if (!o.resident) (o.output ? out_bytes : in_bytes) += operand_footprint(o, tile(inner)) * o.bytes_per_element;
+  double* memo = level_bytes(inner, tile(inner));
+  for (size_t j = 0; j < ops.size(); ++j)
+    if (!ops[j].resident) (ops[j].output ? out_bytes : in_bytes) += bytes_of(memo, j, tile(inner));
   const double first_wave = std::min(blocks, block_level ? static_cast<double>(arr.instances) : 1.0);
   cost.fill_drain = first_wave * (in_bytes / tier.read_bandwidth + out_bytes / tier.write_bandwidth) / mem_eff + 2 * tier.latency;
   cost.launch = gpu ? a.gpu->launch_overhead : 0;
@@ -329,8 +351,7 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
   cost.utilization = cost.time > 0 ? cost.ideal_compute / cost.time : 0;
 
   // Energy: operations, and each byte at both ends of every boundary it crosses.
-  for (int cl = 0; cl < kOpClasses; ++cl)
-    if (auto it = arr.energy.find(static_cast<OpClass>(cl)); it != arr.energy.end()) cost.compute_energy += e.ops.n[static_cast<size_t>(cl)] * it->second;
+  cost.compute_energy = rs.compute_energy;
   cost.energy = cost.compute_energy;
   cost.energy += (cost.traffic[0].read_bytes + cost.traffic[0].write_bytes) * tier.energy;
   for (size_t j = 1; j < N; ++j) {

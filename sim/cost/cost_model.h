@@ -80,9 +80,23 @@ class EinsumCost {
 
  private:
   double operand_footprint(const CostOperand& o, const int64_t* tile) const;
+  /// Bytes of each operand held at level `level` (1-based) under `tile`, memoised per level
+  /// (the mapper costs one tile under several loop orders and checks its occupancy first;
+  /// footprints do not depend on the order). Entries are computed on first use: take them
+  /// through bytes_of().
+  double* level_bytes(size_t level, const int64_t* tile) const;
+  double bytes_of(double* memo, size_t op, const int64_t* tile) const {
+    if (memo[op] < 0) memo[op] = operand_footprint(ops_[op], tile) * ops_[op].bytes_per_element;
+    return memo[op];
+  }
   const Cascade& c_;
   const Einsum& e_;
   std::vector<CostOperand> ops_;
+  struct Memo {
+    std::vector<int64_t> tile;  ///< the tile the bytes are for (empty: none yet)
+    std::vector<double> bytes;  ///< per operand; negative: not computed for this tile
+  };
+  mutable std::vector<Memo> memo_;
   /// Storage of the last mapping's path and the array's compute bound, looked up once
   /// (an EinsumCost is not for concurrent use).
   struct Resolved {
@@ -95,6 +109,7 @@ class EinsumCost {
     double ideal = 0;
     double cycles_per_point = 0;  ///< per PE, at the achievable rate
     size_t block_level = 0;       ///< level whose tiles are issued to array instances (0: none)
+    double compute_energy = 0;    ///< J of the array's operations
   };
   mutable Resolved res_;
 };

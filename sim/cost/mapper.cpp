@@ -78,6 +78,10 @@ class Search {
     std::vector<std::vector<int64_t>> cand(full_.size());
     for (size_t v = 0; v < full_.size(); ++v) cand[v] = tiles(1, full_[v]);
     thin_candidates(cand, opt_.max_tiles);
+    if (a_.gpu && opt_.objective == Objective::Latency && opt_.lazy_orders) {
+      lazy_inner_first(cand, k, lvl);
+      return;
+    }
     collecting_ = true;  // leaf() records (bound, innermost and array tiles) instead of keeping a best
     for_each_tile(cand, [&](const std::vector<int64_t>& tile) {
       m_.levels[k - 1].tile = tile;
@@ -95,6 +99,74 @@ class Search {
       cand_bound_ = c.bound;
       outer(1, full_, m_.levels[k - 1].tile);
     }
+  }
+
+  // inner_first() on a GPU under the latency objective, visiting the same candidates in the
+  // same order without costing most of them. Only the traffic into the innermost level
+  // depends on its loop order (compute, the tier's traffic with the outer levels whole, fill
+  // and drain do not; the array level costs nothing below SMEM), and that traffic is least
+  // with no loops at all: every operand fetched once per tile, where an order refetches
+  // (fills >= distinct >= 1). So a tile costed with an empty order bounds each of its orders'
+  // bounds from below. A best-first queue over (bound, position in the exhaustive collection)
+  // that holds tiles under that bound and expands one into its orders when it comes up pops
+  // the candidates in the stable sorted order inner_first() completes them in, and stops at
+  // the same one.
+  void lazy_inner_first(const std::vector<std::vector<int64_t>>& cand, size_t k, const StorageLevel& lvl) {
+    struct Entry {
+      double bound;
+      size_t seq;   ///< position among the collected candidates (a tile: its first order's)
+      size_t at;    ///< in pool_: the tile (tile entries) or the candidate
+      bool tile;
+    };
+    const auto later = [](const Entry& x, const Entry& y) { return x.bound != y.bound ? x.bound > y.bound : x.seq > y.seq; };
+    std::vector<Entry> heap;
+    LevelTiles& inner = m_.levels[k - 1];
+    LevelTiles& arr = m_.levels.back();
+    size_t seq = 0;
+    for_each_tile(cand, [&](const std::vector<int64_t>& tile) {
+      inner.tile = tile;
+      if (cost_.occupancy(m_, k) > lvl.capacity) return;
+      inner.order.clear();
+      arr.tile.assign(tile.size(), 1);
+      arr.order.clear();
+      cost_.evaluate_into(a_, m_, dt_, scratch_);
+      heap.push_back({objective(scratch_, opt_.objective), seq, pool_.size(), true});
+      pool_.insert(pool_.end(), tile.begin(), tile.end());
+      seq += order_count(full_, tile);
+    });
+    std::make_heap(heap.begin(), heap.end(), later);
+    const size_t nv = full_.size();
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), later);
+      const Entry top = heap.back();
+      heap.pop_back();
+      if (found_ && top.bound >= best_obj_) {
+        result_.pruned += 1;
+        break;
+      }
+      if (top.tile) {  // cost its orders, as inner_first() collected them
+        inner.tile.assign(pool_.begin() + static_cast<long>(top.at), pool_.begin() + static_cast<long>(top.at + nv));
+        const size_t first = cands_.size();
+        collecting_ = true;
+        for_each_order(full_, inner.tile, inner.order, [&] { array_level(inner.tile); });
+        collecting_ = false;
+        for (size_t j = first; j < cands_.size(); ++j) {
+          heap.push_back({cands_[j].bound, top.seq + (j - first), cands_[j].at, false});
+          std::push_heap(heap.begin(), heap.end(), later);
+        }
+        continue;
+      }
+      load(m_.levels.back(), load(inner, top.at));
+      cand_bound_ = top.bound;
+      outer(1, full_, inner.tile);
+    }
+  }
+
+  // How many loop orders for_each_order() visits for `tile` inside `parent`.
+  static size_t order_count(const std::vector<int64_t>& parent, const std::vector<int64_t>& tile) {
+    size_t moving = 0;
+    for (size_t v = 0; v < tile.size(); ++v) moving += (parent[v] + tile[v] - 1) / tile[v] > 1;
+    return std::max<size_t>(moving, 1);
   }
 
   // Candidates of the innermost level live in one flat pool (no allocation per candidate):
@@ -178,10 +250,17 @@ class Search {
       f();
       return;
     }
-    const std::vector<int> mv = moving;  // f() may recurse and reuse `moving`
-    for (size_t k = 0; k < mv.size(); ++k) {
+    // f() may recurse and reuse `moving`: keep this call's variables on the stack.
+    constexpr size_t kInline = 16;
+    int inline_mv[kInline];
+    std::vector<int> heap_mv;
+    int* mv = inline_mv;
+    const size_t n = moving.size();
+    if (n <= kInline) std::copy(moving.begin(), moving.end(), inline_mv);
+    else heap_mv = moving, mv = heap_mv.data();
+    for (size_t k = 0; k < n; ++k) {
       order.clear();
-      for (size_t j = 0; j < mv.size(); ++j)
+      for (size_t j = 0; j < n; ++j)
         if (j != k) order.push_back(mv[j]);
       order.push_back(mv[k]);
       f();

@@ -403,7 +403,10 @@ class Planner {
     key.reserve(512);
     auto num = [&](double x) {
       char buf[32];
-      key.append(buf, static_cast<size_t>(std::to_chars(buf, buf + sizeof buf, x).ptr - buf));
+      // Most fields are integers: their shorter conversion first.
+      const bool whole = x == std::trunc(x) && std::fabs(x) < 1e15;
+      const auto end = whole ? std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(x)).ptr : std::to_chars(buf, buf + sizeof buf, x).ptr;
+      key.append(buf, static_cast<size_t>(end - buf));
       key += ',';
     };
     key += dtype_name(dt);
@@ -553,18 +556,25 @@ class Planner {
         break;
       }
     if (!where) return false;
+    // Each member's tile: one along its loops, the fusion ranks and the streamed ranks.
+    std::vector<std::vector<int64_t>> tiles(members.size());
+    for (size_t k = 0; k < members.size(); ++k) {
+      const Einsum& e = c_.einsums[static_cast<size_t>(members[k])];
+      const std::vector<int>& lp = loops_[static_cast<size_t>(members[k])];
+      for (const Var& v : e.vars) {
+        const bool one = std::find(lp.begin(), lp.end(), v.rank) != lp.end() || fused.count(v.rank) || streamed(v.rank);
+        tiles[k].push_back(one ? 1 : v.extent);
+      }
+    }
     double bytes = 0;
     for (int t : resident) {
       const Tensor& x = c_.tensors[static_cast<size_t>(t)];
       double worst = 0;
-      for (int id : members) {
+      for (size_t k = 0; k < members.size(); ++k) {
+        const int id = members[k];
         const Einsum& e = c_.einsums[static_cast<size_t>(id)];
         const std::vector<int>& lp = loops_[static_cast<size_t>(id)];
-        std::vector<int64_t> tile;
-        for (const Var& v : e.vars) {
-          const bool one = std::find(lp.begin(), lp.end(), v.rank) != lp.end() || fused.count(v.rank) || streamed(v.rank);
-          tile.push_back(one ? 1 : v.extent);
-        }
+        const std::vector<int64_t>& tile = tiles[k];
         auto consider = [&](const Access& acc, bool write) {
           if (acc.tensor != t) return;
           worst = std::max(worst, footprint(c_, e, acc, tile));
