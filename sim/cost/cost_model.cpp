@@ -173,6 +173,14 @@ Cost EinsumCost::evaluate(const ArchSpec& a, const Mapping& m, DType dt, bool de
 }
 
 void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Cost& cost, bool detail) const {
+  evaluate_impl(a, m, dt, cost, detail, true);
+}
+
+void EinsumCost::order_free_into(const ArchSpec& a, const Mapping& m, DType dt, Cost& cost) const {
+  evaluate_impl(a, m, dt, cost, false, false);
+}
+
+void EinsumCost::evaluate_impl(const ArchSpec& a, const Mapping& m, DType dt, Cost& cost, bool detail, bool with_traffic) const {
   const Einsum& e = e_;
   if (detail) check_mapping(e, a, m);  // the mapper builds valid mappings; skip in its inner loop
   const ComputeArray& arr = a.arrays[static_cast<size_t>(m.array)];
@@ -253,7 +261,7 @@ void EinsumCost::evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Co
   loops.clear();
   // GPUs: operands reach the tensor cores from registers the mapping does not tile; the SMEM
   // capacity bounds the tiles, and SMEM bandwidth is not charged for the array boundary.
-  const size_t last_boundary = gpu ? N - 1 : N;
+  const size_t last_boundary = !with_traffic ? 0 : gpu ? N - 1 : N;
   boundary_bytes.assign(N + 1, 0);
   for (size_t i = 1; i <= last_boundary; ++i) {
     // A level holding whole tensors (the mapper's bounds) needs no footprint computed.

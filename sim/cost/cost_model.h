@@ -73,12 +73,17 @@ class EinsumCost {
   Cost evaluate(const ArchSpec& a, const Mapping& m, DType dt, bool detail = true) const;
   /// evaluate() into `out`, reusing its storage (the mapper's inner loop).
   void evaluate_into(const ArchSpec& a, const Mapping& m, DType dt, Cost& out, bool detail = false) const;
+  /// evaluate_into() without the storage traffic (left zero, and the energy with it): compute,
+  /// fill and drain and launch exactly as a full evaluation gives them, which do not depend on
+  /// the loop orders. The mapper bounds a tile by them before choosing its orders.
+  void order_free_into(const ArchSpec& a, const Mapping& m, DType dt, Cost& out) const;
   /// See the free function level_occupancy().
   double occupancy(const Mapping& m, size_t level) const;
   /// See the free function compulsory_bytes().
   double compulsory_bytes() const;
 
  private:
+  void evaluate_impl(const ArchSpec& a, const Mapping& m, DType dt, Cost& out, bool detail, bool with_traffic) const;
   double operand_footprint(const CostOperand& o, const int64_t* tile) const;
   /// Bytes of each operand held at level `level` (1-based) under `tile`, memoised per level
   /// (the mapper costs one tile under several loop orders and checks its occupancy first;

@@ -123,14 +123,28 @@ class Search {
     LevelTiles& inner = m_.levels[k - 1];
     LevelTiles& arr = m_.levels.back();
     size_t seq = 0;
+    // The levels above the innermost hold whole tensors: their traffic, which the objective
+    // and the busiest level take, is the same for every tile (from the first one costed).
+    bool have_outer = false;
+    double outer_busy = 0, tier_busy = 0;
     for_each_tile(cand, [&](const std::vector<int64_t>& tile) {
       inner.tile = tile;
       if (cost_.occupancy(m_, k) > lvl.capacity) return;
       inner.order.clear();
       arr.tile.assign(tile.size(), 1);
       arr.order.clear();
-      cost_.evaluate_into(a_, m_, dt_, scratch_);
-      heap.push_back({objective(scratch_, opt_.objective), seq, pool_.size(), true});
+      if (!have_outer) {
+        cost_.evaluate_into(a_, m_, dt_, scratch_);
+        for (size_t j = 0; j + 1 < k; ++j) outer_busy = std::max(outer_busy, scratch_.traffic[j].busy);
+        tier_busy = scratch_.traffic[0].busy;
+        have_outer = true;
+      }
+      // evaluate_into()'s time is max(compute, each level's busy time) + fill/drain + launch,
+      // and its objective adds 1e-3 of the tier's busy time: with the innermost level's
+      // order-dependent traffic left out, the same sums give a bound no larger.
+      cost_.order_free_into(a_, m_, dt_, scratch_);
+      const double bound = std::max(scratch_.compute, outer_busy) + scratch_.fill_drain + scratch_.launch + 1e-3 * tier_busy;
+      heap.push_back({bound, seq, pool_.size(), true});
       pool_.insert(pool_.end(), tile.begin(), tile.end());
       seq += order_count(full_, tile);
     });
