@@ -207,10 +207,13 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   run->add_option("--kv-dtype", kv_dtype, "KV cache element type when it differs (a quantized cache: int8, fp8, int4)")->check(CLI::IsMember(dtype_names()));
   std::string engine = "analytical", trace_file;
   int64_t engine_tiles = 64;
+  int64_t run_jobs = 0;
   double quantum_us = 1;
   run->add_option("--engine", engine, "Timing engine: analytical (default) or systemc (discrete events, contention)")
       ->check(CLI::IsMember({"analytical", "systemc"}));
   run->add_option("--trace", trace_file, "With --engine systemc: write a Chrome-trace/Perfetto JSON timeline");
+  run->add_option("--jobs", run_jobs, "Threads the mapper searches on (default: every core; the result does not depend on it)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1024}));
   run->add_option("--tiles", engine_tiles, "With --engine systemc: tiles per block instance (default 64)")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   run->add_option("--quantum", quantum_us, "With --engine systemc: temporal-decoupling quantum in microseconds (default 1)")
       ->check(CLI::PositiveNumber);
@@ -433,6 +436,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       if (!run_dtype.empty()) ro.dtype = parse_dtype(run_dtype);
       if (!run_fusion.empty()) ro.fusion = parse_fusion(run_fusion);
       ro.mapper.objective = objective == "energy" ? Objective::Energy : objective == "edp" ? Objective::EDP : Objective::Latency;
+      ro.mapper.threads = run_jobs > 0 ? static_cast<int>(run_jobs) : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
       if (engine != "systemc" && !trace_file.empty()) throw UserError(SourceLoc{"--trace"}, "--trace needs --engine systemc");
       const double lock = flag_quantity(run_clock, "--clock", Dim::Frequency, "1.4 GHz");
       const double cap = flag_quantity(run_cap, "--power-cap", Dim::Power, "490 W");

@@ -28,6 +28,10 @@ struct MapperOptions {
   /// tile's order-free bound comes up in the search (same mappings found, fewer evaluations).
   /// Off: every order of every tile is costed up front (kept to check the two agree).
   bool lazy_orders = true;
+  /// Threads a whole-model run maps its distinct Einsums on (the searches are independent:
+  /// the same results on any number). 1 inside sweeps and serving, which run their points in
+  /// parallel already; `einsim run` uses the machine's cores.
+  int threads = 1;
 };
 
 struct MapResult {

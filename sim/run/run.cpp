@@ -3,9 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cmath>
+#include <optional>
 #include <set>
+#include <thread>
 #include <tuple>
 
 #include "arch/collective.h"
@@ -137,13 +140,57 @@ class Planner {
     r.fusion = fusion_;
     if (grouping_ && grouping_->empty()) *grouping_ = group();
     const std::vector<std::vector<int>> blocks = grouping_ ? *grouping_ : group();
+    // What each block holds on chip and each member is mapped with, decided before any
+    // mapping, so that the searches can run ahead in parallel.
+    struct MemberPlan {
+      std::vector<int> on_chip, invariant;
+      Search search;  ///< what map() is asked for
+    };
+    struct BlockPlan {
+      std::vector<int> resident, shared;
+      std::vector<MemberPlan> members;
+    };
+    std::vector<BlockPlan> plans;
     for (const std::vector<int>& members : blocks) {
-      const std::vector<int> resident = resident_of(members);
+      BlockPlan p;
+      p.resident = resident_of(members);
       // Inputs several members read (the row a layer norm sums, then scales) come from the
       // tier once when their slices fit beside the intermediates; later readers find them on
       // chip.
-      std::vector<int> shared = shared_inputs(members);
-      if (!shared.empty() && fusion_ != Fusion::None && !fits(members, shared)) shared.clear();
+      p.shared = shared_inputs(members);
+      if (!p.shared.empty() && fusion_ != Fusion::None && !fits(members, p.shared)) p.shared.clear();
+      std::set<int> loaded;
+      for (int id : members) {
+        MemberPlan mp;
+        mp.on_chip = p.resident;
+        const Einsum& me = c_.einsums[static_cast<size_t>(id)];
+        for (int t : p.shared) {
+          bool reads = false;
+          for (const Access& acc : me.reads) reads |= acc.tensor == t;
+          if (reads && !loaded.insert(t).second) mp.on_chip.push_back(t);
+        }
+        // A scan's operands that its steps do not index (Mamba's A and D): the kernel loads them
+        // once and holds them on chip across the steps, so each step is mapped with them there
+        // and their one read is added below.
+        if (fusion_ == Fusion::Kernels && scan(id))
+          for (const Access& acc : me.reads) {
+            bool stepped = false;
+            for (const Affine& d : acc.dims)
+              for (const auto& [v, k] : d.terms) stepped |= v == me.iter_var && k != 0;
+            if (!stepped && is_weight(c_.tensors[static_cast<size_t>(acc.tensor)]) &&
+                std::find(mp.on_chip.begin(), mp.on_chip.end(), acc.tensor) == mp.on_chip.end())
+              mp.invariant.push_back(acc.tensor), mp.on_chip.push_back(acc.tensor);
+          }
+        mp.search = search_for(id, mp.on_chip);
+        p.members.push_back(std::move(mp));
+      }
+      plans.push_back(std::move(p));
+    }
+    prefetch(blocks, plans);
+    for (size_t bi = 0; bi < blocks.size(); ++bi) {
+      const std::vector<int>& members = blocks[bi];
+      const std::vector<int>& resident = plans[bi].resident;
+      const std::vector<int>& shared = plans[bi].shared;
       BlockRun b;
       // The software's kernel quality for this kind of kernel (the runtime's, arch/runtime.h):
       // the arrays and the memory levels reach that share of their calibrated rates.
@@ -154,29 +201,11 @@ class Planner {
       std::map<std::string, double> array_busy, array_ideal;
       std::vector<LevelTraffic> traffic;
       double fill = 0, launch = 0;
-      std::set<int> loaded;
-      for (int id : members) {
-        std::vector<int> on_chip = resident;
+      for (size_t k = 0; k < members.size(); ++k) {
+        const int id = members[k];
         const Einsum& me = c_.einsums[static_cast<size_t>(id)];
-        for (int t : shared) {
-          bool reads = false;
-          for (const Access& acc : me.reads) reads |= acc.tensor == t;
-          if (reads && !loaded.insert(t).second) on_chip.push_back(t);
-        }
-        // A scan's operands that its steps do not index (Mamba's A and D): the kernel loads them
-        // once and holds them on chip across the steps, so each step is mapped with them there
-        // and their one read is added below.
-        std::vector<int> invariant;
-        if (fusion_ == Fusion::Kernels && scan(id))
-          for (const Access& acc : me.reads) {
-            bool stepped = false;
-            for (const Affine& d : acc.dims)
-              for (const auto& [v, k] : d.terms) stepped |= v == me.iter_var && k != 0;
-            if (!stepped && is_weight(c_.tensors[static_cast<size_t>(acc.tensor)]) &&
-                std::find(on_chip.begin(), on_chip.end(), acc.tensor) == on_chip.end())
-              invariant.push_back(acc.tensor), on_chip.push_back(acc.tensor);
-          }
-        const MappedEinsum& mapped = map(id, on_chip);
+        const std::vector<int>& invariant = plans[bi].members[k].invariant;
+        const MappedEinsum& mapped = map(plans[bi].members[k].search);
         const MapResult& m = mapped.result;
         // Instances, times the share of the iteration space computed (causal attention).
         const double n = repeats_[static_cast<size_t>(id)] * me.work;
@@ -389,17 +418,66 @@ class Planner {
     return dt;  // the mapper reports what no array runs
   }
 
-  const MappedEinsum& map(int id, const std::vector<int>& resident) {
+  // One search the blocks ask for: the Einsum, the resident tensors it touches, its compute
+  // type and its cache key.
+  struct Search {
+    int id = 0;
+    std::vector<int> mine;
+    DType dt = DType::FP16;
+    std::string key;
+  };
+
+  // Runs ahead, on mopt_.threads threads, the distinct searches the blocks will ask for and
+  // are not cached, in the order they are first asked for. Searches are independent and
+  // deterministic, so the results are the sequential ones; a search that fails is left for
+  // the sequential pass to fail again where it is asked for.
+  void prefetch(const std::vector<std::vector<int>>& blocks, const auto& plans) {
+    if (mopt_.threads <= 1 || map_arch_) return;
+    std::vector<Search> todo;
+    std::set<std::string> seen;
+    for (size_t bi = 0; bi < blocks.size(); ++bi)
+      for (size_t k = 0; k < blocks[bi].size(); ++k) {
+        const Search& q = plans[bi].members[k].search;
+        if (bucket_->count(q.key) || !seen.insert(q.key).second) continue;
+        todo.push_back(q);
+      }
+    if (todo.size() < 2) return;
+    std::vector<std::optional<MapResult>> done(todo.size());
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      for (size_t i; (i = next.fetch_add(1)) < todo.size();) {
+        try {
+          done[i] = map_einsum(c_, sliced_[static_cast<size_t>(todo[i].id)], a_, todo[i].dt, mopt_, todo[i].mine);
+        } catch (...) {  // asked for again in order, where it throws
+        }
+      }
+    };
+    const size_t n = std::min(todo.size(), static_cast<size_t>(mopt_.threads));
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < n; ++t) pool.emplace_back(work);
+    work();
+    for (std::thread& t : pool) t.join();
+    for (size_t i = 0; i < todo.size(); ++i)
+      if (done[i]) {
+        evaluated_ += done[i]->evaluated;
+        (*bucket_)[todo[i].key] = std::make_unique<MappedEinsum>(MappedEinsum{std::move(*done[i]), ""});
+        prefetched_.insert(todo[i].key);
+      }
+  }
+
+  Search search_for(int id, const std::vector<int>& resident) {
     const Einsum& s = sliced_[static_cast<size_t>(id)];
-    std::vector<int> mine;  // the resident tensors this Einsum touches
+    Search q;
+    q.id = id;
+    std::vector<int>& mine = q.mine;  // the resident tensors this Einsum touches
     for (const Access& acc : s.reads)
       if (std::find(resident.begin(), resident.end(), acc.tensor) != resident.end()) mine.push_back(acc.tensor);
     if (std::find(resident.begin(), resident.end(), s.lhs.tensor) != resident.end()) mine.push_back(s.lhs.tensor);
-    const DType dt = compute_type(s);
+    const DType dt = q.dt = compute_type(s);
     // Keyed by structure, not names: the two norms of a layer, K and V, gate and up share a
     // search. Per access: its operand's place among the Einsum's tensors, type, shape,
     // residency and affine dimensions.
-    std::string key;
+    std::string& key = q.key;
     key.reserve(512);
     auto num = [&](double x) {
       char buf[32];
@@ -449,10 +527,19 @@ class Planner {
     };
     add_access(s.lhs);
     for (const Access& acc : s.reads) add_access(acc);
+    return q;
+  }
+
+  const MappedEinsum& map(const Search& q) {
+    const Einsum& s = sliced_[static_cast<size_t>(q.id)];
+    const std::vector<int>& mine = q.mine;
+    const DType dt = q.dt;
+    const std::string& key = q.key;
     MapCache::Bucket& cache = *bucket_;
     std::unique_ptr<MappedEinsum>& hit = cache[map_arch_ ? "fixed|" + key : key];
-    if (hit) ++hits_;
-    else if (map_arch_) {
+    if (hit) {
+      if (!prefetched_.erase(key)) ++hits_;  // a search run ahead for this request is no hit
+    } else if (map_arch_) {
       // The mapping chosen on the mapping architecture, costed here.
       std::unique_ptr<MappedEinsum>& chosen = (*map_bucket_)[key];
       if (!chosen) {
@@ -760,6 +847,7 @@ class Planner {
   }
 
   int64_t evaluated_ = 0, hits_ = 0;
+  std::set<std::string> prefetched_;  ///< keys prefetch() mapped that map() has not asked for yet
   const Cascade& c_;
   const ArchSpec& a_;
   DType dt_;

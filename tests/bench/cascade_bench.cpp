@@ -105,7 +105,8 @@ BENCHMARK(BM_Run_Llama3_70B_Decode_H100)->Arg(0)->Arg(1)->ArgName("warm")->Unit(
 
 // A DeepSeek-V3 decode step (batch 64, context 8K, fp8 weights, EP 8 with data-parallel
 // attention on 8 H200s): latent attention, two layer kinds, grouped routing, dispatched
-// experts (target: under 5 ms cold, 1 ms warm).
+// experts (target: under 5 ms cold, 1 ms warm). The second argument: the mapper's threads
+// (`einsim run` uses every core).
 void BM_Run_DeepSeekV3_Decode_EP8_H200(benchmark::State& state) {
   static const ModelConfig m = load_model("deepseek-v3");
   RunOptions opt;
@@ -113,9 +114,10 @@ void BM_Run_DeepSeekV3_Decode_EP8_H200(benchmark::State& state) {
   opt.phase.batch = 64;
   opt.phase.context = 8192;
   opt.ep = 8;
+  opt.mapper.threads = static_cast<int>(state.range(1));
   run_step(state, m, load_arch("h200"), opt);
 }
-BENCHMARK(BM_Run_DeepSeekV3_Decode_EP8_H200)->Arg(0)->Arg(1)->ArgName("warm")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Run_DeepSeekV3_Decode_EP8_H200)->ArgsProduct({{0, 1}, {1, 2}})->ArgNames({"warm", "threads"})->Unit(benchmark::kMillisecond);
 
 // What the mapper's tile cap per level gives up on whole models: the predicted step time
 // (counter step_ms) and the search cost against max_tiles, for a memory-bound decode step and

@@ -70,6 +70,34 @@ TEST_CASE("run: blocks partition the Einsums and add up to the step", "[run]") {
   }
 }
 
+TEST_CASE("run: mapping on several threads gives the one-thread report exactly", "[run]") {
+  const ArchSpec a = load_arch("h100");
+  RunOptions one = decode(8, 4096), four = decode(8, 4096);
+  one.mapper.threads = 1;
+  four.mapper.threads = 4;
+  const ModelConfig m = load_model("mixtral-8x7b");
+  one.tp = four.tp = 2;
+  const RunReport r1 = run_model(m, a, one), r4 = run_model(m, a, four);
+  CHECK(r1.step_time == r4.step_time);
+  CHECK(r1.energy == r4.energy);
+  CHECK(r1.mappings_evaluated == r4.mappings_evaluated);
+  CHECK(r1.cache_hits == r4.cache_hits);
+  REQUIRE(r1.einsums.size() == r4.einsums.size());
+  for (size_t i = 0; i < r1.einsums.size(); ++i) {
+    CHECK(r1.einsums[i].mapping == r4.einsums[i].mapping);
+    CHECK(r1.einsums[i].time_alone == r4.einsums[i].time_alone);
+  }
+  // An Einsum nothing can map fails the same way on any number of threads.
+  const ArchSpec tiny = [&] {
+    ArchSpec t = a;
+    for (StorageLevel& l : t.levels) l.capacity = 8;
+    return t;
+  }();
+  const std::string e1 = error_of([&] { run_model(m, tiny, one); });
+  CHECK_THAT(e1, Catch::Contains("no mapping of this Einsum fits"));
+  CHECK(error_of([&] { run_model(m, tiny, four); }) == e1);
+}
+
 TEST_CASE("run: the step is no faster than its compute and its compulsory traffic", "[run]") {
   for (const char* preset : {"a100", "h100", "h200"}) {
     const ArchSpec a = load_arch(preset);
