@@ -13,7 +13,10 @@ namespace einsim {
 
 namespace {
 constexpr std::array<std::string_view, 7> kTierKinds = {"hbm", "ddr", "lpddr", "gddr", "cxl", "flash", "ssd"};
-constexpr std::array<std::string_view, 7> kLinkKinds = {"pcie", "nvlink", "cxl", "nvme", "ethernet", "infiniband", "on-package"};
+// Links are named by what they are: scale-up fabrics (NVLink, AMD's xGMI Infinity Fabric,
+// Google's ICI), chip-to-chip (NVLink-C2C), host and device buses, and scale-out networks.
+constexpr std::array<std::string_view, 11> kLinkKinds = {"pcie",     "nvlink",     "cxl",        "nvme", "ethernet", "infiniband",
+                                                         "on-package", "nvlink-c2c", "xgmi",       "ici",  "roce"};
 const std::vector<std::string> kEndpoints = {"host", "peer", "network"};
 
 template <size_t N>

@@ -78,7 +78,7 @@ struct ComputeArray {
   double peak_flops(DType t) const { return 2.0 * peak_ops(OpClass::Mac, t); }
 };
 
-enum class LinkKind { PCIe, NVLink, CXL, NVMe, Ethernet, InfiniBand, OnPackage };
+enum class LinkKind { PCIe, NVLink, CXL, NVMe, Ethernet, InfiniBand, OnPackage, NVLinkC2C, XGMI, ICI, RoCE };
 std::string_view link_kind_name(LinkKind k);
 
 /// How a collective moves its data over a peer link (arch/collective.h).

@@ -142,6 +142,13 @@ TEST_CASE("architecture errors are located", "[arch][errors]") {
         std::string::npos);
   CHECK(error_of([&] { arch_from(kHead + kTier + kArray + peer + "collective = { ring = { bse = \"1 us\" } }\n"); }).find("bse") !=
         std::string::npos);
+  // Links are named by what they are: AMD's Infinity Fabric is xgmi, not nvlink.
+  for (const char* kind : {"nvlink-c2c", "xgmi", "ici", "roce", "infiniband"}) {
+    const ArchSpec a = arch_from(kHead + kTier + kArray + "[arch.links.l]\nkind = \"" + kind + "\"\nfrom = \"hbm\"\nto = \"peer\"\nbandwidth = \"1 GB/s\"\n");
+    CHECK(link_kind_name(a.links.at(0).kind) == kind);
+  }
+  CHECK_THAT(error_of([&] { arch_from(kHead + kTier + kArray + "[arch.links.l]\nkind = \"infinity-fabric\"\nfrom = \"hbm\"\nto = \"peer\"\nbandwidth = \"1 GB/s\"\n"); }),
+             Catch::Contains("a.toml:16:8: error:") && Catch::Contains("xgmi") && Catch::Contains("nvlink-c2c") && Catch::Contains("roce"));
   {
     const ArchSpec a = arch_from(kHead + kTier + kArray + peer + "latency = \"1 us\"\nsharp = true\ncollective = { ring = { base = \"5 us\", efficiency = 0.5 } }\n");
     REQUIRE(a.links.size() == 1);
