@@ -36,6 +36,11 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
       // or per-core figure is published), so those rows only check the presets' arithmetic.
       {"h20", "tensor", DType::FP8, 296e12},      {"l40s", "tensor", DType::BF16, 362e12},
       {"l40s", "tensor", DType::FP8, 733e12},
+      // B200 (docs/REFERENCES.md, Blackwell B200): dense BF16 2250 and FP8 4500 TFLOPS, 75 TFLOPS FP32
+      // and 150 TFLOPS BF16 without tensor cores.
+      {"b200", "tensor", DType::BF16, 2250e12},   {"b200", "tensor", DType::FP8, 4500e12},
+      {"b200", "tensor", DType::INT8, 4500e12},   {"b200", "vector", DType::FP32, 75.0e12},
+      {"b200", "vector", DType::BF16, 150.0e12},
       // FuseMax: 256 x 256 MACs at 940 MHz.
       {"fusemax", "pe2d", DType::FP16, 2.0 * 65536 * 940e6}, {"flat", "pe1d", DType::FP16, 2.0 * 256 * 940e6},
   };
@@ -50,6 +55,13 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
   CHECK(load_arch("h200").tier("hbm")->capacity == Approx(141e9));
   CHECK(load_arch("h200").array("tensor")->instances == 132);
   CHECK(load_arch("h20").tier("hbm")->capacity == Approx(96e9));
+  const ArchSpec b200 = load_arch("b200");
+  CHECK(b200.tier("hbm")->read_bandwidth == Approx(8e12));
+  CHECK(b200.tier("hbm")->capacity == Approx(180e9));
+  CHECK(b200.power.tdp == Approx(1000));
+  CHECK(b200.array("tensor")->instances == 148);
+  REQUIRE(b200.link("nvlink") != nullptr);
+  CHECK(b200.link("nvlink")->bandwidth == Approx(900e9));  // 1.8 TB/s both directions
   CHECK(load_arch("fusemax").tier("dram")->read_bandwidth == Approx(400.0 * 1073741824.0));
   CHECK(load_arch("fusemax").tier("dram")->energy == Approx(3.9e-12 * 8));
   CHECK(load_arch("flat").level("gbuf")->capacity == 32.0 * 1048576);
@@ -65,7 +77,7 @@ TEST_CASE("GPU presets' per-operation energies follow their stated formula", "[a
   // Checked here so that a recalibration of efficiency or power cannot leave them stale; the
   // values are written to four digits.
   const double exp_ratio = 94.65 / 17.16, div_ratio = 36.25 / 17.16;
-  for (const char* preset : {"a100", "h100", "h200", "l40s"}) {
+  for (const char* preset : {"a100", "h100", "h200", "l40s", "b200"}) {
     INFO(preset);
     const ArchSpec a = load_arch(preset);
     const double budget = a.power.tdp - a.power.active, eff = a.gpu->efficiency.at(OpClass::Mac);
