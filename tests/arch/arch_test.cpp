@@ -44,7 +44,8 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
       // MI300X (docs/REFERENCES.md, AMD Instinct MI300X): dense BF16 1307.4 and FP8 2614.9 TFLOPS,
       // derived FP32 vector 81.7 TFLOPS.
       {"mi300x", "tensor", DType::BF16, 1307.4e12}, {"mi300x", "tensor", DType::FP8, 2614.9e12},
-      {"mi300x", "vector", DType::FP32, 81.7e12},
+      {"mi300x", "vector", DType::FP32, 81.7e12}, {"mi325x", "tensor", DType::BF16, 1307.4e12},
+      {"mi325x", "tensor", DType::FP8, 2614.9e12},
       // FuseMax: 256 x 256 MACs at 940 MHz.
       {"fusemax", "pe2d", DType::FP16, 2.0 * 65536 * 940e6}, {"flat", "pe1d", DType::FP16, 2.0 * 256 * 940e6},
   };
@@ -73,6 +74,10 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
   CHECK(mi300x.array("tensor")->instances == 304);
   REQUIRE(mi300x.link("xgmi") != nullptr);
   CHECK(link_kind_name(mi300x.link("xgmi")->kind) == "xgmi");  // Infinity Fabric, not NVLink
+  const ArchSpec mi325x = load_arch("mi325x");
+  CHECK(mi325x.tier("hbm")->read_bandwidth == Approx(6e12));
+  CHECK(mi325x.tier("hbm")->capacity == Approx(256e9));
+  CHECK(mi325x.power.tdp == Approx(1000));
   CHECK(load_arch("fusemax").tier("dram")->read_bandwidth == Approx(400.0 * 1073741824.0));
   CHECK(load_arch("fusemax").tier("dram")->energy == Approx(3.9e-12 * 8));
   CHECK(load_arch("flat").level("gbuf")->capacity == 32.0 * 1048576);
@@ -88,7 +93,7 @@ TEST_CASE("GPU presets' per-operation energies follow their stated formula", "[a
   // Checked here so that a recalibration of efficiency or power cannot leave them stale; the
   // values are written to four digits.
   const double exp_ratio = 94.65 / 17.16, div_ratio = 36.25 / 17.16;
-  for (const char* preset : {"a100", "h100", "h200", "l40s", "b200", "mi300x"}) {
+  for (const char* preset : {"a100", "h100", "h200", "l40s", "b200", "mi300x", "mi325x"}) {
     INFO(preset);
     const ArchSpec a = load_arch(preset);
     const double budget = a.power.tdp - a.power.active, eff = a.gpu->efficiency.at(OpClass::Mac);
