@@ -45,7 +45,8 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
       // derived FP32 vector 81.7 TFLOPS.
       {"mi300x", "tensor", DType::BF16, 1307.4e12}, {"mi300x", "tensor", DType::FP8, 2614.9e12},
       {"mi300x", "vector", DType::FP32, 81.7e12}, {"mi325x", "tensor", DType::BF16, 1307.4e12},
-      {"mi325x", "tensor", DType::FP8, 2614.9e12},
+      {"mi325x", "tensor", DType::FP8, 2614.9e12},  {"mi355x", "tensor", DType::FP8, 5.0e15},
+      {"mi355x", "tensor", DType::BF16, 2.5e15},
       // FuseMax: 256 x 256 MACs at 940 MHz.
       {"fusemax", "pe2d", DType::FP16, 2.0 * 65536 * 940e6}, {"flat", "pe1d", DType::FP16, 2.0 * 256 * 940e6},
   };
@@ -78,6 +79,12 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
   CHECK(mi325x.tier("hbm")->read_bandwidth == Approx(6e12));
   CHECK(mi325x.tier("hbm")->capacity == Approx(256e9));
   CHECK(mi325x.power.tdp == Approx(1000));
+  const ArchSpec mi355x = load_arch("mi355x");
+  CHECK(mi355x.tier("hbm")->read_bandwidth == Approx(8e12));
+  CHECK(mi355x.tier("hbm")->capacity == Approx(288e9));
+  CHECK(mi355x.power.tdp == Approx(1400));
+  CHECK(mi355x.level("lds")->capacity == 160.0 * 1024);
+  CHECK(mi355x.array("tensor")->instances == 256);
   CHECK(load_arch("fusemax").tier("dram")->read_bandwidth == Approx(400.0 * 1073741824.0));
   CHECK(load_arch("fusemax").tier("dram")->energy == Approx(3.9e-12 * 8));
   CHECK(load_arch("flat").level("gbuf")->capacity == 32.0 * 1048576);
@@ -93,7 +100,7 @@ TEST_CASE("GPU presets' per-operation energies follow their stated formula", "[a
   // Checked here so that a recalibration of efficiency or power cannot leave them stale; the
   // values are written to four digits.
   const double exp_ratio = 94.65 / 17.16, div_ratio = 36.25 / 17.16;
-  for (const char* preset : {"a100", "h100", "h200", "l40s", "b200", "mi300x", "mi325x"}) {
+  for (const char* preset : {"a100", "h100", "h200", "l40s", "b200", "mi300x", "mi325x", "mi355x"}) {
     INFO(preset);
     const ArchSpec a = load_arch(preset);
     const double budget = a.power.tdp - a.power.active, eff = a.gpu->efficiency.at(OpClass::Mac);
