@@ -47,6 +47,9 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
       {"mi300x", "vector", DType::FP32, 81.7e12}, {"mi325x", "tensor", DType::BF16, 1307.4e12},
       {"mi325x", "tensor", DType::FP8, 2614.9e12},  {"mi355x", "tensor", DType::FP8, 5.0e15},
       {"mi355x", "tensor", DType::BF16, 2.5e15},
+      // RTX 4090 (docs/REFERENCES.md): dense FP32-accumulate tensor peaks and 82.6 TFLOPS FP32.
+      {"rtx4090", "tensor", DType::BF16, 165.2e12}, {"rtx4090", "tensor", DType::FP8, 330.3e12},
+      {"rtx4090", "tensor", DType::INT8, 660.6e12}, {"rtx4090", "vector", DType::FP32, 82.6e12},
       // FuseMax: 256 x 256 MACs at 940 MHz.
       {"fusemax", "pe2d", DType::FP16, 2.0 * 65536 * 940e6}, {"flat", "pe1d", DType::FP16, 2.0 * 256 * 940e6},
   };
@@ -85,6 +88,12 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
   CHECK(mi355x.power.tdp == Approx(1400));
   CHECK(mi355x.level("lds")->capacity == 160.0 * 1024);
   CHECK(mi355x.array("tensor")->instances == 256);
+  const ArchSpec rtx4090 = load_arch("rtx4090");
+  CHECK(rtx4090.tier("gddr")->read_bandwidth == Approx(1008e9));
+  CHECK(rtx4090.tier("gddr")->capacity == Approx(24e9));
+  CHECK(rtx4090.level("l2")->capacity == Approx(72e6));
+  CHECK(rtx4090.power.tdp == Approx(450));
+  REQUIRE(rtx4090.link("pcie-peer") != nullptr);  // no NVLink: peers over PCIe
   CHECK(load_arch("fusemax").tier("dram")->read_bandwidth == Approx(400.0 * 1073741824.0));
   CHECK(load_arch("fusemax").tier("dram")->energy == Approx(3.9e-12 * 8));
   CHECK(load_arch("flat").level("gbuf")->capacity == 32.0 * 1048576);
@@ -100,7 +109,7 @@ TEST_CASE("GPU presets' per-operation energies follow their stated formula", "[a
   // Checked here so that a recalibration of efficiency or power cannot leave them stale; the
   // values are written to four digits.
   const double exp_ratio = 94.65 / 17.16, div_ratio = 36.25 / 17.16;
-  for (const char* preset : {"a100", "h100", "h200", "l40s", "b200", "mi300x", "mi325x", "mi355x"}) {
+  for (const char* preset : {"a100", "h100", "h200", "l40s", "b200", "mi300x", "mi325x", "mi355x", "rtx4090"}) {
     INFO(preset);
     const ArchSpec a = load_arch(preset);
     const double budget = a.power.tdp - a.power.active, eff = a.gpu->efficiency.at(OpClass::Mac);
