@@ -94,6 +94,21 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
   CHECK(rtx4090.level("l2")->capacity == Approx(72e6));
   CHECK(rtx4090.power.tdp == Approx(450));
   REQUIRE(rtx4090.link("pcie-peer") != nullptr);  // no NVLink: peers over PCIe
+  // GH200: the H100's compute with 96 GB at 4 TB/s, and Grace's LPDDR5X behind NVLink-C2C as
+  // the only host path (no PCIe host link left over from the H100).
+  const ArchSpec gh200 = load_arch("gh200");
+  CHECK(gh200.tier("hbm")->read_bandwidth == Approx(4e12));
+  CHECK(gh200.tier("hbm")->capacity == Approx(96e9));
+  CHECK(gh200.tier("lpddr5x")->capacity == Approx(480e9));
+  CHECK(gh200.array("tensor")->peak_flops(DType::BF16) == load_arch("h100").array("tensor")->peak_flops(DType::BF16));
+  int host_links = 0;
+  for (const Link& l : gh200.links)
+    if (l.to == "host") {
+      ++host_links;
+      CHECK(link_kind_name(l.kind) == "nvlink-c2c");
+      CHECK(l.bandwidth == Approx(450e9));
+    }
+  CHECK(host_links == 1);
   CHECK(load_arch("fusemax").tier("dram")->read_bandwidth == Approx(400.0 * 1073741824.0));
   CHECK(load_arch("fusemax").tier("dram")->energy == Approx(3.9e-12 * 8));
   CHECK(load_arch("flat").level("gbuf")->capacity == 32.0 * 1048576);
