@@ -78,6 +78,7 @@ std::string format_run(const RunReport& r, Format f) {
                    {"mappings_evaluated", r.mappings_evaluated},
                    {"cache_hits", r.cache_hits}};
     if (r.tp > 1) j["allreduce"] = {{"link", r.allreduce_link}, {"algorithm", r.allreduce_algo}, {"count", r.allreduces}};
+    j["emulated"] = r.emulated;
     j["engine"] = {{"name", r.engine}};
     if (r.engine != "analytical")
       j["engine"].update({{"analytical_step_s", r.analytical_step}, {"transactions", r.transactions}, {"quantum_s", r.quantum}, {"tiles", r.tiles}});
@@ -153,6 +154,7 @@ std::string format_run(const RunReport& r, Format f) {
   for (const TierMemory& m : r.memory)
     out += fmt::format("memory per device ({}): weights {}, KV cache {}, activations {}; {} of {} ({})\n", m.tier, fmt_bytes(m.weights),
                        fmt_bytes(m.kv_cache), fmt_bytes(m.activations), fmt_bytes(m.total()), fmt_bytes(m.capacity), pct(m.total() / m.capacity));
+  for (const std::string& e : r.emulated) out += fmt::format("emulated: {}\n", e);
   out += fmt::format("mapper: {} mappings costed, {} Einsums from the cache\n", r.mappings_evaluated, r.cache_hits);
   if (r.engine != "analytical")
     out += fmt::format("engine: {} (TLM-2.0, loosely timed, quantum {} us), {} tiles per block instance, double buffered, {} transactions; "

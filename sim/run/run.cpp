@@ -206,6 +206,7 @@ class Planner {
         const Einsum& me = c_.einsums[static_cast<size_t>(id)];
         const std::vector<int>& invariant = plans[bi].members[k].invariant;
         const MappedEinsum& mapped = map(plans[bi].members[k].search);
+        note_emulation(sliced_[static_cast<size_t>(id)], plans[bi].members[k].search.dt, r.emulated);
         const MapResult& m = mapped.result;
         // Instances, times the share of the iteration space computed (causal attention).
         const double n = repeats_[static_cast<size_t>(id)] * me.work;
@@ -399,7 +400,16 @@ class Planner {
   // inference keeps epilogues in higher precision. Tensors keep their storage type (bytes
   // moved do not change).
   DType compute_type(const Einsum& e) const {
-    // Widest first; at equal width the run's type, then a floating type over an integer one.
+    const DType dt = operand_type(e);
+    if (bind_array(e, a_, dt) >= 0) return dt;
+    for (DType w : {DType::BF16, DType::FP16, DType::FP32})
+      if (bind_array(e, a_, w) >= 0) return w;
+    return dt;  // the mapper reports what no array runs
+  }
+
+  // The type an Einsum's operands ask for: the widest; at equal width the run's type, then a
+  // floating type over an integer one.
+  DType operand_type(const Einsum& e) const {
     auto rank = [&](DType x) {
       const bool integer = x == DType::INT8 || x == DType::INT4 || x == DType::INT32;
       return std::tuple{dtype_bytes(x), x == dt_, !integer};
@@ -412,10 +422,23 @@ class Planner {
       if (!any || rank(t.dtype) > rank(dt)) dt = t.dtype;
       any = true;
     }
-    if (bind_array(e, a_, dt) >= 0) return dt;
-    for (DType w : {DType::BF16, DType::FP16, DType::FP32})
-      if (bind_array(e, a_, w) >= 0) return w;
-    return dt;  // the mapper reports what no array runs
+    return dt;
+  }
+
+  // Matrix products (contractions of two different tensors: GEMMs and attention, not a norm's
+  // X*X) that run at a wider type than their operands because no array runs that type: the
+  // report states each such emulation (weights stored at int4 on a GPU without int4 tensor
+  // cores compute at bf16), so none is silent.
+  void note_emulation(const Einsum& e, DType computed, std::vector<std::string>& notes) const {
+    if (e.ops.n[static_cast<size_t>(OpClass::Mac)] <= 0) return;
+    std::set<int> operands;
+    for (const Access& acc : e.reads)
+      if (c_.tensors[static_cast<size_t>(acc.tensor)].role != TensorRole::Index) operands.insert(acc.tensor);
+    const DType asked = operand_type(e);
+    if (operands.size() < 2 || asked == computed) return;
+    const std::string note = fmt::format("{} matrix products computed at {}: no array of {} runs them at {}", dtype_name(asked), dtype_name(computed),
+                                         a_.name, dtype_name(asked));
+    if (std::find(notes.begin(), notes.end(), note) == notes.end()) notes.push_back(note);
   }
 
   // One search the blocks ask for: the Einsum, the resident tensors it touches, its compute

@@ -122,6 +122,9 @@ struct RunReport {
   int64_t tp = 1;
   DType dtype = DType::BF16;
   std::string quantization = "none";  ///< how the linear layers are stored (workloads/quantization.h)
+  /// Matrix products computed at a wider type than their operands' because no array runs it
+  /// (fp8 on an A100, int4 on an H100), one sentence per kind.
+  std::vector<std::string> emulated;
   Fusion fusion = Fusion::Kernels;
   std::vector<EinsumRun> einsums;
   std::vector<BlockRun> blocks;

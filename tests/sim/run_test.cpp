@@ -318,11 +318,20 @@ TEST_CASE("run: fp8 halves weights and cache, and operations no array runs at fp
   CHECK(fp8.memory[0].weights == Approx(bf16.memory[0].weights / 2));
   CHECK(fp8.memory[0].kv_cache == Approx(bf16.memory[0].kv_cache / 2));
   CHECK(fp8.step_time < bf16.step_time);
-  // int4 has no tensor-core path on H100: weight-only quantization, computing in bf16.
+  CHECK(fp8.emulated.empty());  // H100's tensor cores run fp8; its norms at bf16 are no matrix products
+  // int4 has no tensor-core path on H100: weight-only quantization, computing in bf16, and the
+  // report says so.
   o.dtype = DType::INT4;
   const RunReport int4 = run_model(llama2_7b(), a, o);
   CHECK(int4.memory[0].weights == Approx(bf16.memory[0].weights / 4));
   CHECK(int4.step_time < fp8.step_time);
+  REQUIRE(int4.emulated.size() == 1);
+  CHECK(int4.emulated[0] == "int4 matrix products computed at bf16: no array of H100-SXM5-80GB runs them at int4");
+  o.dtype = DType::FP8;
+  const RunReport a100 = run_model(llama2_7b(), load_arch("a100"), o);
+  REQUIRE(a100.emulated.size() == 1);
+  CHECK_THAT(a100.emulated[0], Catch::StartsWith("fp8 matrix products computed at bf16: no array of A100"));
+  CHECK(bf16.emulated.empty());
   // FuseMax has no array for the norms' rsqrt at any type: a located error.
   o.dtype.reset();
   CHECK_THAT(error_of([&] { run_model(llama2_7b(), load_arch("fusemax"), o); }),
