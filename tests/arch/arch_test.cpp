@@ -50,6 +50,8 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
       // RTX 4090 (docs/REFERENCES.md): dense FP32-accumulate tensor peaks and 82.6 TFLOPS FP32.
       {"rtx4090", "tensor", DType::BF16, 165.2e12}, {"rtx4090", "tensor", DType::FP8, 330.3e12},
       {"rtx4090", "tensor", DType::INT8, 660.6e12}, {"rtx4090", "vector", DType::FP32, 82.6e12},
+      // TPU v5e (docs/REFERENCES.md): 197 TFLOPS bf16, 393 TOPS int8 from four 128 x 128 MXUs.
+      {"tpu-v5e", "mxu", DType::BF16, 197e12},      {"tpu-v5e", "mxu", DType::INT8, 393e12},
       // FuseMax: 256 x 256 MACs at 940 MHz.
       {"fusemax", "pe2d", DType::FP16, 2.0 * 65536 * 940e6}, {"flat", "pe1d", DType::FP16, 2.0 * 256 * 940e6},
   };
@@ -109,6 +111,13 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
       CHECK(l.bandwidth == Approx(450e9));
     }
   CHECK(host_links == 1);
+  const ArchSpec tpu = load_arch("tpu-v5e");
+  CHECK(tpu.tier("hbm")->read_bandwidth == Approx(819e9));
+  CHECK(tpu.tier("hbm")->capacity == Approx(16e9));
+  CHECK(tpu.array("mxu")->instances == 4);
+  REQUIRE(tpu.link("ici") != nullptr);
+  CHECK(link_kind_name(tpu.link("ici")->kind) == "ici");
+  CHECK(tpu.link("ici")->bandwidth == Approx(200e9));  // 400 GB/s both directions
   CHECK(load_arch("fusemax").tier("dram")->read_bandwidth == Approx(400.0 * 1073741824.0));
   CHECK(load_arch("fusemax").tier("dram")->energy == Approx(3.9e-12 * 8));
   CHECK(load_arch("flat").level("gbuf")->capacity == 32.0 * 1048576);

@@ -177,6 +177,17 @@ TEST_CASE("run and serve --quant store the linear layers quantized", "[cli][run]
   CHECK_THAT(s.err, Catch::Contains("--quant: error: unknown quantization 'fp4'"));
 }
 
+TEST_CASE("run on a TPU: emulated fp16 products and unreported energy are said, not shown as zeros", "[cli][run]") {
+  const Run r = run({"run", "--arch", "tpu-v5e", "--model", "llama-2-7b", "--phase", "decode", "--layers", "1"});
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("emulated: fp16 matrix products computed at bf16: no array of TPU-v5e runs them at fp16"));
+  CHECK_THAT(r.out, Catch::Contains("energy and power: not reported (the architecture gives no energy or power figures)"));
+  CHECK_THAT(r.out, !Catch::Contains("power per device: 0 W"));
+  const Run j = run({"run", "--arch", "tpu-v5e", "--model", "llama-2-7b", "--phase", "decode", "--layers", "1", "--format", "json"});
+  REQUIRE(j.code == 0);
+  CHECK(nlohmann::json::parse(j.out)["emulated"].size() == 1);
+}
+
 TEST_CASE("run --kv-dtype quantizes the cache alone", "[cli][run]") {
   const Run r = run({"run", "--arch", "h100", "--model", "llama-2-7b", "--phase", "decode", "--layers", "1", "--batch", "4", "--context", "4096",
                      "--kv-dtype", "int8", "--format", "json"});

@@ -526,7 +526,7 @@ TEST_CASE("run: every phase field reaches the cascade key", "[run]") {
 TEST_CASE("run: properties over random (model, arch, phase, batch, context, TP) points", "[run][property]") {
   std::mt19937_64 rng(20261203);
   const std::vector<std::string> models = {"llama-2-7b", "llama-3-8b", "mixtral-8x7b", "yi-34b-200k", "falcon-7b", "opt-6.7b", "llama-3-70b"};
-  const std::vector<std::string> archs = {"a100", "h100", "h200", "l40s", "h20", "b200", "mi300x"};
+  const std::vector<std::string> archs = {"a100", "h100", "h200", "l40s", "h20", "b200", "mi300x", "tpu-v5e"};
   auto pick = [&](const auto& v) { return v[std::uniform_int_distribution<size_t>(0, v.size() - 1)(rng)]; };
   auto finite = [](double v) { return std::isfinite(v); };
   int checked = 0;
