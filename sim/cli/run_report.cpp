@@ -144,12 +144,13 @@ std::string format_run(const RunReport& r, Format f) {
   if (r.host_time > 0) out += fmt::format("host time per step ({}): {} ms\n", r.runtime, ms(r.host_time));
   out += fmt::format("{}: {} ms; {:.4g} tokens/s{}\n", decode ? "decode step (TPOT)" : "prefill (TTFT)", ms(r.step_time), r.tokens_per_s,
                      r.devices() > 1 ? fmt::format(" over {} devices", r.devices()) : "");
-  if (r.energy == 0 && r.power == 0) {
+  const bool no_energy = r.energy == 0 && r.power == 0;
+  if (no_energy) {
     out += "energy and power: not reported (the architecture gives no energy or power figures)\n";
   } else {
     out += fmt::format("energy: {:.4g} J per step, {:.4g} mJ per token\n", r.energy, r.energy_per_token * 1e3);
   }
-  if (r.step_time > 0 && !(r.energy == 0 && r.power == 0))
+  if (r.step_time > 0 && !no_energy)
     out += fmt::format("power per device: {:.0f} W (baseline {:.0f} W, operations {:.0f} W, data movement {:.0f} W){}{}\n", r.power,
                        r.power - (r.compute_energy + r.memory_energy) / r.step_time, r.compute_energy / r.step_time, r.memory_energy / r.step_time,
                        r.clock > 0 ? fmt::format(", clock {:.3g} GHz", r.clock / 1e9) : "", r.over_limit  ? " (over the power limit even at the lowest clock)"

@@ -104,13 +104,12 @@ class Search {
   // inner_first() on a GPU under the latency objective, visiting the same candidates in the
   // same order without costing most of them. Only the traffic into the innermost level
   // depends on its loop order (compute, the tier's traffic with the outer levels whole, fill
-  // and drain do not; the array level costs nothing below SMEM), and that traffic is least
-  // with no loops at all: every operand fetched once per tile, where an order refetches
-  // (fills >= distinct >= 1). So a tile costed with an empty order bounds each of its orders'
-  // bounds from below. A best-first queue over (bound, position in the exhaustive collection)
-  // that holds tiles under that bound and expands one into its orders when it comes up pops
-  // the candidates in the stable sorted order inner_first() completes them in, and stops at
-  // the same one.
+  // and drain do not; the array level costs nothing below SMEM). So a tile's order-free bound
+  // (order_free_into(): compute, fill/drain and launch, with the outer levels' busy time,
+  // the same for every tile) bounds each of its orders' bounds from below. A best-first queue
+  // over (bound, position in the exhaustive collection) that holds tiles under that bound and
+  // expands one into its orders when it comes up pops the candidates in the stable sorted
+  // order inner_first() completes them in, and stops at the same one.
   void lazy_inner_first(const std::vector<std::vector<int64_t>>& cand, size_t k, const StorageLevel& lvl) {
     struct Entry {
       double bound;
@@ -176,10 +175,15 @@ class Search {
     }
   }
 
+  // Whether variable v iterates (more than one `tile` in `parent`): the loops an order sorts.
+  static bool moves(const std::vector<int64_t>& parent, const std::vector<int64_t>& tile, size_t v) {
+    return (parent[v] + tile[v] - 1) / tile[v] > 1;
+  }
+
   // How many loop orders for_each_order() visits for `tile` inside `parent`.
   static size_t order_count(const std::vector<int64_t>& parent, const std::vector<int64_t>& tile) {
     size_t moving = 0;
-    for (size_t v = 0; v < tile.size(); ++v) moving += (parent[v] + tile[v] - 1) / tile[v] > 1;
+    for (size_t v = 0; v < tile.size(); ++v) moving += moves(parent, tile, v);
     return std::max<size_t>(moving, 1);
   }
 
@@ -258,7 +262,7 @@ class Search {
     thread_local std::vector<int> moving;
     moving.clear();
     for (size_t v = 0; v < tile.size(); ++v)
-      if ((parent[v] + tile[v] - 1) / tile[v] > 1) moving.push_back(static_cast<int>(v));
+      if (moves(parent, tile, v)) moving.push_back(static_cast<int>(v));
     if (moving.size() <= 1) {
       order.assign(moving.begin(), moving.end());
       f();

@@ -143,7 +143,7 @@ class Planner {
     // What each block holds on chip and each member is mapped with, decided before any
     // mapping, so that the searches can run ahead in parallel.
     struct MemberPlan {
-      std::vector<int> on_chip, invariant;
+      std::vector<int> invariant;
       Search search;  ///< what map() is asked for
     };
     struct BlockPlan {
@@ -162,12 +162,12 @@ class Planner {
       std::set<int> loaded;
       for (int id : members) {
         MemberPlan mp;
-        mp.on_chip = p.resident;
+        std::vector<int> on_chip = p.resident;
         const Einsum& me = c_.einsums[static_cast<size_t>(id)];
         for (int t : p.shared) {
           bool reads = false;
           for (const Access& acc : me.reads) reads |= acc.tensor == t;
-          if (reads && !loaded.insert(t).second) mp.on_chip.push_back(t);
+          if (reads && !loaded.insert(t).second) on_chip.push_back(t);
         }
         // A scan's operands that its steps do not index (Mamba's A and D): the kernel loads them
         // once and holds them on chip across the steps, so each step is mapped with them there
@@ -178,10 +178,10 @@ class Planner {
             for (const Affine& d : acc.dims)
               for (const auto& [v, k] : d.terms) stepped |= v == me.iter_var && k != 0;
             if (!stepped && is_weight(c_.tensors[static_cast<size_t>(acc.tensor)]) &&
-                std::find(mp.on_chip.begin(), mp.on_chip.end(), acc.tensor) == mp.on_chip.end())
-              mp.invariant.push_back(acc.tensor), mp.on_chip.push_back(acc.tensor);
+                std::find(on_chip.begin(), on_chip.end(), acc.tensor) == on_chip.end())
+              mp.invariant.push_back(acc.tensor), on_chip.push_back(acc.tensor);
           }
-        mp.search = search_for(id, mp.on_chip);
+        mp.search = search_for(id, on_chip);
         p.members.push_back(std::move(mp));
       }
       plans.push_back(std::move(p));
@@ -206,7 +206,7 @@ class Planner {
         const Einsum& me = c_.einsums[static_cast<size_t>(id)];
         const std::vector<int>& invariant = plans[bi].members[k].invariant;
         const MappedEinsum& mapped = map(plans[bi].members[k].search);
-        note_emulation(sliced_[static_cast<size_t>(id)], plans[bi].members[k].search.dt, r.emulated);
+        note_emulation(plans[bi].members[k].search, r.emulated);
         const MapResult& m = mapped.result;
         // Instances, times the share of the iteration space computed (causal attention).
         const double n = repeats_[static_cast<size_t>(id)] * me.work;
@@ -392,15 +392,24 @@ class Planner {
     return n;
   }
 
-  // The element type an Einsum computes in: its widest operand's (the run's where that is as
-  // wide), so a weight-only int4 GEMM computes at the bf16 of its activations (dequantized in
-  // the prologue) and an fp8 GEMM of fp8 activations and weights at fp8 (its bf16 output is
-  // not an operand); or, where no array runs all its operations at that type (fp8 or int8
-  // norms, softmax and activations), the first of bf16, fp16, fp32 that one does, as fp8
-  // inference keeps epilogues in higher precision. Tensors keep their storage type (bytes
-  // moved do not change).
-  DType compute_type(const Einsum& e) const {
-    const DType dt = operand_type(e);
+  // One search the blocks ask for: the Einsum, the resident tensors it touches, its compute
+  // type and its cache key.
+  struct Search {
+    int id = 0;
+    std::vector<int> mine;
+    DType asked = DType::FP16;  ///< the operands' type (operand_type())
+    DType dt = DType::FP16;     ///< the type it computes at (compute_type())
+    std::string key;
+  };
+
+  // The element type an Einsum computes in, given the type `dt` its operands ask for
+  // (operand_type(): the widest, the run's where that is as wide), so a weight-only int4 GEMM
+  // computes at the bf16 of its activations (dequantized in the prologue) and an fp8 GEMM of
+  // fp8 activations and weights at fp8 (its bf16 output is not an operand); or, where no array
+  // runs all its operations at that type (fp8 or int8 norms, softmax and activations), the
+  // first of bf16, fp16, fp32 that one does, as fp8 inference keeps epilogues in higher
+  // precision. Tensors keep their storage type (bytes moved do not change).
+  DType compute_type(const Einsum& e, DType dt) const {
     if (bind_array(e, a_, dt) >= 0) return dt;
     for (DType w : {DType::BF16, DType::FP16, DType::FP32})
       if (bind_array(e, a_, w) >= 0) return w;
@@ -429,26 +438,21 @@ class Planner {
   // X*X) that run at a wider type than their operands because no array runs that type: the
   // report states each such emulation (weights stored at int4 on a GPU without int4 tensor
   // cores compute at bf16), so none is silent.
-  void note_emulation(const Einsum& e, DType computed, std::vector<std::string>& notes) const {
-    if (e.ops.n[static_cast<size_t>(OpClass::Mac)] <= 0) return;
-    std::set<int> operands;
-    for (const Access& acc : e.reads)
-      if (c_.tensors[static_cast<size_t>(acc.tensor)].role != TensorRole::Index) operands.insert(acc.tensor);
-    const DType asked = operand_type(e);
-    if (operands.size() < 2 || asked == computed) return;
-    const std::string note = fmt::format("{} matrix products computed at {}: no array of {} runs them at {}", dtype_name(asked), dtype_name(computed),
-                                         a_.name, dtype_name(asked));
+  void note_emulation(const Search& q, std::vector<std::string>& notes) const {
+    if (q.asked == q.dt || !matmul(sliced_[static_cast<size_t>(q.id)])) return;
+    const std::string note = fmt::format("{} matrix products computed at {}: no array of {} runs them at {}",
+                                         dtype_name(q.asked), dtype_name(q.dt), a_.name, dtype_name(q.asked));
     if (std::find(notes.begin(), notes.end(), note) == notes.end()) notes.push_back(note);
   }
 
-  // One search the blocks ask for: the Einsum, the resident tensors it touches, its compute
-  // type and its cache key.
-  struct Search {
-    int id = 0;
-    std::vector<int> mine;
-    DType dt = DType::FP16;
-    std::string key;
-  };
+  // A matrix product: a contraction of two different tensors (not X*X of a norm).
+  bool matmul(const Einsum& e) const {
+    if (e.ops[OpClass::Mac] <= 0) return false;
+    std::set<int> operands;
+    for (const Access& acc : e.reads)
+      if (c_.tensors[static_cast<size_t>(acc.tensor)].role != TensorRole::Index) operands.insert(acc.tensor);
+    return operands.size() >= 2;
+  }
 
   // Runs ahead, on mopt_.threads threads, the distinct searches the blocks will ask for and
   // are not cached, in the order they are first asked for. Searches are independent and
@@ -496,7 +500,8 @@ class Planner {
     for (const Access& acc : s.reads)
       if (std::find(resident.begin(), resident.end(), acc.tensor) != resident.end()) mine.push_back(acc.tensor);
     if (std::find(resident.begin(), resident.end(), s.lhs.tensor) != resident.end()) mine.push_back(s.lhs.tensor);
-    const DType dt = q.dt = compute_type(s);
+    q.asked = operand_type(s);
+    const DType dt = q.dt = compute_type(s, q.asked);
     // Keyed by structure, not names: the two norms of a layer, K and V, gate and up share a
     // search. Per access: its operand's place among the Einsum's tensors, type, shape,
     // residency and affine dimensions.
@@ -655,7 +660,7 @@ class Planner {
     // The block executes on the arrays the mapper binds; intermediates live in the storage
     // level private to one array instance (SMEM on a GPU, the global buffer on FuseMax).
     const Einsum& first = c_.einsums[static_cast<size_t>(members[0])];
-    const int array = bind_array(first, a_, compute_type(first));
+    const int array = bind_array(first, a_, compute_type(first, operand_type(first)));
     if (array < 0) return false;
     const ComputeArray& arr = a_.arrays[static_cast<size_t>(array)];
     const std::vector<std::string> path = storage_path(a_, array);
@@ -756,14 +761,6 @@ class Planner {
 
   std::vector<std::vector<int>> group_ordered(const std::vector<int>& order) {
     auto contracts = [&](const Einsum& e) { return e.ops[OpClass::Mac] > 0; };
-    // A matrix product: a contraction of two different tensors (not X*X of a norm).
-    auto matmul = [&](const Einsum& e) {
-      if (!contracts(e)) return false;
-      std::set<int> operands;
-      for (const Access& acc : e.reads)
-        if (c_.tensors[static_cast<size_t>(acc.tensor)].role != TensorRole::Index) operands.insert(acc.tensor);
-      return operands.size() >= 2;
-    };
     auto with_weight = [&](const Einsum& e) {
       if (!contracts(e)) return false;
       for (const Access& acc : e.reads)

@@ -343,8 +343,7 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
     const DType dt = st.dtype.empty() ? m0.dtype : *parse_dtype(st.dtype);
     const ModelSizes& z = sizes(m0, st.model_key, st.tp, dt, st.ep);
     // Expert parallelism: ep / tp data-parallel groups, each its share of the batch.
-    const int64_t dp = st.ep > 1 ? st.ep / st.tp : 1;  // (ep is a multiple of tp: sizes() checks)
-    const double groups = static_cast<double>(dp);
+    const double groups = st.ep > 1 ? static_cast<double>(st.ep) / st.tp : 1.0;  // (ep is a multiple of tp: sizes() checks)
     if (!z.error.empty()) return finish("error", z.error);
     if (a.arrays.empty()) return finish("error", fmt::format("'{}' has no compute arrays", a.name));
     const bool decode = st.phase == "decode";
