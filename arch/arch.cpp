@@ -171,6 +171,10 @@ Link read_link(const ConfigTable& t, const std::string& name) {
   l.energy = t.opt_quantity("energy", Dim::EnergyPerByte).value_or(0);
   if (l.bandwidth <= 0) throw UserError(t.loc("bandwidth"), "'bandwidth' must be positive");
   l.sharp = t.opt_bool("sharp").value_or(false);
+  if (auto d = t.opt_int("domain", 1, 1 << 20)) {
+    if (l.to != "peer") throw UserError(t.loc("domain"), "'domain' (devices per scale-up domain) is for links to = \"peer\"");
+    l.domain = *d;
+  }
   if (auto c = t.opt_table("collective")) {
     std::vector<std::string> algos;
     for (size_t i = 0; i < kCollectiveAlgos; ++i) algos.emplace_back(collective_algo_name(static_cast<CollectiveAlgo>(i)));

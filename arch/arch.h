@@ -105,6 +105,10 @@ struct Link {
   double energy = 0;      ///< J/B
   /// The switch reduces in the network (NVLink SHARP): all-reduce moves each byte once.
   bool sharp = false;
+  /// Peer links (`to = "peer"`): the devices one scale-up domain joins (an HGX board's 8, an
+  /// NVL72 rack's 72, a TPU pod slice's 256). A group larger than this spans domains, joined
+  /// by the `to = "network"` link (arch/collective.h prices it hierarchically).
+  int64_t domain = 8;
   std::array<AlgoCost, kCollectiveAlgos> collective{};  ///< by CollectiveAlgo
   SourceLoc loc;
 };

@@ -1,5 +1,8 @@
 #include "arch/collective.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <array>
 #include <cmath>
 
@@ -44,13 +47,85 @@ CollectiveCost collective_cost(const Link& l, Collective op, int64_t devices, do
   return {};
 }
 
-TensorParallelComm tensor_parallel_allreduces(const Link& link, int64_t tp, double count, double message, double base_scale) {
+Fabric fabric(const ArchSpec& a) {
+  Fabric f;
+  for (const Link& l : a.links) {
+    if (l.to == "peer" && !f.up) f.up = &l;
+    if (l.to == "network" && !f.out) f.out = &l;
+  }
+  return f;
+}
+
+std::string Fabric::unusable(int64_t n) const {
+  if (n <= 1) return "";
+  if (!up && !out) return "no link joins its devices (to = \"peer\" or \"network\")";
+  const int64_t d = domain();
+  if (n <= d) return "";
+  if (!out)
+    return fmt::format("{} devices span scale-up domains of {} ('{}', domain = {}) and no network link (to = \"network\") joins them", n, d,
+                       up->name, d);
+  if (n % d != 0) return fmt::format("{} devices span scale-up domains of {} unevenly (use a multiple of {})", n, d, d);
+  return "";
+}
+
+std::string Fabric::links(int64_t n) const {
+  if (n <= domain()) return up ? up->name : "";
+  return domain() > 1 ? fmt::format("{} + {}", up->name, out->name) : out->name;
+}
+
+CollectiveCost collective_cost(const Fabric& f, Collective op, int64_t n, double s, double base_scale) {
+  if (n <= 1) return {0, 0, CollectiveAlgo::Ring};
+  const int64_t d = std::min(f.domain(), n);
+  if (d == n) return collective_cost(*f.up, op, n, s, base_scale);
+  const int64_t m = n / d;
+  const double per = s / static_cast<double>(d);  // the shard each device takes across domains
+  // The phases run as one collective (one kernel, as NCCL's multi-node rings and trees do): each
+  // phase's steps and bytes, and one base, the larger of the two links' for the algorithm.
+  CollectiveCost up, out;
+  switch (op) {
+    case Collective::AllReduce: {
+      const CollectiveCost rs = d > 1 ? collective_cost(*f.up, Collective::ReduceScatter, d, s, 0) : CollectiveCost{};
+      const CollectiveCost ag = d > 1 ? collective_cost(*f.up, Collective::AllGather, d, s, 0) : CollectiveCost{};
+      up = {rs.time + ag.time, rs.bytes + ag.bytes, rs.algo};
+      out = collective_cost(*f.out, Collective::AllReduce, m, per, 0);
+      break;
+    }
+    case Collective::AllGather:
+    case Collective::ReduceScatter:
+      if (d > 1) up = collective_cost(*f.up, op, d, s, 0);
+      out = collective_cost(*f.out, op, m, per, 0);
+      break;
+    case Collective::AllToAll: {
+      // The sends within and across domains proceed at once: the slower part sets the time.
+      const double nn = static_cast<double>(n), dd = static_cast<double>(d);
+      auto part = [](const Link& l, double steps, double bytes) {
+        const AlgoCost& ac = l.collective[static_cast<size_t>(CollectiveAlgo::P2P)];
+        return CollectiveCost{steps * l.latency + bytes / (ac.efficiency * l.bandwidth), bytes, CollectiveAlgo::P2P};
+      };
+      if (d > 1) up = part(*f.up, dd - 1, (dd - 1) / nn * s);
+      out = part(*f.out, nn - dd, (nn - dd) / nn * s);
+      const double base = std::max(d > 1 ? f.up->collective[static_cast<size_t>(CollectiveAlgo::P2P)].base : 0.0,
+                                   f.out->collective[static_cast<size_t>(CollectiveAlgo::P2P)].base);
+      return {base * base_scale + std::max(up.time, out.time), up.bytes, CollectiveAlgo::P2P, out.bytes, m};
+    }
+    case Collective::SendRecv: {
+      const CollectiveCost c = collective_cost(*f.out, op, 2, s, base_scale);
+      return {c.time, 0, c.algo, c.bytes, m};
+    }
+  }
+  const double base = std::max(d > 1 ? f.up->collective[static_cast<size_t>(up.algo)].base : 0.0, f.out->collective[static_cast<size_t>(out.algo)].base);
+  return {base * base_scale + up.time + out.time, up.bytes, d > 1 ? up.algo : out.algo, out.bytes, m};
+}
+
+TensorParallelComm tensor_parallel_allreduces(const Fabric& f, int64_t tp, double count, double message, double base_scale) {
   TensorParallelComm t;
   if (tp <= 1) return t;
   t.count = count;
-  const CollectiveCost one = collective_cost(link, Collective::AllReduce, tp, message, base_scale);
+  const CollectiveCost one = collective_cost(f, Collective::AllReduce, tp, message, base_scale);
   t.time = t.count * one.time;
   t.bytes = t.count * one.bytes;
+  t.out_bytes = t.count * one.out_bytes;
+  t.domains = one.domains;
   t.algo = one.algo;
   return t;
 }

@@ -14,7 +14,22 @@
 //   send/recv:  p2p    c + a + S / (e B)
 // S is the all-reduced tensor, the gathered (output) tensor, the reduce-scatter's input, one
 // device's whole all-to-all send buffer, the message sent.
+//
+// A group larger than the peer link's scale-up domain (Link::domain) spans d = domain devices
+// in each of m = n / d domains, joined by the scale-out network (the `to = "network"` link,
+// each device's own NIC, as on HGX and DGX nodes), and is priced hierarchically, as NCCL's
+// rings and trees cross node boundaries once per channel with one NIC per channel, in phases
+// (each its steps x its link's latency and its bytes over its link's fitted bandwidth):
+//   all-reduce      RS_up(S, d) + AR_out(S/d, m) + AG_up(S, d)
+//   all-gather      AG_out(S/d, m) + AG_up(S, d)
+//   reduce-scatter  RS_up(S, d) + RS_out(S/d, m)
+//   all-to-all      max(up: (d-1) a + (d-1)/n S / (e B),  out: (n-d) a + (n-d)/n S / (e B))
+//                   (the sends within and across domains proceed at once)
+//   send/recv       over the network link
+// plus one base, the larger of the two links' for the algorithm: the phases are one kernel.
+// _up over the peer link, _out over the network link.
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "arch/arch.h"
@@ -26,13 +41,38 @@ std::string_view collective_name(Collective c);
 
 struct CollectiveCost {
   double time = 0;   ///< s
-  double bytes = 0;  ///< B each device sends over the link
+  double bytes = 0;  ///< B each device sends over the link (the peer link, across domains)
   CollectiveAlgo algo = CollectiveAlgo::Ring;
+  double out_bytes = 0;  ///< across domains: B each device sends over the network link
+  int64_t domains = 1;   ///< scale-up domains the group spans
 };
 
 /// One collective of `bytes` over `n` devices joined by `link`. n = 1 costs nothing.
 /// `base_scale` scales the algorithms' bases (Runtime::collective_base).
 CollectiveCost collective_cost(const Link& link, Collective op, int64_t n, double bytes, double base_scale = 1);
+
+/// What joins an architecture's devices: the peer link of a scale-up domain (`up`, whose
+/// `domain` devices it joins) and the scale-out network between domains (`out`); either may
+/// be missing.
+struct Fabric {
+  const Link* up = nullptr;
+  const Link* out = nullptr;
+  /// The devices of one domain (1 without a peer link).
+  int64_t domain() const { return up ? up->domain : 1; }
+  /// Why `n` devices cannot form one group ("" when they can): no link joins them, or they
+  /// span domains unevenly.
+  std::string unusable(int64_t n) const;
+  /// J each device spends sending `c`.
+  double energy(const CollectiveCost& c) const { return (up ? c.bytes * up->energy : 0) + (out ? c.out_bytes * out->energy : 0); }
+  /// The name of the links a collective over `n` devices uses ("nvlink", "nvlink + nic").
+  std::string links(int64_t n) const;
+};
+Fabric fabric(const ArchSpec& a);
+
+/// One collective over `n` devices of `f`, packed into as few domains as hold them: over the
+/// peer link within one domain, hierarchically across domains (above). `n` must be usable
+/// (Fabric::unusable() empty).
+CollectiveCost collective_cost(const Fabric& f, Collective op, int64_t n, double bytes, double base_scale = 1);
 
 /// The `count` all-reduces of one tensor-parallel forward: the hidden state after each
 /// attention and each MLP (Megatron-LM; ModelConfig::sublayers() counts them). `message`: the
@@ -41,10 +81,12 @@ CollectiveCost collective_cost(const Link& link, Collective op, int64_t n, doubl
 struct TensorParallelComm {
   double count = 0;  ///< all-reduces
   double time = 0;   ///< s, not overlapped with compute
-  double bytes = 0;  ///< B each device sends
+  double bytes = 0;  ///< B each device sends over the peer link
   CollectiveAlgo algo = CollectiveAlgo::Ring;
+  double out_bytes = 0;  ///< B each device sends over the network link (tp spans domains)
+  int64_t domains = 1;
 };
-TensorParallelComm tensor_parallel_allreduces(const Link& link, int64_t tp, double count, double message, double base_scale = 1);
+TensorParallelComm tensor_parallel_allreduces(const Fabric& f, int64_t tp, double count, double message, double base_scale = 1);
 
 /// The architecture's link to its peers (`to = "peer"`), or nullptr.
 const Link* peer_link(const ArchSpec& a);

@@ -4,7 +4,7 @@
 // base, per-step latency and efficiency by least squares on relative error over the 2- and
 // 8-GPU all-reduce rows; then the point-to-point base and efficiency over every other
 // send/recv row (the per-step latency kept). Held out: the 4-GPU all-reduce rows and the
-// other send/recv rows. Rows that span nodes are outside the presets (one node) and skipped.
+// other send/recv rows. Rows that span nodes fit and check the network link (below).
 #include <string>
 #include <vector>
 
@@ -40,5 +40,25 @@ LinkFit fit_peer_link(const Link& link, const std::vector<CollectiveSample>& sam
 
 /// The error of `link` as configured on every group of rows.
 std::vector<LinkFit::Error> collective_errors(const Link& link, const std::vector<CollectiveSample>& samples);
+
+// Across nodes (docs/CALIBRATION.md, "Scale-out"): the rows of Vidur's files that span nodes.
+// One GPU per node (2 workers, 1 per node) crosses only the network: those all-reduce rows and
+// every other send/recv row fit the network link's ring and point-to-point base and efficiency,
+// its per-step latency kept (NCCL's own tuning model's). The rows with several GPUs per node
+// (hierarchical: 4 over 2 nodes, 8 over 2, 16 over 2) and the other send/recv rows are held out.
+
+/// The rows of Vidur network files that span nodes (devices_per_node < num_workers).
+std::vector<CollectiveSample> vidur_cross_node(const std::string& file);
+
+/// einsim's time for one measured collective over `peer` within nodes of the measurement's
+/// devices_per_node and `network` between them (arch/collective.h, hierarchical).
+double predict_collective(const Link& peer, const Link& network, const CollectiveMeasurement& m);
+
+/// Fits `network`'s ring and p2p costs on the fitted cross-node rows (bandwidth and latency
+/// kept) and reports the error of every group of rows, hierarchical ones over `peer` as set.
+LinkFit fit_network_link(const Link& network, const Link& peer, const std::vector<CollectiveSample>& samples);
+
+/// The error of `network` as configured on every group of cross-node rows.
+std::vector<LinkFit::Error> collective_errors(const Link& peer, const Link& network, const std::vector<CollectiveSample>& samples);
 
 }  // namespace einsim

@@ -77,7 +77,13 @@ std::string format_run(const RunReport& r, Format f) {
                    {"flops_per_device", r.flops},
                    {"mappings_evaluated", r.mappings_evaluated},
                    {"cache_hits", r.cache_hits}};
-    if (r.tp > 1) j["allreduce"] = {{"link", r.allreduce_link}, {"algorithm", r.allreduce_algo}, {"count", r.allreduces}};
+    if (r.tp > 1)
+      j["allreduce"] = {{"link", r.allreduce_link},
+                        {"algorithm", r.allreduce_algo},
+                        {"count", r.allreduces},
+                        {"domains", r.allreduce_domains},
+                        {"network_bytes", r.allreduce_network_bytes}};
+    if (r.alltoalls > 0) j["alltoall"] = {{"link", r.alltoall_link}, {"count", r.alltoalls}, {"network_bytes", r.alltoall_network_bytes}};
     j["emulated"] = r.emulated;
     j["engine"] = {{"name", r.engine}};
     if (r.engine != "analytical")
@@ -136,11 +142,14 @@ std::string format_run(const RunReport& r, Format f) {
   out += "Einsums (all instances; alone: as a block of its own)\n" + et.aligned() + "\n";
   if (r.layers > 0) out += fmt::format("per layer: {} ms x {} layers\n", ms(r.layer_time), r.layers);
   if (r.tp > 1)
-    out += fmt::format("all-reduce over {} ({}, {:g} per step): {} ms ({} per device)\n", r.allreduce_link, r.allreduce_algo, r.allreduces,
-                       ms(r.allreduce_time), fmt_bytes(r.allreduce_bytes));
+    out += fmt::format("all-reduce over {} ({}, {:g} per step{}): {} ms ({} per device{})\n", r.allreduce_link, r.allreduce_algo, r.allreduces,
+                       r.allreduce_domains > 1 ? fmt::format("; {} scale-up domains, hierarchical", r.allreduce_domains) : "",
+                       ms(r.allreduce_time), fmt_bytes(r.allreduce_bytes),
+                       r.allreduce_network_bytes > 0 ? fmt::format(", {} over the network", fmt_bytes(r.allreduce_network_bytes)) : "");
   if (r.alltoalls > 0)
-    out += fmt::format("expert all-to-all over {} devices ({:g} per step, dispatch and combine): {} ms ({} per device)\n", r.ep, r.alltoalls,
-                       ms(r.alltoall_time), fmt_bytes(r.alltoall_bytes));
+    out += fmt::format("expert all-to-all over {} devices, {} ({:g} per step, dispatch and combine): {} ms ({} per device{})\n", r.ep,
+                       r.alltoall_link, r.alltoalls, ms(r.alltoall_time), fmt_bytes(r.alltoall_bytes),
+                       r.alltoall_network_bytes > 0 ? fmt::format(", {} over the network", fmt_bytes(r.alltoall_network_bytes)) : "");
   if (r.host_time > 0) out += fmt::format("host time per step ({}): {} ms\n", r.runtime, ms(r.host_time));
   out += fmt::format("{}: {} ms; {:.4g} tokens/s{}\n", decode ? "decode step (TPOT)" : "prefill (TTFT)", ms(r.step_time), r.tokens_per_s,
                      r.devices() > 1 ? fmt::format(" over {} devices", r.devices()) : "");

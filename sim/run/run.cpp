@@ -999,10 +999,9 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   ModelConfig m = shard_model(model, opt.tp, ep);
   if (opt.dtype) m.dtype = *opt.dtype;
   const Fusion fusion = opt.fusion.value_or(a.gpu ? Fusion::Kernels : Fusion::Greedy);
-  const Link* peer = peer_link(a);
-  if ((opt.tp > 1 || ep > 1) && !peer)
-    throw UserError(a.loc, fmt::format("'{}' has no link to a peer device (to = \"peer\"), which {} needs", a.name,
-                                       ep > 1 ? fmt::format("--ep {}", ep) : fmt::format("--tp {}", opt.tp)));
+  const Fabric fab = fabric(a);
+  for (const auto& [flag, n] : {std::pair{"--tp", opt.tp}, std::pair{"--ep", ep}})
+    if (const std::string why = fab.unusable(n); !why.empty()) throw UserError(a.loc, fmt::format("'{}' cannot run {} {}: {}", a.name, flag, n, why));
   std::shared_ptr<const Cascade> built;
   Phase local = opt.phase;
   if (ep > 1) {
@@ -1031,15 +1030,19 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   // Tensor parallelism: the all-reduces of the hidden state (arch/collective.h), not overlapped.
   const bool decode = opt.phase.kind == PhaseKind::Decode;
   const double rows = static_cast<double>(ph.batch) * static_cast<double>(decode ? 1 : opt.phase.prompt);  // this device's tokens
+  double link_energy = 0;  // J per device: the collectives' bytes over their links
   if (opt.tp > 1) {
-    const TensorParallelComm comm = tensor_parallel_allreduces(*peer, opt.tp, static_cast<double>(m.sublayers(opt.phase.layers)),
+    const TensorParallelComm comm = tensor_parallel_allreduces(fab, opt.tp, static_cast<double>(m.sublayers(opt.phase.layers)),
                                                                rows * static_cast<double>(m.hidden_size) * dtype_bytes(m.dtype), rt.collective_base);
-    r.allreduce_bytes = comm.bytes;
+    r.allreduce_bytes = comm.bytes + comm.out_bytes;
+    r.allreduce_network_bytes = comm.out_bytes;
+    r.allreduce_domains = comm.domains;
+    link_energy += fab.energy({0, comm.bytes, comm.algo, comm.out_bytes, comm.domains});
     // Replayed from a graph, each all-reduce is a node like any kernel. Launched eagerly, its
     // dispatch is not added: the fitted bases (measured under eager launches) already hold the
     // ranks' arrival spread that dispatch causes.
     r.allreduce_time = comm.time + (rt.graphed(opt.phase.kind) ? comm.count * rt.graph_node : 0.0);
-    r.allreduce_link = peer->name;
+    r.allreduce_link = fab.links(opt.tp);
     r.allreduce_algo = collective_algo_name(comm.algo);
     r.allreduces = comm.count;
   }
@@ -1055,11 +1058,14 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
     r.expert_imbalance = m.expert_imbalance(ep);
     const double pairs = rows * static_cast<double>(m.num_experts_per_tok) * static_cast<double>(m.hidden_size) * r.expert_imbalance;
     const DType sent = m.quant.active && m.quant.activations ? *m.quant.activations : m.dtype;
-    const CollectiveCost dispatch = collective_cost(*peer, Collective::AllToAll, ep, pairs * dtype_bytes(sent), rt.collective_base);
-    const CollectiveCost back = collective_cost(*peer, Collective::AllToAll, ep, pairs * dtype_bytes(m.dtype), rt.collective_base);
+    const CollectiveCost dispatch = collective_cost(fab, Collective::AllToAll, ep, pairs * dtype_bytes(sent), rt.collective_base);
+    const CollectiveCost back = collective_cost(fab, Collective::AllToAll, ep, pairs * dtype_bytes(m.dtype), rt.collective_base);
     r.alltoalls = 2.0 * static_cast<double>(moe);
     r.alltoall_time = static_cast<double>(moe) * (dispatch.time + back.time) + (rt.graphed(opt.phase.kind) ? r.alltoalls * rt.graph_node : 0.0);
-    r.alltoall_bytes = static_cast<double>(moe) * (dispatch.bytes + back.bytes);
+    r.alltoall_bytes = static_cast<double>(moe) * (dispatch.bytes + back.bytes + dispatch.out_bytes + back.out_bytes);
+    r.alltoall_network_bytes = static_cast<double>(moe) * (dispatch.out_bytes + back.out_bytes);
+    r.alltoall_link = fab.links(ep);
+    link_energy += static_cast<double>(moe) * (fab.energy(dispatch) + fab.energy(back));
   }
   r.runtime = rt.name;
   r.host_time = rt.iteration;
@@ -1071,7 +1077,6 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   // over the link, and the active baseline power for the step's duration.
   double dynamic = 0;
   for (const BlockRun& b : r.blocks) dynamic += b.energy;
-  const double link_energy = opt.tp > 1 || ep > 1 ? (r.allreduce_bytes + r.alltoall_bytes) * peer->energy : 0;
   r.energy = static_cast<double>(r.devices()) * (dynamic + link_energy + a.power.active * r.step_time);
   for (const EinsumRun& e : r.einsums) r.compute_energy += e.compute_energy;
   r.memory_energy = dynamic + link_energy - r.compute_energy;

@@ -132,14 +132,18 @@ struct RunReport {
   double layer_time = 0;       ///< s of one layer's blocks
   double compute_time = 0;     ///< s: all blocks on one device
   double allreduce_time = 0;   ///< s: tensor-parallel all-reduces (not overlapped)
-  double allreduce_bytes = 0;  ///< B each device sends
-  std::string allreduce_link;
+  double allreduce_bytes = 0;  ///< B each device sends, over every link
+  double allreduce_network_bytes = 0;  ///< of them, over the scale-out network (tp spans domains)
+  int64_t allreduce_domains = 1;  ///< scale-up domains the tensor-parallel group spans
+  std::string allreduce_link;  ///< "nvlink", or "nvlink + nic" across domains
   std::string allreduce_algo;  ///< the algorithm the collective model chose (ring, tree, sharp)
   double allreduces = 0;       ///< all-reduces per step
   int64_t ep = 1;              ///< expert-parallel devices (RunOptions::ep)
   double expert_imbalance = 1;  ///< the busiest device's (token, expert) pairs over the mean (skewed routing)
   double alltoall_time = 0;    ///< s: expert parallelism's dispatch and combine (not overlapped)
-  double alltoall_bytes = 0;   ///< B each device sends
+  double alltoall_bytes = 0;   ///< B each device sends, over every link
+  double alltoall_network_bytes = 0;  ///< of them, over the scale-out network (ep spans domains)
+  std::string alltoall_link;   ///< "nvlink", or "nvlink + nic" across domains
   double alltoalls = 0;        ///< all-to-alls per step
   int64_t devices() const { return std::max(tp, ep); }
   std::string runtime;         ///< the runtime's name

@@ -450,25 +450,23 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
       const double bytes = z.dense_weights + z.expert_weights * touched + kv;
       const double t_compute = flops / (raw_peak * mac_eff);
       const double t_memory = bytes / (tier.read_bandwidth * mem_eff);
-      double ar_time = 0, ar_bytes = 0, link_energy = 0;
+      double ar_time = 0, link_energy = 0;
+      const Fabric fab = fabric(ar);
+      for (const auto& [key, n] : {std::pair{"tp", st.tp}, std::pair{"ep", st.ep}})
+        if (const std::string why = fab.unusable(n); !why.empty()) return finish("error", fmt::format("'{}' cannot run {} {}: {}", a.name, key, n, why));
       if (st.tp > 1) {
-        const Link* peer = peer_link(ar);
-        if (!peer) return finish("error", fmt::format("'{}' has no link to a peer device, which tp {} needs", a.name, st.tp));
-        const TensorParallelComm comm = tensor_parallel_allreduces(*peer, st.tp, z.sublayers, tokens * z.hidden * dtype_bytes(dt));
-        ar_bytes = comm.bytes;
+        const TensorParallelComm comm = tensor_parallel_allreduces(fab, st.tp, z.sublayers, tokens * z.hidden * dtype_bytes(dt));
         ar_time = comm.time;
-        link_energy = ar_bytes * peer->energy;
+        link_energy = fab.energy({0, comm.bytes, comm.algo, comm.out_bytes, comm.domains});
       }
       // Expert parallelism across groups: per MoE layer an all-to-all of the group's tokens'
       // k hidden states out and one back, as run_model costs them.
       double a2a_time = 0;
       if (st.ep > 1 && groups > 1) {
-        const Link* peer = peer_link(ar);
-        if (!peer) return finish("error", fmt::format("'{}' has no link to a peer device, which ep {} needs", a.name, st.ep));
         const double sent = tokens * z.experts_per_token * z.hidden * dtype_bytes(dt);
-        const CollectiveCost one = collective_cost(*peer, Collective::AllToAll, st.ep, sent, runtime_.collective_base);
+        const CollectiveCost one = collective_cost(fab, Collective::AllToAll, st.ep, sent, runtime_.collective_base);
         a2a_time = 2 * z.moe_layers * one.time;
-        link_energy += 2 * z.moe_layers * one.bytes * peer->energy;
+        link_energy += 2 * z.moe_layers * fab.energy(one);
       }
       // The runtime's host time per step (the roofline counts no kernels, so no launches).
       const double step = std::max(t_compute, t_memory) + ar_time + a2a_time + runtime_.iteration;

@@ -53,7 +53,7 @@ TEST_CASE("offload: bad scenarios are located errors", "[analyze][errors]") {
   CHECK_THAT(error_of([] { scenario_from("alpha = 0\n"); }), Catch::Contains("s.toml:4:9: error:"));
   CHECK_THAT(error_of([] { scenario_from("replica = 2\n"); }), Catch::Contains("unknown key 'replica'") && Catch::Contains("did you mean 'replicas'"));
   CHECK_THAT(error_of([] { analyze_offload(scenario_from("compute_devices = 1\n")); }), Catch::Contains("do not fit 1 x H100"));
-  CHECK_THAT(error_of([] { analyze_offload(scenario_from("memory = \"a100\"\n")); }), Catch::Contains("has no network link"));
+  CHECK_THAT(error_of([] { analyze_offload(scenario_from("memory = \"mi300x\"\n")); }), Catch::Contains("has no network link"));
   CHECK_THAT(error_of([] { analyze_offload(scenario_from("compute = \"fusemax\"\n")); }), Catch::Contains("FuseMax"));
   CHECK_THAT(error_of([] { analyze_offload(scenario_from("model = \"bert-base\"\n")); }), Catch::Contains("is an encoder"));
 }

@@ -2,6 +2,7 @@
 
 #include "../workloads/helpers.h"
 #include "arch/arch.h"
+#include "arch/collective.h"
 
 using namespace einsim;
 using einsim::test::error_of;
@@ -41,6 +42,8 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
       {"b200", "tensor", DType::BF16, 2250e12},   {"b200", "tensor", DType::FP8, 4500e12},
       {"b200", "tensor", DType::INT8, 4500e12},   {"b200", "vector", DType::FP32, 75.0e12},
       {"b200", "vector", DType::BF16, 150.0e12},
+      // GB200 NVL72 (docs/REFERENCES.md): 2.5 PFLOPS BF16 and 5 PFLOPS FP8 dense per GPU.
+      {"gb200", "tensor", DType::BF16, 2.5e15},   {"gb200", "tensor", DType::FP8, 5.0e15},
       // MI300X (docs/REFERENCES.md, AMD Instinct MI300X): dense BF16 1307.4 and FP8 2614.9 TFLOPS,
       // derived FP32 vector 81.7 TFLOPS.
       {"mi300x", "tensor", DType::BF16, 1307.4e12}, {"mi300x", "tensor", DType::FP8, 2614.9e12},
@@ -74,6 +77,7 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
       {"mi325x", "hbm", 6e12, 256e9, 1000},     {"mi355x", "hbm", 8e12, 288e9, 1400},
       {"rtx4090", "gddr", 1008e9, 24e9, 450},   {"gh200", "hbm", 4e12, 96e9, 0},
       {"gh200", "lpddr5x", 0, 480e9, 0},        {"tpu-v5e", "hbm", 819e9, 16e9, 0},
+      {"gb200", "hbm", 8e12, 186e9, 1200},      {"gb200", "lpddr5x", 256e9, 240e9, 0},
   };
   for (const Memory& m : memories) {
     const ArchSpec a = load_arch(m.preset);
@@ -100,7 +104,8 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
     double bandwidth;  ///< per direction
   };
   // MI300X peers over Infinity Fabric, not NVLink; the RTX 4090 has no NVLink (peers over PCIe).
-  for (const Peer& p : std::vector<Peer>{{"b200", "nvlink", "nvlink", 900e9}, {"mi300x", "xgmi", "xgmi", 0},
+  for (const Peer& p : std::vector<Peer>{{"b200", "nvlink", "nvlink", 900e9}, {"gb200", "nvlink", "nvlink", 900e9},
+                                         {"gb200", "c2c", "nvlink-c2c", 225e9}, {"mi300x", "xgmi", "xgmi", 0},
                                          {"rtx4090", "pcie-peer", "pcie", 0}, {"tpu-v5e", "ici", "ici", 200e9}}) {
     INFO(p.preset << " " << p.link);
     const ArchSpec a = load_arch(p.preset);
@@ -109,6 +114,12 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
     if (p.bandwidth > 0) CHECK(a.link(p.link)->bandwidth == Approx(p.bandwidth));
   }
   CHECK(load_arch("mi355x").level("lds")->capacity == 160.0 * 1024);
+  // Scale-up domains (docs/REFERENCES.md): HGX/DGX boards of 8, the NVL72 rack, a v5e pod.
+  for (const auto& [preset, devices] : std::vector<std::pair<const char*, int64_t>>{
+           {"a100", 8}, {"h100", 8}, {"b200", 8}, {"gb200", 72}, {"gh200", 256}, {"mi300x", 8}, {"tpu-v5e", 256}}) {
+    INFO(preset);
+    CHECK(fabric(load_arch(preset)).domain() == devices);
+  }
   CHECK(load_arch("rtx4090").level("l2")->capacity == Approx(72e6));
   // GH200: the H100's compute, and Grace's LPDDR5X behind NVLink-C2C as the only host path
   // (no PCIe host link left over from the H100).
@@ -137,7 +148,7 @@ TEST_CASE("GPU presets' per-operation energies follow their stated formula", "[a
   // Checked here so that a recalibration of efficiency or power cannot leave them stale; the
   // values are written to four digits.
   const double exp_ratio = 94.65 / 17.16, div_ratio = 36.25 / 17.16;
-  for (const char* preset : {"a100", "h100", "h200", "l40s", "b200", "mi300x", "mi325x", "mi355x", "rtx4090"}) {
+  for (const char* preset : {"a100", "h100", "h200", "l40s", "b200", "gb200", "mi300x", "mi325x", "mi355x", "rtx4090"}) {
     INFO(preset);
     const ArchSpec a = load_arch(preset);
     const double budget = a.power.tdp - a.power.active, eff = a.gpu->efficiency.at(OpClass::Mac);
@@ -206,6 +217,12 @@ TEST_CASE("architecture errors are located", "[arch][errors]") {
   const std::string peer = "[arch.links.nv]\nkind = \"nvlink\"\nfrom = \"hbm\"\nto = \"peer\"\nbandwidth = \"1 GB/s\"\n";
   CHECK(error_of([&] { arch_from(kHead + kTier + kArray + peer + "collective = { butterfly = { base = \"1 us\" } }\n"); }) ==
         "a.toml:20:16: error: unknown collective algorithm 'butterfly' (known: ring, tree, sharp, p2p)");
+  CHECK(arch_from(kHead + kTier + kArray + peer + "domain = 72\n").links[0].domain == 72);
+  CHECK(arch_from(kHead + kTier + kArray + peer).links[0].domain == 8);  // the documented default
+  CHECK_THAT(error_of([&] { arch_from(kHead + kTier + kArray + peer + "domain = 0\n"); }), Catch::StartsWith("a.toml:20:10: error:"));
+  CHECK(error_of([&] { arch_from(kHead + kTier + kArray +
+                                 "[arch.links.nic]\nkind = \"infiniband\"\nfrom = \"hbm\"\nto = \"network\"\nbandwidth = \"1 GB/s\"\ndomain = 8\n"); }) ==
+        "a.toml:20:10: error: 'domain' (devices per scale-up domain) is for links to = \"peer\"");
   CHECK(error_of([&] { arch_from(kHead + kTier + kArray + peer + "collective = { ring = { efficiency = 1.5 } }\n"); }).find("efficiency") !=
         std::string::npos);
   CHECK(error_of([&] { arch_from(kHead + kTier + kArray + peer + "collective = { ring = { efficiency = 0 } }\n"); }).find("above 0") !=

@@ -138,6 +138,6 @@ TEST_CASE("contention scenarios: bad files are located errors, raised before any
   CHECK_THAT(error_of([&] { from("case = \"kv-host\"\nstep = 3\n"); }), Catch::Contains("unknown key 'step'"));
   CHECK_THAT(error_of([&] { simulate_contention({from("case = \"kv-host\"\nlink = \"cxl\"\n")}); }),
              Catch::Contains("has no link 'cxl' to carry the transfers"));
-  CHECK_THAT(error_of([&] { simulate_contention({from("case = \"offload\"\nmemory = \"a100\"\n")}); }), Catch::Contains("has no network link"));
+  CHECK_THAT(error_of([&] { simulate_contention({from("case = \"offload\"\nmemory = \"mi300x\"\n")}); }), Catch::Contains("has no network link"));
   CHECK_THAT(error_of([&] { simulate_contention({from("case = \"kv-host\"\nmodel = \"bert-base\"\n")}); }), Catch::Contains("is an encoder"));
 }

@@ -234,7 +234,37 @@ TEST_CASE("run: tensor parallelism splits the model and adds the all-reduce", "[
              Catch::Contains("error: 'host-ddr5-2s' has no compute arrays"));
   o.tp = 2;
   CHECK_THAT(error_of([&] { run_model(llama2_7b(), load_arch("fusemax"), o); }),
-             Catch::Contains("has no link to a peer device (to = \"peer\"), which --tp 2 needs"));
+             Catch::Contains("cannot run --tp 2: no link joins its devices (to = \"peer\" or \"network\")"));
+}
+
+TEST_CASE("run: tensor parallelism past the scale-up domain crosses the network, hierarchically", "[run]") {
+  const ModelConfig m = load_model(shipped("models/llama-3-70b.toml"));
+  RunOptions o = decode(32, 8192);
+  o.tp = 8;
+  const RunReport h8 = run_model(m, load_arch("h100"), o);
+  o.tp = 16;
+  const RunReport h16 = run_model(m, load_arch("h100"), o);
+  // Two HGX nodes: the all-reduce spans 2 domains over NVLink and the NIC.
+  CHECK(h8.allreduce_domains == 1);
+  CHECK(h8.allreduce_network_bytes == 0);
+  CHECK(h16.allreduce_domains == 2);
+  CHECK(h16.allreduce_link == "nvlink + nic");
+  // Each device all-reduces its 1/8 shard across the 2 domains: 2 (m-1)/m S / 8 = S / 8 each.
+  const double message = 32.0 * 8192 * 2;  // batch x hidden x bf16
+  CHECK(h16.allreduce_network_bytes == Approx(h16.allreduces * message / 8));
+  CHECK(h16.allreduce_time > h8.allreduce_time);
+  // The NVL72 rack keeps TP 16 inside one NVLink domain.
+  const RunReport g16 = run_model(m, load_arch("gb200"), o);
+  CHECK(g16.allreduce_domains == 1);
+  CHECK(g16.allreduce_link == "nvlink");
+  CHECK(g16.allreduce_time < h16.allreduce_time);
+  // Groups that cannot be formed are located errors.
+  o.tp = 12;  // divides GPT-3's 96 heads, but not into 8-GPU domains
+  CHECK_THAT(error_of([&] { run_model(load_model(shipped("models/gpt-3-175b.toml")), load_arch("h100"), o); }),
+             Catch::Contains("cannot run --tp 12: 12 devices span scale-up domains of 8 unevenly (use a multiple of 8)"));
+  o.tp = 16;
+  CHECK_THAT(error_of([&] { run_model(m, load_arch("mi300x"), o); }),
+             Catch::Contains("'MI300X") && Catch::Contains("cannot run --tp 16: 16 devices span scale-up domains of 8 ('xgmi', domain = 8) and no network link"));
 }
 
 TEST_CASE("run: a deployment that does not fit says by how much", "[run]") {
