@@ -189,7 +189,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   add_phase_options(describe, pa);
 
   std::string arch_name, model_name, run_dtype, run_fusion, objective = "latency";
-  int64_t tp = 1, ep = 1;
+  int64_t tp = 1, ep = 1, pp = 1, microbatches = 0;
   std::vector<std::string> run_sets;
   std::string run_format = "table";
   auto* run = app.add_subcommand("run", "Map a model's prefill or decode step onto an architecture: time, traffic, energy, memory");
@@ -201,6 +201,10 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   run->add_option("--ep", ep, "Expert-parallel devices, a multiple of --tp: experts split over them, attention tensor-parallel over --tp within "
                               "ep/tp data-parallel groups, all-to-all dispatch and combine")
       ->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  run->add_option("--pp", pp, "Pipeline stages: the layers split into contiguous stages, each on its own max(tp, ep) devices")
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  run->add_option("--microbatches", microbatches, "With --pp: micro-batches the batch is split into (default: the largest divisor of the batch not above --pp)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1048576}));
   run->add_option("--dtype", run_dtype, "Weights, activations and KV cache (default: the model's)")->check(CLI::IsMember(dtype_names()));
   std::string kv_dtype, run_quant;
   run->add_option("--quant", run_quant, kQuantHelp);
@@ -433,6 +437,10 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       ro.phase.predictor_rank = predictor_rank;
       ro.tp = tp;
       ro.ep = ep;
+      ro.pp = pp;
+      ro.microbatches = microbatches;
+      if (engine == "systemc" && pp > 1)
+        throw UserError(SourceLoc{"--pp"}, "--pp is priced by the analytical engine; the systemc engine simulates one device's step");
       if (!run_dtype.empty()) ro.dtype = parse_dtype(run_dtype);
       if (!run_fusion.empty()) ro.fusion = parse_fusion(run_fusion);
       ro.mapper.objective = objective == "energy" ? Objective::Energy : objective == "edp" ? Objective::EDP : Objective::Latency;

@@ -83,6 +83,19 @@ std::string format_run(const RunReport& r, Format f) {
                         {"count", r.allreduces},
                         {"domains", r.allreduce_domains},
                         {"network_bytes", r.allreduce_network_bytes}};
+    if (r.pp > 1) {
+      json stages = json::array();
+      for (const RunReport::Stage& s : r.stages) stages.push_back({{"first_layer", s.first_layer}, {"layers", s.layers}, {"time_s", s.time}});
+      j["pipeline"] = {{"stages", r.pp},
+                       {"microbatches", r.microbatches},
+                       {"time_s", r.pipeline_time},
+                       {"send_s", r.pipeline_send_time},
+                       {"send_bytes", r.pipeline_send_bytes},
+                       {"link", r.pipeline_link},
+                       {"bubble", r.bubble},
+                       {"interval_s", r.pipeline_interval + r.host_time},
+                       {"per_stage", stages}};
+    }
     if (r.alltoalls > 0) j["alltoall"] = {{"link", r.alltoall_link}, {"count", r.alltoalls}, {"network_bytes", r.alltoall_network_bytes}};
     j["emulated"] = r.emulated;
     j["engine"] = {{"name", r.engine}};
@@ -150,6 +163,16 @@ std::string format_run(const RunReport& r, Format f) {
     out += fmt::format("expert all-to-all over {} devices, {} ({:g} per step, dispatch and combine): {} ms ({} per device{})\n", r.ep,
                        r.alltoall_link, r.alltoalls, ms(r.alltoall_time), fmt_bytes(r.alltoall_bytes),
                        r.alltoall_network_bytes > 0 ? fmt::format(", {} over the network", fmt_bytes(r.alltoall_network_bytes)) : "");
+  if (r.pp > 1) {
+    std::vector<std::string> st;
+    for (const RunReport::Stage& s : r.stages) st.push_back(fmt::format("{} layers {} ms", s.layers, ms(s.time)));
+    out += fmt::format("pipeline: {} stages of {} device{} ({}), {} micro-batch{} of {} requests; activations over {}: {} ms per micro-batch through "
+                       "every hop ({} per sending device per step); {} ms with a {} bubble; steps back to back: one every {} ms "
+                       "({:.4g} tokens/s)\n",
+                       r.pp, r.devices() / r.pp, r.devices() / r.pp == 1 ? "" : "s", fmt::join(st, ", "), r.microbatches, r.microbatches == 1 ? "" : "es",
+                       r.phase.batch / r.microbatches, r.pipeline_link, ms(r.pipeline_send_time), fmt_bytes(r.pipeline_send_bytes), ms(r.pipeline_time),
+                       pct(r.bubble), ms(r.pipeline_interval + r.host_time), r.tokens / (r.pipeline_interval + r.host_time));
+  }
   if (r.host_time > 0) out += fmt::format("host time per step ({}): {} ms\n", r.runtime, ms(r.host_time));
   out += fmt::format("{}: {} ms; {:.4g} tokens/s{}\n", decode ? "decode step (TPOT)" : "prefill (TTFT)", ms(r.step_time), r.tokens_per_s,
                      r.devices() > 1 ? fmt::format(" over {} devices", r.devices()) : "");
@@ -166,7 +189,8 @@ std::string format_run(const RunReport& r, Format f) {
                        : r.throttled ? " (throttled to the power limit)"
                                      : "");
   for (const TierMemory& m : r.memory)
-    out += fmt::format("memory per device ({}): weights {}, KV cache {}, activations {}; {} of {} ({})\n", m.tier, fmt_bytes(m.weights),
+    out += fmt::format("memory per device ({}{}): weights {}, KV cache {}, activations {}; {} of {} ({})\n", m.tier,
+                       m.stage >= 0 ? fmt::format(", stage {}, the fullest", m.stage) : "", fmt_bytes(m.weights),
                        fmt_bytes(m.kv_cache), fmt_bytes(m.activations), fmt_bytes(m.total()), fmt_bytes(m.capacity), pct(m.total() / m.capacity));
   for (const std::string& e : r.emulated) out += fmt::format("emulated: {}\n", e);
   out += fmt::format("mapper: {} mappings costed, {} Einsums from the cache\n", r.mappings_evaluated, r.cache_hits);

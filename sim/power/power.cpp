@@ -91,9 +91,10 @@ RunReport run_powered(const ModelConfig& m, const ArchSpec& a, const RunOptions&
   RunReport r = runs[points.size() >= 2 && w.throttled && !w.over ? points.size() - 2 : points.size() - 1];
   r.compute_energy = w.compute_energy;
   r.memory_energy = w.energy - w.compute_energy;
-  // The mix of two clocks stretches the device's own work (the links keep their speed), and
-  // every block, Einsum and the per-layer time with it, so that they still add up to the step.
-  const double scale = r.compute_time > 0 ? (w.time - r.allreduce_time) / r.compute_time : 1;
+  // The mix of two clocks stretches the device's own work (the links and the host keep their
+  // speed), and every block, Einsum and the per-layer time with it, so that they still add up
+  // to the step.
+  const double scale = r.compute_time > 0 ? (w.time - (r.step_time - r.compute_time)) / r.compute_time : 1;
   r.step_time = w.time;
   r.compute_time *= scale;
   r.layer_time *= scale;
@@ -109,7 +110,7 @@ RunReport run_powered(const ModelConfig& m, const ArchSpec& a, const RunOptions&
     e.utilization /= scale;
   }
   r.tokens_per_s = r.step_time > 0 ? r.tokens / r.step_time : 0;
-  r.energy = static_cast<double>(o.tp) * (w.energy + a.power.active * w.time);
+  r.energy = static_cast<double>(r.devices()) * (w.energy + a.power.active * w.time);
   r.energy_per_token = r.tokens > 0 ? r.energy / r.tokens : 0;
   r.power = w.power;
   r.clock = w.clock;

@@ -278,6 +278,11 @@ class Planner {
       b.traffic = std::move(traffic);
       r.blocks.push_back(std::move(b));
     }
+    for (BlockRun& b : r.blocks) {
+      const int rk = layer_of(r.einsums[static_cast<size_t>(b.einsums[0])].einsum);
+      if (rk >= 0) b.layer_group = static_cast<int>(std::find(layer_ranks_.begin(), layer_ranks_.end(), rk) - layer_ranks_.begin());
+    }
+    for (int rk : layer_ranks_) r.group_layers.push_back(c_.ranks[static_cast<size_t>(rk)].extent);
     for (const BlockRun& b : r.blocks) {
       r.compute_time += b.time;
       r.flops += b.flops;
@@ -978,6 +983,105 @@ bool block_is_attention(const RunReport& r, const BlockRun& b) {
   return false;
 }
 
+namespace {
+
+// What pipeline() leaves for the energy and memory accounts.
+struct Pipeline {
+  double send_energy = 0;  ///< J over all devices per step: the activations between stages
+  /// Layers of each group (ModelConfig::layer_groups()) in each stage.
+  std::vector<std::vector<int64_t>> group_layers;
+};
+
+// Pipeline parallelism over a report of the whole model mapped for one micro-batch: stage s
+// takes its layers' share of each layer block (a block repeated over a group of n layers costs
+// n equal instances), the blocks before the layers (embedding) go to the first stage and those
+// after (final norm, head) to the last, and each stage its sublayers' share of the
+// all-reduces and its expert layers' of the all-to-alls. Between stages each device sends its
+// 1/tp share of the micro-batch's hidden states (Megatron-LM's scatter-gather), over the peer
+// link within a scale-up domain and the network across one. With M micro-batches the first
+// goes through every stage and hop, then each later one adds the slowest stage or hop:
+//   time = sum_s t_s + sum_hops t_x + (M - 1) max(max_s t_s, max t_x).
+// The report's per-device figures become the slowest stage's over the M micro-batches.
+Pipeline pipeline(RunReport& r, const ModelConfig& m, const Fabric& fab, const Runtime& rt, int64_t layers_option, int64_t layers, int64_t pp,
+                  int64_t micro, int64_t stage_devices, double rows) {
+  const std::vector<LayerGroup> groups = m.layer_groups(layers_option);
+  if (groups.size() != r.group_layers.size())
+    throw UserError(SourceLoc{"--pp"}, fmt::format("'{}': the cascade's {} groups of layers do not match the model's {}", m.name, r.group_layers.size(), groups.size()));
+  std::vector<LayerKind> kinds = m.layers();
+  kinds.resize(static_cast<size_t>(layers));
+  Pipeline out;
+  r.stages.assign(static_cast<size_t>(pp), {});
+  out.group_layers.assign(static_cast<size_t>(pp), std::vector<int64_t>(groups.size(), 0));
+  std::vector<double> sub(static_cast<size_t>(pp), 0), moe(static_cast<size_t>(pp), 0);
+  int64_t at = 0;
+  for (int64_t s = 0; s < pp; ++s) {
+    RunReport::Stage& st = r.stages[static_cast<size_t>(s)];
+    st.first_layer = at;
+    st.layers = layers / pp + (s < layers % pp ? 1 : 0);
+    for (int64_t i = at; i < at + st.layers; ++i) {
+      const LayerKind& k = kinds[static_cast<size_t>(i)];
+      const auto g = std::find_if(groups.begin(), groups.end(), [&](const LayerGroup& x) { return x.kind == k; }) - groups.begin();
+      out.group_layers[static_cast<size_t>(s)][static_cast<size_t>(g)] += 1;
+      const int parts = (k.mixer != MixerKind::None) + (k.ffn != FfnKind::None);
+      sub[static_cast<size_t>(s)] += m.parallel_attn && parts == 2 ? 1 : parts;
+      moe[static_cast<size_t>(s)] += k.ffn == FfnKind::Moe ? 1 : 0;
+    }
+    at += st.layers;
+  }
+  // Each stage's blocks and collectives for one micro-batch.
+  std::vector<double> compute(static_cast<size_t>(pp), 0);
+  const auto first_layer_block = std::find_if(r.blocks.begin(), r.blocks.end(), [](const BlockRun& b) { return b.layer_group >= 0; }) - r.blocks.begin();
+  for (size_t i = 0; i < r.blocks.size(); ++i) {
+    const BlockRun& b = r.blocks[i];
+    if (b.layer_group < 0) {
+      compute[static_cast<long>(i) < first_layer_block ? 0 : static_cast<size_t>(pp - 1)] += b.time;
+      continue;
+    }
+    const auto g = static_cast<size_t>(b.layer_group);
+    for (size_t s = 0; s < compute.size(); ++s)
+      compute[s] += b.time * static_cast<double>(out.group_layers[s][g]) / static_cast<double>(r.group_layers[g]);
+  }
+  double all_sub = 0, all_moe = 0;
+  for (size_t s = 0; s < sub.size(); ++s) all_sub += sub[s], all_moe += moe[s];
+  auto share = [](double part, double whole) { return whole > 0 ? part / whole : 0.0; };
+  size_t slow = 0;
+  double sum = 0;
+  for (size_t s = 0; s < compute.size(); ++s) {
+    r.stages[s].time = compute[s] + r.allreduce_time * share(sub[s], all_sub) + r.alltoall_time * share(moe[s], all_moe);
+    sum += r.stages[s].time;
+    if (r.stages[s].time > r.stages[slow].time) slow = s;
+  }
+  // The hops: each device sends its 1/tp share of the hidden states.
+  const double message = rows * static_cast<double>(m.hidden_size) * dtype_bytes(m.dtype) / static_cast<double>(r.tp);
+  const int64_t d = fab.domain();
+  double hops = 0, slowest_hop = 0;
+  std::set<std::string> links;
+  for (int64_t s = 0; s + 1 < pp; ++s) {
+    const bool across = stage_devices >= d || ((s + 1) * stage_devices) % d == 0;
+    const Link& l = across ? *fab.out : *fab.up;
+    const CollectiveCost c = collective_cost(l, Collective::SendRecv, 2, message, rt.collective_base);
+    hops += c.time;
+    slowest_hop = std::max(slowest_hop, c.time);
+    links.insert(l.name);
+    out.send_energy += static_cast<double>(micro) * static_cast<double>(stage_devices) * c.bytes * l.energy;
+  }
+  const double M = static_cast<double>(micro);
+  r.pipeline_time = sum + hops + (M - 1) * std::max(r.stages[slow].time, slowest_hop);
+  r.pipeline_send_time = hops;
+  r.pipeline_send_bytes = M * message;
+  r.pipeline_link = fmt::format("{}", fmt::join(links, " + "));
+  r.bubble = r.pipeline_time > 0 ? 1 - M * sum / (static_cast<double>(pp) * r.pipeline_time) : 0;
+  r.pipeline_interval = std::max(M * std::max(r.stages[slow].time, slowest_hop), sum + hops);
+  // Per device: the slowest stage's, over the micro-batches.
+  const double ar = M * share(sub[slow], all_sub), a2a = M * share(moe[slow], all_moe);
+  r.compute_time = M * compute[slow];
+  r.allreduce_time *= ar, r.allreduce_bytes *= ar, r.allreduce_network_bytes *= ar, r.allreduces *= ar;
+  r.alltoall_time *= a2a, r.alltoall_bytes *= a2a, r.alltoall_network_bytes *= a2a, r.alltoalls *= a2a;
+  return out;
+}
+
+}  // namespace
+
 RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const RunOptions& opt, MapCache* cache) {
   // The software's per-kernel cost for this phase, on a copy of the hardware.
   const Runtime& rt = opt.runtime ? *opt.runtime : default_runtime();
@@ -1010,6 +1114,29 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
     local.expert_tokens = opt.phase.batch * tokens_per_request;
     local.batch = (opt.phase.batch + dp - 1) / dp;  // this group's requests (the largest group sets the pace)
   }
+  // Pipeline parallelism: pp stages of contiguous layers, each on its own max(tp, ep) devices;
+  // the (group's) batch goes through as micro-batches, so the model is mapped for one.
+  const int64_t pp = opt.pp, stage_devices = std::max(opt.tp, ep);
+  const int64_t built_layers = opt.phase.layers > 0 ? std::min(opt.phase.layers, model.num_hidden_layers) : model.num_hidden_layers;
+  int64_t micro = 1;
+  if (pp > 1) {
+    if (pp > built_layers) throw UserError(SourceLoc{"--pp"}, fmt::format("--pp {}: '{}' has {} layers to split into stages", pp, model.name, built_layers));
+    if (opt.microbatches > 0) {
+      if (local.batch % opt.microbatches != 0)
+        throw UserError(SourceLoc{"--microbatches"}, fmt::format("--microbatches {} does not divide the batch of {} requests{}", opt.microbatches, local.batch,
+                                                                 dp > 1 ? " per expert-parallel group" : ""));
+      micro = opt.microbatches;
+    } else {
+      for (int64_t k = std::min(pp, local.batch); k >= 1 && micro == 1; --k)
+        if (local.batch % k == 0) micro = k;
+    }
+    if (const std::string why = fab.unusable(stage_devices * pp); !why.empty())
+      throw UserError(a.loc, fmt::format("'{}' cannot run --pp {} over {} devices a stage: {}", a.name, pp, stage_devices, why));
+    local.batch /= micro;
+    if (ep > 1) local.expert_tokens = (local.expert_tokens + micro - 1) / micro;
+  } else if (opt.microbatches > 1) {
+    throw UserError(SourceLoc{"--microbatches"}, "--microbatches splits the batch between pipeline stages: it needs --pp 2 or more");
+  }
   const Phase& ph = local;
   const std::string workload = m.fingerprint() + "|" + ph.key();
   if (cache)
@@ -1025,6 +1152,8 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   r.quantization = m.quant.name;
   r.phase = opt.phase;
   r.tp = opt.tp;
+  r.pp = pp;
+  r.microbatches = micro;
   for (EinsumRun& e : r.einsums) e.component = model_component(c.einsums[static_cast<size_t>(e.einsum)], e.name);
 
   // Tensor parallelism: the all-reduces of the hidden state (arch/collective.h), not overlapped.
@@ -1071,14 +1200,25 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   r.host_time = rt.iteration;
   r.step_time = r.compute_time + r.allreduce_time + r.alltoall_time + r.host_time;
   r.tokens = rows * static_cast<double>(dp);
-  r.tokens_per_s = r.step_time > 0 ? r.tokens / r.step_time : 0;
-
-  // Energy per step over all devices: the cost model's dynamic energy, the all-reduce bytes
-  // over the link, and the active baseline power for the step's duration.
+  // Energy per step and device (a pipeline's devices share the micro-batches' work).
   double dynamic = 0;
   for (const BlockRun& b : r.blocks) dynamic += b.energy;
-  r.energy = static_cast<double>(r.devices()) * (dynamic + link_energy + a.power.active * r.step_time);
   for (const EinsumRun& e : r.einsums) r.compute_energy += e.compute_energy;
+  Pipeline pipe;
+  if (pp > 1) {
+    pipe = pipeline(r, m, fab, rt, opt.phase.layers, built_layers, pp, micro, stage_devices, rows);
+    const double share = static_cast<double>(micro) / static_cast<double>(pp);
+    dynamic *= share;
+    link_energy = link_energy * share + pipe.send_energy / static_cast<double>(r.devices());
+    r.compute_energy *= share;
+    r.step_time = r.pipeline_time + r.host_time;
+    r.tokens *= static_cast<double>(micro);
+  }
+  r.tokens_per_s = r.step_time > 0 ? r.tokens / r.step_time : 0;
+
+  // Energy per step over all devices: the cost model's dynamic energy, the collectives' bytes
+  // over their links, and the active baseline power for the step's duration.
+  r.energy = static_cast<double>(r.devices()) * (dynamic + link_energy + a.power.active * r.step_time);
   r.memory_energy = dynamic + link_energy - r.compute_energy;
   r.power = r.step_time > 0 ? a.power.active + (dynamic + link_energy) / r.step_time : a.power.idle;
   r.energy_per_token = r.tokens > 0 ? r.energy / r.tokens : 0;
@@ -1102,18 +1242,70 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   const double kept = decode && ph.key_channels > 0 && ph.key_channels < m.head_dim
                           ? static_cast<double>(ph.key_channels + m.head_dim) / static_cast<double>(2 * m.head_dim)
                           : 1.0;
-  if (!m.encoder_only)
-    mem.kv_cache = m.kv_bytes_per_token(ph.kv_dtype.value_or(m.dtype)) * kept * kv_layers * static_cast<double>(ph.batch) * cached;
+  // A pipeline's devices hold their stage's micro-batches' caches: all of the batch's.
+  const double requests = static_cast<double>(ph.batch) * static_cast<double>(micro);
+  double kv_attention = 0, kv_other = 0;
+  if (!m.encoder_only) kv_attention = m.kv_bytes_per_token(ph.kv_dtype.value_or(m.dtype)) * kept * kv_layers * requests * cached;
   // Mamba layers keep a constant state per request (their conv inputs and the scan's state).
-  for (const LayerGroup& g : m.layer_groups(opt.phase.layers))
-    if (g.kind.mixer == MixerKind::Mamba)
-      mem.kv_cache += static_cast<double>(g.count) * m.ssm_state_bytes(ph.kv_dtype.value_or(m.dtype)) * static_cast<double>(ph.batch);
+  const double mamba_state = m.ssm_state_bytes(ph.kv_dtype.value_or(m.dtype)) * requests;
   // Other persistent state (a linear-attention layer's): as the cascade declares it.
   // (Attention's keys and values, MLA's latents, Mamba's conv inputs and states are counted
   // above from the model.)
   static const std::set<std::string_view> counted = {"KC", "VC", "CKC", "KRC", "SSC", "SSO", "CVX", "CVB", "CVC"};
   for (const Tensor& t : c.tensors)
-    if (t.role == TensorRole::KVCache && !counted.count(base_name(t.name))) mem.kv_cache += t.bytes();
+    if (t.role == TensorRole::KVCache && !counted.count(base_name(t.name))) kv_other += t.bytes() * static_cast<double>(micro);
+  const std::vector<LayerGroup> groups = m.layer_groups(opt.phase.layers);
+  auto cache_of = [&](const std::vector<int64_t>& per_group) {  // the state of the layers counted per group
+    double attention = 0, all_attention = 0, n = 0, mamba = 0;
+    for (size_t g = 0; g < groups.size(); ++g) {
+      const bool attends = groups[g].kind.mixer == MixerKind::Attention;
+      attention += attends ? static_cast<double>(per_group[g]) : 0;
+      all_attention += attends ? static_cast<double>(groups[g].count) : 0;
+      mamba += groups[g].kind.mixer == MixerKind::Mamba ? static_cast<double>(per_group[g]) : 0;
+      n += static_cast<double>(per_group[g]);
+    }
+    return (all_attention > 0 ? kv_attention * attention / all_attention : 0) + mamba * mamba_state + kv_other * n / static_cast<double>(built_layers);
+  };
+  std::vector<int64_t> every(groups.size());
+  for (size_t g = 0; g < groups.size(); ++g) every[g] = groups[g].count;
+  mem.kv_cache = cache_of(every);
+  if (pp > 1) {
+    // The stage whose device holds the most: its layers' weights (a weight over a group of n
+    // layers holds n equal slices), the embedding on the first stage and the head on the last
+    // (by where the weight is first read), and its layers' caches.
+    const std::vector<int> lr = layer_ranks(c);
+    auto layer_rank = [&](const std::vector<int>& ranks) {
+      for (size_t g = 0; g < lr.size(); ++g)
+        if (std::find(ranks.begin(), ranks.end(), lr[g]) != ranks.end()) return static_cast<int>(g);
+      return -1;
+    };
+    size_t first_layer_einsum = c.einsums.size();
+    for (size_t i = 0; i < c.einsums.size() && first_layer_einsum == c.einsums.size(); ++i)
+      for (const Var& v : c.einsums[i].vars)
+        if (std::find(lr.begin(), lr.end(), v.rank) != lr.end()) first_layer_einsum = i;
+    std::vector<double> weights(static_cast<size_t>(pp), 0);
+    for (size_t ti = 0; ti < c.tensors.size(); ++ti) {
+      const Tensor& t = c.tensors[ti];
+      if (!is_weight(t)) continue;
+      if (const int g = layer_rank(t.ranks); g >= 0) {
+        for (size_t s = 0; s < weights.size(); ++s)
+          weights[s] += t.bytes() * static_cast<double>(pipe.group_layers[s][static_cast<size_t>(g)]) / static_cast<double>(r.group_layers[static_cast<size_t>(g)]);
+        continue;
+      }
+      size_t reader = c.einsums.size();
+      for (size_t i = 0; i < c.einsums.size() && reader == c.einsums.size(); ++i)
+        for (const Access& acc : c.einsums[i].reads)
+          if (acc.tensor == static_cast<int>(ti)) reader = i;
+      weights[reader < first_layer_einsum ? 0 : static_cast<size_t>(pp - 1)] += t.bytes();
+    }
+    size_t heavy = 0;
+    double most = -1;
+    for (size_t s = 0; s < weights.size(); ++s)
+      if (const double held = weights[s] + cache_of(pipe.group_layers[s]); held > most) most = held, heavy = s;
+    mem.weights = weights[heavy];
+    mem.kv_cache = cache_of(pipe.group_layers[heavy]);
+    mem.stage = static_cast<int64_t>(heavy);
+  }
   mem.activations = p.activation_bytes(r);
   r.memory.push_back(mem);
   if (opt.check_memory && !mem.fit().holds(mem.kv_cache)) {

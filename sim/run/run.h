@@ -60,6 +60,7 @@ struct BlockRun {
   double energy = 0;
   double flops = 0;
   double utilization = 0;             ///< the members' peak compute time over the block's time
+  int layer_group = -1;               ///< the group of layers (ModelConfig::layer_groups()) it repeats over; -1: outside the layers
   KernelKind kind = KernelKind::Gemm; ///< kernel_kind(): whose quality the runtime sets
   std::vector<LevelTraffic> traffic;  ///< tier first
   std::string bottleneck;
@@ -88,6 +89,7 @@ struct TierMemory {
   double weights = 0;
   double kv_cache = 0;
   double activations = 0;
+  int64_t stage = -1;  ///< with pipeline stages: the stage whose device this is (the one holding the most)
   double total() const { return weights + kv_cache + activations; }
   /// The fit of this device: its weights, its activations as the reserve.
   MemoryFit fit() const { return MemoryFit{1, capacity, weights, activations}; }
@@ -100,6 +102,11 @@ struct RunOptions {
   /// tensor-parallel over tp and data-parallel over ep / tp groups of the batch, tokens
   /// dispatched to their experts' devices and combined back by all-to-alls. 1: none.
   int64_t ep = 1;
+  /// Pipeline stages: the layers split into pp contiguous runs (the first L % pp stages one
+  /// layer more), each on its own max(tp, ep) devices; the batch goes through in
+  /// `microbatches` micro-batches (0: the largest divisor of the batch not above pp). 1: none.
+  int64_t pp = 1;
+  int64_t microbatches = 0;
   std::optional<DType> dtype;    ///< weights, activations and KV cache (default: the model's)
   std::optional<Fusion> fusion;  ///< default: Kernels on GPUs, Greedy elsewhere
   MapperOptions mapper;
@@ -145,10 +152,29 @@ struct RunReport {
   double alltoall_network_bytes = 0;  ///< of them, over the scale-out network (ep spans domains)
   std::string alltoall_link;   ///< "nvlink", or "nvlink + nic" across domains
   double alltoalls = 0;        ///< all-to-alls per step
-  int64_t devices() const { return std::max(tp, ep); }
+  /// Pipeline parallelism (RunOptions::pp); with pp > 1 the per-device figures above
+  /// (compute_time, the collectives) are the slowest stage's over the step's micro-batches.
+  int64_t pp = 1;
+  int64_t microbatches = 1;
+  struct Stage {
+    int64_t first_layer = 0, layers = 0;
+    double time = 0;  ///< s per micro-batch: its blocks and collectives
+  };
+  std::vector<Stage> stages;
+  double pipeline_time = 0;        ///< s: the first micro-batch through every stage and hop, then one slowest interval per later one
+  double pipeline_send_time = 0;   ///< s: one micro-batch's activations over every stage boundary
+  double pipeline_send_bytes = 0;  ///< B each sending device sends per step
+  std::string pipeline_link;       ///< the link the activations cross ("nvlink", "nic")
+  double bubble = 0;               ///< the share of device time idle in the pipeline's fill and drain
+  /// s between steps run back to back, the next step's micro-batches filling the bubble (as
+  /// engines keep pp batches in flight): max(M x the slowest stage or hop, one micro-batch's
+  /// way through every stage and hop).
+  double pipeline_interval = 0;
+  std::vector<int64_t> group_layers;  ///< layers per group (ModelConfig::layer_groups()), as built
+  int64_t devices() const { return std::max(tp, ep) * pp; }
   std::string runtime;         ///< the runtime's name
   double host_time = 0;        ///< s: the runtime's host time per step (not overlapped)
-  double step_time = 0;        ///< s: compute_time + allreduce_time + host_time
+  double step_time = 0;        ///< s: compute_time + allreduce_time + alltoall_time + host_time (pp > 1: pipeline_time + host_time)
   double tokens = 0;           ///< tokens produced (decode) or processed (prefill) per step
   double tokens_per_s = 0;
   double energy = 0;           ///< J per step, all devices: dynamic + idle power over the step

@@ -6,6 +6,8 @@
 #include <set>
 
 #include "../workloads/helpers.h"
+#include "arch/collective.h"
+#include "arch/runtime.h"
 #include "sim/run/run.h"
 #include "workloads/analysis.h"
 #include "workloads/cascade_loader.h"
@@ -265,6 +267,62 @@ TEST_CASE("run: tensor parallelism past the scale-up domain crosses the network,
   o.tp = 16;
   CHECK_THAT(error_of([&] { run_model(m, load_arch("mi300x"), o); }),
              Catch::Contains("'MI300X") && Catch::Contains("cannot run --tp 16: 16 devices span scale-up domains of 8 ('xgmi', domain = 8) and no network link"));
+}
+
+TEST_CASE("run: pipeline stages split the layers, price the hops and the bubble", "[run]") {
+  // Llama-3.1-405B on H100s at TP 8 x PP 2: two HGX nodes, the activations cross the network.
+  const ModelConfig m = load_model(shipped("models/llama-3.1-405b.toml"));
+  const ArchSpec a = load_arch("h100");
+  RunOptions o = decode(32, 8192, 0);
+  o.tp = 8;
+  o.pp = 2;
+  const RunReport r = run_model(m, a, o);
+  CHECK(r.devices() == 16);
+  CHECK(r.microbatches == 2);  // the default: the largest divisor of the batch not above pp
+  REQUIRE(r.stages.size() == 2);
+  CHECK(r.stages[0].layers == 63);
+  CHECK(r.stages[1].first_layer == 63);
+  CHECK(r.pipeline_link == "nic");
+  // Each device sends its 1/tp share of a micro-batch's hidden states: 16 x 16384 x 2 B / 8.
+  CHECK(r.pipeline_send_bytes == Approx(2 * 16.0 * 16384 * 2 / 8));
+  const Link& nic = *a.link("nic");
+  CHECK(r.pipeline_send_time == Approx(collective_cost(nic, Collective::SendRecv, 2, 16.0 * 16384 * 2 / 8, default_runtime().collective_base).time));
+  // The first micro-batch through both stages and the hop, then the slower stage once more.
+  const double slow = std::max(r.stages[0].time, r.stages[1].time);
+  CHECK(r.pipeline_time == Approx(r.stages[0].time + r.stages[1].time + r.pipeline_send_time + slow));
+  CHECK(r.step_time == Approx(r.pipeline_time + r.host_time));
+  CHECK(r.bubble == Approx(1 - 2 * (r.stages[0].time + r.stages[1].time) / (2 * r.pipeline_time)));
+  CHECK(r.bubble > 0.3);
+  CHECK(r.pipeline_interval < r.pipeline_time);  // back to back, the next step fills the bubble
+  CHECK(r.tokens == 32);
+  // Each device holds half the layers: the TP 8 device's weights, about halved; the last
+  // stage also holds the head, the first the embedding (the same size here).
+  o.pp = 1;
+  o.check_memory = false;
+  const RunReport whole = run_model(m, a, o);
+  CHECK(r.memory[0].weights == Approx(whole.memory[0].weights / 2).epsilon(0.01));
+  CHECK(r.memory[0].kv_cache == Approx(whole.memory[0].kv_cache / 2));
+  CHECK(r.memory[0].stage >= 0);
+  // More micro-batches shrink the bubble.
+  o.pp = 2;
+  o.microbatches = 8;
+  CHECK(run_model(m, a, o).bubble < r.bubble);
+  // Within one domain the hop takes NVLink.
+  o.tp = 4;
+  o.microbatches = 0;
+  CHECK(run_model(m, a, o).pipeline_link == "nvlink");
+  // Errors, located.
+  o.pp = 3;  // 4 x 3 = 12 devices over 8-GPU domains
+  CHECK_THAT(error_of([&] { run_model(m, a, o); }), Catch::Contains("cannot run --pp 3 over 4 devices a stage: 12 devices span scale-up domains of 8 unevenly"));
+  o.pp = 2;
+  o.microbatches = 5;
+  CHECK_THAT(error_of([&] { run_model(m, a, o); }), Catch::Contains("--microbatches: error: --microbatches 5 does not divide the batch of 32 requests"));
+  o.pp = 1;
+  o.microbatches = 4;
+  CHECK_THAT(error_of([&] { run_model(m, a, o); }), Catch::Contains("--microbatches: error: --microbatches splits the batch between pipeline stages"));
+  o = decode(1, 16, 2);
+  o.pp = 4;
+  CHECK_THAT(error_of([&] { run_model(m, a, o); }), Catch::Contains("--pp: error: --pp 4: 'Llama-3.1-405B' has 2 layers to split into stages"));
 }
 
 TEST_CASE("run: a deployment that does not fit says by how much", "[run]") {

@@ -565,7 +565,8 @@ TEST_CASE("presets of current models against their cards", "[model][layers][pres
   const std::vector<std::tuple<const char*, double, double>> cards = {
       {"qwen3-235b-a22b", 235, 22}, {"deepseek-v3", 671, 37}, {"llama-4-scout", 108, 17},  // Scout's card: 109B with its vision encoder
       {"gemma-3-27b", 27, 27},      {"jamba-1.5-mini", 52, 12}, {"mamba-2.8b", 2.8, 2.8}, {"qwen3-32b", 33, 33},
-      {"gpt-oss-120b", 117, 5.1 + 0.58}};  // gpt-oss's card leaves out the 0.58B embedding table
+      {"gpt-oss-120b", 117, 5.1 + 0.58},  // gpt-oss's card leaves out the 0.58B embedding table
+      {"llama-3.1-405b", 406, 406}};      // the card's 405B is 405.85B
   for (const auto& [name, total, active] : cards) {
     CAPTURE(name);
     const ParamCounts p = count_params(load_model(name));
