@@ -237,6 +237,21 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   run->add_option("--power-cap", run_cap, "Cap each device's power (e.g. \"490 W\"; default: the TDP)");
   run->add_option("--format", run_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
 
+  std::string place_slo, place_format = "table";
+  int64_t place_max = 64, place_top = 12;
+  std::vector<std::string> place_sets;
+  auto* place = app.add_subcommand("place", "Search the TP x PP x EP splits of a model over an architecture's devices: memory, step, $ per million tokens");
+  place->add_option("--arch", arch_name, "Architecture preset or file")->required();
+  place->add_option("--model", model_name, "Model preset, TOML file or HF config.json")->required();
+  place->add_option("--phase", pa.phase, "Inference phase")->required()->check(CLI::IsMember({"prefill", "decode"}));
+  add_phase_options(place, pa);
+  place->add_option("--max-devices", place_max, "Devices at most (default 64)")->check(CLI::Range(int64_t{1}, int64_t{4096}));
+  place->add_option("--slo", place_slo, "The step (TTFT or TPOT) at most this (e.g. \"50 ms\")");
+  place->add_option("--top", place_top, "Rows shown (default 12; every split with --format json or csv)")->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  place->add_option("--runtime", runtime_name, runtime_help);
+  place->add_option("--set", place_sets, "Override a value: arch.KEY=VALUE, model.KEY=VALUE or runtime.KEY=VALUE");
+  place->add_option("--format", place_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
+
   auto* study = app.add_subcommand("study", "Reproduce a paper's evaluation from first principles");
   study->require_subcommand(1);
   std::string fm_models, fm_seqs, fm_plot, fm_format = "table", fm_batch = "64";
@@ -418,6 +433,22 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
     }
     if (*list) {
       out << list_presets(list_kind, kFormats.at(list_format));
+      return 0;
+    }
+    if (*place) {
+      const auto [arch_sets, model_sets] = split_sets(place_sets, "place");
+      const ArchSpec a = load_arch(arch_name, arch_sets);
+      const ModelConfig m = load_model(model_name, model_sets);
+      print_notes(m);
+      const auto rt = cli_runtime(runtime_name, take_runtime_sets(place_sets));
+      RunOptions ro;
+      ro.runtime = rt.get();
+      ro.phase = make_phase(pa);
+      PlacementOptions po;
+      po.max_devices = place_max;
+      po.slo = flag_quantity(place_slo, "--slo", Dim::Time, "50 ms");
+      const std::vector<PlacementPoint> points = search_placements(m, a, ro, po);
+      out << format_placements(points, m.name, a, ro.phase, po, place_format, static_cast<size_t>(place_top));
       return 0;
     }
     if (*run) {

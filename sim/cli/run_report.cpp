@@ -201,4 +201,57 @@ std::string format_run(const RunReport& r, Format f) {
   return out;
 }
 
+std::string format_placements(const std::vector<PlacementPoint>& points, const std::string& model, const ArchSpec& a, const Phase& phase,
+                              const PlacementOptions& opt, const std::string& format, size_t top) {
+  const bool decode = phase.kind == PhaseKind::Decode;
+  auto status = [](const PlacementPoint& p) -> std::string {
+    if (!p.invalid.empty()) return "cannot be formed";
+    if (!p.fits) return "does not fit";
+    return p.meets_slo ? "ok" : "misses the SLO";
+  };
+  if (format == "json") {
+    json j = json::array();
+    for (const PlacementPoint& p : points) {
+      json x = {{"tp", p.at.tp}, {"pp", p.at.pp}, {"ep", p.at.ep}, {"devices", p.at.devices()}, {"status", status(p)}};
+      if (p.invalid.empty())
+        x.update({{"memory_bytes", p.memory},
+                  {"capacity_bytes", p.capacity},
+                  {"step_s", p.step},
+                  {"interval_s", p.interval},
+                  {"tokens_per_s", p.tokens_per_s},
+                  {"cost_per_mtok", a.cost.rate ? json(p.cost_per_mtok) : json(nullptr)}});
+      else
+        x["why"] = p.invalid;
+      j.push_back(std::move(x));
+    }
+    return j.dump(2) + "\n";
+  }
+  TextTable t({"placement", "devices", "status", "memory/device", "of", decode ? "TPOT (ms)" : "TTFT (ms)", "interval (ms)", "tokens/s", "$/M tokens"});
+  size_t shown = 0, formed = 0, fitting = 0;
+  for (const PlacementPoint& p : points) {
+    formed += p.invalid.empty();
+    fitting += p.invalid.empty() && p.fits && p.meets_slo;
+    if (!p.invalid.empty() || (format == "table" && shown >= top)) continue;
+    ++shown;
+    t.row({p.at.flags(), std::to_string(p.at.devices()), status(p), fmt_bytes(p.memory), fmt_bytes(p.capacity), ms(p.step), ms(p.interval),
+           fmt::format("{:.4g}", p.tokens_per_s), a.cost.rate ? fmt::format("{:.3g}", p.cost_per_mtok) : "-"});
+  }
+  if (format == "csv") return t.csv();
+  std::string out = fmt::format("{} on {}: {}, batch {}, {} {}; splits of up to {} devices{}\n", model, a.name, decode ? "decode" : "prefill", phase.batch,
+                                decode ? "context" : "prompt", decode ? phase.context : phase.prompt, opt.max_devices,
+                                opt.slo > 0 ? fmt::format(", {} at most {} ms", decode ? "TPOT" : "TTFT", ms(opt.slo)) : "");
+  out += fmt::format("{} splits searched, {} formed, {} fit{}; {} first ({}), interval: steps back to back\n", points.size(), formed, fitting,
+                     opt.slo > 0 ? " within the SLO" : "", a.cost.rate ? "cheapest per token" : "fewest device-seconds per token",
+                     a.cost.rate ? "at the architecture's rental rate" : "no rental rate given");
+  out += t.aligned();
+  if (fitting > 0) {
+    const PlacementPoint& best = points.front();
+    out += fmt::format("\nbest: {} ({} devices): {} ms a step, {:.4g} tokens/s{}\n", best.at.flags(), best.at.devices(), ms(best.step), best.tokens_per_s,
+                       a.cost.rate ? fmt::format(", ${:.3g} per million tokens", best.cost_per_mtok) : "");
+  } else {
+    out += "\nno split holds the model" + std::string(opt.slo > 0 ? " within the SLO" : "") + "\n";
+  }
+  return out;
+}
+
 }  // namespace einsim

@@ -1,4 +1,5 @@
 #include "sim/run/run.h"
+#include "sim/run/placement.h"
 
 #include <fmt/format.h>
 
@@ -1309,16 +1310,16 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   mem.activations = p.activation_bytes(r);
   r.memory.push_back(mem);
   if (opt.check_memory && !mem.fit().holds(mem.kv_cache)) {
-    // Weights, cache and activations all shrink about as 1/TP (heads and columns split); the
-    // hint is the smallest degree at least that large that shard_model() accepts (it divides
-    // the heads and the FFN width, and divides or is a multiple of the KV heads).
-    const double need = std::max(2.0, std::ceil(mem.total() * static_cast<double>(opt.tp) / mem.capacity));
-    const int64_t heads = model.num_attention_heads, ffn = model.intermediate_size, kv = std::max<int64_t>(1, model.num_key_value_heads);
-    int64_t tp_hint = 0;
-    for (int64_t t = static_cast<int64_t>(need); t <= heads && tp_hint == 0; ++t)
-      if (heads % t == 0 && ffn % t == 0 && (kv % t == 0 || t % kv == 0)) tp_hint = t;
-    const std::string hint = tp_hint > 0 ? fmt::format("or --tp {} (the smallest degree that divides the heads and holds it)", tp_hint)
-                                         : fmt::format("no tensor-parallel degree of its {} heads holds it", heads);
+    // The hint: the cheapest split that holds it (placement.h: the fewest devices, then the
+    // cheapest or fastest of them), searched up to 256 devices.
+    PlacementOptions po;
+    po.max_devices = 256;
+    po.fewest_devices = true;
+    const std::vector<PlacementPoint> places = search_placements(model, hardware, opt, po, cache);
+    const bool found = !places.empty() && places.front().invalid.empty() && places.front().fits;
+    const std::string hint = found ? fmt::format("or {} (the cheapest placement that holds it: {} devices, {} ms a step)", places.front().at.flags(),
+                                                 places.front().at.devices(), fmt::format("{:.4g}", places.front().step * 1e3))
+                                   : fmt::format("no placement of up to {} devices holds it", po.max_devices);
     throw UserError(SourceLoc{"--batch/--context"},
                     fmt::format("the deployment does not fit: each device needs {:.2f} GiB of {} (weights {:.2f} GiB, KV cache {:.2f} GiB, "
                                 "activations {:.2f} GiB) but '{}' has {:.2f} GiB; use a smaller batch or context, {}",

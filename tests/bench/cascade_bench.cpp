@@ -7,6 +7,7 @@
 
 #include "arch/arch.h"
 #include "sim/cost/mapper.h"
+#include "sim/run/placement.h"
 #include "sim/run/run.h"
 #include "sim/study/fusemax.h"
 #include "workloads/analysis.h"
@@ -200,5 +201,36 @@ void BM_PowerAnalysis(benchmark::State& state) {
 BENCHMARK(BM_PowerAnalysis)->Unit(benchmark::kMillisecond)->Iterations(1);
 
 }  // namespace
+
+// The placement search of `einsim place` over one model and every shipped GPU preset:
+// Qwen3-235B-A22B decode (batch 64, context 4K), every TP x PP x EP split of up to 64 devices
+// that shard_model() accepts, each mapped cold (a fresh cache per preset). Target: seconds
+// for all presets. Counter splits: the splits searched over all presets.
+void BM_PlacementSearch_AllPresets(benchmark::State& state) {
+  static const ModelConfig m = load_model("qwen3-235b-a22b");
+  static const std::vector<ArchSpec> archs = [] {
+    std::vector<ArchSpec> v;
+    for (const char* p : {"a100", "h100", "h200", "h20", "l40s", "b200", "gb200", "gh200", "mi300x", "mi325x", "mi355x", "rtx4090", "tpu-v5e"})
+      v.push_back(load_arch(p));
+    return v;
+  }();
+  RunOptions opt;
+  opt.phase.kind = PhaseKind::Decode;
+  opt.phase.batch = 64;
+  opt.phase.context = 4096;
+  opt.mapper.threads = 1;
+  PlacementOptions po;
+  po.max_devices = 64;
+  size_t splits = 0;
+  for (auto _ : state) {
+    splits = 0;
+    for (const ArchSpec& a : archs) {
+      MapCache cache;
+      splits += search_placements(m, a, opt, po, &cache).size();
+    }
+  }
+  state.counters["splits"] = static_cast<double>(splits);
+}
+BENCHMARK(BM_PlacementSearch_AllPresets)->Unit(benchmark::kMillisecond)->Iterations(1);
 
 BENCHMARK_MAIN();

@@ -370,6 +370,22 @@ TEST_CASE("run: --ffn-active and --predictor-rank", "[cli]") {
   CHECK_THAT(r.err, Catch::Contains("--ffn-active: error: --ffn-active and --predictor-rank apply to decode"));
 }
 
+TEST_CASE("place: the splits, best first, and its errors", "[cli]") {
+  Run r = run({"place", "--arch", "h100", "--model", "llama-3-70b", "--phase", "decode", "--batch", "8", "--context", "4096", "--max-devices", "8"});
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("Llama-3-70B on H100-SXM5-80GB: decode, batch 8, context 4096; splits of up to 8 devices") &&
+                        Catch::Contains("best: --tp ") && Catch::Contains("$/M tokens"));
+  r = run({"place", "--arch", "h100", "--model", "llama-3-70b", "--phase", "decode", "--max-devices", "4", "--format", "json"});
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("\"status\": \"does not fit\"") && Catch::Contains("\"status\": \"ok\""));
+  r = run({"place", "--arch", "h100", "--model", "llama-3-70b", "--phase", "decode", "--slo", "5 GB"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("--slo"));
+  r = run({"place", "--arch", "h100", "--model", "llama-3-70b", "--phase", "decode", "--max-devices", "2", "--slo", "1 us"});
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("no split holds the model within the SLO"));
+}
+
 TEST_CASE("run: engine options are checked before anything is simulated", "[cli][errors]") {
   Run r = run({"run", "--arch", "h100", "--model", "llama-2-7b", "--phase", "decode", "--trace", "t.json"});
   CHECK(r.code == 1);

@@ -8,6 +8,7 @@
 #include "../workloads/helpers.h"
 #include "arch/collective.h"
 #include "arch/runtime.h"
+#include "sim/run/placement.h"
 #include "sim/run/run.h"
 #include "workloads/analysis.h"
 #include "workloads/cascade_loader.h"
@@ -325,16 +326,71 @@ TEST_CASE("run: pipeline stages split the layers, price the hops and the bubble"
   CHECK_THAT(error_of([&] { run_model(m, a, o); }), Catch::Contains("--pp: error: --pp 4: 'Llama-3.1-405B' has 2 layers to split into stages"));
 }
 
+TEST_CASE("placement search: splits formed, fitted, ranked by cost per token", "[run][placement]") {
+  const ModelConfig m = load_model(shipped("models/llama-3.1-405b.toml"));
+  const ArchSpec h100 = load_arch("h100");
+  RunOptions o = decode(32, 8192, 0);
+  PlacementOptions po;
+  po.max_devices = 32;
+  const std::vector<PlacementPoint> pts = search_placements(m, h100, o, po);
+  REQUIRE(!pts.empty());
+  // Best first: it fits, and nothing that fits ranks cheaper.
+  const PlacementPoint& best = pts.front();
+  CHECK(best.invalid.empty());
+  CHECK(best.fits);
+  CHECK(best.at.devices() == 16);
+  CHECK(best.cost_per_mtok == Approx(16 * *h100.cost.rate * best.interval / 32 * 1e6));
+  size_t formed = 0;
+  for (const PlacementPoint& p : pts) {
+    INFO(p.at.flags());
+    if (!p.invalid.empty()) continue;
+    ++formed;
+    CHECK(p.fits == (p.memory <= p.capacity));
+    if (p.fits) CHECK(p.rank >= best.rank);
+    if (p.at.pp == 1) CHECK(p.interval == p.step);
+    if (p.at.pp > 1) CHECK(p.interval < p.step);
+  }
+  CHECK(formed > 10);
+  // One device never holds 405B parameters; 3 does not divide the heads: both reported.
+  auto find = [&](int64_t tp, int64_t pp) {
+    for (const PlacementPoint& p : pts)
+      if (p.at.tp == tp && p.at.pp == pp && p.at.ep == 1) return p;
+    FAIL("no split tp " << tp << " pp " << pp);
+    return PlacementPoint{};
+  };
+  CHECK_FALSE(find(1, 1).fits);
+  CHECK(find(8, 2).fits);
+  CHECK(find(1, 1).invalid.empty());
+  // A TPOT bound none meets leaves nothing ranked first as fitting.
+  po.slo = 1e-3;
+  const std::vector<PlacementPoint> none = search_placements(m, h100, o, po);
+  for (const PlacementPoint& p : none) CHECK_FALSE((p.meets_slo && p.fits && p.invalid.empty()));
+  // On GB200 NVL72 TP 16 stays in one NVLink domain, and is faster than across two HGX nodes.
+  po.slo = 0;
+  po.max_devices = 16;
+  const PlacementPoint g = search_placements(m, load_arch("gb200"), o, po).front();
+  CHECK(g.fits);
+  // Models with experts search ep too.
+  RunOptions small = decode(16, 1024, 2);
+  po.max_devices = 8;
+  bool ep = false;
+  for (const PlacementPoint& p : search_placements(load_model(shipped("models/mixtral-8x7b.toml")), h100, small, po)) ep |= p.at.ep > 1 && p.invalid.empty();
+  CHECK(ep);
+  po.max_devices = 0;
+  CHECK_THAT(error_of([&] { search_placements(m, h100, o, po); }), Catch::Contains("--max-devices: error: --max-devices must be at least 1"));
+}
+
 TEST_CASE("run: a deployment that does not fit says by how much", "[run]") {
   const ArchSpec a = load_arch("a100");
   const ModelConfig big = load_model(shipped("models/llama-3-70b.toml"));
   RunOptions o = decode(1, 1024, 0);
   const std::string e = error_of([&] { run_model(big, a, o); });
   CHECK_THAT(e, Catch::StartsWith("--batch/--context: error: the deployment does not fit"));
-  CHECK_THAT(e, Catch::Contains("weights 131.42 GiB") && Catch::Contains("or --tp 2 (the smallest degree that divides the heads"));
-  // 204 GiB on 80 GB devices needs 3 of them, but 3 does not divide Llama-2-7B's 32 heads: 4.
+  CHECK_THAT(e, Catch::Contains("weights 131.42 GiB") && Catch::Contains("or --tp 2 (the cheapest placement that holds it: 2 devices, "));
+  // 204 GiB on 80 GB devices needs 3 of them; 3 does not divide Llama-2-7B's 32 heads, but
+  // three pipeline stages of 11, 11 and 10 layers hold it.
   const std::string three = error_of([&] { run_model(llama2_7b(), a, decode(48, 8192, 0)); });
-  CHECK_THAT(three, Catch::Contains("or --tp 4 (the smallest degree"));
+  CHECK_THAT(three, Catch::Contains("or --tp 1 --pp 3 (the cheapest placement that holds it: 3 devices, "));
   // KV cache counts too: Llama-2-7B at batch 64 and 8K context needs 256 GiB of cache.
   const std::string kv = error_of([&] { run_model(llama2_7b(), a, decode(64, 8192, 0)); });
   CHECK_THAT(kv, Catch::Contains("KV cache 256.0"));

@@ -41,6 +41,7 @@ std::string scratch(const std::string& name) {
 
 // Writes a spec: "version = 1" and `body`.
 std::string spec_file(const std::string& dir, const std::string& body) {
+  fs::create_directories(dir);
   const std::string path = dir + "/s.toml";
   std::ofstream(path) << "version = 1\n" << body;
   return path;
@@ -220,7 +221,7 @@ TEST_CASE("sweep evaluation: roofline and mapped agree in shape, constraints pru
   const SweepSpec roof = load_sweep(spec_file(dir, std::string(kHead) + body));
   std::string mapped_head = kHead;
   mapped_head.replace(mapped_head.find("roofline"), 8, "mapped");
-  const SweepSpec map = load_sweep(spec_file(dir + "/..", mapped_head + body));
+  const SweepSpec map = load_sweep(spec_file(dir + "/mapped", mapped_head + body));
   PointEvaluator re(roof), me(map);
   std::vector<Cell> r, m;
   const auto cols = sweep_columns(roof);
@@ -279,7 +280,7 @@ TEST_CASE("sweep evaluation: expert parallelism in both modes", "[sweep][ep]") {
   const std::string head = fmt::format("[sweep]\narch = \"h100\"\nmodel = \"{}\"\nphase = \"decode\"\n", data("configs/Qwen--Qwen3-30B-A3B.json"));
   const std::string body = "[parameters]\nbatch = [64]\ncontext = [4096]\nep = [1, 4, 8]\n";
   const SweepSpec roof = load_sweep(spec_file(dir, head + "mode = \"roofline\"\n" + body));
-  const SweepSpec map = load_sweep(spec_file(dir + "/..", head + "mode = \"mapped\"\n" + body));
+  const SweepSpec map = load_sweep(spec_file(dir + "/mapped", head + "mode = \"mapped\"\n" + body));
   PointEvaluator re(roof), me(map);
   const auto cols = sweep_columns(roof);
   auto col = [&](const std::string& name) { return column(cols, name); };
@@ -307,7 +308,7 @@ TEST_CASE("sweep evaluation: expert parallelism in both modes", "[sweep][ep]") {
   // every group's pairs; the roofline stays a lower bound within 2.5x.
   const std::string tp2 = "[parameters]\nbatch = [64]\ncontext = [4096]\ntp = [2]\nep = [8]\n";
   const SweepSpec roof2 = load_sweep(spec_file(dir, head + "mode = \"roofline\"\n" + tp2));
-  const SweepSpec map2 = load_sweep(spec_file(dir + "/..", head + "mode = \"mapped\"\n" + tp2));
+  const SweepSpec map2 = load_sweep(spec_file(dir + "/mapped", head + "mode = \"mapped\"\n" + tp2));
   PointEvaluator r2(roof2), m2(map2);
   r2.run(0, r);
   m2.run(0, m);
