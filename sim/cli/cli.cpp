@@ -376,6 +376,8 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   pareto->add_option("--objectives", pa_objectives, "Comma-separated: latency, throughput, energy, cost, power, ... (min:/max: and any column); default: the sweep's");
   pareto->add_option("--format", pa_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
   pareto->add_option("--plot", pa_plot, "Write an SVG of the first two objectives");
+  std::string pa_color;
+  pareto->add_option("--color-by", pa_color, "With --plot: colour the points by this column's value (e.g. arch)");
   auto* exporter = app.add_subcommand("export", "Write a sweep database's points as CSV or JSON");
   std::string ex_db, ex_format = "csv", ex_out, ex_status;
   exporter->add_option("--db", ex_db, "Sweep database")->required();
@@ -631,7 +633,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       return res.interrupted ? 130 : 0;
     }
     if (*pareto) {
-      const ParetoResult r = pareto_front(pa_db, pa_objectives);
+      const ParetoResult r = pareto_front(pa_db, pa_objectives, pa_color);
       if (!pa_plot.empty()) write_text(pa_plot, plot_pareto_svg(r));
       out << format_pareto(r, kFormats.at(pa_format));
       return 0;

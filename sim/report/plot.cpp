@@ -31,7 +31,8 @@ std::string escape(const std::string& s) {
 }  // namespace
 
 std::string svg_plot(const std::vector<PlotPanel>& panels, const std::vector<std::string>& footnotes) {
-  const double pw = 400, ph = 290, left = 70, right = 20, top = 50, bottom = 50, gap = 80;
+  const bool outside = std::any_of(panels.begin(), panels.end(), [](const PlotPanel& p) { return p.legend_right; });
+  const double pw = 400, ph = 290, left = 70, right = outside ? 190 : 20, top = 50, bottom = 50, gap = 80;
   const double W = left + right + static_cast<double>(panels.size()) * pw + static_cast<double>(panels.size() - 1) * gap,
                H = top + ph + bottom + 16 * static_cast<double>(footnotes.size());
   static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"};
@@ -79,13 +80,21 @@ std::string svg_plot(const std::vector<PlotPanel>& panels, const std::vector<std
     else
       for (int d = 0; ly0 + d * step <= ly1 + step * 1e-6; ++d) yt.push_back(ly0 + d * step);
     for (double v : yt)
-      svg += fmt::format("<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{:.3g}</text>\n",
+      svg += fmt::format("<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{:.4g}</text>\n",
                          x0, Y(v), x0 + pw, Y(v), x0 - 5, Y(v) + 4, v);
     // x ticks at every x a series has, leaving out those too close to the previous one.
     std::vector<double> xs;
-    for (const PlotSeries& s : p.series)
-      for (auto [x, y] : s.points)
-        if (!(p.log_x && x <= 0)) xs.push_back(x);
+    if (p.round_x_ticks && p.log_x) {
+      // Within a decade or so every digit; over more, 1, 2 and 5.
+      const std::vector<double> digits = lx1 - lx0 < 1.2 ? std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8, 9} : std::vector<double>{1, 2, 5};
+      for (int d = static_cast<int>(std::floor(lx0)); d <= static_cast<int>(std::ceil(lx1)); ++d)
+        for (double m : digits)
+          if (const double x = m * std::pow(10.0, d); fx(x) >= lx0 - 1e-9 && fx(x) <= lx1 + 1e-9) xs.push_back(x);
+    } else {
+      for (const PlotSeries& s : p.series)
+        for (auto [x, y] : s.points)
+          if (!(p.log_x && x <= 0)) xs.push_back(x);
+    }
     std::sort(xs.begin(), xs.end());
     xs.erase(std::unique(xs.begin(), xs.end()), xs.end());
     double last = -1e9;
@@ -93,7 +102,7 @@ std::string svg_plot(const std::vector<PlotPanel>& panels, const std::vector<std
       if (X(x) - last < 36) continue;
       last = X(x);
       svg += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", X(x), top + ph + 18,
-                         escape(p.xtick ? p.xtick(x) : fmt::format("{:g}", x)));
+                         escape(p.xtick ? p.xtick(x) : fmt::format("{:.3g}", x)));
     }
     svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", x0 + pw / 2, top + ph + 38, escape(p.xlabel));
     svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"start\" font-style=\"italic\">{}</text>\n", x0 - 60, top - 10, escape(p.ylabel));
@@ -111,8 +120,9 @@ std::string svg_plot(const std::vector<PlotPanel>& panels, const std::vector<std
     if (k == 0)
       for (size_t i = 0; i < names.size(); ++i) {
         const double ly = top + 16 + 15 * static_cast<double>(i);
-        svg += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"3\"/><text x=\"{}\" y=\"{}\">{}</text>\n", x0 + 10, ly - 4,
-                           x0 + 30, ly - 4, color(names[i]), x0 + 36, ly, escape(names[i]));
+        const double lx = outside ? left + static_cast<double>(panels.size()) * pw + static_cast<double>(panels.size() - 1) * gap + 5 : x0;
+        svg += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"3\"/><text x=\"{}\" y=\"{}\">{}</text>\n", lx + 10, ly - 4,
+                           lx + 30, ly - 4, color(names[i]), lx + 36, ly, escape(names[i]));
       }
   }
   for (size_t i = 0; i < footnotes.size(); ++i)

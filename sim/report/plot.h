@@ -23,6 +23,10 @@ struct PlotPanel {
   std::vector<PlotSeries> series;
   /// Tick label for an x value (default: the number).
   std::function<std::string(double)> xtick;
+  /// x ticks at 1, 2 and 5 x 10^k (log axis) instead of at the points' x values.
+  bool round_x_ticks = false;
+  /// The legend to the right of the panel, outside the axes (many series over the data).
+  bool legend_right = false;
 };
 
 /// Panels side by side, with a legend of series names in the first, and `footnotes` (one

@@ -84,7 +84,7 @@ std::vector<size_t> non_dominated(const std::vector<std::vector<double>>& v) {
   return front;
 }
 
-ParetoResult pareto_front(const std::string& path, const std::string& objectives) {
+ParetoResult pareto_front(const std::string& path, const std::string& objectives, const std::string& color_by) {
   ParetoResult r;
   r.db = path;
   SweepDb db(path, false, true);
@@ -107,6 +107,13 @@ ParetoResult pareto_front(const std::string& path, const std::string& objectives
   for (const ParetoObjective& o : r.objectives)
     for (size_t i = 0; i < r.columns.size(); ++i)
       if (r.columns[i].name == o.column) at.push_back(static_cast<int>(i));
+  int label_at = -1;
+  if (!color_by.empty()) {
+    for (size_t i = 0; i < r.columns.size(); ++i)
+      if (r.columns[i].name == color_by) label_at = static_cast<int>(i);
+    if (label_at < 0) throw UserError(SourceLoc{"--color-by"}, fmt::format("'{}' is not a column of this database", color_by));
+    r.color_by = color_by;
+  }
   // First pass: the objective values (minimised) and hash of every feasible point.
   std::vector<std::vector<double>> vals;
   std::vector<int64_t> hashes;
@@ -121,6 +128,10 @@ ParetoResult pareto_front(const std::string& path, const std::string& objectives
     }
     vals.push_back(std::move(v));
     hashes.push_back(row[kHashColumn].i);
+    if (label_at >= 0) {
+      const Cell& c = row[static_cast<size_t>(label_at)];
+      r.labels.push_back(c.type == Cell::Text ? c.s : c.type == Cell::Int ? std::to_string(c.i) : c.type == Cell::Real ? fmt::format("{:g}", c.d) : "");
+    }
   });
   r.feasible = static_cast<int64_t>(vals.size());
   const std::vector<size_t> idx = non_dominated(vals);
@@ -227,10 +238,18 @@ std::string plot_pareto_svg(const ParetoResult& r) {
   p.ylabel = fmt::format("{} ({})", y.column, y.direction < 0 ? "lower is better" : "higher is better");
   p.log_x = true;
   p.log_y = true;
-  PlotSeries all{"feasible points", {}, false, "", true};
-  // At most 4,000 markers: every k-th point (the front is drawn whole).
+  p.round_x_ticks = true;
+  p.legend_right = !r.labels.empty();
+  // Feasible points, one colour per value of the --color-by column; at most 4,000 markers:
+  // every k-th point (the front is drawn whole).
+  std::vector<PlotSeries> groups;
   const size_t step = std::max<size_t>(1, r.all.size() / 4000);
-  for (size_t i = 0; i < r.all.size(); i += step) all.points.emplace_back(r.all[i][0], r.all[i][1]);
+  for (size_t i = 0; i < r.all.size(); i += step) {
+    const std::string name = r.labels.empty() ? "feasible points" : fmt::format("{} = {}", r.color_by, r.labels[i]);
+    auto g = std::find_if(groups.begin(), groups.end(), [&](const PlotSeries& s) { return s.name == name; });
+    if (g == groups.end()) g = groups.insert(groups.end(), PlotSeries{name, {}, false, "", true});
+    g->points.emplace_back(r.all[i][0], r.all[i][1]);
+  }
   PlotSeries front{"Pareto front", {}, false, "", false};
   size_t xi = 0, yi = 0;
   for (size_t i = 0; i < r.columns.size(); ++i) {
@@ -240,7 +259,8 @@ std::string plot_pareto_svg(const ParetoResult& r) {
   auto num = [](const Cell& c) { return c.type == Cell::Int ? static_cast<double>(c.i) : c.d; };
   for (const auto& row : r.front) front.points.emplace_back(num(row[xi]), num(row[yi]));
   std::sort(front.points.begin(), front.points.end());
-  p.series = {all, front};
+  p.series = std::move(groups);
+  p.series.push_back(front);
   return svg_plot({p}, {fmt::format("{} of {} feasible points on the front; database {}", r.front.size(), r.feasible, r.db)});
 }
 

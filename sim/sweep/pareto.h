@@ -25,11 +25,14 @@ struct ParetoResult {
   std::set<std::string> inputs;                    ///< parameter and derived columns (the sweep's meta)
   std::vector<std::vector<Cell>> front;            ///< rows on the front, by the first objective
   std::vector<std::vector<double>> all;            ///< objective values of every feasible point (for the plot)
+  std::string color_by;                            ///< the column the plot colours points by ("" none)
+  std::vector<std::string> labels;                 ///< its value for each point of `all`
   int64_t feasible = 0, stored = 0;
 };
 
 /// `objectives` empty: the sweep's own (its meta row).
-ParetoResult pareto_front(const std::string& db, const std::string& objectives);
+/// `color_by`: a column whose value labels each point for the plot ("" none).
+ParetoResult pareto_front(const std::string& db, const std::string& objectives, const std::string& color_by = "");
 /// Indices of the non-dominated points of `values` (all minimised).
 std::vector<size_t> non_dominated(const std::vector<std::vector<double>>& values);
 

@@ -493,6 +493,7 @@ TEST_CASE("einsim sweep, pareto, export and merge on the command line", "[sweep]
         "--objectives: error: 'speed' is not an objective of this database (e.g. devices, weights, kv_cache, tdp, price, rate, latency, throughput, "
         "throughput_per_device, energy_per_token, power, cost_per_mtok, activations, memory, utilization, compute_time, allreduce_time, or min:/max: and a column)\n");
   CHECK(cli({"pareto", "--db", db, "--objectives", "latency"}).code == 1);
+  CHECK(cli({"pareto", "--db", db, "--plot", dir + "/c.svg", "--color-by", "gpu"}).err == "--color-by: error: 'gpu' is not a column of this database\n");
   CHECK(cli({"pareto", "--db", dir + "/none.sqlite"}).err == dir + "/none.sqlite: error: no such database\n");
   const Run not_db = cli({"export", "--db", dir + "/s.csv"});
   CHECK(not_db.code == 1);
@@ -514,6 +515,25 @@ TEST_CASE("einsim sweep, pareto, export and merge on the command line", "[sweep]
   CHECK(cli({"sweep", data("sweep-small.toml"), "--db", dir}).code == 1);  // a directory is no database
   CHECK(cli({"merge", db, "-o", db}).code == 1);
   CHECK(cli({"check", data("sweep-small.toml")}).out == data("sweep-small.toml") + ": ok: sweep 'small', 3 parameters, 48 points (roofline)\n");
+}
+
+TEST_CASE("the shipped GPU comparison: one price source, TPOT bound, front coloured by GPU", "[sweep][cli]") {
+  const std::string dir = scratch("gpus");
+  const std::string db = dir + "/g.sqlite";
+  const Run s = cli({"sweep", "gpu-comparison", "--db", db, "--jobs", "2"});
+  REQUIRE(s.code == 0);
+  CHECK_THAT(s.out, Catch::Contains("sweep 'gpu-comparison': 216 points"));
+  const Run p = cli({"pareto", "--db", db, "--plot", dir + "/g.svg", "--color-by", "arch"});
+  REQUIRE(p.code == 0);
+  CHECK_THAT(p.out, Catch::Contains("latency (min)") && Catch::Contains("cost_per_mtok (min)"));
+  std::ifstream in(dir + "/g.svg");
+  const std::string svg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const char* gpu : {"a100", "l40s", "rtx4090", "h100", "h200", "b200"}) CHECK_THAT(svg, Catch::Contains(std::string("arch = ") + gpu));
+  // Every point on the front meets the 50 ms TPOT and holds the model.
+  const Run j = cli({"pareto", "--db", db, "--format", "json"});
+  const auto doc = nlohmann::json::parse(j.out);
+  REQUIRE(doc["front"].size() >= 2);
+  for (const auto& row : doc["front"]) CHECK(row["latency"].get<double>() <= 0.050);
 }
 
 namespace {
