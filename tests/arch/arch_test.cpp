@@ -53,6 +53,10 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
       // RTX 4090 (docs/REFERENCES.md): dense FP32-accumulate tensor peaks and 82.6 TFLOPS FP32.
       {"rtx4090", "tensor", DType::BF16, 165.2e12}, {"rtx4090", "tensor", DType::FP8, 330.3e12},
       {"rtx4090", "tensor", DType::INT8, 660.6e12}, {"rtx4090", "vector", DType::FP32, 82.6e12},
+      // RTX 5090 (docs/REFERENCES.md): half the sparse FP16-accumulate peaks, halved again for
+      // FP32 accumulation; 104.8 TFLOPS FP32.
+      {"rtx5090", "tensor", DType::BF16, 209.6e12}, {"rtx5090", "tensor", DType::FP8, 419.2e12},
+      {"rtx5090", "tensor", DType::INT8, 838.4e12}, {"rtx5090", "vector", DType::FP32, 104.8e12},
       // TPU v5e (docs/REFERENCES.md): 197 TFLOPS bf16, 393 TOPS int8 from four 128 x 128 MXUs.
       {"tpu-v5e", "mxu", DType::BF16, 197e12},      {"tpu-v5e", "mxu", DType::INT8, 393e12},
       // FuseMax: 256 x 256 MACs at 940 MHz.
@@ -78,6 +82,7 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
       {"rtx4090", "gddr", 1008e9, 24e9, 450},   {"gh200", "hbm", 4e12, 96e9, 0},
       {"gh200", "lpddr5x", 0, 480e9, 0},        {"tpu-v5e", "hbm", 819e9, 16e9, 0},
       {"gb200", "hbm", 8e12, 186e9, 1200},      {"gb200", "lpddr5x", 256e9, 240e9, 0},
+      {"rtx5090", "gddr", 1792e9, 32e9, 575},
   };
   for (const Memory& m : memories) {
     const ArchSpec a = load_arch(m.preset);
@@ -148,7 +153,7 @@ TEST_CASE("GPU presets' per-operation energies follow their stated formula", "[a
   // Checked here so that a recalibration of efficiency or power cannot leave them stale; the
   // values are written to four digits.
   const double exp_ratio = 94.65 / 17.16, div_ratio = 36.25 / 17.16;
-  for (const char* preset : {"a100", "h100", "h200", "l40s", "b200", "gb200", "mi300x", "mi325x", "mi355x", "rtx4090"}) {
+  for (const char* preset : {"a100", "h100", "h200", "l40s", "b200", "gb200", "mi300x", "mi325x", "mi355x", "rtx4090", "rtx5090"}) {
     INFO(preset);
     const ArchSpec a = load_arch(preset);
     const double budget = a.power.tdp - a.power.active, eff = a.gpu->efficiency.at(OpClass::Mac);
