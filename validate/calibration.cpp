@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "validate/validate.h"
 #include "workloads/cascade.h"
 
 namespace einsim {
@@ -54,7 +55,7 @@ double mape(const std::vector<Predicted>& p, const std::string& set) {
   return n ? sum / n : 0;
 }
 
-GpuFit fit_gpu(const ArchSpec& a, const std::vector<GemmSample>& samples, DType dt) {
+GpuFit fit_gpu(const ArchSpec& a, const std::vector<GemmSample>& samples, DType dt, std::optional<double> fixed_overhead) {
   if (!a.gpu) throw UserError(a.loc, fmt::format("'{}' is not a GPU; only GPU presets are calibrated", a.name));
   std::vector<std::string> sets;
   for (const GemmSample& s : samples)
@@ -88,7 +89,7 @@ GpuFit fit_gpu(const ArchSpec& a, const std::vector<GemmSample>& samples, DType 
         return total / static_cast<double>(sets.size());
       };
       // The error is convex in the overhead: ternary search over [0, 100 us].
-      double lo = 0, hi = 100e-6;
+      double lo = fixed_overhead.value_or(0), hi = fixed_overhead.value_or(100e-6);
       for (int it = 0; it < 60; ++it) {
         const double m1 = lo + (hi - lo) / 3, m2 = hi - (hi - lo) / 3;
         if (err(m1) < err(m2)) hi = m2;
@@ -168,6 +169,91 @@ std::pair<double, double> fit_kind_quality(const Runtime& base, KernelKind kind,
     if (e < best.second) best = {i / 100.0, e};
   }
   return best;
+}
+
+namespace {
+
+// MAPE of `samples` on `a` with the MAC and memory efficiencies and per-kernel overhead given.
+double gemm_mape(const ArchSpec& a, const std::vector<GemmSample>& samples, DType dt, double mac, double memory, double overhead) {
+  if (samples.empty()) return 0;
+  ArchSpec x = a;
+  x.gpu->efficiency[OpClass::Mac] = mac;
+  x.gpu->memory_efficiency = memory;
+  x.gpu->launch_overhead = overhead;
+  return mape(predict_gemms(x, samples, dt));
+}
+
+}  // namespace
+
+Calibration calibrate_gpu(const ArchSpec& a, const std::string& arch_ref, const std::vector<std::string>& files, const Runtime* runtime,
+                          std::optional<DType> dtype, const std::string& command, const std::string& date) {
+  if (!a.gpu) throw UserError(a.loc, fmt::format("'{}' is not a GPU; only GPU presets are calibrated", a.name));
+  if (files.empty()) throw UserError(SourceLoc{"calibrate"}, "give one or more measurement files");
+  std::vector<KernelSample> rows;
+  for (const std::string& f : files) {
+    std::vector<KernelSample> v = load_kernel_samples(f);
+    rows.insert(rows.end(), v.begin(), v.end());
+  }
+  Calibration c;
+  c.arch = a.name;
+  if (dtype) {
+    c.dtype = *dtype;
+  } else {  // the type most GEMM rows have; of equals, the first in the files
+    std::vector<std::pair<DType, int64_t>> count;
+    for (const KernelSample& s : rows)
+      if (s.kind == "gemm") {
+        auto it = std::find_if(count.begin(), count.end(), [&](const auto& x) { return x.first == s.dtype; });
+        if (it == count.end()) count.emplace_back(s.dtype, 1);
+        else ++it->second;
+      }
+    if (count.empty()) throw UserError(SourceLoc{files.front()}, "no GEMM rows to calibrate on (kind = gemm)");
+    c.dtype = std::max_element(count.begin(), count.end(), [](const auto& x, const auto& y) { return x.second < y.second; })->first;
+  }
+  std::vector<GemmSample> fit, held;
+  for (const KernelSample& s : rows) {
+    if (s.kind != "gemm" || s.dtype != c.dtype || s.batch > 1) {
+      ++c.skipped;
+      continue;
+    }
+    GemmSample g{"measured", s.shape(), s.m, s.n, s.k, s.measured, s.loc};
+    ((fit.size() + held.size()) % 2 == 0 ? fit : held).push_back(std::move(g));
+  }
+  if (fit.size() < 4)
+    throw UserError(SourceLoc{files.front()}, fmt::format("{} {} GEMM rows: the fit needs 8 or more (half of them are held out)", fit.size() + held.size(),
+                                                         dtype_name(c.dtype)));
+  c.fitted = static_cast<int64_t>(fit.size());
+  c.held_out = static_cast<int64_t>(held.size());
+  c.overhead_fixed = runtime != nullptr;
+  c.fit = fit_gpu(a, fit, c.dtype, runtime ? std::optional<double>(runtime->kernel_launch) : std::nullopt);
+  c.preset_mac = a.gpu->efficiency.count(OpClass::Mac) ? a.gpu->efficiency.at(OpClass::Mac) : 1.0;
+  c.preset_memory = a.gpu->memory_efficiency;
+  const double o = c.fit.launch_overhead;
+  c.before_fitted = gemm_mape(a, fit, c.dtype, c.preset_mac, c.preset_memory, o);
+  c.before_held_out = gemm_mape(a, held, c.dtype, c.preset_mac, c.preset_memory, o);
+  c.after_fitted = gemm_mape(a, fit, c.dtype, c.fit.mac_efficiency, c.fit.memory_efficiency, o);
+  c.after_held_out = gemm_mape(a, held, c.dtype, c.fit.mac_efficiency, c.fit.memory_efficiency, o);
+  std::string files_list;
+  for (const std::string& f : files) files_list += (files_list.empty() ? "" : ", ") + f;
+  c.toml = fmt::format(
+      "# {} calibrated on {} ({}): `{}`, {}.\n"
+      "# Method (docs/CALIBRATION.md): MAC and memory efficiency on a 0.01 grid and one per-kernel overhead\n"
+      "# minimising the mean absolute percentage error of {} {} GEMMs (every other GEMM row); {} held out.\n"
+      "# Per-kernel overhead {:.2f} us: {}.\n"
+      "# MAPE in-sample {:.1f}% (the preset's values: {:.1f}%), held out {:.1f}% (the preset's values: {:.1f}%).\n"
+      "version = 1\n"
+      "inherits = \"{}\"\n\n"
+      "[arch]\n"
+      "name = \"{} (calibrated)\"\n\n"
+      "[arch.gpu]\n"
+      "efficiency = {{ mac = {:.2f} }}       # the preset: {:.2f}\n"
+      "memory_efficiency = {:.2f}           # the preset: {:.2f}\n",
+      a.name, files_list, date, command, runtime ? fmt::format("measured under runtime '{}'", runtime->name) : "no runtime given", c.fitted,
+      dtype_name(c.dtype), c.held_out, o * 1e6,
+      runtime ? fmt::format("runtime '{}''s kernel launch, held fixed", runtime->name)
+              : "fitted; it is the measuring harness's, a runtime's kernel_launch (configs/runtimes), and is not written here",
+      100 * c.after_fitted, 100 * c.before_fitted, 100 * c.after_held_out, 100 * c.before_held_out, arch_ref, a.name, c.fit.mac_efficiency,
+      c.preset_mac, c.fit.memory_efficiency, c.preset_memory);
+  return c;
 }
 
 }  // namespace einsim

@@ -5,6 +5,7 @@
 // per-operator overhead that minimise the mean of the data sets' mean absolute percentage
 // errors (grid over fractions in steps of 0.01, ternary search over the overhead).
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -51,8 +52,29 @@ struct GpuFit {
   std::vector<std::pair<std::string, double>> mape;  ///< per set, at the fitted values
 };
 
-/// Fits the MAC efficiency, memory efficiency and per-operator overhead of GPU `a`.
-GpuFit fit_gpu(const ArchSpec& a, const std::vector<GemmSample>& samples, DType dt);
+/// Fits the MAC efficiency, memory efficiency and per-operator overhead of GPU `a` (the
+/// overhead held at `fixed_overhead` when given: the harness runtime's kernel launch).
+GpuFit fit_gpu(const ArchSpec& a, const std::vector<GemmSample>& samples, DType dt, std::optional<double> fixed_overhead = std::nullopt);
+
+/// `einsim calibrate`: a GPU preset's efficiencies fitted to a user's measured GEMMs (the
+/// method above), every other GEMM row held out, and the overriding architecture file that
+/// `inherits` the preset with the fitted values.
+struct Calibration {
+  std::string arch;      ///< the preset's name (its [arch] name)
+  DType dtype = DType::BF16;
+  int64_t fitted = 0, held_out = 0, skipped = 0;  ///< GEMM rows used; other rows of the files
+  GpuFit fit;
+  double preset_mac = 0, preset_memory = 0;
+  bool overhead_fixed = false;  ///< the overhead is --runtime's kernel launch, not fitted
+  double before_fitted = 0, before_held_out = 0;  ///< MAPE with the preset's efficiencies (same overhead)
+  double after_fitted = 0, after_held_out = 0;    ///< MAPE with the fitted ones
+  std::string toml;      ///< the overriding file
+};
+/// `arch_ref`: the preset name or file the output inherits; `runtime`: the harness the files
+/// were measured under (nullptr: its per-kernel overhead is fitted too); `dtype`: the GEMMs'
+/// type (default: the type most GEMM rows have). `command` and `date` go in the file's header.
+Calibration calibrate_gpu(const ArchSpec& a, const std::string& arch_ref, const std::vector<std::string>& files, const Runtime* runtime,
+                          std::optional<DType> dtype, const std::string& command, const std::string& date);
 
 /// One row of an end-to-end layer comparison: a group of the measured operators and what
 /// `einsim run` predicts for the kernels that compute them.

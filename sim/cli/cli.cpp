@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -24,6 +26,7 @@
 #include "sim/analyze/power.h"
 #include "sim/engine/contention.h"
 #include "sim/power/power.h"
+#include "validate/calibration.h"
 #include "validate/validate.h"
 #include "sim/serve/serve_report.h"
 #include "sim/engine/schedule.h"
@@ -343,6 +346,14 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   validate->add_option("--format", val_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
   validate->add_option("--rows", val_rows, "Write every measurement with its prediction as CSV");
   validate->add_option("--plot", val_plot, "Write an SVG of predicted against measured time");
+  auto* calibrate = app.add_subcommand("calibrate", "Fit a GPU preset's efficiencies to your measured GEMMs; write an architecture file that inherits it");
+  std::vector<std::string> cal_files;
+  std::string cal_arch, cal_out, cal_dtype;
+  calibrate->add_option("measurements", cal_files, "Kernel CSVs (einsim's format: kind,op,dtype,m,n,k,...,median_s; validate/gpu/torch_bench.py writes it)")->required();
+  calibrate->add_option("--arch", cal_arch, "The GPU preset or file to calibrate")->required();
+  calibrate->add_option("--runtime", runtime_name, "The runtime the measurements ran under: its per-kernel launch is held fixed (default: fitted)");
+  calibrate->add_option("--dtype", cal_dtype, "The GEMMs' element type to fit on (default: the one most GEMM rows have)")->check(CLI::IsMember(dtype_names()));
+  calibrate->add_option("-o,--output", cal_out, "The architecture file to write")->required();
   auto* simulate = app.add_subcommand("simulate", "Run a contention scenario (configs/scenarios) on the SystemC engine, beside its hand calculation");
   std::string sim_file, sim_format = "table", sim_trace;
   std::vector<std::string> sim_sets;
@@ -495,6 +506,28 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
         if (!trace_file.empty()) write_text(trace_file, chrome_trace(sched, res), "trace");
       }
       out << format_run(rep, kFormats.at(run_format));
+      return 0;
+    }
+    if (*calibrate) {
+      const ArchSpec a = load_arch(cal_arch);
+      const auto rt = runtime_name.empty() ? nullptr : cli_runtime(runtime_name, {});
+      std::string command = "einsim calibrate";
+      for (const std::string& f : cal_files) command += " " + f;
+      command += " --arch " + cal_arch + (runtime_name.empty() ? "" : " --runtime " + runtime_name) + (cal_dtype.empty() ? "" : " --dtype " + cal_dtype) +
+                 " -o " + cal_out;
+      const std::time_t now = std::time(nullptr);
+      char day[16];
+      std::strftime(day, sizeof day, "%Y-%m-%d", std::gmtime(&now));
+      // A preset is inherited by name; a file by its absolute path, so the output works anywhere.
+      const std::string ref = std::filesystem::exists(cal_arch) ? std::filesystem::absolute(cal_arch).string() : cal_arch;
+      const Calibration c = calibrate_gpu(a, ref, cal_files, rt.get(), cal_dtype.empty() ? std::nullopt : parse_dtype(cal_dtype), command, day);
+      write_text(cal_out, c.toml, "output");
+      out << fmt::format("{}: {} {} GEMMs fitted, {} held out ({} other rows skipped)\n", c.arch, c.fitted, dtype_name(c.dtype), c.held_out, c.skipped);
+      out << fmt::format("MAC efficiency {:.2f} (the preset: {:.2f}), memory efficiency {:.2f} (the preset: {:.2f}), per-kernel overhead {:.2f} us ({})\n",
+                         c.fit.mac_efficiency, c.preset_mac, c.fit.memory_efficiency, c.preset_memory, c.fit.launch_overhead * 1e6,
+                         c.overhead_fixed ? "the runtime's, held" : "fitted: the harness's, not written");
+      out << fmt::format("MAPE in-sample {:.1f}% (preset {:.1f}%), held out {:.1f}% (preset {:.1f}%)\nwrote {} (inherits {})\n", 100 * c.after_fitted,
+                         100 * c.before_fitted, 100 * c.after_held_out, 100 * c.before_held_out, cal_out, ref);
       return 0;
     }
     if (*validate) {

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <algorithm>
 #include <filesystem>
@@ -12,6 +13,7 @@
 
 #include "../workloads/helpers.h"
 #include "run_einsim.h"
+#include "common/paths.h"
 
 using einsim::test::error_of;
 using einsim::test::shipped;
@@ -368,6 +370,25 @@ TEST_CASE("run: --ffn-active and --predictor-rank", "[cli]") {
   r = run({"run", "--arch", "h100", "--model", "llama-2-7b", "--phase", "prefill", "--ffn-active", "1000"});
   CHECK(r.code == 1);
   CHECK_THAT(r.err, Catch::Contains("--ffn-active: error: --ffn-active and --predictor-rank apply to decode"));
+}
+
+TEST_CASE("calibrate: the summary, the file, and its errors", "[cli]") {
+  const std::string csv = (einsim::data_dir() / "measured" / "h100-2026-11-27" / "torch_bench.csv").string();
+  const std::string out = (std::filesystem::temp_directory_path() / fmt::format("einsim-cal-{}.toml", getpid())).string();
+  Run r = run({"calibrate", csv, "--arch", "h100", "--runtime", "torch-bench", "-o", out});
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("H100-SXM5-80GB: 27 bf16 GEMMs fitted, 26 held out") && Catch::Contains("held out") &&
+                        Catch::Contains("(inherits h100)"));
+  r = run({"run", "--arch", out, "--model", "llama-3-8b", "--phase", "decode", "--layers", "1"});
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("H100-SXM5-80GB (calibrated)"));
+  std::filesystem::remove(out);
+  r = run({"calibrate", "/no/such.csv", "--arch", "h100", "-o", out});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("/no/such.csv"));
+  r = run({"calibrate", csv, "--arch", "fusemax", "-o", out});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("is not a GPU"));
 }
 
 TEST_CASE("place: the splits, best first, and its errors", "[cli]") {

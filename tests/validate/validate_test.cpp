@@ -1,4 +1,6 @@
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -8,10 +10,12 @@
 #include "common/paths.h"
 #include "../workloads/helpers.h"
 #include "sim/cost/mapper.h"
+#include "validate/calibration.h"
 #include "validate/validate.h"
 
 using namespace einsim;
 using einsim::test::error_of;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -230,3 +234,42 @@ TEST_CASE("validate: kbench's attention kernels against the reference executor",
     CHECK(c.ok);
   }
 }
+
+TEST_CASE("einsim calibrate: fits on every other GEMM row, reports held-out errors, writes a file that inherits the preset", "[validate][calibrate]") {
+  const std::string file = (data_dir() / "measured" / "h100-2026-11-27" / "torch_bench.csv").string();
+  const Runtime bench = load_runtime("torch-bench");
+  const Calibration c = calibrate_gpu(load_arch("h100"), "h100", {file}, &bench, std::nullopt, "einsim calibrate ...", "2026-12-04");
+  // bf16 and fp16 have 53 GEMM rows each: the first in the file, bf16, is taken.
+  CHECK(c.dtype == DType::BF16);
+  CHECK(c.fitted == 27);
+  CHECK(c.held_out == 26);
+  CHECK(c.overhead_fixed);
+  CHECK(c.fit.launch_overhead == Approx(bench.kernel_launch));
+  // Half the rows give about what all 53 gave the preset (0.71, 0.91).
+  CHECK(c.fit.mac_efficiency == Approx(0.71).margin(0.03));
+  CHECK(c.fit.memory_efficiency == Approx(0.91).margin(0.03));
+  // Held out [heldout]: just above today's 6.7%.
+  CHECK(c.after_held_out < 0.070);
+  CHECK(c.after_fitted <= c.before_fitted + 1e-12);  // the fit is no worse in-sample
+  // The file inherits the preset and carries the fitted values.
+  const fs::path out = fs::temp_directory_path() / fmt::format("einsim-calibrate-{}.toml", getpid());
+  std::ofstream(out) << c.toml;
+  const ArchSpec a = load_arch(out.string());
+  CHECK(a.name == "H100-SXM5-80GB (calibrated)");
+  CHECK(a.gpu->efficiency.at(OpClass::Mac) == Approx(c.fit.mac_efficiency));
+  CHECK(a.gpu->memory_efficiency == Approx(c.fit.memory_efficiency));
+  CHECK(a.gpu->efficiency.at(OpClass::Exp) == load_arch("h100").gpu->efficiency.at(OpClass::Exp));  // the rest inherited
+  fs::remove(out);
+  // Errors, located.
+  CHECK_THAT(error_of([&] { calibrate_gpu(load_arch("fusemax"), "fusemax", {file}, nullptr, std::nullopt, "", ""); }),
+             Catch::Contains("'FuseMax' is not a GPU; only GPU presets are calibrated"));
+  CHECK_THAT(error_of([&] { calibrate_gpu(load_arch("h100"), "h100", {file}, nullptr, DType::INT4, "", ""); }),
+             Catch::Contains("0 int4 GEMM rows: the fit needs 8 or more"));
+  const fs::path few = fs::temp_directory_path() / fmt::format("einsim-calibrate-{}.csv", getpid());
+  std::ofstream(few) << "kind,op,dtype,m,n,k,batch,heads,seq,kv,bytes,flops,median_s,min_s,reps\n"
+                        "memory,copy,bf16,1048576,0,0,0,0,0,0,4194304,0,1e-05,1e-05,10\n";
+  CHECK_THAT(error_of([&] { calibrate_gpu(load_arch("h100"), "h100", {few.string()}, nullptr, std::nullopt, "", ""); }),
+             Catch::Contains("no GEMM rows to calibrate on"));
+  fs::remove(few);
+}
+
