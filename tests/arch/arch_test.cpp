@@ -63,6 +63,8 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
       // 28.7 TFLOPS BF16 vector.
       {"gaudi3", "mme", DType::BF16, 1835e12},      {"gaudi3", "mme", DType::FP8, 1835e12},
       {"gaudi3", "tpc", DType::BF16, 28.7e12},
+      // TPU v5p (docs/REFERENCES.md): 459 TFLOPS bf16 and fp8 from eight 128 x 128 MXUs.
+      {"tpu-v5p", "mxu", DType::BF16, 459e12},      {"tpu-v5p", "mxu", DType::FP8, 459e12},
       // FuseMax: 256 x 256 MACs at 940 MHz.
       {"fusemax", "pe2d", DType::FP16, 2.0 * 65536 * 940e6}, {"flat", "pe1d", DType::FP16, 2.0 * 256 * 940e6},
   };
@@ -87,6 +89,7 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
       {"gh200", "lpddr5x", 0, 480e9, 0},        {"tpu-v5e", "hbm", 819e9, 16e9, 0},
       {"gb200", "hbm", 8e12, 186e9, 1200},      {"gb200", "lpddr5x", 256e9, 240e9, 0},
       {"rtx5090", "gddr", 1792e9, 32e9, 575},   {"gaudi3", "hbm", 3.67e12, 128e9, 900},
+      {"tpu-v5p", "hbm", 2765e9, 95e9, 0},
   };
   for (const Memory& m : memories) {
     const ArchSpec a = load_arch(m.preset);
@@ -116,6 +119,7 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
   for (const Peer& p : std::vector<Peer>{{"b200", "nvlink", "nvlink", 900e9}, {"gb200", "nvlink", "nvlink", 900e9},
                                          {"gb200", "c2c", "nvlink-c2c", 225e9}, {"mi300x", "xgmi", "xgmi", 0},
                                          {"gaudi3", "roce-scale-up", "roce", 525e9}, {"gaudi3", "roce-scale-out", "roce", 75e9},
+                                         {"tpu-v5p", "ici", "ici", 600e9},
                                          {"rtx4090", "pcie-peer", "pcie", 0}, {"tpu-v5e", "ici", "ici", 200e9}}) {
     INFO(p.preset << " " << p.link);
     const ArchSpec a = load_arch(p.preset);
@@ -126,7 +130,7 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
   CHECK(load_arch("mi355x").level("lds")->capacity == 160.0 * 1024);
   // Scale-up domains (docs/REFERENCES.md): HGX/DGX boards of 8, the NVL72 rack, a v5e pod.
   for (const auto& [preset, devices] : std::vector<std::pair<const char*, int64_t>>{
-           {"a100", 8}, {"h100", 8}, {"b200", 8}, {"gb200", 72}, {"gh200", 256}, {"mi300x", 8}, {"tpu-v5e", 256}, {"gaudi3", 8}}) {
+           {"a100", 8}, {"h100", 8}, {"b200", 8}, {"gb200", 72}, {"gh200", 256}, {"mi300x", 8}, {"tpu-v5e", 256}, {"tpu-v5p", 8960}, {"gaudi3", 8}}) {
     INFO(preset);
     CHECK(fabric(load_arch(preset)).domain() == devices);
   }
