@@ -209,6 +209,8 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   run->add_option("--microbatches", microbatches, "With --pp: micro-batches the batch is split into (default: the largest divisor of the batch not above --pp)")
       ->check(CLI::Range(int64_t{1}, int64_t{1048576}));
   run->add_option("--dtype", run_dtype, "Weights, activations and KV cache (default: the model's)")->check(CLI::IsMember(dtype_names()));
+  bool run_emulate = false;
+  run->add_flag("--emulate", run_emulate, "Compute matrix products no array runs at their type (fp8 on an A100) at a wider one, and say so; without it such a run is an error");
   std::string kv_dtype, run_quant;
   run->add_option("--quant", run_quant, kQuantHelp);
   run->add_option("--kv-dtype", kv_dtype, "KV cache element type when it differs (a quantized cache: int8, fp8, int4)")->check(CLI::IsMember(dtype_names()));
@@ -483,6 +485,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       ro.ep = ep;
       ro.pp = pp;
       ro.microbatches = microbatches;
+      ro.emulate = run_emulate;
       if (engine == "systemc" && pp > 1)
         throw UserError(SourceLoc{"--pp"}, "--pp is priced by the analytical engine; the systemc engine simulates one device's step");
       if (!run_dtype.empty()) ro.dtype = parse_dtype(run_dtype);

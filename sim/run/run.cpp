@@ -1149,6 +1149,9 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   const Cascade& c = *built;
   Planner p(c, a, m.dtype, fusion, opt.mapper, cache, layer_ranks(c), opt.mapping_arch, workload);
   RunReport r = p.run();
+  if (!opt.emulate && !r.emulated.empty())
+    throw UserError(opt.dtype ? SourceLoc{"--dtype"} : model.loc,
+                    fmt::format("{}; --emulate computes them so (the report then says so), or choose a type the arrays run", r.emulated.front()));
   r.model = model.name;
   r.quantization = m.quant.name;
   r.phase = opt.phase;

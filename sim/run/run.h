@@ -113,6 +113,10 @@ struct RunOptions {
   /// Refuse a deployment that does not fit the first tier (off: an analysis that places the
   /// weights and the KV cache on different devices checks its own memory).
   bool check_memory = true;
+  /// Matrix products no array runs at their operands' type are computed at a wider one and
+  /// reported (RunReport::emulated); false: such a run is a located error (`run` without
+  /// --emulate).
+  bool emulate = true;
   /// Map every Einsum on this architecture and cost the chosen mappings on the run's (the same
   /// kernels at another clock: `at_clock` of it); nullptr: map on the run's architecture.
   const ArchSpec* mapping_arch = nullptr;

@@ -180,12 +180,20 @@ TEST_CASE("run and serve --quant store the linear layers quantized", "[cli][run]
 }
 
 TEST_CASE("run on a TPU: emulated fp16 products and unreported energy are said, not shown as zeros", "[cli][run]") {
-  const Run r = run({"run", "--arch", "tpu-v5e", "--model", "llama-2-7b", "--phase", "decode", "--layers", "1"});
+  // Emulation is the user's explicit choice: without --emulate the run is a located error.
+  const Run refused = run({"run", "--arch", "tpu-v5e", "--model", "llama-2-7b", "--phase", "decode", "--layers", "1"});
+  CHECK(refused.code == 1);
+  CHECK_THAT(refused.err, Catch::Contains("llama-2-7b.toml:") &&
+                              Catch::Contains("error: fp16 matrix products computed at bf16: no array of TPU-v5e runs them at fp16; --emulate computes them so"));
+  const Run dtype = run({"run", "--arch", "a100", "--model", "llama-2-7b", "--phase", "decode", "--layers", "1", "--dtype", "fp8"});
+  CHECK(dtype.code == 1);
+  CHECK_THAT(dtype.err, Catch::StartsWith("--dtype: error: fp8 matrix products computed at bf16"));
+  const Run r = run({"run", "--arch", "tpu-v5e", "--model", "llama-2-7b", "--phase", "decode", "--layers", "1", "--emulate"});
   REQUIRE(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("emulated: fp16 matrix products computed at bf16: no array of TPU-v5e runs them at fp16"));
   CHECK_THAT(r.out, Catch::Contains("energy and power: not reported (the architecture gives no energy or power figures)"));
   CHECK_THAT(r.out, !Catch::Contains("power per device: 0 W"));
-  const Run j = run({"run", "--arch", "tpu-v5e", "--model", "llama-2-7b", "--phase", "decode", "--layers", "1", "--format", "json"});
+  const Run j = run({"run", "--arch", "tpu-v5e", "--model", "llama-2-7b", "--phase", "decode", "--layers", "1", "--format", "json", "--emulate"});
   REQUIRE(j.code == 0);
   CHECK(nlohmann::json::parse(j.out)["emulated"].size() == 1);
 }
