@@ -335,6 +335,8 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   serve->add_option("--quant", serve_quant, kQuantHelp);
   serve->add_option("--dtype", serve_dtype, "Weights, activations and KV cache (default: the model's; fp8 where the GPU has it)")->check(CLI::IsMember(dtype_names()));
   serve->add_option("--kv-dtype", serve_kv_dtype, "KV cache element type when it differs (a quantized cache: int8, fp8, int4)")->check(CLI::IsMember(dtype_names()));
+  bool serve_emulate = false;
+  serve->add_flag("--emulate", serve_emulate, "Compute matrix products no array runs at their type at a wider one; without it such a deployment is an error");
   serve->add_option("--timeline", sv.timeline, "Write one CSV row per iteration (time, instance, batch, KV use)");
   std::string serve_plot;
   serve->add_option("--plot", serve_plot, "Write an SVG: latency distributions, requests and KV use over time");
@@ -597,7 +599,8 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       c.operating.lock = flag_quantity(sv.clock, "--clock", Dim::Frequency, "1.4 GHz");
       c.operating.cap = flag_quantity(sv.cap, "--power-cap", Dim::Power, "490 W");
       c.power_bin = sv.power_bin;
-      StepTimer timer(m, a, sv.tp, rt, serve_kv_dtype.empty() ? std::nullopt : parse_dtype(serve_kv_dtype), sv.ep);
+      StepTimer timer(m, a, sv.tp, rt, serve_kv_dtype.empty() ? std::nullopt : parse_dtype(serve_kv_dtype), sv.ep, serve_emulate);
+      for (const std::string& e : timer.emulated()) err << "note: emulated: " << e << "\n";
       if (sv.plan > 0) {
         const CapacityPlan plan = plan_capacity(trace, c, timer, a, sv.plan, sv.plan_limit);
         std::string tried;

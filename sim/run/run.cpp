@@ -1151,7 +1151,7 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   RunReport r = p.run();
   if (!opt.emulate && !r.emulated.empty())
     throw UserError(opt.dtype ? SourceLoc{"--dtype"} : model.loc,
-                    fmt::format("{}; --emulate computes them so (the report then says so), or choose a type the arrays run", r.emulated.front()));
+                    fmt::format("{}; --emulate computes them at the wider type (and says so), or choose a type the arrays run", r.emulated.front()));
   r.model = model.name;
   r.quantization = m.quant.name;
   r.phase = opt.phase;

@@ -55,7 +55,7 @@ void add(ClockedWork& to, const ClockedWork& w) {
 
 }  // namespace
 
-StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<const Runtime> rt, std::optional<DType> kv_dtype, int64_t ep)
+StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<const Runtime> rt, std::optional<DType> kv_dtype, int64_t ep, bool emulate)
     : m_(std::move(m)), a_(std::move(a)), tp_(tp), ep_(ep), rt_(std::move(rt)), kv_dtype_(kv_dtype) {
   clocks_ = dvfs_clocks(a_, 0);
   // The runtime's launch cost applied once (run_model then copies nothing); the iteration
@@ -70,8 +70,10 @@ StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<cons
   o.ep = ep_;
   o.runtime = rt_.get();
   o.check_memory = false;
+  o.emulate = emulate;  // every later step computes at the same types
   const RunReport r = run_model(m_, a_, o, &cache_);
   ++runs_;
+  emulated_ = r.emulated;
   const TierMemory& mem = r.memory.front();
   kv_per_token_ = mem.kv_cache;  // one request, one cached token
   // Each group holds its own requests' caches: the instance has every group's room.

@@ -67,8 +67,10 @@ class StepTimer {
   /// `ep` > 1: an expert-parallel instance of ep devices (a multiple of tp): ep / tp
   /// data-parallel groups of tp devices share the experts (RunOptions::ep), each group running
   /// its share of the iteration's requests.
+  /// `emulate` false: matrix products no array runs at their type are a located error
+  /// (RunOptions::emulate; `serve` without --emulate).
   StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<const Runtime> rt = nullptr, std::optional<DType> kv_dtype = std::nullopt,
-            int64_t ep = 1);
+            int64_t ep = 1, bool emulate = true);
   const Runtime& runtime() const { return rt_ ? *rt_ : default_runtime(); }
 
   /// Seconds for one iteration (at the fastest clock), the parts above interpolated linearly
@@ -93,6 +95,8 @@ class StepTimer {
   /// Data-parallel groups of the instance (ep / tp; 1 without expert parallelism).
   int64_t groups() const { return ep_ > 1 ? ep_ / tp_ : 1; }
   int64_t runs() const { return runs_; }  ///< run_model calls made so far
+  /// Matrix products computed at a wider type than their operands' (RunReport::emulated).
+  const std::vector<std::string>& emulated() const { return emulated_; }
 
  private:
   /// einsim's run of one phase at one clock level (counted in runs()).
@@ -107,6 +111,7 @@ class StepTimer {
   ModelConfig m_;
   ArchSpec a_;
   int64_t tp_, ep_;
+  std::vector<std::string> emulated_;
   std::shared_ptr<const Runtime> rt_;
   std::optional<DType> kv_dtype_;
   double kv_per_token_ = 0, kv_capacity_ = 0;

@@ -184,10 +184,17 @@ TEST_CASE("run on a TPU: emulated fp16 products and unreported energy are said, 
   const Run refused = run({"run", "--arch", "tpu-v5e", "--model", "llama-2-7b", "--phase", "decode", "--layers", "1"});
   CHECK(refused.code == 1);
   CHECK_THAT(refused.err, Catch::Contains("llama-2-7b.toml:") &&
-                              Catch::Contains("error: fp16 matrix products computed at bf16: no array of TPU-v5e runs them at fp16; --emulate computes them so"));
+                              Catch::Contains("error: fp16 matrix products computed at bf16: no array of TPU-v5e runs them at fp16; --emulate computes them at the wider type"));
   const Run dtype = run({"run", "--arch", "a100", "--model", "llama-2-7b", "--phase", "decode", "--layers", "1", "--dtype", "fp8"});
   CHECK(dtype.code == 1);
   CHECK_THAT(dtype.err, Catch::StartsWith("--dtype: error: fp8 matrix products computed at bf16"));
+  // serve asks the same, and says what it emulates.
+  const Run sv = run({"serve", "--model", "llama-3-8b", "--arch", "a100", "--requests", "10", "--dtype", "fp8"});
+  CHECK(sv.code == 1);
+  CHECK_THAT(sv.err, Catch::Contains("error: fp8 matrix products computed at bf16: no array of A100-SXM4-80GB runs them at fp8"));
+  const Run sv2 = run({"serve", "--model", "llama-3-8b", "--arch", "a100", "--requests", "10", "--dtype", "fp8", "--emulate"});
+  CHECK(sv2.code == 0);
+  CHECK_THAT(sv2.err, Catch::Contains("note: emulated: fp8 matrix products computed at bf16"));
   const Run r = run({"run", "--arch", "tpu-v5e", "--model", "llama-2-7b", "--phase", "decode", "--layers", "1", "--emulate"});
   REQUIRE(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("emulated: fp16 matrix products computed at bf16: no array of TPU-v5e runs them at fp16"));
