@@ -47,14 +47,7 @@ CollectiveCost collective_cost(const Link& l, Collective op, int64_t devices, do
   return {};
 }
 
-Fabric fabric(const ArchSpec& a) {
-  Fabric f;
-  for (const Link& l : a.links) {
-    if (l.to == "peer" && !f.up) f.up = &l;
-    if (l.to == "network" && !f.out) f.out = &l;
-  }
-  return f;
-}
+Fabric fabric(const ArchSpec& a) { return {peer_link(a), network_link(a)}; }
 
 std::string Fabric::unusable(int64_t n) const {
   if (n <= 1) return "";
@@ -133,6 +126,12 @@ TensorParallelComm tensor_parallel_allreduces(const Fabric& f, int64_t tp, doubl
 const Link* peer_link(const ArchSpec& a) {
   for (const Link& l : a.links)
     if (l.to == "peer") return &l;
+  return nullptr;
+}
+
+const Link* network_link(const ArchSpec& a) {
+  for (const Link& l : a.links)
+    if (l.to == "network") return &l;
   return nullptr;
 }
 

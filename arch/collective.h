@@ -62,8 +62,9 @@ struct Fabric {
   /// Why `n` devices cannot form one group ("" when they can): no link joins them, or they
   /// span domains unevenly.
   std::string unusable(int64_t n) const;
-  /// J each device spends sending `c`.
-  double energy(const CollectiveCost& c) const { return (up ? c.bytes * up->energy : 0) + (out ? c.out_bytes * out->energy : 0); }
+  /// J each device spends sending `bytes` over the peer link and `out_bytes` over the network.
+  double energy(double bytes, double out_bytes) const { return (up ? bytes * up->energy : 0) + (out ? out_bytes * out->energy : 0); }
+  double energy(const CollectiveCost& c) const { return energy(c.bytes, c.out_bytes); }
   /// The name of the links a collective over `n` devices uses ("nvlink", "nvlink + nic").
   std::string links(int64_t n) const;
 };
@@ -90,5 +91,7 @@ TensorParallelComm tensor_parallel_allreduces(const Fabric& f, int64_t tp, doubl
 
 /// The architecture's link to its peers (`to = "peer"`), or nullptr.
 const Link* peer_link(const ArchSpec& a);
+/// The architecture's link to the scale-out network (`to = "network"`), or nullptr.
+const Link* network_link(const ArchSpec& a);
 
 }  // namespace einsim

@@ -61,12 +61,13 @@ std::vector<LayerGroup> ModelConfig::layer_groups(int64_t first) const {
 int64_t ModelConfig::attention_layers() const {
   return sum_over_layers([](const LayerKind& k) { return k.mixer == MixerKind::Attention; });
 }
+int64_t ModelConfig::sublayers_of(const LayerKind& k) const {
+  const int64_t parts = (k.mixer != MixerKind::None) + (k.ffn != FfnKind::None);
+  return parallel_attn && parts == 2 ? 1 : parts;
+}
 int64_t ModelConfig::sublayers(int64_t first) const {
   int64_t n = 0;
-  for (const LayerGroup& g : layer_groups(first)) {
-    const int64_t parts = (g.kind.mixer != MixerKind::None) + (g.kind.ffn != FfnKind::None);
-    n += g.count * (parallel_attn && parts == 2 ? 1 : parts);
-  }
+  for (const LayerGroup& g : layer_groups(first)) n += g.count * sublayers_of(g.kind);
   return n;
 }
 int64_t ModelConfig::moe_layers() const {

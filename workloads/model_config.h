@@ -172,6 +172,8 @@ struct ModelConfig {  // new fields: add them to fingerprint()
   /// attention and an MLP each, one per layer when they read the same input (parallel_attn).
   /// A tensor-parallel step all-reduces each one's output.
   int64_t sublayers(int64_t layers = 0) const;
+  /// The sublayers of one layer of kind `k` (0, 1 or 2).
+  int64_t sublayers_of(const LayerKind& k) const;
   int64_t moe_layers() const;
   int64_t dense_layers() const;
   /// Width of a routed expert's FFN.

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "arch/collective.h"
 #include "sim/cost/cost_model.h"
 #include "sim/analyze/scenario.h"
 #include "sim/report/plot.h"
@@ -27,12 +28,6 @@ double block_time(const RunReport& r, bool attention) {
     if (core == attention) t += b.time;
   }
   return t;
-}
-
-const Link* network_link(const ArchSpec& a) {
-  for (const Link& l : a.links)
-    if (l.to == "network") return &l;
-  return nullptr;
 }
 
 }  // namespace

@@ -145,6 +145,14 @@ void add_phase_options(CLI::App* cmd, PhaseArgs& p) {
   cmd->add_option("--layers", p.layers, "Build only the first N layers")->check(CLI::Range(int64_t{0}, int64_t{4096}));
 }
 
+// A model's step on an architecture (`run`, `place`): --arch, --model, --phase and the step's shape.
+void add_step_options(CLI::App* cmd, std::string& arch, std::string& model, PhaseArgs& p) {
+  cmd->add_option("--arch", arch, "Architecture preset (h100, a100, fusemax, ...) or file")->required();
+  cmd->add_option("--model", model, "Model preset (llama-3-70b, ...), TOML file or HF config.json")->required();
+  cmd->add_option("--phase", p.phase, "Inference phase")->required()->check(CLI::IsMember({"prefill", "decode"}));
+  add_phase_options(cmd, p);
+}
+
 Phase make_phase(const PhaseArgs& a) {
   Phase p;
   p.kind = a.phase == "decode" ? PhaseKind::Decode : PhaseKind::Prefill;
@@ -196,10 +204,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   std::vector<std::string> run_sets;
   std::string run_format = "table";
   auto* run = app.add_subcommand("run", "Map a model's prefill or decode step onto an architecture: time, traffic, energy, memory");
-  run->add_option("--arch", arch_name, "Architecture preset (h100, a100, fusemax, ...) or file")->required();
-  run->add_option("--model", model_name, "Model preset (llama-3-70b, ...), TOML file or HF config.json")->required();
-  run->add_option("--phase", pa.phase, "Inference phase")->required()->check(CLI::IsMember({"prefill", "decode"}));
-  add_phase_options(run, pa);
+  add_step_options(run, arch_name, model_name, pa);
   run->add_option("--tp", tp, "Tensor-parallel devices")->check(CLI::Range(int64_t{1}, int64_t{1024}));
   run->add_option("--ep", ep, "Expert-parallel devices, a multiple of --tp: experts split over them, attention tensor-parallel over --tp within "
                               "ep/tp data-parallel groups, all-to-all dispatch and combine")
@@ -246,10 +251,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   int64_t place_max = 64, place_top = 12;
   std::vector<std::string> place_sets;
   auto* place = app.add_subcommand("place", "Search the TP x PP x EP splits of a model over an architecture's devices: memory, step, $ per million tokens");
-  place->add_option("--arch", arch_name, "Architecture preset or file")->required();
-  place->add_option("--model", model_name, "Model preset, TOML file or HF config.json")->required();
-  place->add_option("--phase", pa.phase, "Inference phase")->required()->check(CLI::IsMember({"prefill", "decode"}));
-  add_phase_options(place, pa);
+  add_step_options(place, arch_name, model_name, pa);
   place->add_option("--max-devices", place_max, "Devices at most (default 64)")->check(CLI::Range(int64_t{1}, int64_t{4096}));
   place->add_option("--slo", place_slo, "The step (TTFT or TPOT) at most this (e.g. \"50 ms\")");
   place->add_option("--top", place_top, "Rows shown (default 12; every split with --format json or csv)")->check(CLI::Range(int64_t{1}, int64_t{100000}));

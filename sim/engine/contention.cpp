@@ -6,6 +6,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include "arch/collective.h"
 #include "sim/analyze/flash.h"
 #include "sim/analyze/scenario.h"
 #include "sim/cost/cost_model.h"
@@ -241,13 +242,8 @@ Prepared flash_stream(const ContentionScenario& sc, MapCache& cache) {
 Prepared offload(const ContentionScenario& sc, MapCache& cache) {
   const ArchSpec ac = scenario_arch(sc.compute), am = scenario_arch(sc.memory);
   const ModelConfig m = scenario_model(sc.model, sc.loc);
-  auto net = [](const ArchSpec& a) -> const Link* {
-    for (const Link& l : a.links)
-      if (l.to == "network") return &l;
-    return nullptr;
-  };
   for (const ArchSpec* a : {&ac, &am})
-    if (!net(*a)) throw UserError(a->loc, fmt::format("'{}' has no network link (a link with to = \"network\") to join the pools", a->name));
+    if (!network_link(*a)) throw UserError(a->loc, fmt::format("'{}' has no network link (a link with to = \"network\") to join the pools", a->name));
   RunOptions ro = decode_options(sc, sc.batch, sc.context, sc.compute_devices);
   ro.check_memory = false;
   const RunReport rc = run_model(m, ac, ro, &cache);
@@ -261,7 +257,7 @@ Prepared offload(const ContentionScenario& sc, MapCache& cache) {
   so.device = "memory";
   const Schedule sm = build_schedule(rm, am, so);
   const int off = sched.merge_resources(sm);
-  const double link_bw = std::min(static_cast<double>(sc.compute_devices) * net(ac)->bandwidth, static_cast<double>(sc.memory_devices) * net(am)->bandwidth);
+  const double link_bw = std::min(static_cast<double>(sc.compute_devices) * network_link(ac)->bandwidth, static_cast<double>(sc.memory_devices) * network_link(am)->bandwidth);
   sched.resources.push_back(Resource{"system.network.link", "link", "network", ResourceKind::Link, link_bw, link_bw, 0});
   const int netres = static_cast<int>(sched.resources.size()) - 1;
   for (size_t k = 1; k < static_cast<size_t>(sc.batches); ++k)

@@ -279,15 +279,13 @@ class Planner {
       b.traffic = std::move(traffic);
       r.blocks.push_back(std::move(b));
     }
+    for (int rk : layer_ranks_) r.group_layers.push_back(c_.ranks[static_cast<size_t>(rk)].extent);
     for (BlockRun& b : r.blocks) {
       const int rk = layer_of(r.einsums[static_cast<size_t>(b.einsums[0])].einsum);
       if (rk >= 0) b.layer_group = static_cast<int>(std::find(layer_ranks_.begin(), layer_ranks_.end(), rk) - layer_ranks_.begin());
-    }
-    for (int rk : layer_ranks_) r.group_layers.push_back(c_.ranks[static_cast<size_t>(rk)].extent);
-    for (const BlockRun& b : r.blocks) {
       r.compute_time += b.time;
       r.flops += b.flops;
-      if (in_layer(r.einsums[static_cast<size_t>(b.einsums[0])].einsum)) r.layer_time += b.time;
+      if (rk >= 0) r.layer_time += b.time;
     }
     if (!layer_ranks_.empty()) {
       r.layers = 0;
@@ -327,10 +325,8 @@ class Planner {
   }
 
  private:
-  // Does Einsum `id` belong to a layer: inside the layer loop or over the layer rank (with
-  // one layer the schedule has no loop).
-  bool in_layer(int id) const { return layer_of(id) >= 0; }
-  // The layer rank of Einsum `id`'s group, or -1.
+  // The layer rank of Einsum `id`'s group, or -1 outside the layers: an Einsum belongs to a
+  // layer inside the layer loop or over the layer rank (with one layer the schedule has no loop).
   int layer_of(int id) const {
     const std::vector<int>& lp = loops_[static_cast<size_t>(id)];
     for (int rk : layer_ranks_) {
@@ -1023,8 +1019,7 @@ Pipeline pipeline(RunReport& r, const ModelConfig& m, const Fabric& fab, const R
       const LayerKind& k = kinds[static_cast<size_t>(i)];
       const auto g = std::find_if(groups.begin(), groups.end(), [&](const LayerGroup& x) { return x.kind == k; }) - groups.begin();
       out.group_layers[static_cast<size_t>(s)][static_cast<size_t>(g)] += 1;
-      const int parts = (k.mixer != MixerKind::None) + (k.ffn != FfnKind::None);
-      sub[static_cast<size_t>(s)] += m.parallel_attn && parts == 2 ? 1 : parts;
+      sub[static_cast<size_t>(s)] += static_cast<double>(m.sublayers_of(k));
       moe[static_cast<size_t>(s)] += k.ffn == FfnKind::Moe ? 1 : 0;
     }
     at += st.layers;
@@ -1170,7 +1165,7 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
     r.allreduce_bytes = comm.bytes + comm.out_bytes;
     r.allreduce_network_bytes = comm.out_bytes;
     r.allreduce_domains = comm.domains;
-    link_energy += fab.energy({0, comm.bytes, comm.algo, comm.out_bytes, comm.domains});
+    link_energy += fab.energy(comm.bytes, comm.out_bytes);
     // Replayed from a graph, each all-reduce is a node like any kernel. Launched eagerly, its
     // dispatch is not added: the fitted bases (measured under eager launches) already hold the
     // ranks' arrival spread that dispatch causes.

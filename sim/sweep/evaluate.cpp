@@ -451,13 +451,14 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
       const double t_compute = flops / (raw_peak * mac_eff);
       const double t_memory = bytes / (tier.read_bandwidth * mem_eff);
       double ar_time = 0, link_energy = 0;
-      const Fabric fab = fabric(ar);
-      for (const auto& [key, n] : {std::pair{"tp", st.tp}, std::pair{"ep", st.ep}})
-        if (const std::string why = fab.unusable(n); !why.empty()) return finish("error", fmt::format("'{}' cannot run {} {}: {}", a.name, key, n, why));
+      const Fabric fab = st.tp > 1 || st.ep > 1 ? fabric(ar) : Fabric{};
+      if (st.tp > 1 || st.ep > 1)
+        for (const auto& [key, n] : {std::pair{"tp", st.tp}, std::pair{"ep", st.ep}})
+          if (const std::string why = fab.unusable(n); !why.empty()) return finish("error", fmt::format("'{}' cannot run {} {}: {}", a.name, key, n, why));
       if (st.tp > 1) {
         const TensorParallelComm comm = tensor_parallel_allreduces(fab, st.tp, z.sublayers, tokens * z.hidden * dtype_bytes(dt));
         ar_time = comm.time;
-        link_energy = fab.energy({0, comm.bytes, comm.algo, comm.out_bytes, comm.domains});
+        link_energy = fab.energy(comm.bytes, comm.out_bytes);
       }
       // Expert parallelism across groups: per MoE layer an all-to-all of the group's tokens'
       // k hidden states out and one back, as run_model costs them.
