@@ -175,6 +175,21 @@ Link read_link(const ConfigTable& t, const std::string& name) {
     if (l.to != "peer") throw UserError(t.loc("domain"), "'domain' (devices per scale-up domain) is for links to = \"peer\"");
     l.domain = *d;
   }
+  if (const toml::node* tn = t.node("torus")) {
+    if (l.to != "peer") throw UserError(t.loc("torus"), "'torus' (the scale-up domain's dimensions) is for links to = \"peer\"");
+    const toml::array* dims = tn->as_array();
+    if (!dims || dims->empty() || dims->size() > 4) throw UserError(t.loc("torus"), "'torus' must be a list of 1 to 4 dimensions ([16, 16])");
+    int64_t product = 1;
+    for (const auto& e : *dims) {
+      auto v = e.value_exact<int64_t>();
+      if (!v || *v < 1 || *v > (int64_t{1} << 16)) throw UserError(t.loc("torus"), "'torus' dimensions must be integers in [1, 65536]");
+      l.torus.push_back(*v);
+      product *= *v;
+    }
+    if (!t.opt_int("domain", 1, 1 << 20)) l.domain = product;
+    if (product != l.domain)
+      throw UserError(t.loc("torus"), fmt::format("the torus holds {} devices but 'domain' is {}: they must agree", product, l.domain));
+  }
   if (auto c = t.opt_table("collective")) {
     std::vector<std::string> algos;
     for (size_t i = 0; i < kCollectiveAlgos; ++i) algos.emplace_back(collective_algo_name(static_cast<CollectiveAlgo>(i)));
@@ -194,6 +209,27 @@ Link read_link(const ConfigTable& t, const std::string& name) {
 }
 
 }  // namespace
+
+std::vector<int64_t> Link::group_shape(int64_t n) const {
+  if (torus.empty()) return {n};
+  // Every way of writing n as a product of one factor per dimension within its size; the one
+  // with the fewest ring steps (the smallest sum), the first found at a tie (smaller factors
+  // first: 8 chips of [16, 16] are 2 x 4).
+  std::vector<int64_t> best, shape(torus.size(), 1);
+  int64_t best_sum = 0;
+  auto place = [&](auto&& self, size_t dim, int64_t left, int64_t sum) -> void {
+    if (dim + 1 == torus.size()) {
+      if (left > torus[dim]) return;
+      shape[dim] = left;
+      if (best.empty() || sum + left < best_sum) best = shape, best_sum = sum + left;
+      return;
+    }
+    for (int64_t f = 1; f <= std::min(left, torus[dim]); ++f)
+      if (left % f == 0) shape[dim] = f, self(self, dim + 1, left / f, sum + f);
+  };
+  place(place, 0, n, 0);
+  return best;
+}
 
 std::string_view collective_algo_name(CollectiveAlgo a) {
   static constexpr std::array<std::string_view, kCollectiveAlgos> n = {"ring", "tree", "sharp", "p2p"};

@@ -109,6 +109,14 @@ struct Link {
   /// NVL72 rack's 72, a TPU pod slice's 256). A group larger than this spans domains, joined
   /// by the `to = "network"` link (arch/collective.h prices it hierarchically).
   int64_t domain = 8;
+  /// A peer link whose domain is a torus of these dimensions (a TPU pod: [16, 16]; their
+  /// product is `domain`), each device with two ports per dimension sharing `bandwidth`
+  /// equally; empty: a switched domain (NVSwitch), every device at full bandwidth to any other.
+  std::vector<int64_t> torus;
+  /// The sub-torus a group of `n` devices of this domain occupies (one factor per dimension,
+  /// as square as they allow: 8 chips of a [16, 16] torus are 2 x 4), or empty when
+  /// `n` cannot form one. For a switched domain, {n}.
+  std::vector<int64_t> group_shape(int64_t n) const;
   std::array<AlgoCost, kCollectiveAlgos> collective{};  ///< by CollectiveAlgo
   SourceLoc loc;
 };

@@ -15,9 +15,18 @@ std::string_view collective_name(Collective c) {
 
 namespace {
 
-CollectiveCost cost(const Link& l, CollectiveAlgo algo, double steps, double bytes, double base_scale) {
+// `share`: the fraction of the link's bandwidth the group reaches (a torus's ports in the
+// dimensions it spans); `hops`: the links each byte crosses.
+CollectiveCost cost(const Link& l, CollectiveAlgo algo, double steps, double bytes, double base_scale, double share = 1, double hops = 1) {
   const AlgoCost& ac = l.collective[static_cast<size_t>(algo)];
-  return {ac.base * base_scale + steps * l.latency + bytes / (ac.efficiency * l.bandwidth), bytes, algo};
+  return {ac.base * base_scale + steps * l.latency + bytes * hops / (ac.efficiency * l.bandwidth * share), bytes * hops, algo};
+}
+
+// Mean distance from one device to the others of a bidirectional ring of `a`.
+double mean_ring_distance(int64_t a) {
+  double sum = 0;
+  for (int64_t d = 1; d < a; ++d) sum += static_cast<double>(std::min(d, a - d));
+  return a > 1 ? sum / static_cast<double>(a - 1) : 0;
 }
 
 }  // namespace
@@ -25,6 +34,25 @@ CollectiveCost cost(const Link& l, CollectiveAlgo algo, double steps, double byt
 CollectiveCost collective_cost(const Link& l, Collective op, int64_t devices, double s, double base_scale) {
   if (devices <= 1) return {0, 0, CollectiveAlgo::Ring};
   const double n = static_cast<double>(devices);
+  if (!l.torus.empty()) {
+    // A torus: rings along each dimension the group spans, one after the other (reduce-scatter
+    // along the first, the next on its shard..., all-gather back), each over that dimension's
+    // two ports; the bytes per device are the flat ring's, the steps the dimensions' sum, and
+    // the bandwidth the spanned dimensions' share of the device's ports. An all-to-all's bytes
+    // cross the mean ring distance of each dimension.
+    const std::vector<int64_t> shape = l.group_shape(devices);
+    double spanned = 0, steps = 0, hops = 0;
+    for (int64_t a : shape)
+      if (a > 1) spanned += 1, steps += static_cast<double>(a - 1), hops += mean_ring_distance(a);
+    const double share = spanned / static_cast<double>(l.torus.size());
+    switch (op) {
+      case Collective::AllReduce: return cost(l, CollectiveAlgo::Ring, 2 * steps, 2 * (n - 1) / n * s, base_scale, share);
+      case Collective::AllGather:
+      case Collective::ReduceScatter: return cost(l, CollectiveAlgo::Ring, steps, (n - 1) / n * s, base_scale, share);
+      case Collective::AllToAll: return cost(l, CollectiveAlgo::P2P, steps, (n - 1) / n * s, base_scale, share, hops);
+      case Collective::SendRecv: return cost(l, CollectiveAlgo::P2P, 1, s, base_scale, 1.0 / (2.0 * static_cast<double>(l.torus.size())));
+    }
+  }
   switch (op) {
     case Collective::AllReduce: {
       CollectiveCost best = cost(l, CollectiveAlgo::Ring, 2 * (n - 1), 2 * (n - 1) / n * s, base_scale);
@@ -53,6 +81,9 @@ std::string Fabric::unusable(int64_t n) const {
   if (n <= 1) return "";
   if (!up && !out) return "no link joins its devices (to = \"peer\" or \"network\")";
   const int64_t d = domain();
+  if (n <= d && up && up->group_shape(n).empty())
+    return fmt::format("{} devices do not form a sub-torus of '{}' (torus = [{}]): use a product of factors that fit its dimensions", n,
+                       up->name, fmt::join(up->torus, ", "));
   if (n <= d) return "";
   if (!out)
     return fmt::format("{} devices span scale-up domains of {} ('{}', domain = {}) and no network link (to = \"network\") joins them", n, d,

@@ -15,6 +15,13 @@
 // S is the all-reduced tensor, the gathered (output) tensor, the reduce-scatter's input, one
 // device's whole all-to-all send buffer, the message sent.
 //
+// A torus domain (Link::torus, TPU pods) runs rings along each dimension the group's sub-torus
+// (Link::group_shape) spans, one dimension after the other: the bytes above, sum(a_i - 1) steps
+// in place of n - 1, and B scaled by the spanned dimensions over all of them (each dimension's
+// two ports carry its ring; a group spanning every dimension reaches the whole B, Google's
+// "all-reduce bandwidth per pod" of chips x B). All-to-all bytes cross each dimension's mean
+// ring distance; send/recv uses one port (B / 2 per dimension).
+//
 // A group larger than the peer link's scale-up domain (Link::domain) spans d = domain devices
 // in each of m = n / d domains, joined by the scale-out network (the `to = "network"` link,
 // each device's own NIC, as on HGX and DGX nodes), and is priced hierarchically, as NCCL's

@@ -18,9 +18,11 @@ namespace einsim {
 
 /// What a GPU kernel does, as far as its software quality goes. kernel_kind() in
 /// sim/run/run.h is the one place that classifies a fused block.
-/// GemmFp8: fp8 inputs with scales, a bf16 output. GemmW8A16 and GemmW4A16: weight-only
-/// quantized weights dequantized in the GEMM's prologue (grouped or not: the dequantization is
-/// the kernel's character).
+/// GemmFp8: fp8 or block-scaled (MXFP8/6/4, NVFP4) inputs with scales, a bf16 output: no
+/// measurement of a block-scaled GEMM is in the project, so they share the fp8 kernels' quality.
+/// GemmW8A16 and GemmW4A16: weight-only quantized weights (int8 or MXFP8; int4, MXFP6, MXFP4 or
+/// NVFP4) dequantized in the GEMM's prologue (grouped or not: the dequantization is the
+/// kernel's character).
 enum class KernelKind { Gemm, GemmFp8, GemmW8A16, GemmW4A16, GroupedGemm, AttentionPrefill, AttentionDecode, Rowwise, Elementwise };
 inline constexpr size_t kKernelKinds = 9;
 static_assert(kKernelKinds == std::tuple_size_v<decltype(GpuRealism::kind_efficiency)>);

@@ -25,12 +25,18 @@ double dtype_bytes(DType t) {
     case DType::INT8: return 1;
     case DType::INT4: return 0.5;
     case DType::INT32: return 4;
+    case DType::MXFP8: return 1 + 1.0 / 32;    // e4m3 + one e8m0 byte per 32 (OCP MX v1.0)
+    case DType::MXFP6: return 0.75 + 1.0 / 32;  // e2m3
+    case DType::MXFP4: return 0.5 + 1.0 / 32;   // e2m1
+    case DType::NVFP4: return 0.5 + 1.0 / 16;   // e2m1 + one e4m3 byte per 16
   }
   return 0;
 }
 
+bool block_scaled(DType t) { return t == DType::MXFP8 || t == DType::MXFP6 || t == DType::MXFP4 || t == DType::NVFP4; }
+
 const std::vector<std::string>& dtype_names() {
-  static const std::vector<std::string> names = {"fp32", "fp16", "bf16", "fp8", "int8", "int4", "int32"};
+  static const std::vector<std::string> names = {"fp32", "fp16", "bf16", "fp8", "int8", "int4", "int32", "mxfp8", "mxfp6", "mxfp4", "nvfp4"};
   return names;
 }
 

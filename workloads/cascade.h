@@ -15,9 +15,17 @@
 
 namespace einsim {
 
-enum class DType { FP32, FP16, BF16, FP8, INT8, INT4, INT32 };
-/// Bytes per element (INT4 is 0.5).
+/// Element types. The last four are block-scaled (microscaling) formats, each element sharing a
+/// scale with its block: OCP MX v1.0's MXFP8 (e4m3), MXFP6 (e2m3) and MXFP4 (e2m1) with one
+/// 8-bit e8m0 scale per 32 elements, and NVIDIA's NVFP4 (e2m1) with one e4m3 scale per 16 (and a
+/// per-tensor fp32 scale, negligible). An array runs one natively only where its ops_per_cycle
+/// lists it (Blackwell's and CDNA 4's tensor cores); plain fp8 hardware does not.
+enum class DType { FP32, FP16, BF16, FP8, INT8, INT4, INT32, MXFP8, MXFP6, MXFP4, NVFP4 };
+/// Bytes per element (INT4 is 0.5), a block-scaled format's share of its scale included
+/// (MXFP4: 4 bits + 8 / 32 = 0.53125 B).
 double dtype_bytes(DType t);
+/// A block-scaled format (its scales are part of its bytes).
+bool block_scaled(DType t);
 std::string_view dtype_name(DType t);
 std::optional<DType> parse_dtype(std::string_view s);
 /// Names accepted by parse_dtype, for error messages.

@@ -401,6 +401,7 @@ ModelConfig read_model(const ConfigTable& t, const std::string& default_name) {
     auto parsed = parse_quantization(*q, &why);
     if (!parsed) throw UserError(t.loc("quantization"), why);
     m.quant = *parsed;
+    m.quant.loc = t.loc("quantization");
   }
   t.opt_number("rms_norm_eps", 0, 1);
   t.opt_number("layer_norm_eps", 0, 1);
@@ -967,16 +968,29 @@ ModelConfig parse_hf_config_json(const std::string& text, const std::string& nam
       scheme = "fp8";
     } else if (method == "mxfp4") {
       scheme = "mxfp4";  // gpt-oss: the experts in MXFP4, the rest in the model's type
+    } else if (method == "modelopt") {
+      // TensorRT Model Optimizer: quant_algo names the recipe; a quantized KV cache changes
+      // the cache's bytes, which this reader does not carry (run's --kv-dtype does).
+      const auto algo = qc->find("quant_algo");
+      const std::string a = algo != qc->end() && algo->is_string() ? algo->get<std::string>() : "";
+      if (a == "NVFP4") scheme = "nvfp4";
+      else if (a == "FP8") scheme = "fp8";
+      else throw UserError(at, fmt::format("a modelopt checkpoint with quant_algo '{}': einsim models NVFP4 and FP8", a));
+      if (const auto kv = qc->find("kv_cache_quant_algo"); kv != qc->end() && !kv->is_null())
+        throw UserError(at, fmt::format("kv_cache_quant_algo '{}': the checkpoint quantizes its KV cache; set it to null here and give the "
+                                        "cache's type with --kv-dtype (fp8)",
+                                        kv->is_string() ? kv->get<std::string>() : kv->dump()));
     } else {
-      throw UserError(at, fmt::format("quant_method '{}' is not one einsim models (gptq, awq, fp8, mxfp4); `--quant` names a scheme", method));
+      throw UserError(at, fmt::format("quant_method '{}' is not one einsim models (gptq, awq, fp8, mxfp4, modelopt); `--quant` names a scheme", method));
     }
     std::string why;
     auto parsed = parse_quantization(scheme, &why);
     if (!parsed) throw UserError(at, why);
     m.quant = *parsed;
+    m.quant.loc = at;
     if (per_channel) m.quant.group = 0;
     // GPTQ and AWQ checkpoints keep the LM head in the model's type unless they say otherwise.
-    m.quant.lm_head = method != "fp8" && method != "mxfp4" && qc->contains("lm_head") && (*qc)["lm_head"].is_boolean() && (*qc)["lm_head"].get<bool>();
+    m.quant.lm_head = (method == "gptq" || method == "awq") && qc->contains("lm_head") && (*qc)["lm_head"].is_boolean() && (*qc)["lm_head"].get<bool>();
   }
   for (const auto& [key, given] : overridden)
     if (!known.count(key)) {

@@ -25,7 +25,7 @@ std::string Quantization::key() const {
 }
 
 const std::vector<std::string>& quantization_names() {
-  static const std::vector<std::string> n = {"none", "int8", "int4", "int4-gN", "fp8", "mxfp4"};
+  static const std::vector<std::string> n = {"none", "int8", "int4", "int4-gN", "fp8", "mxfp4", "mxfp8", "mxfp6", "mxfp4-w4a4", "nvfp4"};
   return n;
 }
 
@@ -50,13 +50,22 @@ std::optional<Quantization> parse_quantization(std::string_view spec, std::strin
     q.lm_head = false;  // the engines' fp8 paths keep the LM head in bf16
     return q;
   }
-  if (spec == "mxfp4") {
-    q.weights = DType::INT4;  // 4-bit elements
-    q.group = 32, q.scale_bytes = 1;  // one e8m0 scale per 32
-    q.experts_only = true;
+  // Block-scaled formats: the scales are in the element type's bytes.
+  auto block = [&](DType weights, std::optional<DType> activations) {
+    q.weights = weights;
+    q.activations = activations;
+    q.scale_bytes = 0;
     q.lm_head = false;
     return q;
+  };
+  if (spec == "mxfp4") {
+    q.experts_only = true;
+    return block(DType::MXFP4, std::nullopt);
   }
+  if (spec == "mxfp8") return block(DType::MXFP8, DType::MXFP8);
+  if (spec == "mxfp6") return block(DType::MXFP6, DType::MXFP6);
+  if (spec == "mxfp4-w4a4") return block(DType::MXFP4, DType::MXFP4);
+  if (spec == "nvfp4") return block(DType::NVFP4, DType::NVFP4);
   if (spec.starts_with("int4")) {
     q.weights = DType::INT4;
     q.group = 128;

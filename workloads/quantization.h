@@ -13,9 +13,16 @@
 //              (DeepSeek-V3's recipe, vLLM's and SGLang's block-fp8 path), a bf16 output.
 //   mxfp4      the MoE experts only, in MXFP4 (OCP microscaling: 4-bit e2m1 elements, one 8-bit
 //              e8m0 scale per 32; gpt-oss's checkpoints); attention, routers and embeddings stay
-//              in the model's type. Stored at 4 bits (the int4 width: einsim has no fp4 type, and
-//              only the width enters the cost), dequantized in the GEMM prologue on GPUs
-//              without fp4 arithmetic (W4A16).
+//              in the model's type. Weight-only (W4A16): dequantized in the GEMM prologue.
+//   mxfp8      W8A8 MXFP8 (e4m3 in blocks of 32 with an e8m0 scale, weights and GEMM inputs),
+//              the OCP MX recipe Blackwell and CDNA 4 tensor cores run natively.
+//   mxfp6      W6A6 MXFP6 (e2m3, blocks of 32).
+//   mxfp4-w4a4 every projection W4A4 in MXFP4 (AMD Quark's MXFP4 checkpoints for CDNA 4).
+//   nvfp4      W4A4 NVFP4 (e2m1 in blocks of 16 with an e4m3 scale; TensorRT Model Optimizer's
+//              NVFP4 checkpoints, quant_method "modelopt").
+// The block-scaled formats carry their scales in their element size (workloads/cascade.h), and
+// keep the LM head in the model's type, as their checkpoints do. On hardware whose arrays do
+// not list the format, their matrix products are an error unless emulated (run --emulate).
 //   none       the model's own type.
 // A scheme quantizes the projections of attention and the MLP (experts included) and, unless
 // `lm_head` is off, the LM head; embeddings, norms and biases stay in the model's type.
@@ -43,6 +50,7 @@ struct Quantization {
   double activation_scale_bytes = 4;
   bool lm_head = true;           ///< the LM head is quantized too
   bool experts_only = false;     ///< only routed experts' weights are quantized (mxfp4)
+  SourceLoc loc;                 ///< where the scheme was chosen (a model file's key, --quant)
 
   /// Scale bytes per weight element of a matrix that contracts `inputs` input channels.
   double weight_scale_bytes(int64_t inputs) const;
@@ -52,7 +60,7 @@ struct Quantization {
   std::string key() const;
 };
 
-/// Parses a scheme: none, int8, int4, int4-gN (N >= 1), fp8, mxfp4. `why` says what is wrong.
+/// Parses a scheme: none, int8, int4, int4-gN (N >= 1), fp8, mxfp4, mxfp8, mxfp6, mxfp4-w4a4, nvfp4. `why` says what is wrong.
 std::optional<Quantization> parse_quantization(std::string_view spec, std::string* why = nullptr);
 /// The scheme names, for help texts.
 const std::vector<std::string>& quantization_names();

@@ -57,11 +57,13 @@ void apply_quant(ModelConfig& m, const std::string& scheme) {
   const auto q = parse_quantization(scheme, &why);
   if (!q) throw UserError(SourceLoc{"--quant"}, why);
   m.quant = *q;
+  m.quant.loc = SourceLoc{"--quant"};
 }
 
 constexpr const char* kQuantHelp =
     "How the linear layers' weights are stored: int8 (weight-only, per channel), int4 or int4-gN (weight-only, groups of N, "
-    "default 128), fp8 (W8A8, block scales), mxfp4 (the MoE experts only, 4-bit with a scale per 32), none (default: the model's)";
+    "default 128), fp8 (W8A8, block scales), mxfp4 (the MoE experts only, 4-bit with a scale per 32), mxfp8, mxfp6, mxfp4-w4a4 "
+    "(OCP MX, weights and activations), nvfp4 (W4A4, a scale per 16), none (default: the model's)";
 
 /// A flag's quantity ("1.4 GHz", "490 W"): positive and of dimension `dim`; 0 when not given.
 double flag_quantity(const std::string& text, const char* flag, Dim dim, const char* example) {

@@ -292,7 +292,10 @@ std::string describe_cascade(const Cascade& c, Format f) {
 }
 
 std::string describe_arch(const ArchSpec& a, Format f) {
-  static constexpr std::array<DType, 5> kTypes = {DType::FP32, DType::FP16, DType::BF16, DType::FP8, DType::INT8};
+  // The common types always; a block-scaled format where some array runs it.
+  std::vector<DType> kTypes = {DType::FP32, DType::FP16, DType::BF16, DType::FP8, DType::INT8};
+  for (DType t : {DType::MXFP8, DType::MXFP6, DType::MXFP4, DType::NVFP4})
+    if (std::any_of(a.arrays.begin(), a.arrays.end(), [&](const ComputeArray& c) { return c.peak_flops(t) > 0; })) kTypes.push_back(t);
   json j;
   j["kind"] = "arch";
   j["name"] = a.name;
@@ -326,10 +329,15 @@ std::string describe_arch(const ArchSpec& a, Format f) {
     j["arrays"].push_back({{"name", c.name}, {"shape", c.shape}, {"instances", c.instances}, {"clock", c.clock},
                            {"level", c.level}, {"peak_flops", peaks}});
   }
-  TextTable links({"link", "kind", "joins", "bandwidth per direction"});
+  TextTable links({"link", "kind", "joins", "bandwidth per direction", "domain"});
   for (const Link& l : a.links) {
-    links.row({l.name, std::string(link_kind_name(l.kind)), l.from + " - " + l.to, format_quantity(l.bandwidth, Dim::Bandwidth)});
-    j["links"].push_back({{"name", l.name}, {"kind", link_kind_name(l.kind)}, {"from", l.from}, {"to", l.to}, {"bandwidth", l.bandwidth}});
+    const bool peer = l.to == "peer";
+    links.row({l.name, std::string(link_kind_name(l.kind)), l.from + " - " + l.to, format_quantity(l.bandwidth, Dim::Bandwidth),
+               !peer ? "-" : l.torus.empty() ? std::to_string(l.domain) : fmt::format("{} torus", fmt::join(l.torus, "x"))});
+    json lj = {{"name", l.name}, {"kind", link_kind_name(l.kind)}, {"from", l.from}, {"to", l.to}, {"bandwidth", l.bandwidth}};
+    if (peer) lj["domain"] = l.domain;
+    if (!l.torus.empty()) lj["torus"] = l.torus;
+    j["links"].push_back(lj);
   }
   j["power"] = {{"idle", a.power.idle}, {"tdp", a.power.tdp}};
   if (a.cost.rate) j["cost"]["rate_per_hour"] = *a.cost.rate * 3600;

@@ -411,8 +411,11 @@ class Planner {
   // runs all its operations at that type (fp8 or int8 norms, softmax and activations), the
   // first of bf16, fp16, fp32 that one does, as fp8 inference keeps epilogues in higher
   // precision. Tensors keep their storage type (bytes moved do not change).
+  // A block-scaled format (MXFP8, NVFP4...) no array runs natively falls back to fp8 first,
+  // as engines run such checkpoints on fp8 hardware (scales applied in software).
   DType compute_type(const Einsum& e, DType dt) const {
     if (bind_array(e, a_, dt) >= 0) return dt;
+    if (block_scaled(dt) && bind_array(e, a_, DType::FP8) >= 0) return DType::FP8;
     for (DType w : {DType::BF16, DType::FP16, DType::FP32})
       if (bind_array(e, a_, w) >= 0) return w;
     return dt;  // the mapper reports what no array runs
@@ -928,6 +931,14 @@ static std::vector<int> layer_ranks(const Cascade& c) {
   return out;
 }
 
+// Where the type of an emulated matrix product was chosen: the quantization scheme's key or
+// flag when it is one of the scheme's types, else the model file.
+static SourceLoc emulation_source(const ModelConfig& m, const std::string& note) {
+  const Quantization& q = m.quant;
+  const bool scheme = q.active && (note.starts_with(dtype_name(q.weights)) || (q.activations && note.starts_with(dtype_name(*q.activations))));
+  return scheme && !q.loc.file.empty() ? q.loc : m.loc;
+}
+
 KernelKind kernel_kind(const Cascade& c, const std::vector<int>& members) {
   bool attention = false, contraction = false, experts = false, exp = false, rowwise = false;
   std::optional<KernelKind> quantized;
@@ -937,22 +948,25 @@ KernelKind kernel_kind(const Cascade& c, const std::vector<int>& members) {
     exp |= e.ops[OpClass::Exp] > 0;
     if (e.ops[OpClass::Mac] > 0) {
       contraction = true;
-      // A quantized weight (one with scales): dequantized in the prologue when the activations
-      // are 16-bit (weight-only int8 / int4), a scaled fp8 GEMM when they are fp8 too.
+      // A quantized weight (one with scales, or a block-scaled format): dequantized in the
+      // prologue when the activations are 16-bit (weight-only int8 / int4 / fp4), a scaled
+      // narrow GEMM when they are fp8 or block-scaled too.
       std::optional<DType> weight, activations;
       for (const Access& acc : e.reads) {
         const Tensor& t = c.tensors[static_cast<size_t>(acc.tensor)];
         experts |= t.role == TensorRole::ExpertWeight;
         if (t.role == TensorRole::Weight || t.role == TensorRole::ExpertWeight) {
-          if (t.scale_bytes > 0) weight = t.dtype;
+          if (t.scale_bytes > 0 || block_scaled(t.dtype)) weight = t.dtype;
         } else if (t.role != TensorRole::Index) {
           activations = t.dtype;
         }
       }
       const bool sixteen = activations && dtype_bytes(*activations) == 2;
-      if (weight == DType::INT4 && sixteen) quantized = KernelKind::GemmW4A16;
-      else if (weight == DType::INT8 && sixteen) quantized = KernelKind::GemmW8A16;
-      else if (weight == DType::FP8 && activations == DType::FP8) quantized = KernelKind::GemmFp8;
+      const bool narrow_float = activations && (activations == DType::FP8 || block_scaled(*activations));
+      if ((weight == DType::INT4 || weight == DType::MXFP4 || weight == DType::NVFP4 || weight == DType::MXFP6) && sixteen)
+        quantized = KernelKind::GemmW4A16;
+      else if ((weight == DType::INT8 || weight == DType::MXFP8) && sixteen) quantized = KernelKind::GemmW8A16;
+      else if (weight && (weight == DType::FP8 || block_scaled(*weight)) && narrow_float) quantized = KernelKind::GemmFp8;
     }
     rowwise |= e.ops[OpClass::Max] > 0 || e.ops[OpClass::Exp] > 0 || e.ops[OpClass::Div] > 0 || e.ops[OpClass::Unary] > 0 ||
                (e.n_out < static_cast<int>(e.vars.size()) && e.ops[OpClass::Mac] == 0);
@@ -1145,7 +1159,7 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   Planner p(c, a, m.dtype, fusion, opt.mapper, cache, layer_ranks(c), opt.mapping_arch, workload);
   RunReport r = p.run();
   if (!opt.emulate && !r.emulated.empty())
-    throw UserError(opt.dtype ? SourceLoc{"--dtype"} : model.loc,
+    throw UserError(opt.dtype ? SourceLoc{"--dtype"} : emulation_source(m, r.emulated.front()),
                     fmt::format("{}; --emulate computes them at the wider type (and says so), or choose a type the arrays run", r.emulated.front()));
   r.model = model.name;
   r.quantization = m.quant.name;

@@ -65,6 +65,20 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
       {"gaudi3", "tpc", DType::BF16, 28.7e12},
       // TPU v5p (docs/REFERENCES.md): 459 TFLOPS bf16 and fp8 from eight 128 x 128 MXUs.
       {"tpu-v5p", "mxu", DType::BF16, 459e12},      {"tpu-v5p", "mxu", DType::FP8, 459e12},
+      // Block-scaled formats (docs/REFERENCES.md): B200 FP8/FP6 4.5 and FP4 9 PFLOPS dense; GB200
+      // FP4 10; MI355X MXFP4/MXFP6 10 (half the 20.1 with sparsity), MXFP8 at FP8's 5; RTX 5090
+      // FP4 1676 TOPS dense.
+      {"b200", "tensor", DType::MXFP8, 4500e12},    {"b200", "tensor", DType::MXFP6, 4500e12},
+      {"b200", "tensor", DType::NVFP4, 9000e12},    {"b200", "tensor", DType::MXFP4, 9000e12},
+      {"gb200", "tensor", DType::NVFP4, 10e15},     {"mi355x", "tensor", DType::MXFP4, 10.05e15},
+      {"mi355x", "tensor", DType::MXFP6, 10.05e15}, {"mi355x", "tensor", DType::MXFP8, 5.0e15},
+      {"rtx5090", "tensor", DType::NVFP4, 1676e12}, {"rtx5090", "tensor", DType::MXFP8, 419.2e12},
+      // B300 (HGX B300 table): BF16 2250, FP8/FP6 4500, FP4 13125 TFLOPS dense.
+      {"b300", "tensor", DType::BF16, 2250e12},     {"b300", "tensor", DType::FP8, 4500e12},
+      {"b300", "tensor", DType::MXFP6, 4500e12},    {"b300", "tensor", DType::NVFP4, 13125e12},
+      {"b300", "tensor", DType::MXFP4, 13125e12},
+      // TPU v6e (docs/REFERENCES.md): 918 TFLOPS bf16, 1836 TOPS int8 from two 256 x 256 MXUs.
+      {"tpu-v6e", "mxu", DType::BF16, 918e12},      {"tpu-v6e", "mxu", DType::INT8, 1836e12},
       // FuseMax: 256 x 256 MACs at 940 MHz.
       {"fusemax", "pe2d", DType::FP16, 2.0 * 65536 * 940e6}, {"flat", "pe1d", DType::FP16, 2.0 * 256 * 940e6},
   };
@@ -89,7 +103,8 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
       {"gh200", "lpddr5x", 0, 480e9, 0},        {"tpu-v5e", "hbm", 819e9, 16e9, 0},
       {"gb200", "hbm", 8e12, 186e9, 1200},      {"gb200", "lpddr5x", 256e9, 240e9, 0},
       {"rtx5090", "gddr", 1792e9, 32e9, 575},   {"gaudi3", "hbm", 3.67e12, 128e9, 900},
-      {"tpu-v5p", "hbm", 2765e9, 95e9, 0},
+      {"tpu-v5p", "hbm", 2765e9, 95e9, 0},      {"b300", "hbm", 8e12, 288e9, 1400},
+      {"tpu-v6e", "hbm", 1638e9, 32e9, 0},
   };
   for (const Memory& m : memories) {
     const ArchSpec a = load_arch(m.preset);
@@ -119,7 +134,8 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
   for (const Peer& p : std::vector<Peer>{{"b200", "nvlink", "nvlink", 900e9}, {"gb200", "nvlink", "nvlink", 900e9},
                                          {"gb200", "c2c", "nvlink-c2c", 225e9}, {"mi300x", "xgmi", "xgmi", 0},
                                          {"gaudi3", "roce-scale-up", "roce", 525e9}, {"gaudi3", "roce-scale-out", "roce", 75e9},
-                                         {"tpu-v5p", "ici", "ici", 600e9},
+                                         {"tpu-v5p", "ici", "ici", 600e9}, {"tpu-v6e", "ici", "ici", 400e9},
+                                         {"b300", "nic", "infiniband", 100e9},
                                          {"rtx4090", "pcie-peer", "pcie", 0}, {"tpu-v5e", "ici", "ici", 200e9}}) {
     INFO(p.preset << " " << p.link);
     const ArchSpec a = load_arch(p.preset);
@@ -130,7 +146,8 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
   CHECK(load_arch("mi355x").level("lds")->capacity == 160.0 * 1024);
   // Scale-up domains (docs/REFERENCES.md): HGX/DGX boards of 8, the NVL72 rack, a v5e pod.
   for (const auto& [preset, devices] : std::vector<std::pair<const char*, int64_t>>{
-           {"a100", 8}, {"h100", 8}, {"b200", 8}, {"gb200", 72}, {"gh200", 256}, {"mi300x", 8}, {"tpu-v5e", 256}, {"tpu-v5p", 8960}, {"gaudi3", 8}}) {
+           {"a100", 8}, {"h100", 8}, {"b200", 8}, {"gb200", 72}, {"gh200", 256}, {"mi300x", 8}, {"tpu-v5e", 256}, {"tpu-v5p", 6144}, {"tpu-v6e", 256},
+           {"gaudi3", 8}, {"b300", 8}}) {
     INFO(preset);
     CHECK(fabric(load_arch(preset)).domain() == devices);
   }
@@ -162,7 +179,7 @@ TEST_CASE("GPU presets' per-operation energies follow their stated formula", "[a
   // Checked here so that a recalibration of efficiency or power cannot leave them stale; the
   // values are written to four digits.
   const double exp_ratio = 94.65 / 17.16, div_ratio = 36.25 / 17.16;
-  for (const char* preset : {"a100", "h100", "h200", "l40s", "b200", "gb200", "mi300x", "mi325x", "mi355x", "rtx4090", "rtx5090"}) {
+  for (const char* preset : {"a100", "h100", "h200", "l40s", "b200", "b300", "gb200", "mi300x", "mi325x", "mi355x", "rtx4090", "rtx5090"}) {
     INFO(preset);
     const ArchSpec a = load_arch(preset);
     const double budget = a.power.tdp - a.power.active, eff = a.gpu->efficiency.at(OpClass::Mac);
@@ -203,6 +220,42 @@ TEST_CASE("flash read bandwidth interpolates in request size at the measured que
   CHECK(f.read_bandwidth_at(2048, 32) == Approx(0.5e9));   // below the table: latency-bound, linear
 }
 
+TEST_CASE("torus domains: sub-tori as square as the dimensions allow, rings per dimension", "[arch][collective]") {
+  const ArchSpec v5e = load_arch("tpu-v5e");
+  const Link& ici = *peer_link(v5e);
+  // Google's v5e slice shapes: 2x2, 2x4, 4x4, 4x8, 8x8, 8x16, 16x16.
+  CHECK(ici.group_shape(4) == std::vector<int64_t>{2, 2});
+  CHECK(ici.group_shape(8) == std::vector<int64_t>{2, 4});
+  CHECK(ici.group_shape(32) == std::vector<int64_t>{4, 8});
+  CHECK(ici.group_shape(256) == std::vector<int64_t>{16, 16});
+  CHECK(ici.group_shape(12) == std::vector<int64_t>{3, 4});
+  CHECK(ici.group_shape(17).empty());  // a prime above both dimensions
+  CHECK(load_arch("tpu-v5p").link("ici")->group_shape(6144) == std::vector<int64_t>{16, 16, 24});
+  CHECK(load_arch("h100").link("nvlink")->group_shape(8) == std::vector<int64_t>{8});  // switched
+  // The whole pod's all-reduce reaches the link's bandwidth per chip (Google's all-reduce
+  // bandwidth per pod: 51.2 TB/s = 256 x 200 GB/s), with 2 x (15 + 15) steps, not 2 x 255.
+  const double s = 1e9;
+  Link plain = ici;
+  plain.torus.clear();
+  const CollectiveCost pod = collective_cost(ici, Collective::AllReduce, 256, s);
+  CHECK(pod.time == Approx(2 * 30 * ici.latency + 2.0 * 255 / 256 * s / ici.bandwidth));
+  CHECK(pod.bytes == Approx(2.0 * 255 / 256 * s));
+  // Two chips span one dimension: half the ports, so half the bandwidth of a switched pair.
+  const CollectiveCost two = collective_cost(ici, Collective::AllReduce, 2, s), two_switched = collective_cost(plain, Collective::AllReduce, 2, s);
+  CHECK(two.time - 2 * ici.latency == Approx(2 * (two_switched.time - 2 * plain.latency)));
+  // 2x2 spans both: the switched figure.
+  CHECK(collective_cost(ici, Collective::AllReduce, 4, s).time == Approx(collective_cost(plain, Collective::AllReduce, 4, s).time));
+  // An all-to-all of 4x4 crosses each dimension's mean ring distance (4/3 on a ring of 4).
+  const CollectiveCost a2a = collective_cost(ici, Collective::AllToAll, 16, s);
+  CHECK(a2a.bytes == Approx(15.0 / 16 * s * 8 / 3));
+  CHECK(a2a.time == Approx(6 * ici.latency + 15.0 / 16 * s * 8 / 3 / ici.bandwidth));
+  // Send/recv over one port of four.
+  CHECK(collective_cost(ici, Collective::SendRecv, 2, s).time == Approx(ici.latency + s / (ici.bandwidth / 4)));
+  // A group that no sub-torus holds is refused where it is formed.
+  CHECK_THAT(fabric(v5e).unusable(17), Catch::Contains("17 devices do not form a sub-torus of 'ici' (torus = [16, 16])"));
+  CHECK(fabric(v5e).unusable(16).empty());
+}
+
 TEST_CASE("architecture errors are located", "[arch][errors]") {
   CHECK_THAT(error_of([] { load_arch("h10"); }), Catch::Contains("h10: error: no such file, and no shipped architecture of that name (closest: h100"));
   CHECK(error_of([&] { arch_from(kHead + kArray); }) == "a.toml:2:1: error: missing required table [arch.tiers]");
@@ -221,7 +274,7 @@ TEST_CASE("architecture errors are located", "[arch][errors]") {
   CHECK(error_of([&] { arch_from(kHead + kTier + "[arch.arrays.pe]\nshape = [4]\nclock = \"1 GHz\"\nlevel = \"hbm\"\nops_per_cycle = { fma = { fp16 = 1 } }\n"); }) ==
         "a.toml:14:19: error: unknown operation class 'fma' (known: mac, mul, add, max, exp, div, unary)");
   CHECK(error_of([&] { arch_from(kHead + kTier + "[arch.arrays.pe]\nshape = [4]\nclock = \"1 GHz\"\nlevel = \"hbm\"\nops_per_cycle = { mac = { fp12 = 1 } }\n"); }) ==
-        "a.toml:14:27: error: unknown element type 'fp12' (known: fp32, fp16, bf16, fp8, int8, int4, int32)");
+        "a.toml:14:27: error: unknown element type 'fp12' (known: fp32, fp16, bf16, fp8, int8, int4, int32, mxfp8, mxfp6, mxfp4, nvfp4)");
   CHECK(error_of([&] { arch_from(kHead + kTier + "[arch.arrays.pe]\nshape = [4]\nclock = \"1 GB\"\n"); }) ==
         "a.toml:12:9: error: 'arch.arrays.pe.clock' is size but must be a frequency (e.g. \"1.83 GHz\")");
   CHECK(error_of([&] { arch_from(kHead + kTier + kArray + "[arch.links.x]\nkind = \"pcie\"\nfrom = \"hbm\"\nto = \"hots\"\nbandwidth = \"1 GB/s\"\n"); }) ==
@@ -237,6 +290,17 @@ TEST_CASE("architecture errors are located", "[arch][errors]") {
   CHECK(error_of([&] { arch_from(kHead + kTier + kArray +
                                  "[arch.links.nic]\nkind = \"infiniband\"\nfrom = \"hbm\"\nto = \"network\"\nbandwidth = \"1 GB/s\"\ndomain = 8\n"); }) ==
         "a.toml:20:10: error: 'domain' (devices per scale-up domain) is for links to = \"peer\"");
+  // A torus domain: its dimensions give the domain; they must agree with one given.
+  CHECK(arch_from(kHead + kTier + kArray + peer + "torus = [4, 4]\n").links[0].domain == 16);
+  CHECK(error_of([&] { arch_from(kHead + kTier + kArray + peer + "domain = 8\ntorus = [4, 4]\n"); }) ==
+        "a.toml:21:9: error: the torus holds 16 devices but 'domain' is 8: they must agree");
+  CHECK(error_of([&] { arch_from(kHead + kTier + kArray + peer + "torus = [4, 0]\n"); }) ==
+        "a.toml:20:9: error: 'torus' dimensions must be integers in [1, 65536]");
+  CHECK(error_of([&] { arch_from(kHead + kTier + kArray + peer + "torus = 4\n"); }) ==
+        "a.toml:20:9: error: 'torus' must be a list of 1 to 4 dimensions ([16, 16])");
+  CHECK(error_of([&] { arch_from(kHead + kTier + kArray +
+                                 "[arch.links.nic]\nkind = \"infiniband\"\nfrom = \"hbm\"\nto = \"network\"\nbandwidth = \"1 GB/s\"\ntorus = [2, 2]\n"); }) ==
+        "a.toml:20:9: error: 'torus' (the scale-up domain's dimensions) is for links to = \"peer\"");
   CHECK(error_of([&] { arch_from(kHead + kTier + kArray + peer + "collective = { ring = { efficiency = 1.5 } }\n"); }).find("efficiency") !=
         std::string::npos);
   CHECK(error_of([&] { arch_from(kHead + kTier + kArray + peer + "collective = { ring = { efficiency = 0 } }\n"); }).find("above 0") !=

@@ -210,7 +210,7 @@ void BM_PlacementSearch_AllPresets(benchmark::State& state) {
   static const ModelConfig m = load_model("qwen3-235b-a22b");
   static const std::vector<ArchSpec> archs = [] {
     std::vector<ArchSpec> v;
-    for (const char* p : {"a100", "h100", "h200", "h20", "l40s", "b200", "gb200", "gh200", "mi300x", "mi325x", "mi355x", "rtx4090", "rtx5090", "tpu-v5e", "tpu-v5p", "gaudi3"})
+    for (const char* p : {"a100", "h100", "h200", "h20", "l40s", "b200", "b300", "gb200", "gh200", "mi300x", "mi325x", "mi355x", "rtx4090", "rtx5090", "tpu-v5e", "tpu-v5p", "tpu-v6e", "gaudi3"})
       v.push_back(load_arch(p));
     return v;
   }();

@@ -165,3 +165,86 @@ TEST_CASE("memory fit: one model of what the devices hold, quantized weights as 
   CHECK_FALSE(MemoryFit{1, 80 * gib, bf16.total_bytes, 2 * gib}.holds());
   CHECK(MemoryFit{1, 80 * gib, i4.total_bytes, 2 * gib}.holds(10 * gib));
 }
+
+TEST_CASE("block-scaled formats: their scales in their bytes, native where an array lists them, else a located error", "[quant][formats]") {
+  // OCP MX v1.0: an 8-bit e8m0 scale per 32 elements; NVFP4: an e4m3 byte per 16.
+  CHECK(dtype_bytes(DType::MXFP8) == 1 + 1.0 / 32);
+  CHECK(dtype_bytes(DType::MXFP6) == 0.75 + 1.0 / 32);
+  CHECK(dtype_bytes(DType::MXFP4) == 0.5 + 1.0 / 32);
+  CHECK(dtype_bytes(DType::NVFP4) == 0.5 + 1.0 / 16);
+  CHECK(block_scaled(DType::NVFP4));
+  CHECK_FALSE(block_scaled(DType::FP8));
+  for (const char* s : {"mxfp8", "mxfp6", "mxfp4-w4a4", "nvfp4"}) {
+    CAPTURE(s);
+    const Quantization q = scheme(s);
+    CHECK(q.activations == q.weights);  // W8A8, W6A6, W4A4
+    CHECK(q.weight_scale_bytes(4096) == 0);
+    CHECK_FALSE(q.lm_head);
+  }
+  CHECK(scheme("mxfp4").weights == DType::MXFP4);
+  CHECK_FALSE(scheme("mxfp4").activations);  // gpt-oss: weight-only experts
+
+  const ModelConfig base = load_model("llama-3-8b");
+  RunOptions o;
+  o.phase.kind = PhaseKind::Prefill;
+  o.phase.batch = 1;
+  o.phase.context = 2048;
+  o.emulate = false;
+  auto run_as = [&](const std::string& s, const char* arch) {
+    ModelConfig m = base;
+    m.quant = scheme(s);
+    m.quant.loc = SourceLoc{"--quant"};
+    return run_model(m, load_arch(arch), o);
+  };
+  const ParamCounts pc = count_params(base);
+  const double embedding = static_cast<double>(base.vocab_size * base.hidden_size);
+  const double projections = pc.total - 2 * embedding - pc.final_norm - static_cast<double>(base.num_hidden_layers) * pc.per_layer_norm;
+  // On the B200 every format is native: the projections' bytes as the format stores them (the
+  // embedding and the LM head in bf16), the GEMMs scaled narrow kernels, and NVFP4's prefill
+  // faster than MXFP8's.
+  const RunReport nv = run_as("nvfp4", "b200"), mx8 = run_as("mxfp8", "b200");
+  CHECK(nv.memory[0].weights == Approx(0.5625 * projections + 2 * (pc.total - projections)).epsilon(1e-3));
+  CHECK(mx8.memory[0].weights == Approx(1.03125 * projections + 2 * (pc.total - projections)).epsilon(1e-3));
+  CHECK(nv.emulated.empty());
+  bool scaled = false;
+  for (const BlockRun& b : nv.blocks) scaled |= b.kind == KernelKind::GemmFp8;
+  CHECK(scaled);
+  CHECK(nv.step_time < mx8.step_time);
+  // gpt-oss's weight-only MXFP4 on the H100: W4A16, nothing emulated.
+  ModelConfig oss = load_model("gpt-oss-120b");
+  oss.num_hidden_layers = 2;
+  o.phase.kind = PhaseKind::Decode;
+  const RunReport w4 = run_model(oss, load_arch("h100"), o);
+  bool w4a16 = false;
+  for (const BlockRun& b : w4.blocks) w4a16 |= b.kind == KernelKind::GemmW4A16;
+  CHECK(w4a16);
+  CHECK(w4.emulated.empty());
+  // No H100 array runs NVFP4, no MI355X array NVIDIA's 16-element scales: errors at the flag,
+  // unless emulated (at fp8, the narrowest type the H100 runs, and reported).
+  CHECK_THAT(error_of([&] { run_as("nvfp4", "h100"); }),
+             Catch::StartsWith("--quant: error: nvfp4 matrix products computed at fp8: no array of H100-SXM5-80GB runs them at nvfp4"));
+  CHECK_THAT(error_of([&] { run_as("nvfp4", "mi355x"); }), Catch::StartsWith("--quant: error: nvfp4 matrix products"));
+  CHECK(run_as("mxfp4-w4a4", "mi355x").emulated.empty());
+  o.emulate = true;
+  const RunReport emulated = run_as("nvfp4", "h100");
+  REQUIRE(emulated.emulated.size() == 1);
+  CHECK(emulated.emulated[0] == "nvfp4 matrix products computed at fp8: no array of H100-SXM5-80GB runs them at nvfp4");
+}
+
+TEST_CASE("block-scaled formats: modelopt checkpoints name them, a quantized KV cache is refused at its key", "[quant][formats][errors]") {
+  const std::string head = R"({"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 2, "num_attention_heads": 32,
+ "intermediate_size": 11008, "vocab_size": 32000, )";
+  const ModelConfig nv =
+      parse_hf_config_json(head + R"("quantization_config": {"quant_method": "modelopt", "quant_algo": "NVFP4", "kv_cache_quant_algo": null}})", "q.json");
+  CHECK(nv.quant.weights == DType::NVFP4);
+  CHECK(nv.quant.loc.file == "q.json");
+  CHECK(parse_hf_config_json(head + R"("quantization_config": {"quant_method": "modelopt", "quant_algo": "FP8"}})", "q.json").quant.weights == DType::FP8);
+  CHECK_THAT(error_of([&] { parse_hf_config_json(head + R"("quantization_config": {"quant_method": "modelopt", "quant_algo": "W4A8_AWQ"}})", "q.json"); }),
+             Catch::StartsWith("q.json:2:") && Catch::Contains("quant_algo 'W4A8_AWQ': einsim models NVFP4 and FP8"));
+  CHECK_THAT(error_of([&] {
+               parse_hf_config_json(head + R"("quantization_config": {"quant_method": "modelopt", "quant_algo": "NVFP4", "kv_cache_quant_algo": "FP8"}})",
+                                    "q.json");
+             }),
+             Catch::StartsWith("q.json:2:") && Catch::Contains("kv_cache_quant_algo 'FP8'"));
+  CHECK_FALSE(load_model("llama-3-8b", {"model.quantization=\"nvfp4\""}).quant.loc.file.empty());
+}
