@@ -58,6 +58,7 @@ MemoryTier read_tier(const ConfigTable& t, const std::string& name) {
   m.write_bandwidth = storage ? t.opt_quantity("write_bandwidth", Dim::Bandwidth).value_or(0) : t.get_quantity("write_bandwidth", Dim::Bandwidth);
   m.latency = t.opt_quantity("latency", Dim::Time).value_or(0);
   m.energy = t.opt_quantity("energy", Dim::EnergyPerByte).value_or(0);
+  m.shared_by = t.opt_int("shared_by", 1, 1 << 20).value_or(1);
   if (m.capacity <= 0 || m.read_bandwidth <= 0 || m.write_bandwidth < 0 || (!storage && m.write_bandwidth <= 0))
     throw UserError(t.loc(), fmt::format("tier '{}' needs a positive capacity and bandwidths", name));
   if (const toml::node* n = t.node("read_table")) {
@@ -389,6 +390,65 @@ ArchSpec read_arch(const ConfigTable& t) {
   } else if (a.kind == ArchKind::GPU) {
     throw UserError(t.loc(), "a GPU needs [arch.gpu] (wave_quantization, efficiency, memory_efficiency)");
   }
+  return a;
+}
+
+std::optional<TierPath> tier_path(const ArchSpec& a, const std::string& name, const std::string& device, std::string* why) {
+  auto fail = [&](std::string msg) -> std::optional<TierPath> {
+    if (why) *why = std::move(msg);
+    return std::nullopt;
+  };
+  const MemoryTier* t = a.tier(name);
+  if (!t) {
+    std::vector<std::string> others;
+    for (const MemoryTier& m : a.tiers)
+      if (m.name != device) others.push_back(m.name);
+    return fail(fmt::format("'{}' has no tier '{}' ({}; --attach adds a host's)", a.name, name,
+                            others.empty() ? "it has none besides '" + device + "'" : fmt::format("its others: {}", fmt::join(others, ", "))));
+  }
+  if (name == device) return fail(fmt::format("'{}' is the tier that feeds the arrays, where everything not placed elsewhere lives", name));
+  const double share = static_cast<double>(t->shared_by);
+  TierPath p;
+  p.capacity = t->capacity / share;
+  p.read_bandwidth = t->read_bandwidth / share;
+  p.write_bandwidth = t->write_bandwidth / share;
+  p.energy = t->energy;
+  auto cross = [&](const Link& l, double divide) {
+    p.read_bandwidth = std::min(p.read_bandwidth, l.bandwidth / divide);
+    p.write_bandwidth = std::min(p.write_bandwidth, l.bandwidth / divide);
+    p.energy += l.energy;
+    p.links.push_back(l.name);
+  };
+  for (const Link& l : a.links)
+    if ((l.from == name && l.to == device) || (l.from == device && l.to == name)) {
+      cross(l, 1);
+      return p;
+    }
+  for (const Link& l : a.links)
+    if ((l.from == name || l.to == name) && (l.from == "host" || l.to == "host")) cross(l, share);
+  const Link* host = nullptr;
+  for (const Link& l : a.links)
+    if (l.from == device && l.to == "host") host = &l;
+  if (!host) return fail(fmt::format("'{}' has no link from '{}' to the host (to = \"host\") to reach tier '{}' over", a.name, device, name));
+  cross(*host, 1);
+  return p;
+}
+
+ArchSpec attach(ArchSpec a, const ArchSpec& host, const SourceLoc& at) {
+  if (host.kind != ArchKind::Host) throw UserError(at, fmt::format("'{}' is not a host (kind = \"host\"): only a host's tiers attach", host.name));
+  auto taken = [&](const std::string& n) { return a.tier(n) || a.level(n) || a.array(n) || a.link(n); };
+  for (const MemoryTier& t : host.tiers) {
+    if (taken(t.name)) throw UserError(at, fmt::format("'{}' and '{}' both name a part '{}'", a.name, host.name, t.name));
+    a.tiers.push_back(t);
+  }
+  // The host's links into itself (a CXL or NVMe link) carry over; its links to devices
+  // (to = "peer") are the device's own host link, already in `a`.
+  for (const Link& l : host.links) {
+    if (l.to != "host" && l.from != "host") continue;
+    if (taken(l.name)) throw UserError(at, fmt::format("'{}' and '{}' both name a part '{}'", a.name, host.name, l.name));
+    a.links.push_back(l);
+  }
+  a.name += " + " + host.name;
   return a;
 }
 

@@ -36,6 +36,9 @@ struct MemoryTier {
   double latency = 0;         ///< s, first byte of a request
   double energy = 0;          ///< J/B moved
   std::vector<FlashPoint> read_table;  ///< flash/ssd only; sorted by (queue depth, request size)
+  /// Devices sharing this tier (a host socket's DDR5 behind 4 GPUs): each device gets this
+  /// share of its capacity and bandwidth, and of its own links' (`run --kv-tier`).
+  int64_t shared_by = 1;
   SourceLoc loc;
   /// Read bandwidth for requests of `request` bytes at `queue_depth` outstanding requests:
   /// log-linear interpolation in request size at the nearest measured queue depth not above
@@ -176,6 +179,23 @@ struct ArchSpec {
   /// Peak dense FLOP/s over all arrays at `t`.
   double peak_flops(DType t) const;
 };
+
+/// How one device reaches a tier other than the one feeding its arrays (host memory, a CXL
+/// expander, an SSD): over a link joining the two tiers directly, or over the tier's own links
+/// (a CXL or NVMe link into the host) and then the device's host link (`to = "host"`). Each
+/// bandwidth is this device's share: the tier's and its own links' divided by `shared_by`.
+struct TierPath {
+  double read_bandwidth = 0, write_bandwidth = 0;  ///< B/s per device, the narrowest stage
+  double energy = 0;                                ///< J/B: the tier's and every link's
+  std::vector<std::string> links;                   ///< the links crossed, tier side first
+  double capacity = 0;                              ///< bytes per device
+};
+/// The path from `tier` of `a` to its device tier `device`; nullopt (with `why`) when none.
+std::optional<TierPath> tier_path(const ArchSpec& a, const std::string& tier, const std::string& device, std::string* why = nullptr);
+/// `host` (kind = "host": a socket's DDR5, a CXL expander, an SSD) attached to `a`: its tiers
+/// and its links into the host (to or from "host") join `a`'s; a name both use is an error at
+/// `at`.
+ArchSpec attach(ArchSpec a, const ArchSpec& host, const SourceLoc& at);
 
 /// Reads `[arch]` of a document (does not call finish()). Throws located UserErrors.
 ArchSpec read_arch(const ConfigTable& arch);

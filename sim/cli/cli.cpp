@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -155,6 +156,31 @@ void add_step_options(CLI::App* cmd, std::string& arch, std::string& model, Phas
   add_phase_options(cmd, p);
 }
 
+/// The architecture of a run or serve: the preset or file, with each `--attach` host's tiers.
+ArchSpec arch_with(const std::string& name, const std::vector<std::string>& sets, const std::vector<std::string>& hosts) {
+  ArchSpec a = load_arch(name, sets);
+  for (const std::string& h : hosts) a = attach(std::move(a), load_arch(h), SourceLoc{"--attach"});
+  return a;
+}
+
+/// `TIER[:FRACTION]` of --weights-tier / --kv-tier.
+TierPlacement parse_placement(const std::string& spec, Offloaded what, const char* flag) {
+  TierPlacement p;
+  p.what = what;
+  p.loc = SourceLoc{flag};
+  const size_t colon = spec.find(':');
+  p.tier = spec.substr(0, colon);
+  if (p.tier.empty()) throw UserError(p.loc, fmt::format("'{}': name a tier (TIER or TIER:FRACTION, cxl:0.5)", spec));
+  if (colon != std::string::npos) {
+    const std::string f = spec.substr(colon + 1);
+    char* end = nullptr;
+    p.fraction = std::strtod(f.c_str(), &end);
+    if (f.empty() || end != f.c_str() + f.size() || !(p.fraction > 0 && p.fraction <= 1))
+      throw UserError(p.loc, fmt::format("'{}': the fraction after ':' must be a number in (0, 1]", spec));
+  }
+  return p;
+}
+
 Phase make_phase(const PhaseArgs& a) {
   Phase p;
   p.kind = a.phase == "decode" ? PhaseKind::Decode : PhaseKind::Prefill;
@@ -219,6 +245,10 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   bool run_emulate = false;
   run->add_flag("--emulate", run_emulate, "Compute matrix products no array runs at their type (fp8 on an A100) at a wider one, and say so; without it such a run is an error");
   std::string kv_dtype, run_quant;
+  std::vector<std::string> run_attach, weights_tier, kv_tier;
+  run->add_option("--attach", run_attach, "Attach a host's memory tiers (ddr5-socket, cxl-expander, nvme-gen5, host-ddr5, or a file of kind host)");
+  run->add_option("--weights-tier", weights_tier, "TIER[:FRACTION]: hold the weights (or that share) on another tier, streamed in every step");
+  run->add_option("--kv-tier", kv_tier, "TIER[:FRACTION]: hold the KV cache (or that share) on another tier, streamed in every step");
   run->add_option("--quant", run_quant, kQuantHelp);
   run->add_option("--kv-dtype", kv_dtype, "KV cache element type when it differs (a quantized cache: int8, fp8, int4)")->check(CLI::IsMember(dtype_names()));
   std::string engine = "analytical", trace_file;
@@ -337,6 +367,11 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   serve->add_option("--runtime", runtime_name, runtime_help);
   std::string serve_dtype, serve_kv_dtype, serve_quant;
   serve->add_option("--quant", serve_quant, kQuantHelp);
+  std::vector<std::string> serve_attach;
+  std::string serve_kv_offload;
+  serve->add_option("--attach", serve_attach, "Attach a host's memory tiers (ddr5-socket, cxl-expander, nvme-gen5, host-ddr5, or a file of kind host)");
+  serve->add_option("--kv-offload", serve_kv_offload, "TIER: preempted requests' KV pages swap to this tier (its path's bandwidth, its capacity per device; "
+                                                       "past it they recompute)");
   serve->add_option("--dtype", serve_dtype, "Weights, activations and KV cache (default: the model's; fp8 where the GPU has it)")->check(CLI::IsMember(dtype_names()));
   serve->add_option("--kv-dtype", serve_kv_dtype, "KV cache element type when it differs (a quantized cache: int8, fp8, int4)")->check(CLI::IsMember(dtype_names()));
   bool serve_emulate = false;
@@ -474,7 +509,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
     }
     if (*run) {
       const auto [arch_sets, model_sets] = split_sets(run_sets, "run");
-      const ArchSpec a = load_arch(arch_name, arch_sets);
+      const ArchSpec a = arch_with(arch_name, arch_sets, run_attach);
       ModelConfig m = load_model(model_name, model_sets);
       print_notes(m);
       apply_quant(m, run_quant);
@@ -492,6 +527,10 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       ro.pp = pp;
       ro.microbatches = microbatches;
       ro.emulate = run_emulate;
+      for (const std::string& s : weights_tier) ro.offload.push_back(parse_placement(s, Offloaded::Weights, "--weights-tier"));
+      for (const std::string& s : kv_tier) ro.offload.push_back(parse_placement(s, Offloaded::KvCache, "--kv-tier"));
+      if (engine == "systemc" && !ro.offload.empty())
+        throw UserError(ro.offload.front().loc, "offloaded shares are priced by the analytical engine; the systemc engine simulates the device alone");
       if (engine == "systemc" && pp > 1)
         throw UserError(SourceLoc{"--pp"}, "--pp is priced by the analytical engine; the systemc engine simulates one device's step");
       if (!run_dtype.empty()) ro.dtype = parse_dtype(run_dtype);
@@ -564,7 +603,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
     if (*serve) {
       const auto [arch_sets, model_sets] = split_sets(serve_sets, "serve");
       const auto rt = cli_runtime(runtime_name, take_runtime_sets(serve_sets));
-      const ArchSpec a = load_arch(sv.arch, arch_sets);
+      const ArchSpec a = arch_with(sv.arch, arch_sets, serve_attach);
       ModelConfig m = load_model(sv.model, model_sets);
       print_notes(m);
       if (!serve_dtype.empty()) m.dtype = *parse_dtype(serve_dtype);
@@ -596,6 +635,20 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       c.token_budget = sv.budget;
       c.max_batch = sv.max_batch;
       c.preemption = sv.preemption == "swap" ? Preemption::Swap : Preemption::Recompute;
+      if (!serve_kv_offload.empty()) {
+        // The tier preempted requests' pages swap to: its path's bandwidth and capacity.
+        if (sv.preemption == "recompute" && serve->count("--preemption"))
+          throw UserError(SourceLoc{"--kv-offload"}, "--kv-offload swaps preempted requests' pages to its tier: it needs --preemption swap, not recompute");
+        std::string why;
+        const auto path = tier_path(a, serve_kv_offload, a.tiers.front().name, &why);
+        if (!path) throw UserError(SourceLoc{"--kv-offload"}, why);
+        if (path->write_bandwidth <= 0)
+          throw UserError(SourceLoc{"--kv-offload"}, fmt::format("tier '{}' gives no write bandwidth: swapped pages are written to it", serve_kv_offload));
+        c.preemption = Preemption::Swap;
+        c.swap_tier = serve_kv_offload;
+        c.swap_bandwidth = std::min(path->read_bandwidth, path->write_bandwidth);
+        c.swap_capacity = path->capacity;
+      }
       c.routing = sv.routing == "round-robin" ? Routing::RoundRobin : Routing::LeastLoaded;
       c.ttft_slo = sv.ttft_slo;
       c.tpot_slo = sv.tpot_slo;

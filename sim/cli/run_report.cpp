@@ -96,6 +96,13 @@ std::string format_run(const RunReport& r, Format f) {
                        {"interval_s", r.pipeline_interval + r.host_time},
                        {"per_stage", stages}};
     }
+    if (!r.offloads.empty()) {
+      json o = json::array();
+      for (const OffloadRun& x : r.offloads)
+        o.push_back({{"tier", x.tier}, {"what", x.what}, {"fraction", x.fraction}, {"links", x.links}, {"read_bytes", x.read_bytes},
+                     {"write_bytes", x.write_bytes}, {"bandwidth", x.bandwidth}, {"time_s", x.time}});
+      j["offload"] = {{"placements", o}, {"stream_s", r.offload_time}, {"stall_s", r.offload_stall}};
+    }
     if (r.alltoalls > 0) j["alltoall"] = {{"link", r.alltoall_link}, {"count", r.alltoalls}, {"network_bytes", r.alltoall_network_bytes}};
     j["emulated"] = r.emulated;
     j["engine"] = {{"name", r.engine}};
@@ -173,6 +180,13 @@ std::string format_run(const RunReport& r, Format f) {
                        r.phase.batch / r.microbatches, r.pipeline_link, ms(r.pipeline_send_time), fmt_bytes(r.pipeline_send_bytes), ms(r.pipeline_time),
                        pct(r.bubble), ms(r.pipeline_interval + r.host_time), r.tokens / (r.pipeline_interval + r.host_time));
   }
+  for (const OffloadRun& o : r.offloads)
+    out += fmt::format("offloaded: {} of the {} on {} (over {} at {} per device): {} read{} per device, {} ms\n", pct(o.fraction), o.what, o.tier, o.links,
+                       format_quantity(o.bandwidth, Dim::Bandwidth), fmt_bytes(o.read_bytes),
+                       o.write_bytes > 0 ? fmt::format(" and {} written", fmt_bytes(o.write_bytes)) : "", ms(o.time));
+  if (!r.offloads.empty())
+    out += fmt::format("streams: {} ms per step, layer by layer ahead of use; they add {} ms to the step ({})\n", ms(r.offload_time), ms(r.offload_stall),
+                       r.offload_time > r.step_time - r.host_time - r.offload_stall ? "the streams bound it" : "hidden but for the first layer's");
   if (r.host_time > 0) out += fmt::format("host time per step ({}): {} ms\n", r.runtime, ms(r.host_time));
   out += fmt::format("{}: {} ms; {:.4g} tokens/s{}\n", decode ? "decode step (TPOT)" : "prefill (TTFT)", ms(r.step_time), r.tokens_per_s,
                      r.devices() > 1 ? fmt::format(" over {} devices", r.devices()) : "");

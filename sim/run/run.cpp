@@ -939,6 +939,65 @@ static SourceLoc emulation_source(const ModelConfig& m, const std::string& note)
   return scheme && !q.loc.file.empty() ? q.loc : m.loc;
 }
 
+// RunOptions::offload: moves the placed shares of `mem` (the device tier's memory) to their
+// tiers, checks each tier holds them, prices the streams and stretches the step; returns the
+// J per device the streams spend on their tiers and links.
+static double place_offload(RunReport& r, TierMemory& mem, std::vector<TierMemory>& held, const ArchSpec& a, const RunOptions& opt, int64_t layers) {
+  if (opt.offload.empty()) return 0;
+  if (r.pp > 1) throw UserError(opt.offload.front().loc, "an offloaded share with pipeline stages is not modelled; place it with --pp 1");
+  const bool decode = opt.phase.kind == PhaseKind::Decode;
+  const double weights = mem.weights, kv = mem.kv_cache;
+  double placed[2] = {0, 0}, energy = 0;
+  for (const TierPlacement& pl : opt.offload) {
+    std::string why;
+    const std::optional<TierPath> path = tier_path(a, pl.tier, mem.tier, &why);
+    if (!path) throw UserError(pl.loc, why);
+    const bool w = pl.what == Offloaded::Weights;
+    placed[w ? 0 : 1] += pl.fraction;
+    if (placed[w ? 0 : 1] > 1 + 1e-9) throw UserError(pl.loc, fmt::format("the shares of the {} placed off the device add up to more than 1", w ? "weights" : "KV cache"));
+    OffloadRun o;
+    o.tier = pl.tier;
+    o.what = w ? "weights" : "KV cache";
+    o.links = fmt::format("{}", fmt::join(path->links, " + "));
+    o.fraction = pl.fraction;
+    const double bytes = pl.fraction * (w ? weights : kv);
+    if (w) {
+      o.read_bytes = bytes;  // every step reads every weight
+    } else if (decode) {
+      // The step reads the cache and appends one token to it.
+      const double tokens = static_cast<double>(opt.phase.context + 1);
+      o.read_bytes = bytes * (tokens - 1) / tokens, o.write_bytes = bytes / tokens;
+    } else {
+      // A prefill reads the cached context and writes the prompt's keys and values.
+      const double tokens = static_cast<double>(opt.phase.context + opt.phase.prompt);
+      o.read_bytes = bytes * static_cast<double>(opt.phase.context) / tokens, o.write_bytes = bytes * static_cast<double>(opt.phase.prompt) / tokens;
+    }
+    if (o.write_bytes > 0 && path->write_bandwidth <= 0)
+      throw UserError(pl.loc, fmt::format("tier '{}' gives no write bandwidth, and the KV cache is written every step", pl.tier));
+    o.bandwidth = path->read_bandwidth;
+    o.time = o.read_bytes / path->read_bandwidth + (o.write_bytes > 0 ? o.write_bytes / path->write_bandwidth : 0);
+    energy += (o.read_bytes + o.write_bytes) * path->energy;
+    r.offload_time += o.time;
+    auto it = std::find_if(held.begin(), held.end(), [&](const TierMemory& t) { return t.tier == pl.tier; });
+    if (it == held.end()) {
+      held.push_back(TierMemory{pl.tier, path->capacity});
+      it = held.end() - 1;
+    }
+    (w ? it->weights : it->kv_cache) += bytes;
+    if (opt.check_memory && it->total() > it->capacity * (1 + 1e-12))
+      throw UserError(pl.loc, fmt::format("tier '{}' holds {:.2f} GiB per device, and the shares placed on it need {:.2f} GiB", pl.tier,
+                                          it->capacity / (1ull << 30), it->total() / (1ull << 30)));
+    r.offloads.push_back(o);
+  }
+  mem.weights -= placed[0] * weights;
+  mem.kv_cache -= placed[1] * kv;
+  const double busy = r.step_time - r.host_time;
+  const double stretched = std::max(busy, r.offload_time) + r.offload_time / static_cast<double>(std::max<int64_t>(1, layers));
+  r.offload_stall = stretched - busy;
+  r.step_time = stretched + r.host_time;
+  return energy;
+}
+
 KernelKind kernel_kind(const Cascade& c, const std::vector<int>& members) {
   bool attention = false, contraction = false, experts = false, exp = false, rowwise = false;
   std::optional<KernelKind> quantized;
@@ -1227,20 +1286,6 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
     r.step_time = r.pipeline_time + r.host_time;
     r.tokens *= static_cast<double>(micro);
   }
-  r.tokens_per_s = r.step_time > 0 ? r.tokens / r.step_time : 0;
-
-  // Energy per step over all devices: the cost model's dynamic energy, the collectives' bytes
-  // over their links, and the active baseline power for the step's duration.
-  r.energy = static_cast<double>(r.devices()) * (dynamic + link_energy + a.power.active * r.step_time);
-  r.memory_energy = dynamic + link_energy - r.compute_energy;
-  r.power = r.step_time > 0 ? a.power.active + (dynamic + link_energy) / r.step_time : a.power.idle;
-  r.energy_per_token = r.tokens > 0 ? r.energy / r.tokens : 0;
-  // No report holds a number that is not finite: a configuration that gives one (a rate or
-  // efficiency near zero, a capacity near infinity) is the user's to fix, said here.
-  for (const auto& [what, v] : {std::pair<const char*, double>{"step time", r.step_time}, {"energy", r.energy}, {"power", r.power}, {"tokens/s", r.tokens_per_s}})
-    if (!std::isfinite(v))
-      throw UserError(a.loc, fmt::format("'{}' gives a non-finite {} for {} (a bandwidth, rate or efficiency at or near zero?)", a.name, what, m.name));
-
   // Memory of one device, all in the tier that feeds the arrays.
   const MemoryTier& tier = *a.tier(storage_path(a, 0)[0]);
   TierMemory mem;
@@ -1320,7 +1365,27 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
     mem.stage = static_cast<int64_t>(heavy);
   }
   mem.activations = p.activation_bytes(r);
+
+  // Offloaded shares (--weights-tier, --kv-tier): held on another tier and streamed to the
+  // device every step (placed_offload below).
+  std::vector<TierMemory> held;
+  link_energy += place_offload(r, mem, held, a, opt, r.layers > 0 ? r.layers : built_layers);
   r.memory.push_back(mem);
+  for (const TierMemory& t : held) r.memory.push_back(t);
+  r.tokens_per_s = r.step_time > 0 ? r.tokens / r.step_time : 0;
+
+  // Energy per step over all devices: the cost model's dynamic energy, the collectives' bytes
+  // over their links, and the active baseline power for the step's duration.
+  r.energy = static_cast<double>(r.devices()) * (dynamic + link_energy + a.power.active * r.step_time);
+  r.memory_energy = dynamic + link_energy - r.compute_energy;
+  r.power = r.step_time > 0 ? a.power.active + (dynamic + link_energy) / r.step_time : a.power.idle;
+  r.energy_per_token = r.tokens > 0 ? r.energy / r.tokens : 0;
+  // No report holds a number that is not finite: a configuration that gives one (a rate or
+  // efficiency near zero, a capacity near infinity) is the user's to fix, said here.
+  for (const auto& [what, v] : {std::pair<const char*, double>{"step time", r.step_time}, {"energy", r.energy}, {"power", r.power}, {"tokens/s", r.tokens_per_s}})
+    if (!std::isfinite(v))
+      throw UserError(a.loc, fmt::format("'{}' gives a non-finite {} for {} (a bandwidth, rate or efficiency at or near zero?)", a.name, what, m.name));
+
   if (opt.check_memory && !mem.fit().holds(mem.kv_cache)) {
     // The hint: the cheapest split that holds it (placement.h: the fewest devices, then the
     // cheapest or fastest of them), searched up to 256 devices.

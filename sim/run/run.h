@@ -95,8 +95,31 @@ struct TierMemory {
   MemoryFit fit() const { return MemoryFit{1, capacity, weights, activations}; }
 };
 
+/// A share of the weights or the KV cache held on another tier of the architecture (host
+/// memory, a CXL expander, an SSD: arch/arch.h tier_path()) and streamed to the device every step.
+enum class Offloaded { Weights, KvCache };
+struct TierPlacement {
+  Offloaded what = Offloaded::Weights;
+  std::string tier;
+  double fraction = 1;  ///< of this device's share, (0, 1]
+  SourceLoc loc;        ///< the flag that asked for it (errors point there)
+};
+
+/// One placement as run: bytes per device per step over its path.
+struct OffloadRun {
+  std::string tier, what, links;  ///< what: "weights" or "KV cache"; links: the path, tier side first
+  double fraction = 0;
+  double read_bytes = 0, write_bytes = 0;  ///< per device per step
+  double bandwidth = 0;                    ///< B/s: the path's read bandwidth for this device
+  double time = 0;                         ///< s per step to stream them
+};
+
 struct RunOptions {
   Phase phase;
+  /// Shares placed on other tiers (`--weights-tier`, `--kv-tier`): streamed from there layer by
+  /// layer ahead of use; the step takes the longer of its work and the streams, plus one
+  /// layer's share of the streams (the first layer's, which nothing hides). Not with pp > 1.
+  std::vector<TierPlacement> offload;
   int64_t tp = 1;                ///< tensor-parallel devices
   /// Expert-parallel devices (a multiple of tp): the experts split over them, attention
   /// tensor-parallel over tp and data-parallel over ep / tp groups of the batch, tokens
@@ -136,6 +159,9 @@ struct RunReport {
   /// Matrix products computed at a wider type than their operands' because no array runs it
   /// (fp8 on an A100, int4 on an H100), one sentence per kind.
   std::vector<std::string> emulated;
+  std::vector<OffloadRun> offloads;  ///< RunOptions::offload, as run
+  double offload_time = 0;           ///< s per step streaming the offloaded shares
+  double offload_stall = 0;          ///< s the streams add to the step
   Fusion fusion = Fusion::Kernels;
   std::vector<EinsumRun> einsums;
   std::vector<BlockRun> blocks;

@@ -75,6 +75,7 @@ struct Instance {
   std::vector<size_t> running;  ///< in admission order
   int64_t free_blocks = 0;
   bool busy = false;
+  double swapped = 0;  ///< bytes per device of its preempted requests' pages on the swap tier
   // The iteration in flight.
   std::vector<std::pair<size_t, int64_t>> prefill;  ///< request, tokens
   std::vector<size_t> decode;
@@ -159,9 +160,13 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
     Req& v = rq[victim];
     x.running.erase(std::find(x.running.begin(), x.running.end(), victim));
     x.free_blocks += v.blocks;
-    if (c.preemption == Preemption::Swap) {
+    const double bytes = static_cast<double>(v.context) * kv_bytes;
+    if (c.preemption == Preemption::Swap && (c.swap_capacity <= 0 || x.swapped + bytes <= c.swap_capacity)) {
       v.swapped = true;
-      extra += static_cast<double>(v.context) * kv_bytes / swap_bw;  // swap out
+      x.swapped += bytes;
+      res.swap_peak = std::max(res.swap_peak, x.swapped);
+      ++res.swaps;
+      extra += bytes / swap_bw;  // swap out
     } else {
       v.prompt_left = t.requests[victim].prompt + v.generated;  // recompute everything so far
       v.context = 0;
@@ -198,6 +203,7 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
         x.running.push_back(r);
         if (s.swapped) {
           s.swapped = false;
+          x.swapped -= static_cast<double>(s.context) * kv_bytes;
           extra += static_cast<double>(s.context) * kv_bytes / swap_bw;  // swap in
           continue;
         }

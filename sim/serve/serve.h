@@ -57,6 +57,11 @@ struct ServeConfig {
   Preemption preemption = Preemption::Recompute;
   Routing routing = Routing::LeastLoaded;
   double swap_bandwidth = 0;        ///< B/s per device to host memory (Swap); 0: the arch's host link
+  /// KV offload (`serve --kv-offload TIER`): the tier preempted requests' pages swap to, and the
+  /// bytes per device it holds for them (a swap that would overflow it recomputes instead).
+  /// Empty / 0: host memory, unbounded.
+  std::string swap_tier;
+  double swap_capacity = 0;
   double ttft_slo = 2.0, tpot_slo = 0.2;  ///< s, for goodput
   bool record_samples = false;      ///< keep an InstanceSample per iteration (a timeline)
   Operating operating;              ///< every instance's frequency lock and power cap
@@ -100,6 +105,8 @@ struct ServeResult {
   /// (time, requests arrived and not finished), at every event: for Little's law.
   std::vector<std::pair<double, int64_t>> in_system;
   int64_t iterations = 0, preemptions = 0;
+  int64_t swaps = 0;         ///< preemptions that swapped out (the rest recomputed)
+  double swap_peak = 0;      ///< most bytes per device swapped out of one instance at once
   int64_t kv_blocks = 0;     ///< pages per instance
   double makespan = 0;       ///< s from the first arrival to the last finish
   double tokens_generated = 0;

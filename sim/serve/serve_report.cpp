@@ -46,6 +46,8 @@ ServeSummary summarize(const Trace& t, const ServeResult& r, const ServeConfig& 
   s.requests = static_cast<int64_t>(r.requests.size());
   s.iterations = r.iterations;
   s.preemptions = r.preemptions;
+  s.swaps = r.swaps;
+  s.swap_peak = r.swap_peak;
   s.step_runs = step_runs;
   s.kv_blocks = r.kv_blocks;
   s.makespan = r.makespan;
@@ -116,6 +118,8 @@ std::string format_serve(const ServeSummary& s, Format f) {
                                    {"bin_s", s.power_bin}, {"energy_j", s.energy}, {"energy_per_token_j", s.energy_per_token}}},
                         {"iterations", s.iterations},
                         {"preemptions", s.preemptions},
+                        {"swap", {{"tier", c.swap_tier.empty() ? "host" : c.swap_tier}, {"swaps", s.swaps}, {"peak_bytes_per_device", s.swap_peak},
+                                  {"capacity_bytes_per_device", c.swap_capacity}, {"bandwidth", c.swap_bandwidth}}},
                         {"step_time_runs", s.step_runs}};
     return j.dump(2) + "\n";
   }
@@ -142,6 +146,10 @@ std::string format_serve(const ServeSummary& s, Format f) {
                      c.tpot_slo);
   out += fmt::format("KV cache: {} pages of {} tokens per instance; {:.1f}% used on average while busy, {:.1f}% at peak; {} preemptions\n", s.kv_blocks,
                      c.block, 100 * s.kv_mean, 100 * s.kv_peak, s.preemptions);
+  if (c.preemption == Preemption::Swap)
+    out += fmt::format("KV swap to {}{}: {} of the preemptions swapped out, {} per device at peak{}\n", c.swap_tier.empty() ? "host memory" : c.swap_tier,
+                       c.swap_bandwidth > 0 ? fmt::format(" at {} per device", format_quantity(c.swap_bandwidth, Dim::Bandwidth)) : "", s.swaps,
+                       fmt_bytes(s.swap_peak), c.swap_capacity > 0 ? fmt::format(" of {} (past it, preempted requests recompute)", fmt_bytes(c.swap_capacity)) : "");
   out += fmt::format("power per GPU: {:.0f} W mean, {:.0f} W peak ({:.3g} s bins); {:.0f} W peak per server; {:.4g} MJ, {:.3g} J per token{}\n",
                      s.gpu_power_mean, s.gpu_power_peak, s.power_bin, s.server_power_peak, s.energy / 1e6, s.energy_per_token,
                      (c.operating.lock > 0 ? fmt::format("; clock locked at {:.3g} GHz", c.operating.lock / 1e9) : "") +

@@ -16,7 +16,8 @@ struct Percentiles {
 struct ServeSummary {
   std::string model, arch, trace;
   ServeConfig config;
-  int64_t requests = 0, iterations = 0, preemptions = 0, step_runs = 0, kv_blocks = 0;
+  int64_t requests = 0, iterations = 0, preemptions = 0, step_runs = 0, kv_blocks = 0, swaps = 0;
+  double swap_peak = 0;  ///< bytes per device
   double makespan = 0, tokens_per_s = 0, requests_per_s = 0;
   double slo_attainment = 0;  ///< fraction of requests meeting both SLOs
   double goodput = 0;         ///< requests/s meeting both SLOs

@@ -806,3 +806,47 @@ TEST_CASE("the data folder: EINSIM_DATA_DIR overrides, a wrong one is an error",
   CHECK(std::filesystem::is_regular_file(einsim::data_path("traces/azure-llm-inference-2023/AzureLLMInferenceTrace_conv.csv")));
   CHECK(std::filesystem::is_directory(einsim::data_dir() / "measured"));
 }
+
+TEST_CASE("run --attach --kv-tier --weights-tier and serve --kv-offload: tiers off the device, errors at their flags", "[cli][tiers]") {
+  const std::vector<std::string> base = {"run", "--arch", "h100", "--model", "llama-3-8b", "--phase", "decode", "--layers", "2"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = base;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return run(a);
+  };
+  const Run ok = with({"--attach", "ddr5-socket", "--kv-tier", "ddr5:0.25", "--format", "json"});
+  REQUIRE(ok.code == 0);
+  const auto j = nlohmann::json::parse(ok.out);
+  CHECK(j["offload"]["placements"][0]["tier"] == "ddr5");
+  CHECK(j["offload"]["placements"][0]["fraction"] == 0.25);
+  CHECK(j["memory"][1]["tier"] == "ddr5");
+  const Run text = with({"--attach", "ddr5-socket", "--kv-tier", "ddr5:0.25"});
+  CHECK_THAT(text.out, Catch::Contains("offloaded: 25.0% of the KV cache on ddr5 (over pcie at 63 GB/s per device)"));
+  for (const auto& [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--kv-tier", "ddr5"}, "--kv-tier: error: 'H100-SXM5-80GB' has no tier 'ddr5'"},
+           {{"--attach", "ddr5-socket", "--kv-tier", "ddr5:0"}, "--kv-tier: error: 'ddr5:0': the fraction after ':' must be a number in (0, 1]"},
+           {{"--attach", "ddr5-socket", "--kv-tier", "ddr5:x"}, "--kv-tier: error: 'ddr5:x': the fraction after ':' must be a number in (0, 1]"},
+           {{"--attach", "ddr5-socket", "--weights-tier", ":0.5"}, "--weights-tier: error: ':0.5': name a tier"},
+           {{"--attach", "h100"}, "--attach: error: 'H100-SXM5-80GB' is not a host"},
+           {{"--attach", "nope"}, "nope: error: no such file, and no shipped architecture of that name"},
+           {{"--attach", "ddr5-socket", "--kv-tier", "ddr5", "--engine", "systemc"}, "--kv-tier: error: offloaded shares are priced by the analytical engine"}}) {
+    INFO(message);
+    const Run r = with(args);
+    CHECK(r.code == 1);
+    CHECK_THAT(r.err, Catch::StartsWith(message));
+  }
+  const std::vector<std::string> serve = {"serve", "--model", "llama-3-8b", "--arch", "h100", "--requests", "20"};
+  auto serve_with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = serve;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return run(a);
+  };
+  const Run sv = serve_with({"--attach", "cxl-expander", "--kv-offload", "cxl"});
+  REQUIRE(sv.code == 0);
+  CHECK_THAT(sv.out, Catch::Contains("preemption by swap") && Catch::Contains("KV swap to cxl at 31.5 GB/s per device"));
+  CHECK(serve_with({"--kv-offload", "cxl"}).err.starts_with("--kv-offload: error: 'H100-SXM5-80GB' has no tier 'cxl'"));
+  CHECK(serve_with({"--attach", "nvme-gen5", "--kv-offload", "nvme"}).err.starts_with("--kv-offload: error: tier 'nvme' gives no write bandwidth"));
+  CHECK(serve_with({"--attach", "cxl-expander", "--kv-offload", "cxl", "--preemption", "recompute"}).err.starts_with("--kv-offload: error: --kv-offload swaps"));
+  // A format the GPU does not run natively: refused at --quant in serve as in run.
+  CHECK_THAT(serve_with({"--quant", "nvfp4"}).err, Catch::Contains("error: nvfp4 matrix products computed at fp8: no array of H100-SXM5-80GB runs them at nvfp4"));
+}

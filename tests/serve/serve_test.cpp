@@ -235,3 +235,24 @@ TEST_CASE("serve: an expert-parallel instance spreads its requests over its grou
   CHECK_THAT(error_of([&] { StepTimer(load_model("llama-3-8b"), a, 1, nullptr, std::nullopt, 2); }), Catch::Contains("has no experts to split"));
   CHECK_THAT(error_of([&] { StepTimer(m, a, 2, nullptr, std::nullopt, 3); }), Catch::Contains("is not a multiple of --tp 2"));
 }
+
+TEST_CASE("serve: KV offload swaps preempted pages to a tier, up to its capacity", "[serve][tiers]") {
+  Setup s({"arch.tiers.hbm.capacity=\"19 GB\""});
+  const ArchSpec a = attach(s.arch, load_arch("cxl-expander"), SourceLoc{"--attach"});
+  StepTimer timer(s.model, a, 1);
+  const Trace t = poisson(20, 300, 3);
+  ServeConfig c;
+  c.preemption = Preemption::Swap;
+  c.swap_tier = "cxl";
+  c.swap_bandwidth = 31.5e9;
+  const ServeResult open = simulate_serving(t, c, timer, a);
+  check_invariants(t, open);
+  CHECK(open.swaps == open.preemptions);  // unbounded: every preemption swaps
+  CHECK(open.swap_peak > 0);
+  // A tier holding half the peak: some preemptions recompute instead, and it never overflows.
+  c.swap_capacity = open.swap_peak / 2;
+  const ServeResult bounded = simulate_serving(t, c, timer, a);
+  check_invariants(t, bounded);
+  CHECK(bounded.swaps < bounded.preemptions);
+  CHECK(bounded.swap_peak <= c.swap_capacity);
+}

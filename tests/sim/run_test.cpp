@@ -963,3 +963,71 @@ TEST_CASE("expert parallelism under skewed routing: the busiest device sets the 
   CHECK(load_model(cfg, {"model.routing_skew=1.0"}).expert_imbalance(8) == Approx(m.expert_imbalance(8)));
   CHECK_THAT(error_of([&] { load_model(cfg, {"model.routing_skew=-1"}); }), Catch::Contains("'routing_skew' must be a number in [0, 10]"));
 }
+
+TEST_CASE("tiers: attached hosts' tiers hold offloaded shares, streamed every step over their path", "[run][tiers]") {
+  // The path's bandwidth per device: the narrowest of the tier's share, its own links' share and
+  // the device's host link. A socket's DDR5 (307.2 GB/s over 4 GPUs) behind the H100's PCIe
+  // (63 GB/s); a CXL module's x8 link (31.5 GB/s) behind it; Grace's LPDDR5X over C2C.
+  const ArchSpec ddr = attach(load_arch("h100"), load_arch("ddr5-socket"), SourceLoc{"--attach"});
+  const TierPath dp = *tier_path(ddr, "ddr5", "hbm");
+  CHECK(dp.read_bandwidth == Approx(63e9));
+  CHECK(dp.capacity == Approx(512e9 / 4));
+  CHECK(dp.links == std::vector<std::string>{"pcie"});
+  const ArchSpec cxl = attach(load_arch("h100"), load_arch("cxl-expander"), SourceLoc{"--attach"});
+  const TierPath cp = *tier_path(cxl, "cxl", "hbm");
+  CHECK(cp.read_bandwidth == Approx(31.5e9));
+  CHECK(cp.links == std::vector<std::string>{"cxl-x8", "pcie"});
+  CHECK(tier_path(load_arch("gh200"), "lpddr5x", "hbm")->read_bandwidth == Approx(450e9));
+  CHECK(cxl.name == "H100-SXM5-80GB + cxl-expander");
+  std::string why;
+  CHECK_FALSE(tier_path(load_arch("h100"), "cxl", "hbm", &why));
+  CHECK_THAT(why, Catch::Contains("has no tier 'cxl'"));
+
+  // Half of a decode step's KV cache on the CXL module: half the cache leaves HBM, lands on
+  // the module, and is read over the 31.5 GB/s path every step, which bounds the step.
+  RunOptions o = decode(8, 8191, 0);
+  const ModelConfig m = load_model("llama-3-8b");
+  const RunReport base = run_model(m, cxl, o);
+  o.offload.push_back({Offloaded::KvCache, "cxl", 0.5, SourceLoc{"--kv-tier"}});
+  const RunReport half = run_model(m, cxl, o);
+  REQUIRE(half.memory.size() == 2);
+  CHECK(half.memory[0].kv_cache == Approx(base.memory[0].kv_cache / 2));
+  CHECK(half.memory[0].weights == Approx(base.memory[0].weights));
+  CHECK(half.memory[1].tier == "cxl");
+  CHECK(half.memory[1].kv_cache == Approx(base.memory[0].kv_cache / 2));
+  REQUIRE(half.offloads.size() == 1);
+  const OffloadRun& kv = half.offloads[0];
+  CHECK(kv.read_bytes + kv.write_bytes == Approx(base.memory[0].kv_cache / 2));
+  CHECK(kv.write_bytes == Approx(kv.read_bytes / 8191));  // one token of 8192 appended
+  CHECK(kv.time == Approx((kv.read_bytes + kv.write_bytes) / 31.5e9));
+  CHECK(kv.time > base.step_time);
+  // The streams bound the step: their time plus the first layer's share of them.
+  CHECK(half.step_time - half.host_time == Approx(kv.time * (1 + 1.0 / 32)));
+  CHECK(half.tokens_per_s == Approx(half.tokens / half.step_time));
+  // Weights on the NVMe SSD: read-only, so a KV cache there is refused; too much for a tier is too.
+  const ArchSpec ssd = attach(load_arch("h100"), load_arch("nvme-gen5"), SourceLoc{"--attach"});
+  RunOptions w = decode(1, 1023, 0);
+  w.offload.push_back({Offloaded::Weights, "nvme", 1, SourceLoc{"--weights-tier"}});
+  const RunReport streamed = run_model(m, ssd, w);
+  CHECK(streamed.memory[0].weights == Approx(0).margin(1));
+  CHECK(streamed.offloads[0].bandwidth == Approx(14e9));
+  CHECK(streamed.step_time > base.memory[0].weights / 14e9);
+  w.offload[0].what = Offloaded::KvCache;
+  CHECK(error_of([&] { run_model(m, ssd, w); }) == "--weights-tier: error: tier 'nvme' gives no write bandwidth, and the KV cache is written every step");
+  RunOptions big = decode(64, 32767, 0);
+  big.offload.push_back({Offloaded::KvCache, "cxl", 1, SourceLoc{"--kv-tier"}});
+  const ArchSpec cxl_small = attach(load_arch("h100"), load_arch("cxl-expander", {"arch.tiers.cxl.capacity=\"64 GB\""}), SourceLoc{"--attach"});
+  CHECK_THAT(error_of([&] { run_model(m, cxl_small, big); }), Catch::StartsWith("--kv-tier: error: tier 'cxl' holds 59.60 GiB per device"));
+  RunOptions twice = decode(8, 8191, 0);
+  twice.offload = {{Offloaded::KvCache, "cxl", 0.6, SourceLoc{"--kv-tier"}}, {Offloaded::KvCache, "cxl", 0.6, SourceLoc{"--kv-tier"}}};
+  CHECK(error_of([&] { run_model(m, cxl, twice); }) == "--kv-tier: error: the shares of the KV cache placed off the device add up to more than 1");
+  RunOptions staged = decode(8, 8191, 0);
+  staged.pp = 2;
+  staged.offload.push_back({Offloaded::KvCache, "cxl", 0.5, SourceLoc{"--kv-tier"}});
+  CHECK_THAT(error_of([&] { run_model(m, cxl, staged); }), Catch::StartsWith("--kv-tier: error: an offloaded share with pipeline stages"));
+  // Attaching: only hosts, and no name twice.
+  CHECK(error_of([&] { attach(load_arch("h100"), load_arch("a100"), SourceLoc{"--attach"}); }) ==
+        "--attach: error: 'A100-SXM4-80GB' is not a host (kind = \"host\"): only a host's tiers attach");
+  CHECK(error_of([&] { attach(cxl, load_arch("cxl-expander"), SourceLoc{"--attach"}); }) ==
+        "--attach: error: 'H100-SXM5-80GB + cxl-expander' and 'cxl-expander' both name a part 'cxl'");
+}
