@@ -381,6 +381,7 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
       ro.dtype = dt;
       if (!st.fusion.empty()) ro.fusion = parse_fusion(st.fusion);
       ro.check_memory = false;
+      ro.emulate = s_.emulate;
       ro.mapper.max_tiles = s_.max_tiles;
       // Bounded memory: bound cascades are kept per phase (a new context is a new cascade),
       // mappings per Einsum shape; a long sweep drops them when they grow large.

@@ -117,6 +117,7 @@ class SpecReader {
     s_.description = sw.opt_string("description").value_or("");
     s_.mode = sw.opt_choice("mode", {"mapped", "roofline"}).value_or("mapped") == "roofline" ? SweepMode::Roofline : SweepMode::Mapped;
     s_.max_tiles = sw.opt_int("max_tiles", 1, int64_t{1} << 20).value_or(128);
+    s_.emulate = sw.opt_bool("emulate").value_or(false);
     const std::string design = sw.opt_choice("design", {"grid", "random", "lhs"}).value_or("grid");
     s_.design = design == "random" ? Design::Random : design == "lhs" ? Design::Lhs : Design::Grid;
     if (s_.design != Design::Grid) {

@@ -84,6 +84,9 @@ struct SweepSpec {
   int64_t samples = 0;
   /// Mapper tile candidates per level (RunOptions' default for whole models is 128).
   int64_t max_tiles = 128;
+  /// Mapped points whose matrix products no array runs at their type compute wider (`emulate
+  /// = true`); false: such a point is an error naming the emulation (as `run` without --emulate).
+  bool emulate = false;
   uint64_t seed = 1;
   /// Fixed settable values (the `[sweep]` table's deployment keys), one value each.
   std::vector<SweepParam> fixed;

@@ -331,6 +331,22 @@ TEST_CASE("sweep evaluation: expert parallelism in both modes", "[sweep][ep]") {
   CHECK_THAT(r[kErrorColumn].s, Catch::Contains("has no experts to split"));
 }
 
+TEST_CASE("sweep evaluation: emulated matrix products are an error unless the sweep asks for them", "[sweep][emulate]") {
+  const std::string dir = scratch("emulate");
+  const std::string head = "[sweep]\narch = \"a100\"\nmodel = \"llama-3-8b\"\nphase = \"decode\"\nmode = \"mapped\"\ndtype = \"fp8\"\n";
+  const std::string body = "[parameters]\nbatch = [1]\ncontext = [1024]\n";
+  std::vector<Cell> row;
+  const SweepSpec plain = load_sweep(spec_file(dir, head + body)), emulating = load_sweep(spec_file(dir + "/asked", head + "emulate = true\n" + body));
+  PointEvaluator refused(plain);  // (an evaluator keeps a reference to its spec)
+  refused.run(0, row);
+  CHECK(row[kStatusColumn].s == "error");
+  CHECK_THAT(row[kErrorColumn].s, Catch::Contains("fp8 matrix products computed at bf16: no array of A100-SXM4-80GB runs them at fp8"));
+  PointEvaluator asked(emulating);
+  asked.run(0, row);
+  CHECK(row[kStatusColumn].s == "ok");
+  CHECK_THAT(error_of([&] { load_sweep(spec_file(dir + "/bad", head + "emulate = 2\n" + body)); }), Catch::Contains("emulate"));
+}
+
 TEST_CASE("sweep evaluation: a derived arch key changes the hardware", "[sweep]") {
   const SweepSpec s = load_sweep(data("sweep-mapped.toml"));
   CHECK(s.total == 9);
