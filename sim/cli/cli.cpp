@@ -287,6 +287,12 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   place->add_option("--max-devices", place_max, "Devices at most (default 64)")->check(CLI::Range(int64_t{1}, int64_t{4096}));
   place->add_option("--slo", place_slo, "The step (TTFT or TPOT) at most this (e.g. \"50 ms\")");
   place->add_option("--top", place_top, "Rows shown (default 12; every split with --format json or csv)")->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  std::string place_dtype, place_quant, place_kv_dtype;
+  bool place_emulate = false;
+  place->add_option("--dtype", place_dtype, "Weights, activations and KV cache (default: the model's)")->check(CLI::IsMember(dtype_names()));
+  place->add_option("--quant", place_quant, kQuantHelp);
+  place->add_option("--kv-dtype", place_kv_dtype, "KV cache element type when it differs")->check(CLI::IsMember(dtype_names()));
+  place->add_flag("--emulate", place_emulate, "Compute matrix products no array runs at their type at a wider one; without it such splits are invalid");
   place->add_option("--runtime", runtime_name, runtime_help);
   place->add_option("--set", place_sets, "Override a value: arch.KEY=VALUE, model.KEY=VALUE or runtime.KEY=VALUE");
   place->add_option("--format", place_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
@@ -494,12 +500,16 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
     if (*place) {
       const auto [arch_sets, model_sets] = split_sets(place_sets, "place");
       const ArchSpec a = load_arch(arch_name, arch_sets);
-      const ModelConfig m = load_model(model_name, model_sets);
+      ModelConfig m = load_model(model_name, model_sets);
       print_notes(m);
+      apply_quant(m, place_quant);
       const auto rt = cli_runtime(runtime_name, take_runtime_sets(place_sets));
       RunOptions ro;
       ro.runtime = rt.get();
       ro.phase = make_phase(pa);
+      if (!place_dtype.empty()) ro.dtype = parse_dtype(place_dtype);
+      if (!place_kv_dtype.empty()) ro.phase.kv_dtype = parse_dtype(place_kv_dtype);
+      ro.emulate = place_emulate;
       PlacementOptions po;
       po.max_devices = place_max;
       po.slo = flag_quantity(place_slo, "--slo", Dim::Time, "50 ms");

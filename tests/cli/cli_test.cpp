@@ -420,6 +420,17 @@ TEST_CASE("place: the splits, best first, and its errors", "[cli]") {
   r = run({"place", "--arch", "h100", "--model", "llama-3-70b", "--phase", "decode", "--max-devices", "2", "--slo", "1 us"});
   CHECK(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("no split holds the model within the SLO"));
+  // Formats: fp8 weights halve the memory, so one H100 holds Llama-3-70B's where bf16 needs two;
+  // a format no array runs makes every split invalid unless emulated.
+  r = run({"place", "--arch", "h100", "--model", "llama-3-70b", "--phase", "decode", "--batch", "1", "--context", "1024", "--max-devices", "1",
+           "--quant", "fp8", "--format", "json"});
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("\"status\": \"ok\""));
+  r = run({"place", "--arch", "h100", "--model", "llama-3-70b", "--phase", "decode", "--max-devices", "2", "--quant", "nvfp4", "--format", "json"});
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("nvfp4 matrix products computed at fp8") && !Catch::Contains("\"status\": \"ok\""));
+  r = run({"place", "--arch", "h100", "--model", "llama-3-70b", "--phase", "decode", "--max-devices", "2", "--quant", "nvfp4", "--emulate", "--format", "json"});
+  CHECK_THAT(r.out, Catch::Contains("\"status\": \"ok\""));
 }
 
 TEST_CASE("run: engine options are checked before anything is simulated", "[cli][errors]") {
