@@ -331,7 +331,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   auto* serve = app.add_subcommand("serve", "Serve a request trace on simulated servers: latency percentiles, throughput, goodput, KV use");
   struct ServeArgs {
     std::string model, arch, trace = "conv", batching = "prefill-first", preemption = "recompute", routing = "least-loaded", format = "table", timeline;
-    int64_t tp = 1, ep = 1, instances = 1, servers = 1, budget = 8192, max_batch = 256, requests = 1000, plan_limit = 256;
+    int64_t tp = 1, ep = 1, pp = 1, instances = 1, servers = 1, budget = 8192, max_batch = 256, requests = 1000, plan_limit = 256;
     double rate = 0, cv = 1, ttft_slo = 2, tpot_slo = 0.2, duration = 0, plan = 0;
     std::string arrivals, clock, cap, power;
     double power_bin = 1;
@@ -346,6 +346,8 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   serve->add_option("--tp", sv.tp, "Devices per model instance (tensor parallel)")->check(CLI::Range(int64_t{1}, int64_t{1024}));
   serve->add_option("--ep", sv.ep, "Expert-parallel devices per instance, a multiple of --tp: experts split over them, attention tensor-parallel over "
                                    "--tp within ep / tp data-parallel groups that share the instance's requests")
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  serve->add_option("--pp", sv.pp, "Pipeline stages per instance, each of max(tp, ep) devices; pp batches in flight (lanes)")
       ->check(CLI::Range(int64_t{1}, int64_t{1024}));
   serve->add_option("--instances", sv.instances, "Model instances per server")->check(CLI::Range(int64_t{1}, int64_t{1024}));
   serve->add_option("--servers", sv.servers, "Servers behind the router")->check(CLI::Range(int64_t{1}, int64_t{100000}));
@@ -639,6 +641,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       ServeConfig c;
       c.tp = sv.tp;
       c.ep = sv.ep;
+      c.pp = sv.pp;
       c.instances_per_server = sv.instances;
       c.servers = sv.servers;
       c.batching = sv.batching == "chunked" ? Batching::Chunked : Batching::PrefillFirst;
@@ -666,7 +669,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       c.operating.lock = flag_quantity(sv.clock, "--clock", Dim::Frequency, "1.4 GHz");
       c.operating.cap = flag_quantity(sv.cap, "--power-cap", Dim::Power, "490 W");
       c.power_bin = sv.power_bin;
-      StepTimer timer(m, a, sv.tp, rt, serve_kv_dtype.empty() ? std::nullopt : parse_dtype(serve_kv_dtype), sv.ep, serve_emulate);
+      StepTimer timer(m, a, sv.tp, rt, serve_kv_dtype.empty() ? std::nullopt : parse_dtype(serve_kv_dtype), sv.ep, serve_emulate, sv.pp);
       for (const std::string& e : timer.emulated()) err << "note: emulated: " << e << "\n";
       if (sv.plan > 0) {
         const CapacityPlan plan = plan_capacity(trace, c, timer, a, sv.plan, sv.plan_limit);
@@ -679,7 +682,9 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
         out << fmt::format("capacity plan: {} server{} ({} x {} instance{} of {} each) meet TTFT <= {:.4g} s and TPOT <= {:.4g} s for {:.1f}% of "
                            "requests\ntried: {}\n\n",
                            plan.servers, plan.servers == 1 ? "" : "s", plan.servers, sv.instances, sv.instances == 1 ? "" : "s",
-                           sv.ep > 1 ? fmt::format("EP {} (TP {})", sv.ep, sv.tp) : fmt::format("TP {}", sv.tp), sv.ttft_slo,
+                           (sv.ep > 1 ? fmt::format("EP {} (TP {})", sv.ep, sv.tp) : fmt::format("TP {}", sv.tp)) +
+                               (sv.pp > 1 ? fmt::format(" x PP {}", sv.pp) : ""),
+                           sv.ttft_slo,
                            sv.tpot_slo, 100 * sv.plan, tried);
         c.servers = plan.servers;
       }

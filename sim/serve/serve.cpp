@@ -100,10 +100,13 @@ struct Event {
 ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& timer, const ArchSpec& a) {
   if (c.servers < 1 || c.instances_per_server < 1 || c.token_budget < 1 || c.max_batch < 1 || c.block < 1)
     throw UserError(SourceLoc{"serve"}, "servers, instances per server, token budget, batch limit and page size must be at least 1");
-  const int n_inst = static_cast<int>(c.servers * c.instances_per_server);
-  if (!c.instance_class.empty() && c.instance_class.size() != static_cast<size_t>(n_inst))
-    throw InternalError(fmt::format("{} instance classes for {} instances", c.instance_class.size(), n_inst));
-  auto class_of = [&](int k) { return c.instance_class.empty() ? 0 : c.instance_class[static_cast<size_t>(k)]; };
+  if (c.pp != timer.stages()) throw InternalError(fmt::format("serving {} pipeline stages with a timer of {}", c.pp, timer.stages()));
+  // Lanes: an instance's batches in flight, one per pipeline stage (one without stages).
+  const int lanes = static_cast<int>(std::max<int64_t>(1, c.pp));
+  const int n_inst = static_cast<int>(c.servers * c.instances_per_server) * lanes;
+  if (!c.instance_class.empty() && c.instance_class.size() * static_cast<size_t>(lanes) != static_cast<size_t>(n_inst))
+    throw InternalError(fmt::format("{} instance classes for {} instances", c.instance_class.size(), n_inst / lanes));
+  auto class_of = [&](int k) { return c.instance_class.empty() ? 0 : c.instance_class[static_cast<size_t>(k / lanes)]; };
   for (const Request& r : t.requests) {
     bool served = false;
     for (int k = 0; k < n_inst && !served; ++k) served = class_of(k) == r.priority;
@@ -113,12 +116,12 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
   res.power.bin = c.power_bin > 0 ? c.power_bin : 1;
   res.power.start = t.requests.empty() ? 0 : std::min(0.0, t.requests.front().arrival);
   res.power.power = a.power;
-  res.power.devices_per_instance = c.devices();
+  res.power.devices_per_instance = c.devices() / lanes;  // a lane's share of the instance's devices
   res.power.energy.resize(static_cast<size_t>(n_inst));
   res.power.busy.resize(static_cast<size_t>(n_inst));
   res.power.clock.resize(static_cast<size_t>(n_inst));
   std::vector<Operating> ops(static_cast<size_t>(n_inst), c.operating);
-  res.kv_blocks = static_cast<int64_t>(std::floor(timer.kv_capacity() / (timer.kv_bytes_per_token() * static_cast<double>(c.block))));
+  res.kv_blocks = static_cast<int64_t>(std::floor(timer.kv_capacity() / (timer.kv_bytes_per_token() * static_cast<double>(c.block)))) / lanes;
   double swap_bw = c.swap_bandwidth;
   if (swap_bw <= 0)
     for (const Link& l : a.links)
@@ -130,8 +133,8 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
   auto pages = [&](int64_t tokens) { return static_cast<int64_t>(std::ceil(timer.kv_tokens(tokens) / static_cast<double>(c.block) - 1e-9)); };
   for (const Request& r : t.requests)
     if (pages(r.prompt + r.output) > res.kv_blocks)
-      throw UserError(request_loc(t, r), fmt::format("request {} ({} + {} tokens) needs {} KV pages; an instance has {}", r.id, r.prompt, r.output,
-                                                     pages(r.prompt + r.output), res.kv_blocks));
+      throw UserError(request_loc(t, r), fmt::format("request {} ({} + {} tokens) needs {} KV pages; {} has {}", r.id, r.prompt, r.output,
+                                                     pages(r.prompt + r.output), lanes > 1 ? "a lane of an instance" : "an instance", res.kv_blocks));
 
   std::vector<Req> rq(t.requests.size());
   res.requests.resize(t.requests.size());
@@ -161,7 +164,7 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
     x.running.erase(std::find(x.running.begin(), x.running.end(), victim));
     x.free_blocks += v.blocks;
     const double bytes = static_cast<double>(v.context) * kv_bytes;
-    if (c.preemption == Preemption::Swap && (c.swap_capacity <= 0 || x.swapped + bytes <= c.swap_capacity)) {
+    if (c.preemption == Preemption::Swap && (c.swap_capacity <= 0 || x.swapped + bytes <= c.swap_capacity / lanes)) {
       v.swapped = true;
       x.swapped += bytes;
       res.swap_peak = std::max(res.swap_peak, x.swapped);
@@ -438,7 +441,7 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
   for (size_t k = 0; k < pt.energy.size(); ++k)
     for (size_t b = 0; b < pt.energy[k].size(); ++b) dyn += pt.energy[k][b], busy_all += pt.busy[k][b];
   const double span = static_cast<double>(n_inst) * (last - pt.start);
-  res.energy = static_cast<double>(c.devices()) * (dyn + a.power.active * busy_all + a.power.idle * std::max(0.0, span - busy_all));
+  res.energy = static_cast<double>(c.devices() / lanes) * (dyn + a.power.active * busy_all + a.power.idle * std::max(0.0, span - busy_all));
   return res;
 }
 

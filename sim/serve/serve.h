@@ -47,7 +47,13 @@ struct PowerControl {
 struct ServeConfig {
   int64_t tp = 1;                   ///< tensor-parallel devices per model instance
   int64_t ep = 1;                   ///< expert-parallel devices per instance (a multiple of tp; 1: none)
-  int64_t devices() const { return ep > 1 ? ep : tp; }  ///< devices per model instance
+  /// Pipeline stages per instance, each of max(tp, ep) devices. The instance keeps pp batches
+  /// in flight (an engine's virtual engines): `pp` lanes, each scheduling its own requests on
+  /// 1/pp of the instance's KV pages, each iteration passing through every stage (StepTimer
+  /// with pp). Lanes of equal load keep every stage busy; unequal ones are not made to wait on a
+  /// stage (the model's approximation).
+  int64_t pp = 1;
+  int64_t devices() const { return (ep > 1 ? ep : tp) * pp; }  ///< devices per model instance
   int64_t instances_per_server = 1;
   int64_t servers = 1;
   Batching batching = Batching::PrefillFirst;
@@ -107,7 +113,7 @@ struct ServeResult {
   int64_t iterations = 0, preemptions = 0;
   int64_t swaps = 0;         ///< preemptions that swapped out (the rest recomputed)
   double swap_peak = 0;      ///< most bytes per device swapped out of one instance at once
-  int64_t kv_blocks = 0;     ///< pages per instance
+  int64_t kv_blocks = 0;     ///< pages per instance (with pp > 1: per lane)
   double makespan = 0;       ///< s from the first arrival to the last finish
   double tokens_generated = 0;
   PowerTimeline power;

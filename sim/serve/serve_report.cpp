@@ -71,7 +71,7 @@ ServeSummary summarize(const Trace& t, const ServeResult& r, const ServeConfig& 
   const PowerTimeline& pt = r.power;
   const size_t bins = pt.bins();
   const auto devices = static_cast<double>(pt.energy.size() * static_cast<size_t>(pt.devices_per_instance));
-  const size_t per_server = static_cast<size_t>(c.instances_per_server);
+  const size_t per_server = static_cast<size_t>(c.instances_per_server * c.pp);
   for (size_t b = 0; b < bins; ++b)
     for (size_t k = 0; k < pt.energy.size(); k += per_server) {
       double server = 0;
@@ -98,7 +98,7 @@ std::string format_serve(const ServeSummary& s, Format f) {
                         {"model", s.model},
                         {"arch", s.arch},
                         {"trace", s.trace},
-                        {"deployment", {{"servers", c.servers}, {"instances_per_server", c.instances_per_server}, {"tp", c.tp}, {"ep", c.ep},
+                        {"deployment", {{"servers", c.servers}, {"instances_per_server", c.instances_per_server}, {"tp", c.tp}, {"ep", c.ep}, {"pp", c.pp},
                                         {"batching", batching_name(c.batching)}, {"token_budget", c.token_budget}, {"max_batch", c.max_batch},
                                         {"preemption", c.preemption == Preemption::Swap ? "swap" : "recompute"},
                                         {"routing", c.routing == Routing::RoundRobin ? "round-robin" : "least-loaded"}}},
@@ -137,15 +137,17 @@ std::string format_serve(const ServeSummary& s, Format f) {
       "{} on {} server{} x {} instance{} x {} {} ({}); {}, token budget {}, at most {} running; preemption by {}; {} routing\n"
       "trace {}: {} requests over {:.4g} s\n\n",
       s.model, c.servers, c.servers == 1 ? "" : "s", c.instances_per_server, c.instances_per_server == 1 ? "" : "s", c.devices(), s.arch,
-      c.ep > 1 ? fmt::format("EP {}: experts split {} ways, TP {} x {} data-parallel groups", c.ep, c.ep, c.tp, c.ep / c.tp) : fmt::format("TP {}", c.tp),
+      (c.ep > 1 ? fmt::format("EP {}: experts split {} ways, TP {} x {} data-parallel groups", c.ep, c.ep, c.tp, c.ep / c.tp) : fmt::format("TP {}", c.tp)) +
+          (c.pp > 1 ? fmt::format(", PP {}: {} stages, {} batches in flight", c.pp, c.pp, c.pp) : ""),
       batching_name(c.batching), c.token_budget, c.max_batch, c.preemption == Preemption::Swap ? "swap" : "recompute",
       c.routing == Routing::RoundRobin ? "round-robin" : "least-loaded", s.trace, s.requests, s.makespan);
   out += t.aligned();
   out += fmt::format("\nthroughput: {:.4g} tokens/s, {:.4g} requests/s\n", s.tokens_per_s, s.requests_per_s);
   out += fmt::format("goodput: {:.4g} requests/s ({:.1f}% meet TTFT <= {:.4g} s and TPOT <= {:.4g} s)\n", s.goodput, 100 * s.slo_attainment, c.ttft_slo,
                      c.tpot_slo);
-  out += fmt::format("KV cache: {} pages of {} tokens per instance; {:.1f}% used on average while busy, {:.1f}% at peak; {} preemptions\n", s.kv_blocks,
-                     c.block, 100 * s.kv_mean, 100 * s.kv_peak, s.preemptions);
+  out += fmt::format("KV cache: {} pages of {} tokens per {}; {:.1f}% used on average while busy, {:.1f}% at peak; {} preemptions\n", s.kv_blocks,
+                     c.block, c.pp > 1 ? fmt::format("lane ({} lanes per instance, one per stage)", c.pp) : "instance", 100 * s.kv_mean, 100 * s.kv_peak,
+                     s.preemptions);
   if (c.preemption == Preemption::Swap)
     out += fmt::format("KV swap to {}{}: {} of the preemptions swapped out, {} per device at peak{}\n", c.swap_tier.empty() ? "host memory" : c.swap_tier,
                        c.swap_bandwidth > 0 ? fmt::format(" at {} per device", format_quantity(c.swap_bandwidth, Dim::Bandwidth)) : "", s.swaps,
@@ -169,7 +171,7 @@ std::string timeline_csv(const ServeResult& r) {
 std::string power_csv(const ServeResult& r, const ServeConfig& c) {
   const PowerTimeline& pt = r.power;
   std::string out = "time_s,server,gpu,power_w,clock_ghz\n";
-  const auto per_server = static_cast<size_t>(c.instances_per_server);
+  const auto per_server = static_cast<size_t>(c.instances_per_server * c.pp);
   const auto tp = static_cast<size_t>(pt.devices_per_instance);
   for (size_t b = 0; b < pt.bins(); ++b)
     for (size_t k = 0; k < pt.energy.size(); ++k) {

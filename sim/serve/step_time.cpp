@@ -1,5 +1,7 @@
 #include "sim/serve/step_time.h"
 
+#include "arch/collective.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -55,8 +57,9 @@ void add(ClockedWork& to, const ClockedWork& w) {
 
 }  // namespace
 
-StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<const Runtime> rt, std::optional<DType> kv_dtype, int64_t ep, bool emulate)
-    : m_(std::move(m)), a_(std::move(a)), tp_(tp), ep_(ep), rt_(std::move(rt)), kv_dtype_(kv_dtype) {
+StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<const Runtime> rt, std::optional<DType> kv_dtype, int64_t ep, bool emulate,
+                     int64_t pp)
+    : m_(std::move(m)), a_(std::move(a)), tp_(tp), ep_(ep), pp_(std::max<int64_t>(1, pp)), rt_(std::move(rt)), kv_dtype_(kv_dtype) {
   clocks_ = dvfs_clocks(a_, 0);
   // The runtime's launch cost applied once (run_model then copies nothing); the iteration
   // strips launches and adds its own.
@@ -71,7 +74,15 @@ StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<cons
   o.runtime = rt_.get();
   o.check_memory = false;
   o.emulate = emulate;  // every later step computes at the same types
+  // The memory of the fullest stage's device (its weights, its layers' cache per token).
+  o.pp = pp_;
+  o.microbatches = 1;
   const RunReport r = run_model(m_, a_, o, &cache_);
+  if (pp_ > 1) {
+    const Fabric f = fabric(a_);
+    hop_ = pp_ * std::max(tp_, ep_) > f.domain() && f.out ? f.out : f.up ? f.up : f.out;
+    if (!hop_) throw UserError(a_.loc, fmt::format("'{}' has no link between devices to send activations between pipeline stages over", a_.name));
+  }
   ++runs_;
   emulated_ = r.emulated;
   const TierMemory& mem = r.memory.front();
@@ -202,6 +213,20 @@ ClockedWork StepTimer::decode_only_at(size_t level, int64_t batch, int64_t conte
 }
 
 ClockedWork StepTimer::iteration(size_t level, const Iteration& it) {
+  ClockedWork w = forward(level, it);
+  if (pp_ <= 1) return w;
+  // Pipeline stages: the stages' work adds up to the whole forward's on one stage's devices;
+  // each hop sends every token's hidden state, each device its 1/tp share.
+  int64_t tokens = it.decode + (it.chunks.empty() ? std::max<int64_t>(0, it.prefill_tokens) : 0);
+  for (const Chunk& c : it.chunks) tokens += c.tokens;
+  const double bytes = static_cast<double>(tokens) * static_cast<double>(m_.hidden_size) * dtype_bytes(m_.dtype) / static_cast<double>(tp_);
+  const CollectiveCost hop = collective_cost(*hop_, Collective::SendRecv, 2, bytes, runtime().collective_base);
+  w.time += static_cast<double>(pp_ - 1) * hop.time;
+  w.memory_energy += static_cast<double>(pp_ - 1) * hop.bytes * hop_->energy;
+  return w;
+}
+
+ClockedWork StepTimer::forward(size_t level, const Iteration& it) {
   if (it.chunks.empty() && it.prefill_tokens <= 0 && it.decode > 0 && it.sampled < 0) {
     const std::pair<int64_t, int64_t> blobhi = grid_bracket(it.decode, true);
     const int64_t blo = blobhi.first, bhi = blobhi.second;

@@ -69,8 +69,13 @@ class StepTimer {
   /// its share of the iteration's requests.
   /// `emulate` false: matrix products no array runs at their type are a located error
   /// (RunOptions::emulate; `serve` without --emulate).
+  /// `pp` > 1: the layers split into pp pipeline stages of max(tp, ep) devices each
+  /// (RunOptions::pp): an iteration passes through every stage in turn, its activations sent
+  /// between them (pp - 1 hops of its tokens' hidden states, each device its 1/tp share, over
+  /// the peer link, or the network link when the instance spans scale-up domains); a device
+  /// holds its stage's weights and its stage's layers' caches.
   StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<const Runtime> rt = nullptr, std::optional<DType> kv_dtype = std::nullopt,
-            int64_t ep = 1, bool emulate = true);
+            int64_t ep = 1, bool emulate = true, int64_t pp = 1);
   const Runtime& runtime() const { return rt_ ? *rt_ : default_runtime(); }
 
   /// Seconds for one iteration (at the fastest clock), the parts above interpolated linearly
@@ -94,6 +99,7 @@ class StepTimer {
   double kv_capacity() const { return kv_capacity_; }
   /// Data-parallel groups of the instance (ep / tp; 1 without expert parallelism).
   int64_t groups() const { return ep_ > 1 ? ep_ / tp_ : 1; }
+  int64_t stages() const { return pp_; }
   int64_t runs() const { return runs_; }  ///< run_model calls made so far
   /// Matrix products computed at a wider type than their operands' (RunReport::emulated).
   const std::vector<std::string>& emulated() const { return emulated_; }
@@ -106,11 +112,14 @@ class StepTimer {
   const StepParts& lm_at(size_t level, int64_t rows);
   const StepParts& prefill_at(size_t level, int64_t tokens, int64_t prefix);
   const StepParts& decode_at(size_t level, int64_t batch, int64_t context);
-  /// The iteration at one clock level.
+  /// The iteration at one clock level, through every pipeline stage.
   ClockedWork iteration(size_t level, const Iteration& it);
+  /// The same without the hops between stages.
+  ClockedWork forward(size_t level, const Iteration& it);
   ModelConfig m_;
   ArchSpec a_;
-  int64_t tp_, ep_;
+  int64_t tp_, ep_, pp_ = 1;
+  const Link* hop_ = nullptr;  ///< the link between stages (pp > 1)
   std::vector<std::string> emulated_;
   std::shared_ptr<const Runtime> rt_;
   std::optional<DType> kv_dtype_;

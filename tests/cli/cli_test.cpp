@@ -858,6 +858,11 @@ TEST_CASE("run --attach --kv-tier --weights-tier and serve --kv-offload: tiers o
   CHECK(serve_with({"--kv-offload", "cxl"}).err.starts_with("--kv-offload: error: 'H100-SXM5-80GB' has no tier 'cxl'"));
   CHECK(serve_with({"--attach", "nvme-gen5", "--kv-offload", "nvme"}).err.starts_with("--kv-offload: error: tier 'nvme' gives no write bandwidth"));
   CHECK(serve_with({"--attach", "cxl-expander", "--kv-offload", "cxl", "--preemption", "recompute"}).err.starts_with("--kv-offload: error: --kv-offload swaps"));
+  // Pipeline stages in serve: the deployment says them, JSON carries pp.
+  const Run pp = serve_with({"--tp", "4", "--pp", "2", "--format", "json"});
+  REQUIRE(pp.code == 0);
+  CHECK(nlohmann::json::parse(pp.out)["deployment"]["pp"] == 2);
+  CHECK_THAT(serve_with({"--tp", "4", "--pp", "2"}).out, Catch::Contains("PP 2: 2 stages, 2 batches in flight") && Catch::Contains("per lane (2 lanes"));
   // A format the GPU does not run natively: refused at --quant in serve as in run.
   CHECK_THAT(serve_with({"--quant", "nvfp4"}).err, Catch::Contains("error: nvfp4 matrix products computed at fp8: no array of H100-SXM5-80GB runs them at nvfp4"));
 }
