@@ -131,6 +131,7 @@ FlashScenario read_flash(const ConfigTable& t) {
     s.dram_sizes = read_sizes(*lg, "dram");
     if (lg->contains("models")) s.candidates = lg->get_string_array("models");
   }
+  s.emulate = t.opt_bool("emulate").value_or(false);
   return s;
 }
 
@@ -187,6 +188,7 @@ FlashCase flash_case(const FlashScenario& s, const std::string& model, const Arc
     ro.phase.context = s.context;
     ro.runtime = s.runtime.get();
     ro.dtype = dt;
+    set_emulation(ro, s.emulate, s.loc);
     ro.check_memory = false;  // the budget is this analysis's, checked below
     if (sparse) {
       ro.phase.ffn_active = c.active;

@@ -56,6 +56,9 @@ struct FlashScenario {
   double rate = 2;              ///< tokens/s
   std::vector<double> dram_sizes;  ///< bytes
   std::vector<std::string> candidates;
+  /// Matrix products no array runs at their type computed wider (`emulate = true`); else each
+  /// such run is refused and its cell says why.
+  bool emulate = false;
   SourceLoc loc;
 };
 

@@ -59,6 +59,7 @@ KvCompressionScenario read_kv_compression(const ConfigTable& t) {
     });
   }
   if (s.policies.empty()) throw UserError(t.loc(), "the scenario lists no policies ([scenario.policies.NAME] tables)");
+  s.emulate = t.opt_bool("emulate").value_or(false);
   return s;
 }
 
@@ -130,6 +131,7 @@ KvCompressionReport analyze_kv_compression(const KvCompressionScenario& s) {
       RunOptions ro;
       ro.tp = s.devices;
       ro.runtime = s.runtime.get();
+      set_emulation(ro, s.emulate, s.loc);
       ro.phase.kind = PhaseKind::Decode;
       ro.phase.batch = s.batch;
       ro.phase.context = static_cast<int64_t>(x.tokens_kept);

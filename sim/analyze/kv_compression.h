@@ -42,6 +42,9 @@ struct KvCompressionScenario {
   int64_t batch = 16;              ///< decode batch for the step-time comparison
   double activation_reserve = 0;   ///< bytes per device
   std::vector<KvPolicy> policies;  ///< the baseline (no compression) is always first
+  /// Matrix products no array runs at their type computed wider (`emulate = true`); else each
+  /// such run is refused and its cell says why.
+  bool emulate = false;
   SourceLoc loc;
 };
 

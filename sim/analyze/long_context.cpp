@@ -51,6 +51,7 @@ LongContextScenario read_long_context(const ConfigTable& t) {
   s.output_tokens = scenario_count(t, "output_tokens", 1, int64_t{1} << 24).value_or(s.output_tokens);
   s.activation_reserve = t.opt_quantity("activation_reserve", Dim::Bytes).value_or(0);
   s.communication = t.opt_bool("communication").value_or(false);
+  s.emulate = t.opt_bool("emulate").value_or(false);
   return s;
 }
 
@@ -107,6 +108,7 @@ LongContextReport analyze_long_context(const LongContextScenario& s) {
       ro.tp = N;
       ro.runtime = s.runtime.get();
       ro.dtype = dt;
+      set_emulation(ro, s.emulate, s.loc);
       auto mapped = [&](const Phase& ph, LcFigure& f) {
         ro.phase = ph;
         ro.phase.kv_dtype = s.kv_dtype;

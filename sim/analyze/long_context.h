@@ -30,6 +30,9 @@ struct LongContextScenario {
   int64_t output_tokens = 1000;       ///< n: tokens generated per request
   double activation_reserve = 0;      ///< bytes per device kept free of weights and KV
   bool communication = false;         ///< tensor-parallel all-reduces cost time (Fu 2024: no)
+  /// Matrix products no array runs at their type computed wider (`emulate = true`); else each
+  /// such run is refused and its cell says why.
+  bool emulate = false;
   SourceLoc loc;
 };
 

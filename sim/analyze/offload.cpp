@@ -45,6 +45,7 @@ OffloadScenario read_offload(const ConfigTable& t) {
   if (auto v = scenario_counts(t, "batches", 1, 1 << 20); !v.empty()) s.batches = v;
   if (auto v = scenario_counts(t, "contexts", 1, int64_t{1} << 24); !v.empty()) s.contexts = v;
   s.activation_reserve = t.opt_quantity("activation_reserve", Dim::Bytes).value_or(0);
+  s.emulate = t.opt_bool("emulate").value_or(false);
   return s;
 }
 
@@ -89,6 +90,7 @@ OffloadReport analyze_offload(const OffloadScenario& s) {
       RunOptions ro;
       ro.phase.kind = PhaseKind::Decode;
       ro.runtime = s.runtime.get();
+      set_emulation(ro, s.emulate, s.loc);
       ro.phase.batch = B;
       ro.phase.context = C;
       ro.check_memory = false;  // weights on one pool, the cache on the other: checked here

@@ -31,6 +31,9 @@ struct OffloadScenario {
   std::vector<int64_t> batches = {16, 64, 128, 256, 512};
   std::vector<int64_t> contexts = {4096, 16384};
   double activation_reserve = 0;  ///< bytes per device
+  /// Matrix products no array runs at their type computed wider (`emulate = true`); else each
+  /// such run is refused and its cell says why.
+  bool emulate = false;
   SourceLoc loc;
 };
 

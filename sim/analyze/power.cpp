@@ -265,6 +265,7 @@ PowerScenario read_power(const ConfigTable& t) {
   if (auto ps = t.opt_table("policies"))
     for (const std::string& name : ps->keys()) s.policies.push_back(read_policy(ps->get_table(name), name));
   if (s.policies.empty()) throw UserError(t.loc(), "the scenario lists no policies ([scenario.policies.NAME] tables)");
+  s.emulate = t.opt_bool("emulate").value_or(false);
   return s;
 }
 
@@ -288,7 +289,7 @@ PowerReport analyze_power(const PowerScenario& s) {
   const double brake_clock = s.brake_clock > 0 ? s.brake_clock : lowest;
   std::vector<Trace> base_traces;
   for (const PowerClass& c : s.classes) base_traces.push_back(load_trace(c.trace));
-  StepTimer timer(m, a, s.tp, s.runtime);
+  StepTimer timer(m, a, s.tp, s.runtime, std::nullopt, 1, s.emulate);
 
   ServeConfig base;
   base.tp = s.tp;

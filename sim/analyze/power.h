@@ -69,6 +69,9 @@ struct PowerScenario {
   double tolerance = 10;         ///< s above budget the breaker and UPS tolerate (docs/REFERENCES.md: about 10 s)
   double max_p99_loss = 0.05;    ///< high priority: largest allowed p99 TTFT and TPOT increase
   double max_p99_loss_low = 0.5; ///< low priority
+  /// Matrix products no array runs at their type computed wider (`emulate = true`); else the
+  /// analysis is refused at the model or the scenario.
+  bool emulate = false;
   SourceLoc loc;
 };
 

@@ -62,4 +62,10 @@ std::string note_list(const std::string& heading, const std::vector<std::string>
   return out.empty() ? "" : "\n" + heading + ":\n" + out;
 }
 
+void set_emulation(RunOptions& ro, bool emulate, const SourceLoc& scenario) {
+  ro.emulate = emulate;
+  ro.emulate_switch = "emulate = true in [scenario]";
+  ro.dtype_loc = scenario;
+}
+
 }  // namespace einsim

@@ -7,6 +7,7 @@
 
 #include "common/toml_reader.h"
 #include "arch/arch.h"
+#include "sim/run/run.h"
 #include "workloads/model_config.h"
 
 namespace einsim {
@@ -29,6 +30,10 @@ auto load_scenario(const std::string& file_or_name, const std::vector<std::strin
 ModelConfig scenario_model(const std::string& name, const SourceLoc& where);
 /// The architecture a scenario names; one without compute arrays is refused.
 ArchSpec scenario_arch(const std::string& name);
+
+/// A scenario's emulation choice on its runs: `emulate = true` computes matrix products no array
+/// runs at their type wider; without it a run is refused, located at the scenario.
+void set_emulation(RunOptions& ro, bool emulate, const SourceLoc& scenario);
 
 /// "\n<heading>:\n  note\n..." for the distinct non-empty notes, in order; "" when none.
 std::string note_list(const std::string& heading, const std::vector<std::string>& notes);

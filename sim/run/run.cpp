@@ -1218,8 +1218,9 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
   Planner p(c, a, m.dtype, fusion, opt.mapper, cache, layer_ranks(c), opt.mapping_arch, workload);
   RunReport r = p.run();
   if (!opt.emulate && !r.emulated.empty())
-    throw UserError(opt.dtype ? SourceLoc{"--dtype"} : emulation_source(m, r.emulated.front()),
-                    fmt::format("{}; --emulate computes them at the wider type (and says so), or choose a type the arrays run", r.emulated.front()));
+    throw UserError(opt.dtype ? opt.dtype_loc : emulation_source(m, r.emulated.front()),
+                    fmt::format("{}; {} computes them at the wider type (and says so), or choose a type the arrays run", r.emulated.front(),
+                                opt.emulate_switch));
   r.model = model.name;
   r.quantization = m.quant.name;
   r.phase = opt.phase;

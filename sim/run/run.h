@@ -140,6 +140,10 @@ struct RunOptions {
   /// reported (RunReport::emulated); false: such a run is a located error (`run` without
   /// --emulate).
   bool emulate = true;
+  /// Where a refused emulation is reported: the switch that allows it (`--emulate`, a
+  /// scenario's `emulate = true`) and where the type came from when `dtype` set it.
+  std::string emulate_switch = "--emulate";
+  SourceLoc dtype_loc{"--dtype"};
   /// Map every Einsum on this architecture and cost the chosen mappings on the run's (the same
   /// kernels at another clock: `at_clock` of it); nullptr: map on the run's architecture.
   const ArchSpec* mapping_arch = nullptr;

@@ -119,3 +119,16 @@ TEST_CASE("long-context: with communication the all-reduces join the mapped step
   // The first-order formulas leave communication out either way (Fu 2024).
   CHECK(on.rows[0].decode_formula.value == off.rows[0].decode_formula.value);
 }
+
+TEST_CASE("long-context: emulated matrix products are refused in their cells unless the scenario asks", "[analyze][emulate]") {
+  // Yi-34B-200K is bf16; fp8 on an A100 has no array to run it.
+  const std::string body = "arch = \"a100\"\ndtype = \"fp8\"\ndevices = [8]\ncontexts = [\"4K\"]\n";
+  const LongContextReport refused = analyze_long_context(scenario_from(body));
+  REQUIRE(refused.rows.size() == 1);
+  CHECK_FALSE(refused.rows[0].prefill_mapped.ok());
+  CHECK_THAT(refused.rows[0].prefill_mapped.note,
+             Catch::Contains("fp8 matrix products computed at bf16") && Catch::Contains("emulate = true in [scenario] computes them"));
+  const LongContextReport asked = analyze_long_context(scenario_from(body + "emulate = true\n"));
+  CHECK(asked.rows[0].prefill_mapped.ok());
+  CHECK(asked.rows[0].prefill_mapped.value > 0);
+}
