@@ -62,11 +62,11 @@ struct ModelSizes {
 namespace {
 // What a settable key sets.
 enum KeyId : int {
-  kArch, kModel, kPhase, kBatch, kContext, kPrompt, kTp, kEp, kBlock, kDtype, kKvDtype, kFusion, kAttention, kClock, kPowerCap, kArchKey, kModelKey, kVariable
+  kArch, kModel, kPhase, kBatch, kContext, kPrompt, kTp, kEp, kPp, kBlock, kDtype, kKvDtype, kFusion, kAttention, kClock, kPowerCap, kArchKey, kModelKey, kVariable
 };
 int key_id(const std::string& key) {
   static const std::map<std::string, int> ids = {{"arch", kArch},     {"model", kModel},       {"phase", kPhase},     {"batch", kBatch},
-                                                 {"context", kContext}, {"prompt", kPrompt},   {"tp", kTp},           {"ep", kEp},           {"block", kBlock},
+                                                 {"context", kContext}, {"prompt", kPrompt},   {"tp", kTp},           {"ep", kEp},  {"pp", kPp},         {"block", kBlock},
                                                  {"dtype", kDtype},   {"kv_dtype", kKvDtype}, {"fusion", kFusion},   {"attention", kAttention},
                                                  {"clock", kClock},   {"power_cap", kPowerCap}};
   if (auto it = ids.find(key); it != ids.end()) return it->second;
@@ -79,7 +79,7 @@ struct PointEvaluator::Settings {
   std::string arch_name, model_name, phase = "decode", dtype, kv_dtype, fusion, attention = "1pass";
   std::vector<std::string> arch_sets, model_sets;
   std::string arch_key, model_key;
-  int64_t batch = 1, context = 2048, prompt = 2048, tp = 1, ep = 1, block = 256;
+  int64_t batch = 1, context = 2048, prompt = 2048, tp = 1, ep = 1, pp = 1, block = 256;
   double clock = 0, power_cap = 0;
 
   void apply(int id, const std::string& key, ValueKind kind, const std::string& text, const SweepValue& v) {
@@ -93,6 +93,7 @@ struct PointEvaluator::Settings {
       case kPrompt: prompt = n; break;
       case kTp: tp = n; break;
       case kEp: ep = n; break;
+      case kPp: pp = n; break;
       case kBlock: block = n; break;
       case kDtype: dtype = v.text; break;
       case kKvDtype: kv_dtype = v.text; break;
@@ -351,7 +352,7 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
     // Windows and chunks cap what some layers keep.
     const double kv = z.encoder_only ? 0 : z.sharded.kv_bytes(kv_dt, decode ? st.context + 1 : st.prompt) * std::ceil(static_cast<double>(st.batch) / groups);
     const MemoryTier& tier = *a.tier(storage_path(a, 0)[0]);
-    const double devices = static_cast<double>(std::max(st.tp, st.ep));
+    const double devices = static_cast<double>(std::max(st.tp, st.ep) * st.pp);
     metric(kDevices) = devices;
     metric(kWeights) = z.weights;
     metric(kKvCache) = kv;
@@ -378,6 +379,7 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
       if (!st.kv_dtype.empty()) ro.phase.kv_dtype = kv_dt;
       ro.tp = st.tp;
       ro.ep = st.ep;
+      ro.pp = st.pp;
       ro.dtype = dt;
       if (!st.fusion.empty()) ro.fusion = parse_fusion(st.fusion);
       ro.check_memory = false;
@@ -418,6 +420,7 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
       ArchSpec clocked;
       if (st.clock > 0) clocked = at_clock(a, st.clock);
       const ArchSpec& ar = st.clock > 0 ? clocked : a;
+      if (st.pp > 1) return finish("error", "pp > 1 needs mode = \"mapped\": the roofline screen has no pipeline model");
       const ComputeArray* best = &ar.arrays.front();
       for (const ComputeArray& arr : ar.arrays)
         if (arr.peak_flops(dt) > best->peak_flops(dt)) best = &arr;

@@ -64,7 +64,7 @@ const std::map<std::string, KeyInfo>& deployment_keys() {
   static const std::map<std::string, KeyInfo> k = {
       {"arch", {ValueKind::Name, Dim::Count}},     {"model", {ValueKind::Name, Dim::Count}},   {"phase", {ValueKind::Name, Dim::Count}},
       {"batch", {ValueKind::Tokens, Dim::Count}},  {"context", {ValueKind::Tokens, Dim::Count}}, {"prompt", {ValueKind::Tokens, Dim::Count}},
-      {"tp", {ValueKind::Integer, Dim::Count}},    {"ep", {ValueKind::Integer, Dim::Count}},    {"block", {ValueKind::Integer, Dim::Count}}, {"dtype", {ValueKind::Name, Dim::Count}},
+      {"tp", {ValueKind::Integer, Dim::Count}},    {"ep", {ValueKind::Integer, Dim::Count}}, {"pp", {ValueKind::Integer, Dim::Count}},    {"block", {ValueKind::Integer, Dim::Count}}, {"dtype", {ValueKind::Name, Dim::Count}},
       {"kv_dtype", {ValueKind::Name, Dim::Count}}, {"fusion", {ValueKind::Name, Dim::Count}},  {"attention", {ValueKind::Name, Dim::Count}},
       {"clock", {ValueKind::Quantity, Dim::Frequency}}, {"power_cap", {ValueKind::Quantity, Dim::Power}},
   };
@@ -100,9 +100,9 @@ void check_deployment_value(const std::string& key, const SweepValue& v, const S
   if (key == "fusion" && v.text != "none" && v.text != "eager" && v.text != "kernels" && v.text != "greedy")
     bad(fmt::format("'{}' is not none, eager, kernels or greedy", v.text));
   if (key == "attention" && v.text != "1pass" && v.text != "3pass") bad(fmt::format("'{}' is not 1pass or 3pass", v.text));
-  if ((key == "batch" || key == "prompt" || key == "tp" || key == "ep" || key == "block") && v.number < 1) bad("must be at least 1");
+  if ((key == "batch" || key == "prompt" || key == "tp" || key == "ep" || key == "pp" || key == "block") && v.number < 1) bad("must be at least 1");
   if (key == "context" && v.number < 0) bad("must be at least 0");
-  if ((key == "tp" || key == "ep") && v.number > 1024) bad("at most 1024 devices");
+  if ((key == "tp" || key == "ep" || key == "pp") && v.number > 1024) bad("at most 1024 devices");
   if ((key == "clock" || key == "power_cap") && v.number <= 0) bad("must be positive");
 }
 

@@ -19,6 +19,8 @@
 #include "../cli/run_einsim.h"
 #include "sim/sweep/pareto.h"
 #include "sim/sweep/store.h"
+#include "arch/runtime.h"
+#include "sim/run/run.h"
 #include "sim/sweep/sweep.h"
 
 using namespace einsim;
@@ -345,6 +347,35 @@ TEST_CASE("sweep evaluation: emulated matrix products are an error unless the sw
   asked.run(0, row);
   CHECK(row[kStatusColumn].s == "ok");
   CHECK_THAT(error_of([&] { load_sweep(spec_file(dir + "/bad", head + "emulate = 2\n" + body)); }), Catch::Contains("emulate"));
+}
+
+TEST_CASE("sweep evaluation: pipeline stages in mapped points, refused by the roofline", "[sweep][pp]") {
+  const std::string dir = scratch("pp");
+  const std::string head = "[sweep]\narch = \"h100\"\nmodel = \"llama-3-70b\"\nphase = \"decode\"\n";
+  const std::string body = "[parameters]\nbatch = [8]\ncontext = [4096]\ntp = [4]\npp = [2]\n";
+  const SweepSpec mapped = load_sweep(spec_file(dir, head + "mode = \"mapped\"\n" + body)), roof = load_sweep(spec_file(dir + "/roof", head + "mode = \"roofline\"\n" + body));
+  const auto cols = sweep_columns(mapped);
+  std::vector<Cell> row;
+  PointEvaluator me(mapped), re(roof);
+  me.run(0, row);
+  REQUIRE(row[kStatusColumn].s == "ok");
+  CHECK(row[column(cols, "devices")].d == 8);
+  // As run prices it.
+  RunOptions o;
+  o.phase.kind = PhaseKind::Decode;
+  o.phase.batch = 8;
+  o.phase.context = 4096;
+  o.tp = 4;
+  o.pp = 2;
+  o.check_memory = false;
+  o.mapper.max_tiles = mapped.max_tiles;
+  const RunReport r = run_model(load_model("llama-3-70b"), with_runtime(load_arch("h100"), default_runtime(), PhaseKind::Decode), o);
+  CHECK(row[column(cols, "latency")].d == Approx(r.step_time).epsilon(1e-9));
+  CHECK(row[column(cols, "weights")].d == Approx(r.memory.front().weights).epsilon(1e-9));
+  re.run(0, row);
+  CHECK(row[kStatusColumn].s == "error");
+  CHECK_THAT(row[kErrorColumn].s, Catch::Contains("pp > 1 needs mode = \"mapped\""));
+  CHECK_THAT(error_of([&] { load_sweep(spec_file(dir + "/bad", head + "[parameters]\npp = [0]\n")); }), Catch::Contains("must be at least 1"));
 }
 
 TEST_CASE("sweep evaluation: a derived arch key changes the hardware", "[sweep]") {
