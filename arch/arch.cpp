@@ -176,6 +176,10 @@ Link read_link(const ConfigTable& t, const std::string& name) {
     if (l.to != "peer") throw UserError(t.loc("domain"), "'domain' (devices per scale-up domain) is for links to = \"peer\"");
     l.domain = *d;
   }
+  if (auto o = t.opt_number("oversubscription", 1, 64)) {
+    if (l.to != "network") throw UserError(t.loc("oversubscription"), "'oversubscription' (the scale-out fabric's) is for links to = \"network\"");
+    l.oversubscription = *o;
+  }
   if (const toml::node* tn = t.node("torus")) {
     if (l.to != "peer") throw UserError(t.loc("torus"), "'torus' (the scale-up domain's dimensions) is for links to = \"peer\"");
     const toml::array* dims = tn->as_array();

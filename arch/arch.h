@@ -116,6 +116,12 @@ struct Link {
   /// product is `domain`), each device with two ports per dimension sharing `bandwidth`
   /// equally; empty: a switched domain (NVSwitch), every device at full bandwidth to any other.
   std::vector<int64_t> torus;
+  /// Network links (`to = "network"`): the fabric's oversubscription above the leaf switches
+  /// (2: a 2:1 fat tree). Rail-optimized rings, trees and send/recv between the same local
+  /// ranks stay on their rail at full bandwidth; an all-to-all's traffic between domains
+  /// crosses the spine at bandwidth / oversubscription. 1: non-blocking (the HGX and DGX
+  /// reference fabrics).
+  double oversubscription = 1;
   /// The sub-torus a group of `n` devices of this domain occupies (one factor per dimension,
   /// as square as they allow: 8 chips of a [16, 16] torus are 2 x 4), or empty when
   /// `n` cannot form one. For a switched domain, {n}.

@@ -122,12 +122,13 @@ CollectiveCost collective_cost(const Fabric& f, Collective op, int64_t n, double
     case Collective::AllToAll: {
       // The sends within and across domains proceed at once: the slower part sets the time.
       const double nn = static_cast<double>(n), dd = static_cast<double>(d);
-      auto part = [](const Link& l, double steps, double bytes) {
+      auto part = [](const Link& l, double steps, double bytes, double share) {
         const AlgoCost& ac = l.collective[static_cast<size_t>(CollectiveAlgo::P2P)];
-        return CollectiveCost{steps * l.latency + bytes / (ac.efficiency * l.bandwidth), bytes, CollectiveAlgo::P2P};
+        return CollectiveCost{steps * l.latency + bytes / (ac.efficiency * l.bandwidth * share), bytes, CollectiveAlgo::P2P};
       };
-      if (d > 1) up = part(*f.up, dd - 1, (dd - 1) / nn * s);
-      out = part(*f.out, nn - dd, (nn - dd) / nn * s);
+      if (d > 1) up = part(*f.up, dd - 1, (dd - 1) / nn * s, 1);
+      // Between domains the pairs cross the spine (rails do not align them).
+      out = part(*f.out, nn - dd, (nn - dd) / nn * s, 1 / f.out->oversubscription);
       const double base = std::max(d > 1 ? f.up->collective[static_cast<size_t>(CollectiveAlgo::P2P)].base : 0.0,
                                    f.out->collective[static_cast<size_t>(CollectiveAlgo::P2P)].base);
       return {base * base_scale + std::max(up.time, out.time), up.bytes, CollectiveAlgo::P2P, out.bytes, m};

@@ -30,8 +30,9 @@
 //   all-reduce      RS_up(S, d) + AR_out(S/d, m) + AG_up(S, d)
 //   all-gather      AG_out(S/d, m) + AG_up(S, d)
 //   reduce-scatter  RS_up(S, d) + RS_out(S/d, m)
-//   all-to-all      max(up: (d-1) a + (d-1)/n S / (e B),  out: (n-d) a + (n-d)/n S / (e B))
-//                   (the sends within and across domains proceed at once)
+//   all-to-all      max(up: (d-1) a + (d-1)/n S / (e B),  out: (n-d) a + (n-d)/n S / (e B / o))
+//                   (the sends within and across domains proceed at once; o: the network's
+//                   oversubscription, which rail-aligned rings and send/recv do not see)
 //   send/recv       over the network link
 // plus one base, the larger of the two links' for the algorithm: the phases are one kernel.
 // _up over the peer link, _out over the network link.

@@ -251,6 +251,17 @@ TEST_CASE("torus domains: sub-tori as square as the dimensions allow, rings per 
   CHECK(a2a.time == Approx(6 * ici.latency + 15.0 / 16 * s * 8 / 3 / ici.bandwidth));
   // Send/recv over one port of four.
   CHECK(collective_cost(ici, Collective::SendRecv, 2, s).time == Approx(ici.latency + s / (ici.bandwidth / 4)));
+  // A 2:1 oversubscribed network slows an all-to-all's traffic between domains, not the
+  // rail-aligned all-reduce.
+  ArchSpec h100 = load_arch("h100");
+  const CollectiveCost a2a_flat = collective_cost(fabric(h100), Collective::AllToAll, 16, s);
+  const CollectiveCost ar_flat = collective_cost(fabric(h100), Collective::AllReduce, 16, s);
+  for (Link& l : h100.links)
+    if (l.to == "network") l.oversubscription = 2;
+  const Link& nic = *network_link(h100);
+  const double out_bytes = 8.0 / 16 * s, eff = nic.collective[static_cast<size_t>(CollectiveAlgo::P2P)].efficiency;
+  CHECK(collective_cost(fabric(h100), Collective::AllToAll, 16, s).time - a2a_flat.time == Approx(out_bytes / (eff * nic.bandwidth)));
+  CHECK(collective_cost(fabric(h100), Collective::AllReduce, 16, s).time == ar_flat.time);
   // A group that no sub-torus holds is refused where it is formed.
   CHECK_THAT(fabric(v5e).unusable(17), Catch::Contains("17 devices do not form a sub-torus of 'ici' (torus = [16, 16])"));
   CHECK(fabric(v5e).unusable(16).empty());
@@ -301,6 +312,11 @@ TEST_CASE("architecture errors are located", "[arch][errors]") {
   CHECK(error_of([&] { arch_from(kHead + kTier + kArray +
                                  "[arch.links.nic]\nkind = \"infiniband\"\nfrom = \"hbm\"\nto = \"network\"\nbandwidth = \"1 GB/s\"\ntorus = [2, 2]\n"); }) ==
         "a.toml:20:9: error: 'torus' (the scale-up domain's dimensions) is for links to = \"peer\"");
+  CHECK(error_of([&] { arch_from(kHead + kTier + kArray + peer + "oversubscription = 2\n"); }) ==
+        "a.toml:20:20: error: 'oversubscription' (the scale-out fabric's) is for links to = \"network\"");
+  CHECK_THAT(error_of([&] { arch_from(kHead + kTier + kArray +
+                                      "[arch.links.nic]\nkind = \"infiniband\"\nfrom = \"hbm\"\nto = \"network\"\nbandwidth = \"1 GB/s\"\noversubscription = 0.5\n"); }),
+             Catch::StartsWith("a.toml:20:20: error:"));
   CHECK(error_of([&] { arch_from(kHead + kTier + kArray + peer + "collective = { ring = { efficiency = 1.5 } }\n"); }).find("efficiency") !=
         std::string::npos);
   CHECK(error_of([&] { arch_from(kHead + kTier + kArray + peer + "collective = { ring = { efficiency = 0 } }\n"); }).find("above 0") !=
