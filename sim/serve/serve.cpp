@@ -441,7 +441,7 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
   for (size_t k = 0; k < pt.energy.size(); ++k)
     for (size_t b = 0; b < pt.energy[k].size(); ++b) dyn += pt.energy[k][b], busy_all += pt.busy[k][b];
   const double span = static_cast<double>(n_inst) * (last - pt.start);
-  res.energy = static_cast<double>(c.devices() / lanes) * (dyn + a.power.active * busy_all + a.power.idle * std::max(0.0, span - busy_all));
+  res.energy = static_cast<double>(c.devices()) / static_cast<double>(lanes) * (dyn + a.power.active * busy_all + a.power.idle * std::max(0.0, span - busy_all));
   return res;
 }
 
