@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <tuple>
+
 #include "../workloads/helpers.h"
 #include "arch/arch.h"
 #include "arch/collective.h"
@@ -144,6 +146,14 @@ TEST_CASE("derived peaks equal the datasheet peaks within 1%", "[arch]") {
     if (p.bandwidth > 0) CHECK(a.link(p.link)->bandwidth == Approx(p.bandwidth));
   }
   CHECK(load_arch("mi355x").level("lds")->capacity == 160.0 * 1024);
+  // Link energy (docs/REFERENCES.md): 5.5 pJ/bit per SerDes link on the path, NVLink-C2C 1.3.
+  for (const auto& [preset, link, pj] : std::vector<std::tuple<const char*, const char*, double>>{
+           {"h100", "nvlink", 11}, {"h100", "pcie", 5.5}, {"h100", "nic", 22}, {"gh200", "c2c", 1.3}, {"mi300x", "xgmi", 5.5},
+           {"l40s", "pcie-peer", 11}, {"gaudi3", "roce-scale-out", 11}, {"b300", "nvlink", 11}}) {
+    INFO(preset << " " << link);
+    CHECK(load_arch(preset).link(link)->energy == Approx(pj * 1e-12 * 8));  // J/B
+  }
+  CHECK(load_arch("tpu-v5e").link("ici")->energy == 0);  // no power figures: no energy reported
   // Scale-up domains (docs/REFERENCES.md): HGX/DGX boards of 8, the NVL72 rack, a v5e pod.
   for (const auto& [preset, devices] : std::vector<std::pair<const char*, int64_t>>{
            {"a100", 8}, {"h100", 8}, {"b200", 8}, {"gb200", 72}, {"gh200", 256}, {"mi300x", 8}, {"tpu-v5e", 256}, {"tpu-v5p", 6144}, {"tpu-v6e", 256},
