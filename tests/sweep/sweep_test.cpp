@@ -569,13 +569,13 @@ TEST_CASE("the shipped GPU comparison: one price source, TPOT bound, front colou
   const std::string db = dir + "/g.sqlite";
   const Run s = cli({"sweep", "gpu-comparison", "--db", db, "--jobs", "2"});
   REQUIRE(s.code == 0);
-  CHECK_THAT(s.out, Catch::Contains("sweep 'gpu-comparison': 216 points"));
+  CHECK_THAT(s.out, Catch::Contains("sweep 'gpu-comparison': 252 points"));
   const Run p = cli({"pareto", "--db", db, "--plot", dir + "/g.svg", "--color-by", "arch"});
   REQUIRE(p.code == 0);
   CHECK_THAT(p.out, Catch::Contains("latency (min)") && Catch::Contains("cost_per_mtok (min)"));
   std::ifstream in(dir + "/g.svg");
   const std::string svg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  for (const char* gpu : {"a100", "l40s", "rtx4090", "h100", "h200", "b200"}) CHECK_THAT(svg, Catch::Contains(std::string("arch = ") + gpu));
+  for (const char* gpu : {"a100", "l40s", "rtx4090", "rtx5090", "h100", "h200", "b200"}) CHECK_THAT(svg, Catch::Contains(std::string("arch = ") + gpu));
   // Every point on the front meets the 50 ms TPOT and holds the model.
   const Run j = cli({"pareto", "--db", db, "--format", "json"});
   const auto doc = nlohmann::json::parse(j.out);
