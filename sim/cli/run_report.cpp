@@ -233,6 +233,8 @@ std::string format_placements(const std::vector<PlacementPoint>& points, const s
                   {"step_s", p.step},
                   {"interval_s", p.interval},
                   {"tokens_per_s", p.tokens_per_s},
+                  {"replicas", p.replicas},
+                  {"replicas_tokens_per_s", p.tokens_per_s * static_cast<double>(p.replicas)},
                   {"cost_per_mtok", a.cost.rate ? json(p.cost_per_mtok) : json(nullptr)}});
       else
         x["why"] = p.invalid;
@@ -240,7 +242,8 @@ std::string format_placements(const std::vector<PlacementPoint>& points, const s
     }
     return j.dump(2) + "\n";
   }
-  TextTable t({"placement", "devices", "status", "memory/device", "of", decode ? "TPOT (ms)" : "TTFT (ms)", "interval (ms)", "tokens/s", "$/M tokens"});
+  TextTable t({"placement", "devices", "status", "memory/device", "of", decode ? "TPOT (ms)" : "TTFT (ms)", "interval (ms)", "tokens/s", "DP",
+               fmt::format("tokens/s on {}", opt.max_devices), "$/M tokens"});
   size_t shown = 0, formed = 0, fitting = 0;
   for (const PlacementPoint& p : points) {
     formed += p.invalid.empty();
@@ -248,15 +251,18 @@ std::string format_placements(const std::vector<PlacementPoint>& points, const s
     if (!p.invalid.empty() || (format == "table" && shown >= top)) continue;
     ++shown;
     t.row({p.at.flags(), std::to_string(p.at.devices()), status(p), fmt_bytes(p.memory), fmt_bytes(p.capacity), ms(p.step), ms(p.interval),
-           fmt::format("{:.4g}", p.tokens_per_s), a.cost.rate ? fmt::format("{:.3g}", p.cost_per_mtok) : "-"});
+           fmt::format("{:.4g}", p.tokens_per_s), std::to_string(p.replicas), fmt::format("{:.4g}", p.tokens_per_s * static_cast<double>(p.replicas)),
+           a.cost.rate ? fmt::format("{:.3g}", p.cost_per_mtok) : "-"});
   }
   if (format == "csv") return t.csv();
   std::string out = fmt::format("{} on {}: {}, batch {}, {} {}; splits of up to {} devices{}\n", model, a.name, decode ? "decode" : "prefill", phase.batch,
                                 decode ? "context" : "prompt", decode ? phase.context : phase.prompt, opt.max_devices,
                                 opt.slo > 0 ? fmt::format(", {} at most {} ms", decode ? "TPOT" : "TTFT", ms(opt.slo)) : "");
-  out += fmt::format("{} splits searched, {} formed, {} fit{}; {} first ({}), interval: steps back to back\n", points.size(), formed, fitting,
+  out += fmt::format("{} splits searched, {} formed, {} fit{}; {} first ({}), interval: steps back to back; DP: data-parallel replicas of the "
+                     "split on the {} devices\n",
+                     points.size(), formed, fitting,
                      opt.slo > 0 ? " within the SLO" : "", a.cost.rate ? "cheapest per token" : "fewest device-seconds per token",
-                     a.cost.rate ? "at the architecture's rental rate" : "no rental rate given");
+                     a.cost.rate ? "at the architecture's rental rate" : "no rental rate given", opt.max_devices);
   out += t.aligned();
   if (fitting > 0) {
     const PlacementPoint& best = points.front();

@@ -64,6 +64,7 @@ std::vector<PlacementPoint> search_placements(const ModelConfig& m, const ArchSp
       x.step = r.step_time;
       x.interval = p.pp > 1 ? r.pipeline_interval + r.host_time : r.step_time;
       x.tokens_per_s = x.interval > 0 ? r.tokens / x.interval : 0;
+      x.replicas = std::max<int64_t>(1, opt.max_devices / x.at.devices());
       const double device_seconds = static_cast<double>(p.devices()) * x.interval / std::max(r.tokens, 1.0);
       if (a.cost.rate) x.cost_per_mtok = device_seconds * *a.cost.rate * 1e6;
       x.rank = a.cost.rate ? x.cost_per_mtok : device_seconds;

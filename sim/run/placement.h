@@ -27,6 +27,9 @@ struct PlacementPoint {
   double step = 0;           ///< s: one step alone (TTFT or TPOT)
   double interval = 0;       ///< s between steps back to back (pipelines keep pp batches in flight)
   double tokens_per_s = 0;   ///< back to back, over all devices
+  /// Data parallelism: the replicas of this split that --max-devices holds, each serving its
+  /// own requests (the step and the cost per token do not change; the throughput multiplies).
+  int64_t replicas = 1;
   /// $ per million tokens at the architecture's rental rate, back to back; 0 without a rate.
   double cost_per_mtok = 0;
   /// What ranks the fitting points: $ per million tokens, or device-seconds per token

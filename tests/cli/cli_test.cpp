@@ -414,6 +414,12 @@ TEST_CASE("place: the splits, best first, and its errors", "[cli]") {
   r = run({"place", "--arch", "h100", "--model", "llama-3-70b", "--phase", "decode", "--max-devices", "4", "--format", "json"});
   CHECK(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("\"status\": \"does not fit\"") && Catch::Contains("\"status\": \"ok\""));
+  // Data parallelism: a split of 2 devices fits twice on 4, its throughput doubled.
+  for (const auto& p : nlohmann::json::parse(r.out)) {
+    if (p["status"] != "ok") continue;
+    CHECK(p["replicas"] == 4 / p["devices"].get<int64_t>());
+    CHECK(p["replicas_tokens_per_s"].get<double>() == Approx(p["tokens_per_s"].get<double>() * p["replicas"].get<double>()));
+  }
   r = run({"place", "--arch", "h100", "--model", "llama-3-70b", "--phase", "decode", "--slo", "5 GB"});
   CHECK(r.code == 1);
   CHECK_THAT(r.err, Catch::Contains("--slo"));
