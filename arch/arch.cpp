@@ -172,9 +172,10 @@ Link read_link(const ConfigTable& t, const std::string& name) {
   l.energy = t.opt_quantity("energy", Dim::EnergyPerByte).value_or(0);
   if (l.bandwidth <= 0) throw UserError(t.loc("bandwidth"), "'bandwidth' must be positive");
   l.sharp = t.opt_bool("sharp").value_or(false);
-  if (auto d = t.opt_int("domain", 1, 1 << 20)) {
+  const std::optional<int64_t> domain = t.opt_int("domain", 1, 1 << 20);
+  if (domain) {
     if (l.to != "peer") throw UserError(t.loc("domain"), "'domain' (devices per scale-up domain) is for links to = \"peer\"");
-    l.domain = *d;
+    l.domain = *domain;
   }
   if (auto o = t.opt_number("oversubscription", 1, 64)) {
     if (l.to != "network") throw UserError(t.loc("oversubscription"), "'oversubscription' (the scale-out fabric's) is for links to = \"network\"");
@@ -191,7 +192,7 @@ Link read_link(const ConfigTable& t, const std::string& name) {
       l.torus.push_back(*v);
       product *= *v;
     }
-    if (!t.opt_int("domain", 1, 1 << 20)) l.domain = product;
+    if (!domain) l.domain = product;
     if (product != l.domain)
       throw UserError(t.loc("torus"), fmt::format("the torus holds {} devices but 'domain' is {}: they must agree", product, l.domain));
   }

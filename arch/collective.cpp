@@ -81,7 +81,7 @@ std::string Fabric::unusable(int64_t n) const {
   if (n <= 1) return "";
   if (!up && !out) return "no link joins its devices (to = \"peer\" or \"network\")";
   const int64_t d = domain();
-  if (n <= d && up && up->group_shape(n).empty())
+  if (n <= d && up && !up->torus.empty() && up->group_shape(n).empty())
     return fmt::format("{} devices do not form a sub-torus of '{}' (torus = [{}]): use a product of factors that fit its dimensions", n,
                        up->name, fmt::join(up->torus, ", "));
   if (n <= d) return "";

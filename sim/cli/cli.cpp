@@ -21,6 +21,7 @@
 #include "common/toml_reader.h"
 #include "common/version.h"
 #include "sim/cli/describe.h"
+#include "sim/cost/cost_model.h"
 #include "sim/cli/run_report.h"
 #include "sim/report/table.h"
 #include "sim/analyze/flash.h"
@@ -653,7 +654,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
         if (sv.preemption == "recompute" && serve->count("--preemption"))
           throw UserError(SourceLoc{"--kv-offload"}, "--kv-offload swaps preempted requests' pages to its tier: it needs --preemption swap, not recompute");
         std::string why;
-        const auto path = tier_path(a, serve_kv_offload, a.tiers.front().name, &why);
+        const auto path = tier_path(a, serve_kv_offload, storage_path(a, 0)[0], &why);  // from the tier feeding the arrays, as run
         if (!path) throw UserError(SourceLoc{"--kv-offload"}, why);
         if (path->write_bandwidth <= 0)
           throw UserError(SourceLoc{"--kv-offload"}, fmt::format("tier '{}' gives no write bandwidth: swapped pages are written to it", serve_kv_offload));

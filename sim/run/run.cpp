@@ -935,7 +935,9 @@ static std::vector<int> layer_ranks(const Cascade& c) {
 // flag when it is one of the scheme's types, else the model file.
 static SourceLoc emulation_source(const ModelConfig& m, const std::string& note) {
   const Quantization& q = m.quant;
-  const bool scheme = q.active && (note.starts_with(dtype_name(q.weights)) || (q.activations && note.starts_with(dtype_name(*q.activations))));
+  // Notes start with the asked type's name and a space (note_emulation()).
+  auto names = [&](DType t) { return note.starts_with(std::string(dtype_name(t)) + " "); };
+  const bool scheme = q.active && (names(q.weights) || (q.activations && names(*q.activations)));
   return scheme && !q.loc.file.empty() ? q.loc : m.loc;
 }
 
@@ -998,6 +1000,23 @@ static double place_offload(RunReport& r, TierMemory& mem, std::vector<TierMemor
   return energy;
 }
 
+PipelineHops pipeline_hops(const Fabric& f, int64_t pp, int64_t stage_devices, double message, double base_scale) {
+  PipelineHops h;
+  const int64_t d = f.domain();
+  std::set<std::string> links;
+  for (int64_t s = 0; s + 1 < pp; ++s) {
+    const bool across = stage_devices >= d || ((s + 1) * stage_devices) % d == 0;
+    const Link& l = across ? *f.out : *f.up;
+    const CollectiveCost c = collective_cost(l, Collective::SendRecv, 2, message, base_scale);
+    h.time += c.time;
+    h.slowest = std::max(h.slowest, c.time);
+    h.energy += c.bytes * l.energy;
+    links.insert(l.name);
+  }
+  h.links = fmt::format("{}", fmt::join(links, " + "));
+  return h;
+}
+
 KernelKind kernel_kind(const Cascade& c, const std::vector<int>& members) {
   bool attention = false, contraction = false, experts = false, exp = false, rowwise = false;
   std::optional<KernelKind> quantized;
@@ -1021,10 +1040,9 @@ KernelKind kernel_kind(const Cascade& c, const std::vector<int>& members) {
         }
       }
       const bool sixteen = activations && dtype_bytes(*activations) == 2;
+      // Weight-only kinds by the stored width: under a byte (int4, MXFP6/4, NVFP4) or a byte.
       const bool narrow_float = activations && (activations == DType::FP8 || block_scaled(*activations));
-      if ((weight == DType::INT4 || weight == DType::MXFP4 || weight == DType::NVFP4 || weight == DType::MXFP6) && sixteen)
-        quantized = KernelKind::GemmW4A16;
-      else if ((weight == DType::INT8 || weight == DType::MXFP8) && sixteen) quantized = KernelKind::GemmW8A16;
+      if (weight && sixteen) quantized = dtype_bytes(*weight) < 1 ? KernelKind::GemmW4A16 : KernelKind::GemmW8A16;
       else if (weight && (weight == DType::FP8 || block_scaled(*weight)) && narrow_float) quantized = KernelKind::GemmFp8;
     }
     rowwise |= e.ops[OpClass::Max] > 0 || e.ops[OpClass::Exp] > 0 || e.ops[OpClass::Div] > 0 || e.ops[OpClass::Unary] > 0 ||
@@ -1122,23 +1140,14 @@ Pipeline pipeline(RunReport& r, const ModelConfig& m, const Fabric& fab, const R
   }
   // The hops: each device sends its 1/tp share of the hidden states.
   const double message = rows * static_cast<double>(m.hidden_size) * dtype_bytes(m.dtype) / static_cast<double>(r.tp);
-  const int64_t d = fab.domain();
-  double hops = 0, slowest_hop = 0;
-  std::set<std::string> links;
-  for (int64_t s = 0; s + 1 < pp; ++s) {
-    const bool across = stage_devices >= d || ((s + 1) * stage_devices) % d == 0;
-    const Link& l = across ? *fab.out : *fab.up;
-    const CollectiveCost c = collective_cost(l, Collective::SendRecv, 2, message, rt.collective_base);
-    hops += c.time;
-    slowest_hop = std::max(slowest_hop, c.time);
-    links.insert(l.name);
-    out.send_energy += static_cast<double>(micro) * static_cast<double>(stage_devices) * c.bytes * l.energy;
-  }
+  const PipelineHops ph = pipeline_hops(fab, pp, stage_devices, message, rt.collective_base);
+  const double hops = ph.time, slowest_hop = ph.slowest;
+  out.send_energy = static_cast<double>(micro) * static_cast<double>(stage_devices) * ph.energy;
   const double M = static_cast<double>(micro);
   r.pipeline_time = sum + hops + (M - 1) * std::max(r.stages[slow].time, slowest_hop);
   r.pipeline_send_time = hops;
   r.pipeline_send_bytes = M * message;
-  r.pipeline_link = fmt::format("{}", fmt::join(links, " + "));
+  r.pipeline_link = ph.links;
   r.bubble = r.pipeline_time > 0 ? 1 - M * sum / (static_cast<double>(pp) * r.pipeline_time) : 0;
   r.pipeline_interval = std::max(M * std::max(r.stages[slow].time, slowest_hop), sum + hops);
   // Per device: the slowest stage's, over the micro-batches.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "arch/arch.h"
+#include "arch/collective.h"
 #include "arch/runtime.h"
 #include "sim/cost/mapper.h"
 #include "workloads/transformer.h"
@@ -290,6 +291,17 @@ RunReport run_cascade(const Cascade& c, const ArchSpec& a, DType dt, Fusion fusi
 /// fewer than devices), MLP columns and the vocabulary split evenly (Megatron-LM). Throws
 /// UserError when `tp` does not divide the model.
 ModelConfig shard_model(const ModelConfig& m, int64_t tp, int64_t ep = 1);
+
+/// The pp - 1 hops of one micro-batch through pipeline stages of `stage_devices` devices each:
+/// every device sends `message` bytes (its 1/tp share of the hidden states) to the next stage,
+/// over the peer link within a scale-up domain and the network link where the hop crosses one.
+struct PipelineHops {
+  double time = 0;     ///< s, all hops in turn
+  double slowest = 0;  ///< s, the slowest hop
+  double energy = 0;   ///< J per sending device over all hops
+  std::string links;   ///< the links used ("nvlink + nic")
+};
+PipelineHops pipeline_hops(const Fabric& f, int64_t pp, int64_t stage_devices, double message, double base_scale);
 
 /// `einsim run`: one phase of `m` on `tp` devices of `a`. Throws UserError when the deployment
 /// does not fit the first tier or TP does not divide the model.

@@ -1,7 +1,5 @@
 #include "sim/serve/step_time.h"
 
-#include "arch/collective.h"
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -78,11 +76,7 @@ StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<cons
   o.pp = pp_;
   o.microbatches = 1;
   const RunReport r = run_model(m_, a_, o, &cache_);
-  if (pp_ > 1) {
-    const Fabric f = fabric(a_);
-    hop_ = pp_ * std::max(tp_, ep_) > f.domain() && f.out ? f.out : f.up ? f.up : f.out;
-    if (!hop_) throw UserError(a_.loc, fmt::format("'{}' has no link between devices to send activations between pipeline stages over", a_.name));
-  }
+  fabric_ = fabric(a_);  // run_model has checked that pp stages of the instance's devices can be formed
   ++runs_;
   emulated_ = r.emulated;
   const TierMemory& mem = r.memory.front();
@@ -215,14 +209,14 @@ ClockedWork StepTimer::decode_only_at(size_t level, int64_t batch, int64_t conte
 ClockedWork StepTimer::iteration(size_t level, const Iteration& it) {
   ClockedWork w = forward(level, it);
   if (pp_ <= 1) return w;
-  // Pipeline stages: the stages' work adds up to the whole forward's on one stage's devices;
-  // each hop sends every token's hidden state, each device its 1/tp share.
+  // Pipeline stages: the stages' work adds up to the whole forward's on one stage's devices,
+  // plus the hops of every token's hidden state (run's pipeline_hops()).
   int64_t tokens = it.decode + (it.chunks.empty() ? std::max<int64_t>(0, it.prefill_tokens) : 0);
   for (const Chunk& c : it.chunks) tokens += c.tokens;
   const double bytes = static_cast<double>(tokens) * static_cast<double>(m_.hidden_size) * dtype_bytes(m_.dtype) / static_cast<double>(tp_);
-  const CollectiveCost hop = collective_cost(*hop_, Collective::SendRecv, 2, bytes, runtime().collective_base);
-  w.time += static_cast<double>(pp_ - 1) * hop.time;
-  w.memory_energy += static_cast<double>(pp_ - 1) * hop.bytes * hop_->energy;
+  const PipelineHops hops = pipeline_hops(fabric_, pp_, std::max(tp_, ep_), bytes, runtime().collective_base);
+  w.time += hops.time;
+  w.memory_energy += hops.energy;
   return w;
 }
 

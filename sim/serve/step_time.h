@@ -119,7 +119,7 @@ class StepTimer {
   ModelConfig m_;
   ArchSpec a_;
   int64_t tp_, ep_, pp_ = 1;
-  const Link* hop_ = nullptr;  ///< the link between stages (pp > 1)
+  Fabric fabric_;  ///< the links between stages (pp > 1)
   std::vector<std::string> emulated_;
   std::shared_ptr<const Runtime> rt_;
   std::optional<DType> kv_dtype_;
