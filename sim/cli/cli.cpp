@@ -83,6 +83,24 @@ int64_t parse_tokens(const std::string& s, const std::string& option) {
   return *v;
 }
 
+// "START:END" in seconds, START < END.
+std::pair<double, double> parse_window(const std::string& s, const char* option) {
+  const size_t colon = s.find(':');
+  auto num = [&](const std::string& x, double& v) {
+    size_t used = 0;
+    try {
+      v = std::stod(x, &used);
+    } catch (const std::exception&) {
+      return false;
+    }
+    return used == x.size() && std::isfinite(v);
+  };
+  double a = 0, b = 0;
+  if (colon == std::string::npos || !num(s.substr(0, colon), a) || !num(s.substr(colon + 1), b) || a < 0 || b <= a)
+    throw UserError(SourceLoc{option}, fmt::format("'{}' is not a window START:END in seconds (0 <= START < END)", s));
+  return {a, b};
+}
+
 // Set by SIGINT/SIGTERM during a sweep: it commits what it has and returns. A second signal
 // takes the default action.
 std::atomic<bool> g_sweep_stop{false};
@@ -364,7 +382,8 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   serve->add_option("--token-budget", sv.budget, "Tokens per iteration")->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   serve->add_option("--max-batch", sv.max_batch, "Requests running at once per instance")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   serve->add_option("--preemption", sv.preemption, "recompute or swap")->check(CLI::IsMember({"recompute", "swap"}));
-  serve->add_option("--routing", sv.routing, "round-robin or least-loaded")->check(CLI::IsMember({"round-robin", "least-loaded"}));
+  serve->add_option("--routing", sv.routing, "round-robin, least-loaded, or cache-aware (fewest prompt tokens to compute; with --prefix-caching)")
+      ->check(CLI::IsMember({"round-robin", "least-loaded", "cache-aware"}));
   serve->add_option("--ttft-slo", sv.ttft_slo, "TTFT objective, seconds")->check(CLI::PositiveNumber);
   serve->add_option("--tpot-slo", sv.tpot_slo, "TPOT objective, seconds")->check(CLI::PositiveNumber);
   serve->add_option("--plan", sv.plan, "Capacity planning: the fewest servers with at least this share of requests meeting both SLOs (e.g. 0.99)")
@@ -388,6 +407,38 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   serve->add_option("--timeline", sv.timeline, "Write one CSV row per iteration (time, instance, batch, KV use)");
   std::string serve_plot;
   serve->add_option("--plot", serve_plot, "Write an SVG: latency distributions, requests and KV use over time");
+  struct ServeMore {
+    int64_t hash_block = kMooncakeHashBlock, shared_prefix = 0, spec_k = 0, prefill_instances = 0, decode_instances = 0, prefill_tp = 0;
+    int64_t perfetto_requests = 2000;
+    double prefix_share = 1, spec_accept = -1;
+    bool prefix_caching = false, layerwise = false, compare = false;
+    std::string draft, prefill_arch, kv_link = "network", kv_link_latency, offload_policy, perfetto, perfetto_window;
+  } sm;
+  serve->add_option("--hash-block", sm.hash_block, "Tokens per hash id of a JSONL trace's hash_ids (default 512, Mooncake's)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  serve->add_flag("--prefix-caching", sm.prefix_caching, "Keep prompts' KV pages in a per-instance prefix cache (LRU in pages); prefill only the uncached tokens");
+  serve->add_option("--shared-prefix", sm.shared_prefix, "Give requests a common prefix of this many tokens (a system prompt), hashed in --hash-block blocks")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
+  serve->add_option("--prefix-share", sm.prefix_share, "Share of requests with the --shared-prefix (default 1)");
+  serve->add_option("--spec-k", sm.spec_k, "Speculative decoding: tokens drafted per step")->check(CLI::Range(int64_t{1}, int64_t{64}));
+  serve->add_option("--spec-accept", sm.spec_accept, "Speculative decoding: acceptance rate per drafted token, in [0, 1]");
+  serve->add_option("--draft", sm.draft, "Speculative decoding's draft model (a model preset or file; default: the target's MTP head)");
+  serve->add_option("--prefill-instances", sm.prefill_instances, "Disaggregated serving: prefill instances (with --decode-instances)")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  serve->add_option("--decode-instances", sm.decode_instances, "Disaggregated serving: decode instances (of --tp devices on --arch)")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  serve->add_option("--prefill-arch", sm.prefill_arch, "Disaggregated serving: the prefill pool's architecture (default: --arch)");
+  serve->add_option("--prefill-tp", sm.prefill_tp, "Disaggregated serving: devices per prefill instance (default: --tp)")->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  serve->add_option("--kv-link", sm.kv_link, "Disaggregated serving: the link KV caches cross: network (default), peer, inf, or a bandwidth per device (\"50 GB/s\")");
+  serve->add_option("--kv-link-latency", sm.kv_link_latency, "Disaggregated serving: latency per transfer (default: the link's)");
+  serve->add_flag("--layerwise", sm.layerwise, "Disaggregated serving: stream the KV cache layer by layer during the prefill");
+  serve->add_flag("--compare-colocated", sm.compare, "Disaggregated serving: also serve the trace co-located on the same devices and print both");
+  serve->add_option("--offload-policy", sm.offload_policy, "What --kv-offload's tier takes: preempted (default), evicted (prefix-cache blocks), both")
+      ->check(CLI::IsMember({"preempted", "evicted", "both"}));
+  serve->add_option("--perfetto", sm.perfetto, "Write a Perfetto / Chrome trace (JSON): requests, iterations, batch, KV use and power");
+  serve->add_option("--perfetto-window", sm.perfetto_window, "Perfetto: only this window of simulated time, START:END in seconds");
+  serve->add_option("--perfetto-requests", sm.perfetto_requests, "Perfetto: at most this many requests, evenly sampled (default 2000)")
+      ->check(CLI::Range(int64_t{0}, int64_t{100000000}));
   auto* validate = app.add_subcommand("validate", "Predict measured GPU kernels and report the error per kernel class (docs/VALIDATION.md)");
   std::vector<std::string> val_files, val_sets;
   std::string val_arch, val_format = "table", val_rows, val_plot;
@@ -621,7 +672,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       print_notes(m);
       if (!serve_dtype.empty()) m.dtype = *parse_dtype(serve_dtype);
       apply_quant(m, serve_quant);
-      Trace trace = load_trace(sv.trace);
+      Trace trace = load_trace(sv.trace, sm.hash_block);
       if (!sv.arrivals.empty()) {
         SyntheticTrace st;
         st.arrivals = sv.arrivals == "gamma" ? Arrivals::Gamma : Arrivals::Poisson;
@@ -639,6 +690,10 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
         auto& rs = trace.requests;
         rs.erase(std::find_if(rs.begin(), rs.end(), [&](const Request& r) { return r.arrival > sv.duration; }), rs.end());  // the first arrives at 0
       }
+      if (serve->count("--prefix-share") && !sm.shared_prefix) throw UserError(SourceLoc{"--prefix-share"}, "--prefix-share is the share of requests with --shared-prefix: give it");
+      if (sm.shared_prefix) add_shared_prefix(trace, sm.shared_prefix, sm.prefix_share, sm.hash_block, sv.seed);
+      if (sm.shared_prefix && !sm.prefix_caching)
+        throw UserError(SourceLoc{"--shared-prefix"}, "a shared prefix changes nothing without --prefix-caching");
       ServeConfig c;
       c.tp = sv.tp;
       c.ep = sv.ep;
@@ -663,17 +718,62 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
         c.swap_bandwidth = std::min(path->read_bandwidth, path->write_bandwidth);
         c.swap_capacity = path->capacity;
       }
-      c.routing = sv.routing == "round-robin" ? Routing::RoundRobin : Routing::LeastLoaded;
+      c.routing = sv.routing == "round-robin" ? Routing::RoundRobin : sv.routing == "cache-aware" ? Routing::CacheAware : Routing::LeastLoaded;
+      if (c.routing == Routing::CacheAware && !sm.prefix_caching) throw UserError(SourceLoc{"--routing"}, "cache-aware routing needs --prefix-caching");
+      c.prefix_caching = sm.prefix_caching;
+      if (!sm.offload_policy.empty()) {
+        if (serve_kv_offload.empty()) throw UserError(SourceLoc{"--offload-policy"}, "--offload-policy says what --kv-offload's tier takes: give --kv-offload");
+        c.offload_policy = sm.offload_policy == "evicted" ? OffloadPolicy::Evicted : sm.offload_policy == "both" ? OffloadPolicy::Both : OffloadPolicy::Preempted;
+        if (c.offload_policy != OffloadPolicy::Preempted && !sm.prefix_caching)
+          throw UserError(SourceLoc{"--offload-policy"}, "evicted blocks come from the prefix cache: give --prefix-caching");
+        if (c.offload_policy == OffloadPolicy::Evicted && !serve->count("--preemption")) c.preemption = Preemption::Recompute;
+      }
+      if (sm.spec_k || sm.spec_accept >= 0 || !sm.draft.empty()) {
+        if (!sm.spec_k) throw UserError(SourceLoc{sm.spec_accept >= 0 ? "--spec-accept" : "--draft"}, "speculative decoding needs --spec-k, the tokens drafted per step");
+        if (sm.spec_accept < 0 && !serve->count("--spec-accept")) throw UserError(SourceLoc{"--spec-k"}, "speculative decoding needs --spec-accept, the acceptance rate per drafted token");
+        if (!(sm.spec_accept >= 0 && sm.spec_accept <= 1))
+          throw UserError(SourceLoc{"--spec-accept"}, fmt::format("the acceptance rate is a probability in [0, 1], not {}", sm.spec_accept));
+        c.spec.k = sm.spec_k;
+        c.spec.acceptance = sm.spec_accept;
+      }
+      const bool disagg = sm.prefill_instances || sm.decode_instances;
+      if (!disagg)
+        for (const char* f : {"--prefill-arch", "--prefill-tp", "--kv-link", "--kv-link-latency", "--layerwise", "--compare-colocated"})
+          if (serve->count(f)) throw UserError(SourceLoc{f}, fmt::format("{} is for disaggregated serving: give --prefill-instances and --decode-instances", f));
+      std::optional<ArchSpec> prefill_arch;
+      if (disagg) {
+        if (!sm.prefill_instances || !sm.decode_instances)
+          throw UserError(SourceLoc{sm.prefill_instances ? "--prefill-instances" : "--decode-instances"}, "disaggregated serving needs both --prefill-instances and --decode-instances");
+        for (const char* f : {"--servers", "--instances", "--plan"})
+          if (serve->count(f)) throw UserError(SourceLoc{f}, fmt::format("{} sizes co-located serving; disaggregated pools are sized by --prefill-instances and --decode-instances", f));
+        if (sv.pp > 1 || sv.ep > 1) throw UserError(SourceLoc{sv.pp > 1 ? "--pp" : "--ep"}, "disaggregated pools run tensor parallelism only (no --pp or --ep)");
+        if (!sm.prefill_arch.empty()) prefill_arch = arch_with(sm.prefill_arch, arch_sets, serve_attach);
+        c.disagg.prefill = sm.prefill_instances;
+        c.disagg.decode = sm.decode_instances;
+        const ArchSpec& parch = prefill_arch ? *prefill_arch : a;
+        c.disagg.bandwidth = kv_link_bandwidth(parch, a, sm.kv_link);
+        c.disagg.latency = sm.kv_link_latency.empty() ? kv_link_latency(parch, sm.kv_link) : flag_quantity(sm.kv_link_latency, "--kv-link-latency", Dim::Time, "10 us");
+        c.disagg.layerwise = sm.layerwise;
+      }
       c.ttft_slo = sv.ttft_slo;
       c.tpot_slo = sv.tpot_slo;
       c.record_samples = !sv.timeline.empty() || !serve_plot.empty();
       c.operating.lock = flag_quantity(sv.clock, "--clock", Dim::Frequency, "1.4 GHz");
       c.operating.cap = flag_quantity(sv.cap, "--power-cap", Dim::Power, "490 W");
       c.power_bin = sv.power_bin;
-      StepTimer timer(m, a, sv.tp, rt, serve_kv_dtype.empty() ? std::nullopt : parse_dtype(serve_kv_dtype), sv.ep, serve_emulate, sv.pp);
-      for (const std::string& e : timer.emulated()) err << "note: emulated: " << e << "\n";
+      Deployment dep{m, a, rt, serve_kv_dtype.empty() ? std::nullopt : parse_dtype(serve_kv_dtype), serve_emulate, c, prefill_arch, sm.prefill_tp, std::nullopt};
+      if (!sm.draft.empty()) {
+        dep.draft = load_model(sm.draft, {});
+        print_notes(*dep.draft);
+        if (dep.draft->vocab_size != m.vocab_size)
+          throw UserError(SourceLoc{"--draft"}, fmt::format("'{}' has a vocabulary of {} tokens and '{}' {}: a drafter proposes the target's tokens", dep.draft->name,
+                                                            dep.draft->vocab_size, m.name, m.vocab_size));
+        if (!serve_dtype.empty()) dep.draft->dtype = *parse_dtype(serve_dtype);
+      }
+      const ServeRig rig(dep);
+      for (const std::string& e : rig.emulated()) err << "note: emulated: " << e << "\n";
       if (sv.plan > 0) {
-        const CapacityPlan plan = plan_capacity(trace, c, timer, a, sv.plan, sv.plan_limit);
+        const CapacityPlan plan = plan_capacity(trace, c, rig, sv.plan, sv.plan_limit);
         std::string tried;
         for (const auto& [n, att] : plan.tried) tried += fmt::format("{}{} server{}: {:.1f}%", tried.empty() ? "" : "; ", n, n == 1 ? "" : "s", 100 * att);
         if (!plan.servers) {
@@ -689,12 +789,44 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
                            sv.tpot_slo, 100 * sv.plan, tried);
         c.servers = plan.servers;
       }
-      const ServeResult res = simulate_serving(trace, c, timer, a);
+      c.record_samples = c.record_samples || !sm.perfetto.empty();
+      const ServeResult res = rig.run(trace, c);
       if (!sv.timeline.empty()) write_text(sv.timeline, timeline_csv(res), "timeline");
       if (!sv.power.empty()) write_text(sv.power, power_csv(res, c), "power");
-      const ServeSummary sum = summarize(trace, res, c, m.name, a.name, timer.runs());
+      if (!sm.perfetto.empty()) {
+        PerfettoOptions po;
+        po.max_requests = sm.perfetto_requests;
+        if (!sm.perfetto_window.empty()) std::tie(po.from, po.to) = parse_window(sm.perfetto_window, "--perfetto-window");
+        write_text(sm.perfetto, perfetto_json(trace, res, c, po), "trace");
+      }
+      ServeSummary sum = summarize(trace, res, c, m.name, a.name, rig.step_runs());
+      sum.prefill_arch = prefill_arch ? prefill_arch->name : a.name;
+      sum.prefill_tp = sm.prefill_tp > 0 ? sm.prefill_tp : sv.tp;
+      sum.draft = c.spec.on() ? (dep.draft ? dep.draft->name : m.name + " MTP head") : "";
+      sum.cost_rate = rig.rate(c);
+      sum.devices = rig.devices(c);
+      sum.finish_costs();
       if (!serve_plot.empty()) write_text(serve_plot, plot_serve_svg(res, sum));
       out << format_serve(sum, kFormats.at(sv.format));
+      if (sm.compare) {
+        // The same devices co-located: as many instances of --tp devices as the pools have.
+        ServeConfig co = c;
+        co.disagg = {};
+        const int64_t n = rig.devices(c) / c.devices();
+        if (rig.devices(c) % c.devices() != 0 || (prefill_arch && prefill_arch->name != a.name))
+          throw UserError(SourceLoc{"--compare-colocated"}, "the pools' devices make no whole number of co-located instances of one arch and --tp");
+        co.servers = 1;
+        co.instances_per_server = n;
+        Deployment cd = dep;
+        cd.config = co;
+        const ServeRig crig(cd);
+        const ServeResult cres = crig.run(trace, co);
+        ServeSummary cs = summarize(trace, cres, co, m.name, a.name, crig.step_runs());
+        cs.cost_rate = crig.rate(co);
+        cs.devices = crig.devices(co);
+        cs.finish_costs();
+        out << "\nco-located on the same " << cs.devices << " devices:\n" << format_serve(cs, kFormats.at(sv.format));
+      }
       return 0;
     }
     if (*simulate) {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -33,6 +34,9 @@ double attainment(const ServeResult& r, const ServeConfig& c) {
 }
 
 std::string_view batching_name(Batching b) { return b == Batching::Chunked ? "chunked prefill" : "prefill first"; }
+std::string_view routing_name(Routing r) { return r == Routing::RoundRobin ? "round-robin" : r == Routing::CacheAware ? "cache-aware" : "least-loaded"; }
+std::string_view policy_name(OffloadPolicy p) { return p == OffloadPolicy::Evicted ? "evicted" : p == OffloadPolicy::Both ? "both" : "preempted"; }
+nlohmann::json number_or_null(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); }
 
 }  // namespace
 
@@ -70,15 +74,17 @@ ServeSummary summarize(const Trace& t, const ServeResult& r, const ServeConfig& 
   s.kv_peak = r.kv_peak;
   const PowerTimeline& pt = r.power;
   const size_t bins = pt.bins();
-  const auto devices = static_cast<double>(pt.energy.size() * static_cast<size_t>(pt.devices_per_instance));
-  const size_t per_server = static_cast<size_t>(c.instances_per_server * c.pp);
+  double devices = 0;
+  for (size_t k = 0; k < pt.energy.size(); ++k) devices += static_cast<double>(pt.devices_of(k));
+  // A server: instances_per_server instances (a pool's instance each when disaggregated).
+  const size_t per_server = c.disagg.on() ? 1 : static_cast<size_t>(c.instances_per_server * c.pp);
   for (size_t b = 0; b < bins; ++b)
     for (size_t k = 0; k < pt.energy.size(); k += per_server) {
       double server = 0;
       for (size_t j = k; j < k + per_server; ++j) {
         const double w = pt.device_power(j, b);
         s.gpu_power_peak = std::max(s.gpu_power_peak, w);
-        server += w * static_cast<double>(pt.devices_per_instance);
+        server += w * static_cast<double>(pt.devices_of(j));
       }
       s.server_power_peak = std::max(s.server_power_peak, server);
     }
@@ -87,7 +93,21 @@ ServeSummary summarize(const Trace& t, const ServeResult& r, const ServeConfig& 
   s.gpu_power_mean = span > 0 && devices > 0 ? r.energy / span / devices : 0;
   s.energy_per_token = r.tokens_generated > 0 ? r.energy / r.tokens_generated : 0;
   s.power_bin = pt.bin;
+  s.prefill_kv_blocks = r.prefill_kv_blocks;
+  s.prefix_hit_rate = r.prompt_tokens > 0 ? r.cached_tokens / r.prompt_tokens : 0;
+  s.offload_hit_rate = r.prompt_tokens > 0 ? r.offload_hit_tokens / r.prompt_tokens : 0;
+  s.evicted_blocks = r.evicted_blocks;
+  s.offloaded_blocks = r.offloaded_blocks;
+  s.tokens_per_verify = r.verify_steps > 0 ? r.verified_tokens / static_cast<double>(r.verify_steps) : 0;
+  s.transfers = r.transfers;
+  s.transfer_bytes = r.transfer_bytes;
+  s.transfer_time_mean = r.transfers > 0 ? r.transfer_time / static_cast<double>(r.transfers) : 0;
+  s.transfer_wait_mean = r.transfers > 0 ? r.transfer_wait / static_cast<double>(r.transfers) : 0;
   return s;
+}
+
+void ServeSummary::finish_costs() {
+  cost_per_mtok = std::isfinite(cost_rate) && tokens_per_s > 0 ? cost_rate / tokens_per_s * 1e6 : std::numeric_limits<double>::quiet_NaN();
 }
 
 std::string format_serve(const ServeSummary& s, Format f) {
@@ -101,7 +121,7 @@ std::string format_serve(const ServeSummary& s, Format f) {
                         {"deployment", {{"servers", c.servers}, {"instances_per_server", c.instances_per_server}, {"tp", c.tp}, {"ep", c.ep}, {"pp", c.pp},
                                         {"batching", batching_name(c.batching)}, {"token_budget", c.token_budget}, {"max_batch", c.max_batch},
                                         {"preemption", c.preemption == Preemption::Swap ? "swap" : "recompute"},
-                                        {"routing", c.routing == Routing::RoundRobin ? "round-robin" : "least-loaded"}}},
+                                        {"routing", routing_name(c.routing)}}},
                         {"slo", {{"ttft_s", c.ttft_slo}, {"tpot_s", c.tpot_slo}}},
                         {"requests", s.requests},
                         {"makespan_s", s.makespan},
@@ -120,7 +140,21 @@ std::string format_serve(const ServeSummary& s, Format f) {
                         {"preemptions", s.preemptions},
                         {"swap", {{"tier", c.swap_tier.empty() ? "host" : c.swap_tier}, {"swaps", s.swaps}, {"peak_bytes_per_device", s.swap_peak},
                                   {"capacity_bytes_per_device", c.swap_capacity}, {"bandwidth", c.swap_bandwidth}}},
-                        {"step_time_runs", s.step_runs}};
+                        {"step_time_runs", s.step_runs},
+                        {"devices", s.devices},
+                        {"cost_per_mtok", number_or_null(s.cost_per_mtok)}};
+    if (c.disagg.on())
+      j["disaggregated"] = {{"prefill_instances", c.disagg.prefill}, {"decode_instances", c.disagg.decode}, {"prefill_arch", s.prefill_arch},
+                            {"prefill_tp", s.prefill_tp}, {"prefill_pages_per_instance", s.prefill_kv_blocks},
+                            {"link_bandwidth_per_device", number_or_null(c.disagg.bandwidth)}, {"link_latency_s", c.disagg.latency},
+                            {"layerwise", c.disagg.layerwise}, {"transfers", s.transfers}, {"transfer_bytes", s.transfer_bytes},
+                            {"transfer_time_mean_s", s.transfer_time_mean}, {"transfer_wait_mean_s", s.transfer_wait_mean}};
+    if (c.prefix_caching)
+      j["prefix_cache"] = {{"hit_rate", s.prefix_hit_rate}, {"offload_hit_rate", s.offload_hit_rate}, {"evicted_blocks", s.evicted_blocks},
+                           {"offloaded_blocks", s.offloaded_blocks}, {"offload_policy", policy_name(c.offload_policy)}};
+    if (c.spec.on())
+      j["speculation"] = {{"draft", s.draft}, {"k", c.spec.k}, {"acceptance", c.spec.acceptance}, {"expected_tokens_per_step", c.spec.tokens_per_step()},
+                          {"tokens_per_verify", s.tokens_per_verify}};
     return j.dump(2) + "\n";
   }
   TextTable t({"metric", "p50", "p90", "p99", "mean"});
@@ -133,14 +167,20 @@ std::string format_serve(const ServeSummary& s, Format f) {
   row("end to end", s.e2e);
   row("queueing", s.queueing);
   if (f == Format::Csv) return t.csv();
+  const std::string where =
+      c.disagg.on()
+          ? fmt::format("{} prefill instance{} x {} {} (TP {}) + {} decode instance{} x {} {} (TP {})", c.disagg.prefill, c.disagg.prefill == 1 ? "" : "s",
+                        s.prefill_tp, s.prefill_arch, s.prefill_tp, c.disagg.decode, c.disagg.decode == 1 ? "" : "s", c.devices(), s.arch, c.tp)
+          : fmt::format("{} server{} x {} instance{} x {} {} ({})", c.servers, c.servers == 1 ? "" : "s", c.instances_per_server,
+                        c.instances_per_server == 1 ? "" : "s", c.devices(), s.arch,
+                        (c.ep > 1 ? fmt::format("EP {}: experts split {} ways, TP {} x {} data-parallel groups", c.ep, c.ep, c.tp, c.ep / c.tp)
+                                  : fmt::format("TP {}", c.tp)) +
+                            (c.pp > 1 ? fmt::format(", PP {}: {} stages, {} batches in flight", c.pp, c.pp, c.pp) : ""));
   std::string out = fmt::format(
-      "{} on {} server{} x {} instance{} x {} {} ({}); {}, token budget {}, at most {} running; preemption by {}; {} routing\n"
+      "{} on {}; {}, token budget {}, at most {} running; preemption by {}; {} routing\n"
       "trace {}: {} requests over {:.4g} s\n\n",
-      s.model, c.servers, c.servers == 1 ? "" : "s", c.instances_per_server, c.instances_per_server == 1 ? "" : "s", c.devices(), s.arch,
-      (c.ep > 1 ? fmt::format("EP {}: experts split {} ways, TP {} x {} data-parallel groups", c.ep, c.ep, c.tp, c.ep / c.tp) : fmt::format("TP {}", c.tp)) +
-          (c.pp > 1 ? fmt::format(", PP {}: {} stages, {} batches in flight", c.pp, c.pp, c.pp) : ""),
-      batching_name(c.batching), c.token_budget, c.max_batch, c.preemption == Preemption::Swap ? "swap" : "recompute",
-      c.routing == Routing::RoundRobin ? "round-robin" : "least-loaded", s.trace, s.requests, s.makespan);
+      s.model, where, batching_name(c.batching), c.token_budget, c.max_batch, c.preemption == Preemption::Swap ? "swap" : "recompute",
+      routing_name(c.routing), s.trace, s.requests, s.makespan);
   out += t.aligned();
   out += fmt::format("\nthroughput: {:.4g} tokens/s, {:.4g} requests/s\n", s.tokens_per_s, s.requests_per_s);
   out += fmt::format("goodput: {:.4g} requests/s ({:.1f}% meet TTFT <= {:.4g} s and TPOT <= {:.4g} s)\n", s.goodput, 100 * s.slo_attainment, c.ttft_slo,
@@ -156,6 +196,21 @@ std::string format_serve(const ServeSummary& s, Format f) {
                      s.gpu_power_mean, s.gpu_power_peak, s.power_bin, s.server_power_peak, s.energy / 1e6, s.energy_per_token,
                      (c.operating.lock > 0 ? fmt::format("; clock locked at {:.3g} GHz", c.operating.lock / 1e9) : "") +
                          (c.operating.cap > 0 ? fmt::format("; capped at {:.0f} W", c.operating.cap) : ""));
+  if (c.prefix_caching)
+    out += fmt::format("prefix cache: {:.1f}% of prompt tokens found cached{}; {} blocks evicted{}\n", 100 * s.prefix_hit_rate,
+                       s.offload_hit_rate > 0 ? fmt::format(" ({:.1f}% loaded back from {})", 100 * s.offload_hit_rate, c.swap_tier.empty() ? "host memory" : c.swap_tier) : "",
+                       s.evicted_blocks, c.offload_policy != OffloadPolicy::Preempted ? fmt::format(", {} kept on the offload tier", s.offloaded_blocks) : "");
+  if (c.spec.on())
+    out += fmt::format("speculative decoding: {} drafts {} tokens per step at {:.3g} acceptance; {:.3g} tokens per verify step ({:.3g} expected)\n", s.draft,
+                       c.spec.k, c.spec.acceptance, s.tokens_per_verify, c.spec.tokens_per_step());
+  if (c.disagg.on())
+    out += fmt::format("KV transfers: {} over {} per device{}, {:.4g} GB in all; {:.4g} ms each on average, {:.4g} ms waiting for a decode instance or the link{}\n",
+                       s.transfers, std::isinf(c.disagg.bandwidth) ? "an unlimited link" : format_quantity(c.disagg.bandwidth, Dim::Bandwidth),
+                       c.disagg.latency > 0 ? fmt::format(" + {:.3g} us", c.disagg.latency * 1e6) : "", s.transfer_bytes / 1e9, s.transfer_time_mean * 1e3,
+                       s.transfer_wait_mean * 1e3, c.disagg.layerwise ? "; streamed layer by layer" : "");
+  if (s.devices > 0)
+    out += fmt::format("cost: {} devices, {}\n", s.devices,
+                       std::isfinite(s.cost_per_mtok) ? fmt::format("${:.4g} per million tokens", s.cost_per_mtok) : "no rental rate for the arch");
   out += fmt::format("{} iterations, step times from {} einsim runs\n", s.iterations, s.step_runs);
   return out;
 }
@@ -171,10 +226,10 @@ std::string timeline_csv(const ServeResult& r) {
 std::string power_csv(const ServeResult& r, const ServeConfig& c) {
   const PowerTimeline& pt = r.power;
   std::string out = "time_s,server,gpu,power_w,clock_ghz\n";
-  const auto per_server = static_cast<size_t>(c.instances_per_server * c.pp);
-  const auto tp = static_cast<size_t>(pt.devices_per_instance);
+  const auto per_server = c.disagg.on() ? size_t{1} : static_cast<size_t>(c.instances_per_server * c.pp);  // a pool's instance per server
   for (size_t b = 0; b < pt.bins(); ++b)
     for (size_t k = 0; k < pt.energy.size(); ++k) {
+      const auto tp = static_cast<size_t>(pt.devices_of(k));
       const double w = pt.device_power(k, b), ghz = pt.device_clock(k, b) / 1e9;
       for (size_t g = 0; g < tp; ++g)
         out += fmt::format("{:.6g},{},{},{:.2f},{:.4g}\n", pt.start + static_cast<double>(b) * pt.bin, k / per_server, (k % per_server) * tp + g, w, ghz);
@@ -267,11 +322,77 @@ std::string plot_serve_svg(const ServeResult& r, const ServeSummary& s) {
                                        s.goodput, 100 * s.slo_attainment)});
 }
 
-CapacityPlan plan_capacity(const Trace& t, ServeConfig c, StepTimer& timer, const ArchSpec& a, double target, int64_t limit) {
+std::string perfetto_json(const Trace& t, const ServeResult& r, const ServeConfig& c, const PerfettoOptions& o) {
+  using nlohmann::json;
+  json ev = json::array();
+  auto us = [](double s) { return s * 1e6; };
+  const bool dis = c.disagg.on();
+  // The iterations in time order; the window closes at the one past the budget.
+  std::vector<const InstanceSample*> its;
+  for (const InstanceSample& x : r.samples) its.push_back(&x);
+  std::stable_sort(its.begin(), its.end(), [](const InstanceSample* a, const InstanceSample* b) { return a->time - a->duration < b->time - b->duration; });
+  double to = o.to;
+  int64_t kept = 0;
+  for (const InstanceSample* x : its)
+    if (x->time >= o.from && x->time - x->duration <= to && ++kept > o.max_iterations) {
+      to = x->time - x->duration;
+      break;
+    }
+  auto inside = [&](double a, double b) { return b >= o.from && a < to; };
+  // Process 1: the instances, a thread each; process 2: the requests.
+  ev.push_back({{"ph", "M"}, {"pid", 1}, {"name", "process_name"}, {"args", {{"name", "instances"}}}});
+  ev.push_back({{"ph", "M"}, {"pid", 2}, {"name", "process_name"}, {"args", {{"name", "requests"}}}});
+  for (int k = 0; k < r.instances; ++k) {
+    const std::string name = dis ? fmt::format("{} {}", k < c.disagg.prefill ? "prefill" : "decode", k < c.disagg.prefill ? k : k - c.disagg.prefill)
+                                 : fmt::format("instance {}", k);
+    ev.push_back({{"ph", "M"}, {"pid", 1}, {"tid", k}, {"name", "thread_name"}, {"args", {{"name", name}}}});
+  }
+  for (const InstanceSample* xp : its) {
+    const InstanceSample& x = *xp;
+    const double b = x.time - x.duration;
+    if (!inside(b, x.time)) continue;
+    const std::string name = x.prefill_tokens > 0 ? (x.decode > 0 ? "mixed" : "prefill") : x.iterations > 1 ? fmt::format("decode x{}", x.iterations) : "decode";
+    ev.push_back({{"ph", "X"}, {"pid", 1}, {"tid", x.instance}, {"name", name}, {"ts", us(b)}, {"dur", us(x.duration)},
+                  {"args", {{"prefill_tokens", x.prefill_tokens}, {"decodes", x.decode}, {"iterations", x.iterations}, {"running", x.running},
+                            {"waiting", x.waiting}, {"kv_used", x.kv_used}}}});
+    const std::string track = fmt::format("instance {}", x.instance);
+    ev.push_back({{"ph", "C"}, {"pid", 1}, {"name", track + " batch"}, {"ts", us(b)}, {"args", {{"running", x.running}, {"waiting", x.waiting}}}});
+    ev.push_back({{"ph", "C"}, {"pid", 1}, {"name", track + " KV used %"}, {"ts", us(b)}, {"args", {{"kv", 100 * x.kv_used}}}});
+    ev.push_back({{"ph", "C"}, {"pid", 1}, {"name", track + " power W"}, {"ts", us(b)}, {"args", {{"per_device", x.power}}}});
+  }
+  // Requests: evenly sampled among those inside the window.
+  std::vector<size_t> keep;
+  for (size_t i = 0; i < r.requests.size(); ++i)
+    if (inside(r.requests[i].arrival, r.requests[i].finish)) keep.push_back(i);
+  const size_t n = std::min(keep.size(), static_cast<size_t>(std::max<int64_t>(0, o.max_requests)));
+  for (size_t j = 0; j < n; ++j) {
+    const RequestOutcome& q = r.requests[keep[j * keep.size() / n]];
+    auto slice = [&](const char* name, double a, double b) {
+      if (!(b > a)) return;
+      const json args = {{"prompt", q.prompt}, {"output", q.output}, {"cached", q.cached}, {"preemptions", q.preemptions}};
+      ev.push_back({{"ph", "b"}, {"cat", "request"}, {"pid", 2}, {"id", q.id}, {"name", name}, {"ts", us(a)}, {"args", args}});
+      ev.push_back({{"ph", "e"}, {"cat", "request"}, {"pid", 2}, {"id", q.id}, {"name", name}, {"ts", us(b)}});
+    };
+    slice("queued", q.arrival, q.admitted);
+    slice("prefill", q.admitted, q.first_token);
+    if (q.transfer_start >= 0) {
+      slice("waiting for decode", q.first_token, q.transfer_start);
+      slice("transfer", q.transfer_start, q.transfer_end);
+      slice("decode", q.transfer_end, q.finish);
+    } else {
+      slice("decode", q.first_token, q.finish);
+    }
+  }
+  json out = {{"traceEvents", ev}, {"displayTimeUnit", "ms"}, {"otherData", {{"trace", t.name}, {"requests", r.requests.size()}, {"requests_shown", n}, {"window_from_s", o.from},
+                                {"window_to_s", std::isfinite(to) ? json(to) : json(nullptr)}}}};
+  return out.dump() + "\n";
+}
+
+CapacityPlan plan_capacity(const Trace& t, ServeConfig c, const ServeRig& rig, double target, int64_t limit) {
   CapacityPlan plan;
   auto meets = [&](int64_t n) {
     c.servers = n;
-    const double att = attainment(simulate_serving(t, c, timer, a), c);
+    const double att = attainment(rig.run(t, c), c);
     plan.tried.emplace_back(n, att);
     return att >= target;
   };

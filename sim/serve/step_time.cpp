@@ -81,6 +81,7 @@ StepTimer::StepTimer(ModelConfig m, ArchSpec a, int64_t tp, std::shared_ptr<cons
   emulated_ = r.emulated;
   const TierMemory& mem = r.memory.front();
   kv_per_token_ = mem.kv_cache;  // one request, one cached token
+  weight_bytes_ = mem.weights;
   // Each group holds its own requests' caches: the instance has every group's room.
   kv_capacity_ = mem.fit().kv_room() * static_cast<double>(groups());
   if (kv_capacity_ <= 0)
@@ -211,7 +212,7 @@ ClockedWork StepTimer::iteration(size_t level, const Iteration& it) {
   if (pp_ <= 1) return w;
   // Pipeline stages: the stages' work adds up to the whole forward's on one stage's devices,
   // plus the hops of every token's hidden state (run's pipeline_hops()).
-  int64_t tokens = it.decode + (it.chunks.empty() ? std::max<int64_t>(0, it.prefill_tokens) : 0);
+  int64_t tokens = it.decode * std::max<int64_t>(1, it.verify) + (it.chunks.empty() ? std::max<int64_t>(0, it.prefill_tokens) : 0);
   for (const Chunk& c : it.chunks) tokens += c.tokens;
   const double bytes = static_cast<double>(tokens) * static_cast<double>(m_.hidden_size) * dtype_bytes(m_.dtype) / static_cast<double>(tp_);
   const PipelineHops hops = pipeline_hops(fabric_, pp_, std::max(tp_, ep_), bytes, runtime().collective_base);
@@ -221,7 +222,8 @@ ClockedWork StepTimer::iteration(size_t level, const Iteration& it) {
 }
 
 ClockedWork StepTimer::forward(size_t level, const Iteration& it) {
-  if (it.chunks.empty() && it.prefill_tokens <= 0 && it.decode > 0 && it.sampled < 0) {
+  const int64_t verify = std::max<int64_t>(1, it.verify);
+  if (it.chunks.empty() && it.prefill_tokens <= 0 && it.decode > 0 && it.sampled < 0 && verify == 1) {
     const std::pair<int64_t, int64_t> blobhi = grid_bracket(it.decode, true);
     const int64_t blo = blobhi.first, bhi = blobhi.second;
     const int64_t ctx = std::max<int64_t>(1, it.context);
@@ -240,12 +242,12 @@ ClockedWork StepTimer::forward(size_t level, const Iteration& it) {
   const Chunk* first = implicit ? &whole : it.chunks.data();
   const size_t n_chunks = implicit ? 1 : it.chunks.size();
   const std::span<const Chunk> chunks(first, n_chunks);
-  int64_t tokens = it.decode;
+  int64_t tokens = it.decode * verify;
   for (const Chunk& c : chunks) tokens += c.tokens;
   ClockedWork w{clocks_[level], 0, 0, 0};
   if (tokens <= 0) return w;
   const Runtime& rt = runtime();
-  const bool decode_only = chunks.empty();
+  const bool decode_only = chunks.empty();  // a verify step runs as a decode step (graphs capture it)
   double kernels = 0;
   // The forward's matrix products, norms and all-reduces over every token at once.
   const std::pair<int64_t, int64_t> tlothi = grid_bracket(tokens, true);
@@ -255,7 +257,7 @@ ClockedWork StepTimer::forward(size_t level, const Iteration& it) {
   kernels += f.linear_kernels;
   if (rt.graphed(decode_only ? PhaseKind::Decode : PhaseKind::Prefill)) w.time += f.allreduces * rt.graph_node;
   // The LM head over the rows that sample.
-  const int64_t rows = it.sampled >= 0 ? it.sampled : it.decode + static_cast<int64_t>(chunks.size());
+  const int64_t rows = it.sampled >= 0 ? it.sampled : it.decode * verify + static_cast<int64_t>(chunks.size());
   if (rows > 0) {
     const std::pair<int64_t, int64_t> rlorhi = grid_bracket(rows, true);
     const int64_t rlo = rlorhi.first, rhi = rlorhi.second;
@@ -289,8 +291,19 @@ ClockedWork StepTimer::forward(size_t level, const Iteration& it) {
   // spread over the groups, no less than the longest chunk's.
   w.time += std::max(attended / static_cast<double>(groups()), longest);
   kernels += chunk_kernels;
+  // Verify steps: each decode a chunk of `verify` tokens over its context (the batch's mean),
+  // in the same varlen kernel as the prompts' chunks.
+  if (it.decode > 0 && verify > 1) {
+    const int64_t ctx = std::max<int64_t>(1, it.context);
+    const std::pair<int64_t, int64_t> clochi = grid_bracket(ctx, false);
+    const StepParts a = between(clochi.first, clochi.second, ctx, [&](int64_t x) { return prefill_at(level, verify, x); });
+    const double n = static_cast<double>(it.decode);
+    w.time += std::max(n * a.attention.time / static_cast<double>(groups()), a.attention.time);
+    add(w, {0, 0, n * a.attention.compute_energy, n * a.attention.memory_energy});
+    if (chunks.empty()) kernels += a.attention_kernels;
+  }
   // Each decode over its own context (the batch's mean: attention is linear in it).
-  if (it.decode > 0) {
+  if (it.decode > 0 && verify == 1) {
     const std::pair<int64_t, int64_t> blobhi = grid_bracket(it.decode, true);
     const int64_t blo = blobhi.first, bhi = blobhi.second;
     const int64_t ctx = std::max<int64_t>(1, it.context);

@@ -42,7 +42,10 @@ struct Iteration {
   int64_t decode = 0;
   int64_t context = 0;
   std::vector<Chunk> chunks;
-  int64_t sampled = -1;  ///< rows the LM head computes (-1: every decode and one per chunk)
+  /// Tokens each decode processes: 1, or k + 1 when speculative decoding verifies k drafted
+  /// tokens (each decode then a (k + 1)-token chunk over its context).
+  int64_t verify = 1;
+  int64_t sampled = -1;  ///< rows the LM head computes (-1: every decode's tokens and one per chunk)
   int64_t admitted = 0;  ///< requests this iteration admits (the runtime's per-request cost)
 };
 
@@ -100,6 +103,12 @@ class StepTimer {
   /// Data-parallel groups of the instance (ep / tp; 1 without expert parallelism).
   int64_t groups() const { return ep_ > 1 ? ep_ / tp_ : 1; }
   int64_t stages() const { return pp_; }
+  int64_t tp() const { return tp_; }
+  /// Devices of one model instance: max(tp, ep) per stage, pp stages.
+  int64_t devices() const { return std::max(tp_, ep_) * pp_; }
+  /// Bytes of weights on the fullest device.
+  double weight_bytes() const { return weight_bytes_; }
+  const ModelConfig& model() const { return m_; }
   int64_t runs() const { return runs_; }  ///< run_model calls made so far
   /// Matrix products computed at a wider type than their operands' (RunReport::emulated).
   const std::vector<std::string>& emulated() const { return emulated_; }
@@ -123,7 +132,7 @@ class StepTimer {
   std::vector<std::string> emulated_;
   std::shared_ptr<const Runtime> rt_;
   std::optional<DType> kv_dtype_;
-  double kv_per_token_ = 0, kv_capacity_ = 0;
+  double kv_per_token_ = 0, kv_capacity_ = 0, weight_bytes_ = 0;
   std::vector<double> clocks_;   ///< DVFS clocks, highest first ({0}: nominal only)
   std::vector<ArchSpec> archs_;  ///< the architecture at each clock
   std::vector<ClockedWork> points_;  ///< cost()'s scratch

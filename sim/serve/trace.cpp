@@ -3,10 +3,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <fstream>
 #include <random>
+
+#include <nlohmann/json.hpp>
+#include <unordered_map>
 
 #include "common/error.h"
 #include "common/paths.h"
@@ -136,6 +140,120 @@ Trace read_azure_trace(const std::string& path) {
   return t;
 }
 
+Trace read_jsonl_trace(const std::string& path, int64_t hash_block) {
+  using nlohmann::json;
+  if (hash_block < 1) throw UserError(SourceLoc{"--hash-block"}, fmt::format("the hash block must be at least 1 token, not {}", hash_block));
+  std::ifstream in(path);
+  if (!in) throw UserError(SourceLoc{path}, "cannot open the trace");
+  Trace t;
+  t.name = path.substr(path.find_last_of('/') + 1);
+  t.file = path;
+  std::string line;
+  int line_no = 0;
+  std::unordered_map<std::string, int64_t> sessions;
+  bool any_hashes = false;
+  double last = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    // A key's column: where it is written (the line's start when it is missing).
+    auto at = [&](const char* key) {
+      const size_t p = key ? line.find(fmt::format("\"{}\"", key)) : std::string::npos;
+      return SourceLoc{path, line_no, p == std::string::npos ? 1 : static_cast<int>(p) + 1};
+    };
+    json j;
+    try {
+      j = json::parse(line);
+    } catch (const json::parse_error& e) {
+      std::string what = e.what();
+      if (const size_t p = what.find("; last read"); p != std::string::npos) what = what.substr(0, p);
+      if (const size_t p = what.find("syntax error "); p != std::string::npos) what = what.substr(p);
+      throw UserError(SourceLoc{path, line_no, static_cast<int>(std::max<size_t>(1, e.byte))},
+                      fmt::format("not a JSON object ({}): '{}'", what, shown(line)));
+    }
+    if (!j.is_object()) throw UserError(at(nullptr), fmt::format("expected a JSON object per line, found '{}'", shown(line)));
+    for (const auto& [key, v] : j.items())
+      if (key != "timestamp" && key != "input_length" && key != "output_length" && key != "hash_ids" && key != "session_id")
+        throw UserError(at(key.c_str()), fmt::format("unknown key '{}' (a JSONL trace has timestamp, input_length, output_length, hash_ids, session_id)", shown(key)));
+    auto need = [&](const char* key) -> const json& {
+      if (!j.contains(key)) throw UserError(at(nullptr), fmt::format("missing '{}'", key));
+      return j.at(key);
+    };
+    auto count = [&](const char* key) {
+      const json& v = need(key);
+      if (!v.is_number_integer()) throw UserError(at(key), fmt::format("{} must be an integer, not {}", key, shown(v.dump())));
+      if ((v.is_number_unsigned() && v.get<uint64_t>() > (uint64_t{1} << 40)) || v.get<int64_t>() < 1 || v.get<int64_t>() > (int64_t{1} << 40))
+        throw UserError(at(key), fmt::format("{} must be between 1 and 2^40 tokens, not {}", key, shown(v.dump())));
+      return v.get<int64_t>();
+    };
+    const json& ts = need("timestamp");
+    if (!ts.is_number() || !std::isfinite(ts.get<double>()) || ts.get<double>() < 0)
+      throw UserError(at("timestamp"), fmt::format("timestamp must be a number of milliseconds, at least 0, not {}", shown(ts.dump())));
+    const double arrival = ts.get<double>() / 1000;
+    if (!t.requests.empty() && arrival < last) throw UserError(at("timestamp"), "timestamps must not decrease (the trace is sorted by arrival)");
+    last = arrival;
+    Request r;
+    r.id = static_cast<int64_t>(t.requests.size());
+    r.arrival = arrival;
+    r.prompt = count("input_length");
+    r.output = count("output_length");
+    r.line = line_no;
+    if (j.contains("hash_ids")) {
+      const json& h = j.at("hash_ids");
+      if (!h.is_array()) throw UserError(at("hash_ids"), "hash_ids must be an array of block ids");
+      const int64_t most = (r.prompt + hash_block - 1) / hash_block;
+      if (static_cast<int64_t>(h.size()) > most)
+        throw UserError(at("hash_ids"), fmt::format("{} hash ids for {} prompt tokens: at most {} blocks of {} tokens (--hash-block)", h.size(), r.prompt, most, hash_block));
+      for (const json& id : h) {
+        if (!id.is_number_integer() || (!id.is_number_unsigned() && id.get<int64_t>() < 0) || (id.is_number_unsigned() && id.get<uint64_t>() > (uint64_t{1} << 62)))
+          throw UserError(at("hash_ids"), fmt::format("hash ids are integers from 0 to 2^62, not {}", shown(id.dump())));
+        r.hashes.push_back(id.get<int64_t>());
+      }
+      any_hashes |= !r.hashes.empty();
+    }
+    if (j.contains("session_id")) {
+      const json& s = j.at("session_id");
+      if (!s.is_string() && !s.is_number_integer()) throw UserError(at("session_id"), fmt::format("session_id must be a string or an integer, not {}", shown(s.dump())));
+      r.session = sessions.try_emplace(s.is_string() ? s.get<std::string>() : s.dump(), static_cast<int64_t>(sessions.size())).first->second;
+      if (!j.contains("hash_ids")) {
+        // Block k of every turn of the session holds the same tokens: ids of their own, below
+        // the trace's (which are non-negative).
+        for (int64_t k = 0; k < r.prompt / hash_block; ++k) r.hashes.push_back(-1 - (r.session << 24) - k);
+        any_hashes |= !r.hashes.empty();
+      }
+    }
+    t.requests.push_back(std::move(r));
+  }
+  if (t.requests.empty()) throw UserError(SourceLoc{path, std::max(1, line_no), 1}, "the trace has no requests");
+  if (any_hashes) t.hash_block = hash_block;
+  const double first = t.requests.front().arrival;
+  for (Request& r : t.requests) r.arrival -= first;
+  return t;
+}
+
+void add_shared_prefix(Trace& t, int64_t tokens, double share, int64_t block, uint64_t seed) {
+  if (tokens < 1) throw UserError(SourceLoc{"--shared-prefix"}, fmt::format("the shared prefix must be at least 1 token, not {}", tokens));
+  if (!(share >= 0 && share <= 1)) throw UserError(SourceLoc{"--prefix-share"}, fmt::format("the share of requests with the prefix is in [0, 1], not {}", share));
+  if (block < 1) throw UserError(SourceLoc{"--hash-block"}, fmt::format("the hash block must be at least 1 token, not {}", block));
+  if (t.hash_block > 0 && t.hash_block != block)
+    throw UserError(SourceLoc{"--shared-prefix"}, fmt::format("the trace hashes blocks of {} tokens; the shared prefix would use {}", t.hash_block, block));
+  // Ids: the prefix's blocks from 2^62 down, each request's own blocks below them (the
+  // trace's ids are non-negative and below 2^62; sessions' are negative).
+  int64_t fresh = (int64_t{1} << 62) - (tokens / block + 1);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(0, 1);
+  for (Request& r : t.requests) {
+    if (!(u(rng) < share)) continue;
+    const int64_t full = std::min(tokens, r.prompt) / block;  // whole blocks of the prefix in this prompt
+    std::vector<int64_t> h;
+    for (int64_t k = 0; k < full; ++k) h.push_back((int64_t{1} << 62) - 1 - k);
+    for (int64_t k = full; k < r.prompt / block; ++k) h.push_back(--fresh);
+    r.hashes = std::move(h);
+  }
+  t.hash_block = block;
+}
+
 Trace synthetic_trace(const SyntheticTrace& s) {
   if (!(s.rate > 0) || !std::isfinite(s.rate) || s.count < 1)
     throw UserError(SourceLoc{"--rate"}, "the request rate must be positive and finite, and the count at least 1");
@@ -163,12 +281,14 @@ Trace synthetic_trace(const SyntheticTrace& s) {
       const Request& x = s.sizes->requests[pick(rng)];
       r.prompt = x.prompt;
       r.output = x.output;
+      r.hashes = x.hashes;  // the drawn request's shared blocks come with it
     } else {
       r.prompt = s.prompt;
       r.output = s.output;
     }
     t.requests.push_back(r);
   }
+  if (sized) t.hash_block = s.sizes->hash_block;
   return t;
 }
 
@@ -181,9 +301,14 @@ Trace scale_to_rate(const Trace& t, double rate) {
   return out;
 }
 
-Trace load_trace(const std::string& name_or_file) {
+Trace load_trace(const std::string& name_or_file, int64_t hash_block) {
   if (name_or_file == "conv" || name_or_file == "code")
     return read_azure_trace(data_path("traces/azure-llm-inference-2023/AzureLLMInferenceTrace_" + name_or_file + ".csv"));
+  std::ifstream in(name_or_file);
+  char ch = 0;
+  while (in.get(ch) && std::isspace(static_cast<unsigned char>(ch))) {
+  }
+  if (in && ch == '{') return read_jsonl_trace(name_or_file, hash_block);
   return read_azure_trace(name_or_file);
 }
 
@@ -192,6 +317,7 @@ Trace tile_to_duration(const Trace& t, double rate, double duration) {
   Trace out;
   out.name = fmt::format("{} for {:.4g} s", one.name, duration);
   out.file = one.file;
+  out.hash_block = one.hash_block;
   if (one.requests.empty()) return out;
   const double period = one.duration() + 1 / rate;
   int64_t id = 0;
@@ -209,6 +335,9 @@ Trace tile_to_duration(const Trace& t, double rate, double duration) {
 Trace merge_classes(const std::vector<Trace>& classes) {
   Trace out;
   for (size_t c = 0; c < classes.size(); ++c) {
+    if (classes[c].hash_block > 0 && out.hash_block > 0 && classes[c].hash_block != out.hash_block)
+      throw UserError(SourceLoc{classes[c].file.empty() ? classes[c].name : classes[c].file}, "the classes' traces hash blocks of different sizes");
+    if (classes[c].hash_block > 0) out.hash_block = classes[c].hash_block;
     out.name += (c ? " + " : "") + classes[c].name;
     for (Request r : classes[c].requests) {
       r.priority = static_cast<int>(c);

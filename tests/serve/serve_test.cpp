@@ -191,7 +191,10 @@ TEST_CASE("serve: impossible requests and configurations are clear errors", "[se
   StepTimer timer(s.model, s.arch, 1);
   Trace t;
   t.name = "t.csv";
-  t.requests.push_back(Request{0, 0, 100000, 10});
+  Request big_request;
+  big_request.prompt = 100000;
+  big_request.output = 10;
+  t.requests.push_back(big_request);
   CHECK_THAT(error_of([&] { simulate_serving(t, ServeConfig{}, timer, s.arch); }), Catch::Contains("t.csv: error: request 0 (100000 + 10 tokens) needs"));
   ServeConfig c;
   c.servers = 0;

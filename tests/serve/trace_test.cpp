@@ -111,3 +111,64 @@ TEST_CASE("trace: synthetic arrivals are reproducible and have the asked rate", 
   s.rate = -1;
   CHECK_THAT(error_of([&] { synthetic_trace(s); }), Catch::Contains("must be positive"));
 }
+
+TEST_CASE("trace: JSONL traces in Mooncake's shape", "[serve][jsonl]") {
+  const std::string ok = write("m.jsonl",
+                               "{\"timestamp\": 0, \"input_length\": 6755, \"output_length\": 500, \"hash_ids\": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]}\n"
+                               "\n"
+                               "{\"timestamp\": 0, \"input_length\": 7319, \"output_length\": 490, \"hash_ids\": [0, 14, 15]}\n"
+                               "{\"timestamp\": 3052.5, \"input_length\": 700, \"output_length\": 31, \"session_id\": 7}\r\n");
+  const Trace t = load_trace(ok);  // recognised by its first character
+  REQUIRE(t.requests.size() == 3);
+  CHECK(t.hash_block == 512);
+  CHECK(t.requests[0].hashes.size() == 14);
+  CHECK(t.requests[1].hashes[0] == 0);
+  CHECK(t.requests[2].arrival == Approx(3.0525));
+  CHECK(t.requests[2].line == 4);
+  CHECK(t.requests[2].session == 0);
+  CHECK(t.requests[2].hashes.size() == 1);  // 700 tokens: one whole block of the session
+  CHECK(t.requests[2].hashes[0] < 0);
+  // Timestamps count from the first request.
+  CHECK(read_jsonl_trace(write("late.jsonl", "{\"timestamp\": 5000, \"input_length\": 5, \"output_length\": 5}\n")).requests[0].arrival == 0);
+  // The hash block is the trace's: 14 ids of 512 tokens fit 6755 tokens, 14 of 1024 do not.
+  CHECK(error_of([&] { read_jsonl_trace(ok, 1024); }) == ok + ":1:62: error: 14 hash ids for 6755 prompt tokens: at most 7 blocks of 1024 tokens (--hash-block)");
+}
+
+TEST_CASE("trace: JSONL rows with errors are located", "[serve][jsonl][errors]") {
+  auto err = [](const std::string& name, const std::string& body, int64_t block = 512) {
+    const std::string path = write(name, body);
+    return std::make_pair(path, error_of([&] { read_jsonl_trace(path, block); }));
+  };
+  const std::string good = "{\"timestamp\": 10, \"input_length\": 5, \"output_length\": 5}\n";
+  auto [a, ea] = err("a.jsonl", good + "{\"timestamp\": 5, \"input_length\": 5, \"output_length\": 5}\n");
+  CHECK(ea == a + ":2:2: error: timestamps must not decrease (the trace is sorted by arrival)");
+  auto [b, eb] = err("b.jsonl", good + "{\"timestamp\": 20, \"input_length\": 0, \"output_length\": 5}\n");
+  CHECK(eb == b + ":2:19: error: input_length must be between 1 and 2^40 tokens, not 0");
+  auto [c, ec] = err("c.jsonl", good + "{\"timestamp\": 20, \"input_length\": 5.5, \"output_length\": 5}\n");
+  CHECK(ec == c + ":2:19: error: input_length must be an integer, not 5.5");
+  auto [d, ed] = err("d.jsonl", "{\"timestamp\": 20, \"input_length\": 5}\n");
+  CHECK(ed == d + ":1:1: error: missing 'output_length'");
+  auto [e, ee] = err("e.jsonl", "{\"timestamp\": 20, \"input_length\": 5, \"output_length\": 5, \"delay\": 3}\n");
+  CHECK_THAT(ee, Catch::StartsWith(e + ":1:58: error: unknown key 'delay'"));
+  auto [f, ef] = err("f.jsonl", "{\"timestamp\": 20, \"input_length\": 5, \"output_length\": 5\n");
+  CHECK_THAT(ef, Catch::StartsWith(f + ":1:") && Catch::Contains("error: not a JSON object (syntax error"));
+  auto [g, eg] = err("g.jsonl", "{\"timestamp\": -1, \"input_length\": 5, \"output_length\": 5}\n");
+  CHECK(eg == g + ":1:2: error: timestamp must be a number of milliseconds, at least 0, not -1");
+  auto [h, eh] = err("h.jsonl", "{\"timestamp\": 0, \"input_length\": 600, \"output_length\": 5, \"hash_ids\": [1, 2, 3]}\n");
+  CHECK(eh == h + ":1:59: error: 3 hash ids for 600 prompt tokens: at most 2 blocks of 512 tokens (--hash-block)");
+  auto [i, ei] = err("i.jsonl", "{\"timestamp\": 0, \"input_length\": 600, \"output_length\": 5, \"hash_ids\": [1, -2]}\n");
+  CHECK(ei == i + ":1:59: error: hash ids are integers from 0 to 2^62, not -2");
+  auto [j, ej] = err("j.jsonl", "{\"timestamp\": 0, \"input_length\": 6, \"output_length\": 5, \"session_id\": [1]}\n");
+  CHECK(ej == j + ":1:57: error: session_id must be a string or an integer, not [1]");
+  auto [k, ek] = err("k.jsonl", "[1, 2]\n");
+  CHECK(ek == k + ":1:1: error: expected a JSON object per line, found '[1, 2]'");
+  auto [l, el] = err("l.jsonl", "\n\n");
+  CHECK(el == l + ":2:1: error: the trace has no requests");
+  auto [m, em] = err("m.jsonl", good, 0);
+  CHECK(em == "--hash-block: error: the hash block must be at least 1 token, not 0");
+  // Shared prefixes: a share outside [0, 1] and a clash with the trace's block are errors.
+  Trace t = read_jsonl_trace(write("n.jsonl", good));
+  CHECK(error_of([&] { add_shared_prefix(t, 100, 1.5, 16); }) == "--prefix-share: error: the share of requests with the prefix is in [0, 1], not 1.5");
+  Trace hashed = read_jsonl_trace(write("o.jsonl", "{\"timestamp\": 0, \"input_length\": 600, \"output_length\": 5, \"hash_ids\": [1]}\n"));
+  CHECK(error_of([&] { add_shared_prefix(hashed, 100, 1, 16); }) == "--shared-prefix: error: the trace hashes blocks of 512 tokens; the shared prefix would use 16");
+}
