@@ -31,6 +31,7 @@
 #include "validate/calibration.h"
 #include "validate/validate.h"
 #include "sim/serve/serve_report.h"
+#include "sim/sweep/plan.h"
 #include "sim/engine/schedule.h"
 #include "sim/engine/systemc_engine.h"
 #include "sim/analyze/kv_compression.h"
@@ -484,6 +485,19 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   sweep->add_option("--set", sw.sets, "Override a value: sweep.KEY=VALUE or runtime.KEY=VALUE");
   sweep->add_option("--runtime", runtime_name, runtime_help);
   sweep->add_flag("--mpi", sw.mpi, "Spread points over MPI ranks (mpirun -np K einsim sweep ... --mpi); rank 0 writes the database");
+  auto* plan_cmd = app.add_subcommand("plan", "Capacity planning: the cheapest configuration of a serving sweep that meets its SLOs, and the runner-ups");
+  struct PlanArgs {
+    std::string spec, db, format = "table";
+    double attainment = 0.99;
+    int64_t top = 5, jobs = 0;
+  } pl;
+  plan_cmd->add_option("spec", pl.spec, "A serving sweep spec (mode = \"serve\") to evaluate first (resumable); omit to answer from --db as it is");
+  plan_cmd->add_option("--db", pl.db, "The serving sweep's database")->required();
+  plan_cmd->add_option("--attainment", pl.attainment, "Share of requests that must meet both SLOs (default 0.99)");
+  plan_cmd->add_option("--top", pl.top, "Configurations shown (default 5)")->check(CLI::Range(int64_t{1}, int64_t{10000}));
+  plan_cmd->add_option("--jobs", pl.jobs, "Worker threads for the sweep (default: every core)")->check(CLI::Range(int64_t{0}, int64_t{1024}));
+  plan_cmd->add_option("--format", pl.format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
+  plan_cmd->add_option("--runtime", runtime_name, runtime_help);
   auto* pareto = app.add_subcommand("pareto", "The Pareto front of a sweep database");
   std::string pa_db, pa_objectives, pa_format = "table", pa_plot;
   pareto->add_option("--db", pa_db, "Sweep database")->required();
@@ -875,6 +889,24 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       std::signal(SIGTERM, old_term);
       if (rank == 0) out << format_outcome(spec, so, res);
       return res.interrupted ? 130 : 0;
+    }
+    if (*plan_cmd) {
+      if (!(pl.attainment > 0 && pl.attainment <= 1))
+        throw UserError(SourceLoc{"--attainment"}, fmt::format("the share of requests within the SLOs is in (0, 1], not {}", pl.attainment));
+      if (!pl.spec.empty()) {
+        SweepSpec spec = load_sweep(resolve_model_path(pl.spec, "sweeps"), {});
+        if (spec.mode != SweepMode::Serve) throw UserError(SourceLoc{spec.file}, "a plan needs a serving sweep: mode = \"serve\" in [sweep]");
+        if (const auto rt = cli_runtime(runtime_name, {})) spec.runtime = rt;
+        check_sweep(spec);
+        SweepOptions so;
+        so.db = pl.db;
+        so.jobs = pl.jobs > 0 ? static_cast<int>(pl.jobs) : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        so.progress = &err == &std::cerr && isatty(STDERR_FILENO);
+        const SweepOutcome res = run_sweep(spec, so, err);
+        err << format_outcome(spec, so, res);
+      }
+      out << format_plan(plan_from_db(pl.db, pl.attainment, static_cast<size_t>(pl.top)), kFormats.at(pl.format));
+      return 0;
     }
     if (*pareto) {
       const ParetoResult r = pareto_front(pa_db, pa_objectives, pa_color);

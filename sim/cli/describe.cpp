@@ -67,7 +67,7 @@ std::string check_file(const std::string& file, const std::vector<std::string>& 
     const SweepSpec s = load_sweep(file, overrides);
     check_sweep(s);
     return fmt::format("{}: ok: sweep '{}', {} parameters, {} points ({})", file, s.name, s.params.size(), s.total,
-                       s.mode == SweepMode::Roofline ? "roofline" : "mapped");
+                       s.mode == SweepMode::Roofline ? "roofline" : s.mode == SweepMode::Serve ? "serve" : "mapped");
   }
   if (kind == ConfigKind::Scenario) {
     const std::string what = scenario_kind(file);

@@ -9,6 +9,8 @@
 #include "arch/collective.h"
 #include "sim/cost/cost_model.h"
 #include "sim/power/power.h"
+#include "sim/serve/deploy.h"
+#include "sim/serve/serve_report.h"
 #include "workloads/model_config.h"
 #include "workloads/transformer.h"
 
@@ -62,13 +64,22 @@ struct ModelSizes {
 namespace {
 // What a settable key sets.
 enum KeyId : int {
-  kArch, kModel, kPhase, kBatch, kContext, kPrompt, kTp, kEp, kPp, kBlock, kDtype, kKvDtype, kFusion, kAttention, kClock, kPowerCap, kArchKey, kModelKey, kVariable
+  kArch, kModel, kPhase, kBatch, kContext, kPrompt, kTp, kEp, kPp, kBlock, kDtype, kKvDtype, kFusion, kAttention, kClock, kPowerCap,
+  kInstances, kPrefillInstances, kDecodeInstances, kPrefillTp, kPrefillArch, kBatching, kTokenBudget, kMaxBatch, kTrace, kRateKey, kDuration,
+  kTtftSlo, kTpotSlo, kPrefixCaching, kRouting, kSpecK, kSpecAccept, kDraft, kKvLink, kRuntime,
+  kArchKey, kModelKey, kVariable
 };
 int key_id(const std::string& key) {
   static const std::map<std::string, int> ids = {{"arch", kArch},     {"model", kModel},       {"phase", kPhase},     {"batch", kBatch},
                                                  {"context", kContext}, {"prompt", kPrompt},   {"tp", kTp},           {"ep", kEp},  {"pp", kPp},         {"block", kBlock},
                                                  {"dtype", kDtype},   {"kv_dtype", kKvDtype}, {"fusion", kFusion},   {"attention", kAttention},
-                                                 {"clock", kClock},   {"power_cap", kPowerCap}};
+                                                 {"clock", kClock},   {"power_cap", kPowerCap},
+                                                 {"instances", kInstances}, {"prefill_instances", kPrefillInstances}, {"decode_instances", kDecodeInstances},
+                                                 {"prefill_tp", kPrefillTp}, {"prefill_arch", kPrefillArch}, {"batching", kBatching},
+                                                 {"token_budget", kTokenBudget}, {"max_batch", kMaxBatch}, {"trace", kTrace}, {"request_rate", kRateKey},
+                                                 {"duration", kDuration}, {"ttft_slo", kTtftSlo}, {"tpot_slo", kTpotSlo},
+                                                 {"prefix_caching", kPrefixCaching}, {"routing", kRouting}, {"spec_k", kSpecK},
+                                                 {"spec_accept", kSpecAccept}, {"draft", kDraft}, {"kv_link", kKvLink}, {"runtime", kRuntime}};
   if (auto it = ids.find(key); it != ids.end()) return it->second;
   return key.starts_with("arch.") ? kArchKey : kModelKey;
 }
@@ -81,6 +92,12 @@ struct PointEvaluator::Settings {
   std::string arch_key, model_key;
   int64_t batch = 1, context = 2048, prompt = 2048, tp = 1, ep = 1, pp = 1, block = 256;
   double clock = 0, power_cap = 0;
+  bool block_set = false;
+  // Serving sweeps (ServeConfig's defaults).
+  int64_t instances = 1, prefill_instances = 0, decode_instances = 0, prefill_tp = 0, token_budget = 8192, max_batch = 256, spec_k = 0;
+  std::string prefill_arch, batching = "prefill-first", trace = "conv", prefix_caching = "off", routing = "least-loaded", draft = "mtp",
+                            kv_link = "network", runtime;
+  double rate = 0, duration = 0, ttft_slo = 2, tpot_slo = 0.2, spec_accept = 0;
 
   void apply(int id, const std::string& key, ValueKind kind, const std::string& text, const SweepValue& v) {
     const auto n = static_cast<int64_t>(std::llround(v.number));
@@ -94,7 +111,27 @@ struct PointEvaluator::Settings {
       case kTp: tp = n; break;
       case kEp: ep = n; break;
       case kPp: pp = n; break;
-      case kBlock: block = n; break;
+      case kBlock: block = n, block_set = true; break;
+      case kInstances: instances = n; break;
+      case kPrefillInstances: prefill_instances = n; break;
+      case kDecodeInstances: decode_instances = n; break;
+      case kPrefillTp: prefill_tp = n; break;
+      case kPrefillArch: prefill_arch = v.text; break;
+      case kBatching: batching = v.text; break;
+      case kTokenBudget: token_budget = n; break;
+      case kMaxBatch: max_batch = n; break;
+      case kTrace: trace = v.text; break;
+      case kRateKey: rate = v.number; break;
+      case kDuration: duration = v.number; break;
+      case kTtftSlo: ttft_slo = v.number; break;
+      case kTpotSlo: tpot_slo = v.number; break;
+      case kPrefixCaching: prefix_caching = v.text; break;
+      case kRouting: routing = v.text; break;
+      case kSpecK: spec_k = n; break;
+      case kSpecAccept: spec_accept = v.number; break;
+      case kDraft: draft = v.text; break;
+      case kKvLink: kv_link = v.text; break;
+      case kRuntime: runtime = v.text; break;
       case kDtype: dtype = v.text; break;
       case kKvDtype: kv_dtype = v.text; break;
       case kFusion: fusion = v.text; break;
@@ -190,7 +227,7 @@ uint64_t PointEvaluator::prepare(int64_t i) {
   // The settings and the canonical text, in the key order fixed at construction.
   Settings& st = *set_;
   st = Settings{};
-  canon_ = s_.mode == SweepMode::Roofline ? "mode=roofline\n" : fmt::format("mode=mapped\nmax_tiles={}\n", s_.max_tiles);
+  canon_ = s_.mode == SweepMode::Roofline ? "mode=roofline\n" : s_.mode == SweepMode::Serve ? "mode=serve\n" : fmt::format("mode=mapped\nmax_tiles={}\n", s_.max_tiles);
   SweepValue derived_value;
   for (const Entry& e : order_) {
     const SweepValue* v = nullptr;
@@ -352,6 +389,19 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
     // Windows and chunks cap what some layers keep.
     const double kv = z.encoder_only ? 0 : z.sharded.kv_bytes(kv_dt, decode ? st.context + 1 : st.prompt) * std::ceil(static_cast<double>(st.batch) / groups);
     const MemoryTier& tier = *a.tier(storage_path(a, 0)[0]);
+    if (s_.mode == SweepMode::Serve) {
+      evaluate_serve(a, m0);
+      for (const SweepExpr& c : s_.constraints)
+        if (c.before && c.parts[0].eval(slots_.data()) == 0) return finish("pruned", c.parts[0].text());
+      for (size_t k = 0; k < s_.outputs.size(); ++k) {
+        double& out = slots_[static_cast<size_t>(s_.output_slot(k))];
+        out = s_.outputs[k].parts[0].eval(slots_.data());
+        if (std::isinf(out)) return finish("error", fmt::format("output '{}' is infinite ({})", s_.outputs[k].name, s_.outputs[k].parts[0].text()));
+      }
+      for (const SweepExpr& c : s_.constraints)
+        if (!c.before && c.parts[0].eval(slots_.data()) == 0) return finish("infeasible", c.parts[0].text());
+      return finish("ok", "");
+    }
     const double devices = static_cast<double>(std::max(st.tp, st.ep) * st.pp);
     metric(kDevices) = devices;
     metric(kWeights) = z.weights;
@@ -506,6 +556,114 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
   } catch (const UserError& e) {
     return finish("error", e.loc().file.empty() ? e.message() : e.what());
   }
+}
+
+void PointEvaluator::evaluate_serve(const ArchSpec& a, const ModelConfig& m0) {
+  const Settings& st = *set_;
+  auto metric = [&](MetricId id) -> double& { return slots_[static_cast<size_t>(s_.metric_slot(static_cast<size_t>(id)))]; };
+  const bool disagg = st.prefill_instances > 0 || st.decode_instances > 0;
+  if (disagg && (st.prefill_instances < 1 || st.decode_instances < 1))
+    throw UserError(SourceLoc{"prefill_instances"}, fmt::format("disaggregated serving needs both pools: prefill_instances {} and decode_instances {}",
+                                                                st.prefill_instances, st.decode_instances));
+  if (!disagg && (st.prefill_tp > 0 || !st.prefill_arch.empty()))
+    throw UserError(SourceLoc{st.prefill_tp > 0 ? "prefill_tp" : "prefill_arch"}, "prefill_tp and prefill_arch size a disaggregated prefill pool: set prefill_instances and decode_instances");
+  if (disagg && (st.pp > 1 || st.ep > 1)) throw UserError(SourceLoc{st.pp > 1 ? "pp" : "ep"}, "disaggregated pools run tensor parallelism only");
+  if (st.spec_k == 0 && st.spec_accept > 0) throw UserError(SourceLoc{"spec_accept"}, "spec_accept needs spec_k, the tokens drafted per step");
+  if (st.routing == "cache-aware" && st.prefix_caching != "on") throw UserError(SourceLoc{"routing"}, "cache-aware routing needs prefix_caching = \"on\"");
+  const DType dt = st.dtype.empty() ? m0.dtype : *parse_dtype(st.dtype);
+  // The trace, once per (trace, rate, duration).
+  const std::string tkey = fmt::format("{}|{}|{}", st.trace, st.rate, st.duration);
+  auto tit = traces_.find(tkey);
+  if (tit == traces_.end()) {
+    if (traces_.size() >= 16) traces_.clear();
+    Trace t = load_trace(st.trace);
+    if (st.rate > 0) t = scale_to_rate(t, st.rate);
+    if (st.duration > 0) {
+      auto& rs = t.requests;
+      rs.erase(std::find_if(rs.begin(), rs.end(), [&](const Request& r) { return r.arrival > st.duration; }), rs.end());
+    }
+    tit = traces_.emplace(tkey, std::make_shared<const Trace>(std::move(t))).first;
+  }
+  const Trace& trace = *tit->second;
+  // The deployment's timers, once per what they depend on.
+  ServeConfig c;
+  c.tp = st.tp;
+  c.ep = st.ep;
+  c.pp = st.pp;
+  c.servers = 1;
+  c.instances_per_server = st.instances;
+  if (st.block_set) c.block = st.block;
+  c.batching = st.batching == "chunked" ? Batching::Chunked : Batching::PrefillFirst;
+  c.token_budget = st.token_budget;
+  c.max_batch = st.max_batch;
+  c.ttft_slo = st.ttft_slo;
+  c.tpot_slo = st.tpot_slo;
+  c.prefix_caching = st.prefix_caching == "on";
+  c.routing = st.routing == "round-robin" ? Routing::RoundRobin : st.routing == "cache-aware" ? Routing::CacheAware : Routing::LeastLoaded;
+  c.spec.k = st.spec_k;
+  c.spec.acceptance = st.spec_accept;
+  c.operating.lock = st.clock;
+  c.operating.cap = st.power_cap;
+  const std::string rkey = fmt::format("{}\n{}\n{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", st.arch_key, st.model_key, st.tp, st.ep, st.pp, dtype_name(dt), st.kv_dtype,
+                                       disagg ? st.prefill_arch + "/" + std::to_string(st.prefill_tp) : "-", st.spec_k > 0 ? st.draft : "-", st.runtime, s_.emulate,
+                                       disagg);
+  auto rit = rigs_.find(rkey);
+  if (rit == rigs_.end()) {
+    if (rigs_.size() >= 32) rigs_.clear();
+    Deployment d;
+    d.model = m0;
+    d.model.dtype = dt;
+    d.arch = load_arch(st.arch_name, st.arch_sets);
+    d.runtime = st.runtime.empty() ? s_.runtime : std::make_shared<const Runtime>(load_runtime(st.runtime));
+    if (!st.kv_dtype.empty()) d.kv_dtype = parse_dtype(st.kv_dtype);
+    d.emulate = s_.emulate;
+    d.config = c;
+    if (disagg) {
+      d.config.disagg.prefill = st.prefill_instances;
+      d.config.disagg.decode = st.decode_instances;
+      if (!st.prefill_arch.empty()) d.prefill_arch = load_arch(st.prefill_arch);
+      d.prefill_tp = st.prefill_tp;
+    }
+    if (st.spec_k > 0 && st.draft != "mtp") {
+      d.draft = load_model(st.draft);
+      d.draft->dtype = dt;
+      if (d.draft->vocab_size != m0.vocab_size)
+        throw UserError(SourceLoc{"draft"}, fmt::format("'{}' has a vocabulary of {} tokens and '{}' {}", d.draft->name, d.draft->vocab_size, m0.name, m0.vocab_size));
+    }
+    rit = rigs_.emplace(rkey, std::make_shared<ServeRig>(d)).first;
+  }
+  const ServeRig& rig = *rit->second;
+  if (disagg) {
+    const Deployment& d = rig.deployment();
+    c.disagg.prefill = st.prefill_instances;
+    c.disagg.decode = st.decode_instances;
+    const ArchSpec& pa = d.prefill_arch ? *d.prefill_arch : d.arch;
+    c.disagg.bandwidth = kv_link_bandwidth(pa, d.arch, st.kv_link, "kv_link");
+    c.disagg.latency = kv_link_latency(pa, st.kv_link);
+  }
+  const double devices = static_cast<double>(rig.devices(c));
+  metric(kDevices) = devices;
+  metric(kTdp) = a.power.tdp > 0 ? a.power.tdp : std::numeric_limits<double>::quiet_NaN();
+  metric(kRate) = rig.rate(c);
+  metric(kPrice) = a.cost.price && !disagg ? *a.cost.price * devices : std::numeric_limits<double>::quiet_NaN();
+  metric(kWeights) = rig.timer().weight_bytes();
+  metric(kCapacity) = rig.timer().kv_capacity();
+  const ServeResult r = rig.run(trace, c);
+  const ServeSummary sum = summarize(trace, r, c, m0.name, a.name, rig.step_runs());
+  metric(kThroughput) = sum.tokens_per_s;
+  metric(kThroughputPerDevice) = sum.tokens_per_s / devices;
+  metric(kEnergyPerToken) = sum.energy_per_token;
+  metric(kPower) = sum.gpu_power_mean;
+  metric(kCostPerMtok) = metric(kRate) / sum.tokens_per_s * 1e6;
+  metric(kLatency) = sum.e2e.mean;
+  metric(kKvCache) = sum.kv_peak;
+  metric(kGoodput) = sum.goodput;
+  metric(kSloAttainment) = sum.slo_attainment;
+  metric(kTtftP50) = sum.ttft.p50;
+  metric(kTtftP99) = sum.ttft.p99;
+  metric(kTpotP50) = sum.tpot.p50;
+  metric(kTpotP99) = sum.tpot.p99;
+  metric(kPrefixHitRate) = c.prefix_caching ? sum.prefix_hit_rate : std::numeric_limits<double>::quiet_NaN();
 }
 
 }  // namespace einsim

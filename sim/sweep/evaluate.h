@@ -40,6 +40,8 @@ constexpr int kHashColumn = 0, kIndexColumn = 1, kStatusColumn = 2, kErrorColumn
 /// The built-in outputs of a roofline screen: per device, time = max(FLOPs / achievable
 /// FLOP/s, bytes / achievable bandwidth) + the all-reduce; docs/SWEEPS.md.
 struct ModelSizes;
+class ServeRig;
+struct Trace;
 
 /// Checks the first point's derived architecture and model keys (located errors).
 void check_sweep(const SweepSpec& s);
@@ -95,6 +97,11 @@ class PointEvaluator {
   std::map<std::string, std::shared_ptr<ModelSizes>> sizes_;
   MapCache cache_;
   int64_t mappings_ = 0;
+  /// Serving sweeps: the deployments' timers (built once per arch, model, parallelism,
+  /// types, runtime, prefill pool and drafter) and the traces (per trace, rate, duration).
+  std::map<std::string, std::shared_ptr<ServeRig>> rigs_;
+  std::map<std::string, std::shared_ptr<const Trace>> traces_;
+  void evaluate_serve(const ArchSpec& a, const ModelConfig& m);
 };
 
 }  // namespace einsim

@@ -1,5 +1,7 @@
 #include "sim/sweep/spec.h"
 
+#include "sim/serve/deploy.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -8,6 +10,7 @@
 #include <sstream>
 #include <cmath>
 #include <map>
+#include <set>
 #include <numeric>
 #include <random>
 #include <set>
@@ -40,10 +43,17 @@ const std::vector<MetricInfo>& sweep_metrics() {
       {"utilization", "", false, +1, "FLOPs / (peak FLOP/s x latency)"},
       {"compute_time", "s", false, -1, "time of the device's own kernels per step"},
       {"allreduce_time", "s", false, -1, "tensor-parallel all-reduce time per step"},
+      {"goodput", "requests/s", false, +1, "serve: requests per second meeting both SLOs"},
+      {"slo_attainment", "", false, +1, "serve: share of requests meeting both SLOs"},
+      {"ttft_p50", "s", false, -1, "serve: median time to first token"},
+      {"ttft_p99", "s", false, -1, "serve: 99th-percentile time to first token"},
+      {"tpot_p50", "s", false, -1, "serve: median time per output token"},
+      {"tpot_p99", "s", false, -1, "serve: 99th-percentile time per output token"},
+      {"prefix_hit_rate", "", false, +1, "serve: share of prompt tokens found in the prefix cache"},
   };
   return m;
 }
-static_assert(kMetricCount == 19, "MetricId follows sweep_metrics()");
+static_assert(kMetricCount == 26, "MetricId follows sweep_metrics()");
 
 uint64_t fnv1a(std::string_view s, uint64_t h) {
   for (const char c : s) {
@@ -67,9 +77,28 @@ const std::map<std::string, KeyInfo>& deployment_keys() {
       {"tp", {ValueKind::Integer, Dim::Count}},    {"ep", {ValueKind::Integer, Dim::Count}}, {"pp", {ValueKind::Integer, Dim::Count}},    {"block", {ValueKind::Integer, Dim::Count}}, {"dtype", {ValueKind::Name, Dim::Count}},
       {"kv_dtype", {ValueKind::Name, Dim::Count}}, {"fusion", {ValueKind::Name, Dim::Count}},  {"attention", {ValueKind::Name, Dim::Count}},
       {"clock", {ValueKind::Quantity, Dim::Frequency}}, {"power_cap", {ValueKind::Quantity, Dim::Power}},
+      // mode = "serve": a serving simulation per point (docs/SWEEPS.md).
+      {"instances", {ValueKind::Integer, Dim::Count}}, {"prefill_instances", {ValueKind::Integer, Dim::Count}},
+      {"decode_instances", {ValueKind::Integer, Dim::Count}}, {"prefill_tp", {ValueKind::Integer, Dim::Count}},
+      {"prefill_arch", {ValueKind::Name, Dim::Count}}, {"batching", {ValueKind::Name, Dim::Count}},
+      {"token_budget", {ValueKind::Tokens, Dim::Count}}, {"max_batch", {ValueKind::Integer, Dim::Count}},
+      {"trace", {ValueKind::Name, Dim::Count}}, {"request_rate", {ValueKind::Real, Dim::Count}}, {"duration", {ValueKind::Quantity, Dim::Time}},
+      {"ttft_slo", {ValueKind::Quantity, Dim::Time}}, {"tpot_slo", {ValueKind::Quantity, Dim::Time}},
+      {"prefix_caching", {ValueKind::Name, Dim::Count}}, {"routing", {ValueKind::Name, Dim::Count}},
+      {"spec_k", {ValueKind::Integer, Dim::Count}}, {"spec_accept", {ValueKind::Real, Dim::Count}}, {"draft", {ValueKind::Name, Dim::Count}},
+      {"kv_link", {ValueKind::Name, Dim::Count}}, {"runtime", {ValueKind::Name, Dim::Count}},
   };
   return k;
 }
+
+// Keys only a serving sweep takes, and keys only a step sweep (mapped, roofline) takes.
+bool serve_key(const std::string& key) {
+  static const std::set<std::string> k = {"instances", "prefill_instances", "decode_instances", "prefill_tp", "prefill_arch", "batching", "token_budget",
+                                          "max_batch", "trace", "request_rate", "duration", "ttft_slo", "tpot_slo", "prefix_caching", "routing", "spec_k",
+                                          "spec_accept", "draft", "kv_link", "runtime"};
+  return k.count(key) > 0;
+}
+bool step_key(const std::string& key) { return key == "phase" || key == "batch" || key == "context" || key == "prompt" || key == "fusion" || key == "attention"; }
 
 std::string base_unit(Dim d) {
   switch (d) {
@@ -104,6 +133,16 @@ void check_deployment_value(const std::string& key, const SweepValue& v, const S
   if (key == "context" && v.number < 0) bad("must be at least 0");
   if ((key == "tp" || key == "ep" || key == "pp") && v.number > 1024) bad("at most 1024 devices");
   if ((key == "clock" || key == "power_cap") && v.number <= 0) bad("must be positive");
+  if ((key == "instances" || key == "prefill_tp" || key == "token_budget" || key == "max_batch") && v.number < 1) bad("must be at least 1");
+  if ((key == "prefill_instances" || key == "decode_instances" || key == "spec_k") && v.number < 0) bad("must be at least 0");
+  if ((key == "instances" || key == "prefill_instances" || key == "decode_instances") && v.number > 100000) bad("at most 100000 instances");
+  if (key == "spec_k" && v.number > 64) bad("at most 64 drafted tokens");
+  if ((key == "request_rate" || key == "duration" || key == "ttft_slo" || key == "tpot_slo") && !(v.number > 0)) bad("must be positive");
+  if (key == "spec_accept" && !(v.number >= 0 && v.number <= 1)) bad(fmt::format("an acceptance rate is in [0, 1], not {}", v.number));
+  if (key == "batching" && v.text != "prefill-first" && v.text != "chunked") bad(fmt::format("'{}' is not prefill-first or chunked", v.text));
+  if (key == "prefix_caching" && v.text != "on" && v.text != "off") bad(fmt::format("'{}' is not on or off", v.text));
+  if (key == "routing" && v.text != "round-robin" && v.text != "least-loaded" && v.text != "cache-aware")
+    bad(fmt::format("'{}' is not round-robin, least-loaded or cache-aware", v.text));
 }
 
 class SpecReader {
@@ -115,7 +154,8 @@ class SpecReader {
     const ConfigTable sw = root.get_table("sweep");
     s_.name = sw.opt_string("name").value_or(std::filesystem::path(s_.file).stem().string());
     s_.description = sw.opt_string("description").value_or("");
-    s_.mode = sw.opt_choice("mode", {"mapped", "roofline"}).value_or("mapped") == "roofline" ? SweepMode::Roofline : SweepMode::Mapped;
+    const std::string mode = sw.opt_choice("mode", {"mapped", "roofline", "serve"}).value_or("mapped");
+    s_.mode = mode == "roofline" ? SweepMode::Roofline : mode == "serve" ? SweepMode::Serve : SweepMode::Mapped;
     s_.max_tiles = sw.opt_int("max_tiles", 1, int64_t{1} << 20).value_or(128);
     s_.emulate = sw.opt_bool("emulate").value_or(false);
     const std::string design = sw.opt_choice("design", {"grid", "random", "lhs"}).value_or("grid");
@@ -140,13 +180,35 @@ class SpecReader {
     if (auto t = root.opt_table("variables")) read_params(*t, false);
     if (s_.params.empty()) throw UserError(root.loc(), "a sweep needs a [parameters] table with at least one parameter");
     for (const char* key : {"arch", "model", "phase"})
-      if (!has_setting(key)) throw UserError(sw.loc(), fmt::format("the sweep sets no '{}': give it in [sweep] or as a parameter", key));
+      if (!has_setting(key) && (key != std::string("phase") || s_.mode != SweepMode::Serve))
+        throw UserError(sw.loc(), fmt::format("the sweep sets no '{}': give it in [sweep] or as a parameter", key));
+    // Serving keys and step keys belong to their modes.
+    auto where = [&](const std::string& key) {
+      for (const auto& f : s_.fixed)
+        if (f.key == key) return f.loc;
+      for (const auto& p : s_.params)
+        if (p.key == key) return p.loc;
+      return sw.loc();
+    };
+    for (const auto& [key, info] : deployment_keys()) {
+      if (!has_setting(key)) continue;
+      if (s_.mode == SweepMode::Serve && step_key(key))
+        throw UserError(where(key), fmt::format("'{}' sets one step; a serving sweep (mode = \"serve\") runs a request trace instead", key));
+      if (s_.mode != SweepMode::Serve && serve_key(key))
+        throw UserError(where(key), fmt::format("'{}' is a serving key: it needs mode = \"serve\"", key));
+    }
     if (s_.mode == SweepMode::Roofline && has_setting("power_cap"))
       throw UserError(sw.loc("mode"), "a roofline screen has no power model under a cap: power_cap needs mode = \"mapped\"");
     read_groups(sw);
     check_against_configs();
 
     if (auto t = root.opt_table("derived")) read_exprs(*t, s_.derived, true);
+    for (const SweepExpr& d : s_.derived) {
+      if (!d.settable) continue;
+      if (s_.mode == SweepMode::Serve && step_key(d.name))
+        throw UserError(d.loc, fmt::format("'{}' sets one step; a serving sweep (mode = \"serve\") runs a request trace instead", d.name));
+      if (s_.mode != SweepMode::Serve && serve_key(d.name)) throw UserError(d.loc, fmt::format("'{}' is a serving key: it needs mode = \"serve\"", d.name));
+    }
     if (auto t = root.opt_table("outputs")) read_exprs(*t, s_.outputs, false);
     if (sw.contains("constraints")) {
       const toml::array* arr = sw.node("constraints")->as_array();
@@ -165,7 +227,9 @@ class SpecReader {
         s_.constraints.push_back(std::move(c));
       }
     }
-    s_.objectives = sw.contains("objectives") ? sw.get_string_array("objectives") : std::vector<std::string>{"latency", "energy_per_token"};
+    s_.objectives = sw.contains("objectives")             ? sw.get_string_array("objectives")
+                    : s_.mode == SweepMode::Serve          ? std::vector<std::string>{"cost_per_mtok", "goodput"}
+                                                           : std::vector<std::string>{"latency", "energy_per_token"};
     for (size_t i = 0; i < s_.objectives.size(); ++i) check_objective(s_.objectives[i], sw.loc("objectives"));
     count_points(sw);
     doc_->finish();
@@ -320,7 +384,8 @@ class SpecReader {
         for (const auto& [k, info] : deployment_keys())
           if (size_t d = edit_distance(k, key); d < best) best = d, hint = fmt::format(" (did you mean '{}'?)", k);
         throw UserError(kl, fmt::format("unknown parameter '{}'{}: a parameter is a deployment key (arch, model, phase, batch, context, prompt, tp, "
-                                        "block, dtype, kv_dtype, fusion, attention, clock, power_cap) or a dotted arch./model. key; free "
+                                        "block, dtype, kv_dtype, fusion, attention, clock, power_cap; in a serving sweep instances, prefill_instances, ... as docs/SWEEPS.md "
+                                        "lists) or a dotted arch./model. key; free "
                                         "names go in [variables]",
                                         key, hint));
       }
@@ -472,9 +537,26 @@ class SpecReader {
       }
     };
     for (const std::vector<SweepParam>* list : {&s_.fixed, &s_.params})
-      for (const SweepParam& p : *list)
+      for (const SweepParam& p : *list) {
         if (p.key == "arch" || p.key == "model")
           for (const auto& v : p.values) try_load(p, p.key, v.text, {}, "");
+        // A serving sweep's other names: the prefill pool's arch, the drafter, the trace, the
+        // runtime, the link between pools.
+        for (const auto& v : p.values) {
+          auto check = [&](auto&& f) {
+            try {
+              f();
+            } catch (const UserError& e) {
+              throw UserError(p.loc, fmt::format("{} '{}': {}", p.key, v.text, e.message()));
+            }
+          };
+          if (p.key == "prefill_arch") check([&] { load_arch(v.text); });
+          if (p.key == "draft" && v.text != "mtp") check([&] { load_model(v.text); });
+          if (p.key == "trace") check([&] { load_trace(v.text); });
+          if (p.key == "runtime") check([&] { load_runtime(v.text); });
+          if (p.key == "kv_link") check([&] { kv_link_bandwidth(ArchSpec{}, ArchSpec{}, v.text == "network" || v.text == "peer" ? "inf" : v.text, "kv_link"); });
+        }
+      }
     for (const SweepParam& p : s_.params) {
       for (const char* key : {"arch", "model"}) {
         if (!p.key.starts_with(std::string(key) + ".")) continue;

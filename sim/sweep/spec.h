@@ -58,7 +58,10 @@ struct SweepExpr {
 };
 
 enum class Design { Grid, Random, Lhs };
-enum class SweepMode { Mapped, Roofline };
+/// Mapped: one step of the model mapped on the arch; Roofline: the same screened by rooflines;
+/// Serve: a serving simulation of a request trace per point (sim/serve), its latency
+/// percentiles, SLO goodput, cost and energy per token.
+enum class SweepMode { Mapped, Roofline, Serve };
 
 /// The metrics every evaluated point reports (columns, and names expressions can use).
 struct MetricInfo {
@@ -72,7 +75,8 @@ const std::vector<MetricInfo>& sweep_metrics();
 /// Indices into sweep_metrics(), in its order.
 enum MetricId : int {
   kDevices, kWeights, kKvCache, kCapacity, kMemoryFit, kTdp, kPrice, kRate, kLatency, kThroughput, kThroughputPerDevice,
-  kEnergyPerToken, kPower, kCostPerMtok, kActivations, kMemory, kUtilization, kComputeTime, kAllreduceTime, kMetricCount
+  kEnergyPerToken, kPower, kCostPerMtok, kActivations, kMemory, kUtilization, kComputeTime, kAllreduceTime,
+  kGoodput, kSloAttainment, kTtftP50, kTtftP99, kTpotP50, kTpotP99, kPrefixHitRate, kMetricCount
 };
 
 struct SweepSpec {

@@ -114,7 +114,7 @@ std::map<std::string, std::string> sweep_meta(const SweepSpec& s) {
   std::map<std::string, std::string> m;
   m["name"] = s.name;
   m["description"] = s.description;
-  m["mode"] = s.mode == SweepMode::Roofline ? "roofline" : "mapped";
+  m["mode"] = s.mode == SweepMode::Roofline ? "roofline" : s.mode == SweepMode::Serve ? "serve" : "mapped";
   m["points"] = std::to_string(s.total);
   std::string obj;
   for (const std::string& o : s.objectives) obj += (obj.empty() ? "" : ",") + o;
@@ -244,7 +244,7 @@ std::string format_outcome(const SweepSpec& s, const SweepOptions& o, const Swee
   const double rate = r.seconds > 0 ? static_cast<double>(r.evaluated) / r.seconds : 0;
   std::string shard = o.shards > 1 ? fmt::format(" (shard {}/{})", o.shard, o.shards) : "";
   std::string s1 = fmt::format("sweep '{}'{}: {} points, {} already stored, {} evaluated in {:.2f} s ({:.0f} points/s, {} mode)\n", s.name, shard,
-                               r.points, r.stored, r.evaluated, r.seconds, rate, s.mode == SweepMode::Roofline ? "roofline" : "mapped");
+                               r.points, r.stored, r.evaluated, r.seconds, rate, s.mode == SweepMode::Roofline ? "roofline" : s.mode == SweepMode::Serve ? "serve" : "mapped");
   s1 += fmt::format("  ok {}, pruned {}, infeasible {}, error {}; {} mappings searched; {} holds {} points\n", r.ok, r.pruned, r.infeasible,
                     r.errors, r.mappings, o.db, r.rows);
   if (r.interrupted) s1 += "  interrupted: every committed point is kept; run the same command again to continue\n";
