@@ -24,7 +24,14 @@ ServeRig::ServeRig(const Deployment& d) : d_(d) {
   timer_ = std::make_unique<StepTimer>(d_.model, d_.arch, c.tp, d_.runtime, d_.kv_dtype, c.ep, d_.emulate, c.pp);
   if (c.disagg.on()) {
     const int64_t ptp = d_.prefill_tp > 0 ? d_.prefill_tp : c.tp;
-    prefill_ = std::make_unique<StepTimer>(d_.model, d_.prefill_arch ? *d_.prefill_arch : d_.arch, ptp, d_.runtime, d_.kv_dtype, 1, d_.emulate, 1);
+    try {
+      prefill_ = std::make_unique<StepTimer>(d_.model, d_.prefill_arch ? *d_.prefill_arch : d_.arch, ptp, d_.runtime, d_.kv_dtype, 1, d_.emulate, 1);
+    } catch (const UserError& e) {
+      if (e.loc().file != "--tp") throw;
+      std::string m = e.message();
+      if (m.starts_with("--tp")) m = "--prefill-tp" + m.substr(4);
+      throw UserError(SourceLoc{"--prefill-tp"}, m);
+    }
   }
   if (c.spec.on()) {
     const bool head = !d_.draft;

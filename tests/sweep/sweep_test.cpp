@@ -179,7 +179,8 @@ TEST_CASE("sweep specs: unknown keys and impossible ranges get located errors", 
   const std::string f = dir + "/s.toml";
   CHECK(err(std::string(kHead) + "[parameters]\nbacth = [1, 2]\n") ==
         f + ":8:1: error: unknown parameter 'bacth' (did you mean 'batch'?): a parameter is a deployment key (arch, model, phase, batch, context, "
-            "prompt, tp, block, dtype, kv_dtype, fusion, attention, clock, power_cap) or a dotted arch./model. key; free names go in [variables]");
+            "prompt, tp, block, dtype, kv_dtype, fusion, attention, clock, power_cap; in a serving sweep instances, prefill_instances, ... as "
+        "docs/SWEEPS.md lists) or a dotted arch./model. key; free names go in [variables]");
   CHECK_THAT(err(std::string(kHead) + "[parameters]\n\"arch.tiers.hbm.bandwith\" = [\"1 TB/s\"]\n"),
              Catch::StartsWith(f + ":8:29: error: arch 'h100' with arch.tiers.hbm.bandwith = 1 TB/s: unknown key 'bandwith'"));
   CHECK_THAT(err(std::string(kHead) + "[parameters]\n\"arch.tiers.hbm.read_bandwidth\" = [\"-1 TB/s\"]\n"), Catch::StartsWith(f + ":8:35: error: arch 'h100' with arch.tiers.hbm.read_bandwidth = -1 TB/s: 'arch.tiers.hbm.read_bandwidth' must not be negative"));
@@ -538,7 +539,8 @@ TEST_CASE("einsim sweep, pareto, export and merge on the command line", "[sweep]
   // Errors: located, exit 1.
   CHECK(cli({"pareto", "--db", db, "--objectives", "latency,speed"}).err ==
         "--objectives: error: 'speed' is not an objective of this database (e.g. devices, weights, kv_cache, tdp, price, rate, latency, throughput, "
-        "throughput_per_device, energy_per_token, power, cost_per_mtok, activations, memory, utilization, compute_time, allreduce_time, or min:/max: and a column)\n");
+        "throughput_per_device, energy_per_token, power, cost_per_mtok, activations, memory, utilization, compute_time, allreduce_time, goodput, "
+        "slo_attainment, ttft_p50, ttft_p99, tpot_p50, tpot_p99, prefix_hit_rate, or min:/max: and a column)\n");
   CHECK(cli({"pareto", "--db", db, "--objectives", "latency"}).code == 1);
   CHECK(cli({"pareto", "--db", db, "--plot", dir + "/c.svg", "--color-by", "gpu"}).err == "--color-by: error: 'gpu' is not a column of this database\n");
   CHECK(cli({"pareto", "--db", dir + "/none.sqlite"}).err == dir + "/none.sqlite: error: no such database\n");
