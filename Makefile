@@ -58,7 +58,7 @@ bench: build
 	@for c in decode transactions; do for i in 1 2 3 4 5; do $(BUILD)/tests/bench/einsim_engine_bench $$c; done | sort -g | sed -n 3p; done
 	@# Sweeps: points per second and peak memory, one sweep per process; the median of 5 runs
 	@# (3 for the million-point roofline screen), sorted by points/s.
-	@for s in gpu-deployment tests/bench/data/decode-hardware.toml; do for i in 1 2 3 4 5; do $(BUILD)/tests/bench/einsim_sweep_bench $$s; done | sort -k7 -g | sed -n 3p; done
+	@for s in gpu-deployment tests/bench/data/decode-hardware.toml serve-capacity; do for i in 1 2 3 4 5; do $(BUILD)/tests/bench/einsim_sweep_bench $$s; done | sort -k7 -g | sed -n 3p; done
 	@for s in roofline-1m roofline-archs; do for i in 1 2 3; do $(BUILD)/tests/bench/einsim_sweep_bench tests/bench/data/$$s.toml; done | sort -k7 -g | sed -n 2p; done
 
 clean:

@@ -3,6 +3,7 @@
 
 #include "common/paths.h"
 #include "sim/analyze/power.h"
+#include "sim/serve/deploy.h"
 #include "sim/serve/serve.h"
 
 #include "arch/arch.h"
@@ -184,6 +185,44 @@ void BM_Serve(benchmark::State& state) {
   state.counters["iterations"] = static_cast<double>(iterations);
 }
 BENCHMARK(BM_Serve)->Arg(1)->Arg(40)->ArgName("servers")->Unit(benchmark::kMillisecond)->Iterations(1);
+
+// Serving as engines run it, on the one-hour conversation trace, timers built from cold each
+// iteration: Llama-3-70B on 16 H100s as a 3:1 disaggregated deployment (TP 4 instances, KV
+// caches over 400 Gb/s NICs); Llama-3-8B on 8 instances with prefix caching (a 1024-token
+// system prompt on 80% of requests); and with speculative decoding (an MTP head, k 3,
+// acceptance 0.7).
+void BM_ServeModes(benchmark::State& state) {
+  const int64_t mode = state.range(0);
+  const Trace conv = load_trace("conv");
+  Trace t = conv;
+  Deployment d{load_model(config_path(mode == 0 ? "models/llama-3-70b.toml" : "models/llama-3-8b.toml")), load_arch("h100"), nullptr, std::nullopt, true,
+               {}, std::nullopt, 0, std::nullopt};
+  if (mode == 0) {
+    d.config.tp = 4;
+    d.config.disagg.prefill = 3;
+    d.config.disagg.decode = 1;
+    d.config.disagg.bandwidth = 50e9;
+    d.config.disagg.latency = 9.6e-6;
+  } else {
+    d.config.instances_per_server = 8;
+  }
+  if (mode == 1) {
+    add_shared_prefix(t, 1024, 0.8, 16);
+    d.config.prefix_caching = true;
+  }
+  if (mode == 2) {
+    d.config.spec.k = 3;
+    d.config.spec.acceptance = 0.7;
+  }
+  int64_t iterations = 0;
+  for (auto _ : state) {
+    const ServeRig rig(d);
+    iterations = rig.run(t).iterations;
+  }
+  state.counters["requests"] = static_cast<double>(t.requests.size());
+  state.counters["iterations"] = static_cast<double>(iterations);
+}
+BENCHMARK(BM_ServeModes)->Arg(0)->Arg(1)->Arg(2)->ArgName("disagg0_prefix1_spec2")->Unit(benchmark::kMillisecond)->Iterations(1);
 
 // einsim analyze power on its shipped scenario (configs/analyses/power.toml): 20-30 DGX-H100
 // servers for 10 minutes, 2 policies and the uncontrolled row x 6 oversubscription levels, each

@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
     std::printf("%-22s %-8s %9lld points  %8.2f s  %9.0f points/s  peak RSS %6.1f MiB  (%d jobs)\n", s.name.c_str(),
-                s.mode == SweepMode::Roofline ? "roofline" : "mapped", static_cast<long long>(r.evaluated), r.seconds,
+                s.mode == SweepMode::Roofline ? "roofline" : s.mode == SweepMode::Serve ? "serve" : "mapped", static_cast<long long>(r.evaluated), r.seconds,
                 static_cast<double>(r.evaluated) / r.seconds, static_cast<double>(ru.ru_maxrss) / 1024.0, o.jobs);
     return 0;
   } catch (const std::exception& e) {
