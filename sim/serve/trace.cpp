@@ -140,6 +140,13 @@ Trace read_azure_trace(const std::string& path) {
   return t;
 }
 
+namespace {
+// Block ids a trace may hold in all (128 MiB of them): a session's or a shared prefix's blocks
+// are derived per request, and a hash block of 1 token over long prompts would otherwise ask
+// for terabytes.
+constexpr int64_t kMaxTraceHashes = int64_t{1} << 24;
+}  // namespace
+
 Trace read_jsonl_trace(const std::string& path, int64_t hash_block) {
   using nlohmann::json;
   if (hash_block < 1) throw UserError(SourceLoc{"--hash-block"}, fmt::format("the hash block must be at least 1 token, not {}", hash_block));
@@ -152,6 +159,7 @@ Trace read_jsonl_trace(const std::string& path, int64_t hash_block) {
   int line_no = 0;
   std::unordered_map<std::string, int64_t> sessions;
   bool any_hashes = false;
+  int64_t derived = 0;  // session blocks so far
   double last = 0;
   while (std::getline(in, line)) {
     ++line_no;
@@ -219,6 +227,9 @@ Trace read_jsonl_trace(const std::string& path, int64_t hash_block) {
       if (!j.contains("hash_ids")) {
         // Block k of every turn of the session holds the same tokens: ids of their own, below
         // the trace's (which are non-negative).
+        derived += r.prompt / hash_block;
+        if (derived > kMaxTraceHashes)
+          throw UserError(at("session_id"), fmt::format("the sessions' prompts make more than {} blocks of {} tokens: give a larger --hash-block", kMaxTraceHashes, hash_block));
         for (int64_t k = 0; k < r.prompt / hash_block; ++k) r.hashes.push_back(-1 - (r.session << 24) - k);
         any_hashes |= !r.hashes.empty();
       }
@@ -241,6 +252,10 @@ void add_shared_prefix(Trace& t, int64_t tokens, double share, int64_t block, ui
   // Ids: the prefix's blocks from 2^62 down, each request's own blocks below them (the
   // trace's ids are non-negative and below 2^62; sessions' are negative).
   int64_t fresh = (int64_t{1} << 62) - (tokens / block + 1);
+  int64_t total = 0;
+  for (const Request& r : t.requests) total += r.prompt / block;
+  if (total > kMaxTraceHashes)
+    throw UserError(SourceLoc{"--shared-prefix"}, fmt::format("the trace's prompts make more than {} blocks of {} tokens: give a larger --hash-block", kMaxTraceHashes, block));
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> u(0, 1);
   for (Request& r : t.requests) {

@@ -1,5 +1,5 @@
 // Fuzzes every other reader of user input. The first byte picks the reader, the rest is the
-// input: sweep formulas, architecture files, sweep specs, analysis scenarios, request traces,
+// input: sweep formulas, architecture files, sweep specs, analysis scenarios, request traces (CSV, JSONL),
 // einsim's kernel CSV, runtime files and the published measurement formats (LLMCompass, Vidur
 // compute and network profiles, gpt-fast), read from a
 // file as the tools read them. Anything but a UserError is a finding.
@@ -44,7 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1 || size > (1 << 20)) return 0;
   const std::string text(reinterpret_cast<const char*>(data) + 1, size - 1);
   try {
-    switch (data[0] % 13) {
+    switch (data[0] % 14) {
       case 0: {  // a sweep formula over names a..z
         const auto resolve = [](const std::string& n) -> std::optional<int> {
           if (n.size() == 1 && n[0] >= 'a' && n[0] <= 'z') return n[0] - 'a';
@@ -94,6 +94,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 12:  // a runtime file
         load_runtime(as_file(text, "runtime.toml"));
         break;
+      case 13:  // a JSONL request trace (Mooncake's shape), and what prefix sharing adds to it
+      {
+        Trace t = read_jsonl_trace(as_file(text, "trace.jsonl"), 1 + static_cast<int64_t>(size % 600));
+        add_shared_prefix(t, 1 + static_cast<int64_t>(size % 3000), 0.5, t.hash_block > 0 ? t.hash_block : 16);
+        break;
+      }
       default:
         load_kernel_samples(as_file(text, "llama-2-7b_mlp.csv"));
         read_llmcompass_layer(as_file(text, "transformer_A100.csv"));

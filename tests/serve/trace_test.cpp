@@ -172,3 +172,11 @@ TEST_CASE("trace: JSONL rows with errors are located", "[serve][jsonl][errors]")
   Trace hashed = read_jsonl_trace(write("o.jsonl", "{\"timestamp\": 0, \"input_length\": 600, \"output_length\": 5, \"hash_ids\": [1]}\n"));
   CHECK(error_of([&] { add_shared_prefix(hashed, 100, 1, 16); }) == "--shared-prefix: error: the trace hashes blocks of 512 tokens; the shared prefix would use 16");
 }
+
+TEST_CASE("trace: derived block ids are bounded", "[serve][jsonl][errors]") {
+  // A session of 2^30-token prompts in 1-token blocks would be a billion ids per request.
+  const std::string p = write("huge.jsonl", "{\"timestamp\": 0, \"input_length\": 1073741824, \"output_length\": 5, \"session_id\": 1}\n");
+  CHECK(error_of([&] { read_jsonl_trace(p, 1); }) == p + ":1:66: error: the sessions' prompts make more than 16777216 blocks of 1 tokens: give a larger --hash-block");
+  Trace t = read_jsonl_trace(write("long.jsonl", "{\"timestamp\": 0, \"input_length\": 1073741824, \"output_length\": 5}\n"));
+  CHECK(error_of([&] { add_shared_prefix(t, 100, 1, 16); }) == "--shared-prefix: error: the trace's prompts make more than 16777216 blocks of 16 tokens: give a larger --hash-block");
+}
