@@ -266,7 +266,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   run->add_flag("--emulate", run_emulate, "Compute matrix products no array runs at their type (fp8 on an A100) at a wider one, and say so; without it such a run is an error");
   std::string kv_dtype, run_quant;
   std::vector<std::string> run_attach, weights_tier, kv_tier;
-  run->add_option("--attach", run_attach, "Attach a host's memory tiers (ddr5-socket, cxl-expander, nvme-gen5, host-ddr5, or a file of kind host)");
+  run->add_option("--attach", run_attach, "Attach a host's memory tiers (ddr5-socket, cxl-expander, nvme-gen5, nvme-gen5-mixed, host-ddr5, or a file of kind host)");
   run->add_option("--weights-tier", weights_tier, "TIER[:FRACTION]: hold the weights (or that share) on another tier, streamed in every step");
   run->add_option("--kv-tier", kv_tier, "TIER[:FRACTION]: hold the KV cache (or that share) on another tier, streamed in every step");
   run->add_option("--quant", run_quant, kQuantHelp);
@@ -398,7 +398,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   serve->add_option("--quant", serve_quant, kQuantHelp);
   std::vector<std::string> serve_attach;
   std::string serve_kv_offload;
-  serve->add_option("--attach", serve_attach, "Attach a host's memory tiers (ddr5-socket, cxl-expander, nvme-gen5, host-ddr5, or a file of kind host)");
+  serve->add_option("--attach", serve_attach, "Attach a host's memory tiers (ddr5-socket, cxl-expander, nvme-gen5, nvme-gen5-mixed, host-ddr5, or a file of kind host)");
   serve->add_option("--kv-offload", serve_kv_offload, "TIER: preempted requests' KV pages swap to this tier (its path's bandwidth, its capacity per device; "
                                                        "past it they recompute)");
   serve->add_option("--dtype", serve_dtype, "Weights, activations and KV cache (default: the model's; fp8 where the GPU has it)")->check(CLI::IsMember(dtype_names()));
