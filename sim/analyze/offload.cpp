@@ -78,6 +78,12 @@ OffloadReport analyze_offload(const OffloadScenario& s) {
                                        s.compute_devices, ac.name, hc.capacity / (1ull << 30)));
   const double L = static_cast<double>(m.num_hidden_layers), G = static_cast<double>(m.group()), d = static_cast<double>(m.hidden_size);
   const double link = std::min(reps * nc * network_link(ac)->bandwidth, nm * network_link(am)->bandwidth);
+  // One batch's transfers run between its replica's nc NICs and the pool's nm: as many
+  // parallel links as the smaller side has devices.
+  const double lanes = std::min(nc, nm);
+  const Link& nic = network_link(ac)->bandwidth <= network_link(am)->bandwidth ? *network_link(ac) : *network_link(am);
+  const double base_scale = s.runtime ? s.runtime->collective_base : default_runtime().collective_base;
+  const double in_flight = reps + 1;  // staggered pipelining: n = replicas + 1 batches
   MapCache cache;
   for (int64_t C : s.contexts)
     for (int64_t B : s.batches) {
@@ -86,7 +92,9 @@ OffloadReport analyze_offload(const OffloadScenario& s) {
       x.context = C;
       x.link = link;
       const double b = static_cast<double>(B), kv = b * static_cast<double>(m.kv_tokens(C + 1)) * r.kv_per_token;
-      x.fits = MemoryFit{nm, hm.capacity, 0, s.activation_reserve}.holds(kv);
+      // Every batch in flight keeps its requests' caches on the memory pool.
+      x.kv_bytes = in_flight * kv;
+      x.fits = MemoryFit{nm, hm.capacity, 0, s.activation_reserve}.holds(x.kv_bytes);
       RunOptions ro;
       ro.phase.kind = PhaseKind::Decode;
       ro.runtime = s.runtime.get();
@@ -95,7 +103,8 @@ OffloadReport analyze_offload(const OffloadScenario& s) {
       ro.phase.context = C;
       ro.check_memory = false;  // weights on one pool, the cache on the other: checked here
       if (!x.fits) {
-        x.note = fmt::format("the KV cache ({:.1f} GiB) does not fit {} x {}", kv / (1ull << 30), s.memory_devices, am.name);
+        x.note = fmt::format("the KV caches of {} batches in flight ({:.1f} GiB) do not fit {} x {}", s.replicas + 1, x.kv_bytes / (1ull << 30),
+                             s.memory_devices, am.name);
       } else {
         try {
           ro.tp = s.compute_devices;
@@ -111,14 +120,26 @@ OffloadReport analyze_offload(const OffloadScenario& s) {
       // Per layer: q (d) and the new k and v (d / G each) to the memory pool, the attention
       // output (d) back (docs/REFERENCES.md: (2 + 2/G) e d B per layer round trip).
       x.net_bytes = (2 + 2 / G) * e * d * b * L;
-      x.net_time = x.net_bytes / link;
+      x.link_device = nic.bandwidth;
+      x.net_busy = x.net_bytes / link;
+      // Each layer sends q, k, v out and the attention output back: two point-to-point
+      // transfers in turn, each its share over the parallel NICs (the link's fitted base and
+      // latency, arch/collective.h).
+      const CollectiveCost out = collective_cost(nic, Collective::SendRecv, 2, (1 + 2 / G) * e * d * b / lanes, base_scale);
+      const CollectiveCost back = collective_cost(nic, Collective::SendRecv, 2, e * d * b / lanes, base_scale);
+      const CollectiveCost none = collective_cost(nic, Collective::SendRecv, 2, 0, base_scale);
+      x.net_time = L * (out.time + back.time);
+      x.net_latency = 2 * L * none.time;
       if (x.note.empty()) {
         x.bw_min = x.net_bytes / (s.alpha * (x.mtime + x.atime));
+        x.bw_min_device = x.bw_min / lanes;
+        x.cycle = x.mtime + x.atime + x.net_time;
         // Staggered pipelining: n = replicas + 1 batches in flight, so the compute replicas,
-        // the memory pool and the network all work at once; the slowest bounds.
-        const double by_compute = reps * b / x.mtime, by_memory = b / x.atime, by_net = b / x.net_time;
-        x.tokens_per_s = std::min({by_compute, by_memory, by_net});
-        x.bottleneck = x.tokens_per_s == by_net ? "network" : x.tokens_per_s == by_memory ? "memory pool" : "compute pool";
+        // the memory pool and the network all work at once; the slowest bounds, and so does
+        // each batch's own step (compute, attention and transfers in turn) over the n.
+        const double by_compute = reps * b / x.mtime, by_memory = b / x.atime, by_net = b / x.net_busy, by_cycle = in_flight * b / x.cycle;
+        x.tokens_per_s = std::min({by_compute, by_memory, by_net, by_cycle});
+        x.bottleneck = x.tokens_per_s == by_net ? "network" : x.tokens_per_s == by_cycle ? "latency" : x.tokens_per_s == by_memory ? "memory pool" : "compute pool";
         x.cost_rate = reps * nc * r.compute_rate + nm * r.memory_rate;
       }
       // Homogeneous: the compute devices alone, tensor parallel, weights and cache together,
@@ -168,17 +189,19 @@ std::string format_offload(const OffloadReport& r, Format f) {
     j["rows"] = nlohmann::json::array();
     for (const OffloadRow& x : r.rows)
       j["rows"].push_back({{"batch", x.batch}, {"context", x.context}, {"kv_fits", x.fits}, {"note", x.note}, {"mtime_s", x.mtime}, {"atime_s", x.atime},
-                           {"net_bytes", x.net_bytes}, {"net_time_s", x.net_time}, {"bw_min_bytes_per_s", x.bw_min}, {"link_bytes_per_s", x.link},
+                           {"kv_bytes_in_flight", x.kv_bytes}, {"net_bytes", x.net_bytes}, {"net_time_s", x.net_time}, {"net_latency_s", x.net_latency},
+                           {"net_busy_s", x.net_busy}, {"cycle_s", x.cycle}, {"bw_min_bytes_per_s", x.bw_min},
+                           {"bw_min_per_device_bytes_per_s", x.bw_min_device}, {"link_bytes_per_s", x.link}, {"link_per_device_bytes_per_s", x.link_device},
                            {"bottleneck", x.bottleneck}, {"tokens_per_s", x.tokens_per_s}, {"cost_per_s", x.cost_rate},
                            {"baseline", {{"batch", x.base_batch}, {"tokens_per_s", x.base_tokens_per_s}, {"cost_per_s", x.base_cost_rate}, {"note", x.base_note}}},
                            {"advantage", x.advantage}});
     return j.dump(2) + "\n";
   }
-  TextTable t({"context", "batch", "MTIME", "ATIME", "network", "BW_min", "bound", "tokens/s", "tokens per $", "homog. batch", "homog. tokens/s",
-               "homog. tokens per $", "advantage"});
+  TextTable t({"context", "batch", "KV in flight", "MTIME", "ATIME", "network", "of it latency", "BW_min/device", "bound", "tokens/s", "tokens per $",
+               "homog. batch", "homog. tokens/s", "homog. tokens per $", "advantage"});
   for (const OffloadRow& x : r.rows)
-    t.row({token_words(static_cast<double>(x.context)), std::to_string(x.batch), ms(x.mtime), ms(x.atime), ms(x.net_time),
-           x.bw_min > 0 ? gbs(x.bw_min) : "-", x.note.empty() ? x.bottleneck : "does not fit", x.tokens_per_s > 0 ? fmt::format("{:.4g}", x.tokens_per_s) : "-",
+    t.row({token_words(static_cast<double>(x.context)), std::to_string(x.batch), fmt::format("{:.4g} GiB", x.kv_bytes / (1ull << 30)), ms(x.mtime),
+           ms(x.atime), ms(x.net_time), ms(x.net_latency), x.bw_min_device > 0 ? gbs(x.bw_min_device) : "-", x.note.empty() ? x.bottleneck : "does not fit", x.tokens_per_s > 0 ? fmt::format("{:.4g}", x.tokens_per_s) : "-",
            per_dollar(x.tokens_per_s, x.cost_rate), std::to_string(x.base_batch), x.base_tokens_per_s > 0 ? fmt::format("{:.4g}", x.base_tokens_per_s) : "-",
            per_dollar(x.base_tokens_per_s, x.base_cost_rate), x.advantage > 0 ? fmt::format("{:.2f}x", x.advantage) : "-"});
   if (f == Format::Csv) return t.csv();
@@ -186,12 +209,14 @@ std::string format_offload(const OffloadReport& r, Format f) {
       "Attention offloading (Lamina): {}; compute pool {} x {} x {} (${:.2f}/h each) holds the weights, memory pool {} x {} (${:.2f}/h each) the KV "
       "cache; link between the pools {} ({} x {} and {} x {} NICs).\n"
       "MTIME: the step's non-attention blocks on one compute replica (with its all-reduces); ATIME: attention's blocks on the memory pool; "
-      "network: (2 + 2/G) e d B L bytes per step. Staggered pipelining ({} batches in flight over {} replica{}): tokens/s = min(replicas x B / "
-      "MTIME, B / ATIME, B / network). BW_min = bytes / (alpha x (MTIME + ATIME)), alpha = {}. Homogeneous: {} x {} alone, the largest batch that "
-      "fits. Tokens per $ at the rental rates.\n\n",
+      "network: one batch's 2L transfers per step ((2 + 2/G) e d B L bytes, each transfer the NIC's point-to-point base and latency, then its "
+      "bytes over min(replica, pool) NICs). Staggered pipelining ({} batches in flight over {} replica{}, every batch's KV on the memory pool): "
+      "tokens/s = min(replicas x B / MTIME, B / ATIME, B / link busy, n x B / (MTIME + ATIME + network)). BW_min = bytes / (alpha x (MTIME + "
+      "ATIME)), alpha = {}, per device of the smaller side (link per device {}). Homogeneous: {} x {} alone, the largest batch that fits. "
+      "Tokens per $ at the rental rates.\n\n",
       r.model, s.replicas, s.compute_devices, r.compute, r.compute_rate * 3600, s.memory_devices, r.memory, r.memory_rate * 3600,
       r.rows.empty() ? "-" : gbs(r.rows[0].link), s.replicas * s.compute_devices, r.compute, s.memory_devices, r.memory, s.replicas + 1, s.replicas,
-      s.replicas == 1 ? "" : "s", s.alpha, s.compute_devices, r.compute);
+      s.replicas == 1 ? "" : "s", s.alpha, r.rows.empty() ? "-" : gbs(r.rows[0].link_device), s.compute_devices, r.compute);
   out += t.aligned();
   // Where offloading wins, and where the link binds.
   out += "\n";
@@ -200,7 +225,7 @@ std::string format_offload(const OffloadReport& r, Format f) {
     for (const OffloadRow& x : r.rows) {
       if (x.context != C) continue;
       if (!wins && x.advantage > 1) wins = x.batch;
-      if (!link_binds && x.note.empty() && (x.bottleneck == "network" || x.bw_min > x.link)) link_binds = x.batch;
+      if (!link_binds && x.note.empty() && (x.bottleneck == "network" || x.bw_min_device > x.link_device)) link_binds = x.batch;
     }
     out += fmt::format("context {}: offloading {}; the link {}\n", token_words(static_cast<double>(C)),
                        wins ? fmt::format("wins per dollar from batch {}", wins) : "does not win per dollar in this range",
@@ -215,7 +240,7 @@ std::string plot_offload_svg(const OffloadReport& r) {
   std::vector<PlotPanel> panels(2);
   panels[0].title = "Tokens per $ (dashed: homogeneous)";
   panels[0].ylabel = "tokens per $";
-  panels[1].title = "Network: needed (BW_min) vs link";
+  panels[1].title = "Network per device: needed (BW_min) vs NIC";
   panels[1].ylabel = "GB/s";
   for (PlotPanel& p : panels) p.xlabel = "batch", p.log_y = true;
   for (int64_t C : r.scenario.contexts) {
@@ -226,7 +251,7 @@ std::string plot_offload_svg(const OffloadReport& r) {
       const double b = static_cast<double>(x.batch);
       if (x.tokens_per_s > 0) off.points.emplace_back(b, x.tokens_per_s / x.cost_rate);
       if (x.base_tokens_per_s > 0) base.points.emplace_back(b, x.base_tokens_per_s / x.base_cost_rate);
-      if (x.bw_min > 0) need.points.emplace_back(b, x.bw_min / 1e9);
+      if (x.bw_min_device > 0) need.points.emplace_back(b, x.bw_min_device / 1e9);
     }
     panels[0].series.push_back(std::move(off));
     panels[0].series.push_back(std::move(base));
@@ -234,7 +259,7 @@ std::string plot_offload_svg(const OffloadReport& r) {
   }
   PlotSeries link{"link", {}, true, "link"};
   for (const OffloadRow& x : r.rows)
-    if (x.context == r.scenario.contexts.front()) link.points.emplace_back(static_cast<double>(x.batch), x.link / 1e9);
+    if (x.context == r.scenario.contexts.front()) link.points.emplace_back(static_cast<double>(x.batch), x.link_device / 1e9);
   panels[1].series.push_back(std::move(link));
   return svg_plot(panels);
 }

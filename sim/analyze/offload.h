@@ -4,8 +4,9 @@
 // memory pool holds the KV cache and runs attention; a network joins them. The decode step
 // splits by einsim's mapped blocks: attention's (the Einsums that read the KV cache and the
 // softmax around them) on the memory pool's architecture, the rest on the compute pool's.
-// Staggered pipelining keeps n batches in flight over n-1 compute replicas. Throughput per
-// dollar against a homogeneous tensor-parallel deployment of the compute devices alone.
+// Staggered pipelining keeps n batches in flight over n-1 compute replicas, so the memory
+// pool holds n batches' KV caches. Throughput per dollar against a homogeneous
+// tensor-parallel deployment of the compute devices alone.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -42,14 +43,23 @@ OffloadScenario load_offload(const std::string& file_or_name, const std::vector<
 
 struct OffloadRow {
   int64_t batch = 0, context = 0;
-  bool fits = false;         ///< the KV cache fits the memory pool
+  bool fits = false;         ///< the KV caches of every batch in flight fit the memory pool
+  double kv_bytes = 0;       ///< the memory pool's KV caches: replicas + 1 batches of B requests
   std::string note;
   double mtime = 0;          ///< s: non-attention part of one decode step, one compute replica
   double atime = 0;          ///< s: attention of one batch on the memory pool
   double net_bytes = 0;      ///< per step: q, k, v out and the attention output back, all layers
-  double net_time = 0;       ///< s over the pools' aggregate link
-  double bw_min = 0;         ///< B/s: docs/REFERENCES.md formula at the scenario's alpha
+  /// s per step of one batch on the link: 2 L transfers (out and back per layer), each the
+  /// link's point-to-point cost (its base and latency, then the bytes over the replica's
+  /// and the pool's NICs, whichever are fewer)
+  double net_time = 0;
+  double net_latency = 0;    ///< s: of net_time, the transfers' bases and latencies
+  double net_busy = 0;       ///< s the pools' aggregate link is busy with one batch's bytes
+  double cycle = 0;          ///< s: one batch's step, MTIME + ATIME + net_time in turn
+  double bw_min = 0;         ///< B/s: docs/REFERENCES.md formula at the scenario's alpha, all devices
+  double bw_min_device = 0;  ///< B/s: the same per device of the side with fewer devices (the paper's unit)
   double link = 0;           ///< B/s: aggregate link between the pools
+  double link_device = 0;    ///< B/s: one device's NIC (the smaller side's)
   std::string bottleneck;    ///< compute pool, memory pool or network
   double tokens_per_s = 0;   ///< offloaded, pipelined
   double cost_rate = 0;      ///< $/s of the offloaded deployment

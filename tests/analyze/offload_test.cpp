@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "../workloads/helpers.h"
+#include "arch/collective.h"
 #include "sim/analyze/offload.h"
 
 using namespace einsim;
@@ -27,7 +28,24 @@ TEST_CASE("offload: closed-form traffic, link, cost and the pipelined throughput
     CHECK(x.bw_min == Approx(x.net_bytes / (0.2 * (x.mtime + x.atime))));
     CHECK(x.cost_rate == Approx((4 * 11.06 + 8 * 4.63) / 3600));
     const double b = static_cast<double>(x.batch);
-    CHECK(x.tokens_per_s == Approx(std::min({b / x.mtime, b / x.atime, b / x.net_time})));
+    // Two batches in flight, both caches on the memory pool.
+    CHECK(x.kv_bytes == Approx(2 * b * 4097 * r.kv_per_token));
+    // The link: busy for the bytes over 200 GB/s; each batch's 160 transfers per step (out and
+    // back, 80 layers) pay the NIC's point-to-point base and latency over 4 NICs in parallel.
+    CHECK(x.net_busy == Approx(x.net_bytes / 200e9));
+    // (The default runtime replays graphs: NCCL's fitted base scaled by its collective_base.)
+    const Link& nic = *network_link(load_arch("h100"));
+    const double base = default_runtime().collective_base;
+    CHECK(x.net_latency == Approx(160 * collective_cost(nic, Collective::SendRecv, 2, 0, base).time));
+    CHECK(x.net_latency >= 160 * nic.latency);
+    CHECK(x.net_time == Approx(80 * (collective_cost(nic, Collective::SendRecv, 2, 1.25 * 2 * 8192 * b / 4, base).time +
+                                     collective_cost(nic, Collective::SendRecv, 2, 2 * 8192 * b / 4, base).time)));
+    CHECK(x.net_time > x.net_latency);
+    CHECK(x.cycle == Approx(x.mtime + x.atime + x.net_time));
+    CHECK(x.tokens_per_s == Approx(std::min({b / x.mtime, b / x.atime, b / x.net_busy, 2 * b / x.cycle})));
+    // BW_min per device: the four compute devices' NICs carry it (the smaller side).
+    CHECK(x.bw_min_device == Approx(x.bw_min / 4));
+    CHECK(x.link_device == 50e9);
     // First-order floors: a compute replica reads all the weights each step, the memory pool
     // the whole cache.
     CHECK(x.mtime >= r.weights / (4 * 3.35e12));
@@ -45,7 +63,12 @@ TEST_CASE("offload: the report names the crossover and where the link binds", "[
   CHECK_THAT(out, Catch::Contains("the link binds (or needs more than it has at alpha 0.001) from batch 16"));
   const OffloadReport big = analyze_offload(scenario_from("batches = [4096]\ncontexts = [\"16K\"]\n"));
   CHECK_FALSE(big.rows[0].fits);
-  CHECK_THAT(big.rows[0].note, Catch::Contains("does not fit 8 x H20"));
+  CHECK_THAT(big.rows[0].note, Catch::Contains("do not fit 8 x H20"));
+  // The shipped row at 4K and batch 512: one batch's cache (640 GiB) would fit 8 H20s (768 GB),
+  // the two batches in flight (1.37 TB) do not.
+  const OffloadReport shipped = analyze_offload(scenario_from("batches = [512]\ncontexts = [\"4K\"]\nactivation_reserve = \"2 GiB\"\n"));
+  CHECK(shipped.rows[0].kv_bytes == Approx(1.374e12).epsilon(0.001));
+  CHECK_FALSE(shipped.rows[0].fits);
 }
 
 TEST_CASE("offload: bad scenarios are located errors", "[analyze][errors]") {

@@ -345,7 +345,7 @@ TEST_CASE("analyze offload: the shipped scenario, formats, plot and errors", "[c
   CHECK(doc["kind"] == "analyze-offload");
   CHECK(doc["memory"]["devices"] == 8);
   CHECK(doc["rows"].size() == 5);
-  CHECK_THAT(run({"analyze", "offload", "--format", "csv"}).out, Catch::StartsWith("context,batch,MTIME"));
+  CHECK_THAT(run({"analyze", "offload", "--format", "csv"}).out, Catch::StartsWith("context,batch,KV in flight [bytes],MTIME"));
   const std::string plot = (std::filesystem::temp_directory_path() / "einsim-offload-test.svg").string();
   REQUIRE(run({"analyze", "offload", "--plot", plot}).code == 0);
   CHECK(run({"check", shipped("analyses/offload.toml")}).code == 0);
