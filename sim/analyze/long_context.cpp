@@ -52,6 +52,7 @@ LongContextScenario read_long_context(const ConfigTable& t) {
   s.activation_reserve = t.opt_quantity("activation_reserve", Dim::Bytes).value_or(0);
   s.communication = t.opt_bool("communication").value_or(false);
   s.emulate = t.opt_bool("emulate").value_or(false);
+  s.convention = t.opt_choice("convention", {"einsim", "fu2024"}).value_or(s.convention);
   return s;
 }
 
@@ -61,7 +62,7 @@ LongContextScenario load_long_context(const std::string& file_or_name, const std
 
 LongContextReport analyze_long_context(const LongContextScenario& s) {
   const ModelConfig m = scenario_model(s.model, s.loc);
-  const ArchSpec a = scenario_arch(s.arch);
+  ArchSpec a = scenario_arch(s.arch);
   LongContextReport r;
   r.scenario = s;
   r.model = m.name;
@@ -69,9 +70,15 @@ LongContextReport analyze_long_context(const LongContextScenario& s) {
   const DType dt = s.dtype.value_or(m.dtype);
   r.dtype = std::string(dtype_name(dt));
   if (s.kv_dtype) r.dtype += fmt::format(" (KV cache {})", dtype_name(*s.kv_dtype));
+  const bool fu = s.convention == "fu2024";
+  // Fu 2024 reads a datasheet's "80 GB" as 80 GiB: the mapped runs' memory checks see the same.
+  if (fu)
+    for (MemoryTier& t : a.tiers)
+      if (t.name == storage_path(a, 0)[0]) t.capacity = t.capacity / 1e9 * static_cast<double>(1ull << 30);
   const MemoryTier& hbm = *a.tier(storage_path(a, 0)[0]);
   r.hbm_tier = hbm.name;
-  r.hbm_capacity = hbm.capacity;
+  const double capacity = hbm.capacity;
+  r.hbm_capacity = capacity;
   r.hbm_bandwidth = hbm.read_bandwidth;
   // The fastest array's dense peak (the datasheet's 312 TFLOP/s on the A100): a GPU's
   // vector lanes do not add to its tensor cores on matrix work.
@@ -89,7 +96,7 @@ LongContextReport analyze_long_context(const LongContextScenario& s) {
   const ParamCounts pc = count_params(stored);
   r.weights = pc.total_bytes;
   r.kv_per_token = m.kv_bytes_per_token(s.kv_dtype.value_or(dt));
-  if (s.activation_reserve >= hbm.capacity)
+  if (s.activation_reserve >= capacity)
     throw UserError(s.loc, fmt::format("the activation reserve ({:.2f} GiB) leaves nothing of {}'s {:.2f} GiB", s.activation_reserve / (1ull << 30), a.name,
                                        hbm.capacity / (1ull << 30)));
 
@@ -102,7 +109,7 @@ LongContextReport analyze_long_context(const LongContextScenario& s) {
       row.devices = N;
       const double n = static_cast<double>(N), c = static_cast<double>(C);
       row.kv_per_request = static_cast<double>(m.kv_tokens(C)) * r.kv_per_token;
-      row.kv_free = MemoryFit{n, hbm.capacity, r.weights, s.activation_reserve}.kv_room();
+      row.kv_free = MemoryFit{n, capacity, r.weights, s.activation_reserve}.kv_room();
       row.max_requests = static_cast<int64_t>(std::floor(row.kv_free / row.kv_per_request));
       RunOptions ro;
       ro.tp = N;
@@ -130,8 +137,8 @@ LongContextReport analyze_long_context(const LongContextScenario& s) {
       // (query tile, key block) pairs a causal prefill computes (diagonal tiles whole), as its
       // cascade does. Fu 2024's: 2 x parameters x tokens and exactly half the dense QK and AV.
       const double flops = 2 * pc.active * c + 4 * L * c * c * attn_width * causal_attention_work(0, C);
-      row.prefill_formula = {flops / (n * r.peak_flops), "FLOPs", ""};
       row.prefill_fu = {(2 * pc.total * c + 2 * L * c * c * attn_width) / (n * r.peak_flops), "FLOPs", ""};
+      row.prefill_formula = fu ? row.prefill_fu : LcFigure{flops / (n * r.peak_flops), "FLOPs", ""};
       Phase pre;
       pre.kind = PhaseKind::Prefill;
       pre.batch = 1;
@@ -168,6 +175,25 @@ LongContextReport analyze_long_context(const LongContextScenario& s) {
         row.switch_formula = {2 * row.kv_per_request / host->bandwidth, "PCIe bandwidth", ""};
         row.switch_mapped = {row.kv_per_request / n / host->bandwidth + host->latency, "PCIe bandwidth", ""};
       }
+      // Session throughput: rounds of max_requests users, each prefilled in turn, decoded
+      // together, then swapped for the next.
+      auto session = [&](const LcFigure& pf, const LcFigure& gen, const LcFigure& sw, LcFigure& out) {
+        if (row.max_requests < 1) {
+          out = {0, "HBM capacity", "no request fits"};
+          return;
+        }
+        if (!pf.ok() || !gen.ok() || !sw.ok()) {
+          out.note = !pf.ok() ? pf.note : !gen.ok() ? gen.note : sw.note;
+          return;
+        }
+        const double users = static_cast<double>(row.max_requests);
+        const double parts[3] = {users * pf.value, gen.value, users * sw.value};
+        const double round = parts[0] + parts[1] + parts[2];
+        out.value = users * static_cast<double>(s.output_tokens) / round;
+        out.bound = parts[0] >= parts[1] && parts[0] >= parts[2] ? "prefill" : parts[1] >= parts[2] ? "decode" : "context switch";
+      };
+      session(row.prefill_formula, row.generate_formula, row.switch_formula, row.session_formula);
+      session(row.prefill_mapped, row.generate_mapped, row.switch_mapped, row.session_mapped);
       r.rows.push_back(std::move(row));
     }
   return r;
@@ -203,6 +229,7 @@ std::string format_long_context(const LongContextReport& r, Format f) {
     j["output_tokens"] = s.output_tokens;
     j["communication"] = s.communication;
     j["activation_reserve_bytes"] = s.activation_reserve;
+    j["convention"] = s.convention;
     j["weights_bytes"] = r.weights;
     j["kv_bytes_per_token"] = r.kv_per_token;
     j["device"] = {{"peak_flops", r.peak_flops}, {"hbm_bandwidth_bytes_per_s", r.hbm_bandwidth}, {"hbm_capacity_bytes", r.hbm_capacity},
@@ -215,28 +242,35 @@ std::string format_long_context(const LongContextReport& r, Format f) {
                            {"decode_batch", x.decode_batch},
                            {"decode_step_s", {{"formula", fig_json(x.decode_formula)}, {"einsim", fig_json(x.decode_mapped)}}},
                            {"generate_s", {{"formula", fig_json(x.generate_formula)}, {"einsim", fig_json(x.generate_mapped)}}},
-                           {"context_switch_s", {{"formula", fig_json(x.switch_formula)}, {"einsim", fig_json(x.switch_mapped)}}}});
+                           {"context_switch_s", {{"formula", fig_json(x.switch_formula)}, {"einsim", fig_json(x.switch_mapped)}}},
+                           {"session_tokens_per_s", {{"formula", fig_json(x.session_formula)}, {"einsim", fig_json(x.session_mapped)}}}});
     return j.dump(2) + "\n";
   }
   TextTable t({"context", "devices", "KV per request", "max requests", "prefill formula", "prefill Fu 2024", "prefill einsim", "prefill bound", "decode batch",
-               "step formula", "step einsim", "step bound", fmt::format("{} tokens einsim", s.output_tokens), "switch formula", "switch einsim"});
+               "step formula", "step einsim", "step bound", fmt::format("{} tokens einsim", s.output_tokens), "switch formula", "switch einsim",
+               "session tok/s formula", "session tok/s einsim", "session bound"});
+  auto rate = [](const LcFigure& x) { return x.ok() ? fmt::format("{:.4g}", x.value) : "-"; };
   for (const LcRow& x : r.rows)
     t.row({f == Format::Csv ? std::to_string(x.context) : token_words(static_cast<double>(x.context)), std::to_string(x.devices), fmt_bytes(x.kv_per_request), std::to_string(x.max_requests),
            seconds(x.prefill_formula), seconds(x.prefill_fu), x.prefill_mapped.ok() ? seconds(x.prefill_mapped) : "-", x.prefill_mapped.ok() ? x.prefill_mapped.bound : "-",
            std::to_string(x.decode_batch), seconds(x.decode_formula), x.decode_mapped.ok() ? seconds(x.decode_mapped) : "-",
-           x.decode_mapped.ok() || !x.decode_mapped.bound.empty() ? x.decode_mapped.bound : "-", seconds(x.generate_mapped), seconds(x.switch_formula), seconds(x.switch_mapped)});
+           x.decode_mapped.ok() || !x.decode_mapped.bound.empty() ? x.decode_mapped.bound : "-", seconds(x.generate_mapped), seconds(x.switch_formula), seconds(x.switch_mapped),
+           rate(x.session_formula), rate(x.session_mapped), x.session_mapped.ok() ? x.session_mapped.bound : x.session_formula.bound});
   if (f == Format::Csv) return t.csv();
   std::string out = fmt::format(
       "Long-context serving (Fu 2024): {} on {} x N, {}; weights {}, KV cache {} per token.\n"
       "Per device: {:.4g} TFLOP/s peak, {:.4g} TB/s and {} of {}, host link {} at {:.4g} GB/s.\n"
-      "Max requests: (N x HBM - weights - N x reserve {}) / KV per request, bound by HBM capacity (sizes in binary units: GiB). "
+      "Convention: {}. Max requests: (N x HBM - weights - N x reserve {}) / KV per request, bound by HBM capacity (sizes in binary units: GiB). "
       "Formula: prefill = FLOPs / (N x peak), FLOPs as einsim counts them (2 per active parameter per token; QK and AV over the "
       "tiles causal attention computes, 128 x 128, diagonal tiles whole) and as Fu 2024 does (2 x parameters x tokens, half "
       "the dense QK and AV); decode step = (weights + batch x KV) / (N x HBM bandwidth); context switch = 2 x KV per request / PCIe "
-      "bandwidth. einsim: the step's cascade mapped onto the devices{}; the switch moves each device's shard out and in at once.\n\n",
+      "bandwidth. einsim: the step's cascade mapped onto the devices{}; the switch moves each device's shard out and in at once. Session "
+      "throughput: rounds of max-requests users, each prompt prefilled in turn, {} decode steps of the batch, a context switch per user.\n\n",
       r.model, r.arch, r.dtype, fmt_bytes(r.weights), fmt_bytes(r.kv_per_token), r.peak_flops / 1e12, r.hbm_bandwidth / 1e12, fmt_bytes(r.hbm_capacity),
       r.hbm_tier, r.host_link.empty() ? "none" : r.host_link, r.host_bandwidth / 1e9,
-      fmt_bytes(s.activation_reserve), s.communication ? " with all-reduces" : " (all-reduces not counted, as in the paper)");
+      s.convention == "fu2024" ? "Fu 2024's (the datasheet's GB read as GiB; the formula's prefill in its FLOP convention)"
+                               : "einsim's (sizes in bytes as datasheets give them; causal tiles)",
+      fmt_bytes(s.activation_reserve), s.communication ? " with all-reduces" : " (all-reduces not counted, as in the paper)", s.output_tokens);
   out += t.aligned();
   std::vector<std::string> notes;
   for (const LcRow& x : r.rows) notes.insert(notes.end(), {x.prefill_mapped.note, x.decode_mapped.note});

@@ -30,6 +30,11 @@ struct LongContextScenario {
   int64_t output_tokens = 1000;       ///< n: tokens generated per request
   double activation_reserve = 0;      ///< bytes per device kept free of weights and KV
   bool communication = false;         ///< tensor-parallel all-reduces cost time (Fu 2024: no)
+  /// "einsim" (default): sizes in bytes as the datasheets give them (an A100's 80 GB is 74.5
+  /// GiB), prefill FLOPs as einsim counts them. "fu2024": the paper's reading: the datasheet's
+  /// GB taken as GiB (80 GB is 80 GiB, 85.9e9 bytes) for HBM, and the formula's prefill its
+  /// FLOP convention (2 x parameters x tokens plus half the dense QK and AV).
+  std::string convention = "einsim";
   /// Matrix products no array runs at their type computed wider (`emulate = true`); else each
   /// such run is refused and its cell says why.
   bool emulate = false;
@@ -62,6 +67,11 @@ struct LcRow {
   LcFigure decode_formula, decode_mapped;    ///< one decode step at that batch
   LcFigure generate_formula, generate_mapped;  ///< `output_tokens` steps
   LcFigure switch_formula, switch_mapped;    ///< swap one request's KV out and another's in
+  /// End-to-end session throughput, tokens/s: the four metrics together. The device group serves
+  /// sessions in rounds of max_requests users: each user's prompt prefilled in turn, then
+  /// `output_tokens` decode steps of the whole batch, then each user's KV swapped out and the
+  /// next user's in (a context switch per user); tokens/s = users x output_tokens / round.
+  LcFigure session_formula, session_mapped;
 };
 
 struct LongContextReport {
@@ -69,7 +79,7 @@ struct LongContextReport {
   std::string model, arch, dtype, host_link, hbm_tier;
   double weights = 0;       ///< bytes, the whole model
   double kv_per_token = 0;  ///< bytes, all layers
-  double peak_flops = 0, hbm_bandwidth = 0, hbm_capacity = 0, host_bandwidth = 0;  ///< one device
+  double peak_flops = 0, hbm_bandwidth = 0, hbm_capacity = 0, host_bandwidth = 0;  ///< one device (capacity as the convention counts it)
   std::vector<LcRow> rows;  ///< contexts outer, devices inner
 };
 

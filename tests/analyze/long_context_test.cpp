@@ -132,3 +132,32 @@ TEST_CASE("long-context: emulated matrix products are refused in their cells unl
   CHECK(asked.rows[0].prefill_mapped.ok());
   CHECK(asked.rows[0].prefill_mapped.value > 0);
 }
+
+TEST_CASE("long-context: Fu 2024's convention and the session throughput", "[analyze]") {
+  // The paper's reading: the A100's 80 GB as 80 GiB, so one request of 50K fits one device
+  // (the paper's concurrency of 1); einsim's reading (74.5 GiB) fits none.
+  const LongContextReport paper = analyze_long_context(scenario_from("devices = [1]\ncontexts = [\"4K\", 50000]\nconvention = \"fu2024\"\n"));
+  const LongContextReport ours = analyze_long_context(scenario_from("devices = [1]\ncontexts = [\"4K\", 50000]\n"));
+  CHECK(paper.hbm_capacity == 80.0 * (1ull << 30));
+  CHECK(ours.hbm_capacity == 80e9);
+  CHECK(paper.rows[1].max_requests == 1);
+  CHECK(ours.rows[1].max_requests == 0);
+  CHECK(paper.rows[1].kv_free == Approx(80.0 * (1ull << 30) - paper.weights));
+  // The formula's prefill in the paper's FLOP convention; the mapped run sees the same memory.
+  CHECK(paper.rows[1].prefill_formula.value == paper.rows[1].prefill_fu.value);
+  CHECK(paper.rows[1].decode_mapped.ok());
+  // Session throughput: users x tokens over (users x prefill + the tokens' steps + users x switch).
+  for (const LongContextReport* r : {&paper, &ours})
+    for (const LcRow& x : r->rows) {
+      INFO(x.context);
+      if (x.max_requests < 1) {
+        CHECK(x.session_formula.value == 0);
+        CHECK(x.session_formula.bound == "HBM capacity");
+        continue;
+      }
+      const double u = static_cast<double>(x.max_requests);
+      CHECK(x.session_formula.value == Approx(u * 1000 / (u * x.prefill_formula.value + x.generate_formula.value + u * x.switch_formula.value)));
+      CHECK(x.session_mapped.value == Approx(u * 1000 / (u * x.prefill_mapped.value + x.generate_mapped.value + u * x.switch_mapped.value)));
+    }
+  CHECK_THAT(error_of([] { scenario_from("convention = \"paper\"\n"); }), Catch::Contains("s.toml:4:") && Catch::Contains("einsim, fu2024"));
+}
