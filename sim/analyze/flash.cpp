@@ -1,6 +1,7 @@
 #include "sim/analyze/flash.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -109,28 +110,63 @@ FlashScenario read_flash(const ConfigTable& t) {
   s.threads = t.opt_int("threads", 1, 4096).value_or(s.threads);
   s.sequential_request = t.opt_quantity("sequential_request", Dim::Bytes).value_or(s.sequential_request);
   if (!(s.sequential_request > 0)) throw UserError(t.loc("sequential_request"), "'scenario.sequential_request' must be a positive size");
-  if (auto sp = t.opt_table("sparsity")) {
-    // A [scenario.sparsity] table states its statistics: the window's, when absent, follow
-    // from `active` (the independence model), not from OPT-6.7B's defaults.
-    FlashSparsity& x = s.sparsity;
-    x.active = sp->opt_number("active", 1e-6, 1).value_or(x.active);
-    x.window = sp->opt_int("window", 1, 1 << 20).value_or(x.window);
-    x.window_new = sp->opt_number("window_new", 0, 1);
-    x.window_union = sp->opt_number("window_union", 1e-6, 1);
-    x.predictor_rank = sp->opt_int("predictor_rank", 0, 1 << 20).value_or(x.predictor_rank);
-    if (x.window_new.has_value() != x.window_union.has_value())
-      throw UserError(sp->loc(), fmt::format("'{}' gives one of 'window_new' and 'window_union': give both (measured) or neither (derived)", sp->path()));
+  s.hybrid_share = t.opt_number("hybrid_share", 0, 1).value_or(s.hybrid_share);
+  // A sparsity table states its statistics: the window's, when absent, follow from `active`
+  // (the independence model), not from OPT-6.7B's defaults. Given only the window's hold
+  // (`window_union`), `active` follows from it the same way.
+  auto read_stats = [](const ConfigTable& sp, FlashSparsity x, bool model_table) {
+    const bool has_active = sp.contains("active");
+    x.active = sp.opt_number("active", 1e-6, 1).value_or(x.active);
+    x.window = sp.opt_int("window", 1, 1 << 20).value_or(x.window);
+    x.window_new = sp.opt_number("window_new", 0, 1);
+    x.window_union = sp.opt_number("window_union", 1e-6, 1);
+    x.predictor_rank = sp.opt_int("predictor_rank", 0, 1 << 20).value_or(x.predictor_rank);
+    x.source = sp.opt_string("source").value_or(model_table ? "" : x.source);
+    x.active_derived = false;
+    if (x.window_new && !x.window_union)
+      throw UserError(sp.loc(), fmt::format("'{}' gives 'window_new' without 'window_union': give both (measured) or the hold alone", sp.path()));
+    if (x.window_union && !x.window_new && !has_active) {
+      x.active = 1 - std::pow(1 - *x.window_union, 1 / static_cast<double>(x.window));
+      x.active_derived = true;
+    }
+    if (x.window_union && !x.window_new) {
+      // The hold as given, the new share by independence from the active share.
+      x.window_new = x.active * std::pow(1 - x.active, static_cast<double>(x.window));
+    }
     if (x.window_new && *x.window_new > x.active)
-      throw UserError(sp->loc("window_new"), fmt::format("'{}.window_new' ({}) exceeds 'active' ({}): the window only saves loads", sp->path(), *x.window_new, x.active));
+      throw UserError(sp.loc("window_new"), fmt::format("'{}.window_new' ({}) exceeds 'active' ({}): the window only saves loads", sp.path(), *x.window_new, x.active));
     if (x.window_union && *x.window_union < x.active)
-      throw UserError(sp->loc("window_union"),
-                      fmt::format("'{}.window_union' ({}) is below 'active' ({}): the window holds at least one token's active neurons", sp->path(), *x.window_union, x.active));
+      throw UserError(sp.loc("window_union"),
+                      fmt::format("'{}.window_union' ({}) is below 'active' ({}): the window holds at least one token's active neurons", sp.path(), *x.window_union, x.active));
+    return x;
+  };
+  std::vector<std::pair<std::string, SourceLoc>> sparsity_keys;
+  if (auto sp = t.opt_table("sparsity")) {
+    FlashSparsity base;
+    base.window_new.reset();
+    base.window_union.reset();
+    base.source = "as given";
+    // Numbers belong to every model; a sub-table to the model it is named after.
+    s.sparsity = read_stats(*sp, base, false);
+    for (const std::string& key : sp->keys()) {
+      const toml::node* n = sp->node(key);
+      if (!n || !n->is_table()) continue;
+      auto sub = sp->opt_table(key);
+      sparsity_keys.emplace_back(key, sp->key_loc(key));
+      FlashSparsity start = s.sparsity;
+      start.window_new.reset();
+      start.window_union.reset();
+      s.model_sparsity[key] = read_stats(*sub, start, true);
+    }
   }
   if (auto lg = t.opt_table("largest")) {
     s.rate = lg->opt_number("rate", 1e-6, 1e6).value_or(s.rate);
     s.dram_sizes = read_sizes(*lg, "dram");
     if (lg->contains("models")) s.candidates = lg->get_string_array("models");
   }
+  for (const auto& [key, at] : sparsity_keys)
+    if (std::find(s.models.begin(), s.models.end(), key) == s.models.end() && std::find(s.candidates.begin(), s.candidates.end(), key) == s.candidates.end())
+      throw UserError(at, fmt::format("'scenario.sparsity.{}' names no model of the scenario ({})", key, fmt::join(s.models, ", ")));
   s.emulate = t.opt_bool("emulate").value_or(false);
   return s;
 }
@@ -165,9 +201,10 @@ FlashCase flash_case(const FlashScenario& s, const std::string& model, const Arc
   c.embeddings = pc.embedding_bytes;
   const double ffn_element = c.ffn / (L * pc.per_layer_mlp);  // bytes per FFN weight as stored (quantized: scales included)
   c.attention = c.weights - c.ffn - c.embeddings;  // attention, norms
-  const FlashSparsity& sp = s.sparsity;
+  const FlashSparsity& sp = s.sparsity_of(model);
   const double r = static_cast<double>(sp.predictor_rank);
   c.predictor = L * (d * r + r * I) * e;
+  c.predictor_rank = sp.predictor_rank;
   c.kv = m.kv_bytes_per_token(dt) * static_cast<double>(m.kv_tokens(s.context + 1));
   c.dram_budget = budget > 0 ? budget : s.dram_bytes > 0 ? s.dram_bytes : s.dram_fraction * c.weights;
   const double mats = m.mlp == MlpKind::Gated ? 3 : 2;
@@ -228,8 +265,8 @@ FlashCase flash_case(const FlashScenario& s, const std::string& model, const Arc
   const double chunk = d * e;  // one column or one row
   // Naive: every weight streamed from flash each token, in large sequential reads.
   add("naive", c.weights, s.sequential_request, 0, dense, 0, 0);
-  // Hybrid: embeddings and attention resident, the FFN streamed.
-  add("hybrid", c.ffn, s.sequential_request, 0, dense, 0, kept);
+  // Hybrid (the paper's baseline): a share of the weights (half) resident, the rest streamed.
+  add("hybrid", (1 - s.hybrid_share) * c.weights, s.sequential_request, 0, dense, 0, s.hybrid_share * c.weights);
   // +predictor: only the predicted-active neurons, each matrix's column or row its own read.
   add("+predictor", sp.active * c.ffn, chunk, sp.active * nb * mats, sparse, 0, kept + c.predictor + sp.active * c.ffn);
   // +windowing: only neurons not active in the last k tokens; the window's cache is
@@ -284,13 +321,16 @@ FlashReport analyze_flash(const FlashScenario& s) {
       r.largest.push_back(std::move(lg));
     }
   }
-  const FlashSparsity& sp = s.sparsity;
-  r.notes.push_back(fmt::format(
-      "sparsity statistics are inputs, not predictions: {:.3g}% of FFN neurons active per token, {:.3g}% new per token and {:.3g}% held with a "
-      "window of {} tokens ({}); they are applied as given to every model",
-      sp.active * 100, sp.new_fraction() * 100, sp.union_fraction() * 100, sp.window,
-      sp.measured() ? "as given; the defaults are OPT-6.7B's, arXiv 2312.11514 Sec. 4.1"
-                    : "the window's derived as if neurons fired independently from token to token, which over-estimates both"));
+  for (const std::string& m : s.models) {
+    const FlashSparsity& sp = s.sparsity_of(m);
+    const bool own = s.model_sparsity.count(m) > 0;
+    r.notes.push_back(fmt::format(
+        "{}: sparsity statistics are inputs, not predictions: {:.3g}% of FFN neurons active per token{}, {:.3g}% new per token and {:.3g}% held with a "
+        "window of {} tokens, a predictor of rank {} ({}{})",
+        m, sp.active * 100, sp.active_derived ? " (derived from the hold)" : "", sp.new_fraction() * 100, sp.union_fraction() * 100, sp.window,
+        sp.predictor_rank, own ? "its own statistics" : "the scenario's statistics, not measured for this model",
+        sp.source.empty() ? "" : "; " + sp.source));
+  }
   return r;
 }
 
@@ -308,9 +348,14 @@ std::string format_flash(const FlashReport& r, Format f) {
     j["kind"] = "analyze-flash";
     j["context"] = s.context;
     j["threads"] = s.threads;
-    j["sparsity"] = {{"active", s.sparsity.active}, {"window", s.sparsity.window}, {"window_new", s.sparsity.new_fraction()},
-                     {"window_union", s.sparsity.union_fraction()}, {"window_measured", s.sparsity.measured()},
-                     {"predictor_rank", s.sparsity.predictor_rank}};
+    auto stats = [](const FlashSparsity& x) {
+      return nlohmann::json{{"active", x.active}, {"active_derived", x.active_derived}, {"window", x.window}, {"window_new", x.new_fraction()},
+                            {"window_union", x.union_fraction()}, {"window_measured", x.measured()}, {"predictor_rank", x.predictor_rank},
+                            {"source", x.source}};
+    };
+    j["sparsity"] = stats(s.sparsity);
+    for (const auto& [m, x] : s.model_sparsity) j["sparsity_per_model"][m] = stats(x);
+    j["hybrid_share"] = s.hybrid_share;
     j["cases"] = nlohmann::json::array();
     for (const FlashCase& c : r.cases) {
       nlohmann::json cj = {{"model", c.model}, {"host", c.host}, {"flash_tier", c.flash_tier}, {"dtype", c.dtype},
@@ -362,7 +407,7 @@ std::string format_flash(const FlashReport& r, Format f) {
         "{} on {} ({}): weights {}: embeddings {}, attention and norms {}, FFN {} ({} neurons of {} each); predictor rank {}: {} ({}); "
         "KV cache {}; DRAM budget {} ({}).\n",
         c.model, c.host, c.dtype, fmt_bytes(c.weights), pct(c.embeddings, c.weights), pct(c.attention, c.weights), pct(c.ffn, c.weights), c.neurons,
-        fmt_bytes(c.neuron_bytes), s.sparsity.predictor_rank, fmt_bytes(c.predictor), pct(c.predictor, c.weights), fmt_bytes(c.kv),
+        fmt_bytes(c.neuron_bytes), c.predictor_rank, fmt_bytes(c.predictor), pct(c.predictor, c.weights), fmt_bytes(c.kv),
         fmt_bytes(c.dram_budget), pct(c.dram_budget, c.weights));
   out += "\n" + t.aligned();
   if (!r.largest.empty()) {

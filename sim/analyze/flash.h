@@ -10,6 +10,7 @@
 // largest of a list of models that runs at a token rate within each of a list of DRAM sizes.
 #include <cstdint>
 #include <optional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,10 +35,15 @@ struct FlashSparsity {
   std::optional<double> window_new = 0.024;   ///< fraction of FFN neurons loaded per token with the window
   std::optional<double> window_union = 0.24;  ///< fraction of FFN neurons the window keeps in DRAM
   int64_t predictor_rank = 128;  ///< 1.25% of OPT-6.7B's parameters (Sec. 4.1)
+  /// `active` derived from `window_union` (a table that gives the window's hold but not the
+  /// active share, as Falcon-7B's Sec. 4.2 does), through the independence model.
+  bool active_derived = false;
   /// The window's statistics: as given, or from the independence model.
   double new_fraction() const;
   double union_fraction() const;
   bool measured() const { return window_new && window_union; }
+  /// What the statistics rest on, for the report.
+  std::string source = "OPT-6.7B's, arXiv 2312.11514 Sec. 4.1";
 };
 
 struct FlashScenario {
@@ -52,6 +58,17 @@ struct FlashScenario {
   int64_t threads = 32;         ///< parallel reads (queue depth)
   double sequential_request = double(1ull << 30);  ///< bytes per read when streaming whole matrices
   FlashSparsity sparsity;
+  /// Per model (its name as `models` gives it): statistics that replace `sparsity` for it
+  /// (`[scenario.sparsity.MODEL]`); the shipped scenario gives Falcon-7B's from Sec. 4.2.
+  std::map<std::string, FlashSparsity> model_sparsity;
+  /// The paper's hybrid baseline keeps this share of the weights in DRAM and reads the rest
+  /// from flash every token (half the model).
+  double hybrid_share = 0.5;
+  /// The statistics that apply to `model`.
+  const FlashSparsity& sparsity_of(const std::string& model) const {
+    auto it = model_sparsity.find(model);
+    return it == model_sparsity.end() ? sparsity : it->second;
+  }
   // The largest model at a token rate within each DRAM size (all techniques).
   double rate = 2;              ///< tokens/s
   std::vector<double> dram_sizes;  ///< bytes
@@ -86,6 +103,7 @@ struct FlashStep {
 
 struct FlashCase {
   std::string model, host, flash_tier;
+  int64_t predictor_rank = 0;  ///< of the statistics that apply to it
   std::string dtype;
   double params = 0;
   double weights = 0, ffn = 0, embeddings = 0, attention = 0, predictor = 0, kv = 0;  ///< bytes

@@ -49,7 +49,9 @@ TEST_CASE("flash: closed-form sizes, chunks and bytes per step of the ablation",
   const std::vector<std::string> names = {"naive", "hybrid", "+predictor", "+windowing (k=5)", "+bundling", "+preallocation"};
   for (size_t i = 0; i < names.size(); ++i) CHECK(o.steps[i].name == names[i]);
   CHECK(o.steps[0].flash_bytes == o.weights);
-  CHECK(o.steps[1].flash_bytes == o.ffn);
+  // The paper's hybrid: half the weights resident, the other half read every token.
+  CHECK(o.steps[1].flash_bytes == Approx(0.5 * o.weights));
+  CHECK(o.steps[1].dram_needed == Approx(0.5 * o.weights + o.kv));
   CHECK(o.steps[2].flash_bytes == Approx(0.10 * o.ffn));
   CHECK(o.steps[3].flash_bytes == Approx(0.024 * o.ffn));
   CHECK(o.steps[2].request == 4096 * 2);  // a column or a row alone
@@ -90,7 +92,40 @@ TEST_CASE("flash: window statistics as given, or derived from independent activa
   const FlashCase& c = r.cases[0];
   CHECK(c.steps[3].flash_bytes == Approx(0.1 * std::pow(0.9, 5) * c.ffn));
   CHECK(c.steps[3].dram_needed == Approx(c.embeddings + c.attention + c.predictor + (1 - std::pow(0.9, 5)) * c.ffn + c.kv));
-  CHECK_THAT(format_flash(r, Format::Table), Catch::Contains("as if neurons fired independently"));
+  CHECK_FALSE(derived.sparsity.window_new.has_value());
+  CHECK_THAT(format_flash(r, Format::Table), Catch::Contains("opt-6.7b: sparsity statistics are inputs"));
+}
+
+TEST_CASE("flash: per-model statistics, Falcon-7B's from the paper's Sec. 4.2", "[analyze]") {
+  // The shipped scenario: OPT-6.7B's numbers for every model, Falcon-7B's own table.
+  const FlashScenario s = load_flash("flash");
+  REQUIRE(s.model_sparsity.count("falcon-7b"));
+  const FlashSparsity& f = s.sparsity_of("falcon-7b");
+  CHECK(f.window == 4);
+  CHECK(f.union_fraction() == 0.33);
+  CHECK(f.active_derived);
+  CHECK(f.active == Approx(1 - std::pow(0.67, 0.25)));             // 9.5%, from the hold
+  CHECK(f.new_fraction() == Approx(f.active * std::pow(1 - f.active, 4)));  // by independence
+  CHECK(s.sparsity_of("opt-6.7b").new_fraction() == 0.024);
+  FlashScenario one = s;
+  one.models = {"falcon-7b"};
+  one.hosts = {"laptop-m1max"};
+  one.dram_sizes.clear();
+  const FlashReport r = analyze_flash(one);
+  const FlashCase& c = r.cases[0];
+  CHECK(c.predictor_rank == 368);
+  // The paper's DRAM account for Falcon-7B (Sec. 4.2): embeddings 4.2%, attention 19.4%,
+  // predictors 4%, the window's FFN 25.3% (0.33 x 76.8%): 52.93% of the model.
+  CHECK(c.embeddings / c.weights == Approx(0.042).margin(0.002));
+  CHECK(c.attention / c.weights == Approx(0.194).margin(0.002));
+  CHECK(c.predictor / c.weights == Approx(0.04).margin(0.002));
+  CHECK((c.steps.back().dram_needed - c.kv) / c.weights == Approx(0.5293).margin(0.003));
+  // Errors: a table named after no model of the scenario; a new share without the hold.
+  CHECK_THAT(error_of([] { scenario_from("[scenario.sparsity.gpt-2]\nwindow = 4\nwindow_union = 0.3\n"); }),
+             Catch::Contains("'scenario.sparsity.gpt-2' names no model of the scenario"));
+  CHECK_THAT(error_of([] { scenario_from("[scenario.sparsity.falcon-7b]\nwindow_new = 0.05\n"); }),
+             Catch::Contains("gives 'window_new' without 'window_union'"));
+  CHECK_THAT(error_of([] { scenario_from("hybrid_share = 1.5\n"); }), Catch::Contains("s.toml:4:"));
 }
 
 TEST_CASE("flash: read bandwidth from the tier's table, and the laptop's 32 KiB point", "[analyze]") {
@@ -191,8 +226,10 @@ TEST_CASE("flash: bad scenarios are located errors", "[analyze][errors]") {
   CHECK_THAT(error_of([] { scenario_from("[scenario.sparsity]\nactive = 0.05\nwindow_new = 0.1\nwindow_union = 0.2\n"); }),
              Catch::Contains("s.toml:6:14: error:") && Catch::Contains("exceeds 'active'"));
   CHECK_THAT(error_of([] { scenario_from("[scenario.sparsity]\nwindow_new = 0.01\nwindow_union = 0.01\n"); }), Catch::Contains("is below 'active'"));
-  CHECK_THAT(error_of([] { scenario_from("[scenario.sparsity]\nwindow_union = 0.5\n"); }),
-             Catch::Contains("s.toml:4:1: error: 'scenario.sparsity' gives one of 'window_new' and 'window_union'"));
+  CHECK_THAT(error_of([] { scenario_from("[scenario.sparsity]\nwindow_new = 0.01\n"); }),
+             Catch::Contains("s.toml:4:1: error: 'scenario.sparsity' gives 'window_new' without 'window_union'"));
+  // The hold alone: the active share follows from it (independent activations).
+  CHECK(scenario_from("[scenario.sparsity]\nwindow_union = 0.5\n").sparsity.active == Approx(1 - std::pow(0.5, 0.2)));
   CHECK_THAT(error_of([] { scenario_from("[scenario.sparsity]\nactive = 0\n"); }), Catch::Contains("s.toml:5:10: error:"));
   CHECK_THAT(error_of([] { scenario_from("[scenario.largest]\ndram = [\"0 GB\"]\n"); }), Catch::Contains("is not a positive size"));
   CHECK_THAT(error_of([] { scenario_from("windw = 3\n"); }), Catch::Contains("unknown key 'windw'"));
