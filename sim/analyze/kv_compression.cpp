@@ -33,6 +33,14 @@ KvPolicy read_policy(const ConfigTable& t, const std::string& name) {
   p.window = scenario_count(t, "window", 1, int64_t{1} << 24);
   if (auto f = t.opt_int("feature_dim", 1, 1024)) p.feature_dim = *f;
   p.linear_window = scenario_count(t, "linear_window", 0, int64_t{1} << 24).value_or(p.linear_window);
+  p.linear_layers = t.opt_number("linear_layers", 0, 1).value_or(p.linear_layers);
+  p.window_layers = t.opt_number("window_layers", 0, 1).value_or(p.window_layers);
+  p.conv_kernel = t.opt_int("conv_kernel", 1, 1024).value_or(p.conv_kernel);
+  if (p.linear_layers + p.window_layers > 1 + 1e-9)
+    throw UserError(t.loc("window_layers"), fmt::format("policy '{}': linear_layers + window_layers is {}, more than every layer", name, p.linear_layers + p.window_layers));
+  if (!p.feature_dim)
+    for (const char* k : {"linear_layers", "window_layers", "conv_kernel"})
+      if (t.contains(k)) throw UserError(t.loc(k), fmt::format("policy '{}': '{}' describes BASED's layer mix: it needs feature_dim", name, k));
   if (!p.evict_budget && !p.evict_ratio && !p.prune_keys && !p.bits && !p.window && !p.feature_dim)
     throw UserError(t.loc(), fmt::format("policy '{}' applies no transform (evict_budget, evict_ratio, prune_keys, bits, window, feature_dim)", name));
   if (p.feature_dim && (p.evict_budget || p.evict_ratio || p.prune_keys || p.window))
@@ -77,6 +85,9 @@ KvCompressionReport analyze_kv_compression(const KvCompressionScenario& s) {
   const MemoryTier& hbm = *a.tier(storage_path(a, 0)[0]);
   const double n = static_cast<double>(s.devices), eb = dtype_bytes(m.dtype);
   r.weights = count_params(m).total_bytes;
+  const double active_params = count_params(m).active;
+  double peak = 0;  // the fastest array's dense peak at the model's type
+  for (const ComputeArray& arr : a.arrays) peak = std::max(peak, arr.peak_flops(m.dtype));
   if (s.activation_reserve >= hbm.capacity) throw UserError(s.loc, "the activation reserve leaves no memory");
   r.kv_free = MemoryFit{n, hbm.capacity, r.weights, s.activation_reserve}.kv_room();
   const double L = static_cast<double>(m.num_hidden_layers), G = static_cast<double>(m.kv_heads()), H = static_cast<double>(m.num_attention_heads),
@@ -101,20 +112,26 @@ KvCompressionReport analyze_kv_compression(const KvCompressionScenario& s) {
     // Kept key channels: whole pairs, as RoPE rotates channels in pairs (half per rotary half).
     x.key_channels = p.prune_keys ? 2 * std::round(dh * (1 - *p.prune_keys) / 2) : dh;
     if (p.feature_dim) {
-      // BASED: a Taylor feature map of size 1 + d + d^2; the state holds, per KV head (keys
-      // and values are per KV head), that many rows of a head_dim numerator and a denominator,
-      // and a short window of exact attention keeps its own KV.
+      // BASED mixes its layers: linear attention on some (a Taylor feature map of size
+      // 1 + d + d^2; the state holds, per KV head, that many rows of a head_dim numerator and
+      // a denominator), exact attention over a short window on others (their own KV), and
+      // gated convolutions on the rest (the last kernel - 1 inputs of the hidden width).
       const double fd = static_cast<double>(*p.feature_dim), F = 1 + fd + fd * fd;
       const double w = std::min(static_cast<double>(p.linear_window), static_cast<double>(s.context));
+      x.layers_linear = std::llround(p.linear_layers * L);
+      x.layers_window = std::min<int64_t>(std::llround(p.window_layers * L), m.num_hidden_layers - x.layers_linear);
+      x.layers_conv = m.num_hidden_layers - x.layers_linear - x.layers_window;
+      const double Ll = static_cast<double>(x.layers_linear), Lw = static_cast<double>(x.layers_window), Lc = static_cast<double>(x.layers_conv);
       x.tokens_kept = w;
-      const double state = L * G * (F * dh + F) * b;
-      const double window_kv = L * G * w * 2 * dh * b;
-      x.kv_per_request = state + window_kv;
-      // Per step and request: every query head's features against the state (numerator and
-      // denominator), each KV head's state update with the new key and value, and window
-      // attention.
-      x.attention_flops = B * L * (H * (2 * F * dh + 2 * F) + G * (2 * F * dh + 2 * F) + H * 4 * w * dh);
-      x.attention_bytes = B * (2 * state + window_kv);  // the state is read and written back
+      const double state = Ll * G * (F * dh + F) * b;
+      const double window_kv = Lw * G * w * 2 * dh * b;
+      const double conv = Lc * static_cast<double>(p.conv_kernel - 1) * static_cast<double>(m.hidden_size) * b;
+      x.kv_per_request = state + window_kv + conv;
+      // Per step and request: on linear layers every query head's features against the state
+      // (numerator and denominator) and each KV head's state update; on window layers the
+      // window's attention; the convolutions' few FLOPs are left out.
+      x.attention_flops = B * (Ll * (H * (2 * F * dh + 2 * F) + G * (2 * F * dh + 2 * F)) + Lw * H * 4 * w * dh);
+      x.attention_bytes = B * (2 * state + window_kv + 2 * conv);  // states and the conv inputs are read and written back
     } else {
       x.tokens_kept = T;
       x.kv_per_request = L * G * T * (x.key_channels * x.bytes_per_element_k + dh * x.bytes_per_element_v);
@@ -123,6 +140,15 @@ KvCompressionReport analyze_kv_compression(const KvCompressionScenario& s) {
     }
     x.max_requests = static_cast<int64_t>(std::floor(r.kv_free / x.kv_per_request));
     x.step_formula = (r.weights + x.attention_bytes) / (n * hbm.read_bandwidth);
+    if (x.max_requests > 0) {
+      // A roofline at that batch: the weights and every request's cache or state read once,
+      // against the weights' 2 FLOPs per active parameter per token and the attention's.
+      const double M = static_cast<double>(x.max_requests);
+      const double t_mem = (r.weights + M * x.attention_bytes / B) / (n * hbm.read_bandwidth);
+      const double t_flops = (2 * active_params * M + M * x.attention_flops / B) / (n * peak);
+      x.throughput_formula = M / std::max(t_mem, t_flops);
+      x.throughput_bound = t_flops > t_mem ? "FLOPs" : "HBM bandwidth";
+    }
     x.bound = "HBM bandwidth";
     // Mapped: the decode step of the transformed workload, where the cascade expresses it
     // (fewer tokens; a cache stored at 8 or 4 bits).
@@ -135,11 +161,36 @@ KvCompressionReport analyze_kv_compression(const KvCompressionScenario& s) {
       ro.phase.kind = PhaseKind::Decode;
       ro.phase.batch = s.batch;
       ro.phase.context = static_cast<int64_t>(x.tokens_kept);
-      if (p.feature_dim) ro.phase.linear_features = *p.feature_dim;
       if (p.bits && *p.bits == 8) ro.phase.kv_dtype = DType::INT8;
       if (p.bits && *p.bits == 4) ro.phase.kv_dtype = DType::INT4;
       if (p.prune_keys) ro.phase.key_channels = static_cast<int64_t>(x.key_channels);
       try {
+        if (p.feature_dim) {
+          // BASED's mix, layer by layer: the step without attention, then each layer kind's
+          // attention blocks at its share of the layers (a run of the model with every layer
+          // of that kind, scaled): linear attention over a one-token window, window attention
+          // over the window; the convolutions' cost is left out.
+          const double Lf = static_cast<double>(m.num_hidden_layers);
+          auto attention_time = [](const RunReport& rr, bool attention) {
+            double tm = 0;
+            for (const BlockRun& blk : rr.blocks)
+              if (block_is_attention(rr, blk) == attention) tm += blk.time;
+            return tm;
+          };
+          RunOptions lin = ro;
+          lin.phase.linear_features = *p.feature_dim;
+          lin.phase.context = 1;
+          const RunReport rl = run_model(m, a, lin, &cache);
+          const RunReport rw = run_model(m, a, ro, &cache);  // exact attention over the window
+          x.step_mapped = attention_time(rl, false) + (rl.step_time - rl.compute_time) +
+                          static_cast<double>(x.layers_linear) / Lf * attention_time(rl, true) +
+                          static_cast<double>(x.layers_window) / Lf * attention_time(rw, true);
+          x.bound = "HBM bandwidth";
+          x.mapped_note = fmt::format("layer mix {} linear, {} window, {} convolution (the convolutions' projections taken as the model's attention projections)",
+                                      x.layers_linear, x.layers_window, x.layers_conv);
+          r.results.push_back(std::move(x));
+          continue;
+        }
         const RunReport rep = run_model(m, a, ro, &cache);
         x.step_mapped = rep.step_time;
         double hbm_time = 0, other = 0;
@@ -166,7 +217,9 @@ std::string transforms(const KvPolicy& p) {
   if (p.prune_keys) t.push_back(fmt::format("prune {:.0f}% of key channels", 100 * *p.prune_keys));
   if (p.bits) t.push_back(fmt::format("KV at {} bits (group {})", *p.bits, p.group));
   if (p.window) t.push_back(fmt::format("window {}", *p.window));
-  if (p.feature_dim) t.push_back(fmt::format("linear attention, feature dim {}, window {}", *p.feature_dim, p.linear_window));
+  if (p.feature_dim)
+    t.push_back(fmt::format("BASED: linear attention (feature dim {}) on {:.3g}% of layers, window {} on {:.3g}%, convolutions (kernel {}) on the rest", *p.feature_dim,
+                            100 * p.linear_layers, p.linear_window, 100 * p.window_layers, p.conv_kernel));
   return t.empty() ? "-" : fmt::format("{}", fmt::join(t, ", "));
 }
 
@@ -195,21 +248,26 @@ std::string format_kv_compression(const KvCompressionReport& r, Format f) {
                                {"kv_bytes_per_request", x.kv_per_request}, {"kv_ratio", x.kv_per_request / base.kv_per_request},
                                {"max_requests", x.max_requests}, {"attention_flops_per_step", x.attention_flops},
                                {"attention_bytes_per_step", x.attention_bytes}, {"step_formula_s", x.step_formula},
+                               {"throughput_at_max_batch_formula", x.throughput_formula}, {"throughput_bound", x.throughput_bound},
+                               {"layers", {{"linear", x.layers_linear}, {"window", x.layers_window}, {"convolution", x.layers_conv}}},
                                {"step_einsim_s", x.step_mapped ? nlohmann::json(*x.step_mapped) : nlohmann::json(nullptr)},
                                {"bound", x.bound}, {"note", x.mapped_note}});
     return j.dump(2) + "\n";
   }
   TextTable t({"policy", "transforms", "KV tokens", "key channels", "bytes/elem", "KV per request", "vs baseline", "max requests",
-               "attn GFLOP/step", "attn bytes/step", "step formula", "step einsim", "bound"});
+               "attn GFLOP/step", "attn bytes/step", "step formula", "step einsim", "bound", "tokens/s at max batch", "vs baseline"});
   for (const KvResult& x : r.results)
     t.row({x.policy.name, transforms(x.policy), fmt::format("{:.0f}", x.tokens_kept), fmt::format("{:.0f}", x.key_channels),
            fmt::format("{:.3g} B", x.bytes_per_element_k), fmt_bytes(x.kv_per_request), fmt::format("{:.3f}x", x.kv_per_request / base.kv_per_request),
            std::to_string(x.max_requests), fmt::format("{:.4g}", x.attention_flops / 1e9), fmt_bytes(x.attention_bytes), ms(x.step_formula),
-           x.step_mapped ? ms(*x.step_mapped) : "-", x.bound});
+           x.step_mapped ? ms(*x.step_mapped) : "-", x.bound,
+           x.throughput_formula > 0 ? fmt::format("{:.4g} ({})", x.throughput_formula, x.throughput_bound == "FLOPs" ? "FLOPs" : "HBM") : "-",
+           x.throughput_formula > 0 && base.throughput_formula > 0 ? fmt::format("{:.3g}x", x.throughput_formula / base.throughput_formula) : "-"});
   if (f == Format::Csv) return t.csv();
   std::string out = fmt::format(
       "KV-cache policies: {} on {} x {}, context {} tokens, decode batch {}; weights {}, {} of HBM left for KV.\n"
-      "Step formula: (weights + KV read per step) / (N x HBM bandwidth); einsim: the decode step of the transformed workload mapped.\n"
+      "Step formula: (weights + KV read per step) / (N x HBM bandwidth); einsim: the decode step of the transformed workload mapped. Tokens/s at "
+      "max batch: the largest batch that fits, by the formula (HBM-bound).\n"
       "{}\n\n",
       r.model, s.devices, r.arch, s.context, s.batch, fmt_bytes(r.weights), fmt_bytes(r.kv_free), caveat);
   out += t.aligned();

@@ -30,6 +30,13 @@ struct KvPolicy {
   std::optional<int64_t> window;        ///< sliding window of this many tokens
   std::optional<int64_t> feature_dim;   ///< BASED: linear attention with this feature dimension...
   int64_t linear_window = 64;           ///< ...plus exact attention over this many recent tokens
+  /// BASED mixes its layers (the 1.3B reference config, HazyResearch/based
+  /// train/configs/experiment/reference/based_1.3b_50b_tok.yaml): linear attention on 7 of 36
+  /// layers, sliding-window attention on 7, gated convolutions (BaseConv, kernel 3) on the
+  /// other 22. The shares of the model's layers of each kind (rounded to whole layers); the
+  /// convolution layers keep (conv_kernel - 1) tokens of the hidden width.
+  double linear_layers = 7.0 / 36, window_layers = 7.0 / 36;
+  int64_t conv_kernel = 3;
   SourceLoc loc;
 };
 
@@ -60,6 +67,13 @@ struct KvResult {
   int64_t max_requests = 0;      ///< HBM capacity
   double attention_flops = 0;    ///< per decode step at the scenario's batch, all layers
   double attention_bytes = 0;    ///< KV (or state) read per step at that batch
+  int64_t layers_linear = 0, layers_window = 0, layers_conv = 0;  ///< BASED's mix over the model's layers
+  /// tokens/s at the largest batch that fits (max_requests), a roofline: max_requests / the
+  /// larger of (weights + max_requests x the per-request bytes a step reads) / (N x HBM
+  /// bandwidth) and (2 x active parameters + the attention FLOPs per request) x max_requests /
+  /// (N x dense peak)
+  double throughput_formula = 0;
+  std::string throughput_bound;  ///< "HBM bandwidth" or "FLOPs"
   double step_formula = 0;       ///< s: (weights + attention bytes) / (N x HBM bandwidth)
   std::optional<double> step_mapped;  ///< s: einsim run on the transformed workload
   std::string mapped_note;       ///< why there is no mapped step, or what it leaves out

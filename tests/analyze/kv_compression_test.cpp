@@ -58,10 +58,21 @@ bits = 8
   // 4 bits plus one fp16 scale per 64 elements: 0.5 + 2/64 bytes.
   CHECK(result(r, "int4").bytes_per_element_k == 0.5 + 2.0 / 64);
   CHECK(result(r, "int4").kv_per_request == Approx(base.kv_per_request * (0.5 + 2.0 / 64) / 2));
-  // BASED: per KV head (1 + 16 + 256) feature rows of 128 values plus a denominator, and a
-  // 64-token window of KV.
-  const double state = 32.0 * 8 * (273 * 128 + 273) * 2, window = 32.0 * 8 * 64 * 256 * 2;
-  CHECK(result(r, "based").kv_per_request == Approx(state + window));
+  // BASED's layer mix over Llama-3-8B's 32 layers: 7/36 linear (6 layers: per KV head
+  // (1 + 16 + 256) feature rows of 128 values plus a denominator), 7/36 a 64-token window of KV
+  // (6 layers), the other 20 gated convolutions keeping 2 inputs of the 4096-wide hidden state.
+  const KvResult& b = result(r, "based");
+  CHECK(b.layers_linear == 6);
+  CHECK(b.layers_window == 6);
+  CHECK(b.layers_conv == 20);
+  const double state = 6.0 * 8 * (273 * 128 + 273) * 2, window = 6.0 * 8 * 64 * 256 * 2, conv = 20.0 * 2 * 4096 * 2;
+  CHECK(b.kv_per_request == Approx(state + window + conv));
+  // Every layer with both a state and a window (the old reading) would hold 5x as much.
+  CHECK(b.kv_per_request < 0.25 * (32.0 * 8 * (273 * 128 + 273) * 2 + 32.0 * 8 * 64 * 256 * 2));
+  // Throughput at the largest batch that fits: a roofline, compute-bound for BASED's tiny state.
+  CHECK(b.throughput_bound == "FLOPs");
+  CHECK(base.throughput_bound == "HBM bandwidth");
+  CHECK(b.throughput_formula > 10 * base.throughput_formula);
   CHECK(result(r, "both").kv_per_request == Approx(base.kv_per_request / 8 * (1 + 2.0 / 128) / 2));
   // Every policy here is mapped: linear attention too, on a cascade with its state.
   REQUIRE(result(r, "based").step_mapped);
@@ -98,6 +109,10 @@ prune_keys = 0.5
 TEST_CASE("kv-compression: bad scenarios are located errors", "[analyze][errors]") {
   CHECK_THAT(error_of([] { scenario_from(""); }), Catch::Contains("the scenario lists no policies"));
   CHECK_THAT(error_of([] { scenario_from("[scenario.policies.x]\ngroup = 64\n"); }), Catch::Contains("s.toml:8:1: error: policy 'x' applies no transform"));
+  CHECK_THAT(error_of([] { scenario_from("[scenario.policies.x]\nfeature_dim = 16\nlinear_layers = 0.6\nwindow_layers = 0.6\n"); }),
+             Catch::Contains("s.toml:11:") && Catch::Contains("linear_layers + window_layers is 1.2, more than every layer"));
+  CHECK_THAT(error_of([] { scenario_from("[scenario.policies.x]\nwindow = 64\nlinear_layers = 0.5\n"); }),
+             Catch::Contains("s.toml:10:") && Catch::Contains("'linear_layers' describes BASED's layer mix: it needs feature_dim"));
   CHECK_THAT(error_of([] { scenario_from("[scenario.policies.x]\nbits = 3\n"); }), Catch::Contains("s.toml:9:8: error: 'scenario.policies.x.bits' must be 16, 8, 4 or 2"));
   CHECK_THAT(error_of([] { scenario_from("[scenario.policies.x]\nevict_ratio = 1.5\n"); }), Catch::Contains("s.toml:9:15: error:"));
   CHECK_THAT(error_of([] { scenario_from("[scenario.policies.x]\nfeature_dim = 16\nwindow = 64\n"); }),
