@@ -34,7 +34,8 @@ TEST_CASE("offload: closed-form traffic, link, cost and the pipelined throughput
     // back, 80 layers) pay the NIC's point-to-point base and latency over 4 NICs in parallel.
     CHECK(x.net_busy == Approx(x.net_bytes / 200e9));
     // (The default runtime replays graphs: NCCL's fitted base scaled by its collective_base.)
-    const Link& nic = *network_link(load_arch("h100"));
+    const ArchSpec h100 = load_arch("h100");
+    const Link& nic = *network_link(h100);
     const double base = default_runtime().collective_base;
     CHECK(x.net_latency == Approx(160 * collective_cost(nic, Collective::SendRecv, 2, 0, base).time));
     CHECK(x.net_latency >= 160 * nic.latency);
