@@ -159,6 +159,28 @@ FlashScenario read_flash(const ConfigTable& t) {
       s.model_sparsity[key] = read_stats(*sub, start, true);
     }
   }
+  if (auto bt = t.opt_table("budget")) {
+    // Sizes ("8 GB") or shares of each model's weights ("55%", stored negative).
+    const std::vector<std::string> v = bt->get_string_array("dram");
+    if (v.empty()) throw UserError(bt->loc("dram"), "'scenario.budget.dram' must be a non-empty array of sizes or shares");
+    for (const std::string& x : v) {
+      if (!x.empty() && x.back() == '%') {
+        char* end = nullptr;
+        const std::string num = x.substr(0, x.size() - 1);
+        const double p = std::strtod(num.c_str(), &end);
+        if (num.empty() || end != num.c_str() + num.size() || !(p > 0) || p > 1000)
+          throw UserError(bt->loc("dram"), fmt::format("'scenario.budget.dram': '{}' is not a share in (0%, 1000%]", x));
+        s.budget_sweep.push_back(-p / 100);
+        continue;
+      }
+      std::string err;
+      auto q = parse_quantity(x, &err);
+      if (!q || q->dim != Dim::Bytes || !(q->value > 0))
+        throw UserError(bt->loc("dram"), fmt::format("'scenario.budget.dram': '{}' is neither a positive size (\"8 GB\") nor a share (\"55%\")", x));
+      s.budget_sweep.push_back(q->value);
+    }
+    s.max_window = bt->opt_int("max_window", 1, 4096).value_or(s.max_window);
+  }
   if (auto lg = t.opt_table("largest")) {
     s.rate = lg->opt_number("rate", 1e-6, 1e6).value_or(s.rate);
     s.dram_sizes = read_sizes(*lg, "dram");
@@ -278,6 +300,37 @@ FlashCase flash_case(const FlashScenario& s, const std::string& model, const Arc
   // +preallocation (Sec. 3.3): a preallocated matrix; each evicted neuron's slot takes the
   // last row, so only as many rows move as leave the window (as many as join it).
   add("+preallocation", fresh * c.ffn, c.neuron_bytes, fresh * nb, sparse, 2 * fresh * c.ffn, kept + c.predictor + window);
+  // The DRAM budget swept, all techniques: the largest window that fits, then the rest of the
+  // budget pinning FFN neurons outside it. Windows other than the statistics' own scale them by
+  // the independence model's shape: new(k) = new x (1 - a)^(k - k0), held(k) = held x
+  // (1 - (1 - a)^k) / (1 - (1 - a)^k0).
+  if (!s.budget_sweep.empty()) {
+    const double act = sp.active, k0 = static_cast<double>(sp.window), held0 = sp.union_fraction(), new0 = sp.new_fraction();
+    auto held = [&](int64_t k) { return std::min(1.0, held0 * (1 - std::pow(1 - act, static_cast<double>(k))) / (1 - std::pow(1 - act, k0))); };
+    auto fresh_at = [&](int64_t k) { return new0 * std::pow(1 - act, static_cast<double>(k) - k0); };
+    const double base_need = kept + c.predictor + c.kv;
+    const double tput = fl->read_bandwidth_at(c.neuron_bytes, s.threads);
+    for (double b : s.budget_sweep) {
+      FlashBudgetPoint pt;
+      pt.dram = b > 0 ? b : -b * c.weights;
+      for (int64_t k = 1; k <= s.max_window; ++k)
+        if (base_need + held(k) * c.ffn <= pt.dram) pt.window = k;
+      pt.fits = pt.window > 0;
+      if (pt.fits) {
+        const double h = held(pt.window);
+        pt.dram_used = base_need + h * c.ffn;
+        // Left over at the largest window: pin that much more of the FFN (new neurons come from
+        // outside the window, uniformly: pinning a share of it saves that share of the loads).
+        if (pt.window == s.max_window && h < 1) pt.pinned = std::min(1 - h, (pt.dram - pt.dram_used) / c.ffn);
+        pt.dram_used += pt.pinned * c.ffn;
+        const double frac = fresh_at(pt.window) * (h < 1 ? 1 - pt.pinned / (1 - h) : 0);
+        pt.flash_bytes = frac * c.ffn;
+        const double io = std::max(pt.flash_bytes / tput, link ? pt.flash_bytes / link->bandwidth : 0.0);
+        pt.latency = io + copy_time(2 * pt.flash_bytes) + sparse.time;
+      }
+      c.budget.push_back(pt);
+    }
+  }
   return c;
 }
 
@@ -368,6 +421,12 @@ std::string format_flash(const FlashReport& r, Format f) {
                                {"throughput_bytes_per_s", x.throughput}, {"io_s", x.io}, {"io_bound", x.io_bound}, {"mgmt_bytes", x.mgmt_bytes},
                                {"mgmt_s", x.mgmt}, {"compute_s", x.compute}, {"compute_bound", x.compute_bound}, {"total_s", x.total},
                                {"dram_needed_bytes", x.dram_needed}, {"fits", x.fits}});
+      if (!c.budget.empty()) {
+        cj["budget"] = nlohmann::json::array();
+        for (const FlashBudgetPoint& b : c.budget)
+          cj["budget"].push_back({{"dram_bytes", b.dram}, {"fits", b.fits}, {"window", b.window}, {"pinned_ffn_share", b.pinned},
+                                  {"flash_bytes", b.flash_bytes}, {"dram_used_bytes", b.dram_used}, {"latency_s", b.latency}});
+      }
       j["cases"].push_back(cj);
     }
     j["largest"] = nlohmann::json::array();
@@ -410,6 +469,17 @@ std::string format_flash(const FlashReport& r, Format f) {
         fmt_bytes(c.neuron_bytes), c.predictor_rank, fmt_bytes(c.predictor), pct(c.predictor, c.weights), fmt_bytes(c.kv),
         fmt_bytes(c.dram_budget), pct(c.dram_budget, c.weights));
   out += "\n" + t.aligned();
+  if (!s.budget_sweep.empty()) {
+    out += fmt::format("\nDRAM budget swept (all techniques): the largest window (up to {} tokens) that fits, then the rest pinning FFN neurons outside it; "
+                       "other windows scaled from the statistics by the independence model's shape.\n",
+                       s.max_window);
+    TextTable bt({"host", "model", "DRAM", "of weights", "window", "FFN pinned", "flash read", "per token"});
+    for (const FlashCase& c : r.cases)
+      for (const FlashBudgetPoint& b : c.budget)
+        bt.row({c.host, c.model, fmt_bytes(b.dram), pct(b.dram, c.weights), b.fits ? std::to_string(b.window) : "-",
+                b.fits ? fmt::format("{:.1f}%", 100 * b.pinned) : "-", b.fits ? fmt_bytes(b.flash_bytes) : "-", b.fits ? ms(b.latency) : "does not fit"});
+    out += bt.aligned();
+  }
   if (!r.largest.empty()) {
     out += fmt::format("\nLargest model at {:.3g} tokens/s (all techniques):\n", s.rate);
     TextTable lt({"host", "DRAM", "largest", "candidates (latency per token, DRAM needed)"});

@@ -61,6 +61,10 @@ struct FlashScenario {
   /// Per model (its name as `models` gives it): statistics that replace `sparsity` for it
   /// (`[scenario.sparsity.MODEL]`); the shipped scenario gives Falcon-7B's from Sec. 4.2.
   std::map<std::string, FlashSparsity> model_sparsity;
+  /// DRAM budgets to sweep (`[scenario.budget] dram`): bytes, or (negative) shares of the
+  /// model's weights.
+  std::vector<double> budget_sweep;
+  int64_t max_window = 64;  ///< the largest window the sweep considers
   /// The paper's hybrid baseline keeps this share of the weights in DRAM and reads the rest
   /// from flash every token (half the model).
   double hybrid_share = 0.5;
@@ -101,6 +105,19 @@ struct FlashStep {
   std::string note;
 };
 
+/// One DRAM budget of the sweep (`[scenario.budget]`), all techniques: the largest window
+/// that fits (its statistics scaled from the given or derived ones by the independence model's
+/// shape) and, with DRAM left over at the largest window, a share of the remaining FFN pinned.
+struct FlashBudgetPoint {
+  double dram = 0;         ///< bytes
+  bool fits = false;       ///< a window of one token fits
+  int64_t window = 0;      ///< k chosen
+  double pinned = 0;       ///< share of the FFN pinned beyond the window
+  double flash_bytes = 0;  ///< per token
+  double dram_used = 0;
+  double latency = 0;      ///< s per token
+};
+
 struct FlashCase {
   std::string model, host, flash_tier;
   int64_t predictor_rank = 0;  ///< of the statistics that apply to it
@@ -111,6 +128,7 @@ struct FlashCase {
   double neuron_bytes = 0;     ///< one neuron: its up (and gate) column and down row
   int64_t neurons = 0;         ///< FFN neurons, all layers
   int64_t active = 0;          ///< active neurons per layer computed with the predictor
+  std::vector<FlashBudgetPoint> budget;  ///< the DRAM budget sweep, when the scenario asks
   std::vector<FlashStep> steps;
 };
 

@@ -243,3 +243,35 @@ TEST_CASE("flash: bad scenarios are located errors", "[analyze][errors]") {
   CHECK_THAT(error_of([&] { analyze_flash(scenario_from("models = [\"opt-6.7b\"]\nhosts = [\"" + small + "\"]\n")); }),
              Catch::Contains("small-flash.toml:") && Catch::Contains("the weights of OPT-6.7B (12.40 GiB) do not fit small's flash tier (7.45 GiB)"));
 }
+
+TEST_CASE("flash: the DRAM budget swept", "[analyze]") {
+  FlashScenario s = load_flash("flash");
+  s.hosts = {"laptop-m1max"};
+  s.models = {"opt-6.7b"};
+  s.dram_sizes.clear();
+  s.budget_sweep = {-0.4, -0.5, -0.55, -0.7, -0.8, -1.0, 20e9};
+  const FlashReport r = analyze_flash(s);
+  const FlashCase& c = r.cases[0];
+  REQUIRE(c.budget.size() == 7);
+  // 40% of the weights holds embeddings, attention and the predictor but no window.
+  CHECK_FALSE(c.budget[0].fits);
+  // At the statistics' own window (k = 5 fits 55%), the sweep is the ablation's last step.
+  CHECK(c.budget[2].window == 5);
+  CHECK(c.budget[2].flash_bytes == Approx(c.steps.back().flash_bytes));
+  CHECK(c.budget[2].latency == Approx(c.steps.back().total));
+  // More DRAM: a larger window, then pinned neurons; fewer bytes and less time per token.
+  for (size_t i = 2; i < c.budget.size(); ++i) {
+    INFO(i);
+    CHECK(c.budget[i].fits);
+    CHECK(c.budget[i].dram_used <= c.budget[i].dram * (1 + 1e-12));
+    CHECK(c.budget[i].window >= c.budget[i - 1].window);
+    CHECK(c.budget[i].flash_bytes <= c.budget[i - 1].flash_bytes);
+    CHECK(c.budget[i].latency <= c.budget[i - 1].latency);
+  }
+  CHECK(c.budget[4].window == 64);
+  CHECK(c.budget[4].pinned > 0);
+  CHECK(c.budget[6].dram == 20e9);  // a size, not a share
+  CHECK_THAT(error_of([] { scenario_from("[scenario.budget]\ndram = [\"lots\"]\n"); }), Catch::Contains("'lots' is neither a positive size"));
+  CHECK_THAT(error_of([] { scenario_from("[scenario.budget]\ndram = [\"0%\"]\n"); }), Catch::Contains("'0%' is not a share in (0%, 1000%]"));
+  CHECK_THAT(error_of([] { scenario_from("[scenario.budget]\ndram = []\n"); }), Catch::Contains("must be a non-empty array"));
+}
