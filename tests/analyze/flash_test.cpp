@@ -275,3 +275,19 @@ TEST_CASE("flash: the DRAM budget swept", "[analyze]") {
   CHECK_THAT(error_of([] { scenario_from("[scenario.budget]\ndram = [\"0%\"]\n"); }), Catch::Contains("'0%' is not a share in (0%, 1000%]"));
   CHECK_THAT(error_of([] { scenario_from("[scenario.budget]\ndram = []\n"); }), Catch::Contains("must be a non-empty array"));
 }
+
+TEST_CASE("flash: the thread count reaches the read model where the tier measured queue depths", "[analyze]") {
+  FlashScenario s = load_flash("flash");
+  s.hosts = {"h200-host"};
+  s.models = {"opt-6.7b"};
+  s.dram_sizes.clear();
+  s.budget_sweep.clear();
+  s.threads = 1;
+  const FlashReport one = analyze_flash(s);
+  s.threads = 32;
+  const FlashReport many = analyze_flash(s);
+  // The disk's 16 KiB reads: 0.410 GB/s at one outstanding read, faster with 32 (measured).
+  CHECK(one.cases[0].steps.back().throughput == Approx(0.410e9));
+  CHECK(many.cases[0].steps.back().throughput > 2 * one.cases[0].steps.back().throughput);
+  CHECK(many.cases[0].steps.back().total < 0.5 * one.cases[0].steps.back().total);
+}
