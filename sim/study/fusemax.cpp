@@ -117,8 +117,13 @@ class Study {
       if (!three && rows < std::min(seq, kTile)) continue;
       std::optional<FmCost> r = fused(c, a, cfg, rows, heads);
       if (!r) continue;
+      // Equal latency (compute-bound tiles): the one that moves the fewest DRAM bytes, which
+      // is the one that uses the buffer to hold more queries (FuseMax's point: the buffer
+      // cuts traffic); then the smaller buffer.
+      const bool tie = r->latency <= best.latency * (1 + 1e-9) && r->latency >= best.latency * (1 - 1e-9);
       if (!found || r->latency < best.latency * (1 - 1e-9) ||
-          (r->latency <= best.latency * (1 + 1e-9) && r->buffer_bytes < best.buffer_bytes)) {
+          (tie && (r->dram_bytes < best.dram_bytes * (1 - 1e-9) ||
+                   (r->dram_bytes <= best.dram_bytes * (1 + 1e-9) && r->buffer_bytes < best.buffer_bytes)))) {
         best = *r;
         found = true;
       }
