@@ -57,13 +57,20 @@ TEST_CASE("the pass analysis in action: 3-pass buffer grows with length, 1-pass 
   CHECK(s.passes[2].flat_bottleneck == "DRAM bandwidth");
   CHECK_FALSE(s.passes[2].flat_kv_read_once);
   CHECK(s.passes[2].flat_dram_share == Approx(1));
-  // FuseMax's buffer does not grow with the length: the same from 64K to 1M, and at 1K
-  // within 7% of that (the tile search picks a 6.8% larger buffer there: 493,056 against
-  // 461,824 bytes). FLAT's grows with the score fibers until the buffer is full.
+  // FuseMax needs no more buffer at 1M than at 1K (the 1-pass tile above); given the choice
+  // between equally fast tiles it takes the one that moves the fewest DRAM bytes, so at 64K
+  // and 1M it fills most of its 16 MiB with queries' state to read K and V fewer times, and at
+  // 1K (where K and V are read once anyway) it stays small. FLAT's grows with the score fibers
+  // until the buffer is full.
   const auto binding = static_cast<size_t>(FmConfig::Binding), flat = static_cast<size_t>(FmConfig::Flat);
   const auto& p0 = s.points[0].attention, &p1 = s.points[1].attention, &p2 = s.points[2].attention;
-  CHECK(p2[binding].buffer_bytes == p1[binding].buffer_bytes);
-  CHECK(std::abs(p0[binding].buffer_bytes / p2[binding].buffer_bytes - 1) < 0.07);
+  const double buffer = 16.0 * (1 << 20);
+  for (const auto* p : {&p1, &p2}) {
+    CHECK((*p)[binding].buffer_bytes <= buffer);
+    CHECK((*p)[binding].buffer_bytes > 0.5 * buffer);
+  }
+  CHECK(p0[binding].buffer_bytes < 0.1 * buffer);
+  CHECK(p2[binding].dram_bytes / p2[binding].latency <= p0[binding].dram_bytes / p0[binding].latency * 1.01);
   CHECK(p1[flat].buffer_bytes > 50 * p0[flat].buffer_bytes);
   CHECK(p2[binding].util_2d > 0.98);
   // The ablation's order at every point: each step is no slower than the one before it from
