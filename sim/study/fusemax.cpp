@@ -398,6 +398,12 @@ class Study {
       if (k.traffic.size() > 1) busy_gbuf += k.traffic[1].busy * n;
       (mb.array == i2d ? r.busy_2d : r.busy_1d) += k.compute * n;
       (mb.array == i2d ? ideal_2d : ideal_1d) += m.ideal * n;
+      {
+        const std::string name = c.tensors[static_cast<size_t>(c.einsums[static_cast<size_t>(mb.id)].lhs.tensor)].name;
+        auto it = std::find_if(r.activity.begin(), r.activity.end(), [&](const FmCost::Activity& x) { return x.einsum == name; });
+        if (it == r.activity.end()) it = r.activity.insert(r.activity.end(), {name, mb.array == i2d ? "2D" : "1D", 0.0});
+        it->share += k.compute * n;  // seconds until the latency is known
+      }
       fill = std::max(fill, k.fill_drain);
       if (spill > 0) {
         std::vector<int64_t> tile;
@@ -423,6 +429,7 @@ class Study {
     // works concurrently, so time is the busiest one's; +Architecture's arrays take turns.
     const double arrays = serial ? r.busy_2d + r.busy_1d : std::max(r.busy_2d, r.busy_1d);
     r.latency = std::max({arrays, r.busy_dram, busy_gbuf}) + fill * heads;
+    for (FmCost::Activity& x : r.activity) x.share = r.latency > 0 ? x.share / r.latency : 0;
     finish(r, ideal_2d, ideal_1d, serial);
     return r;
   }
@@ -539,7 +546,9 @@ namespace {
 std::string seq_words(int64_t s) { return token_words(static_cast<double>(s)); }
 
 nlohmann::json cost_json(const FmCost& c) {
-  return {{"latency_s", c.latency},     {"energy_j", c.energy},   {"dram_bytes", c.dram_bytes}, {"buffer_bytes", c.buffer_bytes},
+  nlohmann::json act = nlohmann::json::object();
+  for (const FmCost::Activity& x : c.activity) act[x.einsum] = {{"array", x.array}, {"share", x.share}};
+  return {{"activity", act}, {"latency_s", c.latency},     {"energy_j", c.energy},   {"dram_bytes", c.dram_bytes}, {"buffer_bytes", c.buffer_bytes},
           {"busy_2d_s", c.busy_2d},     {"busy_1d_s", c.busy_1d}, {"busy_dram_s", c.busy_dram}, {"util_2d", c.util_2d},
           {"util_1d", c.util_1d},       {"query_tile", c.rows},   {"kv_read_once", c.kv_read_once}, {"spilled", c.spilled},
           {"bottleneck", c.bottleneck}};
@@ -628,6 +637,28 @@ std::string format_fusemax(const FmStudy& s, Format f) {
             std::to_string(r.flat_rows), r.flat_kv_read_once ? "yes" : "no", fmt::format("{:.0f}%", 100 * r.flat_spilled),
             fmt::format("{:.0f}%", 100 * r.flat_dram_share), r.flat_bottleneck});
   out += "Pass analysis: buffer without spilling, and where FLAT turns memory-bound\n" + pt.aligned() + "\n";
+  // Fig. 7: each Einsum's share of the latency on its array, FuseMax (+Binding) and
+  // +Architecture, at every model's first length.
+  std::vector<std::string> einsums;
+  for (const FmPoint& p : s.points)
+    for (const FmCost::Activity& x : p.attention[static_cast<size_t>(FmConfig::Binding)].activity)
+      if (std::find(einsums.begin(), einsums.end(), x.einsum) == einsums.end()) einsums.push_back(x.einsum);
+  std::vector<std::string> head = {"model", "seq", "config"};
+  for (const std::string& e : einsums) head.push_back(e);
+  TextTable act(head);
+  for (const FmPoint& p : s.points) {
+    if (p.seq != s.points.front().seq) continue;
+    for (FmConfig cfg : {FmConfig::Architecture, FmConfig::Binding}) {
+      const FmCost& c = p.attention[static_cast<size_t>(cfg)];
+      std::vector<std::string> row = {p.model.name, seq_words(p.seq), std::string(fm_config_name(cfg))};
+      for (const std::string& e : einsums) {
+        auto it = std::find_if(c.activity.begin(), c.activity.end(), [&](const FmCost::Activity& x) { return x.einsum == e; });
+        row.push_back(it == c.activity.end() ? "-" : fmt::format("{:.1f}% {}", 100 * it->share, it->array));
+      }
+      act.row(row);
+    }
+  }
+  out += "Per-Einsum activity (the paper's Fig. 7): share of the latency each Einsum keeps its array busy\n" + act.aligned() + "\n";
   TextTable ht({"headline (mean over points)", "paper", "einsim", "difference"});
   for (const FmHeadline& h : s.headlines)
     ht.row({h.what, fmt::format("{:.2f}", h.paper), fmt::format("{:.2f}", h.einsim), fmt::format("{:+.1f}%", 100 * h.error())});

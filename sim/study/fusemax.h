@@ -47,6 +47,13 @@ struct FmCost {
   bool kv_read_once = false; ///< K and V come from DRAM once per head (held on chip across query tiles, or one tile)
   double spilled = 0;      ///< share of the live intermediates kept in DRAM (FLAT's long fibers)
   std::string bottleneck;  ///< "2D array", "1D array", "2D + 1D arrays (in turn)", "DRAM bandwidth"
+  /// Per Einsum (fused configurations): the array it runs on ("2D", "1D") and its share of the
+  /// latency that array spends on it, the paper's Fig. 7 (its artifact's per-Einsum shares).
+  struct Activity {
+    std::string einsum, array;
+    double share = 0;
+  };
+  std::vector<Activity> activity;
 };
 
 struct FmPoint {

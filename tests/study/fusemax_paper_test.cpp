@@ -126,3 +126,42 @@ TEST_CASE("FuseMax's DRAM traffic against the artifact's: exact to 16K, its buff
   }
   CHECK(checked == 24);
 }
+
+TEST_CASE("FuseMax's per-Einsum 2D activity (Fig. 7) against the artifact's", "[paper]") {
+  // attn-proposal.csv's QK, LM, SLN, SLD, SLNV: each Einsum's share of the latency on the 2D
+  // array. einsim's agree within 3% (QK, SLNV, LM, SLD; its own scaling of Q, QS, is extra),
+  // and SLN is 8/7 of the artifact's: einsim counts exp(x - max) as a subtract and the 7-cycle
+  // exp, the artifact as 7 cycles (docs/STUDIES.md).
+  const std::map<std::string, std::string> names = {{"BERT", "bert-base"}, {"TrXL", "trxl-wt103"}, {"T5", "t5-small-encoder"}, {"XLM", "xlm"}};
+  const std::map<std::string, int64_t> seqs = {{"1K", 1 << 10}, {"4K", 1 << 12}, {"16K", 1 << 14}, {"64K", 1 << 16}, {"256K", 1 << 18}, {"1M", 1 << 20}};
+  std::ifstream in(data_path("published/fusemax-artifact/attn-proposal.csv"));
+  REQUIRE(in);
+  std::string line;
+  std::getline(in, line);
+  int checked = 0;
+  while (std::getline(in, line)) {
+    std::stringstream ss(line);
+    std::vector<std::string> f;
+    for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
+    REQUIRE(f.size() == 12);
+    const FmPoint& p = point(names.at(f[0]), seqs.at(f[1]));
+    INFO(f[0] << " " << f[1]);
+    const FmCost& c = p.attention[static_cast<size_t>(FmConfig::Binding)];
+    auto share = [&](const char* e) {
+      for (const FmCost::Activity& x : c.activity)
+        if (x.einsum == e) {
+          CHECK(x.array == "2D");
+          return x.share;
+        }
+      FAIL(e);
+      return 0.0;
+    };
+    CHECK(share("BQK") == Approx(std::stod(f[7])).epsilon(0.03));
+    CHECK(share("LM") == Approx(std::stod(f[8])).epsilon(0.03));
+    CHECK(share("SLN") == Approx(std::stod(f[9]) * 8 / 7).epsilon(0.03));
+    CHECK(share("SLD") == Approx(std::stod(f[10])).epsilon(0.03));
+    CHECK(share("SLNV") == Approx(std::stod(f[11])).epsilon(0.03));
+    ++checked;
+  }
+  CHECK(checked == 24);
+}
