@@ -82,13 +82,14 @@ TEST_CASE("where FLAT is compute-bound, FLAT and FuseMax latencies agree with th
 
 TEST_CASE("FuseMax headlines: the gaps are the ones docs/STUDIES.md explains", "[paper]") {
   // The paper's four headlines, arithmetic means over the 24 points, against einsim's. Every
-  // gap is bounded on both sides around today's figure (2026-12-04: +14.8%, +20.8%, +18.1%,
-  // +15.5%; the tile tie-break toward fewer DRAM bytes moved them by 0.3-0.4 points): a change
+  // gap is bounded on both sides around today's figure (2026-12-04: +14.8%, -13.2%, +18.1%,
+  // -8.7%; the tile tie-break toward fewer DRAM bytes moved the speedups 0.3-0.4 points, the
+  // global buffer's access energy turned the energy gaps from +20.8% and +15.5%): a change
   // that widens a gap fails, and so does one that narrows it, whose author then moves the
   // bounds and says in docs/STUDIES.md which gap closed and why.
   const std::vector<FmHeadline>& h = whole_study().headlines;
   REQUIRE(h.size() == 4);
-  const double today[] = {0.148, 0.208, 0.181, 0.155};
+  const double today[] = {0.148, -0.132, 0.181, -0.087};
   for (size_t i = 0; i < h.size(); ++i) {
     INFO(fmt::format("{}: paper {:.2f}, einsim {:.3f} ({:+.1f}%)", h[i].what, h[i].paper, h[i].einsim, 100 * h[i].error()));
     CHECK(h[i].error() == Approx(today[i]).margin(0.02));
@@ -99,10 +100,11 @@ TEST_CASE("FuseMax headlines: the gaps are the ones docs/STUDIES.md explains", "
   CHECK(h[0].error() < 0.25);
   CHECK(h[2].error() > 0);
   CHECK(h[2].error() < 0.25);
-  // Energy: FuseMax saves less than the paper says (einsim has no buffer or leakage energy
-  // for FLAT's softmax traffic and idle 2D array), but it saves.
+  // Energy: with the buffer's access energy FuseMax saves more than the paper says (einsim
+  // charges FLAT's softmax re-reads of the buffer at every access and has no register-file or
+  // leakage energy yet, which the artifact charges FuseMax's PE registers and idle arrays).
   CHECK(h[1].einsim < 1);
-  CHECK(h[1].error() > 0);
+  CHECK(h[1].error() < 0);
   CHECK(h[3].einsim < 1);
 }
 
