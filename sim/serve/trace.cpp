@@ -179,6 +179,10 @@ Trace read_jsonl_trace(const std::string& path, int64_t hash_block) {
       if (const size_t p = what.find("syntax error "); p != std::string::npos) what = what.substr(p);
       throw UserError(SourceLoc{path, line_no, static_cast<int>(std::max<size_t>(1, e.byte))},
                       fmt::format("not a JSON object ({}): '{}'", what, shown(line)));
+    } catch (const json::exception& e) {  // a number out of range (1e999)
+      std::string what = e.what();
+      if (const size_t p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
+      throw UserError(SourceLoc{path, line_no, 1}, fmt::format("not a JSON object ({}): '{}'", shown(what), shown(line)));
     }
     if (!j.is_object()) throw UserError(at(nullptr), fmt::format("expected a JSON object per line, found '{}'", shown(line)));
     for (const auto& [key, v] : j.items())

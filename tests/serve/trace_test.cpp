@@ -152,6 +152,9 @@ TEST_CASE("trace: JSONL rows with errors are located", "[serve][jsonl][errors]")
   CHECK_THAT(ee, Catch::StartsWith(e + ":1:58: error: unknown key 'delay'"));
   auto [f, ef] = err("f.jsonl", "{\"timestamp\": 20, \"input_length\": 5, \"output_length\": 5\n");
   CHECK_THAT(ef, Catch::StartsWith(f + ":1:") && Catch::Contains("error: not a JSON object (syntax error"));
+  // A number nlohmann cannot hold is an error at the line, not an exception (a fuzz finding).
+  auto [big, ebig] = err("big.jsonl", "{\"timestamp\": 0.41321e929, \"input_length\": 5, \"output_length\": 5}\n");
+  CHECK_THAT(ebig, Catch::StartsWith(big + ":1:1: error: not a JSON object (number overflow parsing '0.41321e929')"));
   auto [g, eg] = err("g.jsonl", "{\"timestamp\": -1, \"input_length\": 5, \"output_length\": 5}\n");
   CHECK(eg == g + ":1:2: error: timestamp must be a number of milliseconds, at least 0, not -1");
   auto [h, eh] = err("h.jsonl", "{\"timestamp\": 0, \"input_length\": 600, \"output_length\": 5, \"hash_ids\": [1, 2, 3]}\n");
