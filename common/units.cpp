@@ -257,6 +257,10 @@ std::optional<int64_t> parse_token_count(std::string_view text) {
     return std::nullopt;
   }
   const std::string suffix = s.substr(used);
+  // A count whose multiple does not fit 64 bits is no token count (a fuzz finding).
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  if ((suffix == "K" || suffix == "k") && (v > kMax / 1024 || v < -kMax / 1024)) return std::nullopt;
+  if (suffix == "M" && (v > kMax / (1024 * 1024) || v < -kMax / (1024 * 1024))) return std::nullopt;
   if (suffix == "K" || suffix == "k") return v * 1024;
   if (suffix == "M") return v * 1024 * 1024;
   if (!suffix.empty()) return std::nullopt;

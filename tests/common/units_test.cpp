@@ -104,3 +104,16 @@ TEST_CASE("quantities that overflow or underflow in SI units are refused", "[uni
   CHECK(parse_quantity("1e-300 TB/s", &why)->value == Approx(1e-288));
   CHECK(parse_quantity("0 W", &why)->value == 0);
 }
+
+TEST_CASE("token counts: suffixes, and multiples that overflow are refused", "[units][errors]") {
+  CHECK(parse_token_count("4096") == 4096);
+  CHECK(parse_token_count("32k") == 32768);
+  CHECK(parse_token_count("32K") == 32768);
+  CHECK(parse_token_count("1M") == 1048576);
+  CHECK_FALSE(parse_token_count("lots"));
+  CHECK_FALSE(parse_token_count("4 K"));
+  // A fuzz finding: 1286636666666666666 x 1024 overflowed.
+  CHECK_FALSE(parse_token_count("1286636666666666666K"));
+  CHECK_FALSE(parse_token_count("9000000000000M"));
+  CHECK(parse_token_count("8796093022207K") == int64_t{8796093022207} * 1024);
+}
