@@ -260,7 +260,8 @@ std::optional<int64_t> parse_token_count(std::string_view text) {
   // A count whose multiple does not fit 64 bits is no token count (a fuzz finding).
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
   if ((suffix == "K" || suffix == "k") && (v > kMax / 1024 || v < -kMax / 1024)) return std::nullopt;
-  if (suffix == "M" && (v > kMax / (1024 * 1024) || v < -kMax / (1024 * 1024))) return std::nullopt;
+  constexpr int64_t kMi = int64_t{1024} * 1024;
+  if (suffix == "M" && (v > kMax / kMi || v < -kMax / kMi)) return std::nullopt;
   if (suffix == "K" || suffix == "k") return v * 1024;
   if (suffix == "M") return v * 1024 * 1024;
   if (!suffix.empty()) return std::nullopt;
