@@ -328,6 +328,9 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   fusemax->add_option("--plot", fm_plot, "Write an SVG plot of speedup against sequence length");
   std::vector<std::string> fm_sets;
   fusemax->add_option("--set", fm_sets, "Override an architecture value: fusemax.KEY=VALUE, flat.KEY=VALUE or arch.KEY=VALUE (both)");
+  std::string fm_reading = "einsim";
+  fusemax->add_option("--reading", fm_reading, "einsim (its physical model) or artifact (the paper artifact's definitions where they differ)")
+      ->check(CLI::IsMember({"einsim", "artifact"}));
 
   auto* analyze = app.add_subcommand("analyze", "Deployment analyses driven by a TOML scenario");
   analyze->require_subcommand(1);
@@ -945,6 +948,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
     if (*kv_comp) return report("kv-compression", load_kv_compression, analyze_kv_compression, format_kv_compression, plot_kv_compression_svg);
     if (*fusemax) {
       FmOptions fo;
+      fo.reading = fm_reading;
       auto split = [](const std::string& text) {
         std::vector<std::string> items;
         size_t pos = 0;

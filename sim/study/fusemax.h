@@ -97,6 +97,10 @@ struct FmOptions {
   int64_t batch = 64;
   /// Overrides of the two architectures ("arch.KEY=VALUE", checked like file values).
   std::vector<std::string> fusemax_sets, flat_sets;
+  /// "einsim" (default): einsim's physical model. "artifact": the paper artifact's definitions
+  /// where they differ (so far: FLAT's live score fibers are not charged against its buffer,
+  /// so nothing spills; docs/STUDIES.md lists what this reading covers).
+  std::string reading = "einsim";
 };
 
 /// Runs the whole study. Throws UserError for unknown models or bad sequence lengths.
