@@ -220,11 +220,28 @@ class Study {
     FmCost r;
     double ideal_2d = 0, ideal_1d = 0;
     const int i2d = array_index(a, "pe2d");
+    // The artifact's reading runs the softmax as one phase with each query's fiber on chip: it
+    // reads QK from DRAM once (GM's read) and writes A; GM, SN and SD never leave the buffer.
+    auto tensor_id = [&](const char* name) {
+      for (size_t t = 0; t < c.tensors.size(); ++t)
+        if (c.tensors[t].name == name) return static_cast<int>(t);
+      return -1;
+    };
+    const std::set<std::string> softmax = {"GM", "SN", "SD", "A"};
     for (int id : c.order()) {
       const Einsum& e = c.einsums[static_cast<size_t>(id)];
       if (e.reads.empty() || is_view(c, e)) continue;
       const int arr = bind(a, FmConfig::Unfused, c, e);
-      const Mapped& m = map(c, e, a, arr, {});
+      std::vector<int> on_chip;
+      const std::string& out = c.tensors[static_cast<size_t>(e.lhs.tensor)].name;
+      if (artifact_ && softmax.count(out)) {
+        for (const char* t : {"GM", "SN", "SD"})
+          if (out != "A" || std::string(t) != "A") on_chip.push_back(tensor_id(t));
+        if (out != "GM") on_chip.push_back(tensor_id("QK"));
+        if (out == "A") on_chip.erase(std::remove(on_chip.begin(), on_chip.end(), e.lhs.tensor), on_chip.end());
+        on_chip.erase(std::remove(on_chip.begin(), on_chip.end(), -1), on_chip.end());
+      }
+      const Mapped& m = map(c, e, a, arr, on_chip);
       const Cost& k = m.r.cost;
       r.latency += k.time * heads;
       r.energy += k.energy * heads;
