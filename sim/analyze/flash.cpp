@@ -20,30 +20,33 @@ namespace einsim {
 
 namespace {
 
-// A byte size or a percentage of the model's weights ("55%").
-void read_budget(const ConfigTable& t, FlashScenario& s) {
-  const toml::node* n = t.node("dram");
-  if (!n) return;
-  const SourceLoc at = t.loc("dram");
-  const std::string what = t.path() + ".dram";
-  auto s_val = n->value<std::string>();
-  if (!s_val) throw UserError(at, fmt::format("'{}' must be a size (\"8 GB\") or a share of the model's weights (\"55%\")", what));
-  std::string v = *s_val;
+// A DRAM budget: a byte size ("8 GB", returned as bytes) or a share of the model's weights
+// ("55%", returned negative: -0.55). Errors at `at`, naming `what`.
+double parse_budget(const std::string& v, const SourceLoc& at, const std::string& what) {
   if (!v.empty() && v.back() == '%') {
     char* end = nullptr;
     const std::string num = v.substr(0, v.size() - 1);
     const double p = std::strtod(num.c_str(), &end);
     if (num.empty() || end != num.c_str() + num.size() || !(p > 0) || p > 1000)
       throw UserError(at, fmt::format("'{}': '{}' is not a share in (0%, 1000%]", what, v));
-    s.dram_fraction = p / 100;
-    s.dram_bytes = 0;
-    return;
+    return -p / 100;
   }
   std::string err;
   auto q = parse_quantity(v, &err);
   if (!q || q->dim != Dim::Bytes || !(q->value > 0))
     throw UserError(at, fmt::format("'{}': '{}' is neither a positive size (\"8 GB\") nor a share (\"55%\")", what, v));
-  s.dram_bytes = q->value;
+  return q->value;
+}
+
+void read_budget(const ConfigTable& t, FlashScenario& s) {
+  const toml::node* n = t.node("dram");
+  if (!n) return;
+  const std::string what = t.path() + ".dram";
+  auto v = n->value<std::string>();
+  if (!v) throw UserError(t.loc("dram"), fmt::format("'{}' must be a size (\"8 GB\") or a share of the model's weights (\"55%\")", what));
+  const double b = parse_budget(*v, t.loc("dram"), what);
+  s.dram_fraction = b < 0 ? -b : s.dram_fraction;
+  s.dram_bytes = b > 0 ? b : 0;
 }
 
 std::vector<double> read_sizes(const ConfigTable& t, const std::string& key) {
@@ -163,22 +166,7 @@ FlashScenario read_flash(const ConfigTable& t) {
     // Sizes ("8 GB") or shares of each model's weights ("55%", stored negative).
     const std::vector<std::string> v = bt->get_string_array("dram");
     if (v.empty()) throw UserError(bt->loc("dram"), "'scenario.budget.dram' must be a non-empty array of sizes or shares");
-    for (const std::string& x : v) {
-      if (!x.empty() && x.back() == '%') {
-        char* end = nullptr;
-        const std::string num = x.substr(0, x.size() - 1);
-        const double p = std::strtod(num.c_str(), &end);
-        if (num.empty() || end != num.c_str() + num.size() || !(p > 0) || p > 1000)
-          throw UserError(bt->loc("dram"), fmt::format("'scenario.budget.dram': '{}' is not a share in (0%, 1000%]", x));
-        s.budget_sweep.push_back(-p / 100);
-        continue;
-      }
-      std::string err;
-      auto q = parse_quantity(x, &err);
-      if (!q || q->dim != Dim::Bytes || !(q->value > 0))
-        throw UserError(bt->loc("dram"), fmt::format("'scenario.budget.dram': '{}' is neither a positive size (\"8 GB\") nor a share (\"55%\")", x));
-      s.budget_sweep.push_back(q->value);
-    }
+    for (const std::string& x : v) s.budget_sweep.push_back(parse_budget(x, bt->loc("dram"), "scenario.budget.dram"));
     s.max_window = bt->opt_int("max_window", 1, 4096).value_or(s.max_window);
   }
   if (auto lg = t.opt_table("largest")) {

@@ -703,10 +703,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       } else if (sv.rate > 0) {
         trace = scale_to_rate(trace, sv.rate);
       }
-      if (sv.duration > 0) {
-        auto& rs = trace.requests;
-        rs.erase(std::find_if(rs.begin(), rs.end(), [&](const Request& r) { return r.arrival > sv.duration; }), rs.end());  // the first arrives at 0
-      }
+      keep_first(trace, sv.duration);
       if (serve->count("--prefix-share") && !sm.shared_prefix) throw UserError(SourceLoc{"--prefix-share"}, "--prefix-share is the share of requests with --shared-prefix: give it");
       if (sm.shared_prefix) add_shared_prefix(trace, sm.shared_prefix, sm.prefix_share, sm.hash_block, sv.seed);
       if (sm.shared_prefix && !sm.prefix_caching)
@@ -816,13 +813,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
         if (!sm.perfetto_window.empty()) std::tie(po.from, po.to) = parse_window(sm.perfetto_window, "--perfetto-window");
         write_text(sm.perfetto, perfetto_json(trace, res, c, po), "trace");
       }
-      ServeSummary sum = summarize(trace, res, c, m.name, a.name, rig.step_runs());
-      sum.prefill_arch = prefill_arch ? prefill_arch->name : a.name;
-      sum.prefill_tp = sm.prefill_tp > 0 ? sm.prefill_tp : sv.tp;
-      sum.draft = c.spec.on() ? (dep.draft ? dep.draft->name : m.name + " MTP head") : "";
-      sum.cost_rate = rig.rate(c);
-      sum.devices = rig.devices(c);
-      sum.finish_costs();
+      const ServeSummary sum = summarize(trace, res, rig, c);
       if (!serve_plot.empty()) write_text(serve_plot, plot_serve_svg(res, sum));
       out << format_serve(sum, kFormats.at(sv.format));
       if (sm.compare) {
@@ -838,10 +829,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
         cd.config = co;
         const ServeRig crig(cd);
         const ServeResult cres = crig.run(trace, co);
-        ServeSummary cs = summarize(trace, cres, co, m.name, a.name, crig.step_runs());
-        cs.cost_rate = crig.rate(co);
-        cs.devices = crig.devices(co);
-        cs.finish_costs();
+        const ServeSummary cs = summarize(trace, cres, crig, co);
         out << "\nco-located on the same " << cs.devices << " devices:\n" << format_serve(cs, kFormats.at(sv.format));
       }
       return 0;

@@ -88,8 +88,23 @@ const Link* find_link(const ArchSpec& a, const char* to) {
 }
 }  // namespace
 
-double kv_link_bandwidth(const ArchSpec& prefill, const ArchSpec& decode, const std::string& which, const char* flag) {
+namespace {
+// The bandwidth a link name gives by itself (0 for network and peer: the archs' links).
+double named_bandwidth(const std::string& which, const char* flag) {
   if (which == "inf") return std::numeric_limits<double>::infinity();
+  if (which == "network" || which == "peer") return 0;
+  std::string why;
+  const auto q = parse_quantity(which, &why);
+  if (!q || q->dim != Dim::Bandwidth || !(q->value > 0))
+    throw UserError(SourceLoc{flag}, fmt::format("'{}' is not a link: network, peer, inf, or a bandwidth such as \"50 GB/s\"", which));
+  return q->value;
+}
+}  // namespace
+
+void check_kv_link(const std::string& which, const char* flag) { named_bandwidth(which, flag); }
+
+double kv_link_bandwidth(const ArchSpec& prefill, const ArchSpec& decode, const std::string& which, const char* flag) {
+  if (const double bw = named_bandwidth(which, flag); bw > 0) return bw;
   if (which == "network" || which == "peer") {
     const Link* p = find_link(prefill, which.c_str());
     const Link* d = find_link(decode, which.c_str());
@@ -100,11 +115,7 @@ double kv_link_bandwidth(const ArchSpec& prefill, const ArchSpec& decode, const 
       throw UserError(SourceLoc{flag}, fmt::format("'{}' and '{}' share no scale-up domain: their pools meet over the network", prefill.name, decode.name));
     return std::min(p->bandwidth, d->bandwidth);
   }
-  std::string why;
-  const auto q = parse_quantity(which, &why);
-  if (!q || q->dim != Dim::Bandwidth || !(q->value > 0))
-    throw UserError(SourceLoc{flag}, fmt::format("'{}' is not a link: network, peer, inf, or a bandwidth such as \"50 GB/s\"", which));
-  return q->value;
+  throw InternalError(fmt::format("link name '{}'", which));
 }
 
 double kv_link_latency(const ArchSpec& prefill, const std::string& which) {

@@ -58,6 +58,9 @@ class ServeRig {
 /// device's NIC, the arch's network link), "peer" (the scale-up link: both pools in one
 /// NVLink domain), "inf" (free), or a bandwidth ("50 GB/s"). Located at `flag`.
 double kv_link_bandwidth(const ArchSpec& prefill, const ArchSpec& decode, const std::string& which, const char* flag = "--kv-link");
+/// Checks the form of a link name (network, peer, inf, or a positive bandwidth) without the
+/// archs it joins; a bad one is an error located at `flag`.
+void check_kv_link(const std::string& which, const char* flag = "--kv-link");
 /// The same link's latency per transfer (s): the link's own (0 for "inf" or a bandwidth).
 double kv_link_latency(const ArchSpec& prefill, const std::string& which);
 

@@ -108,7 +108,6 @@ struct Instance {
   std::unordered_map<int64_t, std::list<int64_t>::iterator> tier;
   std::list<int64_t> tier_lru;
   // Disaggregation.
-  std::vector<size_t> sending;  ///< prefill: requests whose KV waits for or is on the link (holding pages)
   int64_t incoming = 0;         ///< decode: transfers under way to it
   double link_free = 0;         ///< when its link is next free
   // The iteration in flight.
@@ -672,7 +671,6 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
       x.running.erase(std::find(x.running.begin(), x.running.end(), r));
       rq[r].state = State::Sending;
       rq[r].ready = now;
-      x.sending.push_back(r);
       pending.push_back(r);
     }
     x.busy = false;
@@ -738,8 +736,7 @@ ServeResult simulate_serving(const Trace& t, const ServeConfig& c, StepTimer& ti
       Req& s = rq[r];
       const int from = res.requests[r].prefill_instance, to = s.instance;
       Instance& src = inst[static_cast<size_t>(from)];
-      src.sending.erase(std::find(src.sending.begin(), src.sending.end(), r));
-      release(src, r);
+      release(src, r);  // the pages it held while its KV waited and crossed
       Instance& dst = inst[static_cast<size_t>(to)];
       --dst.incoming;
       s.blocks = pages(s.context + grow);  // reserved when the transfer started

@@ -106,8 +106,16 @@ ServeSummary summarize(const Trace& t, const ServeResult& r, const ServeConfig& 
   return s;
 }
 
-void ServeSummary::finish_costs() {
-  cost_per_mtok = std::isfinite(cost_rate) && tokens_per_s > 0 ? cost_rate / tokens_per_s * 1e6 : std::numeric_limits<double>::quiet_NaN();
+ServeSummary summarize(const Trace& t, const ServeResult& r, const ServeRig& rig, const ServeConfig& c) {
+  const Deployment& d = rig.deployment();
+  ServeSummary s = summarize(t, r, c, d.model.name, d.arch.name, rig.step_runs());
+  s.prefill_arch = d.prefill_arch ? d.prefill_arch->name : d.arch.name;
+  s.prefill_tp = d.prefill_tp > 0 ? d.prefill_tp : c.tp;
+  s.draft = c.spec.on() ? (d.draft ? d.draft->name : d.model.name + " MTP head") : "";
+  s.cost_rate = rig.rate(c);
+  s.devices = rig.devices(c);
+  s.cost_per_mtok = std::isfinite(s.cost_rate) && s.tokens_per_s > 0 ? s.cost_rate / s.tokens_per_s * 1e6 : std::numeric_limits<double>::quiet_NaN();
+  return s;
 }
 
 std::string format_serve(const ServeSummary& s, Format f) {

@@ -31,7 +31,7 @@ struct ServeSummary {
   double energy = 0;           ///< J, all devices
   double energy_per_token = 0; ///< J per generated token
   double power_bin = 0;        ///< s
-  // Disaggregated pools, speculation (set by the caller; summarize() leaves them empty).
+  // Disaggregated pools, speculation, devices and costs (the rig's summarize() fills them).
   std::string prefill_arch, draft;
   int64_t prefill_tp = 0, prefill_kv_blocks = 0;
   // Prefix caching: shares of prompt tokens found cached (in device memory or on the offload
@@ -41,14 +41,16 @@ struct ServeSummary {
   double tokens_per_verify = 0;  ///< speculative decoding: tokens a verify step yields, measured
   int64_t transfers = 0;
   double transfer_bytes = 0, transfer_time_mean = 0, transfer_wait_mean = 0;  ///< whole transfers; s per transfer
-  int64_t devices = 0;           ///< every instance's (set by the caller)
-  double cost_rate = 0;          ///< $/s for them (NaN: unknown; set by the caller)
-  double cost_per_mtok = 0;      ///< $ per million generated tokens (finish_costs())
-  void finish_costs();
+  int64_t devices = 0;           ///< every instance's
+  double cost_rate = 0;          ///< $/s for them (NaN: unknown)
+  double cost_per_mtok = 0;      ///< $ per million generated tokens (NaN: no rate)
 };
 
 ServeSummary summarize(const Trace& t, const ServeResult& r, const ServeConfig& c, const std::string& model, const std::string& arch,
                        int64_t step_runs);
+/// The same for a run of a deployment: its model and arch names, the prefill pool and drafter,
+/// every instance's devices and their $ per second and per million tokens.
+ServeSummary summarize(const Trace& t, const ServeResult& r, const ServeRig& rig, const ServeConfig& c);
 std::string format_serve(const ServeSummary& s, Format f);
 /// One row per iteration: time, instance, duration, running, waiting, prefill tokens, decode, KV used.
 std::string timeline_csv(const ServeResult& r);

@@ -91,12 +91,20 @@ std::string shown(std::string_view s) {
 
 }  // namespace
 
-Trace read_azure_trace(const std::string& path) {
+namespace {
+// A trace file opened for reading, and the trace it will fill (named after the file).
+std::ifstream open_trace(const std::string& path, Trace& t) {
   std::ifstream in(path);
   if (!in) throw UserError(SourceLoc{path}, "cannot open the trace");
-  Trace t;
   t.name = path.substr(path.find_last_of('/') + 1);
   t.file = path;
+  return in;
+}
+}  // namespace
+
+Trace read_azure_trace(const std::string& path) {
+  Trace t;
+  std::ifstream in = open_trace(path, t);
   std::string line;
   int line_no = 0;
   auto at = [&](size_t col) { return SourceLoc{path, line_no, static_cast<int>(col) + 1}; };
@@ -150,11 +158,8 @@ constexpr int64_t kMaxTraceHashes = int64_t{1} << 24;
 Trace read_jsonl_trace(const std::string& path, int64_t hash_block) {
   using nlohmann::json;
   if (hash_block < 1) throw UserError(SourceLoc{"--hash-block"}, fmt::format("the hash block must be at least 1 token, not {}", hash_block));
-  std::ifstream in(path);
-  if (!in) throw UserError(SourceLoc{path}, "cannot open the trace");
   Trace t;
-  t.name = path.substr(path.find_last_of('/') + 1);
-  t.file = path;
+  std::ifstream in = open_trace(path, t);
   std::string line;
   int line_no = 0;
   std::unordered_map<std::string, int64_t> sessions;
@@ -309,6 +314,13 @@ Trace synthetic_trace(const SyntheticTrace& s) {
   }
   if (sized) t.hash_block = s.sizes->hash_block;
   return t;
+}
+
+void keep_first(Trace& t, double seconds) {
+  if (seconds <= 0 || t.requests.empty()) return;
+  const double end = t.requests.front().arrival + seconds;
+  auto& rs = t.requests;
+  rs.erase(std::find_if(rs.begin(), rs.end(), [&](const Request& r) { return r.arrival > end; }), rs.end());
 }
 
 Trace scale_to_rate(const Trace& t, double rate) {

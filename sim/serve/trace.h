@@ -76,6 +76,9 @@ struct SyntheticTrace {
 
 Trace synthetic_trace(const SyntheticTrace& s);
 
+/// The requests arriving in the first `seconds` (from the trace's first arrival; 0: all).
+void keep_first(Trace& t, double seconds);
+
 /// The same requests with their gaps scaled so the mean rate is `rate` requests/s.
 Trace scale_to_rate(const Trace& t, double rate);
 

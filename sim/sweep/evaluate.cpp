@@ -390,9 +390,7 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
     const double kv = z.encoder_only ? 0 : z.sharded.kv_bytes(kv_dt, decode ? st.context + 1 : st.prompt) * std::ceil(static_cast<double>(st.batch) / groups);
     const MemoryTier& tier = *a.tier(storage_path(a, 0)[0]);
     if (s_.mode == SweepMode::Serve) {
-      evaluate_serve(a, m0);
-      for (const SweepExpr& c : s_.constraints)
-        if (c.before && c.parts[0].eval(slots_.data()) == 0) return finish("pruned", c.parts[0].text());
+      if (const SweepExpr* pruned = evaluate_serve(a, m0)) return finish("pruned", pruned->parts[0].text());
       for (size_t k = 0; k < s_.outputs.size(); ++k) {
         double& out = slots_[static_cast<size_t>(s_.output_slot(k))];
         out = s_.outputs[k].parts[0].eval(slots_.data());
@@ -558,7 +556,7 @@ void PointEvaluator::evaluate(std::vector<Cell>& row) {
   }
 }
 
-void PointEvaluator::evaluate_serve(const ArchSpec& a, const ModelConfig& m0) {
+const SweepExpr* PointEvaluator::evaluate_serve(const ArchSpec& a, const ModelConfig& m0) {
   const Settings& st = *set_;
   auto metric = [&](MetricId id) -> double& { return slots_[static_cast<size_t>(s_.metric_slot(static_cast<size_t>(id)))]; };
   const bool disagg = st.prefill_instances > 0 || st.decode_instances > 0;
@@ -578,10 +576,7 @@ void PointEvaluator::evaluate_serve(const ArchSpec& a, const ModelConfig& m0) {
     if (traces_.size() >= 16) traces_.clear();
     Trace t = load_trace(st.trace);
     if (st.rate > 0) t = scale_to_rate(t, st.rate);
-    if (st.duration > 0) {
-      auto& rs = t.requests;
-      rs.erase(std::find_if(rs.begin(), rs.end(), [&](const Request& r) { return r.arrival > st.duration; }), rs.end());
-    }
+    keep_first(t, st.duration);
     tit = traces_.emplace(tkey, std::make_shared<const Trace>(std::move(t))).first;
   }
   const Trace& trace = *tit->second;
@@ -644,17 +639,20 @@ void PointEvaluator::evaluate_serve(const ArchSpec& a, const ModelConfig& m0) {
   const double devices = static_cast<double>(rig.devices(c));
   metric(kDevices) = devices;
   metric(kTdp) = a.power.tdp > 0 ? a.power.tdp : std::numeric_limits<double>::quiet_NaN();
-  metric(kRate) = rig.rate(c);
+  metric(kRate) = rig.rate(c);  // known before the run: constraints on it prune
   metric(kPrice) = a.cost.price && !disagg ? *a.cost.price * devices : std::numeric_limits<double>::quiet_NaN();
   metric(kWeights) = rig.timer().weight_bytes();
   metric(kCapacity) = rig.timer().kv_capacity();
+  // Constraints on the sizes and costs prune before the simulation.
+  for (const SweepExpr& k : s_.constraints)
+    if (k.before && k.parts[0].eval(slots_.data()) == 0) return &k;
   const ServeResult r = rig.run(trace, c);
-  const ServeSummary sum = summarize(trace, r, c, m0.name, a.name, rig.step_runs());
+  const ServeSummary sum = summarize(trace, r, rig, c);
   metric(kThroughput) = sum.tokens_per_s;
   metric(kThroughputPerDevice) = sum.tokens_per_s / devices;
   metric(kEnergyPerToken) = sum.energy_per_token;
   metric(kPower) = sum.gpu_power_mean;
-  metric(kCostPerMtok) = metric(kRate) / sum.tokens_per_s * 1e6;
+  metric(kCostPerMtok) = sum.cost_per_mtok;
   metric(kLatency) = sum.e2e.mean;
   metric(kKvCache) = sum.kv_peak;
   metric(kGoodput) = sum.goodput;
@@ -664,6 +662,7 @@ void PointEvaluator::evaluate_serve(const ArchSpec& a, const ModelConfig& m0) {
   metric(kTpotP50) = sum.tpot.p50;
   metric(kTpotP99) = sum.tpot.p99;
   metric(kPrefixHitRate) = c.prefix_caching ? sum.prefix_hit_rate : std::numeric_limits<double>::quiet_NaN();
+  return nullptr;
 }
 
 }  // namespace einsim

@@ -101,7 +101,9 @@ class PointEvaluator {
   /// types, runtime, prefill pool and drafter) and the traces (per trace, rate, duration).
   std::map<std::string, std::shared_ptr<ServeRig>> rigs_;
   std::map<std::string, std::shared_ptr<const Trace>> traces_;
-  void evaluate_serve(const ArchSpec& a, const ModelConfig& m);
+  /// A serving point's metrics; the constraint decidable before its simulation that fails it
+  /// (nullptr: it ran).
+  const SweepExpr* evaluate_serve(const ArchSpec& a, const ModelConfig& m);
 };
 
 }  // namespace einsim

@@ -554,7 +554,7 @@ class SpecReader {
           if (p.key == "draft" && v.text != "mtp") check([&] { load_model(v.text); });
           if (p.key == "trace") check([&] { load_trace(v.text); });
           if (p.key == "runtime") check([&] { load_runtime(v.text); });
-          if (p.key == "kv_link") check([&] { kv_link_bandwidth(ArchSpec{}, ArchSpec{}, v.text == "network" || v.text == "peer" ? "inf" : v.text, "kv_link"); });
+          if (p.key == "kv_link") check([&] { check_kv_link(v.text, "kv_link"); });
         }
       }
     for (const SweepParam& p : s_.params) {

@@ -9,6 +9,7 @@
 
 #include "../workloads/helpers.h"
 #include "sim/serve/deploy.h"
+#include "serve_helpers.h"
 #include "sim/serve/serve_report.h"
 
 using namespace einsim;
@@ -16,51 +17,9 @@ using einsim::test::error_of;
 
 namespace {
 
-struct Setup {
-  ModelConfig model = load_model("llama-3-8b");
-  ArchSpec arch;
-  explicit Setup(std::vector<std::string> sets = {}) : arch(load_arch("h100", sets)) {}
-};
-
-Trace poisson(double rate, int64_t n, uint64_t seed = 7) {
-  SyntheticTrace s;
-  s.rate = rate;
-  s.count = n;
-  s.seed = seed;
-  static const Trace conv = load_trace("conv");
-  s.sizes = &conv;
-  return synthetic_trace(s);
-}
-
-double mean_in_system(const ServeResult& r, double t0) {
-  double area = 0;
-  for (size_t i = 1; i < r.in_system.size(); ++i) area += static_cast<double>(r.in_system[i - 1].second) * (r.in_system[i].first - r.in_system[i - 1].first);
-  return area / (r.in_system.back().first - t0);
-}
-
-// Every request finishes once with the tokens it asked for; Little's law holds.
-void check_invariants(const Trace& t, const ServeResult& r) {
-  REQUIRE(r.requests.size() == t.requests.size());
-  double wanted = 0, e2e = 0;
-  for (size_t i = 0; i < t.requests.size(); ++i) {
-    const RequestOutcome& o = r.requests[i];
-    wanted += static_cast<double>(t.requests[i].output);
-    e2e += o.e2e();
-    REQUIRE(o.finish >= o.first_token);
-    REQUIRE(o.first_token > o.arrival);
-    REQUIRE(o.admitted >= o.arrival);
-    if (o.transfer_start >= 0) {
-      REQUIRE(o.transfer_start >= o.admitted);  // layer-wise streaming starts it with the prefill
-      REQUIRE(o.transfer_end >= o.transfer_start);
-      REQUIRE(o.finish >= o.transfer_end);
-    }
-  }
-  CHECK(r.tokens_generated == wanted);
-  CHECK(r.in_system.back().second == 0);
-  const double span = r.in_system.back().first - t.requests.front().arrival;
-  const double lambda = static_cast<double>(t.requests.size()) / span, w = e2e / static_cast<double>(t.requests.size());
-  CHECK(mean_in_system(r, t.requests.front().arrival) == Approx(lambda * w).epsilon(1e-9));
-}
+using Setup = test::ServeSetup;
+using test::check_invariants;
+using test::poisson;
 
 double mean(const ServeResult& r, double (RequestOutcome::*f)() const) {
   double s = 0;

@@ -2,6 +2,7 @@
 
 #include "../workloads/helpers.h"
 #include "arch/collective.h"
+#include "serve_helpers.h"
 #include "sim/serve/serve.h"
 
 using namespace einsim;
@@ -18,48 +19,9 @@ Iteration step(int64_t prefill_tokens, int64_t decode, int64_t context) {
   return it;
 }
 
-struct Setup {
-  ModelConfig model = load_model("llama-3-8b");
-  ArchSpec arch;
-  explicit Setup(std::vector<std::string> sets = {}) : arch(load_arch("h100", sets)) {}
-};
-
-Trace poisson(double rate, int64_t n, uint64_t seed = 7) {
-  SyntheticTrace s;
-  s.rate = rate;
-  s.count = n;
-  s.seed = seed;
-  static const Trace conv = load_trace("conv");
-  s.sizes = &conv;
-  return synthetic_trace(s);
-}
-
-// The time-average of requests in the system over the run, from the simulator's own record.
-double mean_in_system(const ServeResult& r, double t0) {
-  double area = 0;
-  for (size_t i = 1; i < r.in_system.size(); ++i) area += static_cast<double>(r.in_system[i - 1].second) * (r.in_system[i].first - r.in_system[i - 1].first);
-  return area / (r.in_system.back().first - t0);
-}
-
-void check_invariants(const Trace& t, const ServeResult& r) {
-  REQUIRE(r.requests.size() == t.requests.size());
-  double wanted = 0, e2e = 0;
-  for (size_t i = 0; i < t.requests.size(); ++i) {
-    const RequestOutcome& o = r.requests[i];
-    wanted += static_cast<double>(t.requests[i].output);
-    e2e += o.e2e();
-    REQUIRE(o.finish >= o.first_token);
-    REQUIRE(o.first_token > o.arrival);
-    REQUIRE(o.admitted >= o.arrival);
-  }
-  // Every request completes exactly once; tokens generated equal tokens requested.
-  CHECK(r.tokens_generated == wanted);
-  CHECK(r.in_system.back().second == 0);
-  // Little's law: the time-average number in the system equals arrival rate x mean time in it.
-  const double span = r.in_system.back().first - t.requests.front().arrival;
-  const double lambda = static_cast<double>(t.requests.size()) / span, w = e2e / static_cast<double>(t.requests.size());
-  CHECK(mean_in_system(r, t.requests.front().arrival) == Approx(lambda * w).epsilon(1e-9));
-}
+using Setup = test::ServeSetup;
+using test::check_invariants;
+using test::poisson;
 
 }  // namespace
 

@@ -31,25 +31,38 @@ const FmPoint& point(const std::string& model, int64_t seq) {
 
 double at(const FmPoint& p, FmConfig c) { return p.attention[static_cast<size_t>(c)].latency; }
 
-// The artifact's per-point DRAM traffic of one configuration (data/published/fusemax-artifact),
-// by (einsim model name, sequence length).
-std::map<std::pair<std::string, int64_t>, double> artifact_traffic(const std::string& file) {
+// One row of one of the artifact's per-point CSVs (data/published/fusemax-artifact): einsim's
+// model name, the sequence length, and the row's fields (model, seq_len, traffic, latency, ...).
+struct ArtifactRow {
+  std::string model;
+  int64_t seq = 0;
+  std::vector<std::string> f;
+  double num(size_t i) const { return std::stod(f.at(i)); }
+};
+std::vector<ArtifactRow> artifact_rows(const std::string& file) {
   const std::map<std::string, std::string> names = {{"BERT", "bert-base"}, {"TrXL", "trxl-wt103"}, {"T5", "t5-small-encoder"}, {"XLM", "xlm"}};
   const std::map<std::string, int64_t> seqs = {{"1K", 1 << 10}, {"4K", 1 << 12}, {"16K", 1 << 14}, {"64K", 1 << 16}, {"256K", 1 << 18}, {"1M", 1 << 20}};
   std::ifstream in(data_path("published/fusemax-artifact/" + file));
   REQUIRE(in);
   std::string line;
-  std::getline(in, line);
-  std::map<std::pair<std::string, int64_t>, double> out;
+  std::getline(in, line);  // the header
+  std::vector<ArtifactRow> out;
   while (std::getline(in, line)) {
+    ArtifactRow r;
     std::stringstream ss(line);
-    std::string model, seq, traffic;
-    std::getline(ss, model, ',');
-    std::getline(ss, seq, ',');
-    std::getline(ss, traffic, ',');
-    out[{names.at(model), seqs.at(seq)}] = std::stod(traffic);
+    for (std::string x; std::getline(ss, x, ',');) r.f.push_back(x);
+    r.model = names.at(r.f.at(0));
+    r.seq = seqs.at(r.f.at(1));
+    out.push_back(std::move(r));
   }
   return out;
+}
+
+const FmPoint& point_of(const FmStudy& s, const ArtifactRow& r) {
+  for (const FmPoint& p : s.points)
+    if (p.model.name == r.model && p.seq == r.seq) return p;
+  FAIL("no point " << r.model << " " << r.seq);
+  return s.points.front();
 }
 
 }  // namespace
@@ -114,16 +127,13 @@ TEST_CASE("FuseMax's DRAM traffic against the artifact's: exact to 16K, its buff
   // 64K the artifact keeps twice the queries on chip (its per-query state is smaller than
   // einsim's buffer accounting), so einsim reads K and V twice as often: +67% to +94% today
   // (before the tie-break: 40-60x). Bounds sit just above today's figures.
-  const auto ref = artifact_traffic("attn-proposal.csv");
   int checked = 0;
-  for (const FmPoint& p : whole_study().points) {
-    auto it = ref.find({p.model.name, p.seq});
-    if (it == ref.end()) continue;
-    INFO(p.model.name << " at " << p.seq);
-    const double ours = p.attention[static_cast<size_t>(FmConfig::Binding)].dram_bytes;
-    if (p.seq <= (1 << 14)) CHECK(ours == Approx(it->second).epsilon(0.01));
-    else CHECK(ours / it->second < 2.0);
-    CHECK(ours >= it->second * 0.99);
+  for (const ArtifactRow& r : artifact_rows("attn-proposal.csv")) {
+    INFO(r.model << " at " << r.seq);
+    const double ours = point_of(whole_study(), r).attention[static_cast<size_t>(FmConfig::Binding)].dram_bytes, theirs = r.num(2);
+    if (r.seq <= (1 << 14)) CHECK(ours == Approx(theirs).epsilon(0.01));
+    else CHECK(ours / theirs < 2.0);
+    CHECK(ours >= theirs * 0.99);
     ++checked;
   }
   CHECK(checked == 24);
@@ -134,21 +144,11 @@ TEST_CASE("FuseMax's per-Einsum 2D activity (Fig. 7) against the artifact's", "[
   // array. einsim's agree within 3% (QK, SLNV, LM, SLD; its own scaling of Q, QS, is extra),
   // and SLN is 8/7 of the artifact's: einsim counts exp(x - max) as a subtract and the 7-cycle
   // exp, the artifact as 7 cycles (docs/STUDIES.md).
-  const std::map<std::string, std::string> names = {{"BERT", "bert-base"}, {"TrXL", "trxl-wt103"}, {"T5", "t5-small-encoder"}, {"XLM", "xlm"}};
-  const std::map<std::string, int64_t> seqs = {{"1K", 1 << 10}, {"4K", 1 << 12}, {"16K", 1 << 14}, {"64K", 1 << 16}, {"256K", 1 << 18}, {"1M", 1 << 20}};
-  std::ifstream in(data_path("published/fusemax-artifact/attn-proposal.csv"));
-  REQUIRE(in);
-  std::string line;
-  std::getline(in, line);
   int checked = 0;
-  while (std::getline(in, line)) {
-    std::stringstream ss(line);
-    std::vector<std::string> f;
-    for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
-    REQUIRE(f.size() == 12);
-    const FmPoint& p = point(names.at(f[0]), seqs.at(f[1]));
-    INFO(f[0] << " " << f[1]);
-    const FmCost& c = p.attention[static_cast<size_t>(FmConfig::Binding)];
+  for (const ArtifactRow& row : artifact_rows("attn-proposal.csv")) {
+    REQUIRE(row.f.size() == 12);
+    INFO(row.f[0] << " " << row.f[1]);
+    const FmCost& c = point_of(whole_study(), row).attention[static_cast<size_t>(FmConfig::Binding)];
     auto share = [&](const char* e) {
       for (const FmCost::Activity& x : c.activity)
         if (x.einsum == e) {
@@ -158,11 +158,11 @@ TEST_CASE("FuseMax's per-Einsum 2D activity (Fig. 7) against the artifact's", "[
       FAIL(e);
       return 0.0;
     };
-    CHECK(share("BQK") == Approx(std::stod(f[7])).epsilon(0.03));
-    CHECK(share("LM") == Approx(std::stod(f[8])).epsilon(0.03));
-    CHECK(share("SLN") == Approx(std::stod(f[9]) * 8 / 7).epsilon(0.03));
-    CHECK(share("SLD") == Approx(std::stod(f[10])).epsilon(0.03));
-    CHECK(share("SLNV") == Approx(std::stod(f[11])).epsilon(0.03));
+    CHECK(share("BQK") == Approx(row.num(7)).epsilon(0.03));
+    CHECK(share("LM") == Approx(row.num(8)).epsilon(0.03));
+    CHECK(share("SLN") == Approx(row.num(9) * 8 / 7).epsilon(0.03));
+    CHECK(share("SLD") == Approx(row.num(10)).epsilon(0.03));
+    CHECK(share("SLNV") == Approx(row.num(11)).epsilon(0.03));
     ++checked;
   }
   CHECK(checked == 24);
@@ -201,28 +201,16 @@ TEST_CASE("the artifact's reading of Unfused: the softmax fiber on chip, as the 
   FmOptions o;
   o.reading = "artifact";
   const FmStudy s = run_fusemax_study(o);
-  const std::map<std::string, std::string> names = {{"BERT", "bert-base"}, {"TrXL", "trxl-wt103"}, {"T5", "t5-small-encoder"}, {"XLM", "xlm"}};
-  const std::map<std::string, int64_t> seqs = {{"1K", 1 << 10}, {"4K", 1 << 12}, {"16K", 1 << 14}, {"64K", 1 << 16}, {"256K", 1 << 18}, {"1M", 1 << 20}};
-  std::ifstream in(data_path("published/fusemax-artifact/attn-unfused.csv"));
-  REQUIRE(in);
-  std::string line;
-  std::getline(in, line);
   int checked = 0;
-  while (std::getline(in, line)) {
-    std::stringstream ss(line);
-    std::vector<std::string> f;
-    for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
-    INFO(f[0] << " " << f[1]);
-    for (const FmPoint& p : s.points) {
-      if (p.model.name != names.at(f[0]) || p.seq != seqs.at(f[1])) continue;
-      const FmCost& u = p.attention[static_cast<size_t>(FmConfig::Unfused)];
-      const double lat = u.latency / std::stod(f[3]) - 1, traffic = u.dram_bytes / std::stod(f[2]) - 1;
-      CHECK(lat > 0.03);
-      CHECK(lat < 0.16);
-      CHECK(traffic > 0);
-      CHECK(traffic < 0.06);
-      ++checked;
-    }
+  for (const ArtifactRow& row : artifact_rows("attn-unfused.csv")) {
+    INFO(row.f[0] << " " << row.f[1]);
+    const FmCost& u = point_of(s, row).attention[static_cast<size_t>(FmConfig::Unfused)];
+    const double lat = u.latency / row.num(3) - 1, traffic = u.dram_bytes / row.num(2) - 1;
+    CHECK(lat > 0.03);
+    CHECK(lat < 0.16);
+    CHECK(traffic > 0);
+    CHECK(traffic < 0.06);
+    ++checked;
   }
   CHECK(checked == 24);
 }

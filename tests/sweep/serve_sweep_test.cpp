@@ -60,7 +60,7 @@ TEST_CASE("serving sweeps: each point is the serving simulation of its configura
   d.config.ttft_slo = 0.5;
   d.config.tpot_slo = 0.02;
   Trace t = scale_to_rate(load_trace("conv"), 8);
-  t.requests.erase(std::find_if(t.requests.begin(), t.requests.end(), [](const Request& q) { return q.arrival > 120; }), t.requests.end());
+  keep_first(t, 120);
   const ServeRig rig(d);
   const ServeResult direct = rig.run(t);
   const ServeSummary s = summarize(t, direct, d.config, "", "", 0);
@@ -107,10 +107,19 @@ TEST_CASE("einsim plan: the cheapest configuration meeting the SLOs, then the ru
   // The table names the cheapest; a target nobody meets lists the closest instead.
   const auto t = cli({"plan", "--db", db, "--attainment", "0.9"});
   CHECK_THAT(t.out, Catch::Contains("cheapest: tp ") && Catch::Contains("the runner-ups follow it"));
-  const auto none = cli({"plan", "--db", db, "--attainment", "1"});
+  // SLOs no configuration can meet (a 1 us TTFT): the closest points, most requests within first.
+  fs::create_directories(dir + "/none");
+  std::string tight = kServe;
+  tight.replace(tight.find("ttft_slo = \"500 ms\""), std::string("ttft_slo = \"500 ms\"").size(), "ttft_slo = \"1 us\"");
+  const auto none = cli({"plan", spec_file(dir + "/none", tight), "--db", dir + "/none.db", "--top", "3"});
   REQUIRE(none.code == 0);
-  const ServePlan p = plan_from_db(db, 1.0, 3);
-  if (p.choices.empty()) CHECK_THAT(none.out, Catch::Contains("no configuration meets the target; the closest"));
+  CHECK_THAT(none.out, Catch::Contains("0 with at least 99% of requests within both SLOs") &&
+                           Catch::Contains("no configuration meets the target; the closest"));
+  const ServePlan p = plan_from_db(dir + "/none.db", 0.99, 3);
+  CHECK(p.choices.empty());
+  REQUIRE(p.closest.size() == 3);
+  CHECK(p.closest[0].slo_attainment >= p.closest[1].slo_attainment);
+  CHECK(p.closest[1].slo_attainment >= p.closest[2].slo_attainment);
   // Errors: a target outside (0, 1], a database of another mode, a spec of another mode.
   CHECK(cli({"plan", "--db", db, "--attainment", "1.5"}).err == "--attainment: error: the share of requests within the SLOs is in (0, 1], not 1.5\n");
   const std::string step = spec_file(dir + "/step", "");
