@@ -88,6 +88,15 @@ MapperOptions study_mapper() {
   return o;
 }
 
+std::vector<std::string> with(std::vector<std::string> v, std::string extra) {
+  v.push_back(std::move(extra));
+  return v;
+}
+
+// The artifact sizes the 1-pass query tile for a 16 MiB buffer on both hardware (l3_sz in its
+// Proposal and FlatPEProposal classes, FPSG-UIUC/micro24-fusemax-artifact src/accel/).
+constexpr double kArtifactBuffer = 16.0 * (1 << 20);
+
 struct Member {
   int id = -1;
   Einsum sliced;
@@ -99,16 +108,23 @@ struct Member {
 class Study {
  public:
   Study(const std::vector<std::string>& fusemax_sets = {}, const std::vector<std::string>& flat_sets = {}, bool artifact = false)
-      : flat_(load_arch("flat", flat_sets)), fusemax_(load_arch("fusemax", fusemax_sets)), artifact_(artifact) {}
+      : flat_(load_arch("flat", flat_sets)), fusemax_(load_arch("fusemax", fusemax_sets)),
+        flat_in_turn_(load_arch("flat", with(flat_sets, "arch.arrays.pe1d.own_unit=[]"))), artifact_(artifact) {}
   const ArchSpec flat_, fusemax_;
-  /// The artifact's reading: FLAT's score fibers are not charged against the buffer.
+  /// FLAT's hardware with the 1D exp unit sharing the PE's issue slot: exp(x - max) costs the
+  /// subtract and the exp in turn, as the artifact charges +Cascade's SLN and PRM ("exponential"
+  /// plus "add" per element, its FlatPEProposal class).
+  const ArchSpec flat_in_turn_;
+  /// The artifact's reading (docs/STUDIES.md lists its definitions).
   const bool artifact_ = false;
 
   int64_t mappings() const { return mappings_; }
 
   FmCost attention(const FmModel& m, int64_t seq, FmConfig cfg, int64_t batch) {
     const bool three = cfg == FmConfig::Unfused || cfg == FmConfig::Flat;
-    const ArchSpec& a = cfg == FmConfig::Architecture || cfg == FmConfig::Binding ? fusemax_ : flat_;
+    const ArchSpec& a = cfg == FmConfig::Architecture || cfg == FmConfig::Binding ? fusemax_
+                        : artifact_ && cfg == FmConfig::Cascade                      ? flat_in_turn_
+                                                                                      : flat_;
     const Cascade c = attention_cascade(three, seq, m.head_dim);
     const double heads = static_cast<double>(batch * m.heads);
     if (cfg == FmConfig::Unfused) return unfused(c, a, heads);
@@ -188,7 +204,7 @@ class Study {
 
   const Mapped& map(const Cascade& c, const Einsum& e, const ArchSpec& a, int array, const std::vector<int>& resident,
                     const std::vector<int>& in_array = {}) {
-    std::string key = fmt::format("{}|{}|{}|", a.name, array, e.text);
+    std::string key = fmt::format("{}|{}|{}|{}|", a.name, fmt::ptr(&a), array, e.text);
     for (const Var& v : e.vars) key += fmt::format("{},", v.extent);
     for (int t : resident) key += fmt::format("r{}", c.tensors[static_cast<size_t>(t)].name);
     for (int t : in_array) key += fmt::format("a{}", c.tensors[static_cast<size_t>(t)].name);
@@ -305,6 +321,54 @@ class Study {
   }
 
 
+  // The arrays' time as the artifact's FuseMax classes combine the Einsums' busy times
+  // (src/accel/proposal.py, stall_proposal.py: the "waterfall" of the 1-pass loop body). Each
+  // phase runs the 2D array's Einsums beside the 1D array's and waits for the slower:
+  //   +Binding:       max(QK+LM, RD+RNV+AV) + RM + max(SLN+SLD, PRM+SPD) + max(SLNV, SPNV)
+  //   +Architecture:  max(QK+LM, RD+AV) + stall + RM + max(SLN+SLD, PRM+SPD) + max(SLNV, SPNV+RNV)
+  // where +Architecture's stall waits for each tile's running max to cross the 2D array's
+  // row, LM's busy time once per PE of the row (`width`). einsim's QS (the 1/sqrt(E) scale) is
+  // not in the artifact's cascade, which folds it away: it takes no phase here.
+  static double artifact_phases(const std::vector<FmCost::Activity>& act, bool stall, double width) {
+    auto busy = [&](const char* name) {
+      for (const FmCost::Activity& x : act)
+        if (x.einsum == name) return x.share;  // seconds, before the shares are taken
+      return 0.0;
+    };
+    const double first = std::max(busy("BQK") + busy("LM"), busy("RD") + busy("AV") + (stall ? 0 : busy("RNV")));
+    const double wait = stall ? busy("LM") * width : 0;
+    return first + wait + busy("RM") + std::max(busy("SLN") + busy("SLD"), busy("PRM") + busy("SPD")) +
+           std::max(busy("SLNV"), busy("SPNV") + (stall ? busy("RNV") : 0));
+  }
+
+  // The buffer the artifact's Proposal classes charge a tile of queries (src/accel/proposal.py,
+  // flat_pe_proposal.py): per query Q (einsim's QS), RM, RD and RNV, plus the block's scores BQK and
+  // exponentials SLN where they are not held in the PEs; plus one key block of K and V (BK, BV).
+  static double artifact_peak(const Cascade& c, const std::vector<Member>& ms, const std::set<int>& in_array) {
+    std::map<std::string, double> bytes;
+    for (const Member& mb : ms) {
+      const Einsum& e = mb.sliced;
+      std::vector<int64_t> tile;
+      for (const Var& v : e.vars) tile.push_back(v.extent);
+      auto touch = [&](const Access& acc) {
+        const Tensor& t = c.tensors[static_cast<size_t>(acc.tensor)];
+        if (in_array.count(acc.tensor) && (t.name == "BQK" || t.name == "SLN")) return;
+        double& b = bytes[t.name];
+        b = std::max(b, footprint(c, e, acc, tile) * t.element_bytes());
+      };
+      touch(e.lhs);
+      for (const Access& acc : e.reads) touch(acc);
+    }
+    double total = 0;
+    for (const char* name : {"QS", "RM", "RD", "RNV", "BQK", "SLN", "BK", "BV"}) {
+      auto it = bytes.find(name);
+      if (it != bytes.end()) total += it->second;
+      else if (std::string_view(name) != "BQK" && std::string_view(name) != "SLN")
+        throw InternalError(fmt::format("the 1-pass cascade has no tensor '{}'", name));
+    }
+    return total;
+  }
+
  public:
   // A fused block over tiles of `rows` queries: all its Einsums run per tile with their
   // intermediates resident (the 1-pass loop body once per key block). Returns nothing when
@@ -342,29 +406,6 @@ class Study {
     std::set<int> resident;
     for (int t : written)
       if (!c.tensors[static_cast<size_t>(t)].readers.empty()) resident.insert(t);
-    const double capacity = a.level("gbuf")->capacity;
-    const double peak = live_peak(c, ms, resident, carried);
-    if (live) *live = peak;
-    // Intermediates beyond the buffer spill (FLAT may; the 1-pass schedules never need to):
-    // that share of every fiber lives in DRAM, and each write and read of it crosses.
-    // (The artifact's reading charges FLAT no spill: its FLAT streams K and V once per tile of
-    // queries without counting the tile's score fibers against the buffer.)
-    const double spill = peak > capacity && !(artifact_ && cfg == FmConfig::Flat) ? 1 - capacity / peak : 0;
-    if (spill > 0 && cfg != FmConfig::Flat) return std::nullopt;
-    std::set<int> held;
-    double held_bytes = 0;
-    if (rows < seq) {
-      for (const Member& mb : ms)
-        for (const Access& acc : c.einsums[static_cast<size_t>(mb.id)].reads) {
-          const Tensor& x = c.tensors[static_cast<size_t>(acc.tensor)];
-          if (!x.is_input() && !views.count(acc.tensor)) continue;
-          if (std::find(x.ranks.begin(), x.ranks.end(), p_rank) != x.ranks.end()) continue;  // read once per tile anyway
-          if (held.insert(acc.tensor).second) held_bytes += x.bytes();
-        }
-      if (spill > 0 || peak + held_bytes > capacity) held.clear(), held_bytes = 0;
-    }
-    std::vector<int> on_chip(resident.begin(), resident.end());
-    on_chip.insert(on_chip.end(), held.begin(), held.end());
     // An intermediate that one array writes and only the same array reads, one element per PE
     // (a 256x256 tile of scores in the 2D array), stays in the PEs' registers between the
     // Einsums: FuseMax's BQK and SLN (paper §V). Larger ones go through the buffer.
@@ -389,6 +430,44 @@ class Study {
       if (arr >= 0 && per_tile <= static_cast<double>(a.arrays[static_cast<size_t>(arr)].pes())) in_array.insert(t);
     }
 
+    // The artifact's reading of the 1-pass schedules charges the buffer what its Proposal classes
+    // count per query (Q, the running RM, RD and RNV, and one key block's scores and exponentials
+    // where they pass through the buffer rather than stay in the PEs) plus one key block of K and
+    // V, against 16 MiB; other per-block temporaries are not charged, and K and V stream once
+    // per tile of queries.
+    const bool artifact_state = artifact_ && m1_rank >= 0;
+    const double capacity = artifact_state ? kArtifactBuffer : a.level("gbuf")->capacity;
+    const double peak = artifact_state ? artifact_peak(c, ms, in_array) : live_peak(c, ms, resident, carried);
+    if (live) *live = peak;
+    // Intermediates beyond the buffer spill (FLAT may; the 1-pass schedules never need to):
+    // that share of every fiber lives in DRAM, and each write and read of it crosses.
+    // (The artifact's reading charges FLAT no spill: its FLAT streams K and V once per tile of
+    // queries without counting the tile's score fibers against the buffer.)
+    const double spill = peak > capacity && !(artifact_ && cfg == FmConfig::Flat) ? 1 - capacity / peak : 0;
+    if (spill > 0 && cfg != FmConfig::Flat) return std::nullopt;
+    std::set<int> held;
+    double held_bytes = 0;
+    if (rows < seq) {
+      for (const Member& mb : ms)
+        for (const Access& acc : c.einsums[static_cast<size_t>(mb.id)].reads) {
+          const Tensor& x = c.tensors[static_cast<size_t>(acc.tensor)];
+          if (!x.is_input() && !views.count(acc.tensor)) continue;
+          if (std::find(x.ranks.begin(), x.ranks.end(), p_rank) != x.ranks.end()) continue;  // read once per tile anyway
+          if (held.insert(acc.tensor).second) held_bytes += x.bytes();
+        }
+      if (spill > 0 || artifact_state || peak + held_bytes > capacity) held.clear(), held_bytes = 0;
+    }
+    std::vector<int> on_chip(resident.begin(), resident.end());
+    on_chip.insert(on_chip.end(), held.begin(), held.end());
+    // The artifact's reading holds each key block of K and V on chip while the tile of queries
+    // uses it: K and V cross DRAM once per tile of queries, whatever the mapper's loop order.
+    double streamed_bytes = 0;
+    if (artifact_state)
+      for (int t : views) {
+        on_chip.push_back(t);
+        for (const Einsum& e : c.einsums)
+          if (e.lhs.tensor == t) streamed_bytes += c.tensors[static_cast<size_t>(e.reads[0].tensor)].bytes();
+      }
     const double tiles = static_cast<double>(seq) / static_cast<double>(rows) * heads;  // powers of two: exact
     const bool serial = cfg == FmConfig::Architecture;
     const int i2d = array_index(a, "pe2d");
@@ -446,9 +525,15 @@ class Study {
     r.dram_bytes += held_bytes * heads;
     r.busy_dram += held_bytes * heads / dram.read_bandwidth;
     r.energy += held_bytes * heads * dram.energy;
+    const double streamed = streamed_bytes * tiles;
+    r.dram_bytes += streamed;
+    r.busy_dram += streamed / dram.read_bandwidth;
+    r.energy += streamed * dram.energy;
     // Overlap (the TeAAL time model of the paper's artifact): within the block every resource
     // works concurrently, so time is the busiest one's; +Architecture's arrays take turns.
-    const double arrays = serial ? r.busy_2d + r.busy_1d : std::max(r.busy_2d, r.busy_1d);
+    double arrays = serial ? r.busy_2d + r.busy_1d : std::max(r.busy_2d, r.busy_1d);
+    if (artifact_state && (cfg == FmConfig::Architecture || cfg == FmConfig::Binding))
+      arrays = artifact_phases(r.activity, serial, static_cast<double>(a.arrays[static_cast<size_t>(i2d)].shape.back()));
     r.latency = std::max({arrays, r.busy_dram, busy_gbuf}) + fill * heads;
     for (FmCost::Activity& x : r.activity) x.share = r.latency > 0 ? x.share / r.latency : 0;
     finish(r, ideal_2d, ideal_1d, serial);
