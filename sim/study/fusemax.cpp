@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <sstream>
 
 #include "common/paths.h"
 #include "sim/cost/mapper.h"
@@ -97,6 +99,92 @@ std::vector<std::string> with(std::vector<std::string> v, std::string extra) {
 // Proposal and FlatPEProposal classes, FPSG-UIUC/micro24-fusemax-artifact src/accel/).
 constexpr double kArtifactBuffer = 16.0 * (1 << 20);
 
+// FLAT's dataflow at one point as the artifact takes it: the cloud rows of FLAT's own search
+// result, data/published/fusemax-artifact/flat_validation.csv (the artifact's
+// data/pregenerated/flat_validation.csv, MIT): which tensors stay in the 32 MiB buffer, the
+// stationarity of the two matrix products, the query tile, and the share of the on-chip fibers
+// spilled to DRAM.
+struct FlatDataflow {
+  std::set<std::string> on_chip;  ///< of Q, K, QK, A, V, AV
+  bool qk_weight = false, av_weight = false;  ///< weight-stationary (else output-stationary)
+  int64_t rows = 0;                           ///< queries per fused tile (the whole head: P)
+  double spilled = 0;
+};
+
+std::string artifact_seq(int64_t seq) {
+  if (seq >= (1 << 20) && seq % (1 << 20) == 0) return fmt::format("{}M", seq >> 20);
+  if (seq >= 1024 && seq % 1024 == 0) return fmt::format("{}K", seq >> 10);
+  return std::to_string(seq);
+}
+
+std::map<std::string, FlatDataflow> load_flat_dataflows() {
+  const std::string file = data_path("published/fusemax-artifact/flat_validation.csv");
+  std::ifstream in(file);
+  if (!in) throw UserError(SourceLoc{file}, "cannot read the artifact's FLAT dataflow table");
+  std::string line;
+  std::getline(in, line);
+  std::vector<std::string> head;
+  {
+    std::stringstream ss(line);
+    for (std::string x; std::getline(ss, x, ',');) head.push_back(x);
+  }
+  auto col = [&](const char* name) {
+    for (size_t i = 0; i < head.size(); ++i)
+      if (head[i] == name) return i;
+    throw UserError(SourceLoc{file, 1, 1}, fmt::format("no column '{}'", name));
+  };
+  const size_t platform = col("platform"), model = col("models"), seq = col("seq_len"), stat_qk = col("QK_stationarity"),
+               stat_av = col("AV_stationarity"), gran = col("fusion_granularity"), p1 = col("P1"), spill = col("proportion_spilled"),
+               P = col("P");
+  std::map<std::string, FlatDataflow> out;
+  for (int n = 2; std::getline(in, line); ++n) {
+    std::vector<std::string> f;
+    std::stringstream ss(line);
+    for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
+    if (f.size() != head.size()) throw UserError(SourceLoc{file, n, 1}, fmt::format("{} fields where the header has {}", f.size(), head.size()));
+    if (f[platform] != "cloud") continue;
+    FlatDataflow d;
+    for (const char* t : {"Q", "K", "QK", "A", "V", "AV"})
+      if (f[col((std::string(t) + "_loc").c_str())] == "onchip") d.on_chip.insert(t);
+    d.qk_weight = f[stat_qk] == "weight";
+    d.av_weight = f[stat_av] == "weight";
+    d.rows = f[gran] == "row" ? std::stoll(f[p1]) : std::stoll(f[P]);
+    d.spilled = std::stod(f[spill]);
+    out[f[model] + "|" + f[seq]] = d;
+  }
+  return out;
+}
+
+// DRAM words one (batch, head) moves under FLAT's dataflow, as the artifact's Timeloop runs of
+// its fixed mappings count them (src/accel/flat.py, stable_softmax.py): an operand kept off
+// chip bypasses the buffer and is fetched again for every tile of the other operand;
+// output-stationary products walk the reduced rank innermost, weight-stationary ones hold a
+// 256-wide block of K (or V) in the PEs for a whole tile of queries; off-chip scores are
+// written, read once by the softmax (which keeps one query's fiber on chip) and the
+// probabilities written and read back; a share of every on-chip fiber access spills.
+double flat_dataflow_words(const FlatDataflow& d, double P, double M, double E, double F) {
+  const double t = static_cast<double>(kTile), tiles = P / static_cast<double>(d.rows);
+  auto on = [&](const char* x) { return d.on_chip.count(x) > 0; };
+  double w = 0;
+  // QK = Q x K
+  if (d.qk_weight) {
+    w += M * E * tiles;                       // K, a block at a time in the PEs
+    w += on("Q") ? P * E : P * E * M / t;     // Q, once per block of keys unless kept
+  } else {
+    w += on("Q") ? P * E : P * M * E / t;     // Q, per tile of keys
+    w += on("K") ? M * E * tiles : P * M * E / t;
+  }
+  if (!on("QK")) w += 2 * P * M;              // written, then read by the softmax's max
+  // AV = A x V
+  if (d.av_weight) w += M * F * tiles;
+  else w += on("V") ? M * F * tiles : P * M * F / t;
+  if (!on("A")) w += 2 * P * M;               // the softmax writes it, AV reads it
+  w += P * F;                                  // AV
+  // Spill: the on-chip fibers' accesses (QK's write, the softmax's reads and writes, AV's read of A)
+  if (on("QK") && on("A")) w += 7 * d.spilled * P * M;
+  return w;
+}
+
 struct Member {
   int id = -1;
   Einsum sliced;
@@ -117,6 +205,8 @@ class Study {
   const ArchSpec flat_in_turn_;
   /// The artifact's reading (docs/STUDIES.md lists its definitions).
   const bool artifact_ = false;
+  std::map<std::string, FlatDataflow> flat_table_;
+  const FlatDataflow* flat_df_ = nullptr;  ///< set while fused() costs FLAT under the artifact's dataflow
 
   int64_t mappings() const { return mappings_; }
 
@@ -128,6 +218,7 @@ class Study {
     const Cascade c = attention_cascade(three, seq, m.head_dim);
     const double heads = static_cast<double>(batch * m.heads);
     if (cfg == FmConfig::Unfused) return unfused(c, a, heads);
+    if (artifact_ && cfg == FmConfig::Flat) return flat_artifact(m, c, a, seq, heads);
     FmCost best;
     bool found = false;
     for (int64_t rows = 1; rows <= seq; rows *= 2) {
@@ -148,6 +239,35 @@ class Study {
     }
     if (!found) throw UserError(SourceLoc{"--seq"}, fmt::format("no tile of queries of {} fits the buffer of '{}' at sequence length {}", m.name, a.name, seq));
     return best;
+  }
+
+  // FLAT under the artifact's reading: its compute as einsim maps it over the query tile of
+  // FLAT's own dataflow, its DRAM traffic as that dataflow moves it (flat_dataflow_words()).
+  FmCost flat_artifact(const FmModel& m, const Cascade& c, const ArchSpec& a, int64_t seq, double heads) {
+    if (flat_table_.empty()) flat_table_ = load_flat_dataflows();
+    static const std::map<std::string, std::string> names = {{"bert-base", "BERT"}, {"trxl-wt103", "TrXL"}, {"t5-small-encoder", "T5"}, {"xlm", "XLM"}};
+    const auto name = names.find(m.name);
+    const auto it = name == names.end() ? flat_table_.end() : flat_table_.find(name->second + "|" + artifact_seq(seq));
+    if (it == flat_table_.end())
+      throw UserError(SourceLoc{"--reading"}, fmt::format("the artifact's reading takes FLAT's dataflow from its table, which has no row for {} at {} "
+                                                          "(it has bert-base, trxl-wt103, t5-small-encoder and xlm at 512 to 1M)",
+                                                          m.name, artifact_seq(seq)));
+    const FlatDataflow& d = it->second;
+    flat_df_ = &d;
+    std::optional<FmCost> r = fused(c, a, FmConfig::Flat, std::min(d.rows, seq), heads);
+    flat_df_ = nullptr;
+    if (!r) throw InternalError("FLAT's tile did not map");
+    const MemoryTier& dram = *a.tier("dram");
+    const double s = static_cast<double>(seq), bytes = flat_dataflow_words(d, s, s, static_cast<double>(m.head_dim), static_cast<double>(m.head_dim)) *
+                                                       2 * heads;  // fp16
+    const double ideal_2d = r->util_2d * r->latency, ideal_1d = r->util_1d * r->latency;
+    r->energy += (bytes - r->dram_bytes) * dram.energy;
+    r->dram_bytes = bytes;
+    r->busy_dram = bytes / dram.read_bandwidth;
+    r->spilled = d.spilled;
+    r->latency = std::max({r->busy_2d, r->busy_1d, r->busy_dram});
+    finish(*r, ideal_2d, ideal_1d, false);
+    return *r;
   }
 
   // The linear layers of one layer (Q, K, V, Z projections, FFN1, FFN2) as GEMMs over all
@@ -243,13 +363,18 @@ class Study {
         if (c.tensors[t].name == name) return static_cast<int>(t);
       return -1;
     };
+    // Its softmax is one phase (src/accel/unfused.py): the phase takes the longer of its DRAM
+    // time and its compute time, summed over the four Einsums. Its cascade has no 1/sqrt(E) scale
+    // (QS), which folds into Q.
     const std::set<std::string> softmax = {"GM", "SN", "SD", "A"};
+    double soft_dram = 0, soft_compute = 0;
     for (int id : c.order()) {
       const Einsum& e = c.einsums[static_cast<size_t>(id)];
       if (e.reads.empty() || is_view(c, e)) continue;
       const int arr = bind(a, FmConfig::Unfused, c, e);
       std::vector<int> on_chip;
       const std::string& out = c.tensors[static_cast<size_t>(e.lhs.tensor)].name;
+      if (artifact_ && out == "QS") continue;
       if (artifact_ && softmax.count(out)) {
         for (const char* t : {"GM", "SN", "SD"})
           if (out != "A" || std::string(t) != "A") on_chip.push_back(tensor_id(t));
@@ -259,7 +384,13 @@ class Study {
       }
       const Mapped& m = map(c, e, a, arr, on_chip);
       const Cost& k = m.r.cost;
-      r.latency += k.time * heads;
+      if (artifact_ && softmax.count(out)) {
+        soft_dram += k.traffic[0].busy * heads;
+        soft_compute += k.compute * heads;
+      } else {
+        // (The artifact's time model, Timeloop's, has no pipeline fill and drain.)
+        r.latency += (artifact_ ? k.time - k.fill_drain - k.launch : k.time) * heads;
+      }
       r.energy += k.energy * heads;
       r.dram_bytes += (k.traffic[0].read_bytes + k.traffic[0].write_bytes) * heads;
       r.busy_dram += k.traffic[0].busy * heads;
@@ -268,6 +399,7 @@ class Study {
       // The largest working set one Einsum keeps in the buffer.
       r.buffer_bytes = std::max(r.buffer_bytes, EinsumCost(c, e).occupancy(m.r.mapping, 1));
     }
+    r.latency += std::max(soft_dram, soft_compute);
     finish(r, ideal_2d, ideal_1d, false);
     return r;
   }
@@ -429,6 +561,19 @@ class Study {
       const double per_tile = elems * std::min(1.0, static_cast<double>(kTile) / static_cast<double>(rows));
       if (arr >= 0 && per_tile <= static_cast<double>(a.arrays[static_cast<size_t>(arr)].pes())) in_array.insert(t);
     }
+    // The artifact's reading hands a key block's per-query values (LM, SLD, PRM, SPD, SLNV, SPNV:
+    // one value or one F-vector per query, written inside the loop) between the arrays through
+    // the 1D PEs' register files, the reg_file_1d level of its Proposal mappings, not through the
+    // buffer; the running state (RM, RD, RNV) returns to the buffer after each block.
+    if (artifact_ && m1_rank >= 0) {
+      const int m0_rank = c.find_rank("M0");
+      for (const Member& mb : ms) {
+        const int t = mb.sliced.lhs.tensor;
+        const Tensor& x = c.tensors[static_cast<size_t>(t)];
+        if (!mb.in_loop || !resident.count(t) || carried.count(t)) continue;
+        if (std::find(x.ranks.begin(), x.ranks.end(), m0_rank) == x.ranks.end()) in_array.insert(t);
+      }
+    }
 
     // The artifact's reading of the 1-pass schedules charges the buffer what its Proposal classes
     // count per query (Q, the running RM, RD and RNV, and one key block's scores and exponentials
@@ -493,6 +638,19 @@ class Study {
       if (loop_cycles && mb.in_loop)
         (mb.array == i2d ? loop_cycles->cycles_2d : loop_cycles->cycles_1d) += k.compute * a.arrays[static_cast<size_t>(mb.array)].clock;
       r.energy += k.energy * n;
+      if (flat_df_ && k.traffic.size() > 1) {
+        // FLAT's dataflow under the artifact's reading: operands kept off chip bypass the
+        // buffer (they cost DRAM, charged by the caller), so of the matrix products' buffer
+        // accesses only the on-chip scores' (QK's write, AV's read of A) remain.
+        const std::string& out = c.tensors[static_cast<size_t>(mb.sliced.lhs.tensor)].name;
+        if (out == "QK" || out == "AV") {
+          const StorageLevel& gb = *a.level("gbuf");
+          const double scores = static_cast<double>(rows) * static_cast<double>(seq) * 2;  // bytes of one tile's scores
+          const double kept = out == "QK" ? (flat_df_->on_chip.count("QK") ? scores * gb.write_energy : 0)
+                                          : (flat_df_->on_chip.count("A") ? scores * gb.read_energy : 0);
+          r.energy += (kept - k.traffic[1].read_bytes * gb.read_energy - k.traffic[1].write_bytes * gb.write_energy) * n;
+        }
+      }
       r.dram_bytes += (k.traffic[0].read_bytes + k.traffic[0].write_bytes) * n;
       r.busy_dram += k.traffic[0].busy * n;
       if (k.traffic.size() > 1) busy_gbuf += k.traffic[1].busy * n;
@@ -534,7 +692,7 @@ class Study {
     double arrays = serial ? r.busy_2d + r.busy_1d : std::max(r.busy_2d, r.busy_1d);
     if (artifact_state && (cfg == FmConfig::Architecture || cfg == FmConfig::Binding))
       arrays = artifact_phases(r.activity, serial, static_cast<double>(a.arrays[static_cast<size_t>(i2d)].shape.back()));
-    r.latency = std::max({arrays, r.busy_dram, busy_gbuf}) + fill * heads;
+    r.latency = std::max({arrays, r.busy_dram, busy_gbuf}) + (artifact_ ? 0 : fill * heads);
     for (FmCost::Activity& x : r.activity) x.share = r.latency > 0 ? x.share / r.latency : 0;
     finish(r, ideal_2d, ideal_1d, serial);
     return r;
