@@ -217,7 +217,7 @@ class Study {
                                                                                       : flat_;
     const Cascade c = attention_cascade(three, seq, m.head_dim);
     const double heads = static_cast<double>(batch * m.heads);
-    if (cfg == FmConfig::Unfused) return unfused(c, a, heads);
+    if (cfg == FmConfig::Unfused) return leak(unfused(c, a, heads), a);
     if (artifact_ && cfg == FmConfig::Flat) return flat_artifact(m, c, a, seq, heads);
     FmCost best;
     bool found = false;
@@ -238,7 +238,14 @@ class Study {
       }
     }
     if (!found) throw UserError(SourceLoc{"--seq"}, fmt::format("no tile of queries of {} fits the buffer of '{}' at sequence length {}", m.name, a.name, seq));
-    return best;
+    return leak(best, a);
+  }
+
+  // einsim's reading charges the chip's leakage (the preset's active power) for the whole
+  // latency; the artifact's does not (its action counts carry no leak: src/accel/cascade.py).
+  FmCost leak(FmCost r, const ArchSpec& a) const {
+    if (!artifact_) r.energy += a.power.active * r.latency;
+    return r;
   }
 
   // FLAT under the artifact's reading: its compute as einsim maps it over the query tile of
@@ -296,7 +303,7 @@ class Study {
       }
       const Cost& k = it->second.first.cost;
       out.latency += k.time;
-      out.energy += k.energy;
+      out.energy += k.energy + (artifact_ ? 0 : a.power.active * k.time);
       out.dram_bytes += k.traffic[0].read_bytes + k.traffic[0].write_bytes;
       out.busy_dram += k.traffic[0].busy;
       const int arr = it->second.first.mapping.array;

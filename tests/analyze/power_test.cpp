@@ -125,8 +125,14 @@ TEST_CASE("power: bad scenarios get located errors", "[analyze][power][errors]")
              Catch::Contains("priority"));
   CHECK_THAT(error_of([] {
                PowerScenario s = scenario_from("");
-               s.arch = "fusemax";
+               s.arch = "tpu-v5e";
                analyze_power(s);
              }),
              Catch::Contains("gives no TDP"));
+  CHECK_THAT(error_of([] {
+               PowerScenario s = scenario_from("");
+               s.arch = "fusemax";
+               analyze_power(s);
+             }),
+             Catch::Contains("fewer than two DVFS clocks"));
 }
