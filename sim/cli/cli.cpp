@@ -331,6 +331,11 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   std::string fm_reading = "einsim";
   fusemax->add_option("--reading", fm_reading, "einsim (its physical model) or artifact (the paper artifact's definitions where they differ)")
       ->check(CLI::IsMember({"einsim", "artifact"}));
+  bool fm_pareto = false;
+  std::string fm_pe_dims, fm_pareto_seq;
+  fusemax->add_flag("--pareto", fm_pareto, "Also sweep the area-latency trade-off (the paper's Fig. 12): FuseMax at --pe-dims array sides");
+  fusemax->add_option("--pe-dims", fm_pe_dims, "Comma-separated 2D array sides for --pareto (default: 16,32,64,128,256,512)");
+  fusemax->add_option("--pareto-seq", fm_pareto_seq, "Sequence length of the --pareto sweep (default 256K)");
 
   auto* analyze = app.add_subcommand("analyze", "Deployment analyses driven by a TOML scenario");
   analyze->require_subcommand(1);
@@ -953,6 +958,16 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
         for (const std::string& q : split(fm_seqs)) fo.seqs.push_back(parse_tokens(q, "--seq"));
       }
       fo.batch = parse_tokens(fm_batch, "--batch");
+      fo.pareto = fm_pareto;
+      if (!fm_pe_dims.empty()) {
+        if (!fm_pareto) throw UserError(SourceLoc{"--pe-dims"}, "--pe-dims applies to --pareto");
+        fo.pe_dims.clear();
+        for (const std::string& q : split(fm_pe_dims)) fo.pe_dims.push_back(parse_tokens(q, "--pe-dims"));
+      }
+      if (!fm_pareto_seq.empty()) {
+        if (!fm_pareto) throw UserError(SourceLoc{"--pareto-seq"}, "--pareto-seq applies to --pareto");
+        fo.pareto_seq = parse_tokens(fm_pareto_seq, "--pareto-seq");
+      }
       for (const std::string& o : fm_sets) {
         if (o.starts_with("arch.")) {
           fo.fusemax_sets.push_back(o);

@@ -60,11 +60,11 @@ bool fusemax_2d(const std::string& tensor) {
 
 // Loads the shipped cascade for one (batch, head) instance: the study repeats it over the
 // batch and the heads, which are independent and run one after another.
-Cascade attention_cascade(bool three_pass, int64_t seq, int64_t head_dim) {
+Cascade attention_cascade(bool three_pass, int64_t seq, int64_t head_dim, int64_t block = kTile) {
   const std::string file = config_path(three_pass ? "workloads/attention-3pass.toml" : "workloads/attention-1pass.toml");
   std::vector<std::string> sets = {"cascade.params.batch=1", "cascade.params.heads=1", fmt::format("cascade.params.kv_len={}", seq),
                                    fmt::format("cascade.params.q_len={}", seq), fmt::format("cascade.params.head_dim={}", head_dim)};
-  if (!three_pass) sets.push_back(fmt::format("cascade.params.block={}", kTile));
+  if (!three_pass) sets.push_back(fmt::format("cascade.params.block={}", std::min(block, seq)));
   return load_cascade(file, sets);
 }
 
@@ -81,6 +81,9 @@ int array_index(const ArchSpec& a, std::string_view name) {
   if (!arr) throw InternalError(fmt::format("preset '{}' has no array '{}'", a.name, name));
   return static_cast<int>(arr - a.arrays.data());
 }
+
+// The 2D array's side: FuseMax's M0 and P0 (its key block and query tile).
+int64_t side(const ArchSpec& a) { return a.arrays[static_cast<size_t>(array_index(a, "pe2d"))].shape.front(); }
 
 // The study maps hundreds of Einsums: the tile budget whole-model runs use (RunOptions;
 // docs/ARCHITECTURE.md measures what it gives up).
@@ -207,6 +210,9 @@ class Study {
   const bool artifact_ = false;
   std::map<std::string, FlatDataflow> flat_table_;
   const FlatDataflow* flat_df_ = nullptr;  ///< set while fused() costs FLAT under the artifact's dataflow
+  /// The buffer the artifact's reading sizes the 1-pass query tile for (its Proposal's l3_sz).
+  double artifact_buffer_ = kArtifactBuffer;
+  void set_artifact_buffer(double b) { artifact_buffer_ = b; }
 
   int64_t mappings() const { return mappings_; }
 
@@ -215,7 +221,7 @@ class Study {
     const ArchSpec& a = cfg == FmConfig::Architecture || cfg == FmConfig::Binding ? fusemax_
                         : artifact_ && cfg == FmConfig::Cascade                      ? flat_in_turn_
                                                                                       : flat_;
-    const Cascade c = attention_cascade(three, seq, m.head_dim);
+    const Cascade c = attention_cascade(three, seq, m.head_dim, side(a));
     const double heads = static_cast<double>(batch * m.heads);
     if (cfg == FmConfig::Unfused) return leak(unfused(c, a, heads), a);
     if (artifact_ && cfg == FmConfig::Flat) return flat_artifact(m, c, a, seq, heads);
@@ -223,7 +229,7 @@ class Study {
     bool found = false;
     for (int64_t rows = 1; rows <= seq; rows *= 2) {
       // The 1-pass schedule walks queries in tiles of the 2D array's width (P0) at least.
-      if (!three && rows < std::min(seq, kTile)) continue;
+      if (!three && rows < std::min(seq, side(a))) continue;
       std::optional<FmCost> r = fused(c, a, cfg, rows, heads);
       if (!r) continue;
       // Equal latency (compute-bound tiles): the one that moves the fewest DRAM bytes, which
@@ -565,7 +571,7 @@ class Study {
       }
       // The array works through the tile of queries 256 at a time (P0), finishing each 256 x 256
       // tile's Einsums before the next: what must fit the PEs is one such tile's worth.
-      const double per_tile = elems * std::min(1.0, static_cast<double>(kTile) / static_cast<double>(rows));
+      const double per_tile = elems * std::min(1.0, static_cast<double>(side(a)) / static_cast<double>(rows));
       if (arr >= 0 && per_tile <= static_cast<double>(a.arrays[static_cast<size_t>(arr)].pes())) in_array.insert(t);
     }
     // The artifact's reading hands a key block's per-query values (LM, SLD, PRM, SPD, SLNV, SPNV:
@@ -588,7 +594,7 @@ class Study {
     // V, against 16 MiB; other per-block temporaries are not charged, and K and V stream once
     // per tile of queries.
     const bool artifact_state = artifact_ && m1_rank >= 0;
-    const double capacity = artifact_state ? kArtifactBuffer : a.level("gbuf")->capacity;
+    const double capacity = artifact_state ? artifact_buffer_ : a.level("gbuf")->capacity;
     const double peak = artifact_state ? artifact_peak(c, ms, in_array) : live_peak(c, ms, resident, carried);
     if (live) *live = peak;
     // Intermediates beyond the buffer spill (FLAT may; the 1-pass schedules never need to):
@@ -720,6 +726,28 @@ double mean(const std::vector<double>& v) {
 
 }  // namespace
 
+namespace {
+// The FuseMax artifact's Accelergy area table (45 nm, um^2 per instance; docs/REFERENCES.md,
+// "FuseMax artifact energy and area tables"). The artifact leaves adders out of its totals
+// (counted in the MAC: src/accel/cascade.py, collect_area()).
+constexpr double kAreaMac = 1545, kAreaMax = 49.29, kAreaExp = 8240, kAreaDivide = 23740;
+constexpr double kAreaRfWordFuseMax = 4256.0 / 32;  // FuseMax's 32 x 16-bit PE register file
+constexpr double kAreaRfWordFlat = 1838.0 / 16;     // FLAT's 4 x 64-bit PE register file
+constexpr double kAreaBufferByte = 9.418e7 / (32.0 * (1 << 20));  // the 4,194,304 x 64-bit SRAM
+}  // namespace
+
+FmArea fm_area(bool fusemax, int64_t n, double buffer_bytes, double rf_words_2d, double rf_words_1d) {
+  if (n < 1 || buffer_bytes < 0 || rf_words_2d < 0 || rf_words_1d < 0) throw InternalError("fm_area: negative or empty design");
+  const double side = static_cast<double>(n), word = fusemax ? kAreaRfWordFuseMax : kAreaRfWordFlat;
+  FmArea a;
+  // FuseMax's PEs all have a MAC and a max unit (exp is 6 MACs + 1 add); its 1D PEs divide.
+  // FLAT's 2D PEs are MACs; its 1D PEs add a max unit, an exp unit and a divider.
+  a.array_2d = side * side * (kAreaMac + (fusemax ? kAreaMax : 0) + rf_words_2d * word);
+  a.array_1d = side * (kAreaMac + kAreaMax + (fusemax ? 0 : kAreaExp) + kAreaDivide + rf_words_1d * word);
+  a.buffer = buffer_bytes * kAreaBufferByte;
+  return a;
+}
+
 FmTileCycles fusemax_tile_cycles(int64_t head_dim) {
   // One key block (M0 = 256) against one tile of 256 queries: the loop body of the 1-pass
   // cascade, each Einsum sliced to that tile and mapped on the array the binding gives it.
@@ -728,6 +756,59 @@ FmTileCycles fusemax_tile_cycles(int64_t head_dim) {
   st.fused(attention_cascade(false, kTile, head_dim), st.fusemax_, FmConfig::Binding, kTile, 1, nullptr, &out);
   return out;
 }
+
+namespace {
+// The paper's area-latency sweep (Fig. 12) as its artifact runs it (src/run.py, pareto(), and
+// src/utils/pareto.py): for each 2D side n (and n 1D PEs), the buffer starts at the artifact's
+// minimum, n x P1 x E x 8 fibers x 2 B with P1 the fewest tiles of queries that keep 2 x
+// max(1, n / E) tiles in flight, and doubles until FuseMax's attention is no longer bound by
+// DRAM; register files hold 2 (2D) and 8 (1D) words per tile in flight.
+std::vector<FmParetoPoint> fusemax_pareto(const FmOptions& opt, int64_t& mappings) {
+  std::vector<FmParetoPoint> out;
+  const double clock = 940e6;  // both presets' clock (docs/REFERENCES.md)
+  for (const std::string& name : opt.models) {
+    const FmModel m = load_fm_model(name);
+    for (int64_t n : opt.pe_dims) {
+      if (n < 1 || n > opt.pareto_seq || (n & (n - 1)) != 0)
+        throw UserError(SourceLoc{"--pe-dims"}, fmt::format("array side {} must be a power of two no larger than the sequence length {}", n, opt.pareto_seq));
+      const int64_t min_tiles = std::max<int64_t>(1, n / m.head_dim) * 2, num_tiles = opt.pareto_seq / n;
+      const int64_t min_p1 = std::max<int64_t>(1, min_tiles / num_tiles);
+      const double min_buffer = static_cast<double>(n * min_p1 * m.head_dim * 8 * 2);
+      FmParetoPoint pt;
+      pt.model = name;
+      pt.pe_dim = n;
+      for (double buffer = min_buffer;; buffer *= 2) {
+        std::vector<std::string> sets = opt.fusemax_sets;
+        sets.push_back(fmt::format("arch.arrays.pe2d.shape=[{}, {}]", n, n));
+        sets.push_back(fmt::format("arch.arrays.pe1d.shape=[{}]", n));
+        sets.push_back(fmt::format("arch.levels.gbuf.capacity=\"{:.0f} B\"", buffer));
+        // The buffer feeds the 2D array's two input edges, its output edge and the 1D array.
+        sets.push_back(fmt::format("arch.levels.gbuf.bandwidth=\"{:.0f} B/s\"", 4.0 * static_cast<double>(n) * 2 * clock));
+        Study st(sets, opt.flat_sets, opt.reading == "artifact");
+        st.set_artifact_buffer(buffer);
+        std::optional<FmCost> c;
+        try {
+          c = st.attention(m, opt.pareto_seq, FmConfig::Binding, opt.batch);
+        } catch (const UserError&) {  // no tile of queries fits this buffer: a larger one
+        }
+        mappings += st.mappings();
+        const bool bound = !c || c->busy_dram > std::max(c->busy_2d, c->busy_1d);
+        if (c && (!bound || buffer >= (1 << 30))) {
+          pt.buffer_bytes = buffer;
+          pt.latency = c->latency;
+          pt.dram_bytes = c->dram_bytes;
+          pt.memory_bound = bound;
+          break;
+        }
+        if (buffer >= (1 << 30)) throw UserError(SourceLoc{"--pe-dims"}, fmt::format("no buffer up to 1 GiB fits a tile of queries for a {}x{} array", n, n));
+      }
+      pt.area = fm_area(true, n, pt.buffer_bytes, static_cast<double>(2 * min_tiles), static_cast<double>(8 * min_tiles));
+      out.push_back(pt);
+    }
+  }
+  return out;
+}
+}  // namespace
 
 FmStudy run_fusemax_study(const FmOptions& opt) {
   if (opt.models.empty()) throw UserError(SourceLoc{"--models"}, "no models given");
@@ -811,6 +892,11 @@ FmStudy run_fusemax_study(const FmOptions& opt) {
                    {"end-to-end speedup, FuseMax over FLAT (x)", 5.3, mean(e2e_speed)},
                    {"end-to-end energy, FuseMax / FLAT", 0.83, mean(e2e_energy)}};
   out.mappings = st.mappings();
+  const auto gbuf = [](const ArchSpec& a) { return a.level("gbuf")->capacity; };
+  // The presets' designs: FuseMax's 32-word PE register files, FLAT's 4 x 64-bit ones.
+  out.area_fusemax = fm_area(true, side(st.fusemax_), gbuf(st.fusemax_), 32, 32);
+  out.area_flat = fm_area(false, side(st.flat_), gbuf(st.flat_), 16, 16);
+  if (opt.pareto) out.pareto = fusemax_pareto(opt, out.mappings);
   return out;
 }
 
@@ -872,6 +958,16 @@ std::string format_fusemax(const FmStudy& s, Format f) {
                              {"flat_kv_read_once", r.flat_kv_read_once}, {"flat_spilled", r.flat_spilled}, {"flat_dram_share", r.flat_dram_share}, {"flat_bottleneck", r.flat_bottleneck}});
     j["headlines"] = nlohmann::json::array();
     for (const FmHeadline& h : s.headlines) j["headlines"].push_back({{"what", h.what}, {"paper", h.paper}, {"einsim", h.einsim}, {"error", h.error()}});
+    auto area_json = [](const FmArea& a) {
+      return nlohmann::json{{"array_2d_um2", a.array_2d}, {"array_1d_um2", a.array_1d}, {"buffer_um2", a.buffer}, {"total_um2", a.total()}};
+    };
+    j["area"] = {{"FuseMax", area_json(s.area_fusemax)}, {"FLAT", area_json(s.area_flat)}};
+    if (!s.pareto.empty()) {
+      j["pareto"] = nlohmann::json::array();
+      for (const FmParetoPoint& p : s.pareto)
+        j["pareto"].push_back({{"model", p.model}, {"pe_dim", p.pe_dim}, {"buffer_bytes", p.buffer_bytes}, {"latency_s", p.latency},
+                               {"dram_bytes", p.dram_bytes}, {"memory_bound", p.memory_bound}, {"area", area_json(p.area)}});
+    }
     j["mappings"] = s.mappings;
     return j.dump(2) + "\n";
   }
@@ -938,6 +1034,18 @@ std::string format_fusemax(const FmStudy& s, Format f) {
   out += fmt::format("Headlines over {} points{}\n", s.points.size(),
                      s.points.size() == 24 ? "" : " (the paper's are means over its 24 points: compare the full study only)") +
          ht.aligned();
+  TextTable ar({"design", "2D array mm^2", "1D array mm^2", "buffer mm^2", "total mm^2"});
+  for (const auto& [name, a] : {std::pair{"FuseMax", s.area_fusemax}, std::pair{"FLAT", s.area_flat}})
+    ar.row({name, fmt::format("{:.1f}", a.array_2d * 1e-6), fmt::format("{:.2f}", a.array_1d * 1e-6), fmt::format("{:.1f}", a.buffer * 1e-6),
+            fmt::format("{:.1f}", a.total() * 1e-6)});
+  out += "\nArea (the artifact's 45 nm area table)\n" + ar.aligned();
+  if (!s.pareto.empty()) {
+    TextTable pa({"model", "2D side", "buffer", "latency s", "DRAM", "DRAM-bound", "2D array mm^2", "total mm^2"});
+    for (const FmParetoPoint& p : s.pareto)
+      pa.row({p.model, std::to_string(p.pe_dim), fmt_bytes(p.buffer_bytes), fmt::format("{:.4g}", p.latency), fmt_bytes(p.dram_bytes), p.memory_bound ? "yes" : "no",
+              fmt::format("{:.3g}", p.area.array_2d * 1e-6), fmt::format("{:.3g}", p.area.total() * 1e-6)});
+    out += "\nArea against latency (the paper's Fig. 12): FuseMax attention, the buffer doubled until DRAM does not bound it\n" + pa.aligned();
+  }
   out += fmt::format("\n{} mapper searches\n", s.mappings);
   return out;
 }

@@ -83,12 +83,41 @@ struct FmHeadline {
   double error() const { return einsim / paper - 1; }
 };
 
+/// Area of one design, per component (um^2), from the FuseMax artifact's Accelergy area table
+/// (45 nm; docs/REFERENCES.md): each PE's MAC (its adder counted in it), max unit, exp unit and
+/// divider where it has them, and its register file at the table's area per 16-bit word; the
+/// global buffer at the table's area per byte (its 32 MiB CACTI point, scaled linearly).
+struct FmArea {
+  double array_2d = 0;  ///< the 2D array's PEs
+  double array_1d = 0;  ///< the 1D array's PEs
+  double buffer = 0;    ///< the global buffer
+  double total() const { return array_2d + array_1d + buffer; }
+};
+/// The area of FuseMax's (`fusemax`) or FLAT's design with an n x n 2D array, n 1D PEs,
+/// `buffer_bytes` of global buffer and register files of the given 16-bit words per PE.
+FmArea fm_area(bool fusemax, int64_t n, double buffer_bytes, double rf_words_2d, double rf_words_1d);
+
+/// One design of the paper's area-latency trade-off (Fig. 12): FuseMax with an n x n 2D array
+/// and n 1D PEs, its buffer doubled from the artifact's minimum until attention is no longer
+/// bound by DRAM at the sweep's sequence length.
+struct FmParetoPoint {
+  std::string model;
+  int64_t pe_dim = 0;
+  double buffer_bytes = 0;
+  double latency = 0;     ///< s, one layer's attention (batch, all heads)
+  double dram_bytes = 0;
+  bool memory_bound = false;  ///< still DRAM-bound at the largest buffer tried (1 GiB)
+  FmArea area;
+};
+
 struct FmStudy {
   int64_t batch = 64;
   std::vector<FmPoint> points;
   std::vector<FmPassRow> passes;
   std::vector<FmHeadline> headlines;  ///< arithmetic means of per-point ratios, FuseMax vs FLAT
   int64_t mappings = 0;               ///< mapper searches run (after memoisation)
+  FmArea area_fusemax, area_flat;     ///< the two presets' designs
+  std::vector<FmParetoPoint> pareto;  ///< with FmOptions::pareto
 };
 
 struct FmOptions {
@@ -101,6 +130,10 @@ struct FmOptions {
   /// where they differ (so far: FLAT's live score fibers are not charged against its buffer,
   /// so nothing spills; docs/STUDIES.md lists what this reading covers).
   std::string reading = "einsim";
+  /// The area-latency sweep (Fig. 12): these 2D array sides (and 1D widths), at this length.
+  bool pareto = false;
+  std::vector<int64_t> pe_dims = {16, 32, 64, 128, 256, 512};
+  int64_t pareto_seq = 1 << 18;
 };
 
 /// Runs the whole study. Throws UserError for unknown models or bad sequence lengths.

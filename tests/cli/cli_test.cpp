@@ -268,6 +268,37 @@ TEST_CASE("study fusemax rejects bad options with clear errors and exit 1", "[cl
   CHECK(r.code == 1);
   r = run({"study", "fusemax", "--format", "xml"});
   CHECK(r.code == 1);
+  r = run({"study", "fusemax", "--models", "bert-base", "--seq", "1K", "--pe-dims", "16"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("--pe-dims: error: --pe-dims applies to --pareto"));
+  r = run({"study", "fusemax", "--models", "bert-base", "--seq", "1K", "--pareto-seq", "4K"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("--pareto-seq: error: --pareto-seq applies to --pareto"));
+  r = run({"study", "fusemax", "--models", "bert-base", "--seq", "1K", "--pareto", "--pe-dims", "24"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("--pe-dims: error: array side 24 must be a power of two no larger than the sequence length 262144"));
+  r = run({"study", "fusemax", "--models", "bert-base", "--seq", "1K", "--pareto", "--pe-dims", "16,x"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("--pe-dims: error: 'x' is not a token count"));
+}
+
+TEST_CASE("study fusemax --pareto: the area-latency sweep in the table and the JSON", "[cli][study]") {
+  const std::vector<std::string> base = {"study", "fusemax", "--models", "t5-small-encoder", "--seq", "1K", "--pareto", "--pe-dims", "16,32", "--pareto-seq", "4K"};
+  Run t = run(base);
+  REQUIRE(t.code == 0);
+  CHECK_THAT(t.out, Catch::Contains("Area (the artifact's 45 nm area table)") && Catch::Contains("Area against latency (the paper's Fig. 12)"));
+  std::vector<std::string> js = base;
+  js.insert(js.end(), {"--format", "json"});
+  Run j = run(js);
+  REQUIRE(j.code == 0);
+  const auto doc = nlohmann::json::parse(j.out);
+  REQUIRE(doc["pareto"].size() == 2);
+  CHECK(doc["pareto"][0]["pe_dim"] == 16);
+  CHECK(doc["pareto"][1]["pe_dim"] == 32);
+  // A 4x wider array at the same length: about 4x faster, and far larger.
+  CHECK(doc["pareto"][0]["latency_s"].get<double>() > 3 * doc["pareto"][1]["latency_s"].get<double>());
+  CHECK(doc["pareto"][1]["area"]["total_um2"].get<double>() > 2 * doc["pareto"][0]["area"]["total_um2"].get<double>());
+  CHECK(doc["area"]["FuseMax"]["total_um2"].get<double>() > doc["area"]["FLAT"]["total_um2"].get<double>());
 }
 
 TEST_CASE("analyze long-context: the shipped scenario in every format, with overrides and a plot", "[cli][analyze]") {

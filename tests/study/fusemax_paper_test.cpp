@@ -60,8 +60,10 @@ std::vector<ArtifactRow> artifact_rows(const std::string& file) {
     ArtifactRow r;
     std::stringstream ss(line);
     for (std::string x; std::getline(ss, x, ',');) r.f.push_back(x);
-    r.model = names.at(r.f.at(0));
-    r.seq = seqs.at(r.f.at(1));
+    if (names.count(r.f.at(0))) {  // per-point files; pareto.csv rows start with the design instead
+      r.model = names.at(r.f.at(0));
+      r.seq = seqs.at(r.f.at(1));
+    }
     out.push_back(std::move(r));
   }
   return out;
@@ -236,4 +238,46 @@ TEST_CASE("the artifact's reading, point by point: latency within 2% and DRAM tr
     }
   }
   CHECK(checked == 120);
+}
+
+TEST_CASE("area: the artifact's table per component, and the Fig. 12 sweep against its pareto.csv", "[paper]") {
+  // Per PE: FuseMax a MAC (1,545 um^2), a max unit (49.29) and 133 um^2 per register word; its
+  // 1D PEs add a divider (23,740); the buffer at 2.807 um^2 per byte (94.18 mm^2 for 32 MiB).
+  const FmArea a = fm_area(true, 256, 16.0 * (1 << 20), 32, 32);
+  CHECK(a.array_2d == Approx(65536 * (1545 + 49.29 + 4256.0)));
+  CHECK(a.array_1d == Approx(256 * (1545 + 49.29 + 23740 + 4256.0)));
+  CHECK(a.buffer == Approx(9.418e7 / 2));
+  const FmArea f = fm_area(false, 256, 32.0 * (1 << 20), 16, 16);
+  CHECK(f.array_2d == Approx(65536 * (1545 + 1838.0)));
+  CHECK(f.buffer == Approx(9.418e7));
+  CHECK_THROWS_AS(fm_area(true, 0, 1, 1, 1), InternalError);
+  // The sweep under the artifact's reading against the artifact's pareto.csv (24 designs):
+  // latency +0.4% to +0.8% (einsim's subtract in exp(x - max)), DRAM traffic exact, the 2D
+  // array's area -0.8% to 0 and the total -2.1% to -1.0% (its buffer's CACTI area is not linear
+  // in bytes). Bounds just above.
+  FmOptions o;
+  o.reading = "artifact";
+  o.seqs = {1 << 10};
+  o.pareto = true;
+  const FmStudy s = run_fusemax_study(o);
+  REQUIRE(s.pareto.size() == 24);
+  int checked = 0;
+  for (const ArtifactRow& row : artifact_rows("pareto.csv")) {
+    // pareto.csv: accel, model, PE_dim, traffic, mem_lat, comp_2d_lat, comp_1d_lat, latency, array_2d_area, area
+    const std::map<std::string, std::string> names = {{"BERT", "bert-base"}, {"TrXL", "trxl-wt103"}, {"T5", "t5-small-encoder"}, {"XLM", "xlm"}};
+    const int64_t dim = std::stoll(row.f.at(2));
+    INFO(row.f[1] << " " << dim);
+    auto it = std::find_if(s.pareto.begin(), s.pareto.end(), [&](const FmParetoPoint& p) { return p.model == names.at(row.f[1]) && p.pe_dim == dim; });
+    REQUIRE(it != s.pareto.end());
+    CHECK(!it->memory_bound);
+    CHECK(it->latency == Approx(row.num(7)).epsilon(0.01));
+    CHECK(it->dram_bytes == Approx(row.num(3)).epsilon(0.002));
+    CHECK(it->area.array_2d == Approx(row.num(8)).epsilon(0.01));
+    CHECK(it->area.total() == Approx(row.num(9)).epsilon(0.025));
+    ++checked;
+  }
+  CHECK(checked == 24);
+  FmOptions bad = o;
+  bad.pe_dims = {48};
+  CHECK_THROWS_WITH(run_fusemax_study(bad), Catch::Contains("array side 48 must be a power of two"));
 }
