@@ -234,6 +234,14 @@ TEST_CASE("the artifact's reading, point by point: latency within 2% and DRAM tr
       const double energy = c.energy / (row.num(4) * 1e-12) - 1;  // the CSVs give pJ
       CHECK(energy >= f.energy_lo);
       CHECK(energy < f.energy_hi);
+      if (f.cfg == FmConfig::Architecture || f.cfg == FmConfig::Binding) {
+        // Fig. 7: the matrix products' shares of the 2D array's time (QK, SLNV columns).
+        for (const auto& [name, col] : {std::pair{"BQK", size_t{7}}, std::pair{"SLNV", size_t{11}}}) {
+          auto it = std::find_if(c.activity.begin(), c.activity.end(), [&](const FmCost::Activity& x) { return x.einsum == name; });
+          REQUIRE(it != c.activity.end());
+          CHECK(it->share == Approx(row.num(col)).epsilon(0.03));
+        }
+      }
       ++checked;
     }
   }
