@@ -124,6 +124,8 @@ FlashScenario read_flash(const ConfigTable& t) {
     x.window_new = sp.opt_number("window_new", 0, 1);
     x.window_union = sp.opt_number("window_union", 1e-6, 1);
     x.predictor_rank = sp.opt_int("predictor_rank", 0, 1 << 20).value_or(x.predictor_rank);
+    x.recall = sp.opt_number("recall", 1e-6, 1).value_or(x.recall);
+    x.precision = sp.opt_number("precision", 1e-6, 1).value_or(x.precision);
     x.source = sp.opt_string("source").value_or(model_table ? "" : x.source);
     x.active_derived = false;
     if (x.window_new && !x.window_union)
@@ -141,6 +143,10 @@ FlashScenario read_flash(const ConfigTable& t) {
     if (x.window_union && *x.window_union < x.active)
       throw UserError(sp.loc("window_union"),
                       fmt::format("'{}.window_union' ({}) is below 'active' ({}): the window holds at least one token's active neurons", sp.path(), *x.window_union, x.active));
+    if (x.loaded() > 1)
+      throw UserError(sp.loc(sp.contains("precision") ? "precision" : "recall"),
+                      fmt::format("'{}': a predictor of recall {} and precision {} would load {:.3g} of the neurons of an FFN with {} active: more than all of them",
+                                  sp.path(), x.recall, x.precision, x.loaded(), x.active));
     return x;
   };
   std::vector<std::pair<std::string, SourceLoc>> sparsity_keys;
@@ -220,7 +226,7 @@ FlashCase flash_case(const FlashScenario& s, const std::string& model, const Arc
   const double mats = m.mlp == MlpKind::Gated ? 3 : 2;
   c.neuron_bytes = mats * d * ffn_element;  // one column of each up-type matrix and one row of the down matrix
   c.neurons = m.num_hidden_layers * m.intermediate_size;
-  c.active = std::max<int64_t>(1, std::llround(sp.active * I));
+  c.active = std::max<int64_t>(1, std::llround(sp.loaded() * I));
   if (c.weights > fl->capacity)
     throw UserError(fl->loc, fmt::format("the weights of {} ({}) do not fit {}'s {} tier ({})", m.name, fmt_bytes(c.weights), a.name, fl->name,
                                          fmt_bytes(fl->capacity)));
@@ -278,10 +284,10 @@ FlashCase flash_case(const FlashScenario& s, const std::string& model, const Arc
   // Hybrid (the paper's baseline): a share of the weights (half) resident, the rest streamed.
   add("hybrid", (1 - s.hybrid_share) * c.weights, s.sequential_request, 0, dense, 0, s.hybrid_share * c.weights);
   // +predictor: only the predicted-active neurons, each matrix's column or row its own read.
-  add("+predictor", sp.active * c.ffn, chunk, sp.active * nb * mats, sparse, 0, kept + c.predictor + sp.active * c.ffn);
+  add("+predictor", sp.loaded() * c.ffn, chunk, sp.loaded() * nb * mats, sparse, 0, kept + c.predictor + sp.loaded() * c.ffn);
   // +windowing: only neurons not active in the last k tokens; the window's cache is
   // reallocated and rewritten when neurons join it (paper Sec. 3.3's naive management).
-  const double window = sp.union_fraction() * c.ffn, fresh = sp.new_fraction();
+  const double window = sp.loaded_union() * c.ffn, fresh = sp.loaded_new();
   add(fmt::format("+windowing (k={})", sp.window), fresh * c.ffn, chunk, fresh * nb * mats, sparse, 2 * window, kept + c.predictor + window);
   // +bundling: a neuron's columns and row stored together, one read each.
   add("+bundling", fresh * c.ffn, c.neuron_bytes, fresh * nb, sparse, 2 * window, kept + c.predictor + window);
@@ -293,7 +299,7 @@ FlashCase flash_case(const FlashScenario& s, const std::string& model, const Arc
   // the independence model's shape: new(k) = new x (1 - a)^(k - k0), held(k) = held x
   // (1 - (1 - a)^k) / (1 - (1 - a)^k0).
   if (!s.budget_sweep.empty()) {
-    const double act = sp.active, k0 = static_cast<double>(sp.window), held0 = sp.union_fraction(), new0 = sp.new_fraction();
+    const double act = sp.loaded(), k0 = static_cast<double>(sp.window), held0 = sp.loaded_union(), new0 = sp.loaded_new();
     auto held = [&](int64_t k) { return std::min(1.0, held0 * (1 - std::pow(1 - act, static_cast<double>(k))) / (1 - std::pow(1 - act, k0))); };
     auto fresh_at = [&](int64_t k) { return new0 * std::pow(1 - act, static_cast<double>(k) - k0); };
     const double base_need = kept + c.predictor + c.kv;
@@ -371,6 +377,10 @@ FlashReport analyze_flash(const FlashScenario& s) {
         m, sp.active * 100, sp.active_derived ? " (derived from the hold)" : "", sp.new_fraction() * 100, sp.union_fraction() * 100, sp.window,
         sp.predictor_rank, own ? "its own statistics" : "the scenario's statistics, not measured for this model",
         sp.source.empty() ? "" : "; " + sp.source));
+    if (sp.recall < 1 || sp.precision < 1)
+      r.notes.push_back(fmt::format("{}: a predictor of recall {:.3g} and precision {:.3g} loads {:.3g}% of FFN neurons per token and misses {:.3g}% "
+                                    "(truly active, not loaded: a quality cost, not modelled)",
+                                    m, sp.recall, sp.precision, sp.loaded() * 100, sp.active * (1 - sp.recall) * 100));
   }
   return r;
 }
@@ -392,6 +402,7 @@ std::string format_flash(const FlashReport& r, Format f) {
     auto stats = [](const FlashSparsity& x) {
       return nlohmann::json{{"active", x.active}, {"active_derived", x.active_derived}, {"window", x.window}, {"window_new", x.new_fraction()},
                             {"window_union", x.union_fraction()}, {"window_measured", x.measured()}, {"predictor_rank", x.predictor_rank},
+                            {"recall", x.recall}, {"precision", x.precision}, {"loaded", x.loaded()},
                             {"source", x.source}};
     };
     j["sparsity"] = stats(s.sparsity);

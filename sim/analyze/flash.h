@@ -35,12 +35,22 @@ struct FlashSparsity {
   std::optional<double> window_new = 0.024;   ///< fraction of FFN neurons loaded per token with the window
   std::optional<double> window_union = 0.24;  ///< fraction of FFN neurons the window keeps in DRAM
   int64_t predictor_rank = 128;  ///< 1.25% of OPT-6.7B's parameters (Sec. 4.1)
+  /// The predictor's quality: of the truly active neurons it marks `recall`; of those it marks,
+  /// `precision` are truly active. With both 1 (the default, and what a table of the predictor's
+  /// own marks means) `active` is what it loads; otherwise it loads active x recall / precision
+  /// of the neurons, the window's statistics scale with it, and it misses active x (1 - recall)
+  /// (a quality cost the report states; einsim does not model accuracy).
+  double recall = 1, precision = 1;
+  double loaded() const { return active * recall / precision; }
   /// `active` derived from `window_union` (a table that gives the window's hold but not the
   /// active share, as Falcon-7B's Sec. 4.2 does), through the independence model.
   bool active_derived = false;
   /// The window's statistics: as given, or from the independence model.
-  double new_fraction() const;
+    double new_fraction() const;
   double union_fraction() const;
+  /// The window's statistics of what the predictor loads (scaled by recall / precision).
+  double loaded_new() const { return std::min(loaded(), new_fraction() * recall / precision); }
+  double loaded_union() const { return std::min(1.0, union_fraction() * recall / precision); }
   bool measured() const { return window_new && window_union; }
   /// What the statistics rest on, for the report.
   std::string source = "OPT-6.7B's, arXiv 2312.11514 Sec. 4.1";

@@ -252,6 +252,10 @@ TEST_CASE("flash: bad scenarios are located errors", "[analyze][errors]") {
   CHECK_THAT(error_of([] { scenario_from("[scenario.sparsity]\nwindow_new = 0.01\nwindow_union = 0.01\n"); }), Catch::Contains("is below 'active'"));
   CHECK_THAT(error_of([] { scenario_from("[scenario.sparsity]\nwindow_new = 0.01\n"); }),
              Catch::Contains("s.toml:4:1: error: 'scenario.sparsity' gives 'window_new' without 'window_union'"));
+  CHECK_THAT(error_of([] { scenario_from("[scenario.sparsity]\nactive = 0.5\nprecision = 0.2\n"); }),
+             Catch::Contains("s.toml:6:13: error: 'scenario.sparsity': a predictor of recall 1 and precision 0.2 would load 2.5 of the neurons"));
+  CHECK_THAT(error_of([] { scenario_from("[scenario.sparsity]\nrecall = 0\n"); }), Catch::Contains("s.toml:5:10: error:"));
+  CHECK_THAT(error_of([] { scenario_from("[scenario.sparsity]\nrecall = 1.5\n"); }), Catch::Contains("s.toml:5:10: error:"));
   // The hold alone: the active share follows from it (independent activations).
   CHECK(scenario_from("[scenario.sparsity]\nwindow_union = 0.5\n").sparsity.active == Approx(1 - std::pow(0.5, 0.2)));
   CHECK_THAT(error_of([] { scenario_from("[scenario.sparsity]\nactive = 0\n"); }), Catch::Contains("s.toml:5:10: error:"));
@@ -314,4 +318,24 @@ TEST_CASE("flash: the thread count reaches the read model where the tier measure
   CHECK(one.cases[0].steps.back().throughput == Approx(0.410e9));
   CHECK(many.cases[0].steps.back().throughput > 2 * one.cases[0].steps.back().throughput);
   CHECK(many.cases[0].steps.back().total < 0.5 * one.cases[0].steps.back().total);
+}
+
+TEST_CASE("flash: the predictor's recall and precision scale what it loads, and what it misses is reported", "[analyze]") {
+  // OPT-6.7B's measured statistics with a predictor that finds 90% of the active neurons and
+  // marks two for every active one: it loads 0.10 x 0.9 / 0.5 = 18% of the FFN per token, the
+  // window's new and held shares scale by the same 1.8, and it misses 1%.
+  const std::string base = "models = [\"opt-6.7b\"]\nhosts = [\"h200-host\"]\n";
+  const FlashReport exact = analyze_flash(scenario_from(base));
+  const FlashReport noisy = analyze_flash(scenario_from(base + "[scenario.sparsity]\nactive = 0.10\nwindow = 5\nwindow_new = 0.024\n"
+                                                                   "window_union = 0.24\nrecall = 0.9\nprecision = 0.5\n"));
+  const FlashCase& a = exact.cases[0];
+  const FlashCase& b = noisy.cases[0];
+  CHECK(b.steps[2].flash_bytes == Approx(1.8 * a.steps[2].flash_bytes));  // +predictor
+  CHECK(b.steps[3].flash_bytes == Approx(1.8 * a.steps[3].flash_bytes));  // +windowing: new x 1.8
+  CHECK(b.steps[3].dram_needed - b.kv == Approx(a.steps[3].dram_needed - a.kv + 0.8 * 0.24 * a.ffn));  // held x 1.8
+  CHECK(b.active == std::llround(0.18 * 16384));
+  CHECK(b.steps[0].total == Approx(a.steps[0].total));  // naive reads every weight either way
+  bool noted = false;
+  for (const std::string& n : noisy.notes) noted |= n.find("recall 0.9 and precision 0.5 loads 18% of FFN neurons per token and misses 1%") != std::string::npos;
+  CHECK(noted);
 }
