@@ -75,8 +75,8 @@ TEST_CASE("at_clock slows only the arrays above the clock and scales their energ
 TEST_CASE("Per-phase power against Splitwise's published values (docs/REFERENCES.md), Llama-2-70B on 8 GPUs") {
   // Splitwise: A100 idle 63 W, prefill 400 W, decode 250 W; H100 75, 700, 380 W. einsim's
   // energies come from the TDP over the achievable rate, measured baselines and FuseMax's DRAM
-  // energy, not from these values; docs/POWER.md explains the gap (measured: prefill -25% A100,
-  // -33% H100; decode -39% A100, -43% H100: the all-reduces take their NCCL-fitted time,
+  // energy, not from these values; docs/POWER.md explains the gap (measured 2026-12-04: prefill -24% A100,
+  // -32% H100; decode -39% A100, -43% H100: the all-reduces take their NCCL-fitted time,
   // charged at the active baseline only, under the default inference-engine runtime). The test pins the shape the published values have
   // and bounds the error a little above today's, so that a change making it worse fails.
   struct Published {
