@@ -98,10 +98,6 @@ std::vector<std::string> with(std::vector<std::string> v, std::string extra) {
   return v;
 }
 
-// The artifact sizes the 1-pass query tile for a 16 MiB buffer on both hardware (l3_sz in its
-// Proposal and FlatPEProposal classes, FPSG-UIUC/micro24-fusemax-artifact src/accel/).
-constexpr double kArtifactBuffer = 16.0 * (1 << 20);
-
 // FLAT's dataflow at one point as the artifact takes it: the cloud rows of FLAT's own search
 // result, data/published/fusemax-artifact/flat_validation.csv (the artifact's
 // data/pregenerated/flat_validation.csv, MIT): which tensors stay in the 32 MiB buffer, the
@@ -200,7 +196,8 @@ class Study {
  public:
   Study(const std::vector<std::string>& fusemax_sets = {}, const std::vector<std::string>& flat_sets = {}, bool artifact = false)
       : flat_(load_arch("flat", flat_sets)), fusemax_(load_arch("fusemax", fusemax_sets)),
-        flat_in_turn_(load_arch("flat", with(flat_sets, "arch.arrays.pe1d.own_unit=[]"))), artifact_(artifact) {}
+        flat_in_turn_(load_arch("flat", with(flat_sets, "arch.arrays.pe1d.own_unit=[]"))), artifact_(artifact),
+        artifact_buffer_(fusemax_.level("gbuf")->capacity) {}
   const ArchSpec flat_, fusemax_;
   /// FLAT's hardware with the 1D exp unit sharing the PE's issue slot: exp(x - max) costs the
   /// subtract and the exp in turn, as the artifact charges +Cascade's SLN and PRM ("exponential"
@@ -210,8 +207,9 @@ class Study {
   const bool artifact_ = false;
   std::map<std::string, FlatDataflow> flat_table_;
   const FlatDataflow* flat_df_ = nullptr;  ///< set while fused() costs FLAT under the artifact's dataflow
-  /// The buffer the artifact's reading sizes the 1-pass query tile for (its Proposal's l3_sz).
-  double artifact_buffer_ = kArtifactBuffer;
+  /// The buffer the artifact's reading sizes the 1-pass query tile for, on either hardware (its
+  /// Proposal classes' l3_sz, 16 MiB: FuseMax's buffer, so the fusemax preset's capacity).
+  double artifact_buffer_ = 0;
   void set_artifact_buffer(double b) { artifact_buffer_ = b; }
 
   int64_t mappings() const { return mappings_; }
@@ -819,6 +817,14 @@ FmStudy run_fusemax_study(const FmOptions& opt) {
   if (opt.batch < 1) throw UserError(SourceLoc{"--batch"}, "--batch must be at least 1");
   if (opt.reading != "einsim" && opt.reading != "artifact")
     throw UserError(SourceLoc{"--reading"}, fmt::format("'{}' is not a reading: einsim or artifact", opt.reading));
+  // The artifact's FLAT follows its dataflow table, made for FLAT's 32 MiB buffer and 256 x 256
+  // array: overriding either would be ignored there, so it is refused.
+  if (opt.reading == "artifact")
+    for (const std::string& o : opt.flat_sets)
+      if (o.starts_with("arch.levels.gbuf.capacity") || o.starts_with("arch.arrays.pe2d.shape"))
+        throw UserError(SourceLoc{"--set"}, fmt::format("'{}': the artifact reading takes FLAT's dataflow from its table, made for FLAT's 32 MiB "
+                                                        "buffer and 256 x 256 array; change them under --reading einsim",
+                                                        o));
   Study st(opt.fusemax_sets, opt.flat_sets, opt.reading == "artifact");
   FmStudy out;
   out.batch = opt.batch;

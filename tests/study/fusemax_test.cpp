@@ -95,3 +95,24 @@ TEST_CASE("FuseMax study: bad requests are clear errors", "[study][errors]") {
   o.seqs = {};
   CHECK_THROWS_WITH(run_fusemax_study(o), Catch::Contains("no sequence lengths"));
 }
+
+TEST_CASE("FuseMax study under the artifact reading: FuseMax's buffer sizes its query tile; FLAT's table is not overridden", "[study]") {
+  // 64K BERT: the artifact's 16 MiB holds 32K queries' state (260 B each), two passes over K
+  // and V; 8 MiB holds 16K, four passes.
+  FmOptions o;
+  o.reading = "artifact";
+  o.models = {"bert-base"};
+  o.seqs = {1 << 16};
+  const FmCost full = run_fusemax_study(o).points[0].attention[static_cast<size_t>(FmConfig::Binding)];
+  o.fusemax_sets = {"arch.levels.gbuf.capacity=\"8 MiB\""};
+  const FmCost half = run_fusemax_study(o).points[0].attention[static_cast<size_t>(FmConfig::Binding)];
+  CHECK(full.rows == 32768);
+  CHECK(half.rows == 16384);
+  const double head = 768.0, pass = 2.0 * 65536 * 64 * 2;  // per (batch, head): K and V once
+  CHECK(half.dram_bytes - full.dram_bytes == Approx(2 * pass * head));
+  o.fusemax_sets.clear();
+  o.flat_sets = {"arch.levels.gbuf.capacity=\"64 MiB\""};
+  CHECK_THROWS_WITH(run_fusemax_study(o), Catch::Contains("--set: error:") && Catch::Contains("the artifact reading takes FLAT's dataflow from its table"));
+  o.flat_sets = {"arch.arrays.pe2d.shape=[128, 128]"};
+  CHECK_THROWS_AS(run_fusemax_study(o), UserError);
+}
