@@ -96,7 +96,7 @@ TEST_CASE("FuseMax study: bad requests are clear errors", "[study][errors]") {
   CHECK_THROWS_WITH(run_fusemax_study(o), Catch::Contains("no sequence lengths"));
 }
 
-TEST_CASE("FuseMax study under the artifact reading: FuseMax's buffer sizes its query tile; FLAT's table is not overridden", "[study]") {
+TEST_CASE("FuseMax study under the artifact reading: FuseMax's buffer sizes its query tile and FLAT's table is not overridden", "[study]") {
   // 64K BERT: the artifact's 16 MiB holds 32K queries' state (260 B each), two passes over K
   // and V; 8 MiB holds 16K, four passes.
   FmOptions o;
