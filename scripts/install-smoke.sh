@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install smoke test (CI): installs einsim from build dir $1 into a temporary prefix, hides the
 # source tree and the build tree, and runs the installed copy from / as a new user would:
-# a model step, the conversation trace served by name, the default power analysis, and a C++
-# program built against the exported CMake package (examples/cpp).
+# a model step, the conversation trace served by name, the default power analysis, a C++
+# program built against the exported CMake package (examples/cpp), and the Python package.
 set -euo pipefail
 build=$(cd "${1:-build}" && pwd)
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,8 +39,16 @@ served=$("$prefix/bin/einsim" serve --arch h100 --model llama-3-8b --trace conv 
 grep -q '"requests": 19366' <<<"$served"
 "$prefix/bin/einsim" analyze power --format csv >/dev/null
 "$work/example/decode_step"
+# The Python package, when it was built: imported from the prefix, finding the prefix's presets.
+pydir=$(find "$prefix" -type d -name einsim -path '*dist-packages*' | head -1)
+if [[ -n "$pydir" ]]; then
+  PYTHONPATH=$(dirname "$pydir") /usr/bin/python3 -c 'import einsim; r = einsim.run("llama-3-8b", "h100", "decode", batch=8, context="4k"); assert r["totals"]["step_s"] > 0; print(einsim.data_dir())'
+fi
 # Moved prefix: still found relative to the executable.
 mv "$prefix" "$work/moved"
 "$work/moved/bin/einsim" run --arch a100 --model llama-2-7b --phase prefill --prompt 512 >/dev/null
+if [[ -n "$pydir" ]]; then
+  PYTHONPATH=$(dirname "${pydir/$prefix/$work/moved}") /usr/bin/python3 -c 'import einsim; einsim.run("llama-3-8b", "h100", "decode", batch=8, context="4k")'
+fi
 set +x
 echo "install-smoke: passed"

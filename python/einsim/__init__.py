@@ -1,0 +1,213 @@
+"""einsim from Python: the simulator's commands as functions returning plain Python objects.
+
+Every function runs the same code as the ``einsim`` command line, in-process, and returns its
+``--format json`` output parsed: dicts and lists with the keys docs/FORMATS.md documents.
+Keyword arguments are the command's flags (``context="32k"`` is ``--context 32k``, ``tp=4`` is
+``--tp 4``, ``prefix_caching=True`` is ``--prefix-caching``; ``sets=[...]`` repeats ``--set``).
+Bad input raises :class:`einsim.Error`, which carries the file, line, column and message of
+the command line's located error. The interpreter lock is released while einsim works.
+
+    >>> import einsim
+    >>> r = einsim.run("llama-3-70b", "h100", "decode", batch=16, context="32k", tp=4)
+    >>> r["totals"]["time_s"]
+
+docs/PYTHON.md describes the package; python/examples/einsim.ipynb is a worked notebook.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import tempfile
+from typing import Any, Iterable, Mapping, Sequence
+
+from . import _einsim
+from ._toml import dumps as _toml_dumps
+
+__version__ = _einsim.__version__
+
+__all__ = [
+    "Error", "cli", "run", "place", "serve", "describe", "presets", "analyze", "study_fusemax", "sweep", "points",
+    "pareto", "plan", "validate", "frame", "data_dir",
+]
+
+
+class Error(Exception):
+    """A located error from einsim: ``file:line:col: error: message``, as the command line prints it."""
+
+    def __init__(self, message: str, file: str = "", line: int = 0, column: int = 0):
+        self.message = message
+        self.file = file
+        self.line = line
+        self.column = column
+        where = file
+        if line:
+            where += f":{line}:{column}"
+        super().__init__(f"{where}: error: {message}" if where else message)
+
+
+def _find_data() -> None:
+    """Points einsim at its presets: share/einsim above this package (the build tree's or an
+    installed prefix's), unless EINSIM_DATA_DIR names them."""
+    if os.environ.get("EINSIM_DATA_DIR"):
+        return
+    here = pathlib.Path(__file__).resolve().parent
+    for parent in here.parents:
+        candidate = parent / "share" / "einsim"
+        if (candidate / "configs").is_dir():
+            _einsim.set_data_dir(str(candidate))
+            return
+
+
+_find_data()
+
+
+def data_dir() -> str:
+    """The folder einsim reads its presets and data from (share/einsim)."""
+    try:
+        return _einsim.data_dir()
+    except ValueError as e:
+        raise Error(str(e)) from None
+
+
+def _flag(key: str) -> str:
+    return "--" + key.rstrip("_").replace("_", "-")
+
+
+def _args(kw: Mapping[str, Any]) -> list[str]:
+    """Keyword arguments as command-line flags."""
+    out: list[str] = []
+    for key, value in kw.items():
+        if value is None or value is False:
+            continue
+        if key == "sets":
+            if isinstance(value, str):
+                value = [value]
+            for s in value:
+                out += ["--set", str(s)]
+            continue
+        if value is True:
+            out.append(_flag(key))
+        elif isinstance(value, (list, tuple)):
+            out += [_flag(key), ",".join(str(v) for v in value)]
+        else:
+            out += [_flag(key), str(value)]
+    return out
+
+
+def _raise(code: int, out: str, err: str) -> None:
+    try:
+        e = json.loads(out)["error"]
+        raise Error(e["message"], e.get("file", ""), int(e.get("line", 0)), int(e.get("column", 0)))
+    except (ValueError, KeyError, TypeError):
+        pass
+    message = err.strip().splitlines()[0] if err.strip() else f"einsim exited with {code}"
+    raise Error(message.removeprefix("einsim: error: "))
+
+
+def cli(*args: str) -> str:
+    """Runs ``einsim ARGS...`` and returns its standard output; raises Error when it fails."""
+    code, out, err = _einsim.cli([str(a) for a in args])
+    if code != 0:
+        _raise(code, out, err)
+    return out
+
+
+def _json(args: Sequence[str]) -> Any:
+    code, out, err = _einsim.cli(list(args) + ["--format", "json"])
+    if code != 0:
+        _raise(code, out, err)
+    return json.loads(out)
+
+
+def run(model: str, arch: str, phase: str, **kw: Any) -> dict:
+    """``einsim run``: one prefill or decode step mapped onto an architecture (time, traffic,
+    energy, memory; per block and per Einsum under "blocks" and "einsums")."""
+    return _json(["run", "--model", model, "--arch", arch, "--phase", phase, *_args(kw)])
+
+
+def place(model: str, arch: str, **kw: Any) -> dict:
+    """``einsim place``: the TP x PP x EP splits of a model over an architecture's devices."""
+    return _json(["place", "--model", model, "--arch", arch, *_args(kw)])
+
+
+def serve(model: str, arch: str, **kw: Any) -> dict:
+    """``einsim serve``: a request trace served on simulated servers (latency percentiles,
+    throughput, goodput, KV use)."""
+    return _json(["serve", "--model", model, "--arch", arch, *_args(kw)])
+
+
+def describe(target: str, **kw: Any) -> dict:
+    """``einsim describe``: a cascade, a model (with ``phase=``) or an architecture."""
+    return _json(["describe", target, *_args(kw)])
+
+
+def presets(kind: str | None = None) -> list:
+    """``einsim list``: the shipped presets (name, kind, what it is, file)."""
+    return _json(["list"] + ([kind] if kind else []))
+
+
+def analyze(kind: str, scenario: str | None = None, **kw: Any) -> dict:
+    """``einsim analyze KIND [SCENARIO]``: long-context, kv-compression, offload, power, flash."""
+    return _json(["analyze", kind] + ([scenario] if scenario else []) + _args(kw))
+
+
+def study_fusemax(**kw: Any) -> dict:
+    """``einsim study fusemax``: the FuseMax paper's evaluation (``reading="artifact"``,
+    ``pareto=True`` for the area-latency sweep)."""
+    return _json(["study", "fusemax", *_args(kw)])
+
+
+def validate(*measurements: str, **kw: Any) -> dict:
+    """``einsim validate``: predictions against measured kernels, the error per class."""
+    return _json(["validate", *measurements, *_args(kw)])
+
+
+def _spec_file(spec: str | os.PathLike | Mapping[str, Any], folder: str) -> str:
+    if isinstance(spec, Mapping):
+        body = dict(spec)
+        body.setdefault("version", 1)
+        path = os.path.join(folder, "spec.toml")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(_toml_dumps(body))
+        return path
+    return os.fspath(spec)
+
+
+def sweep(spec: str | os.PathLike | Mapping[str, Any], db: str | os.PathLike | None = None, **kw: Any) -> list:
+    """``einsim sweep``: evaluates a sweep (a spec file, a shipped name, or a dict shaped like
+    a spec's TOML: {"sweep": {...}, "parameters": {...}}) into ``db`` (a temporary database
+    when None) and returns its points (``points(db)``)."""
+    with tempfile.TemporaryDirectory(prefix="einsim-") as tmp:
+        path = _spec_file(spec, tmp)
+        target = os.fspath(db) if db is not None else os.path.join(tmp, "sweep.db")
+        cli("sweep", path, "--db", target, *_args(kw))
+        return points(target)
+
+
+def points(db: str | os.PathLike, status: str | None = None) -> list:
+    """``einsim export``: a sweep database's points, one dict per point."""
+    return _json(["export", "--db", os.fspath(db)] + (["--status", status] if status else []))
+
+
+def pareto(db: str | os.PathLike, objectives: Iterable[str] | None = None, **kw: Any) -> Any:
+    """``einsim pareto``: the Pareto front of a sweep database."""
+    extra = ["--objectives", ",".join(objectives)] if objectives else []
+    return _json(["pareto", "--db", os.fspath(db), *extra, *_args(kw)])
+
+
+def plan(spec: str | os.PathLike | None = None, **kw: Any) -> Any:
+    """``einsim plan``: the cheapest serving configuration meeting the SLOs, and the runner-ups."""
+    return _json(["plan"] + ([os.fspath(spec)] if spec else []) + _args(kw))
+
+
+def frame(rows: Any, key: str | None = None):
+    """A pandas DataFrame of a list of dicts (or of ``rows[key]``: ``frame(r, "einsums")``).
+    Needs pandas (Debian: python3-pandas)."""
+    try:
+        import pandas  # noqa: PLC0415 (optional dependency)
+    except ImportError as e:  # pragma: no cover (depends on the machine)
+        raise ImportError("einsim.frame needs pandas (Debian: apt install python3-pandas)") from e
+    data = rows[key] if key is not None else rows
+    return pandas.DataFrame(data)
