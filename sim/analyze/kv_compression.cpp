@@ -285,7 +285,7 @@ std::string plot_kv_compression_svg(const KvCompressionReport& r) {
   std::vector<PlotPanel> panels(2);
   panels[0].title = "KV bytes per request";
   panels[0].ylabel = "bytes";
-  panels[1].title = "Decode step (dashed: formula)";
+  panels[1].title = "Decode step (light: formula)";
   panels[1].ylabel = "seconds";
   std::vector<std::string> names;
   for (const KvResult& x : r.results) names.push_back(x.policy.name);
@@ -293,7 +293,7 @@ std::string plot_kv_compression_svg(const KvCompressionReport& r) {
     p.log_x = false;
     p.log_y = true;
     p.xlabel = "policy";
-    p.xtick = [](double x) { return std::to_string(std::llround(x)); };
+    p.categories = names;
   }
   PlotSeries kv{"KV per request", {}, false, "KV per request"}, formula{"step (formula)", {}, true, "step"}, mapped{"step (einsim)", {}, false, "step"};
   for (size_t i = 0; i < r.results.size(); ++i) {
@@ -306,7 +306,7 @@ std::string plot_kv_compression_svg(const KvCompressionReport& r) {
   panels[1].series.push_back(std::move(mapped));
   panels[1].series.push_back(std::move(formula));
   std::vector<std::string> notes;
-  for (size_t i = 0; i < names.size(); ++i) notes.push_back(fmt::format("{}: {} ({})", i, names[i], transforms(r.results[i].policy)));
+  for (size_t i = 0; i < names.size(); ++i) notes.push_back(fmt::format("{}: {}", names[i], transforms(r.results[i].policy)));
   return svg_plot(panels, notes);
 }
 

@@ -23,6 +23,7 @@
 #include "sim/cli/describe.h"
 #include "sim/cost/cost_model.h"
 #include "sim/cli/run_report.h"
+#include "sim/report/plot.h"
 #include "sim/report/table.h"
 #include "sim/analyze/flash.h"
 #include "sim/analyze/power.h"
@@ -111,8 +112,19 @@ extern "C" void on_sweep_signal(int sig) {
 }
 
 void write_text(const std::string& path, const std::string& text, const std::string& what = "plot") {
-  std::ofstream f(path);
+  std::ofstream f(path, std::ios::binary);
   if (!(f << text)) throw UserError(SourceLoc{path}, fmt::format("cannot write the {}", what));
+}
+
+// A figure drawn as the file's extension asks (".png": PNG, otherwise SVG) and written there.
+template <class Make>
+void write_plot(const std::string& path, Make&& make) {
+  std::string drawn;
+  {
+    PlotFormatScope format(path);
+    drawn = make();
+  }
+  write_text(path, drawn, "plot");
 }
 
 // `--set` values of run and serve: arch.KEY=VALUE to the architecture, model.KEY=VALUE to the model.
@@ -670,7 +682,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       const auto rt = runtime_name.empty() ? nullptr : cli_runtime(runtime_name, rt_sets);
       const ValidationReport rep = validate_measurements(load_arch(val_arch, val_sets), val_files, rt.get(), rt_sets);
       if (!val_rows.empty()) write_text(val_rows, validation_rows_csv(rep), "rows");
-      if (!val_plot.empty()) write_text(val_plot, plot_validation_svg(rep), "plot");
+      if (!val_plot.empty()) write_plot(val_plot, [&] { return plot_validation_svg(rep); });
       out << format_validation(rep, kFormats.at(val_format));
       return 0;
     }
@@ -680,7 +692,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       auto sc = load(scenario_file.empty() ? name : scenario_file, an_sets);
       if (rt) sc.runtime = rt;
       const auto rep = analyze_fn(sc);
-      if (!an_plot.empty()) write_text(an_plot, plot(rep));
+      if (!an_plot.empty()) write_plot(an_plot, [&] { return plot(rep); });
       out << format_fn(rep, kFormats.at(an_format));
       return 0;
     };
@@ -819,7 +831,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
         write_text(sm.perfetto, perfetto_json(trace, res, c, po), "trace");
       }
       const ServeSummary sum = summarize(trace, res, rig, c);
-      if (!serve_plot.empty()) write_text(serve_plot, plot_serve_svg(res, sum));
+      if (!serve_plot.empty()) write_plot(serve_plot, [&] { return plot_serve_svg(res, sum); });
       out << format_serve(sum, kFormats.at(sv.format));
       if (sm.compare) {
         // The same devices co-located: as many instances of --tp devices as the pools have.
@@ -906,7 +918,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
     }
     if (*pareto) {
       const ParetoResult r = pareto_front(pa_db, pa_objectives, pa_color);
-      if (!pa_plot.empty()) write_text(pa_plot, plot_pareto_svg(r));
+      if (!pa_plot.empty()) write_plot(pa_plot, [&] { return plot_pareto_svg(r); });
       out << format_pareto(r, kFormats.at(pa_format));
       return 0;
     }
@@ -980,7 +992,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
         }
       }
       const FmStudy st = run_fusemax_study(fo);
-      if (!fm_plot.empty()) write_text(fm_plot, plot_fusemax_svg(st));
+      if (!fm_plot.empty()) write_plot(fm_plot, [&] { return plot_fusemax_svg(st); });
       out << format_fusemax(st, kFormats.at(fm_format));
       return 0;
     }

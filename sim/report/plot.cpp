@@ -2,9 +2,18 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <limits>
+#include <sstream>
+
+#include "common/error.h"
 
 namespace einsim {
 
@@ -17,118 +26,244 @@ std::string token_words(double n) {
 
 namespace {
 
-std::string escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '<') o += "&lt;";
-    else if (c == '>') o += "&gt;";
-    else if (c == '&') o += "&amp;";
-    else o += c;
+thread_local PlotFormat g_format = PlotFormat::Svg;
+
+// A gnuplot string literal: double-quoted, backslashes and quotes escaped.
+std::string quoted(const std::string& text) {
+  std::string o = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') o += '\\';
+    if (c == '\n') {
+      o += "\\n";
+      continue;
+    }
+    o += c;
   }
-  return o;
+  return o + "\"";
+}
+
+std::string num(double v) { return fmt::format("{:.9g}", v); }
+
+bool usable(const PlotPanel& p, double x, double y) {
+  return std::isfinite(x) && std::isfinite(y) && !(p.log_x && x <= 0) && !(p.log_y && y <= 0);
+}
+
+// Lines with more points than the eye resolves at the figure's width are decimated; a few
+// points get markers, many do not (a marker per sample buries the line).
+constexpr size_t kMaxLinePoints = 600, kMaxScatterPoints = 3000, kMarkersUpTo = 40;
+
+std::string find_gnuplot() {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/bin:/bin";
+  size_t pos = 0;
+  while (pos <= dirs.size()) {
+    const size_t end = std::min(dirs.find(':', pos), dirs.size());
+    const std::filesystem::path cand = std::filesystem::path(dirs.substr(pos, end - pos)) / "gnuplot";
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(cand, ec) && ::access(cand.c_str(), X_OK) == 0) return cand.string();
+    pos = end + 1;
+  }
+  return "";
+}
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// Ticks of a log axis over [lo, hi]: each decade, and 2 and 5 times it when the axis spans
+// fewer than three decades (gnuplot labels decades only, which leaves a short axis bare).
+std::string log_tics(const char* axis, double lo, double hi) {
+  if (!(lo > 0) || !(hi > lo) || std::log10(hi / lo) >= 3) return "";
+  std::string tics;
+  for (int d = static_cast<int>(std::floor(std::log10(lo))); d <= static_cast<int>(std::ceil(std::log10(hi))); ++d)
+    for (double m : {1.0, 2.0, 5.0})
+      if (const double v = m * std::pow(10.0, d); v >= lo * 0.999 && v <= hi * 1.001) tics += (tics.empty() ? "" : ", ") + fmt::format("\"{:g}\" {}", v, num(v));
+  return tics.empty() ? "" : fmt::format("set {}tics ({})\n", axis, tics);
 }
 
 }  // namespace
 
-std::string svg_plot(const std::vector<PlotPanel>& panels, const std::vector<std::string>& footnotes) {
+PlotFormat plot_format() { return g_format; }
+
+PlotFormatScope::PlotFormatScope(const std::string& path) : saved_(g_format) {
+  const bool png = path.size() >= 4 && path.compare(path.size() - 4, 4, ".png") == 0;
+  g_format = png ? PlotFormat::Png : PlotFormat::Svg;
+}
+PlotFormatScope::~PlotFormatScope() { g_format = saved_; }
+
+std::vector<std::pair<double, double>> decimate(const std::vector<std::pair<double, double>>& points, size_t max_points) {
+  if (points.size() <= max_points || max_points < 4) return points;
+  std::vector<std::pair<double, double>> out;
+  const size_t buckets = (max_points - 2) / 2;
+  out.push_back(points.front());
+  const size_t inner = points.size() - 2;
+  for (size_t b = 0; b < buckets; ++b) {
+    const size_t lo = 1 + b * inner / buckets, hi = 1 + (b + 1) * inner / buckets;
+    if (lo >= hi) continue;
+    size_t mn = lo, mx = lo;
+    for (size_t i = lo; i < hi; ++i) {
+      if (points[i].second < points[mn].second) mn = i;
+      if (points[i].second > points[mx].second) mx = i;
+    }
+    out.push_back(points[std::min(mn, mx)]);
+    if (mn != mx) out.push_back(points[std::max(mn, mx)]);
+  }
+  out.push_back(points.back());
+  return out;
+}
+
+std::string gnuplot_script(const std::vector<PlotPanel>& panels, const std::vector<std::string>& footnotes, PlotFormat format,
+                           const std::string& output) {
   const bool outside = std::any_of(panels.begin(), panels.end(), [](const PlotPanel& p) { return p.legend_right; });
-  const double pw = 400, ph = 290, left = 70, right = outside ? 190 : 20, top = 50, bottom = 50, gap = 80;
-  const double W = left + right + static_cast<double>(panels.size()) * pw + static_cast<double>(panels.size() - 1) * gap,
-               H = top + ph + bottom + 16 * static_cast<double>(footnotes.size());
+  const double n = static_cast<double>(std::max<size_t>(1, panels.size()));
+  // Rotated category labels need room below the axes.
+  const double below = std::any_of(panels.begin(), panels.end(), [](const PlotPanel& p) { return !p.categories.empty(); }) ? 80 : 0;
+  const double W = 480 * n + (outside ? 220 : 0), H = 380 + below + 18 * static_cast<double>(footnotes.size());
   static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"};
-  std::vector<std::string> names;  // legend entries: colour keys
-  auto key_of = [](const PlotSeries& s) { return s.key.empty() ? s.name : s.key; };
+  std::vector<std::string> keys;  // colour per series key, shared across panels
+  auto key_of = [](const PlotSeries& x) { return x.key.empty() ? x.name : x.key; };
   for (const PlotPanel& p : panels)
-    for (const PlotSeries& s : p.series)
-      if (std::find(names.begin(), names.end(), key_of(s)) == names.end()) names.push_back(key_of(s));
-  auto color = [&](const std::string& n) { return colors[static_cast<size_t>(std::find(names.begin(), names.end(), n) - names.begin()) % 8]; };
-  std::string svg = fmt::format("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"12\">\n"
-                                "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
-                                W, H);
+    for (const PlotSeries& x : p.series)
+      if (std::find(keys.begin(), keys.end(), key_of(x)) == keys.end()) keys.push_back(key_of(x));
+  auto color = [&](const std::string& k) { return colors[static_cast<size_t>(std::find(keys.begin(), keys.end(), k) - keys.begin()) % 8]; };
+
+  std::string g;
+  if (format == PlotFormat::Png)
+    g += fmt::format("set terminal pngcairo size {:.0f},{:.0f} noenhanced font 'Sans,10' background rgb 'white'\n", W, H);
+  else
+    g += fmt::format("set terminal svg size {:.0f},{:.0f} noenhanced font 'Helvetica,11' background rgb 'white'\n", W, H);
+  g += "set output " + quoted(output) + "\n";
+  // The data, one block per series, only the points each axis can show.
+  for (size_t k = 0; k < panels.size(); ++k)
+    for (size_t i = 0; i < panels[k].series.size(); ++i) {
+      const PlotPanel& p = panels[k];
+      const PlotSeries& x = p.series[i];
+      std::vector<std::pair<double, double>> pts;
+      for (auto [a, b] : x.points)
+        if (usable(p, a, b)) pts.emplace_back(a, b);
+      if (x.points_only && pts.size() > kMaxScatterPoints) {
+        std::vector<std::pair<double, double>> thin;
+        for (size_t j = 0; j < pts.size(); j += (pts.size() + kMaxScatterPoints - 1) / kMaxScatterPoints) thin.push_back(pts[j]);
+        pts = std::move(thin);
+      } else if (!x.points_only && p.categories.empty()) {
+        std::stable_sort(pts.begin(), pts.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+        pts = decimate(pts, kMaxLinePoints);
+      }
+      g += fmt::format("$p{}s{} << EOD\n", k, i);
+      for (auto [a, b] : pts) g += num(a) + " " + num(b) + "\n";
+      g += "EOD\n";
+    }
+  const double bottom = (62 + below + 18 * static_cast<double>(footnotes.size())) / H, right = outside ? 1 - 210 / W : 0.98;
+  g += fmt::format("set multiplot layout 1,{} margins screen {:.4f}, screen {:.4f}, screen {:.4f}, screen 0.90 spacing screen {:.4f}\n", panels.size(),
+                   85 / W, right, bottom, 100 / W);
   for (size_t k = 0; k < panels.size(); ++k) {
     const PlotPanel& p = panels[k];
-    const double x0 = left + static_cast<double>(k) * (pw + gap);
-    double xmin = std::numeric_limits<double>::infinity(), xmax = -xmin, ymin = xmin, ymax = -xmin;
-    for (const PlotSeries& s : p.series)
-      for (auto [x, y] : s.points) {
-        if ((p.log_x && x <= 0) || (p.log_y && y <= 0) || !std::isfinite(y)) continue;
-        xmin = std::min(xmin, x), xmax = std::max(xmax, x), ymin = std::min(ymin, y), ymax = std::max(ymax, y);
+    g += "reset\nunset label\n";
+    g += "set title " + quoted(p.title) + " font ',12'\n";
+    g += "set xlabel " + quoted(p.xlabel) + "\nset ylabel " + quoted(p.ylabel) + "\n";
+    g += "set border 15\nset grid ytics lc rgb '#dddddd' lw 1 dt 1\nset tics out nomirror\nset format y '%g'\nset format x '%g'\n";
+    g += p.legend_right ? "set key outside right top vertical Left reverse\n" : "set key top left Left reverse box opaque samplen 2 spacing 1.1\n";
+    bool any = false, nonneg = true;
+    std::vector<double> xs, ys;
+    for (const PlotSeries& x : p.series)
+      for (auto [a, b] : x.points)
+        if (usable(p, a, b)) any = true, nonneg = nonneg && b >= 0, xs.push_back(a), ys.push_back(b);
+    if (p.log_x && p.categories.empty()) {
+      g += "set logscale x 10\n";
+      if (!xs.empty()) {
+        const auto [lo, hi] = std::minmax_element(xs.begin(), xs.end());
+        g += fmt::format("set xrange [{}:{}]\n", num(*lo / 1.15), num(*hi * 1.15));
+        if (!p.xtick) g += log_tics("x", *lo / 1.15, *hi * 1.15);
       }
-    if (!std::isfinite(xmin)) xmin = 1, xmax = 2, ymin = 1, ymax = 2;
-    if (!p.log_y) ymin = std::min(0.0, ymin);
-    auto fx = [&](double x) { return p.log_x ? std::log10(x) : x; };
-    auto fy = [&](double y) { return p.log_y ? std::log10(y) : y; };
-    double lx0 = fx(xmin), lx1 = fx(xmax), ly0 = fy(ymin), ly1 = fy(ymax);
-    if (lx1 <= lx0) lx1 = lx0 + 1;
-    if (p.log_y) ly0 = std::floor(ly0), ly1 = std::ceil(ly1);
-    if (ly1 <= ly0) ly1 = ly0 + 1;
-    double step = 1;  // linear axes: a round step (1, 2 or 5 x 10^k), about five of them
-    if (!p.log_y) {
-      const double raw = (ly1 - ly0) / 5, mag = std::pow(10.0, std::floor(std::log10(raw)));
-      step = raw / mag <= 1 ? mag : raw / mag <= 2 ? 2 * mag : raw / mag <= 5 ? 5 * mag : 10 * mag;
-      ly0 = std::floor(ly0 / step) * step;
-      ly1 = std::ceil(ly1 * 1.02 / step) * step;
     }
-    auto X = [&](double x) { return x0 + (fx(x) - lx0) / (lx1 - lx0) * pw; };
-    auto Y = [&](double y) { return top + ph - (fy(y) - ly0) / (ly1 - ly0) * ph; };
-    svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-weight=\"bold\">{}</text>\n", x0 + pw / 2, top - 30, escape(p.title));
-    svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"black\"/>\n", x0, top, pw, ph);
-    // y grid: decades on a log axis, five steps on a linear one.
-    std::vector<double> yt;
-    if (p.log_y)
-      for (int d = 0; ly0 + d <= ly1 + 1e-9; ++d) yt.push_back(std::pow(10.0, ly0 + d));
-    else
-      for (int d = 0; ly0 + d * step <= ly1 + step * 1e-6; ++d) yt.push_back(ly0 + d * step);
-    for (double v : yt)
-      svg += fmt::format("<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{:.4g}</text>\n",
-                         x0, Y(v), x0 + pw, Y(v), x0 - 5, Y(v) + 4, v);
-    // x ticks at every x a series has, leaving out those too close to the previous one.
-    std::vector<double> xs;
-    if (p.round_x_ticks && p.log_x) {
-      // Within a decade or so every digit; over more, 1, 2 and 5.
-      const std::vector<double> digits = lx1 - lx0 < 1.2 ? std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8, 9} : std::vector<double>{1, 2, 5};
-      for (int d = static_cast<int>(std::floor(lx0)); d <= static_cast<int>(std::ceil(lx1)); ++d)
-        for (double m : digits)
-          if (const double x = m * std::pow(10.0, d); fx(x) >= lx0 - 1e-9 && fx(x) <= lx1 + 1e-9) xs.push_back(x);
-    } else {
-      for (const PlotSeries& s : p.series)
-        for (auto [x, y] : s.points)
-          if (!(p.log_x && x <= 0)) xs.push_back(x);
-    }
-    std::sort(xs.begin(), xs.end());
-    xs.erase(std::unique(xs.begin(), xs.end()), xs.end());
-    double last = -1e9;
-    for (double x : xs) {
-      if (X(x) - last < 36) continue;
-      last = X(x);
-      svg += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", X(x), top + ph + 18,
-                         escape(p.xtick ? p.xtick(x) : fmt::format("{:.3g}", x)));
-    }
-    svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", x0 + pw / 2, top + ph + 38, escape(p.xlabel));
-    svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"start\" font-style=\"italic\">{}</text>\n", x0 - 60, top - 10, escape(p.ylabel));
-    for (const PlotSeries& s : p.series) {
-      std::string pts;
-      for (auto [x, y] : s.points) {
-        if ((p.log_x && x <= 0) || (p.log_y && y <= 0) || !std::isfinite(y)) continue;
-        pts += fmt::format("{:.1f},{:.1f} ", X(x), Y(y));
-        svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"/>\n", X(x), Y(y), color(key_of(s)));
+    if (p.log_y) {
+      g += "set logscale y 10\n";
+      if (!ys.empty()) {
+        const auto [lo, hi] = std::minmax_element(ys.begin(), ys.end());
+        g += log_tics("y", *lo, *hi);
       }
-      if (!s.points_only)
-        svg += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{}/>\n", pts, color(key_of(s)),
-                           s.dashed ? " stroke-dasharray=\"6,4\"" : "");
     }
-    if (k == 0)
-      for (size_t i = 0; i < names.size(); ++i) {
-        const double ly = top + 16 + 15 * static_cast<double>(i);
-        const double lx = outside ? left + static_cast<double>(panels.size()) * pw + static_cast<double>(panels.size() - 1) * gap + 5 : x0;
-        svg += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"3\"/><text x=\"{}\" y=\"{}\">{}</text>\n", lx + 10, ly - 4,
-                           lx + 30, ly - 4, color(names[i]), lx + 36, ly, escape(names[i]));
+    else if (nonneg) g += "set yrange [0:*]\n";
+    if (!p.log_y && !nonneg) g += "set yrange [*:*]\n";
+    if (!p.categories.empty()) {
+      std::string tics;
+      for (size_t c = 0; c < p.categories.size(); ++c) tics += (c ? ", " : "") + quoted(p.categories[c]) + " " + std::to_string(c);
+      g += "set xtics (" + tics + ") rotate by 30 right\nset xlabel offset 0,-1\n";
+      g += fmt::format("set xrange [-0.6:{:.1f}]\n", static_cast<double>(p.categories.size()) - 0.4);
+    } else if (p.xtick && !xs.empty()) {
+      // Labels at the data's own x values, at most eight of them, evenly picked.
+      std::sort(xs.begin(), xs.end());
+      xs.erase(std::unique(xs.begin(), xs.end()), xs.end());
+      const size_t every = (xs.size() + 7) / 8;
+      std::string tics;
+      for (size_t j = 0; j < xs.size(); j += every) tics += (tics.empty() ? "" : ", ") + quoted(p.xtick(xs[j])) + " " + num(xs[j]);
+      g += "set xtics (" + tics + ")\n";
+    } else if (p.log_x && p.round_x_ticks) {
+      g += "set mxtics 10\n";
+    }
+    if (!any) g += "set xrange [1:2]\nset yrange [1:2]\n";
+    if (k + 1 == panels.size())
+      for (size_t f = 0; f < footnotes.size(); ++f)
+        g += fmt::format("set label {} {} at screen 0.01, screen {:.4f} left front\n", f + 1, quoted(footnotes[f]),
+                         (8 + 18 * static_cast<double>(footnotes.size() - 1 - f)) / H);
+    std::vector<std::string> items, titled;
+    const double nser = static_cast<double>(std::max<size_t>(1, p.series.size()));
+    if (!p.categories.empty()) g += fmt::format("set style fill solid 0.85 border -1\nset boxwidth {:.4f} absolute\n", 0.8 / nser);
+    for (size_t i = 0; i < p.series.size(); ++i) {
+      const PlotSeries& x = p.series[i];
+      size_t count = 0;
+      for (auto [a, b] : x.points) count += usable(p, a, b) ? 1 : 0;
+      if (count == 0) continue;
+      // Bars are told apart by name (a formula beside its mapped value shares their colour).
+      const std::string key = p.categories.empty() ? key_of(x) : x.name;
+      const bool first = std::find(titled.begin(), titled.end(), key) == titled.end();
+      if (first) titled.push_back(key);
+      const std::string title = first ? "title " + quoted(key) : "notitle";
+      const std::string lc = fmt::format("lc rgb '{}'", color(key_of(x)));
+      std::string item = fmt::format("$p{}s{} ", k, i);
+      if (!p.categories.empty()) {
+        const double off = (static_cast<double>(i) - (nser - 1) / 2) * 0.8 / nser;
+        item += fmt::format("using ($1{:+.4f}):2 with boxes {} {} {}", off, x.dashed ? "fs solid 0.3" : "fs solid 0.85", lc, title);
+      } else if (x.points_only) {
+        item += fmt::format("using 1:2 with points pt 7 ps 0.5 {} {}", lc, title);
+      } else {
+        item += fmt::format("using 1:2 with {} lw 2 {} {} {}", count <= kMarkersUpTo && !x.dashed ? "linespoints pt 7 ps 0.6" : "lines", x.dashed ? "dt 2" : "dt 1", lc, title);
       }
+      items.push_back(item);
+    }
+    if (items.empty()) items.push_back("NaN notitle");
+    g += "plot " + fmt::format("{}", fmt::join(items, ", \\\n     ")) + "\n";
   }
-  for (size_t i = 0; i < footnotes.size(); ++i)
-    svg += fmt::format("<text x=\"{}\" y=\"{}\">{}</text>\n", left, top + ph + bottom + 12 + 16 * static_cast<double>(i), escape(footnotes[i]));
-  svg += "</svg>\n";
-  return svg;
+  g += "unset multiplot\nset output\n";
+  return g;
+}
+
+std::string svg_plot(const std::vector<PlotPanel>& panels, const std::vector<std::string>& footnotes) {
+  const std::string gnuplot = find_gnuplot();
+  if (gnuplot.empty()) throw UserError(SourceLoc{"--plot"}, "drawing a figure needs gnuplot, which is not on the PATH (Debian: apt install gnuplot-nox)");
+  static std::atomic<int> serial{0};
+  const std::filesystem::path dir = std::filesystem::temp_directory_path();
+  const std::string stem = fmt::format("einsim-plot-{}-{}", ::getpid(), serial++);
+  const std::filesystem::path script = dir / (stem + ".gp"), out = dir / (stem + (g_format == PlotFormat::Png ? ".png" : ".svg")),
+                              log = dir / (stem + ".log");
+  {
+    std::ofstream f(script);
+    f << gnuplot_script(panels, footnotes, g_format, out.string());
+    if (!f) throw UserError(SourceLoc{script.string()}, "cannot write the figure's gnuplot script");
+  }
+  const std::string cmd = fmt::format("'{}' '{}' > '{}' 2>&1", gnuplot, script.string(), log.string());
+  const int rc = std::system(cmd.c_str());
+  std::string text = read_file(out), why = read_file(log);
+  std::error_code ec;
+  for (const auto& p : {script, out, log}) std::filesystem::remove(p, ec);
+  if (rc != 0 || text.empty()) {
+    const size_t nl = why.find('\n', why.size() > 400 ? why.size() - 400 : 0);
+    throw UserError(SourceLoc{"--plot"}, fmt::format("gnuplot could not draw the figure: {}", why.empty() ? "no output" : why.substr(nl == std::string::npos ? 0 : nl)));
+  }
+  return text;
 }
 
 }  // namespace einsim

@@ -234,8 +234,15 @@ std::string plot_pareto_svg(const ParetoResult& r) {
   const ParetoObjective& x = r.objectives[0];
   const ParetoObjective& y = r.objectives[1];
   p.title = fmt::format("{}: Pareto front", r.sweep);
-  p.xlabel = fmt::format("{} ({})", x.column, x.direction < 0 ? "lower is better" : "higher is better");
-  p.ylabel = fmt::format("{} ({})", y.column, y.direction < 0 ? "lower is better" : "higher is better");
+  // Axis labels with the metric's unit (sweep_metrics(); none for user outputs).
+  auto label = [](const ParetoObjective& o) {
+    std::string unit;
+    for (const MetricInfo& m : sweep_metrics())
+      if (o.column == m.name && m.unit && *m.unit) unit = fmt::format(" [{}]", m.unit);
+    return fmt::format("{}{} ({})", o.column, unit, o.direction < 0 ? "lower is better" : "higher is better");
+  };
+  p.xlabel = label(x);
+  p.ylabel = label(y);
   p.log_x = true;
   p.log_y = true;
   p.round_x_ticks = true;
