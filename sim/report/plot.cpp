@@ -117,10 +117,45 @@ std::vector<std::pair<double, double>> decimate(const std::vector<std::pair<doub
 
 std::string gnuplot_script(const std::vector<PlotPanel>& panels, const std::vector<std::string>& footnotes, PlotFormat format,
                            const std::string& output) {
-  const bool outside = std::any_of(panels.begin(), panels.end(), [](const PlotPanel& p) { return p.legend_right; });
+  // A legend of more than six entries goes outside, to the right, where it covers nothing.
+  auto entries = [](const PlotPanel& p) {
+    std::vector<std::string> seen;
+    for (const PlotSeries& x : p.series) {
+      const std::string k = x.key.empty() ? x.name : x.key;
+      if (std::find(seen.begin(), seen.end(), k) == seen.end()) seen.push_back(k);
+    }
+    return seen.size();
+  };
+  auto legend_outside = [&](const PlotPanel& p) { return p.legend_right || entries(p) > 6; };
+  const bool outside = std::any_of(panels.begin(), panels.end(), legend_outside);
   const double n = static_cast<double>(std::max<size_t>(1, panels.size()));
   // Rotated category labels need room below the axes.
-  const double below = std::any_of(panels.begin(), panels.end(), [](const PlotPanel& p) { return !p.categories.empty(); }) ? 80 : 0;
+  // Tick labels at the data's own x values (xtick): at most eight per panel, rotated when they
+  // would not fit side by side (about 7 px a character in a 380 px panel).
+  std::vector<std::vector<std::pair<double, std::string>>> xlabels(panels.size());
+  std::vector<bool> rotated(panels.size(), false);
+  for (size_t k = 0; k < panels.size(); ++k) {
+    const PlotPanel& p = panels[k];
+    if (!p.categories.empty()) {
+      rotated[k] = true;
+      continue;
+    }
+    if (!p.xtick) continue;
+    std::vector<double> xs;
+    for (const PlotSeries& x : p.series)
+      for (auto [a, b] : x.points)
+        if (usable(p, a, b)) xs.push_back(a);
+    std::sort(xs.begin(), xs.end());
+    xs.erase(std::unique(xs.begin(), xs.end()), xs.end());
+    const size_t every = (xs.size() + 7) / 8;
+    size_t chars = 0;
+    for (size_t j = 0; j < xs.size(); j += std::max<size_t>(1, every)) {
+      xlabels[k].emplace_back(xs[j], p.xtick(xs[j]));
+      chars += xlabels[k].back().second.size() + 2;
+    }
+    rotated[k] = static_cast<double>(chars) * 7 > 380;
+  }
+  const double below = std::any_of(rotated.begin(), rotated.end(), [](bool r) { return r; }) ? 80 : 0;
   const double W = 480 * n + (outside ? 220 : 0), H = 380 + below + 18 * static_cast<double>(footnotes.size());
   static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"};
   std::vector<std::string> keys;  // colour per series key, shared across panels
@@ -165,7 +200,29 @@ std::string gnuplot_script(const std::vector<PlotPanel>& panels, const std::vect
     g += "set title " + quoted(p.title) + " font ',12'\n";
     g += "set xlabel " + quoted(p.xlabel) + "\nset ylabel " + quoted(p.ylabel) + "\n";
     g += "set border 15\nset grid ytics lc rgb '#dddddd' lw 1 dt 1\nset tics out nomirror\nset format y '%g'\nset format x '%g'\n";
-    g += p.legend_right ? "set key outside right top vertical Left reverse\n" : "set key top left Left reverse box opaque samplen 2 spacing 1.1\n";
+    // The legend in the corner with the fewest data points (top left first on a tie).
+    if (legend_outside(p)) {
+      g += "set key outside right top vertical Right noreverse samplen 2\n";
+    } else {
+      double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
+      auto fx = [&](double x) { return p.log_x && p.categories.empty() ? std::log10(x) : x; };
+      auto fy = [&](double y) { return p.log_y ? std::log10(y) : y; };
+      for (const PlotSeries& x : p.series)
+        for (auto [a, b] : x.points)
+          if (usable(p, a, b)) x0 = std::min(x0, fx(a)), x1 = std::max(x1, fx(a)), y0 = std::min(y0, fy(b)), y1 = std::max(y1, fy(b));
+      const char* corners[] = {"top left", "top right", "bottom right", "bottom left"};
+      int crowd[4] = {0, 0, 0, 0};
+      if (x1 > x0 && y1 > y0)
+        for (const PlotSeries& x : p.series)
+          for (auto [a, b] : x.points) {
+            if (!usable(p, a, b)) continue;
+            const double u = (fx(a) - x0) / (x1 - x0), v = (fy(b) - y0) / (y1 - y0);
+            const bool left = u < 0.45, rightside = u > 0.55, topside = v > 0.65, low = v < 0.35;
+            crowd[0] += left && topside, crowd[1] += rightside && topside, crowd[2] += rightside && low, crowd[3] += left && low;
+          }
+      const int best = static_cast<int>(std::min_element(crowd, crowd + 4) - crowd);
+      g += fmt::format("set key {} Left reverse box opaque samplen 2 spacing 1.1\n", corners[best]);
+    }
     bool any = false, nonneg = true;
     std::vector<double> xs, ys;
     for (const PlotSeries& x : p.series)
@@ -183,7 +240,8 @@ std::string gnuplot_script(const std::vector<PlotPanel>& panels, const std::vect
       g += "set logscale y 10\n";
       if (!ys.empty()) {
         const auto [lo, hi] = std::minmax_element(ys.begin(), ys.end());
-        g += log_tics("y", *lo, *hi);
+        g += fmt::format("set yrange [{}:{}]\n", num(*lo / 1.4), num(*hi * 1.4));
+        g += log_tics("y", *lo / 1.4, *hi * 1.4);
       }
     }
     else if (nonneg) g += "set yrange [0:*]\n";
@@ -193,14 +251,10 @@ std::string gnuplot_script(const std::vector<PlotPanel>& panels, const std::vect
       for (size_t c = 0; c < p.categories.size(); ++c) tics += (c ? ", " : "") + quoted(p.categories[c]) + " " + std::to_string(c);
       g += "set xtics (" + tics + ") rotate by 30 right\nset xlabel offset 0,-1\n";
       g += fmt::format("set xrange [-0.6:{:.1f}]\n", static_cast<double>(p.categories.size()) - 0.4);
-    } else if (p.xtick && !xs.empty()) {
-      // Labels at the data's own x values, at most eight of them, evenly picked.
-      std::sort(xs.begin(), xs.end());
-      xs.erase(std::unique(xs.begin(), xs.end()), xs.end());
-      const size_t every = (xs.size() + 7) / 8;
+    } else if (!xlabels[k].empty()) {
       std::string tics;
-      for (size_t j = 0; j < xs.size(); j += every) tics += (tics.empty() ? "" : ", ") + quoted(p.xtick(xs[j])) + " " + num(xs[j]);
-      g += "set xtics (" + tics + ")\n";
+      for (const auto& [x, label] : xlabels[k]) tics += (tics.empty() ? "" : ", ") + quoted(label) + " " + num(x);
+      g += "set xtics (" + tics + ")" + (rotated[k] ? " rotate by 30 right\nset xlabel offset 0,-1" : "") + "\n";
     } else if (p.log_x && p.round_x_ticks) {
       g += "set mxtics 10\n";
     }
