@@ -34,6 +34,8 @@ if [[ "$held" != 0 ]]; then
 fi
 set -x
 "$prefix/bin/einsim" --version
+test -s "$prefix/share/man/man1/einsim.1"
+test -s "$prefix/share/bash-completion/completions/einsim"
 "$prefix/bin/einsim" run --arch h100 --model llama-3-8b --phase decode --batch 8 --context 4k >/dev/null
 served=$("$prefix/bin/einsim" serve --arch h100 --model llama-3-8b --trace conv --format json)
 grep -q '"requests": 19366' <<<"$served"

@@ -20,6 +20,7 @@
 #include "common/error.h"
 #include "common/toml_reader.h"
 #include "common/version.h"
+#include "sim/cli/completion.h"
 #include "sim/cli/describe.h"
 #include "sim/cost/cost_model.h"
 #include "sim/cli/run_report.h"
@@ -539,6 +540,10 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   merge->add_option("-o,--output", mg_out, "Merged database (created or extended)")->required();
   std::string mg_format = "table";
   merge->add_option("--format", mg_format, "Output format")->check(CLI::IsMember({"table", "json", "csv"}));
+  auto* completion = app.add_subcommand("completion", "Print a shell completion script (bash) generated from the commands and flags");
+  std::string completion_shell;
+  completion->add_option("shell", completion_shell, "The shell (bash)")->required()->check(CLI::IsMember({"bash"}));
+  auto* manual = app.add_subcommand("man", "Print einsim's manual page (man(7)), generated from the --help texts");
   auto* flash = analysis("flash", "Weights on flash with a DRAM budget: the LLM-in-a-flash ablation and the largest model at a token rate",
                          "OPT-6.7B and Falcon-7B on an M1 Max laptop and an H200 host");
 
@@ -946,6 +951,14 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       else
         out << fmt::format("merged {} database{} into {}: {} new points, {} in all\n", mg_inputs.size(), mg_inputs.size() == 1 ? "" : "s", mg_out, added,
                            db.count());
+      return 0;
+    }
+    if (*completion) {
+      out << bash_completion(app);
+      return 0;
+    }
+    if (*manual) {
+      out << man_page(app, version());
       return 0;
     }
     if (*flash) return report("flash", load_flash, analyze_flash, format_flash, plot_flash_svg);

@@ -903,3 +903,40 @@ TEST_CASE("run --attach --kv-tier --weights-tier and serve --kv-offload: tiers o
   // A format the GPU does not run natively: refused at --quant in serve as in run.
   CHECK_THAT(serve_with({"--quant", "nvfp4"}).err, Catch::Contains("error: nvfp4 matrix products computed at fp8: no array of H100-SXM5-80GB runs them at nvfp4"));
 }
+
+TEST_CASE("completion and man: generated from the commands, valid bash and valid man(7)", "[cli]") {
+  const Run c = run({"completion", "bash"});
+  REQUIRE(c.code == 0);
+  CHECK_THAT(c.out, Catch::Contains("complete -o filenames -F _einsim einsim") && Catch::Contains("--prefix-caching") && Catch::Contains("h100"));
+  const auto dir = std::filesystem::temp_directory_path() / "einsim-completion-test";
+  std::filesystem::create_directories(dir);
+  const std::string script = (dir / "einsim.bash").string(), result = (dir / "out.txt").string();
+  std::ofstream(script) << c.out;
+  REQUIRE(std::system(("bash -n '" + script + "'").c_str()) == 0);
+  // What bash would offer: flags of a command, preset names after --arch, analyses after analyze.
+  auto complete = [&](const std::string& words, int cword) {
+    const std::string cmd = "bash -c 'source \"" + script + "\"; COMP_WORDS=(" + words + "); COMP_CWORD=" + std::to_string(cword) +
+                            "; _einsim; echo \"${COMPREPLY[*]}\"' > '" + result + "'";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    std::ifstream f(result);
+    std::string line;
+    std::getline(f, line);
+    return line;
+  };
+  CHECK(complete("einsim run --ar", 2) == "--arch");
+  CHECK_THAT(complete("einsim run --arch h2", 3), Catch::Contains("h200") && Catch::Contains("h20"));
+  CHECK(complete("einsim analyze p", 2) == "power");
+  CHECK_THAT(complete("einsim se", 1), Catch::Contains("serve"));
+  const Run m = run({"man"});
+  REQUIRE(m.code == 0);
+  CHECK_THAT(m.out, Catch::StartsWith(".TH EINSIM 1") && Catch::Contains(".SS \"analyze power\"") && Catch::Contains("\\-\\-prefix\\-caching"));
+  if (std::system("command -v man > /dev/null 2>&1") == 0) {
+    const std::string page = (dir / "einsim.1").string(), warnings = (dir / "warnings.txt").string();
+    std::ofstream(page) << m.out;
+    REQUIRE(std::system(("MANWIDTH=80 man --warnings -l '" + page + "' > /dev/null 2> '" + warnings + "'").c_str()) == 0);
+    std::ifstream w(warnings);
+    const std::string text((std::istreambuf_iterator<char>(w)), std::istreambuf_iterator<char>());
+    CHECK(text.empty());
+  }
+  CHECK(run({"completion", "zsh"}).code == 1);
+}
