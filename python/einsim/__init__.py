@@ -29,7 +29,7 @@ __version__ = _einsim.__version__
 
 __all__ = [
     "Error", "cli", "run", "place", "serve", "describe", "presets", "analyze", "study_fusemax", "sweep", "points",
-    "pareto", "plan", "validate", "frame", "data_dir",
+    "pareto", "plan", "validate", "frame", "percentiles", "data_dir",
 ]
 
 
@@ -200,6 +200,12 @@ def pareto(db: str | os.PathLike, objectives: Iterable[str] | None = None, **kw:
 def plan(spec: str | os.PathLike | None = None, **kw: Any) -> Any:
     """``einsim plan``: the cheapest serving configuration meeting the SLOs, and the runner-ups."""
     return _json(["plan"] + ([os.fspath(spec)] if spec else []) + _args(kw))
+
+
+def percentiles(served: Mapping[str, Any]) -> list:
+    """A serve() result's latency percentiles as rows: one per metric (ttft, tpot, e2e,
+    queueing) with its mean_s, p50_s, p90_s and p99_s; ``frame(percentiles(r))`` tabulates them."""
+    return [{"metric": m, **served[m]} for m in ("ttft", "tpot", "e2e", "queueing") if isinstance(served.get(m), Mapping)]
 
 
 def frame(rows: Any, key: str | None = None):

@@ -130,3 +130,12 @@ def test_the_example_notebook_runs(tmp_path, monkeypatch, capsys):
     assert len(scope["points"]) == 27
     assert scope["front"]["front"]
     assert "h1000" in capsys.readouterr().out
+
+
+def test_serving_percentiles_as_rows():
+    r = einsim.serve("llama-3-8b", "h100", trace="code", duration=30)
+    rows = einsim.percentiles(r)
+    assert [x["metric"] for x in rows] == ["ttft", "tpot", "e2e", "queueing"]
+    for x in rows:
+        assert x["p50_s"] <= x["p90_s"] <= x["p99_s"]
+    assert rows[0]["p99_s"] == r["ttft"]["p99_s"]
