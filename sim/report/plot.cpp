@@ -117,13 +117,12 @@ std::vector<std::pair<double, double>> decimate(const std::vector<std::pair<doub
 
 std::string gnuplot_script(const std::vector<PlotPanel>& panels, const std::vector<std::string>& footnotes, PlotFormat format,
                            const std::string& output) {
+  auto key_of = [](const PlotSeries& x) { return x.key.empty() ? x.name : x.key; };
   // A legend of more than six entries goes outside, to the right, where it covers nothing.
-  auto entries = [](const PlotPanel& p) {
+  auto entries = [&](const PlotPanel& p) {
     std::vector<std::string> seen;
-    for (const PlotSeries& x : p.series) {
-      const std::string k = x.key.empty() ? x.name : x.key;
-      if (std::find(seen.begin(), seen.end(), k) == seen.end()) seen.push_back(k);
-    }
+    for (const PlotSeries& x : p.series)
+      if (std::find(seen.begin(), seen.end(), key_of(x)) == seen.end()) seen.push_back(key_of(x));
     return seen.size();
   };
   auto legend_outside = [&](const PlotPanel& p) { return p.legend_right || entries(p) > 6; };
@@ -159,7 +158,6 @@ std::string gnuplot_script(const std::vector<PlotPanel>& panels, const std::vect
   const double W = 480 * n + (outside ? 220 : 0), H = 380 + below + 18 * static_cast<double>(footnotes.size());
   static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"};
   std::vector<std::string> keys;  // colour per series key, shared across panels
-  auto key_of = [](const PlotSeries& x) { return x.key.empty() ? x.name : x.key; };
   for (const PlotPanel& p : panels)
     for (const PlotSeries& x : p.series)
       if (std::find(keys.begin(), keys.end(), key_of(x)) == keys.end()) keys.push_back(key_of(x));

@@ -110,12 +110,6 @@ struct FlatDataflow {
   double spilled = 0;
 };
 
-std::string artifact_seq(int64_t seq) {
-  if (seq >= (1 << 20) && seq % (1 << 20) == 0) return fmt::format("{}M", seq >> 20);
-  if (seq >= 1024 && seq % 1024 == 0) return fmt::format("{}K", seq >> 10);
-  return std::to_string(seq);
-}
-
 std::map<std::string, FlatDataflow> load_flat_dataflows() {
   const std::string file = data_path("published/fusemax-artifact/flat_validation.csv");
   std::ifstream in(file);
@@ -258,11 +252,11 @@ class Study {
     if (flat_table_.empty()) flat_table_ = load_flat_dataflows();
     static const std::map<std::string, std::string> names = {{"bert-base", "BERT"}, {"trxl-wt103", "TrXL"}, {"t5-small-encoder", "T5"}, {"xlm", "XLM"}};
     const auto name = names.find(m.name);
-    const auto it = name == names.end() ? flat_table_.end() : flat_table_.find(name->second + "|" + artifact_seq(seq));
+    const auto it = name == names.end() ? flat_table_.end() : flat_table_.find(name->second + "|" + token_words(static_cast<double>(seq)));
     if (it == flat_table_.end())
       throw UserError(SourceLoc{"--reading"}, fmt::format("the artifact's reading takes FLAT's dataflow from its table, which has no row for {} at {} "
                                                           "(it has bert-base, trxl-wt103, t5-small-encoder and xlm at 512 to 1M)",
-                                                          m.name, artifact_seq(seq)));
+                                                          m.name, token_words(static_cast<double>(seq))));
     const FlatDataflow& d = it->second;
     flat_df_ = &d;
     std::optional<FmCost> r = fused(c, a, FmConfig::Flat, std::min(d.rows, seq), heads);
