@@ -200,7 +200,6 @@ class Study {
   /// The artifact's reading (docs/STUDIES.md lists its definitions).
   const bool artifact_ = false;
   std::map<std::string, FlatDataflow> flat_table_;
-  const FlatDataflow* flat_df_ = nullptr;  ///< set while fused() costs FLAT under the artifact's dataflow
   /// The buffer the artifact's reading sizes the 1-pass query tile for, on either hardware (its
   /// Proposal classes' l3_sz, 16 MiB: FuseMax's buffer, so the fusemax preset's capacity).
   double artifact_buffer_ = 0;
@@ -258,9 +257,7 @@ class Study {
                                                           "(it has bert-base, trxl-wt103, t5-small-encoder and xlm at 512 to 1M)",
                                                           m.name, token_words(static_cast<double>(seq))));
     const FlatDataflow& d = it->second;
-    flat_df_ = &d;
-    std::optional<FmCost> r = fused(c, a, FmConfig::Flat, std::min(d.rows, seq), heads);
-    flat_df_ = nullptr;
+    std::optional<FmCost> r = fused(c, a, FmConfig::Flat, std::min(d.rows, seq), heads, nullptr, nullptr, &d);
     if (!r) throw InternalError("FLAT's tile did not map");
     const MemoryTier& dram = *a.tier("dram");
     const double s = static_cast<double>(seq), bytes = flat_dataflow_words(d, s, s, static_cast<double>(m.head_dim), static_cast<double>(m.head_dim)) *
@@ -509,9 +506,10 @@ class Study {
  public:
   // A fused block over tiles of `rows` queries: all its Einsums run per tile with their
   // intermediates resident (the 1-pass loop body once per key block). Returns nothing when
-  // the tile's live intermediates do not fit the buffer.
+  // the tile's live intermediates do not fit the buffer. `dataflow`: FLAT costed under the
+  // artifact's dataflow table (its bypassed operands cost no buffer energy).
   std::optional<FmCost> fused(const Cascade& c, const ArchSpec& a, FmConfig cfg, int64_t rows, double heads, double* live = nullptr,
-                              FmTileCycles* loop_cycles = nullptr) {
+                              FmTileCycles* loop_cycles = nullptr, const FlatDataflow* dataflow = nullptr) {
     const int p_rank = c.find_rank("P"), m1_rank = c.find_rank("M1");
     const int64_t seq = c.ranks[static_cast<size_t>(p_rank)].extent;
     std::vector<Member> ms;
@@ -643,7 +641,7 @@ class Study {
       if (loop_cycles && mb.in_loop)
         (mb.array == i2d ? loop_cycles->cycles_2d : loop_cycles->cycles_1d) += k.compute * a.arrays[static_cast<size_t>(mb.array)].clock;
       r.energy += k.energy * n;
-      if (flat_df_ && k.traffic.size() > 1) {
+      if (dataflow && k.traffic.size() > 1) {
         // FLAT's dataflow under the artifact's reading: operands kept off chip bypass the
         // buffer (they cost DRAM, charged by the caller), so of the matrix products' buffer
         // accesses only the on-chip scores' (QK's write, AV's read of A) remain.
@@ -651,8 +649,8 @@ class Study {
         if (out == "QK" || out == "AV") {
           const StorageLevel& gb = *a.level("gbuf");
           const double scores = static_cast<double>(rows) * static_cast<double>(seq) * 2;  // bytes of one tile's scores
-          const double kept = out == "QK" ? (flat_df_->on_chip.count("QK") ? scores * gb.write_energy : 0)
-                                          : (flat_df_->on_chip.count("A") ? scores * gb.read_energy : 0);
+          const double kept = out == "QK" ? (dataflow->on_chip.count("QK") ? scores * gb.write_energy : 0)
+                                          : (dataflow->on_chip.count("A") ? scores * gb.read_energy : 0);
           r.energy += (kept - k.traffic[1].read_bytes * gb.read_energy - k.traffic[1].write_bytes * gb.write_energy) * n;
         }
       }
