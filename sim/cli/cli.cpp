@@ -293,7 +293,7 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   run->add_option("--trace", trace_file, "With --engine systemc: write a Chrome-trace/Perfetto JSON timeline");
   run->add_option("--jobs", run_jobs, "Threads the mapper searches on (default: every core; the result does not depend on it)")
       ->check(CLI::Range(int64_t{0}, int64_t{1024}));
-  run->add_option("--tiles", engine_tiles, "With --engine systemc: tiles per block instance (default 64)")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  auto* tiles_opt = run->add_option("--tiles", engine_tiles, "With --engine systemc: tiles per block instance (default 64); with --trace, also draw each tile")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   run->add_option("--quantum", quantum_us, "With --engine systemc: temporal-decoupling quantum in microseconds (default 1)")
       ->check(CLI::PositiveNumber);
   int64_t ffn_active = 0, predictor_rank = 0;
@@ -634,8 +634,6 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       for (const std::string& s : kv_tier) ro.offload.push_back(parse_placement(s, Offloaded::KvCache, "--kv-tier"));
       if (engine == "systemc" && !ro.offload.empty())
         throw UserError(ro.offload.front().loc, "offloaded shares are priced by the analytical engine; the systemc engine simulates the device alone");
-      if (engine == "systemc" && pp > 1)
-        throw UserError(SourceLoc{"--pp"}, "--pp is priced by the analytical engine; the systemc engine simulates one device's step");
       if (!run_dtype.empty()) ro.dtype = parse_dtype(run_dtype);
       if (!run_fusion.empty()) ro.fusion = parse_fusion(run_fusion);
       ro.mapper.objective = objective == "energy" ? Objective::Energy : objective == "edp" ? Objective::EDP : Objective::Latency;
@@ -648,13 +646,19 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
       if (engine == "systemc") {
         ScheduleOptions so;
         so.tiles = engine_tiles;
+        so.layered = true;
+        so.every_rank = !trace_file.empty();  // the ranks run alike: simulated all only to be drawn
         const Schedule sched = build_schedule(rep, a, so);
         EngineOptions eo;
         eo.quantum = quantum_us * 1e-6;
         eo.trace = !trace_file.empty();
         const EngineResult res = simulate_systemc({sched}, eo).front();
         apply_engine(rep, a, sched, res, "systemc");
-        if (!trace_file.empty()) write_text(trace_file, chrome_trace(sched, res), "trace");
+        if (!trace_file.empty()) {
+          TraceOptions to;
+          to.tiles = tiles_opt->count() > 0;
+          write_text(trace_file, chrome_trace(sched, res, to), "trace");
+        }
       }
       out << format_run(rep, kFormats.at(run_format));
       return 0;

@@ -1010,6 +1010,8 @@ PipelineHops pipeline_hops(const Fabric& f, int64_t pp, int64_t stage_devices, d
     const CollectiveCost c = collective_cost(l, Collective::SendRecv, 2, message, base_scale);
     h.time += c.time;
     h.slowest = std::max(h.slowest, c.time);
+    h.each.push_back(c.time);
+    h.each_link.push_back(l.name);
     h.energy += c.bytes * l.energy;
     links.insert(l.name);
   }
@@ -1146,6 +1148,8 @@ Pipeline pipeline(RunReport& r, const ModelConfig& m, const Fabric& fab, const R
   const double M = static_cast<double>(micro);
   r.pipeline_time = sum + hops + (M - 1) * std::max(r.stages[slow].time, slowest_hop);
   r.pipeline_send_time = hops;
+  r.pipeline_hops = ph.each;
+  r.pipeline_hop_links = ph.each_link;
   r.pipeline_send_bytes = M * message;
   r.pipeline_link = ph.links;
   r.bubble = r.pipeline_time > 0 ? 1 - M * sum / (static_cast<double>(pp) * r.pipeline_time) : 0;
@@ -1256,6 +1260,7 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
     r.allreduce_link = fab.links(opt.tp);
     r.allreduce_algo = collective_algo_name(comm.algo);
     r.allreduces = comm.count;
+    r.allreduce_each = comm.count > 0 ? r.allreduce_time / comm.count : 0;
   }
   // Expert parallelism across data-parallel groups: per MoE layer, each device dispatches its
   // tokens' k (token, expert) pairs to the experts' devices and receives the results back
@@ -1275,8 +1280,20 @@ RunReport run_model(const ModelConfig& model, const ArchSpec& hardware, const Ru
     r.alltoall_time = static_cast<double>(moe) * (dispatch.time + back.time) + (rt.graphed(opt.phase.kind) ? r.alltoalls * rt.graph_node : 0.0);
     r.alltoall_bytes = static_cast<double>(moe) * (dispatch.bytes + back.bytes + dispatch.out_bytes + back.out_bytes);
     r.alltoall_network_bytes = static_cast<double>(moe) * (dispatch.out_bytes + back.out_bytes);
+    r.alltoall_each = moe > 0 ? r.alltoall_time / static_cast<double>(moe) : 0;
     r.alltoall_link = fab.links(ep);
     link_energy += static_cast<double>(moe) * (fab.energy(dispatch) + fab.energy(back));
+  }
+  // The layers in model order, for the timing engine (when the cascade's groups are the model's).
+  if (const std::vector<LayerGroup> gs = m.layer_groups(opt.phase.layers); gs.size() == r.group_layers.size()) {
+    for (const LayerGroup& g : gs) {
+      r.group_sublayers.push_back(static_cast<double>(m.sublayers_of(g.kind)));
+      r.group_moe.push_back(g.kind.ffn == FfnKind::Moe ? 1 : 0);
+    }
+    std::vector<LayerKind> kinds = m.layers();
+    kinds.resize(static_cast<size_t>(built_layers));
+    for (const LayerKind& k : kinds)
+      r.layer_order.push_back(static_cast<int>(std::find_if(gs.begin(), gs.end(), [&](const LayerGroup& x) { return x.kind == k; }) - gs.begin()));
   }
   r.runtime = rt.name;
   r.host_time = rt.iteration;

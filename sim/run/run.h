@@ -206,6 +206,17 @@ struct RunReport {
   /// way through every stage and hop).
   double pipeline_interval = 0;
   std::vector<int64_t> group_layers;  ///< layers per group (ModelConfig::layer_groups()), as built
+  /// What the timing engine needs to run the step layer by layer (filled by run_model for a
+  /// model; empty for a bare cascade): each built layer's group in model order, each group's
+  /// all-reduces per layer and whether its layers route to experts, the collectives' time
+  /// each (before a pipeline's per-stage scaling), and each stage boundary's hop.
+  std::vector<int> layer_order;
+  std::vector<double> group_sublayers;
+  std::vector<char> group_moe;
+  double allreduce_each = 0;   ///< s: one all-reduce of one sublayer's output
+  double alltoall_each = 0;    ///< s: one MoE layer's dispatch and combine
+  std::vector<double> pipeline_hops;            ///< s per micro-batch, per stage boundary
+  std::vector<std::string> pipeline_hop_links;  ///< the link each hop crosses
   int64_t devices() const { return std::max(tp, ep) * pp; }
   std::string runtime;         ///< the runtime's name
   double host_time = 0;        ///< s: the runtime's host time per step (not overlapped)
@@ -300,6 +311,8 @@ struct PipelineHops {
   double slowest = 0;  ///< s, the slowest hop
   double energy = 0;   ///< J per sending device over all hops
   std::string links;   ///< the links used ("nvlink + nic")
+  std::vector<double> each;        ///< s per hop, in stage order
+  std::vector<std::string> each_link;  ///< the link each hop crosses
 };
 PipelineHops pipeline_hops(const Fabric& f, int64_t pp, int64_t stage_devices, double message, double base_scale);
 

@@ -474,9 +474,6 @@ TEST_CASE("run: engine options are checked before anything is simulated", "[cli]
   Run r = run({"run", "--arch", "h100", "--model", "llama-2-7b", "--phase", "decode", "--trace", "t.json"});
   CHECK(r.code == 1);
   CHECK_THAT(r.err, Catch::Contains("--trace: error: --trace needs --engine systemc"));
-  r = run({"run", "--arch", "h100", "--model", "llama-2-7b", "--phase", "decode", "--engine", "systemc", "--pp", "2"});
-  CHECK(r.code == 1);
-  CHECK_THAT(r.err, Catch::Contains("--pp: error: --pp is priced by the analytical engine"));
   r = run({"run", "--arch", "h100", "--model", "llama-2-7b", "--phase", "decode", "--batch", "4", "--tp", "2", "--pp", "2", "--format", "json"});
   CHECK(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("\"pipeline\"") && Catch::Contains("\"bubble\"") && Catch::Contains("\"microbatches\": 2"));

@@ -6,6 +6,7 @@
 #include "../workloads/helpers.h"
 #include "sim/engine/contention.h"
 #include "sim/engine/schedule.h"
+#include "trace_check.h"
 #include "workloads/model_config.h"
 
 using namespace einsim;
@@ -102,12 +103,12 @@ TEST_CASE("schedule: a simulated step replaces the analytical one in the report"
   CHECK_THROWS_WITH(apply_engine(r, a, s, e, "systemc"), Catch::Contains("does not match"));
 }
 
-TEST_CASE("schedule: the Chrome trace has one named track per resource and slices in microseconds", "[engine]") {
+TEST_CASE("schedule: the Chrome trace has a program track and one named track per resource, slices in microseconds", "[engine]") {
   const ArchSpec a = load_arch("h100");
   const Schedule s = build_schedule(decode_run(a), a);
   EngineResult e;
   e.total = 2e-3;
-  e.events.push_back(TraceEvent{s.resource("hbm"), "QK tile 3", 1e-3, 1.5e-3});
+  e.events.push_back(TraceEvent{s.resource("hbm"), "QK tile 3", 1e-3, 1.5e-3, 3e6});
   const auto j = nlohmann::json::parse(chrome_trace(s, e));
   int tracks = 0;
   for (const auto& ev : j["traceEvents"]) {
@@ -117,10 +118,15 @@ TEST_CASE("schedule: the Chrome trace has one named track per resource and slice
       CHECK(ev["ts"].get<double>() == Approx(1000));
       CHECK(ev["dur"].get<double>() == Approx(500));
       CHECK(ev["cat"] == "tier");
-      CHECK(ev["tid"].get<int>() == s.resource("hbm") + 1);
+      CHECK(ev["tid"].get<int>() == s.resource("hbm") + 2);  // tid 1: the device's program
+    }
+    // 3 MB over 0.5 ms: 6 GB/s in the bins it covers.
+    if (ev["ph"] == "C" && ev["name"] == "hbm GB/s" && ev["ts"].get<double>() >= 1000 && ev["ts"].get<double>() < 1490) {
+      CHECK(ev["args"]["GB/s"].get<double>() == Approx(6.0));
     }
   }
-  CHECK(tracks == static_cast<int>(s.resources.size()));
+  CHECK(tracks == static_cast<int>(s.resources.size()) + 1);
+  CHECK(test::trace_problem(j) == "");
   CHECK(j["otherData"]["step_s"] == 2e-3);
 }
 
@@ -140,4 +146,59 @@ TEST_CASE("contention scenarios: bad files are located errors, raised before any
              Catch::Contains("has no link 'cxl' to carry the transfers"));
   CHECK_THAT(error_of([&] { simulate_contention({from("case = \"offload\"\nmemory = \"mi300x\"\n")}); }), Catch::Contains("has no network link"));
   CHECK_THAT(error_of([&] { simulate_contention({from("case = \"kv-host\"\nmodel = \"bert-base\"\n")}); }), Catch::Contains("is an encoder"));
+}
+
+TEST_CASE("schedule: a layered step places each layer's collectives, and they add up to the run's", "[engine]") {
+  const ArchSpec a = load_arch("h100");
+  RunOptions o;
+  o.phase.kind = PhaseKind::Decode;
+  o.phase.batch = 32;
+  o.phase.context = 1024;
+  o.phase.layers = 3;
+  o.tp = 2;
+  o.ep = 4;
+  const RunReport r = run_model(load_model("mixtral-8x7b"), a, o);
+  REQUIRE(r.alltoall_time > 0);
+  REQUIRE(r.allreduce_time > 0);
+  ScheduleOptions so;
+  so.layered = true;
+  so.every_rank = true;
+  const Schedule s = build_schedule(r, a, so);
+  REQUIRE(s.plan.order.size() == 3);
+  CHECK(s.plan.ranks == 4);  // max(tp, ep) devices, each its own resources
+  CHECK(s.resources.size() == 4 * static_cast<size_t>(s.plan.per_device));
+  CHECK(s.resources.back().name.rfind("system.gpu3.", 0) == 0);
+  double ar = 0, a2a = 0;
+  for (int g : s.plan.order) ar += s.plan.allreduce[static_cast<size_t>(g)], a2a += s.plan.alltoall[static_cast<size_t>(g)];
+  CHECK(ar == Approx(r.allreduce_time));
+  CHECK(a2a == Approx(r.alltoall_time));
+  CHECK(s.tail == 0);  // the plan runs them
+  // Unlayered, both collectives run after the blocks (an expert-parallel step's all-to-alls too).
+  const Schedule flat = build_schedule(r, a);
+  CHECK(flat.plan.order.empty());
+  CHECK(flat.tail == Approx(r.allreduce_time + r.alltoall_time));
+  // Every layer block's instances split evenly over its group's layers.
+  for (const ScheduleBlock& b : s.blocks)
+    if (b.layer_group >= 0) CHECK(b.instances % s.plan.group_layers[static_cast<size_t>(b.layer_group)] == 0);
+}
+
+TEST_CASE("schedule: a pipeline's stages, micro-batches and hops come from the run", "[engine]") {
+  const ArchSpec a = load_arch("h100");
+  RunOptions o;
+  o.phase.kind = PhaseKind::Decode;
+  o.phase.batch = 8;
+  o.phase.context = 1024;
+  o.phase.layers = 5;
+  o.pp = 2;
+  const RunReport r = run_model(load_model("llama-2-7b"), a, o);
+  ScheduleOptions so;
+  so.layered = true;
+  const Schedule s = build_schedule(r, a, so);
+  CHECK(s.plan.stages == 2);
+  CHECK(s.plan.ranks == 1);  // one device a stage unless every rank is asked for
+  CHECK(s.plan.microbatches == r.microbatches);
+  CHECK(s.plan.stage_layers == std::vector<int64_t>{3, 2});
+  REQUIRE(s.plan.hops.size() == 1);
+  CHECK(s.plan.hops[0] == Approx(r.pipeline_send_time));
+  CHECK(s.plan.hop_resource[0] == s.resource(r.pipeline_hop_links[0]));
 }
