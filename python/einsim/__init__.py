@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import subprocess
+import sys
 import tempfile
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -106,16 +108,51 @@ def _raise(code: int, out: str, err: str) -> None:
     raise Error(message.removeprefix("einsim: error: "))
 
 
+_CHILD = (
+    "import json, sys\n"
+    "sys.path.insert(0, sys.argv[1])\n"
+    "import einsim\n"
+    "sys.stdout.write(json.dumps(einsim._einsim.cli(json.loads(sys.argv[2]))))\n"
+)
+
+
+def _simulates(args: Sequence[str]) -> bool:
+    """Whether the command runs the SystemC engine, which elaborates once per process."""
+    if args and args[0] == "simulate":
+        return True
+    return any(a == "--engine" and b == "systemc" for a, b in zip(args, args[1:])) or "--engine=systemc" in args
+
+
+def _call(args: Sequence[str]) -> tuple[int, str, str]:
+    """Runs the command in this process, or in a child Python process when it simulates on
+    the SystemC engine (SystemC's kernel elaborates once per process: each such call gets a
+    fresh one, so they can be repeated)."""
+    args = [str(a) for a in args]
+    if not _simulates(args):
+        return _einsim.cli(args)
+    env = dict(os.environ)
+    try:
+        env["EINSIM_DATA_DIR"] = _einsim.data_dir()
+    except ValueError:
+        pass
+    package_parent = str(pathlib.Path(__file__).resolve().parent.parent)
+    child = subprocess.run([sys.executable, "-c", _CHILD, package_parent, json.dumps(args)], capture_output=True, text=True, env=env)
+    if child.returncode != 0:
+        raise Error(f"the engine's child process failed ({child.returncode}): {child.stderr.strip()[-2000:]}")
+    code, out, err = json.loads(child.stdout)
+    return int(code), out, err
+
+
 def cli(*args: str) -> str:
     """Runs ``einsim ARGS...`` and returns its standard output; raises Error when it fails."""
-    code, out, err = _einsim.cli([str(a) for a in args])
+    code, out, err = _call(args)
     if code != 0:
         _raise(code, out, err)
     return out
 
 
 def _json(args: Sequence[str]) -> Any:
-    code, out, err = _einsim.cli(list(args) + ["--format", "json"])
+    code, out, err = _call(list(args) + ["--format", "json"])
     if code != 0:
         _raise(code, out, err)
     return json.loads(out)

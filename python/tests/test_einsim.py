@@ -28,6 +28,21 @@ def test_run_is_the_cli_json():
     assert raw["totals"]["step_s"] == pytest.approx(r["totals"]["step_s"])
 
 
+def test_the_systemc_engine_runs_again_and_again(tmp_path):
+    # SystemC elaborates once per process: each engine call gets a child process of its own.
+    trace = tmp_path / "t.json"
+    first = einsim.run("llama-3-8b", "h100", "decode", layers=2, tp=2, engine="systemc", trace=str(trace))
+    second = einsim.run("llama-3-8b", "h100", "decode", layers=2, tp=2, engine="systemc")
+    assert first["engine"]["name"] == "systemc"
+    assert second["totals"]["step_s"] == pytest.approx(first["totals"]["step_s"])
+    t = json.loads(trace.read_text())
+    names = {e["args"]["name"] for e in t["traceEvents"] if e["ph"] == "M" and e["name"] == "process_name"}
+    assert names == {"gpu0 (rank 0)", "gpu1 (rank 1)"}
+    with pytest.raises(einsim.Error) as e:
+        einsim.run("llama-3-8b", "h100", "decode", engine="systemc", tiles=0)
+    assert "--tiles" in str(e.value)
+
+
 def test_flags_from_keywords():
     assert einsim._args({"tp": 4, "prefix_caching": True, "quiet": False, "runtime": None}) == ["--tp", "4", "--prefix-caching"]
     assert einsim._args({"sets": ["a.b=1", "c=2"]}) == ["--set", "a.b=1", "--set", "c=2"]
