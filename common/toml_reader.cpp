@@ -62,6 +62,55 @@ std::vector<std::string> closest_names(std::string_view name, std::vector<std::s
 }
 
 // ---------------------------------------------------------------------------------------------
+// Recording the keys loaders ask for
+
+namespace {
+thread_local ConfigKeyRecorder* t_recorder = nullptr;
+
+// Only the document the recorder met first since it was armed: not the presets it loads in
+// turn (a scenario's architecture, a sweep's models).
+void note(const ConfigDoc* doc, const std::string& path, std::string_view key, KeyShape shape) {
+  if (!t_recorder) return;
+  if (!t_recorder->doc) t_recorder->doc = doc;
+  if (t_recorder->doc == doc) t_recorder->note(path, key, std::move(shape));
+}
+KeyShape shape(std::string type) { return KeyShape{std::move(type), {}, {}, {}, {}}; }
+}  // namespace
+
+RecordKeys::RecordKeys(ConfigKeyRecorder& r) : previous_(t_recorder) { t_recorder = &r; }
+RecordKeys::~RecordKeys() { t_recorder = previous_; }
+
+std::string ConfigKeyRecorder::normal(const std::string& path) const {
+  std::string out;
+  size_t at = 0;
+  while (!path.empty()) {
+    const size_t dot = path.find('.', at);
+    const size_t end = dot == std::string::npos ? path.size() : dot;
+    const bool entry = maps.count(out) > 0;  // an entry of a table of names
+    if (!out.empty()) out += '.';
+    if (entry) out += '*';
+    else out.append(path, at, end - at);
+    if (dot == std::string::npos) break;
+    at = dot + 1;
+  }
+  return out;
+}
+
+void ConfigKeyRecorder::note(const std::string& path, std::string_view key, KeyShape shape) {
+  const std::string p = normal(path);
+  auto& shapes = keys[p][maps.count(p) ? std::string("*") : std::string(key)];
+  for (KeyShape& k : shapes) {
+    if (k.type != shape.type) continue;
+    for (std::string& c : shape.choices)
+      if (std::find(k.choices.begin(), k.choices.end(), c) == k.choices.end()) k.choices.push_back(std::move(c));
+    if (k.min && (!shape.min || *shape.min < *k.min)) k.min = shape.min;
+    if (k.max && (!shape.max || *shape.max > *k.max)) k.max = shape.max;
+    return;
+  }
+  shapes.push_back(std::move(shape));
+}
+
+// ---------------------------------------------------------------------------------------------
 // ConfigTable
 
 ConfigTable::ConfigTable(const ConfigDoc* doc, std::vector<const toml::table*> layers,
@@ -93,12 +142,14 @@ SourceLoc ConfigTable::key_loc(std::string_view key) const {
 
 bool ConfigTable::contains(std::string_view key) const {
   doc_->asked(path_, key);
+  note(doc_, path_, key, shape("present"));
   for (const auto* t : layers_)
     if (t->contains(key)) return true;
   return false;
 }
 
 std::vector<std::string> ConfigTable::keys() const {
+  if (t_recorder && t_recorder->doc == doc_) t_recorder->maps.insert(t_recorder->normal(path_));
   std::vector<std::string> out;
   for (const auto* t : layers_)
     for (const auto& [k, v] : *t)
@@ -118,13 +169,22 @@ const toml::node* ConfigTable::lookup(std::string_view key, SourceLoc* where) co
   return nullptr;
 }
 
-const toml::node* ConfigTable::node(std::string_view key) const { return lookup(key, nullptr); }
+const toml::node* ConfigTable::node(std::string_view key) const {
+  note(doc_, path_, key, shape("any"));
+  return lookup(key, nullptr);
+}
 
 void ConfigTable::type_error(std::string_view key, const toml::node& n, std::string_view expected) const {
   throw UserError(loc(key), fmt::format("'{}' must be {}, found {}", full(key), expected, type_name(n)));
 }
 
 std::optional<int64_t> ConfigTable::opt_int(std::string_view key, int64_t min, int64_t max) const {
+  if (t_recorder) {
+    KeyShape k = shape("integer");
+    if (min != std::numeric_limits<int64_t>::min()) k.min = static_cast<double>(min);
+    if (max != std::numeric_limits<int64_t>::max()) k.max = static_cast<double>(max);
+    note(doc_, path_, key, std::move(k));
+  }
   SourceLoc where;
   const toml::node* n = lookup(key, &where);
   if (!n) return std::nullopt;
@@ -144,6 +204,12 @@ int64_t ConfigTable::get_int(std::string_view key, int64_t min, int64_t max) con
 }
 
 std::optional<double> ConfigTable::opt_number(std::string_view key, double min, double max) const {
+  if (t_recorder) {
+    KeyShape k = shape("number");
+    if (std::isfinite(min)) k.min = min;
+    if (std::isfinite(max)) k.max = max;
+    note(doc_, path_, key, std::move(k));
+  }
   SourceLoc where;
   const toml::node* n = lookup(key, &where);
   if (!n) return std::nullopt;
@@ -160,6 +226,11 @@ double ConfigTable::get_number(std::string_view key, double min, double max) con
 }
 
 std::optional<std::string> ConfigTable::opt_string(std::string_view key) const {
+  return opt_string_as(key, "string");
+}
+
+std::optional<std::string> ConfigTable::opt_string_as(std::string_view key, const char* type) const {
+  note(doc_, path_, key, shape(type));
   const toml::node* n = lookup(key, nullptr);
   if (!n) return std::nullopt;
   if (!n->is_string()) type_error(key, *n, "a string");
@@ -181,7 +252,12 @@ std::string ConfigTable::get_string(std::string_view key) const {
 }
 
 std::optional<std::string> ConfigTable::opt_choice(std::string_view key, const std::vector<std::string>& choices) const {
-  auto v = opt_string(key);
+  if (t_recorder) {
+    KeyShape k = shape("choice");
+    k.choices = choices;
+    note(doc_, path_, key, std::move(k));
+  }
+  auto v = opt_string_as(key, "choice");
   if (!v) return v;
   if (std::find(choices.begin(), choices.end(), *v) == choices.end())
     throw UserError(loc(key), fmt::format("'{}' = \"{}\" is not one of: {}", full(key), *v, fmt::join(choices, ", ")));
@@ -194,6 +270,7 @@ std::string ConfigTable::get_choice(std::string_view key, const std::vector<std:
 }
 
 std::optional<bool> ConfigTable::opt_bool(std::string_view key) const {
+  note(doc_, path_, key, shape("boolean"));
   const toml::node* n = lookup(key, nullptr);
   if (!n) return std::nullopt;
   if (!n->is_boolean()) type_error(key, *n, "a boolean (true or false)");
@@ -206,6 +283,11 @@ bool ConfigTable::get_bool(std::string_view key) const {
 }
 
 std::optional<double> ConfigTable::opt_quantity(std::string_view key, Dim dim, bool allow_negative) const {
+  if (t_recorder && dim != Dim::Count) {
+    KeyShape k = shape("quantity");
+    k.dim = dim_description(dim);
+    note(doc_, path_, key, std::move(k));
+  }
   SourceLoc where;
   const toml::node* n = lookup(key, &where);
   if (!n) return std::nullopt;
@@ -231,6 +313,7 @@ double ConfigTable::get_quantity(std::string_view key, Dim dim, bool allow_negat
 }
 
 std::vector<std::string> ConfigTable::get_string_array(std::string_view key) const {
+  note(doc_, path_, key, shape("strings"));
   SourceLoc where;
   const toml::node* n = lookup(key, &where);
   if (!n) throw UserError(loc(), fmt::format("missing required key '{}' (an array of strings)", full(key)));
@@ -247,6 +330,7 @@ std::vector<std::string> ConfigTable::get_string_array(std::string_view key) con
 
 std::optional<ConfigTable> ConfigTable::opt_table(std::string_view key) const {
   doc_->asked(path_, key);
+  note(doc_, path_, key, shape("table"));
   std::vector<const toml::table*> layers;
   std::vector<SourceLoc> fallbacks;
   for (size_t i = 0; i < layers_.size(); ++i) {

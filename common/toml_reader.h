@@ -25,6 +25,43 @@ SourceLoc loc_of(const toml::node& n, const SourceLoc& fallback = {});
 
 class ConfigDoc;
 
+/// What a loader accepts for one key, as it asked for it (ConfigKeyRecorder).
+struct KeyShape {
+  /// integer, number, string, choice, boolean, quantity, strings, table; any (the loader reads
+  /// the raw node and checks it itself); present (only asked whether it is there)
+  std::string type;
+  std::vector<std::string> choices;         ///< choice
+  std::optional<double> min, max;           ///< integer, number (finite bounds only)
+  std::string dim;                          ///< quantity: what it measures ("a bandwidth, e.g. ...")
+};
+
+/// Records, while a RecordKeys is alive on this thread, every key the loaders ask for and what
+/// they accept: the source of the config files' JSON Schemas (`einsim schema config`). Tables
+/// whose keys the file chooses (an architecture's tiers, arrays, links) are read by iterating
+/// their keys; their entries are recorded under "*".
+struct ConfigKeyRecorder {
+  std::map<std::string, std::map<std::string, std::vector<KeyShape>>> keys;  ///< by table path ("" the root)
+  std::set<std::string> maps;  ///< table paths whose keys are names the file chooses
+  const void* doc = nullptr;   ///< the document recorded (the first met since the last arm())
+  /// Records the next document met: call before loading each file.
+  void arm() { doc = nullptr; }
+  /// `path` with every entry of a map as "*".
+  std::string normal(const std::string& path) const;
+  void note(const std::string& path, std::string_view key, KeyShape shape);
+};
+
+/// Records into `r` on this thread while alive.
+class RecordKeys {
+ public:
+  explicit RecordKeys(ConfigKeyRecorder& r);
+  ~RecordKeys();
+  RecordKeys(const RecordKeys&) = delete;
+  RecordKeys& operator=(const RecordKeys&) = delete;
+
+ private:
+  ConfigKeyRecorder* previous_;
+};
+
 /// A view of one table across all layers of a document. Reading a key marks it as known.
 class ConfigTable {
  public:
@@ -73,6 +110,7 @@ class ConfigTable {
   ConfigTable(const ConfigDoc* doc, std::vector<const toml::table*> layers, std::vector<SourceLoc> fallbacks,
               std::string path);
   const toml::node* lookup(std::string_view key, SourceLoc* where) const;
+  std::optional<std::string> opt_string_as(std::string_view key, const char* type) const;
   [[noreturn]] void type_error(std::string_view key, const toml::node& n, std::string_view expected) const;
   std::string full(std::string_view key) const;
 

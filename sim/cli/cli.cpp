@@ -21,6 +21,7 @@
 #include "common/toml_reader.h"
 #include "common/version.h"
 #include "sim/cli/completion.h"
+#include "sim/cli/schema.h"
 #include "sim/cli/describe.h"
 #include "sim/cost/cost_model.h"
 #include "sim/cli/run_report.h"
@@ -544,6 +545,12 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
   std::string completion_shell;
   completion->add_option("shell", completion_shell, "The shell (bash)")->required()->check(CLI::IsMember({"bash"}));
   auto* manual = app.add_subcommand("man", "Print einsim's manual page (man(7)), generated from the --help texts");
+  auto* schema = app.add_subcommand("schema", "Print the JSON Schema of a config kind, generated from its loader (the outputs' schemas ship in share/einsim/schemas)");
+  std::string schema_what, schema_kind;
+  schema->add_option("what", schema_what, "config")->required()->check(CLI::IsMember({"config"}));
+  schema->add_option("kind", schema_kind, "The config kind: " + fmt::format("{}", fmt::join(config_schema_kinds(), ", ")))
+      ->required()
+      ->check(CLI::IsMember(config_schema_kinds()));
   auto* flash = analysis("flash", "Weights on flash with a DRAM budget: the LLM-in-a-flash ablation and the largest model at a token rate",
                          "OPT-6.7B and Falcon-7B on an M1 Max laptop and an H200 host");
 
@@ -963,6 +970,10 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
     }
     if (*manual) {
       out << man_page(app, version());
+      return 0;
+    }
+    if (*schema) {
+      out << config_schema(schema_kind);
       return 0;
     }
     if (*flash) return report("flash", load_flash, analyze_flash, format_flash, plot_flash_svg);

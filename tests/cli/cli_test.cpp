@@ -937,3 +937,20 @@ TEST_CASE("completion and man: generated from the commands, valid bash and valid
   }
   CHECK(run({"completion", "zsh"}).code == 1);
 }
+
+TEST_CASE("schema: a config kind's JSON Schema from its loader; unknown kinds are errors", "[cli][errors]") {
+  Run r = run({"schema", "config", "arch"});
+  REQUIRE(r.code == 0);
+  const auto j = nlohmann::json::parse(r.out);
+  CHECK(j["$schema"] == "https://json-schema.org/draft/2020-12/schema");
+  const auto& tier = j["properties"]["arch"]["properties"]["tiers"]["additionalProperties"]["properties"];
+  CHECK(tier["read_bandwidth"]["type"] == "string");
+  CHECK(tier["shared_by"]["type"] == "integer");
+  // Only the file's own keys: the model presets a sweep loads are not in the sweep's schema.
+  r = run({"schema", "config", "sweep"});
+  REQUIRE(r.code == 0);
+  CHECK_FALSE(nlohmann::json::parse(r.out)["properties"].contains("model"));
+  r = run({"schema", "config", "nope"});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("kind: nope not in"));
+}
