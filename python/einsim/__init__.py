@@ -158,26 +158,56 @@ def _json(args: Sequence[str]) -> Any:
     return json.loads(out)
 
 
-def run(model: str, arch: str, phase: str, **kw: Any) -> dict:
+Config = "str | os.PathLike | Mapping[str, Any]"
+
+
+def _with_configs(args: list, configs: Mapping[str, Any]) -> Any:
+    """Runs ``args`` with each config (a preset name, a file, or a dict shaped like the
+    config's TOML, written to a temporary file) put in place of its key; returns the JSON."""
+    with tempfile.TemporaryDirectory(prefix="einsim-") as tmp:
+        out = []
+        for a in args:
+            if isinstance(a, str) and a.startswith("@") and a[1:] in configs:
+                name = a[1:]
+                c = configs[name]
+                if isinstance(c, Mapping):
+                    body = dict(c)
+                    body.setdefault("version", 1)
+                    path = os.path.join(tmp, f"{name}.toml")
+                    with open(path, "w", encoding="utf-8") as f:
+                        f.write(_toml_dumps(body))
+                    out.append(path)
+                else:
+                    out.append(os.fspath(c))
+            else:
+                out.append(a)
+        return _json(out)
+
+
+def run(model: Config, arch: Config, phase: str, **kw: Any) -> dict:
     """``einsim run``: one prefill or decode step mapped onto an architecture (time, traffic,
-    energy, memory; per block and per Einsum under "blocks" and "einsums")."""
-    return _json(["run", "--model", model, "--arch", arch, "--phase", phase, *_args(kw)])
+    energy, memory; per block and per Einsum under "blocks" and "einsums"). ``model`` and
+    ``arch`` are preset names, files, or dicts shaped like their TOML
+    ({"model": {...}}, {"inherits": "h100", "arch": {...}})."""
+    return _with_configs(["run", "--model", "@model", "--arch", "@arch", "--phase", phase, *_args(kw)], {"model": model, "arch": arch})
 
 
-def place(model: str, arch: str, **kw: Any) -> dict:
+def place(model: Config, arch: Config, **kw: Any) -> dict:
     """``einsim place``: the TP x PP x EP splits of a model over an architecture's devices."""
-    return _json(["place", "--model", model, "--arch", arch, *_args(kw)])
+    return _with_configs(["place", "--model", "@model", "--arch", "@arch", *_args(kw)], {"model": model, "arch": arch})
 
 
-def serve(model: str, arch: str, **kw: Any) -> dict:
+def serve(model: Config, arch: Config, **kw: Any) -> dict:
     """``einsim serve``: a request trace served on simulated servers (latency percentiles,
     throughput, goodput, KV use)."""
-    return _json(["serve", "--model", model, "--arch", arch, *_args(kw)])
+    return _with_configs(["serve", "--model", "@model", "--arch", "@arch", *_args(kw)], {"model": model, "arch": arch})
 
 
-def describe(target: str, **kw: Any) -> dict:
-    """``einsim describe``: a cascade, a model (with ``phase=``) or an architecture."""
-    return _json(["describe", target, *_args(kw)])
+def describe(target: Config, **kw: Any) -> dict:
+    """``einsim describe``: a cascade, a model (with ``phase=``) or an architecture: a preset
+    name, a file, or a dict shaped like its TOML (a cascade built in Python:
+    {"cascade": {...}, "ranks": {...}, "tensors": {...}, "einsums": [...]})."""
+    return _with_configs(["describe", "@target", *_args(kw)], {"target": target})
 
 
 def presets(kind: str | None = None) -> list:

@@ -163,3 +163,23 @@ def test_serving_percentiles_as_rows():
     for x in rows:
         assert x["p50_s"] <= x["p90_s"] <= x["p99_s"]
     assert rows[0]["p99_s"] == r["ttft"]["p99_s"]
+
+
+def test_configs_built_in_python():
+    # A cascade built as a dict is the same cascade as the shipped file.
+    cascade = {"cascade": {"name": "pedagogical-1pass", "inputs": ["A", "B"],
+                           "einsums": ["Y = A[k] * B[k]", "X = A[k]", "Z = Y * X"],
+                           "ranks": {"K": "k"}, "params": {"k": 16}}}
+    built, shipped = einsim.describe(cascade), einsim.describe("pedagogical-1pass")
+    assert built["einsums"] == shipped["einsums"]
+    assert len(built["einsums"]) == 3
+    # A model and an architecture from dicts that inherit presets.
+    small = {"inherits": "llama-3-8b", "model": {"num_hidden_layers": 2}}
+    fast = {"inherits": "h100", "arch": {"tiers": {"hbm": {"read_bandwidth": "6.7 TB/s", "write_bandwidth": "6.7 TB/s"}}}}
+    base = einsim.run(small, "h100", "decode", batch=1)
+    quick = einsim.run(small, fast, "decode", batch=1)
+    assert base["layers"] == 2
+    assert quick["totals"]["step_s"] < base["totals"]["step_s"]
+    with pytest.raises(einsim.Error) as e:
+        einsim.run({"model": {"num_hidden_layers": "two"}}, "h100", "decode")
+    assert e.value.file.endswith("model.toml") and e.value.line > 0
