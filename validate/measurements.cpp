@@ -252,6 +252,13 @@ std::vector<KernelMeasurement> read_kernel_csv(const std::string& file) {
     const Field& t = f[col["median_s"]];
     k.seconds = number(t, at);
     if (k.seconds <= 0) throw UserError(at.shifted(t.col - 1), "the median time must be positive");
+    if (const auto p = col.find("power_w"); p != col.end()) {
+      const Field& w = f[p->second];
+      if (!w.text.empty() && w.text != "nan" && w.text != "NaN") {
+        k.power = number(w, at);
+        if (!(k.power > 0)) throw UserError(at.shifted(w.col - 1), "the power must be positive (or empty, or nan: not sampled)");
+      }
+    }
     k.loc = at;
     out.push_back(std::move(k));
   }

@@ -101,12 +101,14 @@ struct KernelMeasurement {
   int64_t m = 0, n = 0, k = 0, batch = 0, heads = 0, seq = 0, kv = 0;
   double bytes = 0, flops = 0;
   double seconds = 0;  ///< median
+  double power = -1;   ///< W the GPU drew while it ran back to back (column power_w); < 0: not measured
   SourceLoc loc;
 };
 
 /// einsim's kernel CSV: optional leading `#` comment lines, a header naming at least kind, op,
-/// dtype, m, n, k, batch, heads, seq, kv, bytes, flops and median_s (other columns, such as
-/// power or clock samples, are read past), then one row per measurement.
+/// dtype, m, n, k, batch, heads, seq, kv, bytes, flops and median_s, optionally power_w (W while
+/// the kernel ran back to back; empty or nan: not sampled); other columns (clock samples) are
+/// read past. Then one row per measurement.
 std::vector<KernelMeasurement> read_kernel_csv(const std::string& file);
 
 }  // namespace einsim

@@ -115,9 +115,12 @@ Cascade attention_cascade(const KernelSample& s, bool three_pass = false) {
   return bind_cascade(c, params);
 }
 
-double run_time(const Cascade& c, const ArchSpec& a, DType dt, std::string* bottleneck, Fusion fusion = Fusion::Greedy, MapCache* cache = nullptr) {
+double run_time(const Cascade& c, const ArchSpec& a, DType dt, std::string* bottleneck, Fusion fusion = Fusion::Greedy, MapCache* cache = nullptr,
+                double* energy = nullptr) {
   MapperOptions mo;
   const RunReport r = run_cascade(c, a, dt, fusion, mo, cache);
+  if (energy)
+    for (const BlockRun& b : r.blocks) *energy += b.energy;
   if (bottleneck) {
     double worst = -1;
     for (const BlockRun& b : r.blocks)
@@ -173,7 +176,7 @@ std::vector<KernelSample> load_kernel_samples(const std::string& file) {
     for (const KernelMeasurement& k : read_kernel_csv(file)) {
       KernelSample s;
       s.set = name, s.kind = k.kind, s.op = k.op, s.dtype = dtype_of(k.dtype, k.loc), s.m = k.m, s.n = k.n, s.k = k.k;
-      s.batch = k.batch, s.heads = k.heads, s.seq = k.seq, s.kv = k.kv, s.bytes = k.bytes, s.measured = k.seconds, s.loc = k.loc;
+      s.batch = k.batch, s.heads = k.heads, s.seq = k.seq, s.kv = k.kv, s.bytes = k.bytes, s.measured = k.seconds, s.power = k.power, s.loc = k.loc;
       out.push_back(s);
     }
   }
@@ -195,18 +198,19 @@ KernelPrediction predict_kernel(const ArchSpec& a, const KernelSample& s, MapCac
     const Cascade c = gemm_cascade(positive(s.m, "m"), positive(s.n, "n"), positive(s.k, "k"), s.dtype, out);
     const MapResult r = map_einsum(c, c.einsums[0], a, s.dtype);
     p.predicted = r.cost.time;
+    p.energy = r.cost.energy;
     p.bottleneck = r.cost.bottleneck;
   } else if (s.kind == "attention") {
     positive(s.k, "head size k");
     // kbench's naive attention: the scores to memory, a softmax kernel, the weighted values
     // (each product its own kernel); every other attention row is one fused kernel.
     const bool three = s.op == "prefill-3pass";
-    p.predicted = run_time(attention_cascade(s, three), a, s.dtype, &p.bottleneck, three ? Fusion::Eager : Fusion::Greedy, cache);
+    p.predicted = run_time(attention_cascade(s, three), a, s.dtype, &p.bottleneck, three ? Fusion::Eager : Fusion::Greedy, cache, &p.energy);
   } else if (s.kind == "memory") {
     const bool triad = s.op == "triad";
     if (!triad && s.op != "copy") throw UserError(s.loc, fmt::format("unknown memory kernel '{}' (known: copy, triad)", s.op));
     const Cascade c = kernel_cascade(triad ? kTriad : kCopy, s.dtype, {{"n", positive(s.m, "m")}});
-    p.predicted = run_time(c, a, s.dtype, &p.bottleneck);
+    p.predicted = run_time(c, a, s.dtype, &p.bottleneck, Fusion::Greedy, nullptr, &p.energy);
   } else if (s.kind == "rowwise") {
     if (s.op != "softmax" && s.op != "layernorm") throw UserError(s.loc, fmt::format("unknown row-wise kernel '{}' (known: softmax, layernorm)", s.op));
     const Cascade c =
@@ -229,10 +233,12 @@ KernelPrediction predict_kernel(const ArchSpec& a, const KernelSample& s, MapCac
     if (!host) throw UserError(a.loc, fmt::format("'{}' has no link to the host to predict {} copies over", a.name, s.op));
     const double bytes = s.bytes > 0 ? s.bytes : static_cast<double>(positive(s.m, "m"));
     p.predicted = bytes / host->bandwidth + host->latency + (a.gpu ? a.gpu->launch_overhead : 0);
+    p.energy = bytes * host->energy;
     p.bottleneck = host->name + " bandwidth";
   } else {
     throw UserError(s.loc, fmt::format("no prediction for kernels of kind '{}'", s.kind));
   }
+  p.active = a.power.active;
   return p;
 }
 
@@ -248,6 +254,9 @@ std::vector<ClassError> class_errors(const std::vector<KernelPrediction>& rows) 
     c.count = static_cast<int64_t>(idx.size());
     for (size_t i : idx) c.mape += std::fabs(rows[i].error()), c.bias += rows[i].error();
     if (!idx.empty()) c.mape /= static_cast<double>(idx.size()), c.bias /= static_cast<double>(idx.size());
+    for (size_t i : idx)
+      if (rows[i].has_power()) ++c.power_count, c.power_mape += std::fabs(rows[i].power_error()), c.power_bias += rows[i].power_error();
+    if (c.power_count > 0) c.power_mape /= static_cast<double>(c.power_count), c.power_bias /= static_cast<double>(c.power_count);
     std::stable_sort(idx.begin(), idx.end(), [&](size_t x, size_t y) { return std::fabs(rows[x].error()) > std::fabs(rows[y].error()); });
     idx.resize(std::min<size_t>(3, idx.size()));
     c.worst = idx;
@@ -280,6 +289,9 @@ std::string harness_runtime(const std::string& file) {
     if (name.starts_with(p)) return "pytorch-eager";
   if (name.ends_with("_mlp.csv") || name == "all_reduce.csv" || name == "send_recv.csv") return "pytorch-eager";
   if (name.starts_with("gpt-fast")) return "cuda-graphs";
+  // kbench times each kernel from C++ (CUDA events around one launch, no Python): of the
+  // shipped runtimes, the engine's C++ launch path is the closest (inference-engine, 6 us).
+  if (name.starts_with("kbench")) return "inference-engine";
   return "torch-bench";
 }
 
@@ -358,12 +370,16 @@ std::string format_validation(const ValidationReport& r, Format f) {
         worst.push_back({{"op", p.sample.op}, {"shape", p.sample.shape()}, {"measured_s", p.sample.measured}, {"predicted_s", p.predicted},
                          {"error", p.error()}, {"location", p.sample.loc.str()}});
       }
-      j["classes"].push_back({{"class", c.name}, {"count", c.count}, {"mape", c.mape}, {"bias", c.bias}, {"worst", worst}});
+      nlohmann::json cls = {{"class", c.name}, {"count", c.count}, {"mape", c.mape}, {"bias", c.bias}, {"worst", worst}};
+      if (c.power_count > 0) cls["power"] = {{"count", c.power_count}, {"mape", c.power_mape}, {"bias", c.power_bias}};
+      j["classes"].push_back(std::move(cls));
     }
     j["rows"] = nlohmann::json::array();
     for (const KernelPrediction& p : r.rows)
       j["rows"].push_back({{"set", p.sample.set}, {"class", p.sample.kernel_class()}, {"op", p.sample.op}, {"shape", p.sample.shape()},
-                           {"measured_s", p.sample.measured}, {"predicted_s", p.predicted}, {"error", p.error()}, {"bottleneck", p.bottleneck}});
+                           {"measured_s", p.sample.measured}, {"predicted_s", p.predicted}, {"error", p.error()}, {"bottleneck", p.bottleneck},
+                           {"measured_w", p.has_power() ? nlohmann::json(p.sample.power) : nlohmann::json()},
+                           {"predicted_w", p.has_power() ? nlohmann::json(p.predicted_power()) : nlohmann::json()}});
     return j.dump(2) + "\n";
   }
   TextTable t({"class", "count", "MAPE", "bias", "worst rows (measured -> predicted us, error)"});
@@ -380,8 +396,28 @@ std::string format_validation(const ValidationReport& r, Format f) {
   std::string files;
   for (size_t i = 0; i < r.files.size(); ++i)
     files += fmt::format("{}{}{}", files.empty() ? "" : ", ", r.files[i], i < r.runtimes.size() ? " under " + r.runtimes[i] : "");
-  return fmt::format("{} measurements predicted on {} ({})\nbias > 0: einsim predicts slower than measured\n\n", r.rows.size(), r.arch, files) +
-         t.aligned();
+  std::string out = fmt::format("{} measurements predicted on {} ({})\nbias > 0: einsim predicts slower than measured\n\n", r.rows.size(), r.arch, files) +
+                    t.aligned();
+  // Power, where the file measured it: the arch's power model at the measured rate.
+  TextTable pw({"class", "rows", "power MAPE", "bias", "worst rows (measured -> predicted W)"});
+  for (const ClassError& c : r.classes) {
+    if (c.power_count == 0) continue;
+    std::vector<size_t> idx;
+    for (size_t i = 0; i < r.rows.size(); ++i)
+      if (r.rows[i].has_power() && (c.name == "all" || r.rows[i].sample.kernel_class() == c.name)) idx.push_back(i);
+    std::stable_sort(idx.begin(), idx.end(), [&](size_t x, size_t y) { return std::fabs(r.rows[x].power_error()) > std::fabs(r.rows[y].power_error()); });
+    std::string worst;
+    for (size_t k = 0; k < idx.size() && k < 2 && c.name != "all"; ++k) {
+      const KernelPrediction& p = r.rows[idx[k]];
+      worst += fmt::format("{}{} {} {:.0f} -> {:.0f} ({})", worst.empty() ? "" : "; ", p.sample.op, p.sample.shape(), p.sample.power, p.predicted_power(),
+                           signed_pct(p.power_error()));
+    }
+    pw.row({c.name, std::to_string(c.power_count), pct(c.power_mape), signed_pct(c.power_bias), worst});
+  }
+  if (!pw.empty())
+    out += "\npower while each kernel runs back to back: active + the model's energy per call / the measured time (bias < 0: einsim draws less)\n\n" +
+           pw.aligned();
+  return out;
 }
 
 std::string plot_validation_svg(const ValidationReport& r) {

@@ -23,6 +23,7 @@ struct KernelSample {
   int64_t m = 0, n = 0, k = 0, batch = 0, heads = 0, seq = 0, kv = 0;
   double bytes = 0;
   double measured = 0;  ///< s
+  double power = -1;    ///< W measured while it ran back to back; < 0: not measured
   bool held_out = false;  ///< a row the fit did not see (classes say which)
   SourceLoc loc;
   /// The class its error is reported in: gemm-<dtype>, attention-<op>, or the kind.
@@ -38,8 +39,15 @@ std::vector<KernelSample> load_kernel_samples(const std::string& file);
 struct KernelPrediction {
   KernelSample sample;
   double predicted = 0;   ///< s
+  double energy = 0;      ///< J per call: the operations' and data's dynamic energy (the arch's power model)
+  double active = 0;      ///< W: the arch's active power
   std::string bottleneck;
   double error() const { return (predicted - sample.measured) / sample.measured; }  ///< signed, fraction
+  /// The power the arch's model gives the kernel run back to back at its measured time:
+  /// active + energy / measured (the time's error left out).
+  double predicted_power() const { return active + energy / sample.measured; }
+  bool has_power() const { return sample.power > 0; }
+  double power_error() const { return (predicted_power() - sample.power) / sample.power; }
 };
 
 /// einsim's prediction of one kernel on `a`: a GEMM is one mapped Einsum; attention is the
@@ -54,6 +62,8 @@ struct ClassError {
   int64_t count = 0;
   double mape = 0;   ///< mean absolute error, fraction
   double bias = 0;   ///< mean signed error, fraction (> 0: einsim over-predicts)
+  int64_t power_count = 0;   ///< rows with a measured power
+  double power_mape = 0, power_bias = 0;  ///< of predicted_power() against it
   std::vector<size_t> worst;  ///< indices into the report's rows, largest absolute error first (at most 3)
 };
 
@@ -66,7 +76,8 @@ struct ValidationReport {
 };
 
 /// The runtime of the harness that measured `file`: pytorch-eager for the published A100 sets
-/// (LLMCompass, Vidur), torch-bench for the project's kernel CSVs; NCCL profiles are kernel
+/// (LLMCompass, Vidur), inference-engine for kbench (C++ launches), torch-bench for the
+/// project's other kernel CSVs; NCCL profiles are kernel
 /// durations (no dispatch): pytorch-eager, whose collective bases they were fitted under.
 std::string harness_runtime(const std::string& file);
 

@@ -9,6 +9,7 @@ class TextTable {
  public:
   explicit TextTable(std::vector<std::string> header) : header_(std::move(header)) {}
   void row(std::vector<std::string> cells) { rows_.push_back(std::move(cells)); }
+  bool empty() const { return rows_.empty(); }
   /// Columns padded to their widest cell; numbers right-aligned.
   std::string aligned() const;
   /// RFC 4180 CSV.

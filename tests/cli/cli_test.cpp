@@ -938,7 +938,7 @@ TEST_CASE("completion and man: generated from the commands, valid bash and valid
   CHECK(run({"completion", "zsh"}).code == 1);
 }
 
-TEST_CASE("schema: a config kind's JSON Schema from its loader; unknown kinds are errors", "[cli][errors]") {
+TEST_CASE("schema: a config kind's JSON Schema from its loader, and unknown kinds are errors", "[cli][errors]") {
   Run r = run({"schema", "config", "arch"});
   REQUIRE(r.code == 0);
   const auto j = nlohmann::json::parse(r.out);

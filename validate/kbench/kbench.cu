@@ -563,6 +563,7 @@ int main(int argc, char** argv) {
   CK(cudaFree(A));
   CK(cudaFree(B));
   CK(cudaFree(D));
+  write_csv(dir + "/kbench.csv", rows, header);  // after each part: a run cut short keeps what it measured
 
   // Attention, prefill (1-pass and 3-pass) and decode.
   const float scale = 1.0f / std::sqrt(static_cast<float>(kD));
@@ -623,6 +624,8 @@ int main(int argc, char** argv) {
     cudaFree(Q), cudaFree(K), cudaFree(V), cudaFree(O);
   }
 
+  write_csv(dir + "/kbench.csv", rows, header);
+
   // HBM copy and triad.
   for (size_t mib : {64, 256, 1024, 4096}) {
     const size_t n = mib << 18;  // fp32 elements in `mib` MiB
@@ -645,6 +648,8 @@ int main(int argc, char** argv) {
     rows.push_back(t);
     cudaFree(a), cudaFree(b), cudaFree(z);
   }
+
+  write_csv(dir + "/kbench.csv", rows, header);
 
   // Pinned host <-> device.
   for (size_t mib : {256, 1024}) {
