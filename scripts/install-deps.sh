@@ -6,7 +6,7 @@ pkgs=(cmake make g++ clang pkg-config libtomlplusplus-dev libeigen3-dev libfmt-d
       libopenmpi-dev openmpi-bin)
 pkgs+=(libclang-rt-14-dev clang-tidy)
 # The Python package and its tests (python/, docs/PYTHON.md).
-pkgs+=(python3-dev pybind11-dev python3-pybind11 python3-pytest python3-jsonschema)
+pkgs+=(python3-dev pybind11-dev python3-pybind11 python3-pytest python3-jsonschema python3-pandas)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

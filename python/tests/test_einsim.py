@@ -127,6 +127,15 @@ def test_frame_when_pandas_is_there():
     f = einsim.frame(r, "einsums")
     assert isinstance(f, pandas.DataFrame)
     assert len(f) == len(r["einsums"])
+    assert f["compute_s"].sum() > 0
+    # Sweep points and serving percentiles as frames too.
+    pts = einsim.frame(einsim.sweep({"sweep": {"name": "frame", "arch": "h100", "model": "llama-3-8b", "phase": "decode"},
+                                     "parameters": {"batch": [1, 8]}}))
+    assert list(pts["batch"].sort_values()) == [1, 8]
+    served = einsim.serve("llama-3-8b", "h100", duration=10)
+    pc = einsim.frame(einsim.percentiles(served))
+    assert {"metric", "p50_s", "p99_s"} <= set(pc.columns)
+    assert (pc["p99_s"] >= pc["p50_s"]).all()
 
 
 def test_toml_writer_round_trips():
