@@ -55,7 +55,7 @@ fuzz: deps
 bench: build
 	@$(BUILD)/tests/bench/einsim_bench --benchmark_repetitions=10 --benchmark_report_aggregates_only=true
 	@# The SystemC engine elaborates once per process: five runs of each, the median printed.
-	@for c in decode transactions; do for i in 1 2 3 4 5; do $(BUILD)/tests/bench/einsim_engine_bench $$c; done | sort -g | sed -n 3p; done
+	@for c in decode layered trace-tp4 transactions; do for i in 1 2 3 4 5; do $(BUILD)/tests/bench/einsim_engine_bench $$c; done | sort -g | sed -n 3p; done
 	@# Sweeps: points per second and peak memory, one sweep per process; the median of 5 runs
 	@# (3 for the million-point roofline screen), sorted by points/s.
 	@for s in gpu-deployment tests/bench/data/decode-hardware.toml serve-capacity; do for i in 1 2 3 4 5; do $(BUILD)/tests/bench/einsim_sweep_bench $$s; done | sort -k7 -g | sed -n 3p; done

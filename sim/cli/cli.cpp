@@ -659,7 +659,9 @@ int run_commands(int argc, const char* const* argv, std::ostream& out, std::ostr
         EngineOptions eo;
         eo.quantum = quantum_us * 1e-6;
         eo.trace = !trace_file.empty();
-        const EngineResult res = simulate_systemc({sched}, eo).front();
+        eo.tile_names = tiles_opt->count() > 0;  // the tiles are drawn only when --tiles asks
+        std::vector<EngineResult> results = simulate_systemc({sched}, eo);
+        const EngineResult res = std::move(results.front());  // a trace's events are large: moved, not copied
         apply_engine(rep, a, sched, res, "systemc");
         if (!trace_file.empty()) {
           TraceOptions to;

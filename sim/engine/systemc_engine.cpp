@@ -35,6 +35,7 @@ struct Work : tlm::tlm_extension<Work> {
 /// Per-system bookkeeping shared by its modules.
 struct Recorder {
   bool trace = false;
+  bool names = true;  ///< with trace: each transaction's name
   EngineResult* result = nullptr;
   /// With several executors: one lock per device's compute arrays. A kernel (block instance)
   /// holds its device's arrays from its launch to its last tile, as a GPU runs one large
@@ -153,7 +154,7 @@ class BlockRunner : public Initiator {
     load_done_.assign(static_cast<size_t>(T), 0);
     comp_done_.assign(static_cast<size_t>(T), 0);
     // Launch and fill/drain: the DMA engine sets the block up before its first tile.
-    const std::string head = rec_.trace ? fmt::format("{} {} launch+fill", b.name, tag) : std::string();
+    const std::string head = rec_.trace && rec_.names ? fmt::format("{} {} launch+fill", b.name, tag) : std::string();
     if (b.launch + b.fill > 0) {
       Work w;
       w.seconds = b.launch + b.fill;
@@ -161,7 +162,7 @@ class BlockRunner : public Initiator {
       t = transport(dma + offset, w, t);
     }
     for (int64_t k = 0; k < T; ++k) {
-      const std::string label = rec_.trace ? fmt::format("{} {} tile {}", b.name, tag, k) : std::string();
+      const std::string label = rec_.trace && rec_.names ? fmt::format("{} {} tile {}", b.name, tag, k) : std::string();
       // Double buffering: tile k's loads wait for tile k-1's loads and for the buffer
       // tile k-2 computed from.
       double ls = t;
@@ -255,7 +256,7 @@ class Executor : public BlockRunner {
         lock->lock();
         t = std::max(t, seconds(sc_core::sc_time_stamp()));
       }
-      t = run_instance(b, t, dma, 0, rec_.trace ? fmt::format("#{}", inst) : std::string());
+      t = run_instance(b, t, dma, 0, rec_.trace && rec_.names ? fmt::format("#{}", inst) : std::string());
       if (lock) {
         sync_to(t);
         lock->unlock();
@@ -321,7 +322,7 @@ class DeviceRunner : public BlockRunner {
       for (int64_t i = 0; i < count; ++i) {
         open(3, b.name, "kernel", t);
         const double k0 = t;
-        t = run_instance(b, t, dma, off, count > 1 ? fmt::format("{} #{}", tag, i) : tag);
+        t = run_instance(b, t, dma, off, rec_.trace && rec_.names && count > 1 ? fmt::format("{} #{}", tag, i) : tag);
         advance(t);
         if (rec_.trace) out.spans[open_.back()].power = p.active_power + (t > k0 ? b.energy / (t - k0) : 0);
         close(t);
@@ -379,7 +380,8 @@ class DeviceRunner : public BlockRunner {
           const int g = p.order[static_cast<size_t>(l)];
           open(2, fmt::format("layer {}", l), "layer", t);
           for (size_t bi = 0; bi < s_.blocks.size(); ++bi)
-            if (s_.blocks[bi].layer_group == g) kernels(bi, s_.blocks[bi].instances / p.group_layers[static_cast<size_t>(g)], fmt::format("L{}", l));
+            if (s_.blocks[bi].layer_group == g)
+              kernels(bi, s_.blocks[bi].instances / p.group_layers[static_cast<size_t>(g)], rec_.trace && rec_.names ? fmt::format("L{}", l) : std::string());
           collective_op("all-reduce", p.allreduce[static_cast<size_t>(g)]);
           collective_op("all-to-all", p.alltoall[static_cast<size_t>(g)]);
           close(t);
@@ -538,6 +540,7 @@ std::vector<EngineResult> simulate_systemc(const std::vector<Schedule>& schedule
     r.stage_compute.assign(static_cast<size_t>(s.plan.stages), 0);
     r.quantum = o.quantum;
     recs[i].trace = o.trace;
+    recs[i].names = o.tile_names;
     recs[i].result = &r;
     systems.push_back(std::make_unique<System>(schedules.size() == 1 ? "system" : fmt::format("system_{}", i).c_str(), s, recs[i]));
   }

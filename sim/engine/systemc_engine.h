@@ -25,6 +25,7 @@ namespace einsim {
 struct EngineOptions {
   double quantum = 1e-6;  ///< s
   bool trace = false;     ///< record every transaction as a TraceEvent
+  bool tile_names = true; ///< with trace: name each transaction by its block, instance and tile (else only its bytes and times are kept, for counters)
 };
 
 /// Simulates every schedule as its own independent system (system0, system1, ... in one
