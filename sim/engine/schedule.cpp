@@ -121,6 +121,32 @@ Schedule build_schedule(const RunReport& r, const ArchSpec& a, const ScheduleOpt
     p.allreduce.push_back(r.allreduce_each * r.group_sublayers[g]);
     p.alltoall.push_back(g < r.group_moe.size() && r.group_moe[g] ? r.alltoall_each : 0.0);
   }
+  // Each layer's collectives where the model runs them: an all-reduce after the attention's
+  // output projection and one after the MLP (one in all after both when they read the same
+  // input), the all-to-alls with the MLP; a group whose blocks say neither runs them after
+  // its last block.
+  auto has = [&](const BlockRun& b, const char* component) {
+    return std::any_of(b.einsums.begin(), b.einsums.end(), [&](int e) { return r.einsums[static_cast<size_t>(e)].component == component; });
+  };
+  for (size_t g = 0; g < r.group_layers.size(); ++g) {
+    int out = -1, mlp = -1, last = -1;
+    for (size_t i = 0; i < r.blocks.size(); ++i) {
+      if (r.blocks[i].layer_group != static_cast<int>(g)) continue;
+      last = static_cast<int>(i);
+      if (has(r.blocks[i], "out-proj")) out = static_cast<int>(i);
+      if (has(r.blocks[i], "mlp")) mlp = static_cast<int>(i);
+    }
+    if (last < 0) continue;
+    const double subs = r.group_sublayers[g];
+    const int end = mlp >= 0 ? mlp : last;
+    if (out >= 0 && mlp >= 0 && out != mlp && subs >= 2) {
+      s.blocks[static_cast<size_t>(out)].allreduce_after = r.allreduce_each;
+      s.blocks[static_cast<size_t>(mlp)].allreduce_after = r.allreduce_each * (subs - 1);
+    } else {
+      s.blocks[static_cast<size_t>(std::max(end, out))].allreduce_after = r.allreduce_each * subs;
+    }
+    s.blocks[static_cast<size_t>(end)].alltoall_after = p.alltoall[g];
+  }
   p.collective_resource = peer;
   p.ranks = o.every_rank ? static_cast<int>(std::max(r.tp, r.ep)) : 1;
   p.stages = static_cast<int>(std::max<int64_t>(1, r.pp));

@@ -47,6 +47,9 @@ struct ScheduleBlock {
   double analytical = 0;   ///< s: the analytical model's time for the whole block
   int layer_group = -1;    ///< the group of layers it repeats over (RunReport's); -1: outside the layers
   double energy = 0;       ///< J per instance: the dynamic energy of its operations and traffic
+  /// Layered: s of all-reduce and of all-to-all each layer runs right after this block's
+  /// instances (the attention's output projection, the MLP's last block).
+  double allreduce_after = 0, alltoall_after = 0;
 };
 
 /// A model's step as its devices run it (ScheduleOptions::layered): layer by layer in model
@@ -55,8 +58,8 @@ struct ScheduleBlock {
 struct LayerPlan {
   std::vector<int> order;             ///< each built layer's group, in model order (empty: no plan)
   std::vector<int64_t> group_layers;  ///< layers per group
-  std::vector<double> allreduce;      ///< s per layer of each group: its sublayers' all-reduces
-  std::vector<double> alltoall;       ///< s per layer of each group: dispatch and combine (0: no experts)
+  std::vector<double> allreduce;      ///< s per layer of each group: its sublayers' all-reduces (placed on blocks: allreduce_after)
+  std::vector<double> alltoall;       ///< s per layer of each group: dispatch and combine (0: no experts; alltoall_after)
   int ranks = 1;                      ///< devices per stage simulated (tensor/expert-parallel group)
   int stages = 1;                     ///< pipeline stages, each on its own `ranks` devices
   int64_t microbatches = 1;

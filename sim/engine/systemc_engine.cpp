@@ -380,10 +380,11 @@ class DeviceRunner : public BlockRunner {
           const int g = p.order[static_cast<size_t>(l)];
           open(2, fmt::format("layer {}", l), "layer", t);
           for (size_t bi = 0; bi < s_.blocks.size(); ++bi)
-            if (s_.blocks[bi].layer_group == g)
+            if (s_.blocks[bi].layer_group == g) {
               kernels(bi, s_.blocks[bi].instances / p.group_layers[static_cast<size_t>(g)], rec_.trace && rec_.names ? fmt::format("L{}", l) : std::string());
-          collective_op("all-reduce", p.allreduce[static_cast<size_t>(g)]);
-          collective_op("all-to-all", p.alltoall[static_cast<size_t>(g)]);
+              collective_op("all-reduce", s_.blocks[bi].allreduce_after);
+              collective_op("all-to-all", s_.blocks[bi].alltoall_after);
+            }
           close(t);
         }
         if (stage == last)

@@ -173,6 +173,17 @@ TEST_CASE("schedule: a layered step places each layer's collectives, and they ad
   CHECK(ar == Approx(r.allreduce_time));
   CHECK(a2a == Approx(r.alltoall_time));
   CHECK(s.tail == 0);  // the plan runs them
+  // Placed on blocks: an all-reduce after the output projection, one after the MLP, the
+  // all-to-all with the MLP; per group they add up to the plan's.
+  for (size_t g = 0; g < s.plan.group_layers.size(); ++g) {
+    double on_blocks = 0, a2a_on_blocks = 0;
+    int placed = 0;
+    for (const ScheduleBlock& b : s.blocks)
+      if (b.layer_group == static_cast<int>(g)) on_blocks += b.allreduce_after, a2a_on_blocks += b.alltoall_after, placed += b.allreduce_after > 0;
+    CHECK(on_blocks == Approx(s.plan.allreduce[g]));
+    CHECK(a2a_on_blocks == Approx(s.plan.alltoall[g]));
+    CHECK(placed == 2);
+  }
   // Unlayered, both collectives run after the blocks (an expert-parallel step's all-to-alls too).
   const Schedule flat = build_schedule(r, a);
   CHECK(flat.plan.order.empty());

@@ -56,10 +56,10 @@ TEST_CASE("engine trace: a TP 4 step shows four devices, kernels nested in layer
   for (int pid = 1; pid <= 4; ++pid) {
     INFO(pid);
     CHECK(layers[pid] == 3);
-    CHECK(collectives[pid] == 3);  // each layer's two all-reduces, one slice
+    CHECK(collectives[pid] == 6);  // each layer's two all-reduces: after the attention, after the MLP
     CHECK(kernels[pid] > 3 * 8);
   }
-  CHECK(flows == 4 * 3);  // each rank to the next, at every all-reduce
+  CHECK(flows == 4 * 6);  // each rank to the next, at every all-reduce
   CHECK(tiles == 0);      // tiles only when asked for
   CHECK(counters.count("hbm GB/s"));
   CHECK(counters.count("power W"));
