@@ -75,6 +75,10 @@ void note(const ConfigDoc* doc, const std::string& path, std::string_view key, K
   if (t_recorder->doc == doc) t_recorder->note(path, key, std::move(shape));
 }
 KeyShape shape(std::string type) { return KeyShape{std::move(type), {}, {}, {}, {}}; }
+// A key of a plain type: nothing is built unless a recorder is on.
+void note(const ConfigDoc* doc, const std::string& path, std::string_view key, const char* type) {
+  if (t_recorder && type) note(doc, path, key, shape(type));
+}
 }  // namespace
 
 RecordKeys::RecordKeys(ConfigKeyRecorder& r) : previous_(t_recorder) { t_recorder = &r; }
@@ -142,7 +146,7 @@ SourceLoc ConfigTable::key_loc(std::string_view key) const {
 
 bool ConfigTable::contains(std::string_view key) const {
   doc_->asked(path_, key);
-  note(doc_, path_, key, shape("present"));
+  note(doc_, path_, key, "present");
   for (const auto* t : layers_)
     if (t->contains(key)) return true;
   return false;
@@ -170,7 +174,7 @@ const toml::node* ConfigTable::lookup(std::string_view key, SourceLoc* where) co
 }
 
 const toml::node* ConfigTable::node(std::string_view key) const {
-  note(doc_, path_, key, shape("any"));
+  note(doc_, path_, key, "any");
   return lookup(key, nullptr);
 }
 
@@ -230,7 +234,7 @@ std::optional<std::string> ConfigTable::opt_string(std::string_view key) const {
 }
 
 std::optional<std::string> ConfigTable::opt_string_as(std::string_view key, const char* type) const {
-  note(doc_, path_, key, shape(type));
+  note(doc_, path_, key, type);  // null: the caller recorded it
   const toml::node* n = lookup(key, nullptr);
   if (!n) return std::nullopt;
   if (!n->is_string()) type_error(key, *n, "a string");
@@ -257,7 +261,7 @@ std::optional<std::string> ConfigTable::opt_choice(std::string_view key, const s
     k.choices = choices;
     note(doc_, path_, key, std::move(k));
   }
-  auto v = opt_string_as(key, "choice");
+  auto v = opt_string_as(key, nullptr);
   if (!v) return v;
   if (std::find(choices.begin(), choices.end(), *v) == choices.end())
     throw UserError(loc(key), fmt::format("'{}' = \"{}\" is not one of: {}", full(key), *v, fmt::join(choices, ", ")));
@@ -270,7 +274,7 @@ std::string ConfigTable::get_choice(std::string_view key, const std::vector<std:
 }
 
 std::optional<bool> ConfigTable::opt_bool(std::string_view key) const {
-  note(doc_, path_, key, shape("boolean"));
+  note(doc_, path_, key, "boolean");
   const toml::node* n = lookup(key, nullptr);
   if (!n) return std::nullopt;
   if (!n->is_boolean()) type_error(key, *n, "a boolean (true or false)");
@@ -313,7 +317,7 @@ double ConfigTable::get_quantity(std::string_view key, Dim dim, bool allow_negat
 }
 
 std::vector<std::string> ConfigTable::get_string_array(std::string_view key) const {
-  note(doc_, path_, key, shape("strings"));
+  note(doc_, path_, key, "strings");
   SourceLoc where;
   const toml::node* n = lookup(key, &where);
   if (!n) throw UserError(loc(), fmt::format("missing required key '{}' (an array of strings)", full(key)));
@@ -330,7 +334,7 @@ std::vector<std::string> ConfigTable::get_string_array(std::string_view key) con
 
 std::optional<ConfigTable> ConfigTable::opt_table(std::string_view key) const {
   doc_->asked(path_, key);
-  note(doc_, path_, key, shape("table"));
+  note(doc_, path_, key, "table");
   std::vector<const toml::table*> layers;
   std::vector<SourceLoc> fallbacks;
   for (size_t i = 0; i < layers_.size(); ++i) {

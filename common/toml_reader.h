@@ -110,6 +110,7 @@ class ConfigTable {
   ConfigTable(const ConfigDoc* doc, std::vector<const toml::table*> layers, std::vector<SourceLoc> fallbacks,
               std::string path);
   const toml::node* lookup(std::string_view key, SourceLoc* where) const;
+  /// opt_string, recorded as `type` (nullptr: not recorded here).
   std::optional<std::string> opt_string_as(std::string_view key, const char* type) const;
   [[noreturn]] void type_error(std::string_view key, const toml::node& n, std::string_view expected) const;
   std::string full(std::string_view key) const;

@@ -161,27 +161,16 @@ def _json(args: Sequence[str]) -> Any:
 Config = "str | os.PathLike | Mapping[str, Any]"
 
 
-def _with_configs(args: list, configs: Mapping[str, Any]) -> Any:
-    """Runs ``args`` with each config (a preset name, a file, or a dict shaped like the
-    config's TOML, written to a temporary file) put in place of its key; returns the JSON."""
+def _with_configs(command: str, configs: Mapping[str, Any], rest: Sequence[str]) -> Any:
+    """Runs ``einsim COMMAND --KEY CONFIG ... REST`` (a key "" is the positional argument) with
+    each config a preset name, a file, or a dict shaped like the config's TOML, written to a
+    temporary file named after its key; returns the JSON."""
     with tempfile.TemporaryDirectory(prefix="einsim-") as tmp:
-        out = []
-        for a in args:
-            if isinstance(a, str) and a.startswith("@") and a[1:] in configs:
-                name = a[1:]
-                c = configs[name]
-                if isinstance(c, Mapping):
-                    body = dict(c)
-                    body.setdefault("version", 1)
-                    path = os.path.join(tmp, f"{name}.toml")
-                    with open(path, "w", encoding="utf-8") as f:
-                        f.write(_toml_dumps(body))
-                    out.append(path)
-                else:
-                    out.append(os.fspath(c))
-            else:
-                out.append(a)
-        return _json(out)
+        args = [command]
+        for key, config in configs.items():
+            path = _spec_file(config, tmp, f"{key or 'target'}.toml")
+            args += [path] if not key else [_flag(key), path]
+        return _json(args + list(rest))
 
 
 def run(model: Config, arch: Config, phase: str, **kw: Any) -> dict:
@@ -189,25 +178,25 @@ def run(model: Config, arch: Config, phase: str, **kw: Any) -> dict:
     energy, memory; per block and per Einsum under "blocks" and "einsums"). ``model`` and
     ``arch`` are preset names, files, or dicts shaped like their TOML
     ({"model": {...}}, {"inherits": "h100", "arch": {...}})."""
-    return _with_configs(["run", "--model", "@model", "--arch", "@arch", "--phase", phase, *_args(kw)], {"model": model, "arch": arch})
+    return _with_configs("run", {"model": model, "arch": arch}, ["--phase", phase, *_args(kw)])
 
 
 def place(model: Config, arch: Config, **kw: Any) -> dict:
     """``einsim place``: the TP x PP x EP splits of a model over an architecture's devices."""
-    return _with_configs(["place", "--model", "@model", "--arch", "@arch", *_args(kw)], {"model": model, "arch": arch})
+    return _with_configs("place", {"model": model, "arch": arch}, _args(kw))
 
 
 def serve(model: Config, arch: Config, **kw: Any) -> dict:
     """``einsim serve``: a request trace served on simulated servers (latency percentiles,
     throughput, goodput, KV use)."""
-    return _with_configs(["serve", "--model", "@model", "--arch", "@arch", *_args(kw)], {"model": model, "arch": arch})
+    return _with_configs("serve", {"model": model, "arch": arch}, _args(kw))
 
 
 def describe(target: Config, **kw: Any) -> dict:
     """``einsim describe``: a cascade, a model (with ``phase=``) or an architecture: a preset
     name, a file, or a dict shaped like its TOML (a cascade built in Python:
     {"cascade": {...}, "ranks": {...}, "tensors": {...}, "einsums": [...]})."""
-    return _with_configs(["describe", "@target", *_args(kw)], {"target": target})
+    return _with_configs("describe", {"": target}, _args(kw))
 
 
 def presets(kind: str | None = None) -> list:
@@ -231,11 +220,12 @@ def validate(*measurements: str, **kw: Any) -> dict:
     return _json(["validate", *measurements, *_args(kw)])
 
 
-def _spec_file(spec: str | os.PathLike | Mapping[str, Any], folder: str) -> str:
+def _spec_file(spec: str | os.PathLike | Mapping[str, Any], folder: str, name: str = "spec.toml") -> str:
+    """The file of a config: itself, or a dict written to ``folder/name`` as TOML."""
     if isinstance(spec, Mapping):
         body = dict(spec)
         body.setdefault("version", 1)
-        path = os.path.join(folder, "spec.toml")
+        path = os.path.join(folder, name)
         with open(path, "w", encoding="utf-8") as f:
             f.write(_toml_dumps(body))
         return path

@@ -117,10 +117,6 @@ Schedule build_schedule(const RunReport& r, const ArchSpec& a, const ScheduleOpt
   LayerPlan& p = s.plan;
   p.order = r.layer_order;
   p.group_layers = r.group_layers;
-  for (size_t g = 0; g < r.group_layers.size(); ++g) {
-    p.allreduce.push_back(r.allreduce_each * r.group_sublayers[g]);
-    p.alltoall.push_back(g < r.group_moe.size() && r.group_moe[g] ? r.alltoall_each : 0.0);
-  }
   // Each layer's collectives where the model runs them: an all-reduce after the attention's
   // output projection and one after the MLP (one in all after both when they read the same
   // input), the all-to-alls with the MLP; a group whose blocks say neither runs them after
@@ -145,7 +141,7 @@ Schedule build_schedule(const RunReport& r, const ArchSpec& a, const ScheduleOpt
     } else {
       s.blocks[static_cast<size_t>(std::max(end, out))].allreduce_after = r.allreduce_each * subs;
     }
-    s.blocks[static_cast<size_t>(end)].alltoall_after = p.alltoall[g];
+    if (g < r.group_moe.size() && r.group_moe[g]) s.blocks[static_cast<size_t>(end)].alltoall_after = r.alltoall_each;
   }
   p.collective_resource = peer;
   p.ranks = o.every_rank ? static_cast<int>(std::max(r.tp, r.ep)) : 1;

@@ -58,8 +58,6 @@ struct ScheduleBlock {
 struct LayerPlan {
   std::vector<int> order;             ///< each built layer's group, in model order (empty: no plan)
   std::vector<int64_t> group_layers;  ///< layers per group
-  std::vector<double> allreduce;      ///< s per layer of each group: its sublayers' all-reduces (placed on blocks: allreduce_after)
-  std::vector<double> alltoall;       ///< s per layer of each group: dispatch and combine (0: no experts; alltoall_after)
   int ranks = 1;                      ///< devices per stage simulated (tensor/expert-parallel group)
   int stages = 1;                     ///< pipeline stages, each on its own `ranks` devices
   int64_t microbatches = 1;

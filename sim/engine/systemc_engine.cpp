@@ -280,10 +280,6 @@ class DeviceRunner : public BlockRunner {
   DeviceRunner(sc_core::sc_module_name name, const Schedule& s, int device, Recorder& rec) : BlockRunner(name, s, rec), d_(device) { SC_THREAD(run); }
 
  private:
-  struct Open {
-    size_t at;
-    double start;
-  };
   void open(int depth, std::string name, std::string cat, double t) {
     if (!rec_.trace) return;
     rec_.result->spans.push_back(TraceSpan{d_, depth, std::move(name), std::move(cat), t, t, 0});
@@ -330,7 +326,8 @@ class DeviceRunner : public BlockRunner {
       busy += t - start;
       if (lead) out.block_time[bi] += (t - start) / M;
     };
-    auto collective_op = [&](const char* name, double secs) {
+    static const std::string kAllReduce = "all-reduce", kAllToAll = "all-to-all";
+    auto collective_op = [&](const std::string& name, double secs) {
       if (!(secs > 0)) return;
       if (p.ranks > 1) {
         // Every rank of the stage arrives before the collective starts.
@@ -347,10 +344,9 @@ class DeviceRunner : public BlockRunner {
         }
         t = std::max(t, m.release);
       }
-      static const std::string label_ar = "all-reduce", label_a2a = "all-to-all";
       Work w;
       w.seconds = secs;
-      w.label = name[4] == 'r' ? &label_ar : &label_a2a;
+      w.label = &name;
       const double start = t;
       open(3, name, "collective", t);
       t = p.collective_resource >= 0 ? transport(p.collective_resource + off, w, t) : t + secs;
@@ -373,17 +369,17 @@ class DeviceRunner : public BlockRunner {
           if (!box.ready) sc_core::wait(box.posted);
           t = std::max(t, box.at);
         }
-        open(1, p.microbatches > 1 ? fmt::format("micro-batch {}", mb) : std::string("forward"), "micro-batch", t);
+        if (rec_.trace) open(1, p.microbatches > 1 ? fmt::format("micro-batch {}", mb) : std::string("forward"), "micro-batch", t);
         if (stage == 0)
           for (size_t bi : pre) kernels(bi, s_.blocks[bi].instances, "");
         for (int64_t l = first; l < first + n; ++l) {
           const int g = p.order[static_cast<size_t>(l)];
-          open(2, fmt::format("layer {}", l), "layer", t);
+          if (rec_.trace) open(2, fmt::format("layer {}", l), "layer", t);
           for (size_t bi = 0; bi < s_.blocks.size(); ++bi)
             if (s_.blocks[bi].layer_group == g) {
               kernels(bi, s_.blocks[bi].instances / p.group_layers[static_cast<size_t>(g)], rec_.trace && rec_.names ? fmt::format("L{}", l) : std::string());
-              collective_op("all-reduce", s_.blocks[bi].allreduce_after);
-              collective_op("all-to-all", s_.blocks[bi].alltoall_after);
+              collective_op(kAllReduce, s_.blocks[bi].allreduce_after);
+              collective_op(kAllToAll, s_.blocks[bi].alltoall_after);
             }
           close(t);
         }
@@ -397,7 +393,7 @@ class DeviceRunner : public BlockRunner {
           w.seconds = p.hops[static_cast<size_t>(stage)];
           w.label = &label;
           const double start = t;
-          open(1, fmt::format("send micro-batch {}", mb), "send", t);
+          if (rec_.trace) open(1, fmt::format("send micro-batch {}", mb), "send", t);
           const int hop = p.hop_resource[static_cast<size_t>(stage)];
           t = hop >= 0 ? transport(hop + off, w, t) : t + w.seconds;
           close(t);

@@ -6,6 +6,7 @@
 #include "../workloads/helpers.h"
 #include "sim/engine/contention.h"
 #include "sim/engine/schedule.h"
+#include "decode_step.h"
 #include "trace_check.h"
 #include "workloads/model_config.h"
 
@@ -14,15 +15,7 @@ using einsim::test::error_of;
 
 namespace {
 
-RunReport decode_run(const ArchSpec& a, int64_t tp = 1) {
-  RunOptions o;
-  o.phase.kind = PhaseKind::Decode;
-  o.phase.batch = 4;
-  o.phase.context = 1024;
-  o.phase.layers = 2;
-  o.tp = tp;
-  return run_model(load_model("llama-2-7b"), a, o);
-}
+RunReport decode_run(const ArchSpec& a, int64_t tp = 1) { return test::decode_step(a, "llama-2-7b", 4, 1024, 2, {tp, 1, 1}); }
 
 }  // namespace
 
@@ -148,16 +141,23 @@ TEST_CASE("contention scenarios: bad files are located errors, raised before any
   CHECK_THAT(error_of([&] { simulate_contention({from("case = \"kv-host\"\nmodel = \"bert-base\"\n")}); }), Catch::Contains("is an encoder"));
 }
 
+TEST_CASE("trace check: catches what a trace viewer would reject", "[engine]") {
+  auto x = [](const char* name, int tid, double ts, double dur) {
+    return nlohmann::json{{"name", name}, {"ph", "X"}, {"pid", 1}, {"tid", tid}, {"ts", ts}, {"dur", dur}};
+  };
+  auto doc = [](nlohmann::json ev) { return nlohmann::json{{"traceEvents", std::move(ev)}}; };
+  CHECK(test::trace_problem(doc({x("layer", 1, 0, 10), x("kernel", 1, 2, 5), x("next", 1, 10, 3)})) == "");
+  CHECK_THAT(test::trace_problem(doc({x("layer", 1, 0, 10), x("kernel", 1, 8, 5)})), Catch::Contains("overlaps its parent 'layer'"));
+  CHECK_THAT(test::trace_problem(doc({x("b", 1, 5, 1), x("a", 1, 2, 1)})), Catch::Contains("starts before the slice before it"));
+  CHECK_THAT(test::trace_problem(doc({{{"name", "f"}, {"ph", "s"}, {"id", 7}, {"pid", 1}, {"ts", 1}}})), Catch::Contains("flow 7 lacks an end"));
+  CHECK_THAT(test::trace_problem(doc({{{"name", "c"}, {"ph", "C"}, {"pid", 1}, {"ts", 5}}, {{"name", "c"}, {"ph", "C"}, {"pid", 1}, {"ts", 1}}})),
+             Catch::Contains("goes back in time"));
+  CHECK(test::trace_problem(nlohmann::json::object()) == "no traceEvents array");
+}
+
 TEST_CASE("schedule: a layered step places each layer's collectives, and they add up to the run's", "[engine]") {
   const ArchSpec a = load_arch("h100");
-  RunOptions o;
-  o.phase.kind = PhaseKind::Decode;
-  o.phase.batch = 32;
-  o.phase.context = 1024;
-  o.phase.layers = 3;
-  o.tp = 2;
-  o.ep = 4;
-  const RunReport r = run_model(load_model("mixtral-8x7b"), a, o);
+  const RunReport r = test::decode_step(a, "mixtral-8x7b", 32, 1024, 3, {2, 4, 1});
   REQUIRE(r.alltoall_time > 0);
   REQUIRE(r.allreduce_time > 0);
   ScheduleOptions so;
@@ -168,22 +168,18 @@ TEST_CASE("schedule: a layered step places each layer's collectives, and they ad
   CHECK(s.plan.ranks == 4);  // max(tp, ep) devices, each its own resources
   CHECK(s.resources.size() == 4 * static_cast<size_t>(s.plan.per_device));
   CHECK(s.resources.back().name.rfind("system.gpu3.", 0) == 0);
-  double ar = 0, a2a = 0;
-  for (int g : s.plan.order) ar += s.plan.allreduce[static_cast<size_t>(g)], a2a += s.plan.alltoall[static_cast<size_t>(g)];
-  CHECK(ar == Approx(r.allreduce_time));
-  CHECK(a2a == Approx(r.alltoall_time));
   CHECK(s.tail == 0);  // the plan runs them
   // Placed on blocks: an all-reduce after the output projection, one after the MLP, the
-  // all-to-all with the MLP; per group they add up to the plan's.
-  for (size_t g = 0; g < s.plan.group_layers.size(); ++g) {
-    double on_blocks = 0, a2a_on_blocks = 0;
+  // all-to-all with the MLP; over the layers they add up to the run's.
+  double ar = 0, a2a = 0;
+  for (int g : s.plan.order) {
     int placed = 0;
     for (const ScheduleBlock& b : s.blocks)
-      if (b.layer_group == static_cast<int>(g)) on_blocks += b.allreduce_after, a2a_on_blocks += b.alltoall_after, placed += b.allreduce_after > 0;
-    CHECK(on_blocks == Approx(s.plan.allreduce[g]));
-    CHECK(a2a_on_blocks == Approx(s.plan.alltoall[g]));
+      if (b.layer_group == g) ar += b.allreduce_after, a2a += b.alltoall_after, placed += b.allreduce_after > 0;
     CHECK(placed == 2);
   }
+  CHECK(ar == Approx(r.allreduce_time));
+  CHECK(a2a == Approx(r.alltoall_time));
   // Unlayered, both collectives run after the blocks (an expert-parallel step's all-to-alls too).
   const Schedule flat = build_schedule(r, a);
   CHECK(flat.plan.order.empty());
@@ -195,13 +191,7 @@ TEST_CASE("schedule: a layered step places each layer's collectives, and they ad
 
 TEST_CASE("schedule: a pipeline's stages, micro-batches and hops come from the run", "[engine]") {
   const ArchSpec a = load_arch("h100");
-  RunOptions o;
-  o.phase.kind = PhaseKind::Decode;
-  o.phase.batch = 8;
-  o.phase.context = 1024;
-  o.phase.layers = 5;
-  o.pp = 2;
-  const RunReport r = run_model(load_model("llama-2-7b"), a, o);
+  const RunReport r = test::decode_step(a, "llama-2-7b", 8, 1024, 5, {1, 1, 2});
   ScheduleOptions so;
   so.layered = true;
   const Schedule s = build_schedule(r, a, so);

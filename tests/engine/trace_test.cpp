@@ -2,11 +2,13 @@
 // counters and flows; in its own process (SystemC elaborates once).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "sim/engine/schedule.h"
 #include "sim/engine/systemc_engine.h"
+#include "decode_step.h"
 #include "trace_check.h"
 #include "workloads/model_config.h"
 
@@ -14,13 +16,7 @@ using namespace einsim;
 
 TEST_CASE("engine trace: a TP 4 step shows four devices, kernels nested in layers, counters and the all-reduces' flows", "[engine][trace]") {
   const ArchSpec a = load_arch("h100");
-  RunOptions o;
-  o.phase.kind = PhaseKind::Decode;
-  o.phase.batch = 8;
-  o.phase.context = 2048;
-  o.phase.layers = 3;
-  o.tp = 4;
-  const RunReport r = run_model(load_model("llama-3-70b"), a, o);
+  const RunReport r = test::decode_step(a, "llama-3-70b", 8, 2048, 3, {4, 1, 1});
   ScheduleOptions one, all;
   one.tiles = all.tiles = 8;
   one.layered = all.layered = true;
@@ -63,15 +59,22 @@ TEST_CASE("engine trace: a TP 4 step shows four devices, kernels nested in layer
   CHECK(tiles == 0);      // tiles only when asked for
   CHECK(counters.count("hbm GB/s"));
   CHECK(counters.count("power W"));
-
-  // Nesting, read back: every kernel inside a layer (or the step's blocks outside the layers),
-  // every layer inside the step.
-  std::vector<std::pair<double, double>> layer_spans;
-  double step_end = 0;
-  for (const auto& e : t["traceEvents"])
-    if (e["ph"] == "X" && e["pid"] == 1 && e["cat"] == "layer") layer_spans.emplace_back(e["ts"].get<double>(), e["ts"].get<double>() + e["dur"].get<double>());
-    else if (e["ph"] == "X" && e["pid"] == 1 && e["cat"] == "step") step_end = e["ts"].get<double>() + e["dur"].get<double>();
-  for (const auto& [b, e] : layer_spans) CHECK(e <= step_end + 1e-6);
+  // Every kernel inside a layer but the blocks outside the layers (embedding, final norm, head).
+  std::vector<std::pair<double, double>> layers_at;
+  std::vector<std::pair<double, double>> kernels_at;
+  for (const auto& e : t["traceEvents"]) {
+    if (e["ph"] != "X" || e["pid"] != 1) continue;
+    const double b = e["ts"], end = b + e["dur"].get<double>();
+    if (e["cat"] == "layer") layers_at.emplace_back(b, end);
+    if (e["cat"] == "kernel") kernels_at.emplace_back(b, end);
+  }
+  int outside = 0;
+  for (const auto& [b, e] : kernels_at)
+    outside += std::none_of(layers_at.begin(), layers_at.end(), [&](const auto& l) { return l.first <= b && e <= l.second; });
+  int non_layer_blocks = 0;
+  for (const ScheduleBlock& b : s4.blocks) non_layer_blocks += b.layer_group < 0;
+  CHECK(outside == non_layer_blocks);
+  CHECK(non_layer_blocks >= 2);
   // The trace's bandwidth integrates to the bytes the step moves.
   double hbm_bytes = 0;
   const int hbm = s4.resource("hbm", "gpu0");

@@ -21,9 +21,10 @@ import csv
 import datetime
 import math
 import os
-import statistics
 import sys
 import time
+
+import cuda_timing  # beside this script
 
 
 def main():
@@ -117,18 +118,7 @@ def main():
             w.writerows(rows)
 
     def timed(fn, reps=20, warm=3):
-        for _ in range(warm):
-            fn()
-        torch.cuda.synchronize()
-        ts = []
-        for _ in range(reps):
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            b.synchronize()
-            ts.append(a.elapsed_time(b) * 1e-3)
-        return statistics.median(ts), min(ts), reps
+        return cuda_timing.timed(fn, warm, reps)
 
     def kernels_of(fn):
         from torch.profiler import ProfilerActivity, profile

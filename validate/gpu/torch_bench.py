@@ -13,9 +13,10 @@ message where no GPU is present.
 """
 import datetime
 import os
-import statistics
 import subprocess
 import sys
+
+import cuda_timing  # beside this script
 
 
 def main():
@@ -55,18 +56,7 @@ def main():
     rows = []
 
     def timed(fn, warm=5, reps=30):
-        for _ in range(warm):
-            fn()
-        torch.cuda.synchronize()
-        times = []
-        for _ in range(reps):
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            b.synchronize()
-            times.append(a.elapsed_time(b) / 1e3)
-        return statistics.median(times), min(times), reps
+        return cuda_timing.timed(fn, warm, reps)
 
     def record(kind, op, dtype, fn, flops=0.0, nbytes=0.0, **shape):
         try:
